@@ -1,0 +1,100 @@
+"""`bench`: the full pipeline, headless and unpaced, timed per stage (p50/p95 in ms).
+
+Stages run one after another on the calling thread so each is timed alone:
+capture (decode the next frame), segmentation (pre-processing, inference and the
+full-resolution matte), composite (the world's filter chain to the screen size),
+present (blit and flip through SDL's dummy driver), total (all of them).
+Targets live here and in the README, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.content import load_bundle
+from appliance.errors import ApplianceError
+from appliance.inference.backend import Inference
+from appliance.kiosk.display import Display, DisplayMode
+from appliance.perception.matte import MatteSettings
+from appliance.perception.pipeline import Perceiver
+from appliance.render.compositor import Compositor
+from appliance.sources.base import FrameSource
+from appliance.stats import StageStats
+
+#: Frames run before timing starts: interpreter warm-up, first allocations, caches.
+WARMUP_FRAMES = 10
+
+
+@dataclass(frozen=True)
+class BenchSetup:
+    source: FrameSource
+    inference: Inference
+    content: Path
+    world: int = 0
+    screen: tuple[int, int] = (1920, 1080)
+    matte: MatteSettings = MatteSettings()
+
+
+def source_uri(argument: str) -> str:
+    """Accept a source URI or a plain path (a video, or an image by its extension)."""
+    kind = argument.partition(":")[0]
+    if kind in ("camera", "video", "image", "demo", "auto"):
+        return argument
+    suffix = Path(argument).suffix.lower()
+    return f"image:{argument}" if suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp") else f"video:{argument}"
+
+
+def run_bench(setup: BenchSetup, frames: int) -> dict:
+    if frames < 1:
+        raise ApplianceError("--frames must be at least 1")
+    bundle = load_bundle(setup.content)
+    if not 0 <= setup.world < len(bundle.scenes):
+        raise ApplianceError(f"--world {setup.world}: the bundle has {len(bundle.scenes)} world(s)")
+    perceiver = Perceiver(setup.inference, setup.matte)
+    compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen)
+    display = Display(DisplayMode.HEADLESS, setup.screen)
+    stats = StageStats(window=frames)
+    timed_start = 0.0
+    try:
+        for index in range(WARMUP_FRAMES + frames):
+            if index == WARMUP_FRAMES:
+                timed_start = time.perf_counter()
+            t0 = time.perf_counter()
+            frame = setup.source.read()
+            t1 = time.perf_counter()
+            perception = perceiver.process(frame)
+            t2 = time.perf_counter()
+            image = compositor.compose(frame.image, perception.alpha, time.monotonic())
+            t3 = time.perf_counter()
+            display.show(image)
+            display.flip()
+            t4 = time.perf_counter()
+            if index >= WARMUP_FRAMES:
+                stats.add_all({"capture": (t1 - t0) * 1000, "segmentation": (t2 - t1) * 1000,
+                               "composite": (t3 - t2) * 1000, "present": (t4 - t3) * 1000,
+                               "total": (t4 - t0) * 1000})
+    finally:
+        display.close()
+        setup.source.close()
+    elapsed = time.perf_counter() - timed_start
+    return {
+        "frames": frames,
+        "fps": round(frames / elapsed, 2),
+        "backend": setup.inference.backend_summary,
+        "source": setup.source.description,
+        "screen": list(setup.screen),
+        "stages": stats.summary(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def format_table(result: dict) -> str:
+    lines = [f"{result['frames']} frames from {result['source']} to {result['screen'][0]}x{result['screen'][1]}, "
+             f"backend {result['backend']}: {result['fps']} fps, peak RSS {result['peak_rss_mb']} MB",
+             f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}"]
+    for stage, summary in result["stages"].items():
+        lines.append(f"{stage:<14}{summary['p50']:>10.2f}{summary['p95']:>10.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,142 @@
+"""The command line (a contract: see shared/design/ARCHITECTURE.md): run, analyze, bench, models.
+
+This is an edge: ApplianceError becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from appliance import __version__
+from appliance.errors import ApplianceError
+
+log = logging.getLogger("appliance")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m appliance", description="OIVIS Edge appliance")
+    parser.add_argument("--version", action="version", version=f"oivis-appliance {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the kiosk")
+    run.add_argument("--config", type=Path, help="TOML configuration file (defaults apply without one)")
+    run.add_argument("--source", help="camera:N, video:PATH, image:PATH, demo or auto")
+    run.add_argument("--backend", help="auto, litert or rknn (overrides the config)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--windowed", action="store_true", help="a window instead of fullscreen")
+    mode.add_argument("--headless", action="store_true", help="no display (SDL dummy driver)")
+    run.add_argument("--frames", type=int, help="stop after this many camera frames were shown")
+
+    analyze = commands.add_parser("analyze", help="perception on still images, JSON Lines on stdout")
+    analyze.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    analyze.add_argument("--json", action="store_true", required=True, help="JSON Lines output (required)")
+    analyze.add_argument("--mask-out", type=Path, metavar="DIR", help="write each person mask here as PNG")
+    analyze.add_argument("--backend", default="auto")
+
+    bench = commands.add_parser("bench", help="time the full pipeline per stage")
+    bench.add_argument("source", help="a video or image path, or a source URI")
+    bench.add_argument("--frames", type=int, default=200)
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument("--backend", help="auto, litert or rknn (default: the config's)")
+    bench.add_argument("--threads", type=int, help="CPU threads per model (default: the config's)")
+    bench.add_argument("--screen", default="1920x1080", help="WxH of the composited screen")
+    bench.add_argument("--world", type=int, default=0, help="which world of the content bundle")
+    bench.add_argument("--config", type=Path, help="take content and segmentation settings from this file")
+
+    models = commands.add_parser("models", help="fetch and verify the model files")
+    models.add_argument("action", choices=["fetch", "verify"])
+    return parser
+
+
+def _screen(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ApplianceError(f"--screen {text!r}: use WIDTHxHEIGHT, e.g. 1920x1080") from None
+    return width, height
+
+
+def _run(args: argparse.Namespace) -> int:
+    from appliance.config import load_config
+    from appliance.kiosk.display import DisplayMode
+    from appliance.kiosk.launch import run_kiosk
+
+    config = load_config(args.config)
+    if args.source:
+        config = config.model_copy(update={"source": config.source.model_copy(update={"uri": args.source})})
+    if args.backend:
+        config = config.model_copy(update={"inference": config.inference.model_copy(update={"backend": args.backend})})
+    if args.headless:
+        mode = DisplayMode.HEADLESS
+    elif args.windowed or not config.display.fullscreen:
+        mode = DisplayMode.WINDOWED
+    else:
+        mode = DisplayMode.FULLSCREEN
+    return run_kiosk(config, mode, args.frames)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from appliance.analyze import analyze
+    from appliance.inference.backend import Inference
+
+    failures = analyze(args.paths, Inference(args.backend), args.mask_out, sys.stdout)
+    if failures:
+        log.error("%d of %d input(s) could not be analysed", failures, len(args.paths))
+    return 1 if failures else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from appliance.bench import BenchSetup, format_table, run_bench, source_uri
+    from appliance.config import load_config
+    from appliance.inference.backend import BackendOptions, Inference
+    from appliance.sources.open import open_source
+
+    config = load_config(args.config)
+    setup = BenchSetup(
+        source=open_source(source_uri(args.source), paced=False),
+        inference=Inference(args.backend or config.inference.backend,
+                            BackendOptions(threads=args.threads or config.inference.threads,
+                                           core_mask=config.inference.core_mask)),
+        content=config.kiosk.content,
+        world=args.world,
+        screen=_screen(args.screen),
+        matte=config.segmentation.matte(),
+    )
+    result = run_bench(setup, args.frames)
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from appliance.inference.fetch import fetch_models, missing_or_corrupt
+    from appliance.inference.manifest import Manifest
+
+    if args.action == "fetch":
+        fetch_models()
+        return 0
+    bad = missing_or_corrupt(Manifest.load())
+    if bad:
+        raise ApplianceError(f"missing or corrupt model(s): {', '.join(bad)}; run `make models`")
+    print("models: all present and verified")
+    return 0
+
+
+COMMANDS = {"run": _run, "analyze": _analyze, "bench": _bench, "models": _models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return COMMANDS[args.command](args)
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,546 @@
+"""Content bundles: the campaign.toml schema, its loader, and the generated default media.
+
+A bundle is a directory holding ``campaign.toml`` and the media it names. The
+bundled default's media are drawn procedurally (deterministic seeds) rather than
+committed, so the repository stays small and the demo needs no licensed artwork:
+``python -m appliance.content generate [DIR] [--force]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - boards with Python 3.10
+    import tomli as tomllib
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from appliance.errors import ApplianceError
+
+DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[1] / "content" / "default"
+CAMPAIGN_FILE = "campaign.toml"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
+VIDEO_SUFFIXES = frozenset({".mp4"})
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+
+
+class _Strict(BaseModel):
+    """A typo in a campaign file must be refused, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SnowSpec(_Strict):
+    """Falling snow drawn over the whole screen. Sizes and speeds are in pixels of a 1080-line
+    screen and scale with the real screen height, so a campaign looks the same on 4K."""
+
+    count: int = Field(300, ge=0, le=5000, description="Number of flakes on screen at once.")
+    min_radius: float = Field(1.0, gt=0, le=32, description="Radius of the smallest (farthest) flake.")
+    max_radius: float = Field(4.0, gt=0, le=32, description="Radius of the largest (nearest) flake.")
+    speed: float = Field(80.0, ge=0, le=2000, description="Fall speed of the largest flakes, px/s.")
+    wind: float = Field(15.0, ge=-2000, le=2000, description="Horizontal drift, px/s; negative blows left.")
+    seed: int = Field(0, description="Random seed: the same seed gives the same flakes.")
+
+    @model_validator(mode="after")
+    def _radii_ordered(self) -> SnowSpec:
+        if self.min_radius > self.max_radius:
+            raise ValueError(f"min_radius {self.min_radius} is larger than max_radius {self.max_radius}")
+        return self
+
+
+class OverlaySpec(_Strict):
+    """A PNG (with alpha) drawn over the screen: a logo, a frame, a sponsor mark."""
+
+    image: str = Field(description="PNG path relative to the bundle directory.")
+    anchor: Literal["top-left", "top-right", "bottom-left", "bottom-right", "center", "fill"] = Field(
+        "top-left", description="Where the overlay sits; `fill` stretches it over the whole screen."
+    )
+    margin: float = Field(0.03, ge=0, le=0.5, description="Gap to the screen edge, as a fraction of screen height.")
+    scale: float = Field(
+        0.15, gt=0, le=1, description="Overlay height as a fraction of screen height (ignored for `fill`)."
+    )
+
+    @field_validator("image")
+    def _is_png(cls, value: str) -> str:
+        if Path(value).suffix.lower() != ".png":
+            raise ValueError(f"{value!r} must be a .png (overlays need an alpha channel)")
+        return value
+
+
+class SceneSpec(_Strict):
+    """One world the shopper can be put in."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stable identifier used in events and menus.")
+    title: str = Field(min_length=1, description="Name shown on screen.")
+    background: str = Field(description="Image (.png/.jpg) or looping video (.mp4), relative to the bundle.")
+    mirror: bool = Field(True, description="Flip the camera horizontally so the screen acts like a mirror.")
+    feather_px: int = Field(6, ge=0, le=64, description="Softening of the person's edge, in camera pixels.")
+    snow: SnowSpec | None = Field(None, description="Falling snow; absent means none.")
+    overlays: list[OverlaySpec] = Field(default_factory=list, description="Drawn in order, last on top.")
+
+    @field_validator("background")
+    def _known_media(cls, value: str) -> str:
+        if Path(value).suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            known = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+            raise ValueError(f"{value!r} is not a supported background ({known})")
+        return value
+
+
+class Campaign(_Strict):
+    """The contents of campaign.toml."""
+
+    name: str = Field(min_length=1, description="Campaign name, for operators and logs.")
+    scenes: list[SceneSpec] = Field(min_length=1, description="The worlds on offer, the first is the default.")
+
+    @field_validator("scenes")
+    def _unique_ids(cls, scenes: list[SceneSpec]) -> list[SceneSpec]:
+        seen: set[str] = set()
+        for scene in scenes:
+            if scene.id in seen:
+                raise ValueError(f"scene id {scene.id!r} is used twice")
+            seen.add(scene.id)
+        return scenes
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded campaign and the directory its media paths are relative to."""
+
+    dir: Path
+    campaign: Campaign
+
+    def scene(self, scene_id: str) -> SceneSpec:
+        for scene in self.campaign.scenes:
+            if scene.id == scene_id:
+                return scene
+        known = ", ".join(scene.id for scene in self.campaign.scenes)
+        raise ApplianceError(f"campaign {self.campaign.name!r} has no scene {scene_id!r} (it has: {known})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _error_location(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _one_line(path: Path, error: ValidationError) -> str:
+    """Pydantic's multi-line report becomes the first problem, naming the key, plus a count."""
+    problems = error.errors()
+    first = problems[0]
+    message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(
+        first["type"], first["msg"].removeprefix("Value error, ")
+    )
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"{path}: {_error_location(first['loc'])}: {message}{more}"
+
+
+def _check_media(bundle_dir: Path, toml_path: Path, key: str, relative: str) -> None:
+    root = bundle_dir.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ApplianceError(f"{toml_path}: {key}: {relative!r} points outside the bundle directory")
+    hint = ""
+    if root == DEFAULT_BUNDLE_DIR.resolve():
+        hint = "; generate the default media with `python -m appliance.content generate`"
+    if not path.is_file():
+        raise ApplianceError(f"{toml_path}: {key}: {path} does not exist{hint}")
+    if not os.access(path, os.R_OK):
+        raise ApplianceError(f"{toml_path}: {key}: {path} is not readable (check its permissions)")
+
+
+def load_bundle(bundle_dir: Path) -> Bundle:
+    """Parse and validate ``bundle_dir/campaign.toml`` and check every media file it names.
+
+    Decoding the media is left to the compositor, which has to decode them anyway and
+    reports an undecodable file by name when a scene is built.
+    """
+    toml_path = Path(bundle_dir) / CAMPAIGN_FILE
+    try:
+        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ApplianceError(f"{toml_path} does not exist: a content bundle needs a {CAMPAIGN_FILE}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ApplianceError(f"{toml_path} cannot be read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ApplianceError(f"{toml_path} is not valid TOML: {exc}") from exc
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise ApplianceError(_one_line(toml_path, exc)) from exc
+    for i, scene in enumerate(campaign.scenes):
+        _check_media(bundle_dir, toml_path, f"scenes[{i}].background", scene.background)
+        for j, overlay in enumerate(scene.overlays):
+            _check_media(bundle_dir, toml_path, f"scenes[{i}].overlays[{j}].image", overlay.image)
+    return Bundle(dir=Path(bundle_dir), campaign=campaign)
+
+
+# ---------------------------------------------------------------------------------------------
+# Procedural artwork. Images are built as float RGB (or premultiplied RGBA) in 0..1 and
+# converted to 8-bit BGR(A) only when written.
+
+
+def _gradient(height: int, width: int, stops: Sequence[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
+    """A vertical gradient through (position 0..1, RGB 0..255) stops."""
+    rows = np.linspace(0.0, 1.0, height)
+    positions = [position for position, _ in stops]
+    columns = [np.interp(rows, positions, [rgb[c] / 255.0 for _, rgb in stops]) for c in range(3)]
+    return np.broadcast_to(np.stack(columns, axis=1)[:, None, :], (height, width, 3)).astype(np.float32)
+
+
+def _soften(layer: np.ndarray, sigma: float) -> np.ndarray:
+    """A wide Gaussian glow, blurred at quarter resolution because full-size kernels are slow."""
+    height, width = layer.shape[:2]
+    small = cv2.resize(layer, (width // 4, height // 4), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 4)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _vignette(height: int, width: int, strength: float) -> np.ndarray:
+    y, x = np.ogrid[-1.0 : 1.0 : complex(height), -1.0 : 1.0 : complex(width)]
+    return (1.0 - strength * (x * x + y * y) / 2.0).astype(np.float32)[..., None]
+
+
+def _bgr8(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[..., ::-1])
+
+
+def _over(canvas: np.ndarray, coverage: np.ndarray, rgb: tuple[float, float, float], opacity: float = 1.0) -> None:
+    """Paint a colour through a 0..255 coverage mask onto a premultiplied RGBA canvas."""
+    amount = (coverage.astype(np.float32) * (opacity / 255.0))[..., None]
+    canvas[..., :3] = canvas[..., :3] * (1.0 - amount) + amount * np.asarray(rgb, np.float32)
+    canvas[..., 3:] = canvas[..., 3:] * (1.0 - amount) + amount
+
+
+def _bgra8(canvas: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Downsample a premultiplied canvas (drawn oversized for smooth edges) and un-premultiply."""
+    small = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
+    alpha = small[..., 3:]
+    rgb = np.where(alpha > 1e-4, small[..., :3] / np.maximum(alpha, 1e-4), 0.0)
+    return np.ascontiguousarray(np.concatenate([_bgr8(rgb), _bgr8(np.repeat(alpha, 3, axis=2))[..., :1]], axis=2))
+
+
+def _snowflake(mask: np.ndarray, center: tuple[int, int], radius: int, thickness: int) -> None:
+    """A six-armed flake with side branches, drawn into a coverage mask."""
+    cx, cy = center
+    for arm in range(6):
+        angle = math.radians(90 + 60 * arm)
+        dx, dy = math.cos(angle), -math.sin(angle)
+        tip = (round(cx + dx * radius), round(cy + dy * radius))
+        cv2.line(mask, center, tip, 255, thickness, cv2.LINE_AA)
+        for side in (-1, 1):
+            bx, by = cx + dx * radius * 0.6, cy + dy * radius * 0.6
+            branch = math.radians(90 + 60 * arm + side * 45)
+            end = (round(bx + math.cos(branch) * radius * 0.32), round(by - math.sin(branch) * radius * 0.32))
+            cv2.line(mask, (round(bx), round(by)), end, 255, max(1, thickness * 3 // 4), cv2.LINE_AA)
+
+
+def draw_street(rng: np.random.Generator, width: int = 1920, height: int = 1080) -> np.ndarray:
+    """Snowy night street: sky, moon, skyline, lit buildings with snowy roofs, lamps, snow."""
+    ground = int(height * 0.74)
+    image = _gradient(height, width, [(0.0, (5, 9, 28)), (0.45, (22, 32, 76)), (ground / height, (92, 74, 120)), (1.0, (92, 74, 120))]).copy()
+
+    stars = np.zeros((height, width), np.float32)
+    count = 320
+    stars[rng.integers(0, int(height * 0.55), count), rng.integers(0, width, count)] = rng.uniform(0.25, 1.0, count)
+    image += cv2.GaussianBlur(stars, (3, 3), 0.6)[..., None] * 2.0
+
+    moon = (int(width * 0.81), int(height * 0.16))
+    glow = np.zeros_like(image)
+    cv2.circle(glow, moon, 80, (1.0, 0.95, 0.85), -1)
+    image += _soften(glow, 70) * 0.6
+    cv2.circle(image, moon, 54, (0.96, 0.95, 0.88), -1, cv2.LINE_AA)
+    cv2.circle(image, (moon[0] - 16, moon[1] - 10), 12, (0.86, 0.86, 0.8), -1, cv2.LINE_AA)
+
+    x = 0
+    while x < width:
+        w, h = int(rng.integers(70, 170)), int(rng.integers(120, 320))
+        cv2.rectangle(image, (x, ground - h), (x + w, ground), (0.16, 0.17, 0.30), -1)
+        x += w
+
+    windows = np.zeros_like(image)
+    street_gap = (int(width * 0.40), int(width * 0.60))
+    x = -40
+    while x < width:
+        w, h = int(rng.integers(190, 330)), int(rng.integers(330, 620))
+        if x + w > street_gap[0] and x < street_gap[1]:
+            x = street_gap[1]
+            continue
+        shade = rng.uniform(0.05, 0.09)
+        cv2.rectangle(image, (x, ground - h), (x + w, ground), (shade, shade * 1.1, shade * 1.8), -1)
+        for wy in range(ground - h + 36, ground - 60, 58):
+            for wx in range(x + 24, x + w - 40, 46):
+                if rng.random() < 0.5:
+                    warmth = rng.uniform(0.65, 1.0)
+                    cv2.rectangle(windows, (wx, wy), (wx + 20, wy + 30), (1.0 * warmth, 0.76 * warmth, 0.42 * warmth), -1)
+                else:
+                    cv2.rectangle(image, (wx, wy), (wx + 20, wy + 30), (0.11, 0.12, 0.2), -1)
+        roof = (0.86, 0.9, 0.97)
+        cv2.rectangle(image, (x - 6, ground - h - 10), (x + w + 6, ground - h + 4), roof, -1, cv2.LINE_AA)
+        cv2.ellipse(image, (x + w // 2, ground - h - 9), (w // 2 + 6, 8), 0, 180, 360, roof, -1, cv2.LINE_AA)
+        x += w + int(rng.integers(0, 40))
+    image = np.where(windows > 0, windows, image) + _soften(windows, 24) * 0.5
+
+    rows = ground + np.arange(height - ground)
+    snow = _gradient(height - ground, width, [(0.0, (168, 178, 214)), (1.0, (232, 238, 250))])
+    drift = cv2.resize(rng.normal(0, 1, (6, 24)).astype(np.float32), (width, height - ground), interpolation=cv2.INTER_CUBIC)
+    snow = snow + (drift * 0.025)[..., None]
+    sparkle = (rng.random((height - ground, width)) > 0.9985).astype(np.float32)
+    image[rows] = snow + sparkle[..., None] * 0.35
+    image[ground : ground + 6] *= np.linspace(0.8, 1.0, 6, dtype=np.float32)[:, None, None]
+
+    light = np.zeros_like(image)
+    base_y = int(height * 0.93)
+    for lamp_x in (int(width * f) for f in (0.09, 0.32, 0.68, 0.91)):
+        top = int(height * 0.48)
+        post = (0.07, 0.07, 0.1)
+        cv2.rectangle(image, (lamp_x - 5, top), (lamp_x + 5, base_y), post, -1, cv2.LINE_AA)
+        cv2.rectangle(image, (lamp_x - 11, base_y - 24), (lamp_x + 11, base_y), post, -1, cv2.LINE_AA)
+        head = np.array([[lamp_x - 22, top - 4], [lamp_x + 22, top - 4], [lamp_x + 14, top - 44], [lamp_x - 14, top - 44]])
+        cv2.fillConvexPoly(image, head, post, cv2.LINE_AA)
+        cv2.rectangle(image, (lamp_x - 13, top - 38), (lamp_x + 13, top - 8), (1.0, 0.9, 0.66), -1, cv2.LINE_AA)
+        cv2.ellipse(image, (lamp_x, top - 46), (20, 7), 0, 180, 360, (0.9, 0.93, 0.98), -1, cv2.LINE_AA)
+        cv2.circle(light, (lamp_x, top - 22), 46, (1.0, 0.82, 0.55), -1)
+        cv2.ellipse(light, (lamp_x, base_y + 8), (220, 34), 0, 0, 360, (0.7, 0.55, 0.35), -1)
+    image += _soften(light, 60) * 0.9
+    return _bgr8(image * _vignette(height, width, 0.35))
+
+
+def draw_stage(rng: np.random.Generator, width: int = 1920, height: int = 1080) -> np.ndarray:
+    """Warm theatre stage: folded red curtain, wooden floor, a spotlight on the centre."""
+    floor = int(height * 0.72)
+    x = np.arange(width, dtype=np.float32)
+    folds = 0.5 + 0.5 * np.cos(2 * np.pi * x / 150.0 + 1.4 * np.sin(x / 270.0 + rng.uniform(0, 6)))
+    folds = 0.35 + 0.65 * folds**1.5
+    curtain = np.linspace(0.45, 1.0, floor, dtype=np.float32)[:, None, None] * folds[None, :, None]
+    image = np.empty((height, width, 3), np.float32)
+    image[:floor] = curtain * np.array([0.56, 0.06, 0.1], np.float32)
+
+    boards = _gradient(height - floor, width, [(0.0, (58, 32, 18)), (1.0, (128, 76, 40))]).copy()
+    depth = np.linspace(0.0, 1.0, 9) ** 2 * (height - floor)
+    for y in depth[1:]:
+        cv2.line(boards, (0, int(y)), (width, int(y)), (0.14, 0.08, 0.04), 2, cv2.LINE_AA)
+    vanishing = (width // 2, -int(height * 0.9))
+    for bx in range(-width, 2 * width, 140):
+        start = (vanishing[0] + (bx - vanishing[0]) * (0 - vanishing[1]) // (height - floor - vanishing[1]), 0)
+        cv2.line(boards, start, (bx, height - floor), (0.2, 0.11, 0.06), 1, cv2.LINE_AA)
+    image[floor:] = boards
+    image[floor - 8 : floor] = (0.08, 0.03, 0.02)
+
+    valance = np.zeros((height, width), np.uint8)
+    cv2.rectangle(valance, (0, 0), (width, 70), 255, -1)
+    for sx in range(0, width + 160, 160):
+        cv2.ellipse(valance, (sx, 70), (80, 46), 0, 0, 180, 255, -1, cv2.LINE_AA)
+    trim = cv2.morphologyEx(valance, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8))
+    shade = (valance.astype(np.float32) / 255.0)[..., None]
+    image = image * (1 - shade) + shade * np.array([0.42, 0.04, 0.07], np.float32)
+    image += (trim.astype(np.float32) / 255.0)[..., None] * np.array([0.85, 0.62, 0.22], np.float32)
+
+    beams = np.zeros_like(image)
+    cone = np.array([[width // 2 - 70, 0], [width // 2 + 70, 0], [width // 2 + 420, height], [width // 2 - 420, height]])
+    cv2.fillConvexPoly(beams, cone, (1.0, 0.93, 0.78))
+    image += _soften(beams, 50) * 0.3
+    pool = np.zeros_like(image)
+    cv2.ellipse(pool, (width // 2, int(height * 0.86)), (430, 90), 0, 0, 360, (1.0, 0.9, 0.7), -1)
+    cv2.ellipse(pool, (width // 2, int(height * 0.5)), (330, 420), 0, 0, 360, (0.7, 0.5, 0.35), -1)
+    image += _soften(pool, 60) * 0.55
+    side = np.zeros_like(image)
+    cv2.fillConvexPoly(side, np.array([[0, 0], [90, 0], [int(width * 0.42), floor], [int(width * 0.3), floor]]), (0.9, 0.3, 0.7))
+    cv2.fillConvexPoly(side, np.array([[width - 90, 0], [width, 0], [int(width * 0.7), floor], [int(width * 0.58), floor]]), (1.0, 0.6, 0.2))
+    image += _soften(side, 40) * 0.18
+    return _bgr8(image * _vignette(height, width, 0.6))
+
+
+def aurora_frames(rng: np.random.Generator, width: int = 1280, height: int = 720, frames: int = 100):
+    """Yield the frames of a seamless aurora loop: every moving term turns a whole number of
+    cycles over the loop, and the large-scale shape stays still so the motion reads as slow."""
+    small_w, small_h = width // 4, height // 4
+    X, Y = np.meshgrid(np.linspace(0, 1, small_w, dtype=np.float32), np.linspace(0, 1, small_h, dtype=np.float32))
+    sky = _gradient(small_h, small_w, [(0.0, (2, 5, 18)), (0.75, (8, 26, 46)), (1.0, (14, 36, 56))])
+    bands = [
+        dict(base=0.42, amp=0.08, freq=1.3, height=0.20, left=0.0, right=0.8, green=(0.25, 1.0, 0.55), top=(0.55, 0.3, 0.95)),
+        dict(base=0.30, amp=0.06, freq=0.9, height=0.14, left=0.3, right=1.0, green=(0.3, 0.95, 0.7), top=(0.9, 0.35, 0.75)),
+        dict(base=0.55, amp=0.05, freq=2.1, height=0.10, left=0.1, right=0.65, green=(0.2, 0.9, 0.5), top=(0.3, 0.5, 0.95)),
+    ]
+    phases = rng.uniform(0, 2 * np.pi, (len(bands), 4))
+
+    horizon = np.zeros((height, width), np.uint8)
+    ridge = [(0, height)] + [(x, int(height * (0.8 + 0.06 * math.sin(x / 170) + 0.03 * math.sin(x / 53 + 1)))) for x in range(0, width + 20, 20)] + [(width, height)]
+    cv2.fillPoly(horizon, [np.array(ridge)], 255, cv2.LINE_AA)
+    for _ in range(26):
+        tx, ty, th = int(rng.integers(0, width)), int(height * rng.uniform(0.84, 0.98)), int(rng.integers(50, 130))
+        cv2.fillConvexPoly(horizon, np.array([[tx, ty - th], [tx - th // 4, ty], [tx + th // 4, ty]]), 255, cv2.LINE_AA)
+    land = (horizon.astype(np.float32) / 255.0)[..., None]
+    stars = np.zeros((height, width), np.float32)
+    stars[rng.integers(0, int(height * 0.7), 220), rng.integers(0, width, 220)] = rng.uniform(0.2, 0.9, 220)
+    stars = cv2.GaussianBlur(stars, (3, 3), 0.6)[..., None] * 2.0
+
+    for index in range(frames):
+        turn = 2 * np.pi * index / frames
+        light = np.zeros((small_h, small_w, 3), np.float32)
+        for band, phase in zip(bands, phases):
+            centre = (band["base"] + band["amp"] * np.sin(2 * np.pi * band["freq"] * X + phase[0])
+                      + 0.015 * np.sin(2 * np.pi * 3.0 * X + turn + phase[1]))
+            above = centre - Y
+            profile = np.where(above > 0, np.exp(-above / band["height"]), np.exp(-((above / 0.02) ** 2)))
+            rays = 0.55 + 0.45 * np.sin(2 * np.pi * 11.0 * X + 2 * turn + phase[2] + 2 * np.sin(turn + phase[3])) ** 2
+            span = np.clip(np.minimum(X - band["left"], band["right"] - X) / 0.15, 0, 1)
+            mix = np.exp(-np.maximum(above, 0) / 0.07)[..., None]
+            colour = mix * np.array(band["green"], np.float32) + (1 - mix) * np.array(band["top"], np.float32)
+            light += (profile * rays * span * 0.8)[..., None] * colour
+        frame = cv2.resize(sky + 1.0 - np.exp(-light), (width, height), interpolation=cv2.INTER_CUBIC) + stars
+        yield _bgr8(frame * (1 - land) + land * np.array([0.01, 0.02, 0.04], np.float32))
+
+
+def draw_logo(width: int = 700, height: int = 220) -> np.ndarray:
+    """The OIVIS wordmark beside a snowflake emblem, white on transparent with a soft shadow."""
+    big_w, big_h = width * 2, height * 2
+    emblem = np.zeros((big_h, big_w), np.uint8)
+    centre, radius = (big_h // 2, big_h // 2), int(big_h * 0.4)
+    cv2.circle(emblem, centre, radius, 255, 18, cv2.LINE_AA)
+    _snowflake(emblem, centre, int(radius * 0.7), 16)
+    text = np.zeros_like(emblem)
+    font, thickness = cv2.FONT_HERSHEY_DUPLEX, 22
+    (text_w, text_h), _ = cv2.getTextSize("OIVIS", font, 1.0, thickness)
+    scale = min(big_h * 0.5 / text_h, (big_w - big_h * 1.05) / text_w)
+    (text_w, text_h), _ = cv2.getTextSize("OIVIS", font, scale, thickness)
+    cv2.putText(text, "OIVIS", (int(big_h * 1.02), (big_h + text_h) // 2), font, scale, 255, thickness, cv2.LINE_AA)
+
+    shadow = cv2.GaussianBlur(np.maximum(emblem, text), (0, 0), 10)
+    shadow = np.roll(shadow, (8, 8), axis=(0, 1))
+    canvas = np.zeros((big_h, big_w, 4), np.float32)
+    _over(canvas, shadow, (0.0, 0.0, 0.0), opacity=0.6)
+    _over(canvas, emblem, (0.45, 0.86, 1.0))
+    _over(canvas, text, (1.0, 1.0, 1.0))
+    return _bgra8(canvas, (width, height))
+
+
+def draw_frame(width: int = 1920, height: int = 1080) -> np.ndarray:
+    """A gold border with snowflake corners and a soft inner shadow; the middle stays clear."""
+    canvas = np.zeros((height, width, 4), np.float32)
+    border, fade = 26, 34
+    inner = np.full((height, width), 255, np.uint8)
+    cv2.rectangle(inner, (border, border), (width - border - 1, height - border - 1), 0, -1)
+    distance = cv2.distanceTransform(255 - inner, cv2.DIST_L2, 5)
+    shadow = (np.clip(1.0 - distance / fade, 0, 1) * 255).astype(np.uint8) * (inner == 0)
+    _over(canvas, shadow, (0.0, 0.0, 0.0), opacity=0.45)
+    ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :] * 0.6 + np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None] * 0.4
+    gold = np.stack([0.78 + 0.2 * ramp, 0.6 + 0.26 * ramp, 0.25 + 0.28 * ramp], axis=2)
+    amount = (inner.astype(np.float32) / 255.0)[..., None]
+    canvas[..., :3] = canvas[..., :3] * (1 - amount) + amount * gold
+    canvas[..., 3:] = canvas[..., 3:] * (1 - amount) + amount
+    line = np.zeros((height, width), np.uint8)
+    cv2.rectangle(line, (border + 14, border + 14), (width - border - 15, height - border - 15), 255, 3, cv2.LINE_AA)
+    _over(canvas, line, (1.0, 0.93, 0.7), opacity=0.9)
+    flakes = np.zeros((height, width), np.uint8)
+    for cx, cy in ((border + 40, border + 40), (width - border - 41, border + 40), (border + 40, height - border - 41), (width - border - 41, height - border - 41)):
+        cv2.circle(flakes, (cx, cy), 30, 255, -1, cv2.LINE_AA)
+    _over(canvas, flakes, (0.62, 0.46, 0.16))
+    marks = np.zeros_like(flakes)
+    for cx, cy in ((border + 40, border + 40), (width - border - 41, border + 40), (border + 40, height - border - 41), (width - border - 41, height - border - 41)):
+        _snowflake(marks, (cx, cy), 22, 3)
+    _over(canvas, marks, (1.0, 1.0, 1.0))
+    return _bgra8(canvas, (width, height))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the default bundle
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    if not cv2.imwrite(str(partial), image):
+        raise ApplianceError(f"could not write {path}: the encoder refused it (is the directory writable?)")
+    os.replace(partial, path)
+
+
+def _write_video(path: Path, frames, fps: float, size: tuple[int, int]) -> None:
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise ApplianceError(f"could not write {path}: OpenCV has no mp4v encoder here or the directory is not writable")
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    os.replace(partial, path)
+
+
+MEDIA: dict[str, Callable[[Path], None]] = {
+    "street.png": lambda path: _write_image(path, draw_street(np.random.default_rng(1))),
+    "stage.png": lambda path: _write_image(path, draw_stage(np.random.default_rng(2))),
+    "aurora.mp4": lambda path: _write_video(path, aurora_frames(np.random.default_rng(3)), 25.0, (1280, 720)),
+    "logo.png": lambda path: _write_image(path, draw_logo()),
+    "frame.png": lambda path: _write_image(path, draw_frame()),
+}
+
+
+def generate_default(
+    bundle_dir: Path = DEFAULT_BUNDLE_DIR, force: bool = False, progress: Callable[[str], None] = lambda line: None
+) -> list[Path]:
+    """Write the default bundle's media (and its campaign.toml when DIR is not the checkout's).
+
+    Existing files are kept unless ``force``, so re-running is cheap; each file is written
+    under a temporary name and renamed, so an interrupted run never leaves a half file that
+    a later run would keep. Returns the files written.
+    """
+    bundle_dir = Path(bundle_dir)
+    try:
+        bundle_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApplianceError(f"cannot create the bundle directory {bundle_dir}: {exc}") from exc
+    written: list[Path] = []
+    source_toml, target_toml = DEFAULT_BUNDLE_DIR / CAMPAIGN_FILE, bundle_dir / CAMPAIGN_FILE
+    if target_toml.resolve() != source_toml.resolve() and (force or not target_toml.exists()):
+        if not source_toml.is_file():
+            raise ApplianceError(f"the default {CAMPAIGN_FILE} is missing at {source_toml}; restore it from git")
+        shutil.copyfile(source_toml, target_toml)
+        written.append(target_toml)
+        progress(f"wrote {target_toml}")
+    for name, write in MEDIA.items():
+        path = bundle_dir / name
+        if path.exists() and not force:
+            progress(f"kept  {path} (exists; --force rewrites)")
+            continue
+        write(path)
+        written.append(path)
+        progress(f"wrote {path}")
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appliance.content", description="Content bundle tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    generate = commands.add_parser("generate", help="draw the default bundle's media")
+    generate.add_argument("dir", nargs="?", type=Path, default=DEFAULT_BUNDLE_DIR, help="target directory")
+    generate.add_argument("--force", action="store_true", help="rewrite files that already exist")
+    args = parser.parse_args(argv)
+    try:
+        generate_default(args.dir, force=args.force, progress=print)
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

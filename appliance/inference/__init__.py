@@ -1,0 +1,1 @@
+"""Running models: the manifest of model files, and the backends that execute them."""

@@ -1,0 +1,131 @@
+"""One small interface for running a model, and the plugins that implement it.
+
+Model-specific pre/post-processing lives above this layer (perception/); a
+runner only turns input tensors into output tensors.  Every runner takes raw
+uint8 NHWC RGB images, as the RKNN NPU does (normalisation is baked into a
+.rknn); a CPU runner applies the manifest's normalisation itself.
+
+Plugins live in appliance/inference/plugins/ and are discovered at start, like
+Frigate's detectors: a plugin whose import fails (no ``rknnlite`` on x86) is
+recorded with its reason and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from appliance.errors import ApplianceError
+from appliance.inference import plugins
+from appliance.inference.manifest import Manifest, ModelSpec
+from appliance.inference.soc import read_soc
+
+log = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    """A loaded model: ``run([uint8 NHWC image]) -> [float32 outputs]``."""
+
+    backend: str
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What a plugin may be told: CPU threads, NPU core mask, where per-SoC models are."""
+
+    threads: int = 2
+    core_mask: str = "auto"
+    soc: str | None = None
+
+
+class BackendPlugin(Protocol):
+    """A module in plugins/ exposing ``PLUGIN`` with this shape."""
+
+    name: str
+    priority: int  # higher wins in automatic selection
+
+    def can_run(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> str | None:
+        """None when this plugin can run the model here, else the reason it cannot."""
+
+    def load(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> Runner: ...
+
+    def versions(self) -> dict[str, str]:
+        """Runtime/driver versions worth logging at start."""
+
+
+@dataclass
+class Registry:
+    plugins: dict[str, BackendPlugin] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def discover(cls) -> Registry:
+        registry = cls()
+        for module_info in pkgutil.iter_modules(plugins.__path__):
+            try:
+                module = importlib.import_module(f"{plugins.__name__}.{module_info.name}")
+            except ImportError as exc:
+                registry.unavailable[module_info.name] = f"{type(exc).__name__}: {exc}"
+                log.info("inference backend %s unavailable: %s", module_info.name, exc)
+                continue
+            plugin: BackendPlugin = module.PLUGIN
+            registry.plugins[plugin.name] = plugin
+        return registry
+
+    def known(self) -> list[str]:
+        return sorted([*self.plugins, *self.unavailable])
+
+    def choose(self, spec: ModelSpec, manifest: Manifest, wanted: str, options: BackendOptions) -> BackendPlugin:
+        """The plugin to run ``spec``: ``wanted`` by name, or the best available for ``auto``."""
+        if wanted != "auto":
+            if wanted in self.unavailable:
+                raise ApplianceError(f"backend {wanted!r} cannot be used here: {self.unavailable[wanted]}")
+            if wanted not in self.plugins:
+                raise ApplianceError(f"unknown backend {wanted!r} (known: {', '.join(self.known())}, auto)")
+            plugin = self.plugins[wanted]
+            reason = plugin.can_run(spec, manifest, options)
+            if reason:
+                raise ApplianceError(f"backend {wanted!r} cannot run model {spec.name}: {reason}")
+            return plugin
+        refusals = []
+        for plugin in sorted(self.plugins.values(), key=lambda p: -p.priority):
+            reason = plugin.can_run(spec, manifest, options)
+            if reason is None:
+                return plugin
+            refusals.append(f"{plugin.name}: {reason}")
+        raise ApplianceError(f"no backend can run model {spec.name}: " + "; ".join(refusals))
+
+
+class Inference:
+    """Loads runners for models, choosing a backend per model, and remembers the choices."""
+
+    def __init__(self, wanted: str = "auto", options: BackendOptions | None = None,
+                 manifest: Manifest | None = None, registry: Registry | None = None) -> None:
+        base = options or BackendOptions()
+        self.options = base if base.soc else BackendOptions(base.threads, base.core_mask, read_soc())
+        self.wanted = wanted
+        self.manifest = manifest or Manifest.load()
+        self.registry = registry or Registry.discover()
+        self.chosen: dict[str, str] = {}
+
+    def load(self, model: str) -> Runner:
+        spec = self.manifest.spec(model)
+        plugin = self.registry.choose(spec, self.manifest, self.wanted, self.options)
+        runner = plugin.load(spec, self.manifest, self.options)
+        self.chosen[model] = plugin.name
+        log.info("model %s on backend %s (soc %s, %s)", model, plugin.name, self.options.soc or "none",
+                 ", ".join(f"{k} {v}" for k, v in plugin.versions().items()))
+        return runner
+
+    @property
+    def backend_summary(self) -> str:
+        """The backend(s) in use, e.g. ``litert`` or ``rknn+litert``."""
+        names = list(dict.fromkeys(self.chosen.values()))
+        return "+".join(names) if names else self.wanted

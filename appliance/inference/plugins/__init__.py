@@ -1,0 +1,1 @@
+"""Inference backend plugins, discovered by appliance.inference.backend.Registry."""

@@ -1,0 +1,80 @@
+"""Per-frame perception for live video, and the worker thread that runs it beside the render loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.errors import ApplianceError
+from appliance.inference.backend import Inference
+from appliance.perception.matte import LiveMatte, MatteSettings
+from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, coverage
+from appliance.slot import LatestSlot
+from appliance.sources.base import Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Perception:
+    """Everything known about one frame: the frame itself travels with it, so mask and image match."""
+
+    frame: Frame
+    alpha: np.ndarray          # uint8 person matte at the frame's size
+    coverage: float            # share of the frame that is person, 0..1
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    done_at: float = field(default_factory=time.monotonic)
+
+
+class Perceiver:
+    """The models a live frame goes through; one instance per stream (it keeps temporal state)."""
+
+    def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings()) -> None:
+        self.segmenter = PersonSegmenter(inference.load(LIVE_MODEL), inference.manifest.spec(LIVE_MODEL))
+        self.matte = LiveMatte(matte)
+
+    def process(self, frame: Frame) -> Perception:
+        started = time.perf_counter()
+        probabilities = self.segmenter.probabilities(frame.image)
+        alpha = self.matte.update(frame.image, probabilities)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        return Perception(frame, alpha, coverage(probabilities), {"segmentation": elapsed})
+
+
+class PerceptionThread:
+    """Takes the newest captured frame, perceives it, publishes the result; never queues."""
+
+    def __init__(self, perceiver: Perceiver, frames: LatestSlot[Frame], results: LatestSlot[Perception]) -> None:
+        self.perceiver = perceiver
+        self.frames = frames
+        self.results = results
+        self.problem: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="perception", daemon=True)
+
+    def start(self) -> PerceptionThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        seen = 0
+        while not self._stop.is_set():
+            version, frame = self.frames.newer_than(seen, timeout=0.2)
+            if frame is None or version == seen:
+                continue
+            seen = version
+            try:
+                self.results.put(self.perceiver.process(frame))
+                self.problem = None
+            except ApplianceError as exc:
+                if self.problem != str(exc):
+                    log.error("perception failed: %s", exc)
+                self.problem = str(exc)

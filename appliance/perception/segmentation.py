@@ -1,0 +1,39 @@
+"""Person segmentation with MediaPipe's selfie models: pre-processing, inference, full-size mask."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from appliance.inference.backend import Runner
+from appliance.inference.manifest import ModelSpec
+from appliance.perception.tensor import full_frame_tensor
+
+#: The live model for 16:9 video and the square one for stills, as the reference uses them.
+LIVE_MODEL = "selfie_landscape"
+STILL_MODEL = "selfie_general"
+
+
+class PersonSegmenter:
+    """Image in, person probability out: at the model's resolution, or at the image's for stills."""
+
+    def __init__(self, runner: Runner, spec: ModelSpec) -> None:
+        self._runner = runner
+        self._size = spec.input_size
+        self.model = spec.name
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Person probability 0..1 (float32) at the model's output resolution."""
+        output = self._runner.run([full_frame_tensor(image, self._size)])[0]
+        return output.reshape(self._size[1], self._size[0])
+
+    def mask(self, image: np.ndarray) -> np.ndarray:
+        """The raw mask at the image's size, 0..255 uint8: what ``analyze --mask-out`` writes."""
+        height, width = image.shape[:2]
+        full = cv2.resize(self.probabilities(image), (width, height), interpolation=cv2.INTER_LINEAR)
+        return cv2.convertScaleAbs(full, alpha=255.0)
+
+
+def coverage(probabilities: np.ndarray) -> float:
+    """Share of the frame that is person (probability above one half)."""
+    return float(np.count_nonzero(probabilities > 0.5)) / probabilities.size

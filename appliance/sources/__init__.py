@@ -1,0 +1,1 @@
+"""Frame sources: camera, video file, still image and the bundled demo, behind one interface."""

@@ -1,0 +1,56 @@
+"""What every frame source shares: the Frame record and the read() contract."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image (BGR uint8), numbered and stamped when it was captured."""
+
+    image: np.ndarray
+    index: int
+    captured_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.image.shape[1], self.image.shape[0]
+
+
+class FrameSource(Protocol):
+    """A blocking producer of frames, read by one capture thread (or directly by a benchmark).
+
+    ``read`` returns the next frame, or raises ApplianceError when the device or
+    file failed; ``reopen`` tries to get it back (an unplugged camera).
+    """
+
+    description: str
+    live: bool  # a camera: failures are retried rather than fatal
+
+    def read(self) -> Frame: ...
+
+    def reopen(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Pacer:
+    """Releases frames at a fixed rate (a file played at its own fps), or at once when rate is 0."""
+
+    def __init__(self, fps: float) -> None:
+        self._period = 1.0 / fps if fps > 0 else 0.0
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        if not self._period:
+            return
+        now = time.monotonic()
+        if self._next > now:
+            time.sleep(self._next - now)
+        self._next = max(self._next + self._period, now - self._period)

@@ -1,0 +1,113 @@
+"""Sources read from files: a looping video and a still image (also the demo, built on a still)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from appliance.errors import ApplianceError
+from appliance.sources.base import Frame, Pacer
+
+log = logging.getLogger(__name__)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A BGR image from disk, or an ApplianceError saying why it could not be read."""
+    if not path.is_file():
+        raise ApplianceError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ApplianceError(f"cannot decode image {path}: not an image or a corrupt file")
+    return image
+
+
+class VideoFileSource:
+    """A video file played in a loop, paced at its own fps (or as fast as possible for benchmarks)."""
+
+    live = False
+
+    def __init__(self, path: Path, paced: bool = True) -> None:
+        self.path = path
+        self.description = f"video:{path}"
+        self._capture = self._open()
+        fps = self._capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.fps = fps
+        self._pacer = Pacer(fps if paced else 0)
+        self._index = 0
+
+    def _open(self) -> cv2.VideoCapture:
+        if not self.path.is_file():
+            raise ApplianceError(f"video not found: {self.path}")
+        capture = cv2.VideoCapture(str(self.path))
+        ok, _ = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
+            capture.release()
+            raise ApplianceError(f"cannot decode video {self.path}: not a video, unsupported codec or corrupt")
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        return capture
+
+    def read(self) -> Frame:
+        self._pacer.wait()
+        ok, image = self._capture.read()
+        if not ok:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._capture.read()
+            if not ok:
+                raise ApplianceError(f"video {self.path} stopped decoding")
+        frame = Frame(image, self._index)
+        self._index += 1
+        return frame
+
+    def reopen(self) -> None:
+        self._capture.release()
+        self._capture = self._open()
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class StillSource:
+    """One image served as a stream of frames (at ``fps``, or unpaced)."""
+
+    live = False
+
+    def __init__(self, image: np.ndarray, description: str, fps: float = 30.0) -> None:
+        self._image = image
+        self.description = description
+        self._pacer = Pacer(fps)
+        self._index = 0
+
+    def read(self) -> Frame:
+        self._pacer.wait()
+        frame = Frame(self._image, self._index)
+        self._index += 1
+        return frame
+
+    def reopen(self) -> None:
+        """Nothing to reopen: the image is in memory."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def demo_image(size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    """The bundled demo: scikit-image's public-domain ``astronaut`` portrait on a 16:9 stage.
+
+    The portrait is placed on a blurred, widened copy of itself so the frame looks
+    like a camera view with a person in it; the segmentation replaces the rest.
+    """
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise ApplianceError("the demo source needs scikit-image (run `make setup`)") from exc
+    portrait = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    width, height = size
+    stage = cv2.GaussianBlur(cv2.resize(portrait, size, interpolation=cv2.INTER_AREA), (0, 0), 25)
+    side = height
+    person = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
+    left = (width - side) // 2
+    stage[:, left:left + side] = person
+    return stage
