@@ -1,0 +1,155 @@
+"""Frame sources and the capture thread: looping, pacing, bad files, a camera that comes and goes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from appliance.errors import ApplianceError
+from appliance.slot import LatestSlot
+from appliance.sources.base import Frame
+from appliance.sources.camera import CameraSource
+from appliance.sources.capture import CaptureThread
+from appliance.sources.files import VideoFileSource
+from appliance.sources.open import open_source
+
+
+@pytest.fixture()
+def short_video(tmp_path: Path) -> Path:
+    path = tmp_path / "five.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    for value in range(5):
+        writer.write(np.full((48, 64, 3), value * 50, np.uint8))
+    writer.release()
+    return path
+
+
+def test_video_loops_forever(short_video: Path) -> None:
+    source = VideoFileSource(short_video, paced=False)
+    frames = [source.read() for _ in range(12)]
+    brightness = [int(frame.image.mean()) for frame in frames]
+    assert [frame.index for frame in frames] == list(range(12))
+    assert brightness[:5] == brightness[5:10]  # the sixth frame is the first again
+    assert brightness[0] < brightness[4]
+
+
+def test_video_is_paced_at_its_own_fps(short_video: Path) -> None:
+    source = VideoFileSource(short_video, paced=True)
+    started = time.monotonic()
+    for _ in range(6):
+        source.read()
+    assert time.monotonic() - started >= 5 / 25 * 0.9
+
+
+def test_image_source_repeats_the_image(astronaut_file: Path) -> None:
+    source = open_source(f"image:{astronaut_file}", paced=False)
+    first, second = source.read(), source.read()
+    assert first.size == (512, 512) and second.index == 1
+    assert np.array_equal(first.image, second.image)
+
+
+def test_demo_source_is_a_16_9_person() -> None:
+    frame = open_source("demo", paced=False).read()
+    assert frame.size == (1280, 720)
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("video:/nonexistent/clip.mp4", "video not found: /nonexistent/clip.mp4"),
+        ("image:/nonexistent/still.png", "image not found"),
+        ("camera:abc", "bad camera index"),
+        ("webcam:0", "unknown source 'webcam:0'"),
+    ],
+)
+def test_bad_source_uris_say_what_is_wrong(uri: str, message: str) -> None:
+    with pytest.raises(ApplianceError, match=message):
+        open_source(uri)
+
+
+def test_corrupt_media_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01not a video" * 100)
+    with pytest.raises(ApplianceError, match="cannot decode video"):
+        open_source(f"video:{junk}")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(ApplianceError, match="cannot decode image"):
+        open_source(f"image:{broken}")
+
+
+def test_absent_camera_fails_on_read_not_on_open() -> None:
+    camera = CameraSource(63)
+    with pytest.raises(ApplianceError, match="no camera at /dev/video63"):
+        camera.read()
+
+
+class UnpluggableCamera:
+    """A test double for a camera that is unplugged after a few frames and plugged back later."""
+
+    live = True
+    description = "test-camera"
+
+    def __init__(self) -> None:
+        self.plugged = threading.Event()
+        self.plugged.set()
+        self.reopens = 0
+        self._index = 0
+
+    def read(self) -> Frame:
+        if not self.plugged.is_set():
+            raise ApplianceError("test camera unplugged")
+        time.sleep(0.005)
+        self._index += 1
+        return Frame(np.zeros((4, 4, 3), np.uint8), self._index)
+
+    def reopen(self) -> None:
+        self.reopens += 1
+        if not self.plugged.is_set():
+            raise ApplianceError("test camera still unplugged")
+
+    def close(self) -> None:
+        self.plugged.clear()
+
+
+def wait_for(condition, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_capture_thread_survives_an_unplugged_camera_and_recovers() -> None:
+    camera = UnpluggableCamera()
+    slot: LatestSlot[Frame] = LatestSlot()
+    capture = CaptureThread(camera, slot, retry_initial=0.02, retry_max=0.05).start()
+    try:
+        assert wait_for(lambda: slot.latest()[0] > 3)
+        camera.plugged.clear()
+        assert wait_for(lambda: capture.problem is not None)
+        assert "unplugged" in capture.problem
+        stalled_at = slot.latest()[0]
+        assert wait_for(lambda: camera.reopens >= 2)
+        assert slot.latest()[0] <= stalled_at + 1
+        camera.plugged.set()
+        assert wait_for(lambda: capture.problem is None and slot.latest()[0] > stalled_at + 3)
+    finally:
+        capture.stop()
+
+
+def test_slot_keeps_only_the_newest_value_and_wakes_waiters() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.latest() == (0, None)
+    for value in range(100):
+        slot.put(value)
+    assert slot.latest() == (100, 99)
+    assert slot.newer_than(100, timeout=0.01) == (100, 99)  # timed out, still answers
+    threading.Timer(0.05, slot.put, args=(7,)).start()
+    assert slot.newer_than(100, timeout=2.0) == (101, 7)
