@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 OIVIS_TEST_MEDIA ?=
 RUN_ARGS ?=
 
-.PHONY: help setup models content run test bench clean
+.PHONY: help setup models content run test bench clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -50,3 +50,29 @@ bench: models content
 
 clean:
 	rm -rf $(VENV) models/cache content/default/*.png content/default/*.mp4
+
+# --- NPU models (RK3588 & co.): built on an x86 host with rknn-toolkit2, checked in its simulator.
+# A separate venv: the toolkit pins numpy<=1.26 / protobuf<=4.25 and needs torch and tensorflow (~2.6 GB).
+RKNN_VENV := .venv-rknn
+RKNN_PY := $(RKNN_VENV)/bin/python
+SOC ?= rk3588
+RKNN_MODELS ?= selfie_landscape selfie_general palm_detection_full hand_landmark_full
+RKNN_CHECK_IMAGE ?= ../shared/devset/portrait_white_bg.png
+
+$(RKNN_VENV)/.installed:
+	test -x $(RKNN_PY) || $(PYTHON) -m venv $(RKNN_VENV)
+	$(RKNN_PY) -m pip install --quiet --no-deps rknn-toolkit2==2.5.0 torch==2.13.0
+	$(RKNN_PY) -m pip install --quiet "numpy<=1.26.4" "protobuf>=4.21.6,<=4.25.4" psutil "ruamel.yaml>=0.17.21" \
+	    "scipy>=1.9.3" tqdm "opencv-python-headless>=4.5.5.64" "fast-histogram>=0.11" "onnx>=1.16.1,<=1.18.0" \
+	    "onnxruntime>=1.17.0" "tensorflow-cpu==2.14.0" ai-edge-litert
+	touch $@
+
+rknn-models: models $(RKNN_VENV)/.installed
+	for model in $(RKNN_MODELS); do \
+	    PYTHONPATH=. $(RKNN_PY) models/rknn/convert.py --model $$model --target $(SOC) || exit 1; \
+	done
+
+rknn-check: models $(RKNN_VENV)/.installed
+	for model in $(RKNN_MODELS); do \
+	    PYTHONPATH=. $(RKNN_PY) models/rknn/simulate.py --model $$model --target $(SOC) --image $(RKNN_CHECK_IMAGE) || exit 1; \
+	done

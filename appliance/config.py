@@ -50,13 +50,14 @@ class DisplayConfig(Section):
 
 class SegmentationConfig(Section):
     smoothing: float = Field(MatteSettings.smoothing, ge=0, lt=1, description="temporal smoothing of unsure edge pixels")
+    motion_gain: float = Field(MatteSettings.motion_gain, ge=0, description="how quickly moving pixels escape smoothing")
     refine_radius: int = Field(MatteSettings.refine_radius, ge=0, le=8, description="guided-filter radius (0 = off)")
     refine_eps: float = Field(MatteSettings.refine_eps, gt=0, description="guided-filter regularisation")
     edge_low: float = Field(MatteSettings.edge_low, ge=0, le=1, description="anti-halo ramp start")
     edge_high: float = Field(MatteSettings.edge_high, ge=0, le=1, description="anti-halo ramp end")
 
     def matte(self) -> MatteSettings:
-        return MatteSettings(self.smoothing, self.refine_radius, self.refine_eps, self.edge_low, self.edge_high)
+        return MatteSettings(**self.model_dump())
 
 
 class KioskConfig(Section):

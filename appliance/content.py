@@ -118,17 +118,18 @@ class Campaign(_Strict):
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded campaign and the directory its media paths are relative to."""
+    """A validated campaign and the directory its media paths are relative to."""
 
-    dir: Path
-    campaign: Campaign
+    directory: Path
+    name: str
+    scenes: tuple[SceneSpec, ...]
 
     def scene(self, scene_id: str) -> SceneSpec:
-        for scene in self.campaign.scenes:
+        for scene in self.scenes:
             if scene.id == scene_id:
                 return scene
-        known = ", ".join(scene.id for scene in self.campaign.scenes)
-        raise ApplianceError(f"campaign {self.campaign.name!r} has no scene {scene_id!r} (it has: {known})")
+        known = ", ".join(scene.id for scene in self.scenes)
+        raise ApplianceError(f"campaign {self.name!r} has no scene {scene_id!r} (it has: {known})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def load_bundle(bundle_dir: Path) -> Bundle:
         _check_media(bundle_dir, toml_path, f"scenes[{i}].background", scene.background)
         for j, overlay in enumerate(scene.overlays):
             _check_media(bundle_dir, toml_path, f"scenes[{i}].overlays[{j}].image", overlay.image)
-    return Bundle(dir=Path(bundle_dir), campaign=campaign)
+    return Bundle(directory=Path(bundle_dir), name=campaign.name, scenes=tuple(campaign.scenes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,14 +257,15 @@ def _snowflake(mask: np.ndarray, center: tuple[int, int], radius: int, thickness
 def draw_street(rng: np.random.Generator, width: int = 1920, height: int = 1080) -> np.ndarray:
     """Snowy night street: sky, moon, skyline, lit buildings with snowy roofs, lamps, snow."""
     ground = int(height * 0.74)
-    image = _gradient(height, width, [(0.0, (5, 9, 28)), (0.45, (22, 32, 76)), (ground / height, (92, 74, 120)), (1.0, (92, 74, 120))]).copy()
+    sky = [(0.0, (5, 9, 28)), (0.45, (22, 32, 76)), (ground / height, (92, 74, 120)), (1.0, (92, 74, 120))]
+    image = _gradient(height, width, sky).copy()
 
     stars = np.zeros((height, width), np.float32)
     count = 320
     stars[rng.integers(0, int(height * 0.55), count), rng.integers(0, width, count)] = rng.uniform(0.25, 1.0, count)
     image += cv2.GaussianBlur(stars, (3, 3), 0.6)[..., None] * 2.0
 
-    moon = (int(width * 0.81), int(height * 0.16))
+    moon = (int(width * 0.2), int(height * 0.13))
     glow = np.zeros_like(image)
     cv2.circle(glow, moon, 80, (1.0, 0.95, 0.85), -1)
     image += _soften(glow, 70) * 0.6
@@ -290,7 +292,8 @@ def draw_street(rng: np.random.Generator, width: int = 1920, height: int = 1080)
             for wx in range(x + 24, x + w - 40, 46):
                 if rng.random() < 0.5:
                     warmth = rng.uniform(0.65, 1.0)
-                    cv2.rectangle(windows, (wx, wy), (wx + 20, wy + 30), (1.0 * warmth, 0.76 * warmth, 0.42 * warmth), -1)
+                    lit = (1.0 * warmth, 0.76 * warmth, 0.42 * warmth)
+                    cv2.rectangle(windows, (wx, wy), (wx + 20, wy + 30), lit, -1)
                 else:
                     cv2.rectangle(image, (wx, wy), (wx + 20, wy + 30), (0.11, 0.12, 0.2), -1)
         roof = (0.86, 0.9, 0.97)
@@ -301,8 +304,9 @@ def draw_street(rng: np.random.Generator, width: int = 1920, height: int = 1080)
 
     rows = ground + np.arange(height - ground)
     snow = _gradient(height - ground, width, [(0.0, (168, 178, 214)), (1.0, (232, 238, 250))])
-    drift = cv2.resize(rng.normal(0, 1, (6, 24)).astype(np.float32), (width, height - ground), interpolation=cv2.INTER_CUBIC)
-    snow = snow + (drift * 0.025)[..., None]
+    coarse = rng.normal(0, 1, (6, 24)).astype(np.float32)
+    drift = cv2.resize(coarse, (width, height - ground), interpolation=cv2.INTER_CUBIC)
+    snow = snow + (drift * 0.015)[..., None]
     sparkle = (rng.random((height - ground, width)) > 0.9985).astype(np.float32)
     image[rows] = snow + sparkle[..., None] * 0.35
     image[ground : ground + 6] *= np.linspace(0.8, 1.0, 6, dtype=np.float32)[:, None, None]
@@ -314,7 +318,8 @@ def draw_street(rng: np.random.Generator, width: int = 1920, height: int = 1080)
         post = (0.07, 0.07, 0.1)
         cv2.rectangle(image, (lamp_x - 5, top), (lamp_x + 5, base_y), post, -1, cv2.LINE_AA)
         cv2.rectangle(image, (lamp_x - 11, base_y - 24), (lamp_x + 11, base_y), post, -1, cv2.LINE_AA)
-        head = np.array([[lamp_x - 22, top - 4], [lamp_x + 22, top - 4], [lamp_x + 14, top - 44], [lamp_x - 14, top - 44]])
+        head = np.array([[lamp_x - 22, top - 4], [lamp_x + 22, top - 4],
+                         [lamp_x + 14, top - 44], [lamp_x - 14, top - 44]])
         cv2.fillConvexPoly(image, head, post, cv2.LINE_AA)
         cv2.rectangle(image, (lamp_x - 13, top - 38), (lamp_x + 13, top - 8), (1.0, 0.9, 0.66), -1, cv2.LINE_AA)
         cv2.ellipse(image, (lamp_x, top - 46), (20, 7), 0, 180, 360, (0.9, 0.93, 0.98), -1, cv2.LINE_AA)
@@ -355,7 +360,8 @@ def draw_stage(rng: np.random.Generator, width: int = 1920, height: int = 1080) 
     image += (trim.astype(np.float32) / 255.0)[..., None] * np.array([0.85, 0.62, 0.22], np.float32)
 
     beams = np.zeros_like(image)
-    cone = np.array([[width // 2 - 70, 0], [width // 2 + 70, 0], [width // 2 + 420, height], [width // 2 - 420, height]])
+    mid = width // 2
+    cone = np.array([[mid - 70, 0], [mid + 70, 0], [mid + 420, height], [mid - 420, height]])
     cv2.fillConvexPoly(beams, cone, (1.0, 0.93, 0.78))
     image += _soften(beams, 50) * 0.3
     pool = np.zeros_like(image)
@@ -363,8 +369,10 @@ def draw_stage(rng: np.random.Generator, width: int = 1920, height: int = 1080) 
     cv2.ellipse(pool, (width // 2, int(height * 0.5)), (330, 420), 0, 0, 360, (0.7, 0.5, 0.35), -1)
     image += _soften(pool, 60) * 0.55
     side = np.zeros_like(image)
-    cv2.fillConvexPoly(side, np.array([[0, 0], [90, 0], [int(width * 0.42), floor], [int(width * 0.3), floor]]), (0.9, 0.3, 0.7))
-    cv2.fillConvexPoly(side, np.array([[width - 90, 0], [width, 0], [int(width * 0.7), floor], [int(width * 0.58), floor]]), (1.0, 0.6, 0.2))
+    magenta = np.array([[0, 0], [90, 0], [int(width * 0.42), floor], [int(width * 0.3), floor]])
+    amber = np.array([[width - 90, 0], [width, 0], [int(width * 0.7), floor], [int(width * 0.58), floor]])
+    cv2.fillConvexPoly(side, magenta, (0.9, 0.3, 0.7))
+    cv2.fillConvexPoly(side, amber, (1.0, 0.6, 0.2))
     image += _soften(side, 40) * 0.18
     return _bgr8(image * _vignette(height, width, 0.6))
 
@@ -376,22 +384,29 @@ def aurora_frames(rng: np.random.Generator, width: int = 1280, height: int = 720
     X, Y = np.meshgrid(np.linspace(0, 1, small_w, dtype=np.float32), np.linspace(0, 1, small_h, dtype=np.float32))
     sky = _gradient(small_h, small_w, [(0.0, (2, 5, 18)), (0.75, (8, 26, 46)), (1.0, (14, 36, 56))])
     bands = [
-        dict(base=0.42, amp=0.08, freq=1.3, height=0.20, left=0.0, right=0.8, green=(0.25, 1.0, 0.55), top=(0.55, 0.3, 0.95)),
-        dict(base=0.30, amp=0.06, freq=0.9, height=0.14, left=0.3, right=1.0, green=(0.3, 0.95, 0.7), top=(0.9, 0.35, 0.75)),
-        dict(base=0.55, amp=0.05, freq=2.1, height=0.10, left=0.1, right=0.65, green=(0.2, 0.9, 0.5), top=(0.3, 0.5, 0.95)),
+        dict(base=0.42, amp=0.08, freq=1.3, height=0.20, left=0.0, right=0.8,
+             green=(0.25, 1.0, 0.55), top=(0.55, 0.3, 0.95)),
+        dict(base=0.30, amp=0.06, freq=0.9, height=0.14, left=0.3, right=1.0,
+             green=(0.3, 0.95, 0.7), top=(0.9, 0.35, 0.75)),
+        dict(base=0.55, amp=0.05, freq=2.1, height=0.10, left=0.1, right=0.65,
+             green=(0.2, 0.9, 0.5), top=(0.3, 0.5, 0.95)),
     ]
     phases = rng.uniform(0, 2 * np.pi, (len(bands), 4))
 
     horizon = np.zeros((height, width), np.uint8)
-    ridge = [(0, height)] + [(x, int(height * (0.8 + 0.06 * math.sin(x / 170) + 0.03 * math.sin(x / 53 + 1)))) for x in range(0, width + 20, 20)] + [(width, height)]
+    hills = [(x, int(height * (0.8 + 0.06 * math.sin(x / 170) + 0.03 * math.sin(x / 53 + 1))))
+             for x in range(0, width + 20, 20)]
+    ridge = [(0, height), *hills, (width, height)]
     cv2.fillPoly(horizon, [np.array(ridge)], 255, cv2.LINE_AA)
     for _ in range(26):
         tx, ty, th = int(rng.integers(0, width)), int(height * rng.uniform(0.84, 0.98)), int(rng.integers(50, 130))
         cv2.fillConvexPoly(horizon, np.array([[tx, ty - th], [tx - th // 4, ty], [tx + th // 4, ty]]), 255, cv2.LINE_AA)
-    land = (horizon.astype(np.float32) / 255.0)[..., None]
+    land = horizon.astype(np.float32)
+    sky_weight = 255.0 - land
+    land_colour = np.full((height, width, 3), _bgr8(np.array([0.01, 0.02, 0.04], np.float32)), np.uint8)
     stars = np.zeros((height, width), np.float32)
     stars[rng.integers(0, int(height * 0.7), 220), rng.integers(0, width, 220)] = rng.uniform(0.2, 0.9, 220)
-    stars = cv2.GaussianBlur(stars, (3, 3), 0.6)[..., None] * 2.0
+    stars = _bgr8(np.repeat(cv2.GaussianBlur(stars, (3, 3), 0.6)[..., None] * 2.0, 3, axis=2))
 
     for index in range(frames):
         turn = 2 * np.pi * index / frames
@@ -406,8 +421,8 @@ def aurora_frames(rng: np.random.Generator, width: int = 1280, height: int = 720
             mix = np.exp(-np.maximum(above, 0) / 0.07)[..., None]
             colour = mix * np.array(band["green"], np.float32) + (1 - mix) * np.array(band["top"], np.float32)
             light += (profile * rays * span * 0.8)[..., None] * colour
-        frame = cv2.resize(sky + 1.0 - np.exp(-light), (width, height), interpolation=cv2.INTER_CUBIC) + stars
-        yield _bgr8(frame * (1 - land) + land * np.array([0.01, 0.02, 0.04], np.float32))
+        frame = cv2.resize(_bgr8(sky + 1.0 - np.exp(-light)), (width, height), interpolation=cv2.INTER_CUBIC)
+        yield cv2.blendLinear(cv2.add(frame, stars), land_colour, sky_weight, land)
 
 
 def draw_logo(width: int = 700, height: int = 220) -> np.ndarray:
@@ -442,7 +457,9 @@ def draw_frame(width: int = 1920, height: int = 1080) -> np.ndarray:
     distance = cv2.distanceTransform(255 - inner, cv2.DIST_L2, 5)
     shadow = (np.clip(1.0 - distance / fade, 0, 1) * 255).astype(np.uint8) * (inner == 0)
     _over(canvas, shadow, (0.0, 0.0, 0.0), opacity=0.45)
-    ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :] * 0.6 + np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None] * 0.4
+    across = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    down = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    ramp = across * 0.6 + down * 0.4
     gold = np.stack([0.78 + 0.2 * ramp, 0.6 + 0.26 * ramp, 0.25 + 0.28 * ramp], axis=2)
     amount = (inner.astype(np.float32) / 255.0)[..., None]
     canvas[..., :3] = canvas[..., :3] * (1 - amount) + amount * gold
@@ -450,12 +467,14 @@ def draw_frame(width: int = 1920, height: int = 1080) -> np.ndarray:
     line = np.zeros((height, width), np.uint8)
     cv2.rectangle(line, (border + 14, border + 14), (width - border - 15, height - border - 15), 255, 3, cv2.LINE_AA)
     _over(canvas, line, (1.0, 0.93, 0.7), opacity=0.9)
+    near, far_x, far_y = border + 40, width - border - 41, height - border - 41
+    corners = ((near, near), (far_x, near), (near, far_y), (far_x, far_y))
     flakes = np.zeros((height, width), np.uint8)
-    for cx, cy in ((border + 40, border + 40), (width - border - 41, border + 40), (border + 40, height - border - 41), (width - border - 41, height - border - 41)):
+    for cx, cy in corners:
         cv2.circle(flakes, (cx, cy), 30, 255, -1, cv2.LINE_AA)
     _over(canvas, flakes, (0.62, 0.46, 0.16))
     marks = np.zeros_like(flakes)
-    for cx, cy in ((border + 40, border + 40), (width - border - 41, border + 40), (border + 40, height - border - 41), (width - border - 41, height - border - 41)):
+    for cx, cy in corners:
         _snowflake(marks, (cx, cy), 22, 3)
     _over(canvas, marks, (1.0, 1.0, 1.0))
     return _bgra8(canvas, (width, height))
@@ -476,7 +495,9 @@ def _write_video(path: Path, frames, fps: float, size: tuple[int, int]) -> None:
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
-        raise ApplianceError(f"could not write {path}: OpenCV has no mp4v encoder here or the directory is not writable")
+        raise ApplianceError(
+            f"could not write {path}: OpenCV has no mp4v encoder here or the directory is not writable"
+        )
     try:
         for frame in frames:
             writer.write(frame)

@@ -120,8 +120,9 @@ class Inference:
         plugin = self.registry.choose(spec, self.manifest, self.wanted, self.options)
         runner = plugin.load(spec, self.manifest, self.options)
         self.chosen[model] = plugin.name
-        log.info("model %s on backend %s (soc %s, %s)", model, plugin.name, self.options.soc or "none",
-                 ", ".join(f"{k} {v}" for k, v in plugin.versions().items()))
+        log.info("model %s on backend %s (soc %s, %d CPU threads, NPU cores %s; %s)", model, plugin.name,
+                 self.options.soc or "none", self.options.threads, self.options.core_mask,
+                 ", ".join(f"{k} {v}" for k, v in plugin.versions().items()) or "versions unknown")
         return runner
 
     @property

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from appliance.config import Config
 from appliance.content import load_bundle
 from appliance.inference.backend import BackendOptions, Inference
@@ -24,8 +27,9 @@ def camera_mode_from(config: Config) -> CameraMode:
     return CameraMode(source.width, source.height, source.fps, source.fourcc)
 
 
-def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None) -> int:
-    """Bring the kiosk up and run it until asked to stop; everything is released on the way out."""
+@contextmanager
+def kiosk_session(config: Config, mode: DisplayMode) -> Iterator[Kiosk]:
+    """A kiosk with its threads running; everything is released on the way out."""
     bundle = load_bundle(config.kiosk.content)
     inference = inference_from(config)
     perceiver = Perceiver(inference, config.segmentation.matte())
@@ -36,8 +40,14 @@ def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None) 
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
     try:
-        return Kiosk(config, display, bundle, workers, inference.backend_summary).run(max_frames)
+        yield Kiosk(config, display, bundle, workers, inference.backend_summary)
     finally:
         workers.perception.stop()
         workers.capture.stop()
         display.close()
+
+
+def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None) -> int:
+    """Bring the kiosk up and run it until asked to stop (or for ``max_frames`` camera frames)."""
+    with kiosk_session(config, mode) as kiosk:
+        return kiosk.run(max_frames)

@@ -2,8 +2,9 @@
 
 Three steps, each against one artefact a shopper would notice:
 - flicker: uncertain pixels (near 0.5) are blended with the previous frame's
-  matte, confident ones follow the new frame at once, so edges calm down without
-  the person's motion lagging (the idea of MediaPipe's segmentation smoothing);
+  matte, confident ones follow the new frame at once (the idea of MediaPipe's
+  segmentation smoothing), and so does any pixel whose image changed, so a
+  raised arm is not held back by the smoothing;
 - blocky or misplaced edges: a guided filter with the frame's luminance as guide
   snaps the upsampled matte onto the image's own edges;
 - halo (a rim of the real background around the person): a steep ramp on the
@@ -24,6 +25,7 @@ import numpy as np
 @dataclass(frozen=True)
 class MatteSettings:
     smoothing: float = 0.7        # weight of the previous matte where the model is unsure (0 = off)
+    motion_gain: float = 10.0     # a luminance change of 1/gain (0..1 scale) counts as full motion
     refine_radius: int = 2        # guided-filter window radius, in model-resolution pixels (0 = off)
     refine_eps: float = 0.01      # guided-filter regularisation: smaller follows image edges harder
     edge_low: float = 0.3         # matte values below this become transparent
@@ -49,30 +51,32 @@ class LiveMatte:
     def __init__(self, settings: MatteSettings = MatteSettings()) -> None:
         self.settings = settings
         self._previous: np.ndarray | None = None
+        self._previous_guide: np.ndarray | None = None
         self._table = ramp_table(settings.edge_low, settings.edge_high)
 
     def reset(self) -> None:
-        self._previous = None
+        self._previous = self._previous_guide = None
 
-    def _smooth(self, probabilities: np.ndarray) -> np.ndarray:
-        previous = self._previous
+    def _smooth(self, probabilities: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        previous, previous_guide = self._previous, self._previous_guide
+        self._previous_guide = guide
         if previous is None or previous.shape != probabilities.shape or not self.settings.smoothing:
             current = probabilities.copy()
         else:
             certainty = np.abs(probabilities - 0.5) * 2.0
-            weight = self.settings.smoothing * (1.0 - certainty * certainty)
+            still = 1.0 - np.minimum(np.abs(guide - previous_guide) * self.settings.motion_gain, 1.0)
+            weight = self.settings.smoothing * (1.0 - certainty * certainty) * still
             current = probabilities + (previous - probabilities) * weight
         self._previous = current
         return current
 
-    def _refine(self, image: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    def _refine(self, image: np.ndarray, matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
         """Fast guided filter: coefficients at the model's resolution, applied at the working one."""
         height, width = matte.shape
         work_size = (width * self.settings.work_scale, height * self.settings.work_scale)
         radius = self.settings.refine_radius
         if not radius:
             return cv2.resize(matte, work_size, interpolation=cv2.INTER_LINEAR)
-        guide = _luminance(image, (width, height))
         window = (2 * radius + 1, 2 * radius + 1)
         mean_i = cv2.blur(guide, window)
         mean_p = cv2.blur(matte, window)
@@ -86,7 +90,8 @@ class LiveMatte:
 
     def update(self, image: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
         """The alpha matte (uint8, the image's size) for this frame."""
-        refined = self._refine(image, self._smooth(probabilities))
+        height, width = probabilities.shape
+        guide = _luminance(image, (width, height))
+        refined = self._refine(image, self._smooth(probabilities, guide), guide)
         trimmed = cv2.LUT(cv2.convertScaleAbs(refined, alpha=255.0), self._table)
-        height, width = image.shape[:2]
-        return cv2.resize(trimmed, (width, height), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(trimmed, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)

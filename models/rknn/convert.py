@@ -5,16 +5,16 @@ Runs on an x86 build host inside the dedicated ``.venv-rknn`` virtualenv
 appliance's own venv). The board itself only needs the exported ``.rknn``
 file plus rknn-toolkit-lite2 / librknnrt.
 
-The MediaPipe models expect float32 RGB in 0..1. We bake that normalisation
-into the RKNN graph (mean 0, std 255) so the NPU is fed raw uint8 NHWC RGB
+Models are named as in models/manifest.toml; the source .tflite is the verified
+cached file and the normalisation comes from the manifest's ``input_range``,
+baked into the RKNN graph as mean/std so the NPU is fed raw uint8 NHWC RGB
 frames straight from the camera pipeline, with no per-pixel float work on the
-CPU.
+CPU.  The output lands where the appliance's rknn backend looks for it:
+``models/cache/rknn/<model>-<target>.rknn``.
 
-Example::
+Example (``make rknn-models SOC=rk3588`` runs this for every NPU model)::
 
-    .venv-rknn/bin/python models/rknn/convert.py --model selfie_landscape \\
-        --tflite selfie_segmentation_landscape.tflite --target rk3588 \\
-        --out models/rknn/out/selfie_landscape.fp16.rknn
+    PYTHONPATH=. .venv-rknn/bin/python models/rknn/convert.py --model selfie_landscape --target rk3588
 """
 
 from __future__ import annotations
@@ -38,9 +38,21 @@ log = logging.getLogger("rknn.convert")
 #: Targets we ship. rknn-toolkit2 supports more, but only these are tested.
 SUPPORTED_TARGETS = ("rk3588", "rk3576", "rk3568", "rk3566")
 
-#: MediaPipe normalisation (x / 255) expressed as RKNN (x - mean) / std.
-MEAN_VALUES = [[0.0, 0.0, 0.0]]
-STD_VALUES = [[255.0, 255.0, 255.0]]
+
+def rknn_normalisation(model: str) -> tuple[float, float]:
+    """The manifest's ``float = uint8 * scale + offset`` as RKNN's ``(x - mean) / std``."""
+    from appliance.inference.manifest import Manifest
+
+    scale, offset = Manifest.load().spec(model).normalisation
+    return -offset / scale, 1.0 / scale
+
+
+def default_paths(model: str, target: str) -> tuple[Path, Path]:
+    """(verified source .tflite, output .rknn) for a manifest model."""
+    from appliance.inference.manifest import Manifest
+
+    manifest = Manifest.load()
+    return manifest.verified_path(model), manifest.cache_dir / "rknn" / f"{model}-{target}.rknn"
 
 
 class ConversionError(RuntimeError):
@@ -53,6 +65,8 @@ class ConvertSpec:
 
     model: str
     tflite: Path
+    mean: float
+    std: float
     target: str = "rk3588"
     quantize: bool = False
     dataset: Path | None = None
@@ -91,8 +105,8 @@ def build_rknn(spec: ConvertSpec) -> Any:
     try:
         _check(
             rknn.config(
-                mean_values=MEAN_VALUES,
-                std_values=STD_VALUES,
+                mean_values=[[spec.mean] * 3],
+                std_values=[[spec.std] * 3],
                 target_platform=spec.target,
             ),
             "config",
@@ -134,10 +148,9 @@ def convert(spec: ConvertSpec, out: Path) -> float:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="label used in logs/errors, e.g. selfie_landscape")
-    p.add_argument("--tflite", required=True, type=Path, help="source .tflite file")
+    p.add_argument("--model", required=True, help="a model of models/manifest.toml, e.g. selfie_landscape")
     p.add_argument("--target", default="rk3588", choices=SUPPORTED_TARGETS)
-    p.add_argument("--out", required=True, type=Path, help="output .rknn path")
+    p.add_argument("--out", type=Path, help="output .rknn path (default: models/cache/rknn/MODEL-TARGET.rknn)")
     p.add_argument("--quantize", action="store_true", help="int8 (w8a8) instead of fp16")
     p.add_argument("--dataset", type=Path, help="calibration list: one image path per line")
     p.add_argument("--verbose", action="store_true", help="rknn-toolkit2 verbose logging")
@@ -147,14 +160,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    spec = ConvertSpec(args.model, args.tflite, args.target, args.quantize, args.dataset, args.verbose)
+    from appliance.errors import ApplianceError
+
     try:
-        seconds = convert(spec, args.out)
-    except ConversionError as exc:
+        tflite, default_out = default_paths(args.model, args.target)
+        out = args.out or default_out
+        spec = ConvertSpec(args.model, tflite, *rknn_normalisation(args.model), args.target,
+                           args.quantize, args.dataset, args.verbose)
+        seconds = convert(spec, out)
+    except (ConversionError, ApplianceError) as exc:
         log.error("%s", exc)
         return 1
-    size_kib = args.out.stat().st_size / 1024
-    log.info("%s -> %s (%.0f KiB) in %.1f s", spec.model, args.out, size_kib, seconds)
+    size_kib = out.stat().st_size / 1024
+    log.info("%s -> %s (%.0f KiB) in %.1f s", spec.model, out, size_kib, seconds)
     return 0
 
 

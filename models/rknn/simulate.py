@@ -9,10 +9,10 @@ The simulator gets raw uint8 NHWC RGB (the mean/std baked in by convert.py
 does the /255); the TFLite reference gets the float32 0..1 tensor MediaPipe
 expects. Agreement therefore also proves the baked-in normalisation is right.
 
-Example::
+Example (``make rknn-check`` runs this for every NPU model)::
 
-    .venv-rknn/bin/python models/rknn/simulate.py --model palm \\
-        --tflite palm_detection_full.tflite --image /work/shared/devset/thumb_up.jpg
+    PYTHONPATH=. .venv-rknn/bin/python models/rknn/simulate.py --model palm_detection_full \\
+        --image ../shared/devset/thumb_up.jpg
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ from typing import Any, Sequence
 import numpy as np
 
 try:  # run as a script (python models/rknn/simulate.py) or as a module
-    from convert import SUPPORTED_TARGETS, ConversionError, ConvertSpec, build_rknn
+    from convert import SUPPORTED_TARGETS, ConversionError, ConvertSpec, build_rknn, default_paths, rknn_normalisation
 except ImportError:  # pragma: no cover
-    from models.rknn.convert import SUPPORTED_TARGETS, ConversionError, ConvertSpec, build_rknn
+    from models.rknn.convert import (SUPPORTED_TARGETS, ConversionError, ConvertSpec, build_rknn, default_paths,
+                                     rknn_normalisation)
 
 log = logging.getLogger("rknn.simulate")
-
-DEFAULT_IMAGE = Path("/work/shared/devset/portrait_white_bg.png")
 
 
 class SimulationError(RuntimeError):
@@ -63,8 +62,8 @@ def load_frame(image: Path, height: int, width: int) -> np.ndarray:
     return rgb[np.newaxis].astype(np.uint8)
 
 
-def tflite_reference(tflite: Path, frame: np.ndarray) -> list[np.ndarray]:
-    """Run the source model the way the appliance does (ai-edge-litert, 0..1 float input)."""
+def tflite_reference(tflite: Path, frame: np.ndarray, mean: float, std: float) -> list[np.ndarray]:
+    """Run the source model the way the appliance does (ai-edge-litert, the manifest's float input)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(tflite))
@@ -72,7 +71,7 @@ def tflite_reference(tflite: Path, frame: np.ndarray) -> list[np.ndarray]:
     inp = interp.get_input_details()[0]
     if tuple(inp["shape"]) != frame.shape:
         raise SimulationError(f"{tflite}: input shape {tuple(inp['shape'])} != frame {frame.shape}")
-    interp.set_tensor(inp["index"], frame.astype(np.float32) / 255.0)
+    interp.set_tensor(inp["index"], (frame.astype(np.float32) - mean) / std)
     interp.invoke()
     return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
 
@@ -114,7 +113,7 @@ def simulate(spec: ConvertSpec, image: Path, runs: int = 3) -> tuple[list[Output
     inference and mean of ``runs`` further inferences.
     """
     frame = load_frame(image, *input_hw(spec.tflite))
-    ref = tflite_reference(spec.tflite, frame)
+    ref = tflite_reference(spec.tflite, frame, spec.mean, spec.std)
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -146,10 +145,9 @@ def simulate(spec: ConvertSpec, image: Path, runs: int = 3) -> tuple[list[Output
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="label used in logs/errors")
-    p.add_argument("--tflite", required=True, type=Path)
+    p.add_argument("--model", required=True, help="a model of models/manifest.toml")
     p.add_argument("--target", default="rk3588", choices=SUPPORTED_TARGETS)
-    p.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    p.add_argument("--image", type=Path, required=True, help="a real photo to feed both runtimes")
     p.add_argument("--quantize", action="store_true")
     p.add_argument("--dataset", type=Path)
     p.add_argument("--runs", type=int, default=3, help="timed inferences after the first")
@@ -160,10 +158,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    spec = ConvertSpec(args.model, args.tflite, args.target, args.quantize, args.dataset)
+    from appliance.errors import ApplianceError
+
     try:
+        tflite, _ = default_paths(args.model, args.target)
+        spec = ConvertSpec(args.model, tflite, *rknn_normalisation(args.model), args.target,
+                           args.quantize, args.dataset)
         diffs, timings = simulate(spec, args.image, args.runs)
-    except (ConversionError, SimulationError) as exc:
+    except (ConversionError, SimulationError, ApplianceError) as exc:
         log.error("%s", exc)
         return 1
     mode = "int8" if args.quantize else "fp16"

@@ -56,7 +56,7 @@ class LiteRTPlugin:
 
     def versions(self) -> dict[str, str]:
         try:
-            return {"ai-edge-litert": version("ai-edge-litert"), "threads": "configurable"}
+            return {"ai-edge-litert": version("ai-edge-litert")}
         except PackageNotFoundError:
             return {}
 

@@ -1,0 +1,130 @@
+"""Scene backgrounds: a still image or a looping video, delivered at the camera's frame size.
+
+Both are cover-fitted to the size asked for and cached, so the per-frame cost of a still
+is nothing and that of a video is one decode (plus a resize only if its size differs
+from the camera's).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from appliance.content import VIDEO_SUFFIXES
+from appliance.errors import ApplianceError
+from appliance.render.fit import cover_fit
+from appliance.render.media import read_image
+
+log = logging.getLogger(__name__)
+
+FALLBACK_BGR = (28, 18, 12)
+DEFAULT_FPS = 25.0
+
+
+class Background(Protocol):
+    def frame(self, size: tuple[int, int], now: float) -> np.ndarray:
+        """The background at ``now`` as BGR uint8 of ``size`` (w, h); read-only, may be cached."""
+
+
+def open_background(path: Path) -> Background:
+    """A background for ``path``, decoded now so a bad file fails when the scene is built."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoBackground(path)
+    return ImageBackground(path)
+
+
+class ImageBackground:
+    """A still image, cover-fitted once per requested size."""
+
+    def __init__(self, path: Path) -> None:
+        self._image = read_image(path)
+        self._fitted: np.ndarray | None = None
+
+    def frame(self, size: tuple[int, int], now: float) -> np.ndarray:
+        if self._fitted is None or self._fitted.shape[1::-1] != tuple(size):
+            self._fitted = np.ascontiguousarray(cover_fit(self._image, size, cv2.INTER_AREA))
+        return self._fitted
+
+
+class VideoBackground:
+    """A video that loops forever, its frame chosen by wall-clock time at the video's own fps.
+
+    Playback starts at the first ``frame()`` call. A decoder that stops delivering frames
+    is rewound; if it still fails the kiosk must keep running, so the background turns
+    plain dark for the rest of the scene and a warning is logged once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        if not path.is_file():
+            raise ApplianceError(f"media file {path} does not exist")
+        self._capture = cv2.VideoCapture(str(path))
+        ok, first = self._capture.read() if self._capture.isOpened() else (False, None)
+        if not ok:
+            self._capture.release()
+            raise ApplianceError(f"media file {path} cannot be decoded as a video (corrupt or unsupported codec)")
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self._fps = fps if math.isfinite(fps) and 1.0 <= fps <= 240.0 else DEFAULT_FPS
+        self._current: np.ndarray = first
+        self._position = 0
+        self._loop_start = 0
+        self._loop_length: int | None = None
+        self._start: float | None = None
+        self._failed = False
+        self._fitted: tuple[int, tuple[int, int], np.ndarray] | None = None
+
+    def frame(self, size: tuple[int, int], now: float) -> np.ndarray:
+        if self._start is None:
+            self._start = now
+        target = int((now - self._start) * self._fps)
+        if not self._failed and target > self._position:
+            self._advance(target)
+        key = -1 if self._failed else self._position
+        if self._fitted is None or self._fitted[:2] != (key, tuple(size)):
+            if self._failed:
+                image = np.full((size[1], size[0], 3), FALLBACK_BGR, np.uint8)
+            else:
+                image = np.ascontiguousarray(cover_fit(self._current, size))
+            self._fitted = (key, tuple(size), image)
+        return self._fitted[2]
+
+    def _advance(self, target: int) -> None:
+        while self._position < target:
+            behind = target - self._position
+            if self._loop_length and behind > self._loop_length:
+                whole_loops = behind // self._loop_length * self._loop_length
+                self._position += whole_loops
+                self._loop_start += whole_loops
+                continue
+            if not self._capture.grab() and not self._rewind():
+                self._fail()
+                return
+            self._position += 1
+        ok, image = self._capture.retrieve()
+        if not ok:
+            self._fail()
+            return
+        self._current = image
+
+    def _rewind(self) -> bool:
+        """Back to the first frame, grabbed; the loop length is learned on the first wrap."""
+        next_position = self._position + 1
+        if self._loop_length is None:
+            self._loop_length = next_position - self._loop_start
+        self._loop_start = next_position
+        self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        if self._capture.grab():
+            return True
+        self._capture.release()
+        self._capture = cv2.VideoCapture(str(self._path))
+        return self._capture.isOpened() and self._capture.grab()
+
+    def _fail(self) -> None:
+        self._failed = True
+        self._capture.release()
+        log.warning("background video %s stopped decoding; showing a plain dark background", self._path)

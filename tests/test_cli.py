@@ -1,0 +1,110 @@
+"""The command line contract: JSON shapes, exit statuses and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = {"capture", "segmentation", "composite", "present", "total"}
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_analyze_writes_json_lines_and_masks_and_reports_bad_inputs(astronaut_file: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff garbage")
+    masks = tmp_path / "masks"
+    result = cli("analyze", str(astronaut_file), str(corrupt), "--json", "--mask-out", str(masks))
+    assert result.returncode == 1
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["path"] == str(astronaut_file) and first["size"] == [512, 512]
+    assert 0.2 < first["person"]["coverage"] < 0.9
+    mask = cv2.imread(first["person"]["mask"], cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (512, 512) and mask.dtype.name == "uint8"
+    assert first["person"]["mask"] == str(masks / "astronaut.png")
+    assert second == {"path": str(corrupt), "error": f"cannot decode image {corrupt}: not an image or a corrupt file"}
+
+
+def test_analyze_matches_the_reference_mask_file(media: Path, tmp_path: Path) -> None:
+    result = cli("analyze", str(media / "portrait_white_bg.png"), "--json", "--mask-out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    ours = cv2.imread(json.loads(result.stdout)["person"]["mask"], cv2.IMREAD_GRAYSCALE) >= 128
+    theirs = cv2.imread(str(media / "mediapipe_reference/masks/portrait_white_bg.png.selfie0.png"),
+                        cv2.IMREAD_GRAYSCALE) >= 128
+    assert (ours & theirs).sum() / (ours | theirs).sum() >= 0.97
+
+
+def test_bench_json_has_the_contract_fields(astronaut_file: Path) -> None:
+    result = cli("bench", str(astronaut_file), "--frames", "5", "--json", "--screen", "960x540")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames"] == 5 and report["fps"] > 0 and report["backend"] == "litert"
+    assert STAGES <= set(report["stages"])
+    for stage in STAGES:
+        assert 0 < report["stages"][stage]["p50"] <= report["stages"][stage]["p95"]
+    assert report["peak_rss_mb"] > 50
+
+
+def test_bench_on_the_devset_video(media: Path) -> None:
+    result = cli("bench", str(media / "kiosk_fist_thumbup_720p.mp4"), "--frames", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["source"].endswith("kiosk_fist_thumbup_720p.mp4") and report["screen"] == [1920, 1080]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--headless", "--source", "video:/nonexistent/clip.mp4", "--frames", "3"),
+         "error: video not found: /nonexistent/clip.mp4"),
+        (("bench", "/nonexistent/clip.mp4", "--frames", "3"), "error: video not found"),
+        (("bench", "camera:63", "--frames", "3"), "error: no camera at /dev/video63"),
+        (("run", "--headless", "--backend", "rknn", "--frames", "3"),
+         "error: backend 'rknn' cannot be used here: ModuleNotFoundError"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_failure(args: tuple[str, ...], message: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 1
+    assert len(error_lines(result.stderr)) == 1
+    assert error_lines(result.stderr)[0].startswith(message)
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_model_names_the_fix(astronaut_file: Path, tmp_path: Path) -> None:
+    shutil.copy(REPO / "models" / "manifest.toml", tmp_path / "manifest.toml")
+    result = cli("analyze", str(astronaut_file), "--json", env={"OIVIS_MODELS_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [
+        f"error: model selfie_general is missing ({tmp_path}/cache/selfie_segmentation.tflite); "
+        "run `make models` to fetch it"]
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "appliance.toml"
+    config.write_text('[source]\nuri = "demo"\nframerate = 30\n[inference]\nthreads = 0\n')
+    result = cli("run", "--headless", "--config", str(config), "--frames", "1")
+    assert result.returncode == 1
+    (line,) = error_lines(result.stderr)
+    assert "source.framerate: Extra inputs are not permitted" in line
+    assert "inference.threads: Input should be greater than or equal to 1" in line
+
+
+def test_models_verify_passes_on_a_fetched_cache() -> None:
+    result = cli("models", "verify")
+    assert result.returncode == 0 and "verified" in result.stdout

@@ -1,0 +1,114 @@
+"""campaign.toml validation and the generated default bundle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from appliance.content import generate_default, load_bundle, main
+from appliance.errors import ApplianceError
+
+MINIMAL = """
+name = "test"
+[[scenes]]
+id = "one"
+title = "One"
+background = "bg.png"
+"""
+
+
+@pytest.fixture(scope="module")
+def default_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bundle = tmp_path_factory.mktemp("default")
+    generate_default(bundle)
+    return bundle
+
+
+def _bundle(tmp_path: Path, toml: str) -> Path:
+    (tmp_path / "campaign.toml").write_text(toml)
+    cv2.imwrite(str(tmp_path / "bg.png"), np.full((8, 8, 3), 40, np.uint8))
+    return tmp_path
+
+
+def test_generated_default_is_accepted_and_decodes(default_bundle: Path) -> None:
+    bundle = load_bundle(default_bundle)
+    assert [scene.id for scene in bundle.scenes] == ["snowy-street", "spotlight", "aurora"]
+    street = cv2.imread(str(default_bundle / "street.png"))
+    assert street.shape == (1080, 1920, 3)
+    assert 20 < street.mean() < 200, "the demo background should be neither black nor blank"
+    logo = cv2.imread(str(default_bundle / "logo.png"), cv2.IMREAD_UNCHANGED)
+    assert logo.shape[2] == 4 and logo[..., 3].min() == 0 and logo[..., 3].max() == 255
+    frame = cv2.imread(str(default_bundle / "frame.png"), cv2.IMREAD_UNCHANGED)
+    assert frame[540, 960, 3] == 0 and frame[2, 2, 3] == 255
+    video = cv2.VideoCapture(str(default_bundle / "aurora.mp4"))
+    ok, first = video.read()
+    assert ok and first.shape == (720, 1280, 3)
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) >= 50
+    video.release()
+
+
+def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> None:
+    lines: list[str] = []
+    assert generate_default(default_bundle, progress=lines.append) == []
+    assert len(lines) == 5 and all(line.startswith("kept") for line in lines)
+    logo = default_bundle / "logo.png"
+    before = logo.read_bytes()
+    logo.unlink()
+    assert generate_default(default_bundle) == [logo]
+    assert logo.read_bytes() == before
+
+
+def test_cli_prints_one_line_per_file(default_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(default_bundle)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 5
+
+
+def test_unknown_key_is_refused_by_name(tmp_path: Path) -> None:
+    _bundle(tmp_path, MINIMAL + "colour = 'red'\n")
+    with pytest.raises(ApplianceError, match=r"campaign\.toml: scenes\[0\]\.colour: unknown key"):
+        load_bundle(tmp_path)
+
+
+def test_invalid_values_name_the_key(tmp_path: Path) -> None:
+    _bundle(tmp_path, MINIMAL + "[scenes.snow]\nmin_radius = 5.0\nmax_radius = 2.0\n")
+    with pytest.raises(ApplianceError, match=r"scenes\[0\]\.snow: min_radius 5.0 is larger"):
+        load_bundle(tmp_path)
+    _bundle(tmp_path, MINIMAL.replace("bg.png", "bg.gif"))
+    with pytest.raises(ApplianceError, match=r"scenes\[0\]\.background: 'bg.gif' is not a supported"):
+        load_bundle(tmp_path)
+
+
+def test_missing_media_is_named(tmp_path: Path) -> None:
+    _bundle(tmp_path, MINIMAL + "[[scenes.overlays]]\nimage = 'logo.png'\n")
+    with pytest.raises(ApplianceError, match=r"scenes\[0\]\.overlays\[0\]\.image: .*logo\.png does not exist"):
+        load_bundle(tmp_path)
+
+
+def test_media_outside_the_bundle_is_refused(tmp_path: Path) -> None:
+    _bundle(tmp_path, MINIMAL)
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "campaign.toml").write_text(MINIMAL.replace("bg.png", "../bg.png"))
+    with pytest.raises(ApplianceError, match="outside the bundle"):
+        load_bundle(inner)
+
+
+def test_broken_toml_and_missing_file_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ApplianceError, match="campaign.toml does not exist"):
+        load_bundle(tmp_path)
+    _bundle(tmp_path, "name = \n")
+    with pytest.raises(ApplianceError, match="campaign.toml is not valid TOML"):
+        load_bundle(tmp_path)
+    _bundle(tmp_path, 'name = "x"\nscenes = []\n')
+    with pytest.raises(ApplianceError, match="scenes: List should have at least 1 item"):
+        load_bundle(tmp_path)
+
+
+def test_duplicate_scene_ids_are_refused(tmp_path: Path) -> None:
+    _bundle(tmp_path, MINIMAL + MINIMAL.replace('name = "test"', ""))
+    with pytest.raises(ApplianceError, match="scene id 'one' is used twice"):
+        load_bundle(tmp_path)

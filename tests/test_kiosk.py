@@ -1,0 +1,98 @@
+"""The kiosk, headless on SDL's dummy driver, with the real models, threads and content."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pygame
+import pytest
+
+from appliance.config import Config
+from appliance.kiosk.display import DisplayMode
+from appliance.kiosk.launch import kiosk_session
+from appliance.kiosk.presence import Presence
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def config_for(source: str, content_dir: Path, **kiosk: object) -> Config:
+    return Config.model_validate({
+        "source": {"uri": source},
+        "display": {"width": 960, "height": 540},
+        "kiosk": {"content": str(content_dir), **kiosk},
+    })
+
+
+def screen(kiosk) -> np.ndarray:
+    return pygame.surfarray.array3d(kiosk.display.surface).swapaxes(0, 1)
+
+
+def test_a_person_in_front_brings_up_the_mirror_with_the_world_behind(astronaut_file: Path, content_dir: Path) -> None:
+    with kiosk_session(config_for(f"image:{astronaut_file}", content_dir), DisplayMode.HEADLESS) as kiosk:
+        assert kiosk.run(max_frames=25) == 0
+        shot = screen(kiosk)
+        assert kiosk.frames_shown == 25
+        assert kiosk.display.size == (960, 540)
+        assert kiosk.stats.summary()["segmentation"]["p50"] > 0
+    # The astronaut (mirrored, centred) replaces the world in the middle; the world shows at the edges.
+    empty = kiosk.compositor().compose(np.zeros((512, 512, 3), np.uint8), np.zeros((512, 512), np.uint8), 0.0)
+    empty_rgb = cv2.cvtColor(empty, cv2.COLOR_BGR2RGB)
+    centre = np.abs(shot[200:340, 400:560].astype(int) - empty_rgb[200:340, 400:560]).mean()
+    assert centre > 30
+
+
+def test_nobody_in_front_keeps_the_attract_scene(tmp_path: Path, content_dir: Path) -> None:
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((720, 1280, 3), (60, 90, 120), np.uint8))
+    with kiosk_session(config_for(f"image:{wall}", content_dir), DisplayMode.HEADLESS) as kiosk:
+        kiosk.run(max_frames=15)
+        assert not kiosk._presence.present
+
+
+def test_technician_keys_switch_worlds_and_quit(astronaut_file: Path, content_dir: Path) -> None:
+    with kiosk_session(config_for(f"image:{astronaut_file}", content_dir), DisplayMode.HEADLESS) as kiosk:
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RIGHT, mod=0))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_F2, mod=0))
+        kiosk.run(max_frames=5)
+        assert kiosk.world_index == 1 and kiosk.overlay
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_LEFT, mod=0))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_LEFT, mod=0))
+        kiosk.run(max_frames=10)
+        assert kiosk.world_index == len(kiosk.bundle.scenes) - 1
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q, mod=pygame.KMOD_LCTRL))
+        kiosk.run(max_frames=10_000)
+        assert kiosk.frames_shown < 1000
+
+
+def test_presence_needs_a_steady_person_and_forgives_short_gaps() -> None:
+    presence = Presence(enter=0.04, leave=0.015, leave_after_s=2.0)
+    assert not presence.update(0.3, 0.0)          # one frame is a passer-by
+    assert not presence.update(0.0, 0.1)
+    assert [presence.update(0.3, t) for t in (0.2, 0.3, 0.4)] == [False, False, True]
+    assert presence.update(0.0, 1.0)              # stepped out...
+    assert presence.update(0.2, 2.5)              # ...and back within the grace period
+    assert presence.update(0.0, 3.0) and presence.update(0.0, 4.9)
+    assert not presence.update(0.0, 5.1)
+
+
+def test_cli_runs_the_kiosk_headless_for_n_frames(astronaut_file: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", "run", "--headless", "--source", f"image:{astronaut_file}",
+         "--frames", "20"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model selfie_landscape on backend litert" in result.stderr
+    assert "scene mirror" in result.stderr
+
+
+def test_missing_camera_keeps_the_kiosk_on_the_attract_scene(content_dir: Path) -> None:
+    with kiosk_session(config_for("camera:63", content_dir), DisplayMode.HEADLESS) as kiosk:
+        pygame.time.set_timer(pygame.QUIT, 600, loops=1)
+        kiosk.run(max_frames=None)
+        assert kiosk.frames_shown == 0
+        assert "no camera at /dev/video63" in (kiosk.workers.problem or "")
