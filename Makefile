@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 OIVIS_TEST_MEDIA ?=
 RUN_ARGS ?=
 
-.PHONY: help setup models content run test bench clean rknn-models rknn-check
+.PHONY: help setup models content run test bench bench-compare clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -16,6 +16,9 @@ help:
 	@echo "make setup    create $(VENV) with everything installed (idempotent)"
 	@echo "make models   fetch the pinned model files and verify their checksums"
 	@echo "make bench    per-stage timings on BENCH_SOURCE (default: the devset kiosk video)"
+	@echo "make bench-compare   segmentation speed side by side with the reference (mediapipe)"
+	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
+	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
 
 $(INSTALLED): pyproject.toml
 	@PYTHON=$(PYTHON) sh provisioning/check-system.sh
@@ -42,6 +45,7 @@ run: models content
 	fi
 
 test: models content
+	$(PY) -m ruff check appliance tests models
 	OIVIS_TEST_MEDIA=$(OIVIS_TEST_MEDIA) SDL_VIDEODRIVER=dummy $(PY) -m pytest
 
 BENCH_SOURCE ?= ../shared/devset/kiosk_fist_thumbup_720p.mp4
@@ -76,3 +80,14 @@ rknn-check: models $(RKNN_VENV)/.installed
 	for model in $(RKNN_MODELS); do \
 	    PYTHONPATH=. $(RKNN_PY) models/rknn/simulate.py --model $$model --target $(SOC) --image $(RKNN_CHECK_IMAGE) || exit 1; \
 	done
+
+# --- Side-by-side speed against the reference implementation (mediapipe 0.10.21, its own venv:
+# it needs numpy<2).  Development tooling only; the appliance never imports mediapipe.
+REF_VENV := .venv-ref
+$(REF_VENV)/.installed:
+	test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install --quiet mediapipe==0.10.21 "numpy<2"
+	touch $@
+
+bench-compare: models content $(REF_VENV)/.installed
+	$(PY) models/reference/compare.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python

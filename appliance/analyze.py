@@ -11,8 +11,8 @@ import cv2
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
+from appliance.media import read_image
 from appliance.perception.segmentation import STILL_MODEL, PersonSegmenter
-from appliance.sources.files import read_image
 
 
 def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, out: IO[str]) -> int:

@@ -411,7 +411,7 @@ def aurora_frames(rng: np.random.Generator, width: int = 1280, height: int = 720
     for index in range(frames):
         turn = 2 * np.pi * index / frames
         light = np.zeros((small_h, small_w, 3), np.float32)
-        for band, phase in zip(bands, phases):
+        for band, phase in zip(bands, phases, strict=True):
             centre = (band["base"] + band["amp"] * np.sin(2 * np.pi * band["freq"] * X + phase[0])
                       + 0.015 * np.sin(2 * np.pi * 3.0 * X + turn + phase[1]))
             above = centre - Y

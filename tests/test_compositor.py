@@ -116,7 +116,7 @@ def test_snow_brightens_pixels_and_moves_deterministically(bundle: Path) -> None
     assert (again.compose(black, None, now=10.5) != first).any()
 
     snow = Snow(spec.snow, SCREEN)
-    (x0, y0), (x1, y1) = snow.positions(10.0), snow.positions(10.1)
+    (_, y0), (_, y1) = snow.positions(10.0), snow.positions(10.1)
     falling = y1 > y0
     assert falling.mean() > 0.9, "all but the flakes wrapping to the top move down"
     fall = (y1 - y0)[falling] / 0.1

@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pygame
-import pytest
 
 from appliance.config import Config
 from appliance.kiosk.display import DisplayMode

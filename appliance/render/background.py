@@ -16,9 +16,8 @@ import cv2
 import numpy as np
 
 from appliance.content import VIDEO_SUFFIXES
-from appliance.errors import ApplianceError
+from appliance.media import open_video, read_image
 from appliance.render.fit import cover_fit
-from appliance.render.media import read_image
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +60,7 @@ class VideoBackground:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        if not path.is_file():
-            raise ApplianceError(f"media file {path} does not exist")
-        self._capture = cv2.VideoCapture(str(path))
-        ok, first = self._capture.read() if self._capture.isOpened() else (False, None)
-        if not ok:
-            self._capture.release()
-            raise ApplianceError(f"media file {path} cannot be decoded as a video (corrupt or unsupported codec)")
+        self._capture, first = open_video(path)
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self._fps = fps if math.isfinite(fps) and 1.0 <= fps <= 240.0 else DEFAULT_FPS
         self._current: np.ndarray = first

@@ -15,7 +15,7 @@ import numpy as np
 
 from appliance.content import OverlaySpec
 from appliance.errors import ApplianceError
-from appliance.render.media import read_image
+from appliance.media import read_image
 
 BAND_ROWS = 64
 MERGE_GAP = 32
@@ -70,7 +70,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], mask, [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     runs: list[tuple[int, int]] = []
-    for start, end in zip(edges[::2], edges[1::2]):
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
         if runs and start - runs[-1][1] < MERGE_GAP:
             runs[-1] = (runs[-1][0], int(end))
         else:

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
+from appliance.media import open_video
 from appliance.sources.base import Frame, Pacer
-
-log = logging.getLogger(__name__)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """A BGR image from disk, or an ApplianceError saying why it could not be read."""
-    if not path.is_file():
-        raise ApplianceError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ApplianceError(f"cannot decode image {path}: not an image or a corrupt file")
-    return image
 
 
 class VideoFileSource:
@@ -39,13 +27,7 @@ class VideoFileSource:
         self._index = 0
 
     def _open(self) -> cv2.VideoCapture:
-        if not self.path.is_file():
-            raise ApplianceError(f"video not found: {self.path}")
-        capture = cv2.VideoCapture(str(self.path))
-        ok, _ = capture.read() if capture.isOpened() else (False, None)
-        if not ok:
-            capture.release()
-            raise ApplianceError(f"cannot decode video {self.path}: not a video, unsupported codec or corrupt")
+        capture, _ = open_video(self.path)
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         return capture
 

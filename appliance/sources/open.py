@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 from appliance.errors import ApplianceError
+from appliance.media import read_image
 from appliance.sources.base import FrameSource
 from appliance.sources.camera import CameraMode, CameraSource, camera_present
-from appliance.sources.files import StillSource, VideoFileSource, demo_image, read_image
+from appliance.sources.files import StillSource, VideoFileSource, demo_image
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 try:  # run as a script (python models/rknn/convert.py) or as a module
     from tflite_patch import needs_patch, patch_custom_ops

@@ -21,17 +21,24 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 try:  # run as a script (python models/rknn/simulate.py) or as a module
     from convert import SUPPORTED_TARGETS, ConversionError, ConvertSpec, build_rknn, default_paths, rknn_normalisation
 except ImportError:  # pragma: no cover
-    from models.rknn.convert import (SUPPORTED_TARGETS, ConversionError, ConvertSpec, build_rknn, default_paths,
-                                     rknn_normalisation)
+    from models.rknn.convert import (
+        SUPPORTED_TARGETS,
+        ConversionError,
+        ConvertSpec,
+        build_rknn,
+        default_paths,
+        rknn_normalisation,
+    )
 
 log = logging.getLogger("rknn.simulate")
 
@@ -91,7 +98,7 @@ def compare(sim: Sequence[np.ndarray], ref: Sequence[np.ndarray]) -> list[Output
     if len(sim) != len(ref):
         raise SimulationError(f"simulator returned {len(sim)} outputs, TFLite {len(ref)}")
     diffs = []
-    for i, (s, r) in enumerate(zip(sim, ref)):
+    for i, (s, r) in enumerate(zip(sim, ref, strict=True)):
         s = np.asarray(s, dtype=np.float32)
         r = np.asarray(r, dtype=np.float32)
         if s.shape != r.shape and s.ndim == 4 and s.transpose(0, 2, 3, 1).shape == r.shape:

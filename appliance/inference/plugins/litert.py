@@ -32,7 +32,7 @@ class LiteRTRunner:
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
             raise ApplianceError(f"model {self.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
-        for index, image in zip(self._inputs, inputs):
+        for index, image in zip(self._inputs, inputs, strict=True):
             target = self._interpreter.tensor(index)()
             if target.shape != image.shape:
                 raise ApplianceError(f"model {self.name} expects input {target.shape}, got {image.shape}")
