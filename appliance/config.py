@@ -17,10 +17,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - boards with Python 3.10
     import tomli as tomllib
 
+from appliance.content.bundle import DEFAULT_BUNDLE_DIR
 from appliance.errors import ApplianceError
 from appliance.perception.matte import MatteSettings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Section(BaseModel):
@@ -61,7 +60,7 @@ class SegmentationConfig(Section):
 
 
 class KioskConfig(Section):
-    content: Path = Field(REPO_ROOT / "content" / "default", description="content bundle directory")
+    content: Path = Field(DEFAULT_BUNDLE_DIR, description="content bundle directory")
     person_enter: float = Field(0.04, ge=0, le=1, description="person coverage that wakes the mirror")
     person_leave: float = Field(0.015, ge=0, le=1, description="coverage below which the screen counts as empty")
     attract_after_s: float = Field(4.0, ge=0, description="seconds of empty screen before the attract scene")

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance.content import generate_default, load_bundle, main
+from appliance.content import generate_default, load_bundle
+from appliance.content.generate import main
 from appliance.errors import ApplianceError
 
 MINIMAL = """

@@ -1,0 +1,5 @@
+import sys
+
+from appliance.content.generate import main
+
+sys.exit(main())

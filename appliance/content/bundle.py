@@ -1,0 +1,179 @@
+"""The campaign.toml schema of a content bundle, and its loader.
+
+A bundle is a directory holding ``campaign.toml`` and the media it names.
+Errors come out as one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - boards with Python 3.10
+    import tomli as tomllib
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from appliance.errors import ApplianceError
+
+DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[2] / "content" / "default"
+CAMPAIGN_FILE = "campaign.toml"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
+VIDEO_SUFFIXES = frozenset({".mp4"})
+
+class _Strict(BaseModel):
+    """A typo in a campaign file must be refused, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SnowSpec(_Strict):
+    """Falling snow drawn over the whole screen. Sizes and speeds are in pixels of a 1080-line
+    screen and scale with the real screen height, so a campaign looks the same on 4K."""
+
+    count: int = Field(300, ge=0, le=5000, description="Number of flakes on screen at once.")
+    min_radius: float = Field(1.0, gt=0, le=32, description="Radius of the smallest (farthest) flake.")
+    max_radius: float = Field(4.0, gt=0, le=32, description="Radius of the largest (nearest) flake.")
+    speed: float = Field(80.0, ge=0, le=2000, description="Fall speed of the largest flakes, px/s.")
+    wind: float = Field(15.0, ge=-2000, le=2000, description="Horizontal drift, px/s; negative blows left.")
+    seed: int = Field(0, description="Random seed: the same seed gives the same flakes.")
+
+    @model_validator(mode="after")
+    def _radii_ordered(self) -> SnowSpec:
+        if self.min_radius > self.max_radius:
+            raise ValueError(f"min_radius {self.min_radius} is larger than max_radius {self.max_radius}")
+        return self
+
+
+class OverlaySpec(_Strict):
+    """A PNG (with alpha) drawn over the screen: a logo, a frame, a sponsor mark."""
+
+    image: str = Field(description="PNG path relative to the bundle directory.")
+    anchor: Literal["top-left", "top-right", "bottom-left", "bottom-right", "center", "fill"] = Field(
+        "top-left", description="Where the overlay sits; `fill` stretches it over the whole screen."
+    )
+    margin: float = Field(0.03, ge=0, le=0.5, description="Gap to the screen edge, as a fraction of screen height.")
+    scale: float = Field(
+        0.15, gt=0, le=1, description="Overlay height as a fraction of screen height (ignored for `fill`)."
+    )
+
+    @field_validator("image")
+    def _is_png(cls, value: str) -> str:
+        if Path(value).suffix.lower() != ".png":
+            raise ValueError(f"{value!r} must be a .png (overlays need an alpha channel)")
+        return value
+
+
+class SceneSpec(_Strict):
+    """One world the shopper can be put in."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stable identifier used in events and menus.")
+    title: str = Field(min_length=1, description="Name shown on screen.")
+    background: str = Field(description="Image (.png/.jpg) or looping video (.mp4), relative to the bundle.")
+    mirror: bool = Field(True, description="Flip the camera horizontally so the screen acts like a mirror.")
+    feather_px: int = Field(6, ge=0, le=64, description="Softening of the person's edge, in camera pixels.")
+    snow: SnowSpec | None = Field(None, description="Falling snow; absent means none.")
+    overlays: list[OverlaySpec] = Field(default_factory=list, description="Drawn in order, last on top.")
+
+    @field_validator("background")
+    def _known_media(cls, value: str) -> str:
+        if Path(value).suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            known = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+            raise ValueError(f"{value!r} is not a supported background ({known})")
+        return value
+
+
+class Campaign(_Strict):
+    """The contents of campaign.toml."""
+
+    name: str = Field(min_length=1, description="Campaign name, for operators and logs.")
+    scenes: list[SceneSpec] = Field(min_length=1, description="The worlds on offer, the first is the default.")
+
+    @field_validator("scenes")
+    def _unique_ids(cls, scenes: list[SceneSpec]) -> list[SceneSpec]:
+        seen: set[str] = set()
+        for scene in scenes:
+            if scene.id in seen:
+                raise ValueError(f"scene id {scene.id!r} is used twice")
+            seen.add(scene.id)
+        return scenes
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated campaign and the directory its media paths are relative to."""
+
+    directory: Path
+    name: str
+    scenes: tuple[SceneSpec, ...]
+
+    def scene(self, scene_id: str) -> SceneSpec:
+        for scene in self.scenes:
+            if scene.id == scene_id:
+                return scene
+        known = ", ".join(scene.id for scene in self.scenes)
+        raise ApplianceError(f"campaign {self.name!r} has no scene {scene_id!r} (it has: {known})")
+
+
+def _error_location(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _one_line(path: Path, error: ValidationError) -> str:
+    """Pydantic's multi-line report becomes the first problem, naming the key, plus a count."""
+    problems = error.errors()
+    first = problems[0]
+    message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(
+        first["type"], first["msg"].removeprefix("Value error, ")
+    )
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"{path}: {_error_location(first['loc'])}: {message}{more}"
+
+
+def _check_media(bundle_dir: Path, toml_path: Path, key: str, relative: str) -> None:
+    root = bundle_dir.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ApplianceError(f"{toml_path}: {key}: {relative!r} points outside the bundle directory")
+    hint = ""
+    if root == DEFAULT_BUNDLE_DIR.resolve():
+        hint = "; generate the default media with `python -m appliance.content generate`"
+    if not path.is_file():
+        raise ApplianceError(f"{toml_path}: {key}: {path} does not exist{hint}")
+    if not os.access(path, os.R_OK):
+        raise ApplianceError(f"{toml_path}: {key}: {path} is not readable (check its permissions)")
+
+
+def load_bundle(bundle_dir: Path) -> Bundle:
+    """Parse and validate ``bundle_dir/campaign.toml`` and check every media file it names.
+
+    Decoding the media is left to the compositor, which has to decode them anyway and
+    reports an undecodable file by name when a scene is built.
+    """
+    toml_path = Path(bundle_dir) / CAMPAIGN_FILE
+    try:
+        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ApplianceError(f"{toml_path} does not exist: a content bundle needs a {CAMPAIGN_FILE}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ApplianceError(f"{toml_path} cannot be read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ApplianceError(f"{toml_path} is not valid TOML: {exc}") from exc
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise ApplianceError(_one_line(toml_path, exc)) from exc
+    for i, scene in enumerate(campaign.scenes):
+        _check_media(bundle_dir, toml_path, f"scenes[{i}].background", scene.background)
+        for j, overlay in enumerate(scene.overlays):
+            _check_media(bundle_dir, toml_path, f"scenes[{i}].overlays[{j}].image", overlay.image)
+    return Bundle(directory=Path(bundle_dir), name=campaign.name, scenes=tuple(campaign.scenes))
