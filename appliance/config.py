@@ -6,20 +6,14 @@ whatever camera it finds (or the demo source).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - boards with Python 3.10
-    import tomli as tomllib
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.content.bundle import DEFAULT_BUNDLE_DIR
-from appliance.errors import ApplianceError
 from appliance.perception.matte import MatteSettings
+from appliance.tomlfile import read_toml, validated
 
 
 class Section(BaseModel):
@@ -99,16 +93,4 @@ def load_config(path: Path | None) -> Config:
     """The configuration in ``path`` (defaults when None); errors name the file and the key."""
     if path is None:
         return Config()
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ApplianceError(f"cannot read config {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ApplianceError(f"config {path} is not valid TOML: {exc}") from exc
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise ApplianceError(f"config {path}: {problems}") from exc
+    return validated(Config, read_toml(path), path)

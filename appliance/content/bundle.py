@@ -7,20 +7,14 @@ Errors come out as one line naming the file and the key.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - boards with Python 3.10
-    import tomli as tomllib
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from appliance.errors import ApplianceError
+from appliance.tomlfile import read_toml, validated
 
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[2] / "content" / "default"
 CAMPAIGN_FILE = "campaign.toml"
@@ -121,24 +115,6 @@ class Bundle:
         raise ApplianceError(f"campaign {self.name!r} has no scene {scene_id!r} (it has: {known})")
 
 
-def _error_location(loc: Sequence[str | int]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _one_line(path: Path, error: ValidationError) -> str:
-    """Pydantic's multi-line report becomes the first problem, naming the key, plus a count."""
-    problems = error.errors()
-    first = problems[0]
-    message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(
-        first["type"], first["msg"].removeprefix("Value error, ")
-    )
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return f"{path}: {_error_location(first['loc'])}: {message}{more}"
-
-
 def _check_media(bundle_dir: Path, toml_path: Path, key: str, relative: str) -> None:
     root = bundle_dir.resolve()
     path = (root / relative).resolve()
@@ -160,18 +136,7 @@ def load_bundle(bundle_dir: Path) -> Bundle:
     reports an undecodable file by name when a scene is built.
     """
     toml_path = Path(bundle_dir) / CAMPAIGN_FILE
-    try:
-        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ApplianceError(f"{toml_path} does not exist: a content bundle needs a {CAMPAIGN_FILE}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ApplianceError(f"{toml_path} cannot be read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ApplianceError(f"{toml_path} is not valid TOML: {exc}") from exc
-    try:
-        campaign = Campaign.model_validate(data)
-    except ValidationError as exc:
-        raise ApplianceError(_one_line(toml_path, exc)) from exc
+    campaign = validated(Campaign, read_toml(toml_path), toml_path)
     for i, scene in enumerate(campaign.scenes):
         _check_media(bundle_dir, toml_path, f"scenes[{i}].background", scene.background)
         for j, overlay in enumerate(scene.overlays):

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - boards with Python 3.10
-    import tomli as tomllib
-
 from appliance.errors import ApplianceError
+from appliance.tomlfile import read_toml
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
@@ -87,12 +82,7 @@ class Manifest:
     def load(cls, directory: Path | None = None) -> Manifest:
         directory = directory or models_dir()
         path = directory / "manifest.toml"
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ApplianceError(f"model manifest not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ApplianceError(f"model manifest {path} is not valid TOML: {exc}") from exc
+        data = read_toml(path)
         try:
             source = WheelSource(**data["source"])
             models = {

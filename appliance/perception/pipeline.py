@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ from appliance.perception.matte import LiveMatte, MatteSettings
 from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, coverage
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
+from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -45,36 +45,25 @@ class Perceiver:
         return Perception(frame, alpha, coverage(probabilities), {"segmentation": elapsed})
 
 
-class PerceptionThread:
+class PerceptionThread(Worker):
     """Takes the newest captured frame, perceives it, publishes the result; never queues."""
 
     def __init__(self, perceiver: Perceiver, frames: LatestSlot[Frame], results: LatestSlot[Perception]) -> None:
+        super().__init__("perception")
         self.perceiver = perceiver
         self.frames = frames
         self.results = results
-        self.problem: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="perception", daemon=True)
+        self._seen = 0
 
-    def start(self) -> PerceptionThread:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-
-    def _run(self) -> None:
-        seen = 0
-        while not self._stop.is_set():
-            version, frame = self.frames.newer_than(seen, timeout=0.2)
-            if frame is None or version == seen:
-                continue
-            seen = version
-            try:
-                self.results.put(self.perceiver.process(frame))
-                self.problem = None
-            except ApplianceError as exc:
-                if self.problem != str(exc):
-                    log.error("perception failed: %s", exc)
-                self.problem = str(exc)
+    def step(self) -> None:
+        version, frame = self.frames.newer_than(self._seen, timeout=0.2)
+        if frame is None or version == self._seen:
+            return
+        self._seen = version
+        try:
+            self.results.put(self.perceiver.process(frame))
+            self.problem = None
+        except ApplianceError as exc:
+            if self.problem != str(exc):
+                log.error("perception failed: %s", exc)
+            self.problem = str(exc)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from appliance.errors import ApplianceError
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame, FrameSource
+from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-class CaptureThread:
+class CaptureThread(Worker):
     """Owns the source; a failure (camera unplugged, file gone) is retried with backoff, never fatal.
 
     ``problem`` holds the current failure for the screen and health reports, or
@@ -21,41 +21,33 @@ class CaptureThread:
 
     def __init__(self, source: FrameSource, slot: LatestSlot[Frame],
                  retry_initial: float = 0.5, retry_max: float = 5.0) -> None:
+        super().__init__("capture")
         self.source = source
         self.slot = slot
-        self.problem: str | None = None
         self._retry_initial = retry_initial
         self._retry_max = retry_max
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-
-    def start(self) -> CaptureThread:
-        self._thread.start()
-        return self
+        self._delay = retry_initial
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
+        super().stop()
         self.source.close()
 
-    def _run(self) -> None:
-        delay = self._retry_initial
-        while not self._stop.is_set():
-            try:
-                self.slot.put(self.source.read())
-                if self.problem:
-                    log.warning("%s is back", self.source.description)
-                    self.problem = None
-                delay = self._retry_initial
-            except ApplianceError as exc:
-                if self.problem != str(exc):
-                    log.error("%s; retrying every %.1f-%.0f s", exc, self._retry_initial, self._retry_max)
-                self.problem = str(exc)
-                self._recover(delay)
-                delay = min(delay * 2, self._retry_max)
+    def step(self) -> None:
+        try:
+            self.slot.put(self.source.read())
+            if self.problem:
+                log.warning("%s is back", self.source.description)
+                self.problem = None
+            self._delay = self._retry_initial
+        except ApplianceError as exc:
+            if self.problem != str(exc):
+                log.error("%s; retrying every %.1f-%.0f s", exc, self._retry_initial, self._retry_max)
+            self.problem = str(exc)
+            self._recover(self._delay)
+            self._delay = min(self._delay * 2, self._retry_max)
 
     def _recover(self, delay: float) -> None:
-        if self._stop.wait(delay):
+        if self.pause(delay):
             return
         try:
             self.source.reopen()

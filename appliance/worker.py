@@ -1,0 +1,43 @@
+"""The one shape of background thread in the appliance: a loop that runs until stopped.
+
+Workers never raise out of their loop: a failure is kept in ``problem`` (for the
+screen, the health report and the logs) and the loop carries on.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TypeVar
+
+W = TypeVar("W", bound="Worker")
+
+
+class Worker:
+    def __init__(self, name: str) -> None:
+        self.problem: str | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self: W) -> W:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=2.0)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep unless asked to stop first; True when stopping."""
+        return self._stopping.wait(seconds)
+
+    def _run(self) -> None:
+        while not self.stopping:
+            self.step()
+
+    def step(self) -> None:
+        """One round of the worker's job; overridden by each worker."""
+        raise NotImplementedError
