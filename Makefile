@@ -68,7 +68,7 @@ $(RKNN_VENV)/.installed:
 	$(RKNN_PY) -m pip install --quiet --no-deps rknn-toolkit2==2.5.0 torch==2.13.0
 	$(RKNN_PY) -m pip install --quiet "numpy<=1.26.4" "protobuf>=4.21.6,<=4.25.4" psutil "ruamel.yaml>=0.17.21" \
 	    "scipy>=1.9.3" tqdm "opencv-python-headless>=4.5.5.64" "fast-histogram>=0.11" "onnx>=1.16.1,<=1.18.0" \
-	    "onnxruntime>=1.17.0" "tensorflow-cpu==2.14.0" ai-edge-litert
+	    "onnxruntime>=1.17.0" "tensorflow-cpu==2.14.0" ai-edge-litert pydantic
 	touch $@
 
 rknn-models: models $(RKNN_VENV)/.installed

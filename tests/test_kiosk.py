@@ -95,3 +95,10 @@ def test_missing_camera_keeps_the_kiosk_on_the_attract_scene(content_dir: Path) 
         kiosk.run(max_frames=None)
         assert kiosk.frames_shown == 0
         assert "no camera at /dev/video63" in (kiosk.workers.problem or "")
+
+
+def test_a_window_never_outgrows_the_desktop() -> None:
+    from appliance.kiosk.display import fit_window
+
+    assert fit_window((1920, 1080), (1600, 1000)) == (1440, 810)
+    assert fit_window((1280, 720), (3840, 2160)) == (1280, 720)

@@ -19,6 +19,12 @@ class DisplayMode(Enum):
     HEADLESS = "headless"
 
 
+def fit_window(size: tuple[int, int], desktop: tuple[int, int], share: float = 0.9) -> tuple[int, int]:
+    """``size`` scaled down, aspect kept, to at most ``share`` of the desktop (a 1080p window on a laptop)."""
+    scale = min(1.0, share * desktop[0] / size[0], share * desktop[1] / size[1])
+    return round(size[0] * scale), round(size[1] * scale)
+
+
 class Display:
     """Presents BGR frames; text is drawn on top through ``text`` before ``flip``."""
 
@@ -35,6 +41,8 @@ class Display:
             if mode is DisplayMode.FULLSCREEN:
                 self.surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
                 pygame.mouse.set_visible(False)
+            elif mode is DisplayMode.WINDOWED:
+                self.surface = pygame.display.set_mode(fit_window(size, pygame.display.get_desktop_sizes()[0]))
             else:
                 self.surface = pygame.display.set_mode(size)
         except pygame.error as exc:

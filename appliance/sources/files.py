@@ -78,8 +78,8 @@ class StillSource:
 def demo_image(size: tuple[int, int] = (1280, 720)) -> np.ndarray:
     """The bundled demo: scikit-image's public-domain ``astronaut`` portrait on a 16:9 stage.
 
-    The portrait is placed on a blurred, widened copy of itself so the frame looks
-    like a camera view with a person in it; the segmentation replaces the rest.
+    The portrait stands centred on a plain wall of its own edge colour, so the frame
+    looks like a camera view with a person in it; the segmentation replaces the rest.
     """
     try:
         from skimage import data
@@ -87,9 +87,10 @@ def demo_image(size: tuple[int, int] = (1280, 720)) -> np.ndarray:
         raise ApplianceError("the demo source needs scikit-image (run `make setup`)") from exc
     portrait = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     width, height = size
-    stage = cv2.GaussianBlur(cv2.resize(portrait, size, interpolation=cv2.INTER_AREA), (0, 0), 25)
-    side = height
-    person = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
-    left = (width - side) // 2
-    stage[:, left:left + side] = person
+    person = cv2.resize(portrait, (height, height), interpolation=cv2.INTER_AREA)
+    wall = np.median(np.concatenate([person[:, :8], person[:, -8:]], axis=1).reshape(-1, 3), axis=0)
+    stage = np.empty((height, width, 3), np.uint8)
+    stage[:] = wall.astype(np.uint8)
+    left = (width - height) // 2
+    stage[:, left:left + height] = person
     return stage
