@@ -10,6 +10,7 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
+from appliance.perception.hand import GestureState
 from appliance.perception.matte import LiveMatte, MatteSettings
 from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, coverage
 from appliance.slot import LatestSlot
@@ -27,6 +28,7 @@ class Perception:
     alpha: np.ndarray          # uint8 person matte at the frame's size
     coverage: float            # share of the frame that is person, 0..1
     timings_ms: dict[str, float] = field(default_factory=dict)
+    gestures: GestureState = GestureState()
     done_at: float = field(default_factory=time.monotonic)
 
 
