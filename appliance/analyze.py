@@ -4,26 +4,67 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import cv2
+import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
 from appliance.media import read_image
-from appliance.perception.segmentation import STILL_MODEL, PersonSegmenter
+from appliance.perception.gestures import classify
+from appliance.perception.hand import Hand
+from appliance.perception.hand_search import person_box
+from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, hands_in_still
+from appliance.perception.landmarks import HandLandmarker
+from appliance.perception.palm import PalmDetector
+from appliance.perception.segmentation import STILL_MODEL, PersonSegmenter, mask_at
+
+
+@dataclass(frozen=True)
+class StillResult:
+    mask: np.ndarray        # uint8 person probability at the image's size
+    hands: list[Hand]
+
+
+class StillPerception:
+    """The models a still image goes through (the square segmentation model, every hand-search step)."""
+
+    def __init__(self, inference: Inference) -> None:
+        self.segmenter = PersonSegmenter(inference.load(STILL_MODEL), inference.manifest.spec(STILL_MODEL))
+        self.detector = PalmDetector(inference.load(PALM_MODEL))
+        self.landmarker = HandLandmarker(inference.load(LANDMARK_MODEL))
+
+    def perceive(self, image: np.ndarray) -> StillResult:
+        size = (image.shape[1], image.shape[0])
+        probabilities = self.segmenter.probabilities(image)
+        hands = hands_in_still(self.detector, self.landmarker, image, person_box(probabilities, size))
+        return StillResult(mask_at(probabilities, size), hands)
+
+
+def hand_record(hand: Hand) -> dict:
+    gesture, confidence = classify(hand)
+    return {
+        "handedness": hand.handedness,
+        "score": round(hand.score, 4),
+        "gesture": gesture,
+        "gesture_score": round(confidence, 4),
+        "box": [round(value, 2) for value in hand.box],
+        "landmarks": np.round(hand.landmarks.astype(float), 2).tolist(),
+    }
 
 
 def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, out: IO[str]) -> int:
     """Write one JSON object per input to ``out``; returns how many inputs failed."""
-    segmenter = PersonSegmenter(inference.load(STILL_MODEL), inference.manifest.spec(STILL_MODEL))
+    perception = StillPerception(inference)
     if mask_dir:
         mask_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in paths:
         try:
-            record = _analyze_one(path, segmenter, mask_dir)
+            record = _analyze_one(path, perception, mask_dir)
         except ApplianceError as exc:
             record = {"path": str(path), "error": str(exc)}
             failures += 1
@@ -32,14 +73,15 @@ def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, 
     return failures
 
 
-def _analyze_one(path: Path, segmenter: PersonSegmenter, mask_dir: Path | None) -> dict:
+def _analyze_one(path: Path, perception: StillPerception, mask_dir: Path | None) -> dict:
     image = read_image(path)
     height, width = image.shape[:2]
-    mask = segmenter.mask(image)
-    person: dict = {"coverage": round(float((mask >= 128).mean()), 4)}
+    result = perception.perceive(image)
+    person: dict = {"coverage": round(float((result.mask >= 128).mean()), 4)}
     if mask_dir:
         target = mask_dir / f"{path.stem}.png"
-        if not cv2.imwrite(str(target), mask):
+        if not cv2.imwrite(str(target), result.mask):
             raise ApplianceError(f"cannot write mask {target} (disk full or no permission?)")
         person["mask"] = str(target)
-    return {"path": str(path), "size": [width, height], "person": person}
+    return {"path": str(path), "size": [width, height], "person": person,
+            "hands": [hand_record(hand) for hand in result.hands]}

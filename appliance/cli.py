@@ -1,4 +1,4 @@
-"""The command line (a contract: see shared/design/ARCHITECTURE.md): run, analyze, bench, models.
+"""The command line (a contract: see shared/design/ARCHITECTURE.md): run, analyze, eval, bench, models.
 
 This is an edge: ApplianceError becomes one line on stderr and exit status 1.
 """
@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--screen", default="1920x1080", help="WxH of the composited screen")
     bench.add_argument("--world", type=int, default=0, help="which world of the content bundle")
     bench.add_argument("--config", type=Path, help="take content and segmentation settings from this file")
+
+    evaluate = commands.add_parser("eval", help="measure perception on labelled data")
+    evaluate.add_argument("task", choices=["gestures"])
+    evaluate.add_argument("directory", type=Path, metavar="DIR", help="one subfolder per expected label")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.add_argument("--backend", default="auto")
 
     models = commands.add_parser("models", help="fetch and verify the model files")
     models.add_argument("action", choices=["fetch", "verify"])
@@ -112,6 +118,15 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from appliance.evaluate import eval_gestures, format_report
+    from appliance.inference.backend import Inference
+
+    report = eval_gestures(args.directory, Inference(args.backend))
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from appliance.inference.fetch import fetch_models, missing_or_corrupt
     from appliance.inference.manifest import Manifest
@@ -126,7 +141,7 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "analyze": _analyze, "bench": _bench, "models": _models}
+COMMANDS = {"run": _run, "analyze": _analyze, "bench": _bench, "eval": _eval, "models": _models}
 
 
 def main(argv: list[str] | None = None) -> int:

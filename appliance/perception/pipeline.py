@@ -10,8 +10,13 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
+from appliance.perception.gesture_tracker import GestureTracker
 from appliance.perception.hand import GestureState
+from appliance.perception.hand_search import person_box
+from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, HandTracker
+from appliance.perception.landmarks import HandLandmarker
 from appliance.perception.matte import LiveMatte, MatteSettings
+from appliance.perception.palm import PalmDetector
 from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, coverage
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
@@ -33,18 +38,28 @@ class Perception:
 
 
 class Perceiver:
-    """The models a live frame goes through; one instance per stream (it keeps temporal state)."""
+    """The models a live frame goes through; one instance per stream (it keeps temporal state).
+
+    Segmentation runs first: its mask says where the person stands, which is
+    where the hand search looks.
+    """
 
     def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings()) -> None:
         self.segmenter = PersonSegmenter(inference.load(LIVE_MODEL), inference.manifest.spec(LIVE_MODEL))
         self.matte = LiveMatte(matte)
+        self.hands = HandTracker(PalmDetector(inference.load(PALM_MODEL)), HandLandmarker(inference.load(LANDMARK_MODEL)))
+        self.gestures = GestureTracker()
 
     def process(self, frame: Frame) -> Perception:
         started = time.perf_counter()
         probabilities = self.segmenter.probabilities(frame.image)
         alpha = self.matte.update(frame.image, probabilities)
-        elapsed = (time.perf_counter() - started) * 1000.0
-        return Perception(frame, alpha, coverage(probabilities), {"segmentation": elapsed})
+        segmented = time.perf_counter()
+        hands = self.hands.update(frame.image, person_box(probabilities, frame.size))
+        gestures = self.gestures.update(hands, frame.captured_at, frame.size)
+        done = time.perf_counter()
+        timings = {"segmentation": (segmented - started) * 1000.0, "hands": (done - segmented) * 1000.0}
+        return Perception(frame, alpha, coverage(probabilities), timings, gestures)
 
 
 class PerceptionThread(Worker):

@@ -28,10 +28,13 @@ class PersonSegmenter:
         return output.reshape(self._size[1], self._size[0])
 
     def mask(self, image: np.ndarray) -> np.ndarray:
-        """The raw mask at the image's size, 0..255 uint8: what ``analyze --mask-out`` writes."""
-        height, width = image.shape[:2]
-        full = cv2.resize(self.probabilities(image), (width, height), interpolation=cv2.INTER_LINEAR)
-        return cv2.convertScaleAbs(full, alpha=255.0)
+        """The raw mask at the image's size (see ``mask_at``)."""
+        return mask_at(self.probabilities(image), (image.shape[1], image.shape[0]))
+
+
+def mask_at(probabilities: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Probabilities resized bilinearly to ``size`` (w, h) as 0..255 uint8: what ``analyze --mask-out`` writes."""
+    return cv2.convertScaleAbs(cv2.resize(probabilities, size, interpolation=cv2.INTER_LINEAR), alpha=255.0)
 
 
 def coverage(probabilities: np.ndarray) -> float:
