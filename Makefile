@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 OIVIS_TEST_MEDIA ?=
 RUN_ARGS ?=
 
-.PHONY: help setup models content run test bench bench-compare clean rknn-models rknn-check
+.PHONY: help setup models content run test bench bench-compare eval-hands clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -17,6 +17,7 @@ help:
 	@echo "make models   fetch the pinned model files and verify their checksums"
 	@echo "make bench    per-stage timings on BENCH_SOURCE (default: the devset kiosk video)"
 	@echo "make bench-compare   segmentation speed side by side with the reference (mediapipe)"
+	@echo "make eval-hands      hand detection recall side by side with the reference, at simulated distances"
 	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
 	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
 
@@ -91,3 +92,6 @@ $(REF_VENV)/.installed:
 
 bench-compare: models content $(REF_VENV)/.installed
 	$(PY) models/reference/compare.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python
+
+eval-hands: models content $(REF_VENV)/.installed
+	$(PY) models/reference/compare_hands.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python

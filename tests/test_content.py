@@ -54,7 +54,7 @@ def test_generated_default_is_accepted_and_decodes(default_bundle: Path) -> None
 def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> None:
     lines: list[str] = []
     assert generate_default(default_bundle, progress=lines.append) == []
-    assert len(lines) == 5 and all(line.startswith("kept") for line in lines)
+    assert len(lines) == 8 and all(line.startswith("kept") for line in lines)
     logo = default_bundle / "logo.png"
     before = logo.read_bytes()
     logo.unlink()
@@ -64,7 +64,7 @@ def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> Non
 
 def test_cli_prints_one_line_per_file(default_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", str(default_bundle)]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 5
+    assert len(capsys.readouterr().out.strip().splitlines()) == 8
 
 
 def test_unknown_key_is_refused_by_name(tmp_path: Path) -> None:
@@ -111,4 +111,46 @@ def test_broken_toml_and_missing_file_are_named(tmp_path: Path) -> None:
 def test_duplicate_scene_ids_are_refused(tmp_path: Path) -> None:
     _bundle(tmp_path, MINIMAL + MINIMAL.replace('name = "test"', ""))
     with pytest.raises(ApplianceError, match="scene id 'one' is used twice"):
+        load_bundle(tmp_path)
+
+
+RPS = """
+[rps]
+star_name = "Nova"
+star_image = "star.png"
+"""
+
+
+def test_the_default_campaign_offers_rps_with_a_drawn_star(default_bundle: Path) -> None:
+    rps = load_bundle(default_bundle).rps
+    assert rps is not None and rps.star_name == "Nova" and rps.win_rate is None and rps.rounds_to_win == 2
+    for name in (rps.star_image, rps.star_happy_image, rps.star_sad_image):
+        star = cv2.imread(str(default_bundle / name), cv2.IMREAD_UNCHANGED)
+        assert star.shape == (640, 640, 4)
+        assert star[0, 0, 3] == 0 and star[320, 320, 3] == 255, "transparent around, opaque in the middle"
+    happy, sad = (cv2.imread(str(default_bundle / name)) for name in (rps.star_happy_image, rps.star_sad_image))
+    assert np.abs(happy.astype(int) - sad.astype(int)).mean() > 5, "the moods must look different"
+
+
+def test_rps_is_optional_and_its_star_is_checked(tmp_path: Path) -> None:
+    assert load_bundle(_bundle(tmp_path, MINIMAL)).rps is None
+    _bundle(tmp_path, MINIMAL + RPS)
+    with pytest.raises(ApplianceError, match=r"rps\.star_image: .*star\.png does not exist"):
+        load_bundle(tmp_path)
+    cv2.imwrite(str(tmp_path / "star.png"), np.zeros((8, 8, 4), np.uint8))
+    assert load_bundle(tmp_path).rps.rounds_to_win == 2
+    _bundle(tmp_path, MINIMAL + RPS + "star_sad_image = 'sad.png'\n")
+    with pytest.raises(ApplianceError, match=r"rps\.star_sad_image: .*sad\.png does not exist"):
+        load_bundle(tmp_path)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("win_rate = 1.5", r"rps\.win_rate: Input should be less than or equal to 1"),
+    ("rounds_to_win = 0", r"rps\.rounds_to_win: Input should be greater than or equal to 1"),
+    ("star_happy_image = 'happy.jpg'", r"rps\.star_happy_image: .*must be a \.png"),
+    ("prize = 'car'", r"rps\.prize: unknown key"),
+])
+def test_bad_rps_settings_name_the_key(tmp_path: Path, line: str, message: str) -> None:
+    _bundle(tmp_path, MINIMAL + RPS + line + "\n")
+    with pytest.raises(ApplianceError, match=message):
         load_bundle(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,7 @@ def test_cli_runs_the_kiosk_headless_for_n_frames(astronaut_file: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "model selfie_landscape on backend litert" in result.stderr
-    assert "scene mirror" in result.stderr
+    assert "scene menu" in result.stderr
 
 
 def test_missing_camera_keeps_the_kiosk_on_the_attract_scene(content_dir: Path) -> None:
@@ -102,3 +103,89 @@ def test_a_window_never_outgrows_the_desktop() -> None:
 
     assert fit_window((1920, 1080), (1600, 1000)) == (1440, 810)
     assert fit_window((1280, 720), (3840, 2160)) == (1280, 720)
+
+
+def fast_rps_bundle(content_dir: Path, target: Path, **rps: object) -> Path:
+    """The default bundle with a quick countdown (and whatever else the test sets in [rps])."""
+    shutil.copytree(content_dir, target)
+    toml = target / "campaign.toml"
+    extra = "".join(f"\n{key} = {value}" for key, value in {"beat_s": 0.05, **rps}.items())
+    toml.write_text(toml.read_text().replace("rounds_to_win = 2", "rounds_to_win = 2" + extra))
+    return target
+
+
+def key(name: int) -> pygame.event.Event:
+    return pygame.event.Event(pygame.KEYDOWN, key=name, mod=0)
+
+
+def test_the_keyboard_walks_attract_menu_rps_to_a_result(astronaut_file: Path, content_dir: Path,
+                                                         tmp_path: Path) -> None:
+    bundle = fast_rps_bundle(content_dir, tmp_path / "bundle", win_rate=1.0)
+    with kiosk_session(config_for(f"image:{astronaut_file}", bundle), DisplayMode.HEADLESS) as kiosk:
+        heard = []
+
+        def on_event(event) -> None:
+            heard.append(event)
+            if event.type == "session_start":             # the menu is up: choose the second experience
+                pygame.event.post(key(pygame.K_RIGHT))
+                pygame.event.post(key(pygame.K_RETURN))
+            elif event.type == "experience_chosen":       # in the game: keep throwing rock
+                pygame.time.set_timer(key(pygame.K_r), 40)
+            elif event.type == "rps_result":
+                kiosk.stop()
+
+        kiosk.events.subscribe(on_event)
+        pygame.time.set_timer(pygame.QUIT, 30_000, loops=1)    # a safety net, never reached when it works
+        try:
+            kiosk.run()
+        finally:
+            pygame.time.set_timer(pygame.KEYDOWN, 0)
+            pygame.time.set_timer(pygame.QUIT, 0)
+    types = [event.type for event in heard]
+    assert types == ["session_start", "experience_chosen", "rps_round", "rps_round", "rps_result"], types
+    session = heard[0].data["session"]
+    assert all(event.data["session"] == session for event in heard)
+    assert heard[1].data["experience"] == "rps"
+    assert [(e.data["shopper"], e.data["star"], e.data["typed"]) for e in heard[2:4]] == [("rock", "scissors", True)] * 2
+    assert heard[-1].data["winner"] == "shopper" and heard[-1].data["score"] == {"shopper": 2, "star": 0}
+    assert kiosk.events.drain(100) == heard
+
+
+def test_backspace_leaves_the_game_for_the_menu_and_the_mirror_can_be_chosen(
+        astronaut_file: Path, content_dir: Path, tmp_path: Path) -> None:
+    bundle = fast_rps_bundle(content_dir, tmp_path / "bundle")
+    with kiosk_session(config_for(f"image:{astronaut_file}", bundle), DisplayMode.HEADLESS) as kiosk:
+        def on_event(event) -> None:
+            if event.type == "session_start":
+                for name in (pygame.K_LEFT, pygame.K_RETURN):   # the carousel wraps round to the game
+                    pygame.event.post(key(name))
+            elif event.type == "experience_chosen" and event.data["experience"] == "rps":
+                pygame.event.post(key(pygame.K_BACKSPACE))
+            elif event.type == "rps_abandon":
+                pygame.event.post(key(pygame.K_RETURN))         # the menu again, on the mirror
+            elif event.type == "experience_chosen":
+                kiosk.stop()
+
+        kiosk.events.subscribe(on_event)
+        pygame.time.set_timer(pygame.QUIT, 30_000, loops=1)
+        try:
+            kiosk.run()
+        finally:
+            pygame.time.set_timer(pygame.QUIT, 0)
+    published = kiosk.events.drain(100)
+    assert [(e.type, e.data.get("experience") or e.data.get("reason")) for e in published] == [
+        ("session_start", None), ("experience_chosen", "rps"), ("rps_abandon", "key"),
+        ("experience_chosen", "mirror")]
+
+
+def test_the_hand_cursor_lands_where_the_mirrored_cover_fitted_hand_is(content_dir: Path) -> None:
+    from appliance.content import load_bundle
+    from appliance.render.compositor import Compositor
+
+    world = load_bundle(content_dir).scenes[0]
+    assert world.mirror
+    compositor = Compositor(world, content_dir, (1920, 1080))
+    assert compositor.screen_point((640, 360), (1280, 720)) == (960, 540)
+    assert compositor.screen_point((0, 720), (1280, 720)) == (1920, 1080)    # camera's left is the screen's right
+    x, y = compositor.screen_point((140, 0), (640, 480))                      # 4:3 is cropped top and bottom
+    assert (x, y) == (1500, -180)

@@ -39,8 +39,9 @@ def _bgr8(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[..., ::-1])
 
 
-def _over(canvas: np.ndarray, coverage: np.ndarray, rgb: tuple[float, float, float], opacity: float = 1.0) -> None:
-    """Paint a colour through a 0..255 coverage mask onto a premultiplied RGBA canvas."""
+def _over(canvas: np.ndarray, coverage: np.ndarray, rgb: tuple[float, float, float] | np.ndarray,
+          opacity: float = 1.0) -> None:
+    """Paint a colour (or an HxWx3 colour field) through a 0..255 coverage mask onto a premultiplied RGBA canvas."""
     amount = (coverage.astype(np.float32) * (opacity / 255.0))[..., None]
     canvas[..., :3] = canvas[..., :3] * (1.0 - amount) + amount * np.asarray(rgb, np.float32)
     canvas[..., 3:] = canvas[..., 3:] * (1.0 - amount) + amount
@@ -293,3 +294,103 @@ def draw_frame(width: int = 1920, height: int = 1080) -> np.ndarray:
         _snowflake(marks, (cx, cy), 22, 3)
     _over(canvas, marks, (1.0, 1.0, 1.0))
     return _bgra8(canvas, (width, height))
+
+
+def _star_mask(size: int, centre: tuple[float, float], outer: float, inner: float, roundness: float) -> np.ndarray:
+    """A five-pointed star's coverage, its points rounded off (blur, then threshold) so it looks soft."""
+    points = []
+    for k in range(10):
+        radius = outer if k % 2 == 0 else inner
+        angle = math.radians(-90 + 36 * k)
+        points.append((centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle)))
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(np.array(points)).astype(np.int32)], 255, cv2.LINE_AA)
+    soft = cv2.GaussianBlur(mask, (0, 0), roundness)
+    return cv2.GaussianBlur(np.where(soft > 140, 255, 0).astype(np.uint8), (0, 0), 1.5)
+
+
+def draw_star(mood: str = "neutral", size: int = 640) -> np.ndarray:
+    """The default campaign's RPS star: a chubby yellow star with a face, BGRA.
+
+    ``mood`` is ``neutral``, ``happy`` (the star won: closed laughing eyes, open mouth, sparkles,
+    warmer) or ``sad`` (the star lost: frown, raised inner brows, a tear, paler and cooler).
+    """
+    big = size * 2
+    cx, cy = big / 2, big * 0.54
+    outer = big * 0.44
+    body = {"neutral": (1.0, 0.8, 0.18), "happy": (1.0, 0.72, 0.12), "sad": (0.86, 0.82, 0.55)}[mood]
+    rim = {"neutral": (0.86, 0.42, 0.08), "happy": (0.9, 0.36, 0.06), "sad": (0.55, 0.52, 0.5)}[mood]
+    ink = (0.28, 0.14, 0.06)
+    canvas = np.zeros((big, big, 4), np.float32)
+
+    outline = _star_mask(big, (cx, cy), outer, outer * 0.56, big * 0.02)
+    shadow = np.roll(cv2.GaussianBlur(outline, (0, 0), big * 0.012), (int(big * 0.02), int(big * 0.01)), (0, 1))
+    _over(canvas, shadow, (0.0, 0.0, 0.0), opacity=0.35)
+    _over(canvas, outline, rim)
+    fill = _star_mask(big, (cx, cy + big * 0.004), outer * 0.93, outer * 0.56 * 0.9, big * 0.02)
+    y, x = np.mgrid[0:big, 0:big].astype(np.float32)
+    light = np.clip(1.0 - np.hypot(x - cx + outer * 0.35, y - cy + outer * 0.45) / (outer * 1.6), 0, 1)[..., None]
+    shade = np.asarray(body, np.float32) * (0.82 + 0.18 * light) + 0.22 * light**2
+    _over(canvas, fill, shade)
+
+    face = np.zeros((big, big), np.uint8)
+    eye_dx, eye_y, unit = outer * 0.2, cy - outer * 0.06, outer / 100
+    thick = max(2, round(unit * 5))
+    for side in (-1, 1):
+        ex = round(cx + side * eye_dx)
+        if mood == "happy":
+            cv2.ellipse(face, (ex, round(eye_y + unit * 4)), (round(unit * 9), round(unit * 8)), 0, 200, 340,
+                        255, thick, cv2.LINE_AA)
+        else:
+            cv2.ellipse(face, (ex, round(eye_y)), (round(unit * 7), round(unit * 11)), 0, 0, 360, 255, -1, cv2.LINE_AA)
+        if mood == "sad":
+            brow_inner = (round(cx + side * eye_dx * 0.45), round(eye_y - unit * 19))
+            brow_outer = (round(cx + side * eye_dx * 1.5), round(eye_y - unit * 13))
+            cv2.line(face, brow_inner, brow_outer, 255, max(2, thick * 3 // 4), cv2.LINE_AA)
+    mouth_y = round(cy + outer * 0.14)
+    if mood == "happy":
+        cv2.ellipse(face, (round(cx), mouth_y - round(unit * 3)), (round(unit * 17), round(unit * 15)), 0, 0, 180,
+                    255, -1, cv2.LINE_AA)
+    elif mood == "sad":
+        cv2.ellipse(face, (round(cx), mouth_y + round(unit * 9)), (round(unit * 12), round(unit * 8)), 0, 200, 340,
+                    255, thick, cv2.LINE_AA)
+    else:
+        cv2.ellipse(face, (round(cx), mouth_y - round(unit * 4)), (round(unit * 15), round(unit * 11)), 0, 20, 160,
+                    255, thick, cv2.LINE_AA)
+    _over(canvas, face, ink)
+
+    details = np.zeros_like(face)
+    if mood != "happy":
+        for side in (-1, 1):
+            spot = (round(cx + side * eye_dx + unit * 2.5), round(eye_y - unit * (4 if mood == "neutral" else -3)))
+            cv2.circle(details, spot, round(unit * 2.6), 255, -1, cv2.LINE_AA)
+        _over(canvas, details, (1.0, 1.0, 1.0))
+    if mood == "happy":
+        tongue = np.zeros_like(face)
+        cv2.ellipse(tongue, (round(cx), mouth_y + round(unit * 9)), (round(unit * 9), round(unit * 5)), 0, 0, 360,
+                    255, -1, cv2.LINE_AA)
+        _over(canvas, np.minimum(tongue, face), (0.95, 0.42, 0.45))
+    if mood != "sad":
+        cheeks = np.zeros_like(face)
+        for side in (-1, 1):
+            cv2.ellipse(cheeks, (round(cx + side * eye_dx * 1.65), round(eye_y + unit * 16)),
+                        (round(unit * 9), round(unit * 5)), 0, 0, 360, 255, -1, cv2.LINE_AA)
+        _over(canvas, cv2.GaussianBlur(cheeks, (0, 0), unit * 1.5), (1.0, 0.45, 0.45), opacity=0.55)
+    else:
+        tear = np.zeros_like(face)
+        tx, ty = round(cx + eye_dx + unit * 3), round(eye_y + unit * 20)
+        cv2.circle(tear, (tx, ty), round(unit * 4.5), 255, -1, cv2.LINE_AA)
+        cv2.fillConvexPoly(tear, np.array([[tx - round(unit * 4.3), ty - round(unit)], [tx, ty - round(unit * 11)],
+                                           [tx + round(unit * 4.3), ty - round(unit)]]), 255, cv2.LINE_AA)
+        _over(canvas, tear, (0.45, 0.75, 1.0), opacity=0.9)
+    if mood == "happy":
+        sparkles = np.zeros_like(face)
+        for sx, sy, radius in ((0.12, 0.2, 0.05), (0.86, 0.16, 0.04), (0.9, 0.62, 0.03), (0.08, 0.66, 0.035)):
+            centre, length = (round(big * sx), round(big * sy)), round(big * radius)
+            star4 = [(centre[0], centre[1] - length), (centre[0] + length // 4, centre[1] - length // 4),
+                     (centre[0] + length, centre[1]), (centre[0] + length // 4, centre[1] + length // 4),
+                     (centre[0], centre[1] + length), (centre[0] - length // 4, centre[1] + length // 4),
+                     (centre[0] - length, centre[1]), (centre[0] - length // 4, centre[1] - length // 4)]
+            cv2.fillPoly(sparkles, [np.array(star4)], 255, cv2.LINE_AA)
+        _over(canvas, sparkles, (1.0, 0.95, 0.55))
+    return _bgra8(canvas, (size, size))

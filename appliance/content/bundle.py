@@ -27,6 +27,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _png(value: str | None) -> str | None:
+    """Images drawn over the mirror (overlays, the RPS star) need an alpha channel, so PNG only."""
+    if value is not None and Path(value).suffix.lower() != ".png":
+        raise ValueError(f"{value!r} must be a .png (images drawn over the mirror need an alpha channel)")
+    return value
+
+
 class SnowSpec(_Strict):
     """Falling snow drawn over the whole screen. Sizes and speeds are in pixels of a 1080-line
     screen and scale with the real screen height, so a campaign looks the same on 4K."""
@@ -57,11 +64,7 @@ class OverlaySpec(_Strict):
         0.15, gt=0, le=1, description="Overlay height as a fraction of screen height (ignored for `fill`)."
     )
 
-    @field_validator("image")
-    def _is_png(cls, value: str) -> str:
-        if Path(value).suffix.lower() != ".png":
-            raise ValueError(f"{value!r} must be a .png (overlays need an alpha channel)")
-        return value
+    _image_is_png = field_validator("image")(_png)
 
 
 class SceneSpec(_Strict):
@@ -83,11 +86,34 @@ class SceneSpec(_Strict):
         return value
 
 
+class RpsSpec(_Strict):
+    """Rock–paper–scissors against the campaign's star."""
+
+    star_name: str = Field(min_length=1, max_length=24, description="The star's name, shown on screen.")
+    star_image: str = Field(description="PNG with alpha of the star, relative to the bundle.")
+    star_happy_image: str | None = Field(None, description="The star when it wins; absent: star_image.")
+    star_sad_image: str | None = Field(None, description="The star when it loses; absent: star_image.")
+    win_rate: float | None = Field(
+        None, ge=0, le=1,
+        description="Probability that the shopper wins a round (prize campaigns); absent: the star throws at random.",
+    )
+    rounds_to_win: int = Field(2, ge=1, le=5, description="Rounds a player needs to win the game (2: best of three).")
+    beat_s: float = Field(0.7, ge=0.05, le=3.0, description="Seconds per countdown word (rock, paper, scissors, shoot).")
+
+    _images_are_png = field_validator("star_image", "star_happy_image", "star_sad_image")(_png)
+
+    def images(self) -> dict[str, str]:
+        """Key → path of every image the spec names (for the media check)."""
+        keys = ("star_image", "star_happy_image", "star_sad_image")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+
 class Campaign(_Strict):
     """The contents of campaign.toml."""
 
     name: str = Field(min_length=1, description="Campaign name, for operators and logs.")
     scenes: list[SceneSpec] = Field(min_length=1, description="The worlds on offer, the first is the default.")
+    rps: RpsSpec | None = Field(None, description="Rock–paper–scissors; absent: the menu does not offer it.")
 
     @field_validator("scenes")
     def _unique_ids(cls, scenes: list[SceneSpec]) -> list[SceneSpec]:
@@ -106,6 +132,7 @@ class Bundle:
     directory: Path
     name: str
     scenes: tuple[SceneSpec, ...]
+    rps: RpsSpec | None = None
 
     def scene(self, scene_id: str) -> SceneSpec:
         for scene in self.scenes:
@@ -141,4 +168,7 @@ def load_bundle(bundle_dir: Path) -> Bundle:
         _check_media(bundle_dir, toml_path, f"scenes[{i}].background", scene.background)
         for j, overlay in enumerate(scene.overlays):
             _check_media(bundle_dir, toml_path, f"scenes[{i}].overlays[{j}].image", overlay.image)
-    return Bundle(directory=Path(bundle_dir), name=campaign.name, scenes=tuple(campaign.scenes))
+    if campaign.rps:
+        for key, image in campaign.rps.images().items():
+            _check_media(bundle_dir, toml_path, f"rps.{key}", image)
+    return Bundle(directory=Path(bundle_dir), name=campaign.name, scenes=tuple(campaign.scenes), rps=campaign.rps)

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from appliance.content.artwork import aurora_frames, draw_frame, draw_logo, draw_stage, draw_street
+from appliance.content.artwork import aurora_frames, draw_frame, draw_logo, draw_stage, draw_star, draw_street
 from appliance.content.bundle import CAMPAIGN_FILE, DEFAULT_BUNDLE_DIR
 from appliance.errors import ApplianceError
 
@@ -45,6 +45,9 @@ MEDIA: dict[str, Callable[[Path], None]] = {
     "aurora.mp4": lambda path: _write_video(path, aurora_frames(np.random.default_rng(3)), 25.0, (1280, 720)),
     "logo.png": lambda path: _write_image(path, draw_logo()),
     "frame.png": lambda path: _write_image(path, draw_frame()),
+    "star.png": lambda path: _write_image(path, draw_star("neutral")),
+    "star_happy.png": lambda path: _write_image(path, draw_star("happy")),
+    "star_sad.png": lambda path: _write_image(path, draw_star("sad")),
 }
 
 

@@ -8,17 +8,23 @@ slow stage drops frames instead of adding latency.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from appliance.config import Config
 from appliance.content import Bundle, SceneSpec
+from appliance.events import EventBus
 from appliance.kiosk.display import Display
+from appliance.kiosk.navigation import Action, Navigator
 from appliance.kiosk.presence import Presence
-from appliance.kiosk.scenes import Scene, Tick, all_scenes
+from appliance.kiosk.scenes import all_scenes
+from appliance.kiosk.session import Sessions
+from appliance.kiosk.tick import NO_GESTURES, Scene, Tick
 from appliance.perception.pipeline import Perception, PerceptionThread
 from appliance.render.compositor import Compositor
 from appliance.slot import LatestSlot
@@ -31,6 +37,11 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_FRAME_SIZE = (1280, 720)
 #: Redraw at least this often without a new frame, so snow keeps falling.
 IDLE_REDRAW_S = 1 / 30
+#: The technician's keyboard, standing in for gestures (F2 and Ctrl+Q are handled apart).
+KEY_ACTIONS = {
+    "left": Action.PREVIOUS, "right": Action.NEXT, "return": Action.CONFIRM, "enter": Action.CONFIRM,
+    "backspace": Action.BACK, "r": Action.ROCK, "p": Action.PAPER, "s": Action.SCISSORS,
+}
 
 
 @dataclass
@@ -45,15 +56,23 @@ class Workers:
 
 
 class Kiosk:
-    """Owns the display and the scenes; scenes draw through ``show_composite`` and ``display``."""
+    """Owns the display and the scenes; scenes draw through ``show_composite`` and ``display``.
+
+    ``events`` is the kiosk's one event bus (the fleet link drains it); ``rng`` decides the
+    RPS star's throws, injectable so a test can fix them.
+    """
 
     def __init__(self, config: Config, display: Display, bundle: Bundle, workers: Workers,
-                 backend: str) -> None:
+                 backend: str, events: EventBus | None = None, rng: random.Random | None = None) -> None:
         self.config = config
         self.display = display
         self.bundle = bundle
         self.workers = workers
         self.backend = backend
+        self.events = events if events is not None else EventBus()
+        self.rng = rng if rng is not None else random.Random()
+        self.navigator = Navigator()
+        self.sessions = Sessions(self.events, self.navigator)
         self.world_index = 0
         self.on_world_change: Callable[[float], None] | None = None
         self.stats = StageStats()
@@ -62,6 +81,7 @@ class Kiosk:
         self.frames_shown = 0
         self._compositors: dict[int, Compositor] = {}
         self._empty: dict[tuple[int, int], np.ndarray] = {}
+        self._images: dict[tuple[str, int], Any] = {}
         self._scenes = all_scenes()
         self._presence = Presence(config.kiosk.person_enter, config.kiosk.person_leave,
                                   config.kiosk.attract_after_s)
@@ -88,8 +108,8 @@ class Kiosk:
             self._empty[shape] = np.zeros(shape, np.uint8)
         return self._empty[shape]
 
-    def show_composite(self, frame: np.ndarray | None, alpha: np.ndarray | None, now: float) -> None:
-        """Composite the current world over ``frame`` (a placeholder when None) and blit it."""
+    def show_composite(self, frame: np.ndarray | None, alpha: np.ndarray | None, now: float) -> np.ndarray:
+        """Composite the current world over ``frame`` (a placeholder when None), blit it and return it."""
         if frame is None:
             width, height = PLACEHOLDER_FRAME_SIZE
             frame = np.zeros((height, width, 3), np.uint8)
@@ -100,13 +120,40 @@ class Kiosk:
         self.display.show(image)
         self.stats.add("composite", (composed - started) * 1000)
         self.stats.add("present", (time.perf_counter() - composed) * 1000)
+        return image
+
+    def image(self, relative: str, height: int) -> Any:
+        """A bundle image as a display surface of ``height`` pixels, decoded once per size."""
+        key = (relative, height)
+        if key not in self._images:
+            self._images[key] = self.display.load_image(self.bundle.directory / relative, height)
+        return self._images[key]
+
+    def publish(self, type: str, data: dict[str, Any]) -> None:
+        """An event of the current shopper's session."""
+        self.events.publish(type, {"session": self.sessions.current, **data})
+
+    def draw_hand(self, tick: Tick, progress: float) -> None:
+        """The cursor at the driving hand's palm, where the shopper sees it on the mirrored screen,
+        with the open palm's ``progress`` (0..1) as a ring around it."""
+        primary = tick.gestures.primary
+        if primary is None or tick.perception is None:
+            return
+        height, width = tick.perception.frame.image.shape[:2]
+        x, y = self.compositor().screen_point(primary.hand.palm_centre, (width, height))
+        centre, radius = (round(x), round(y)), max(8, self.display.size[1] // 30)
+        self.display.circle(centre, radius, (255, 255, 255), opacity=0.35)
+        self.display.circle(centre, radius, (255, 255, 255), width=max(2, radius // 8))
+        self.display.ring(centre, radius + radius // 2, progress, (255, 214, 90), max(3, radius // 4))
 
     def stop(self) -> None:
         self._running = False
 
-    def _handle_events(self, now: float) -> None:
+    def _handle_events(self) -> tuple[Action, ...]:
+        """Window and technician keys; returns the keys that stand in for gestures."""
         import pygame
 
+        typed = []
         for event in self.display.events():
             if event.type == pygame.QUIT:
                 self.stop()
@@ -115,8 +162,9 @@ class Kiosk:
                     self.stop()
                 elif event.key == pygame.K_F2:
                     self.overlay = not self.overlay
-                elif event.key in (pygame.K_RIGHT, pygame.K_LEFT):
-                    self.switch_world(1 if event.key == pygame.K_RIGHT else -1, now)
+                elif pygame.key.name(event.key) in KEY_ACTIONS:
+                    typed.append(KEY_ACTIONS[pygame.key.name(event.key)])
+        return tuple(typed)
 
     def _draw_overlay(self, tick: Tick, scene: Scene) -> None:
         lines = [f"{self.shown.rate:5.1f} fps shown · scene {scene.name} · world {self.world.id} · "
@@ -145,14 +193,16 @@ class Kiosk:
         while self._running and (max_frames is None or self.frames_shown < max_frames):
             version, perception = self.workers.results.newer_than(seen, IDLE_REDRAW_S)
             now = time.monotonic()
-            self._handle_events(now)
+            typed = self._handle_events()
             fresh = version != seen
             present = self._presence.present
             if fresh and perception is not None:
                 seen = version
                 self.stats.add_all(perception.timings_ms)
                 present = self._presence.update(perception.coverage, now)
-            tick = Tick(perception, now, present, self.workers.problem)
+            gestured = self.navigator.update(perception.gestures if perception else NO_GESTURES, now)
+            tick = Tick(perception, now, present, self.workers.problem, typed + tuple(gestured), typed,
+                        self.navigator.back.progress(now))
             try:
                 following = scene.next_scene(self, tick)
                 if following:
@@ -165,6 +215,7 @@ class Kiosk:
                 self._draw_failsafe(error)
                 scene = self._scenes["attract"]
                 scene.enter(self, tick)
+            self.sessions.update(present, now)
             if self.overlay:
                 self._draw_overlay(tick, scene)
             self.display.flip()

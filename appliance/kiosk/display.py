@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 
@@ -59,8 +61,16 @@ class Display:
         height, width = image.shape[:2]
         if (width, height) != self.size:
             raise ApplianceError(f"frame {width}x{height} does not match the display {self.size[0]}x{self.size[1]}")
-        frame = self._pygame.image.frombuffer(np.ascontiguousarray(image).data, (width, height), "BGR")
-        self.surface.blit(frame, (0, 0))
+        self.surface.blit(self._from_bgr(image), (0, 0))
+
+    def picture(self, image: np.ndarray, position: tuple[int, int], anchor: str = "center") -> None:
+        """Blit a BGR uint8 array of any size (a thumbnail) at ``position``."""
+        surface = self._from_bgr(image)
+        self.surface.blit(surface, surface.get_rect(**{anchor: position}))
+
+    def _from_bgr(self, image: np.ndarray):
+        height, width = image.shape[:2]
+        return self._pygame.image.frombuffer(np.ascontiguousarray(image).data, (width, height), "BGR")
 
     def text(self, line: str, position: tuple[int, int], size: int = 36,
              colour: tuple[int, int, int] = (255, 255, 255), anchor: str = "topleft",
@@ -75,6 +85,55 @@ class Display:
             shade.fill((0, 0, 0, 150))
             self.surface.blit(shade, rect.inflate(16, 8).topleft)
         self.surface.blit(rendered, rect)
+
+    def load_image(self, path: Path, height: int):
+        """A PNG as a pygame surface with alpha, scaled to ``height`` pixels; decoded once, blitted often."""
+        try:
+            image = self._pygame.image.load(str(path)).convert_alpha()
+        except (self._pygame.error, FileNotFoundError) as exc:
+            raise ApplianceError(f"cannot decode image {path}: {exc}") from exc
+        width = max(1, round(image.get_width() * height / image.get_height()))
+        return self._pygame.transform.smoothscale(image, (width, height))
+
+    def blit(self, image, position: tuple[int, int], anchor: str = "center", angle: float = 0.0,
+             scale: float = 1.0) -> None:
+        """Draw a loaded image, optionally turned (degrees, counter-clockwise) and scaled about its anchor."""
+        if angle or scale != 1.0:
+            image = self._pygame.transform.rotozoom(image, angle, scale)
+        self.surface.blit(image, image.get_rect(**{anchor: position}))
+
+    def panel(self, rect: tuple[int, int, int, int], colour: tuple[int, int, int], opacity: float = 0.6,
+              radius: int = 24, border: tuple[int, int, int] | None = None) -> None:
+        """A translucent rounded card, (x, y, w, h), optionally outlined."""
+        x, y, width, height = rect
+        card = self._pygame.Surface((width, height), self._pygame.SRCALPHA)
+        self._pygame.draw.rect(card, (*colour, round(255 * opacity)), card.get_rect(), border_radius=radius)
+        if border:
+            self._pygame.draw.rect(card, border, card.get_rect(), width=max(2, height // 60), border_radius=radius)
+        self.surface.blit(card, (x, y))
+
+    def circle(self, centre: tuple[int, int], radius: int, colour: tuple[int, int, int], width: int = 0,
+               opacity: float = 1.0) -> None:
+        if opacity >= 1.0:
+            self._pygame.draw.circle(self.surface, colour, centre, radius, width)
+            return
+        size = 2 * radius + 2
+        spot = self._pygame.Surface((size, size), self._pygame.SRCALPHA)
+        self._pygame.draw.circle(spot, (*colour, round(255 * opacity)), (size // 2, size // 2), radius, width)
+        self.surface.blit(spot, (centre[0] - size // 2, centre[1] - size // 2))
+
+    def ring(self, centre: tuple[int, int], radius: int, fraction: float, colour: tuple[int, int, int],
+             width: int) -> None:
+        """A progress ring filling clockwise from twelve o'clock (``fraction`` 0..1)."""
+        if fraction <= 0:
+            return
+        # A filled band between two arcs: pygame's wide arcs leave moiré holes.
+        steps = max(2, round(72 * min(1.0, fraction)))
+        angles = [-math.pi / 2 + 2 * math.pi * min(1.0, fraction) * i / steps for i in range(steps + 1)]
+        outer = [(centre[0] + radius * math.cos(a), centre[1] + radius * math.sin(a)) for a in angles]
+        inner = [(centre[0] + (radius - width) * math.cos(a), centre[1] + (radius - width) * math.sin(a))
+                 for a in reversed(angles)]
+        self._pygame.draw.polygon(self.surface, colour, outer + inner)
 
     def flip(self) -> None:
         self._pygame.display.flip()

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from appliance.config import Config
 from appliance.content import load_bundle
+from appliance.events import EventBus
 from appliance.inference.backend import BackendOptions, Inference
 from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
@@ -40,7 +41,7 @@ def kiosk_session(config: Config, mode: DisplayMode) -> Iterator[Kiosk]:
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
     try:
-        yield Kiosk(config, display, bundle, workers, inference.backend_summary)
+        yield Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus())
     finally:
         workers.perception.stop()
         workers.capture.stop()

@@ -1,41 +1,27 @@
-"""The kiosk's scenes: each one is entered, drawn every frame, and says which scene comes next.
+"""The kiosk's scenes and how they connect: attract → menu → mirror | rps, and back.
 
-The shape is pibooth's state machine: ``enter`` / ``draw`` (its "do") /
-``next_scene`` (its "validate") / ``exit``.  Scenes draw through the kiosk's
-compositors and display; they hold no threads and never block.
+Presence lost sends every scene back to attract; each scene handles the actions
+of the frames it is current for (see ``Tick``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+
+from appliance.kiosk.menu import MenuScene
+from appliance.kiosk.navigation import Action
+from appliance.kiosk.rps_scene import RpsScene
+from appliance.kiosk.tick import Scene, Tick
 
 if TYPE_CHECKING:
     from appliance.kiosk.app import Kiosk
-    from appliance.perception.pipeline import Perception
 
 
-@dataclass(frozen=True)
-class Tick:
-    """What a scene gets each frame: the newest perception (None before the first) and the time."""
-
-    perception: Perception | None
-    now: float
-    present: bool
-    source_problem: str | None
-
-
-class Scene(Protocol):
-    name: str
-
-    def enter(self, kiosk: Kiosk, tick: Tick) -> None: ...
-
-    def draw(self, kiosk: Kiosk, tick: Tick) -> None: ...
-
-    def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None: ...
-
-    def exit(self, kiosk: Kiosk) -> None: ...
+def world_steps(actions: tuple[Action, ...]) -> list[int]:
+    """Previous / next as steps through the campaign's worlds."""
+    return [{Action.PREVIOUS: -1, Action.NEXT: 1}[action] for action in actions
+            if action in (Action.PREVIOUS, Action.NEXT)]
 
 
 class AttractScene:
@@ -61,14 +47,16 @@ class AttractScene:
                                size=height // 24, colour=(255, 200, 120), anchor="center", backdrop=True)
 
     def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
-        return "mirror" if tick.present and not tick.source_problem else None
+        for step in world_steps(tick.typed):   # a technician previews the worlds
+            kiosk.switch_world(step, tick.now)
+        return "menu" if tick.present and not tick.source_problem else None
 
     def exit(self, kiosk: Kiosk) -> None:
         """Nothing to release."""
 
 
 class MirrorScene:
-    """The shopper, live, inside the current world; the technician's arrows switch worlds."""
+    """The shopper, live, inside the current world: swipe or victory for another world, open palm for the menu."""
 
     name = "mirror"
     title_seconds = 3.0
@@ -85,18 +73,29 @@ class MirrorScene:
         if perception is None:
             return
         kiosk.show_composite(perception.frame.image, perception.alpha, tick.now)
+        width, height = kiosk.display.size
         if tick.now < self._title_until:
-            width, height = kiosk.display.size
-            kiosk.display.text(kiosk.world.title, (width // 2, height - height // 8),
+            kiosk.display.text(kiosk.world.title, (width // 2, height - height // 6),
                                size=height // 16, anchor="center", backdrop=True)
+            kiosk.display.text("Victory sign or swipe: another world · hold an open hand: menu",
+                               (width // 2, height - height // 12), size=height // 30, anchor="center",
+                               backdrop=True)
+        kiosk.draw_hand(tick, tick.hold_progress)
 
     def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
-        return "attract" if not tick.present or tick.source_problem else None
+        if not tick.present or tick.source_problem:
+            return "attract"
+        if Action.BACK in tick.actions:
+            return "menu"
+        for step in world_steps(tick.actions):
+            kiosk.switch_world(step, tick.now)
+        if Action.SWITCH in tick.actions:
+            kiosk.switch_world(1, tick.now)
+        return None
 
     def exit(self, kiosk: Kiosk) -> None:
         kiosk.on_world_change = None
 
 
 def all_scenes() -> dict[str, Scene]:
-    return {scene.name: scene for scene in (AttractScene(), MirrorScene())}
-
+    return {scene.name: scene for scene in (AttractScene(), MenuScene(), MirrorScene(), RpsScene())}

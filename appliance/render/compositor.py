@@ -17,7 +17,7 @@ import numpy as np
 from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.render.background import open_background
-from appliance.render.fit import cover_fit
+from appliance.render.fit import cover_fit, cover_point
 from appliance.render.overlay import Overlay
 from appliance.render.snow import Snow
 
@@ -103,6 +103,13 @@ class Compositor:
         for layer in self._layers:
             layer.draw(canvas, now)
         return canvas
+
+    def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
+        """Where a point of the camera frame (w, h) appears on the screen: mirrored like the image, then fitted."""
+        x, y = point
+        if self.scene.mirror:
+            x = frame_size[0] - x
+        return cover_point((x, y), frame_size, self.screen_size)
 
     def _scratch_for(self, frame: np.ndarray) -> _Scratch:
         if self._scratch is None or self._scratch.camera.shape != frame.shape:

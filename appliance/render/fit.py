@@ -17,6 +17,12 @@ def cover_box(source: tuple[int, int], target: tuple[int, int]) -> tuple[int, in
     return (source_w - width) // 2, (source_h - height) // 2, width, height
 
 
+def cover_point(point: tuple[float, float], source: tuple[int, int], target: tuple[int, int]) -> tuple[float, float]:
+    """Where ``point`` (pixels of a ``source`` (w, h) image) lands after ``cover_fit`` to ``target``."""
+    x, y, width, height = cover_box(source, target)
+    return (point[0] - x) * target[0] / width, (point[1] - y) * target[1] / height
+
+
 def cover_fit(image: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """``image`` cropped to ``size``'s aspect and resized to ``size`` (w, h).
 

@@ -3,7 +3,9 @@
 The devset's kiosk video shows one hand in frames 28–194 and none in 0–22.  Both
 implementations track it at full size and shrunk (``distance.at_distance``):
 recall is the share of hand frames with a hand found, false alarms the hand-free
-frames with one.  Run with ``make eval-hands``.
+frames with one.  The per-frame cost of each (p50, ms; the reference's
+conversions included, ours the ``hands`` stage) is printed beside it.
+Run with ``make eval-hands``.
 """
 
 from __future__ import annotations
@@ -18,23 +20,30 @@ import numpy as np
 from distance import frames
 
 from appliance.inference.backend import Inference
-from appliance.perception.hands_pipeline import LiveHands
+from appliance.perception.pipeline import Perceiver
+from appliance.sources.base import Frame
 
 HAND_FRAMES = slice(28, 195)
 EMPTY_FRAMES = slice(0, 23)
 
 
-def ours(video: str, scale: float) -> list[int]:
-    hands = LiveHands(Inference())
-    return [len(hands.update(frame).hands) for frame in frames(video, scale)]
+def ours(video: str, scale: float) -> tuple[list[int], list[float]]:
+    perceiver = Perceiver(Inference())
+    counts, timings = [], []
+    for index, image in enumerate(frames(video, scale)):
+        perception = perceiver.process(Frame(image, index, index / 25.0))
+        counts.append(len(perception.gestures.hands))
+        timings.append(perception.timings_ms["hands"])
+    return counts, timings
 
 
-def reference(video: str, scale: float, python: str) -> list[int]:
+def reference(video: str, scale: float, python: str) -> tuple[list[int], list[float]]:
     script = Path(__file__).with_name("hands_reference.py")
     result = subprocess.run([python, str(script), video, "--scale", str(scale)], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"error: the reference failed: {result.stderr.strip().splitlines()[-1:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])["hands_per_frame"]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return report["hands_per_frame"], report["ms"]
 
 
 def main() -> int:
@@ -43,12 +52,15 @@ def main() -> int:
     parser.add_argument("--reference-python", required=True)
     parser.add_argument("--scales", default="1.0,0.6,0.4,0.3")
     args = parser.parse_args()
-    print(f"{'scale':<7}{'reference recall':>18}{'appliance recall':>18}{'ref false':>11}{'our false':>11}")
+    print(f"{'scale':<7}{'reference recall':>18}{'appliance recall':>18}{'ref false':>11}{'our false':>11}"
+          f"{'ref ms p50':>12}{'our ms p50':>12}")
     for scale in (float(s) for s in args.scales.split(",")):
-        theirs = np.array(reference(args.video, scale, args.reference_python)) > 0
-        mine = np.array(ours(args.video, scale)) > 0
+        their_counts, their_ms = reference(args.video, scale, args.reference_python)
+        our_counts, our_ms = ours(args.video, scale)
+        theirs, mine = np.array(their_counts) > 0, np.array(our_counts) > 0
         print(f"{scale:<7}{theirs[HAND_FRAMES].mean():>18.3f}{mine[HAND_FRAMES].mean():>18.3f}"
-              f"{int(theirs[EMPTY_FRAMES].sum()):>11}{int(mine[EMPTY_FRAMES].sum()):>11}")
+              f"{int(theirs[EMPTY_FRAMES].sum()):>11}{int(mine[EMPTY_FRAMES].sum()):>11}"
+              f"{np.median(their_ms[10:]):>12.2f}{np.median(our_ms[10:]):>12.2f}")
     return 0
 
 

@@ -1,0 +1,147 @@
+"""The rock–paper–scissors scene: the game of ``rps.py`` drawn over the live mirror, with the star beside."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from appliance.errors import ApplianceError
+from appliance.kiosk.navigation import Action
+from appliance.kiosk.rps import Phase, RpsGame, Rules
+from appliance.kiosk.tick import Tick
+
+if TYPE_CHECKING:
+    from appliance.kiosk.app import Kiosk
+
+#: How long the result stays up unless the shopper makes a fist.
+RESULT_S = 6.0
+#: A fist on the result screen counts only after this, so the final throw cannot skip it.
+RESULT_MIN_S = 1.0
+TYPED_MOVES = {Action.ROCK: "rock", Action.PAPER: "paper", Action.SCISSORS: "scissors"}
+GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
+
+
+class RpsScene:
+    """Drives the game from gestures (and R/P/S, Backspace), draws it, and leaves for the menu at its end."""
+
+    name = "rps"
+
+    def enter(self, kiosk: Kiosk, tick: Tick) -> None:
+        spec = kiosk.bundle.rps
+        if spec is None:
+            raise ApplianceError("the rps scene needs the campaign's [rps] table")
+        self._spec = spec
+        rules = Rules(rounds_to_win=spec.rounds_to_win, win_rate=spec.win_rate, beat_s=spec.beat_s)
+        self.game = RpsGame(rules, kiosk.rng, kiosk.publish, tick.now)
+
+    def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
+        game = self.game
+        if not tick.present or tick.source_problem:
+            game.abandon(tick.now, "left")
+            return "attract"
+        for action in tick.typed:
+            if action in TYPED_MOVES:
+                game.throw(TYPED_MOVES[action])
+            elif action is Action.BACK:
+                game.abandon(tick.now, "key")
+        game.update(tick.now, tick.gestures)
+        if game.phase is Phase.ABANDONED:
+            return "menu"
+        if game.phase is Phase.RESULT:
+            shown = tick.now - game.since
+            if shown >= RESULT_S or (shown >= RESULT_MIN_S and Action.CONFIRM in tick.actions):
+                return "menu"
+        return None
+
+    def draw(self, kiosk: Kiosk, tick: Tick) -> None:
+        perception = tick.perception
+        if perception is not None:
+            kiosk.show_composite(perception.frame.image, perception.alpha, tick.now)
+        else:
+            kiosk.show_composite(None, None, tick.now)
+        self._draw_star(kiosk, tick.now)
+        self._draw_score(kiosk)
+        self._draw_message(kiosk, tick.now)
+        kiosk.draw_hand(tick, self.game.abandon_progress(tick.now))
+
+    def _mood(self) -> str:
+        """The star is happy when it wins, sad when it loses: the whole game at the end, else the round."""
+        game = self.game
+        if game.phase is Phase.RESULT:
+            return "happy" if game.winner == "star" else "sad"
+        if game.phase is Phase.ROUND and game.last:
+            return {"win": "sad", "lose": "happy", "draw": "neutral"}[game.last.outcome]
+        return "neutral"
+
+    def _draw_star(self, kiosk: Kiosk, now: float) -> None:
+        width, height = kiosk.display.size
+        mood = self._mood()
+        path = {"happy": self._spec.star_happy_image, "sad": self._spec.star_sad_image}.get(mood)
+        star = kiosk.image(path or self._spec.star_image, int(height * 0.42))
+        elapsed = now - self.game.since
+        angle, lift, scale = 0.0, 0.0, 1.0
+        if mood == "happy":                        # jumping for joy
+            lift = abs(math.sin(elapsed * 6.0)) * height * 0.05
+            angle = 6.0 * math.sin(elapsed * 6.0)
+        elif mood == "sad":                        # slumping
+            angle = -8.0 * min(1.0, elapsed * 2.0)
+            lift = -height * 0.03 * min(1.0, elapsed * 2.0)
+        elif self.game.phase is Phase.COUNTDOWN:   # bouncing to the beat
+            beat = (elapsed / self.game.rules.beat_s) % 1.0
+            scale = 1.0 + 0.06 * max(0.0, 1.0 - beat * 4)
+        centre = (int(width * 0.85), int(height * 0.62 - lift))
+        kiosk.display.blit(star, centre, angle=angle, scale=scale)
+        kiosk.display.text(self._spec.star_name, (int(width * 0.85), int(height * 0.87)), size=height // 18,
+                           colour=GOLD, anchor="center", backdrop=True)
+
+    def _draw_score(self, kiosk: Kiosk) -> None:
+        width, height = kiosk.display.size
+        score = self.game.score
+        line = f"You  {score['shopper']}  –  {score['star']}  {self._spec.star_name}"
+        kiosk.display.text(line, (width // 2, height // 14), size=height // 14, anchor="center", backdrop=True)
+
+    def _draw_message(self, kiosk: Kiosk, now: float) -> None:
+        game, display = self.game, kiosk.display
+        width, height = display.size
+        centre_x, big, small = int(width * 0.42), height // 6, height // 20
+        name = self._spec.star_name
+        if game.phase is Phase.INTRO:
+            display.text(f"Beat {name}!", (centre_x, int(height * 0.36)), size=big, colour=GOLD, anchor="center",
+                         backdrop=True)
+            display.text(f"First to {game.rules.rounds_to_win} wins · show your hand at SHOOT",
+                         (centre_x, int(height * 0.52)), size=small, anchor="center", backdrop=True)
+            display.text("Hold an open hand to quit", (centre_x, int(height * 0.6)), size=small * 3 // 4,
+                         colour=SOFT, anchor="center", backdrop=True)
+        elif game.phase is Phase.COUNTDOWN:
+            word = game.word(now) or ""
+            beat = ((now - game.since) / game.rules.beat_s) % 1.0 if now < game.shoot_at else 0.0
+            size = int(big * (1.25 - 0.25 * min(1.0, beat * 3)))
+            display.text(word, (centre_x, int(height * 0.4)), size=size, colour=GOLD if word == "Shoot!" else WHITE,
+                         anchor="center", backdrop=True)
+            display.text(f"Round {game.round}", (centre_x, int(height * 0.56)), size=small, colour=SOFT,
+                         anchor="center", backdrop=True)
+        elif game.phase is Phase.SHOW_HAND:
+            display.text("Show your hand!", (centre_x, int(height * 0.38)), size=big, colour=GOLD,
+                         anchor="center", backdrop=True)
+            display.text("Make rock, paper or scissors at SHOOT", (centre_x, int(height * 0.54)), size=small,
+                         anchor="center", backdrop=True)
+        elif game.phase is Phase.ROUND and game.last:
+            last = game.last
+            verdict = {"win": "You win this round!", "lose": f"{name} wins this round",
+                       "draw": "Draw, again!"}[last.outcome]
+            display.text(verdict, (centre_x, int(height * 0.38)), size=big * 2 // 3, colour=GOLD, anchor="center",
+                         backdrop=True)
+            display.text(f"You: {last.shopper.upper()}   ·   {name}: {last.star.upper()}",
+                         (centre_x, int(height * 0.52)), size=small, anchor="center", backdrop=True)
+        elif game.phase is Phase.RESULT:
+            won = game.winner == "shopper"
+            display.text("You win!" if won else f"{name} wins!", (centre_x, int(height * 0.36)), size=big * 5 // 4,
+                         colour=GOLD, anchor="center", backdrop=True)
+            display.text("Congratulations!" if won else "So close! Try again?", (centre_x, int(height * 0.52)),
+                         size=small * 3 // 2, anchor="center", backdrop=True)
+            if now - game.since >= RESULT_MIN_S:
+                display.text("Make a fist to continue", (centre_x, int(height * 0.62)), size=small,
+                             colour=SOFT, anchor="center", backdrop=True)
+
+    def exit(self, kiosk: Kiosk) -> None:
+        """Nothing to release: the game's events are already on the bus."""

@@ -1,0 +1,28 @@
+"""Shopper sessions for telemetry: one session from the moment somebody is present until they leave."""
+
+from __future__ import annotations
+
+import uuid
+
+from appliance.events import EventBus
+from appliance.kiosk.navigation import Navigator
+
+
+class Sessions:
+    """Publishes ``session_start`` and ``session_end`` (dwell seconds, gestures recognised)."""
+
+    def __init__(self, events: EventBus, navigator: Navigator) -> None:
+        self.events = events
+        self.navigator = navigator
+        self.current: str | None = None
+        self._started = 0.0
+
+    def update(self, present: bool, now: float) -> None:
+        if present and self.current is None:
+            self.current, self._started = str(uuid.uuid4()), now
+            self.navigator.take_counts()
+            self.events.publish("session_start", {"session": self.current})
+        elif not present and self.current is not None:
+            self.events.publish("session_end", {"session": self.current, "dwell_s": round(now - self._started, 2),
+                                                "gestures": self.navigator.take_counts()})
+            self.current = None
