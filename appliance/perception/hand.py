@@ -46,11 +46,6 @@ class Hand:
         x, y = self.landmarks[list(PALM), :2].mean(axis=0)
         return float(x), float(y)
 
-    @property
-    def size(self) -> float:
-        """A rotation-independent hand scale in pixels: wrist to the middle finger's knuckle."""
-        return float(np.linalg.norm(self.landmarks[MIDDLE[0], :2] - self.landmarks[WRIST, :2]))
-
 
 @dataclass(frozen=True)
 class HandGesture:
