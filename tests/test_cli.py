@@ -108,3 +108,52 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 def test_models_verify_passes_on_a_fetched_cache() -> None:
     result = cli("models", "verify")
     assert result.returncode == 0 and "verified" in result.stdout
+
+
+def test_analyze_reports_hands_with_gestures_in_the_contract_shape(media: Path) -> None:
+    result = cli("analyze", str(media / "victory_closeup.jpg"), str(media / "thumb_up.jpg"), "--json")
+    assert result.returncode == 0, result.stderr
+    victory, thumb = (json.loads(line) for line in result.stdout.splitlines())
+    (hand,) = victory["hands"]
+    assert hand["gesture"] == "scissors" and 0 < hand["gesture_score"] <= 1
+    assert hand["handedness"] in ("Left", "Right") and 0.5 < hand["score"] <= 1
+    assert len(hand["box"]) == 4 and len(hand["landmarks"]) == 21
+    assert all(len(point) == 3 for point in hand["landmarks"])
+    x, y, w, h = hand["box"]
+    assert 0 <= x and x + w <= 750 and 0 <= y and y + h <= 1000
+    assert [h["gesture"] for h in thumb["hands"]] == ["thumb_up"]
+
+
+@pytest.fixture()
+def gesture_set(media: Path, tmp_path: Path) -> Path:
+    """A labelled folder built from the devset: fist and thumbs-up frames of the kiosk video, two stills."""
+    for label in ("rock", "thumb_up", "scissors"):
+        (tmp_path / label).mkdir()
+    capture = cv2.VideoCapture(str(media / "kiosk_fist_thumbup_720p.mp4"))
+    for index in range(195):
+        ok, frame = capture.read()
+        if 32 <= index <= 52 and index % 4 == 0:
+            cv2.imwrite(str(tmp_path / "rock" / f"{index}.jpg"), frame)
+        if 70 <= index <= 190 and index % 20 == 0:
+            cv2.imwrite(str(tmp_path / "thumb_up" / f"{index}.jpg"), frame)
+    shutil.copy(media / "thumb_up.jpg", tmp_path / "thumb_up")
+    shutil.copy(media / "victory_closeup.jpg", tmp_path / "scissors")
+    return tmp_path
+
+
+def test_eval_gestures_reports_recall_accuracy_and_confusion(gesture_set: Path) -> None:
+    result = cli("eval", "gestures", str(gesture_set), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["images"] == 6 + 7 + 1
+    assert report["detection_recall"] == 1.0
+    assert report["accuracy"] >= 0.85
+    assert report["confusion"]["scissors"] == {"scissors": 1}
+    assert sum(report["confusion"]["rock"].values()) == 6
+
+
+def test_eval_refuses_an_unknown_label_folder(tmp_path: Path) -> None:
+    (tmp_path / "fist").mkdir()
+    result = cli("eval", "gestures", str(tmp_path))
+    assert result.returncode == 1
+    assert error_lines(result.stderr)[0].startswith("error: unknown label folder(s) fist")
