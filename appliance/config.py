@@ -6,6 +6,8 @@ whatever camera it finds (or the demo source).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -62,15 +64,38 @@ class KioskConfig(Section):
 
 class FleetConfig(Section):
     broker: str | None = Field(None, description="host:port; fleet link disabled when absent")
-    tls: bool = True
-    ca_file: Path = Path("/etc/oivis/tls/ca.pem")
-    cert_file: Path = Path("/etc/oivis/tls/device.pem")
-    key_file: Path = Path("/etc/oivis/tls/device.key")
-    topic_prefix: str = "oivis/v1/{device_id}"
+    tls: bool = Field(True, description="mutual TLS with the device certificate; false only for development brokers")
+    ca_file: Path = Field(Path("/etc/oivis/tls/ca.pem"), description="CA that signed the broker's certificate")
+    cert_file: Path = Field(Path("/etc/oivis/tls/device.pem"), description="this device's certificate (CN = device_id)")
+    key_file: Path = Field(Path("/etc/oivis/tls/device.key"), description="this device's private key")
+    topic_prefix: str = Field("oivis/v1/{device_id}", description="topic prefix {p} of the MQTT contract")
+    keepalive_s: int = Field(30, ge=5, le=300, description="MQTT keep-alive: how fast a dead connection is noticed")
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0, description="how long the broker keeps this device's "
+                                  "session (subscriptions, queued commands) while it is offline")
+    will_delay_s: int = Field(60, ge=0, description="seconds offline before the broker publishes `lost`; a "
+                              "reconnect within it publishes nothing, so short drops do not flap (capped by "
+                              "session_expiry_s)")
+    reconnect_min_s: float = Field(1.0, gt=0, description="first reconnect delay, doubled after each failure")
+    reconnect_max_s: float = Field(60.0, gt=0, description="longest reconnect delay")
+    health_period_s: float = Field(30.0, gt=0, description="seconds between health reports (they expire after 2x)")
+    batch_size: int = Field(100, ge=1, le=10_000, description="events per message on {p}/events")
+    ack_timeout_s: float = Field(60.0, gt=0, description="connected seconds without PUBACK before a batch is re-sent")
+    spool_max_mb: float = Field(64.0, gt=0, description="spool size bound; the oldest events are dropped (and "
+                                "reported in a `dropped` event) beyond it")
+    spool_max_age_days: float = Field(30.0, gt=0, description="events older than this are dropped and reported")
 
 
 class CampaignsConfig(Section):
-    trusted_keys: list[Path] = Field(default_factory=list, description="operator Ed25519 public keys")
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="operator Ed25519 public keys: key files (PEM or base64, as keygen writes) or inline base64 keys",
+    )
+    disk_budget_mb: float = Field(2048, gt=0, description="content store limit; unreferenced assets are evicted")
+    max_asset_mb: float = Field(1024, gt=0, description="largest single asset a campaign may carry")
+    download_timeout_s: float = Field(30.0, gt=0, description="HTTP connect/read timeout when fetching assets")
+    require_synced_clock: bool = Field(
+        True, description="schedule only on an NTP-synchronised clock; false for development machines"
+    )
 
 
 class PathsConfig(Section):
@@ -89,8 +114,41 @@ class Config(Section):
     paths: PathsConfig = PathsConfig()
 
 
-def load_config(path: Path | None) -> Config:
-    """The configuration in ``path`` (defaults when None); errors name the file and the key."""
-    if path is None:
-        return Config()
-    return validated(Config, read_toml(path), path)
+#: The device's configuration file, written by provisioning; used when no --config is given.
+DEFAULT_CONFIG_PATH = Path("/etc/oivis/appliance.toml")
+
+#: Secrets the service receives through systemd credentials (``LoadCredential=NAME:PATH`` in the
+#: unit), by credential name → the config key whose file it replaces.  The configuration keeps
+#: naming the real file (root-only on the device), so ``config check`` and ``doctor`` run as root
+#: read the same secret the service, running as ``oivis``, gets as ``$CREDENTIALS_DIRECTORY/NAME``.
+CREDENTIALS = {"device.key": ("fleet", "key_file")}
+
+
+def with_credentials(config: Config, directory: str | None) -> Config:
+    """``config`` with each secret file replaced by its systemd credential, when one was passed.
+
+    The unit's ``SetCredential=`` fallback (used when the device is not provisioned) is not PEM,
+    so it counts as no credential.
+    """
+    if not directory:
+        return config
+    for name, (section, key) in CREDENTIALS.items():
+        credential = Path(directory) / name
+        if credential.is_file() and credential.read_bytes().startswith(b"-----BEGIN"):
+            part = getattr(config, section)
+            config = config.model_copy(update={section: part.model_copy(update={key: credential})})
+    return config
+
+
+def load_config(path: Path | None, default: Path = DEFAULT_CONFIG_PATH,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """The configuration in ``path``, else in ``default`` when that exists, else the defaults.
+
+    Errors name the file, the key and its line.  Secrets come from systemd's
+    ``$CREDENTIALS_DIRECTORY`` when the service runs with them (see CREDENTIALS).
+    """
+    environ = os.environ if environ is None else environ
+    if path is None and default.is_file():
+        path = default
+    config = Config() if path is None else validated(Config, read_toml(path), path)
+    return with_credentials(config, environ.get("CREDENTIALS_DIRECTORY"))

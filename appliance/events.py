@@ -14,7 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Event:
     data: dict[str, Any]
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     monotonic: float = field(default_factory=time.monotonic)
-    ts: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    ts: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
 
 
 Subscriber = Callable[[Event], None]

@@ -1,0 +1,287 @@
+"""The device side of campaign push: desired-state documents in, an applied campaign and reports out.
+
+The link calls ``on_desired`` from its network thread, so that only drops the
+payload in a latest-value slot; this worker verifies, downloads and activates. A
+newer document arriving mid-download supersedes the pending one (what it shares
+with it is already in the store), and whatever goes wrong, the running campaign
+stays on screen and the reason goes to ``{p}/state/reported``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from appliance.campaigns.clock import system_clock_synced
+from appliance.campaigns.document import Asset, Document, decode_payload, parse_document
+from appliance.campaigns.errors import Rejected, Unreachable
+from appliance.campaigns.releases import Release, Releases, safe_relative
+from appliance.campaigns.scheduler import Scheduler
+from appliance.campaigns.signing import load_trusted_keys, verify_document
+from appliance.campaigns.store import BlobStore
+from appliance.config import Config
+from appliance.content import DEFAULT_BUNDLE_DIR
+from appliance.errors import ApplianceError
+from appliance.fleet.link import Incoming
+from appliance.slot import LatestSlot
+from appliance.worker import Worker
+
+log = logging.getLogger(__name__)
+
+Payload = bytes | str | dict
+MB = 1024 * 1024
+#: Seconds between progress reports while downloading (the first and the last always go out).
+PROGRESS_EVERY_S = 0.5
+#: How often the idle worker looks at retries, the clock verdict and what is on screen.
+TICK_S = 0.2
+
+
+class _Superseded(Exception):
+    """A newer document arrived (or the manager is stopping): drop the pending one quietly."""
+
+
+class CampaignManager(Worker):
+    def __init__(
+        self,
+        state_dir: Path,
+        trusted_keys: Sequence[str | Path],
+        report: Callable[[dict], None],
+        *,
+        disk_budget_bytes: int = 2048 * MB,
+        max_asset_bytes: int = 1024 * MB,
+        download_timeout_s: float = 30.0,
+        default_bundle: Path = DEFAULT_BUNDLE_DIR,
+        clock_synced: Callable[[], bool] = system_clock_synced,
+        require_synced_clock: bool = True,
+        retry_s: tuple[float, float] = (5.0, 300.0),
+    ) -> None:
+        super().__init__("campaigns")
+        self._keys = load_trusted_keys(trusted_keys)
+        root = Path(state_dir) / "campaigns"
+        self.store = BlobStore(root / "store")
+        self.releases = Releases(root)
+        self._report = report
+        self._budget = disk_budget_bytes
+        self._max_asset = max_asset_bytes
+        self._timeout = download_timeout_s
+        self._retry_s = retry_s
+        self.scheduler = Scheduler(default_bundle, clock_synced, require_synced_clock, self.releases.showing())
+        startup_errors: list[str] = []
+        try:
+            self.scheduler.release = self.releases.active()
+        except ApplianceError as exc:  # a damaged disk must not keep the screen dark: show the default
+            log.error("campaigns: %s; showing the bundled default", exc)
+            startup_errors.append(f"{exc}; showing the bundled default")
+        self._incoming: LatestSlot[Payload] = LatestSlot()
+        self._seen = 0
+        self._retry: tuple[float, Payload] | None = None
+        self._failures = 0
+        self._switching = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._state: dict = {"phase": self._resting_phase(), "pending_version": None, "progress": 1.0,
+                             "errors": startup_errors}
+        self._published_note: str | None = None
+        self._remembered = self.scheduler.showing
+
+    @classmethod
+    def from_config(cls, config: Config, report: Callable[[dict], None], **overrides) -> CampaignManager:
+        settings = config.campaigns
+        options = {
+            "disk_budget_bytes": int(settings.disk_budget_mb * MB),
+            "max_asset_bytes": int(settings.max_asset_mb * MB),
+            "download_timeout_s": settings.download_timeout_s,
+            "require_synced_clock": settings.require_synced_clock,
+            "default_bundle": config.kiosk.content,
+        } | overrides
+        return cls(config.paths.state_dir, settings.trusted_keys, report, **options)
+
+    @property
+    def applied_version(self) -> int:
+        """Version of the active document; 0 while only the bundled default is installed."""
+        return self.scheduler.release.version
+
+    def start(self) -> CampaignManager:
+        self._publish()
+        return super().start()
+
+    def on_desired(self, message: Incoming | Payload) -> None:
+        """Handler for ``{p}/state/desired`` (``link.subscribe(topics.desired, manager.on_desired)``).
+
+        Returns at once: the worker does the rest. An empty payload (the retained
+        document cleared) changes nothing: the applied campaign stays.
+        """
+        payload = message.payload if isinstance(message, Incoming) else message
+        if payload in (b"", ""):
+            return
+        self._incoming.put(payload)
+
+    def rollback(self) -> int:
+        """Return to the previous applied campaign (the bundled default when there is none); its version."""
+        with self._switching:
+            try:
+                release = self.releases.rollback()
+            except OSError as exc:
+                raise ApplianceError(f"cannot roll back: {exc}") from exc
+            self.scheduler.release = release
+        log.info("campaigns: rolled back to version %d", release.version)
+        self._set(self._resting_phase(), None, 1.0, [f"rolled back to version {release.version}"])
+        return release.version
+
+    def step(self) -> None:
+        seen, payload = self._incoming.newer_than(self._seen, timeout=TICK_S)
+        if seen != self._seen:
+            self._seen, self._retry, self._failures = seen, None, 0
+            self._process(payload)
+        elif self._retry is not None and time.monotonic() >= self._retry[0]:
+            self._process(self._retry[1])
+        self._housekeeping()
+
+    def _resting_phase(self) -> str:
+        return "applied" if self.scheduler.release.version else "idle"
+
+    def _process(self, payload: Payload) -> None:
+        version = None
+        try:
+            raw = decode_payload(payload)
+            version = raw.get("version") if isinstance(raw.get("version"), int) else None
+            verify_document(raw, self._keys)
+            document = parse_document(raw)
+            if self._check_newer(document):
+                self._install(document)
+        except _Superseded:
+            return
+        except Rejected as exc:
+            log.warning("campaigns: version %s rejected: %s", version, exc)
+            self._set("rejected", version, 0.0, [str(exc)])
+        except Unreachable as exc:
+            delay = min(self._retry_s[1], self._retry_s[0] * 2**self._failures)
+            self._failures += 1
+            self._retry = (time.monotonic() + delay, payload)
+            log.warning("campaigns: version %s not downloaded yet: %s", version, exc)
+            self._set("failed", version, self._state["progress"], [f"{exc}; retrying in {delay:.0f} s"])
+        except ApplianceError as exc:
+            log.warning("campaigns: version %s failed: %s", version, exc)
+            self._set("failed", version, 0.0, [str(exc)])
+        except Exception as exc:  # the worker must outlive a bug in one document's handling
+            log.exception("campaigns: version %s failed unexpectedly", version)
+            self._set("failed", version, 0.0, [f"internal error: {type(exc).__name__}: {exc}"])
+
+    def _check_newer(self, document: Document) -> bool:
+        """True when ``document`` should be installed; False when it is the one already accepted."""
+        accepted_version, accepted_signature = self.releases.accepted()
+        if document.version == accepted_version and document.signature == accepted_signature:
+            errors = []
+            if self.applied_version != accepted_version:
+                errors = [f"version {accepted_version} was rolled back; push a newer version to apply it again"]
+            self._set(self._resting_phase(), None, 1.0, errors)
+            return False
+        if document.version <= accepted_version:
+            raise Rejected(f"stale: version {document.version} is not newer than the applied version {accepted_version}")
+        return True
+
+    def _preflight(self, document: Document) -> dict[str, Asset]:
+        """The assets to download (one per blob), after refusing what could never be installed."""
+        missing: dict[str, Asset] = {}
+        for entry in document.campaigns:
+            for asset in entry.assets:
+                try:
+                    safe_relative(asset.path)
+                except ApplianceError as exc:
+                    raise ApplianceError(f"campaign {entry.id}: {exc}") from exc
+                if asset.size > self._max_asset:
+                    raise ApplianceError(
+                        f"campaign {entry.id}: asset {asset.path} is {asset.size} bytes, "
+                        f"over the {self._max_asset}-byte limit per asset"
+                    )
+                if not self.store.has(asset.sha256):
+                    missing[asset.sha256] = asset
+        return missing
+
+    def _install(self, document: Document) -> None:
+        self._set("downloading", document.version, 0.0, [])
+        missing = self._preflight(document)
+        keep = self.scheduler.release.blobs | self._previous().blobs | document.blobs()
+        resumed = sum(self.store.part_size(sha) for sha in missing)
+        total = sum(asset.size for asset in missing.values())
+        self.store.make_room(total - resumed, self._budget, keep)
+        progress = _Progress(total, resumed, lambda fraction: self._set("downloading", document.version, fraction, []))
+        for asset in missing.values():
+            self.store.fetch(asset, self._timeout, lambda count: progress.add(count, self._check_superseded))
+        self._check_superseded()
+        directory = self.releases.materialise(document, self.store)
+        with self._switching:
+            try:
+                release = self.releases.activate(directory)
+            except OSError as exc:
+                raise ApplianceError(f"cannot switch to version {document.version}: {exc}") from exc
+            self.scheduler.release = release
+            self._prune()
+        log.info("campaigns: version %d applied (%d campaigns)", document.version, len(document.campaigns))
+        self._set("applied", None, 1.0, [])
+
+    def _check_superseded(self) -> None:
+        if self.stopping or self._incoming.latest()[0] != self._seen:
+            raise _Superseded
+
+    def _previous(self) -> Release:
+        """The rollback target; an unreadable one is as good as none and must not block a new campaign."""
+        try:
+            return self.releases.previous()
+        except ApplianceError as exc:
+            log.warning("campaigns: ignoring the previous campaign: %s", exc)
+            return Release()
+
+    def _prune(self) -> None:
+        keep = {self.scheduler.release.directory, self._previous().directory}
+        showing = self.scheduler.showing
+        if showing is not None and showing.parent.name == "bundles":
+            keep.add(showing.parent.parent)
+        self.releases.prune({path for path in keep if path is not None})
+
+    def _housekeeping(self) -> None:
+        """Re-report when the clock verdict changes; remember what is on screen for a restart."""
+        if self.scheduler.clock_note != self._published_note:
+            self._publish()
+        showing = self.scheduler.showing
+        if showing is not None and showing != self._remembered:
+            try:
+                self.releases.remember_showing(showing)
+                self._remembered = showing
+            except OSError as exc:
+                log.warning("campaigns: cannot record the campaign on screen: %s", exc)
+
+    def _set(self, phase: str, pending: int | None, progress: float, errors: list[str]) -> None:
+        with self._state_lock:
+            self._state = {"phase": phase, "pending_version": pending, "progress": progress, "errors": errors}
+        self._publish()
+
+    def _publish(self) -> None:
+        with self._state_lock:
+            note = self.scheduler.clock_note
+            self._published_note = note
+            payload = {"applied_version": self.applied_version, **self._state}
+            payload["progress"] = round(min(1.0, max(0.0, payload["progress"])), 4)
+            payload["errors"] = payload["errors"] + ([note] if note else [])
+            try:
+                self._report(payload)
+            except Exception as exc:  # reporting must never stop a campaign from applying
+                log.warning("campaigns: cannot report %s: %s", payload["phase"], exc)
+
+
+class _Progress:
+    """Download progress over every missing asset, reported at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, total: int, done: int, report: Callable[[float], None]) -> None:
+        self.total, self.done, self._report = total, done, report
+        self._last = 0.0
+
+    def add(self, count: int, check: Callable[[], None]) -> None:
+        check()
+        self.done += count
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_EVERY_S or self.done >= self.total:
+            self._last = now
+            self._report(self.done / self.total if self.total else 1.0)

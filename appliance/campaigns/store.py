@@ -1,0 +1,105 @@
+"""The content-addressed store: every asset kept once, as a file named by its sha256.
+
+Two campaigns sharing a logo share one file, a re-pushed campaign downloads
+nothing it already has, and a blob is trusted only once its digest matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from appliance.campaigns.document import Asset
+from appliance.campaigns.errors import Unreachable
+from appliance.campaigns.fetch import download_part
+from appliance.errors import ApplianceError
+
+PART_SUFFIX = ".part"
+#: Immediate resumes within one fetch while each attempt makes progress; after that the
+#: asset is left for a later retry (with backoff) of the whole document.
+RESUMES = 5
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while block := source.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ApplianceError(f"cannot create the content store {self.root}: {exc}") from exc
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def part_size(self, sha256: str) -> int:
+        part = self.root / f"{sha256}{PART_SUFFIX}"
+        return part.stat().st_size if part.exists() else 0
+
+    def usage(self) -> int:
+        """Bytes held: complete blobs and partial downloads."""
+        return sum(entry.stat().st_size for entry in self.root.iterdir() if entry.is_file())
+
+    def make_room(self, needed: int, budget: int, keep: set[str]) -> list[str]:
+        """Evict files not in ``keep`` (oldest first) until ``needed`` more bytes fit in ``budget``.
+
+        Returns the evicted names; raises ApplianceError when even evicting everything
+        else would not make the room, so nothing is downloaded that could not be kept.
+        """
+        used = self.usage()
+        if used + needed <= budget:
+            return []
+        candidates = sorted(
+            (entry for entry in self.root.iterdir() if entry.is_file() and entry.name.split(".")[0] not in keep),
+            key=lambda entry: entry.stat().st_mtime,
+        )
+        evictable = sum(entry.stat().st_size for entry in candidates)
+        if used - evictable + needed > budget:
+            raise ApplianceError(
+                f"the campaign needs {needed} more bytes but the disk budget is {budget} bytes and "
+                f"{used - evictable} are held by the active, previous and new campaigns"
+            )
+        evicted = []
+        for entry in candidates:
+            if used + needed <= budget:
+                break
+            used -= entry.stat().st_size
+            entry.unlink()
+            evicted.append(entry.name)
+        return evicted
+
+    def fetch(self, asset: Asset, timeout: float, on_bytes: Callable[[int], None]) -> Path:
+        """The blob of ``asset``, downloaded (resuming a part file) and checked against its size and sha256."""
+        blob = self.path(asset.sha256)
+        if blob.is_file():
+            return blob
+        part = self.root / f"{asset.sha256}{PART_SUFFIX}"
+        part.touch()
+        for attempt in range(RESUMES + 1):
+            before = part.stat().st_size if part.exists() else 0
+            try:
+                download_part(asset.url, part, asset.size, timeout, on_bytes)
+                break
+            except Unreachable:
+                after = part.stat().st_size if part.exists() else 0
+                if attempt == RESUMES or after <= before:
+                    raise
+        digest = _sha256_of(part)
+        if digest != asset.sha256:
+            part.unlink()
+            on_bytes(-asset.size)
+            raise ApplianceError(f"asset {asset.path}: sha256 mismatch (expected {asset.sha256}, got {digest})")
+        os.replace(part, blob)
+        return blob

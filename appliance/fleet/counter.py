@@ -1,0 +1,44 @@
+"""A number in a file that only goes up, across restarts and power cuts.
+
+The birth message's ``session`` lets an operator tell a reconnect from a
+stale retained status, so it must never repeat: each value is written to a
+temporary file, flushed to disk and renamed over the old one before it is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class PersistentCounter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.value = self._read()
+
+    def _read(self) -> int:
+        try:
+            return int(self.path.read_text(encoding="ascii").strip())
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            log.error("session counter %s is unreadable (%s); counting on from 0", self.path, exc)
+            return 0
+
+    def increment(self) -> int:
+        """The next value; kept in memory when the disk refuses it, so it still increases this run."""
+        self.value += 1
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "w", encoding="ascii") as handle:
+                handle.write(f"{self.value}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            log.error("cannot save the session counter to %s: %s", self.path, exc)
+        return self.value

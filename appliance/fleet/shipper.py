@@ -1,0 +1,225 @@
+"""The events worker: event bus → spool → link, at least once, never on the kiosk's time.
+
+The kiosk only publishes to the in-process bus (a bounded buffer, drop-counted);
+this thread drains it into the SQLite spool, then sends the oldest spooled
+events as one batch on ``{p}/events`` and deletes them when the PUBACK comes.
+One batch is in flight at a time, so order is kept and a failure is simple:
+the batch stays in the spool and goes again.  A batch caught by a disconnect is
+re-sent by paho on reconnect with the same packet id, so it is not sent twice.
+
+When the spool cannot be written (disk full, state directory unwritable) the
+worker logs it once, stops draining and lets the bus hold events; what the bus
+must drop meanwhile is spooled as a ``dropped`` event once the disk is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from appliance import __version__
+from appliance.config import FleetConfig
+from appliance.errors import ApplianceError
+from appliance.events import Event, EventBus
+from appliance.fleet.link import Delivery, Link
+from appliance.fleet.spool import Spool, SpooledEvent, dropped_event
+from appliance.worker import Worker
+
+log = logging.getLogger(__name__)
+
+#: Longest sleep with nothing to do; new events, acknowledgements and stop wake the worker sooner.
+IDLE_S = 0.5
+#: Events taken from the bus per spool transaction (one fsync each).
+DRAIN = 1000
+#: Where the spool lives under the state directory.
+SPOOL_FILE = Path("fleet") / "events.db"
+#: How often the age bound is applied.
+EXPIRE_EVERY_S = 60.0
+
+
+class EventShipper(Worker):
+    def __init__(self, bus: EventBus, link: Link, fleet: FleetConfig, state_dir: Path,
+                 app_version: str = __version__, retry_s: float = 2.0) -> None:
+        super().__init__("fleet-events")
+        self.bus = bus
+        self.link = link
+        self.spool_path = state_dir / SPOOL_FILE
+        self._fleet = fleet
+        self._app_version = app_version
+        self._retry_s = retry_s
+        self._spool: Spool | None = None
+        self._started = Event("boot", {})  # stamps the boot event with the start, not the spool's opening
+        self._unwritten: list[Event] = []
+        self._bus_dropped = bus.dropped
+        self._inflight: tuple[Delivery, int, int, float] | None = None
+        self._send_after = 0.0
+        self._write_after = 0.0
+        self._expire_after = 0.0
+        self._wake = threading.Event()
+        self._unsubscribe = bus.subscribe(lambda event: self._wake.set())
+
+    def step(self) -> None:
+        self._wake.clear()
+        if self._spool is not None or self._open():
+            self._absorb()
+            self._expire()
+            self._ship()
+        self._wake.wait(IDLE_S)
+
+    def stop(self, flush_timeout: float = 3.0) -> None:
+        """Spool what is left and a ``shutdown`` event, try to hand the backlog over, record a clean stop."""
+        self._unsubscribe()
+        self._wake.set()
+        super().stop()
+        if self._thread.is_alive():
+            log.error("event worker did not stop in time; the spool is left as it is (next boot reports a crash)")
+            return
+        if self._spool is None and not self._open():
+            log.error("stopping with %d events never spooled: %s", len(self.bus) + len(self._unwritten), self.problem)
+            return
+        clean = self._write(self._collect(len(self.bus)) + [Event("shutdown", {"app": self._app_version})])
+        deadline = time.monotonic() + flush_timeout
+        while self._spool.count and self.link.connected and time.monotonic() < deadline:
+            self._wake.clear()
+            self._ship()
+            self._wake.wait(min(IDLE_S, max(0.0, deadline - time.monotonic())))
+        if self._spool.count:
+            log.info("%d events stay spooled for the next run", self._spool.count)
+        self._spool.close(clean=clean)
+        self._spool = None
+
+    def status(self) -> dict[str, object]:
+        """For the health report."""
+        spool = self._spool
+        return {**(spool.status() if spool else {"pending": None}), "problem": self.problem}
+
+    # -- bus → spool -----------------------------------------------------------------------------
+
+    def _open(self) -> bool:
+        if time.monotonic() < self._write_after:
+            return False
+        try:
+            self._spool = Spool(self.spool_path, int(self._fleet.spool_max_mb * 1024 * 1024),
+                                self._fleet.spool_max_age_days * 86400)
+        except ApplianceError as exc:
+            self._trouble(exc)
+            return False
+        boot = Event("boot", {"app": self._app_version, "last_run": self._spool.last_run},
+                     id=self._started.id, monotonic=self._started.monotonic, ts=self._started.ts)
+        self._unwritten.insert(0, boot)
+        log.info("event spool %s open (run %d, last run ended: %s, %d events waiting)", self.spool_path,
+                 self._spool.run, self._spool.last_run, self._spool.count)
+        return True
+
+    def _absorb(self) -> None:
+        """Move one drain of the bus into the spool (after the retry delay when it last refused)."""
+        if self._unwritten and time.monotonic() < self._write_after:
+            return
+        events = self._collect(DRAIN)
+        if events:
+            self._write(events)
+
+    def _collect(self, limit: int) -> list[Event]:
+        """What waits to be spooled: the last refused write, the bus's drop count, up to ``limit`` new events."""
+        lost = self.bus.dropped - self._bus_dropped
+        fresh = self.bus.drain(limit)
+        if lost:
+            self._bus_dropped += lost
+            log.warning("%d events were dropped by the full event bus before they could be spooled", lost)
+            fresh.insert(0, dropped_event("memory", lost))
+        events, self._unwritten = self._unwritten + fresh, []
+        return events
+
+    def _write(self, events: list[Event]) -> bool:
+        assert self._spool is not None
+        try:
+            self._spool.append(events)
+        except ApplianceError as exc:
+            self._unwritten = events
+            self._trouble(exc)
+            return False
+        if self.problem:
+            log.warning("event spool %s is writable again", self.spool_path)
+            self.problem = None
+        return True
+
+    def _trouble(self, exc: ApplianceError) -> None:
+        if self.problem != str(exc):
+            log.error("%s; the kiosk carries on, events wait in memory (bounded) and are retried every %.0f s",
+                      exc, self._retry_s)
+        self.problem = str(exc)
+        self._write_after = time.monotonic() + self._retry_s
+
+    def _expire(self) -> None:
+        assert self._spool is not None
+        if time.monotonic() < self._expire_after:
+            return
+        self._expire_after = time.monotonic() + EXPIRE_EVERY_S
+        try:
+            self._spool.expire()
+        except ApplianceError as exc:
+            self._trouble(exc)
+
+    # -- spool → link ----------------------------------------------------------------------------
+
+    def _ship(self) -> None:
+        assert self._spool is not None
+        now = time.monotonic()
+        if self._inflight is not None and not self._settle(now):
+            return
+        if not self.link.connected or now < self._send_after:
+            return
+        try:
+            batch = self._homogeneous(self._spool.oldest(self._fleet.batch_size))
+        except ApplianceError as exc:
+            self._trouble(exc)
+            return
+        if not batch:
+            return
+        historical = self._historical(batch[0])
+        delivery = self.link.publish(self.link.topics.events, {
+            "device": self.link.device_id, "historical": historical, "events": [e.wire() for e in batch]}, qos=1)
+        self._inflight = (delivery, batch[0].seq, batch[-1].seq, now)
+        delivery.on_done(lambda _: self._wake.set())
+
+    def _settle(self, now: float) -> bool:
+        """Deal with the batch in flight; True when the next one may go."""
+        assert self._spool is not None and self._inflight is not None
+        delivery, first, last, sent = self._inflight
+        if delivery.done:
+            self._inflight = None
+            if delivery.ok:
+                try:
+                    self._spool.acknowledge(first, last)
+                except ApplianceError as exc:
+                    self._trouble(exc)  # the rows stay and go again: at least once
+                return True
+            log.warning("the broker refused events %d-%d (%s); retrying in %.0f s", first, last, delivery.reason,
+                        self._retry_s)
+            self._send_after = now + self._retry_s
+            return True
+        since = max(sent, self.link.connected_since or sent)
+        if self.link.connected and now - since > self._fleet.ack_timeout_s:
+            log.warning("no PUBACK for events %d-%d after %.0f s connected; sending them again",
+                        first, last, self._fleet.ack_timeout_s)
+            self._inflight = None
+            return True
+        return False
+
+    def _historical(self, event: SpooledEvent) -> bool:
+        """Older than the current connection: from an earlier run, or spooled before this connect."""
+        assert self._spool is not None
+        connected_since = self.link.connected_since
+        return event.run != self._spool.run or connected_since is None or event.mono < connected_since
+
+    def _homogeneous(self, events: list[SpooledEvent]) -> list[SpooledEvent]:
+        """The leading run of events that share one ``historical`` flag (a batch carries one)."""
+        if not events:
+            return events
+        flag = self._historical(events[0])
+        for index, event in enumerate(events):
+            if self._historical(event) != flag:
+                return events[:index]
+        return events

@@ -1,0 +1,5 @@
+import sys
+
+from appliance.ops.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""``python -m appliance.ops``: what an operator runs to sign, publish and serve campaigns.
+
+The contract (shared/design/ARCHITECTURE.md): ``keygen --out DIR``; ``campaign push
+CAMPAIGN_DIR --version N --key FILE --device ID --broker HOST:PORT [--no-tls]
+[--asset-base-url URL]``; ``campaign serve CAMPAIGN_DIR --port N``. This is an edge:
+ApplianceError becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.errors import ApplianceError
+
+DISCOVERY_WINDOW_S = 2.0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from appliance.campaigns.signing import write_keypair
+
+    private, public, key_id = write_keypair(args.out, args.force)
+    print(f"wrote {private} (secret: keep it off the devices) and {public} (key id {key_id}); "
+          f"list the .pub in [campaigns] trusted_keys on every device")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from appliance.ops.build import build, default_asset_base_url
+
+    built = build(args.directory, args.asset_base_url or default_asset_base_url(), _progress)
+    text = json.dumps(built.unsigned(), indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ApplianceError(f"cannot write {args.out}: {exc}") from exc
+    _progress(f"wrote {args.out}: {len(built.body.campaigns)} campaign(s), {len(built.files)} asset(s)")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from appliance.campaigns.signing import load_private_key, sign_document
+    from appliance.ops.build import build, default_asset_base_url
+    from appliance.ops.push import BrokerOptions, OperatorClient, discover_devices, in_site, push_to, read_device_list
+
+    if args.version < 1:
+        raise ApplianceError(f"--version {args.version}: versions start at 1")
+    key = load_private_key(args.key)
+    built = build(args.directory, args.asset_base_url or default_asset_base_url(), _progress)
+    document = sign_document({"version": args.version, **built.unsigned()}, key)
+    options = BrokerOptions(args.broker, not args.no_tls, args.ca, args.cert, args.key_file)
+    client = OperatorClient(options)
+    try:
+        if args.device:
+            devices = args.device
+        else:
+            known = read_device_list(args.devices) if args.devices else discover_devices(client, DISCOVERY_WINDOW_S)
+            devices = in_site(known, args.site)
+            if not devices:
+                where = args.devices or f"retained statuses on {args.broker}"
+                raise ApplianceError(f"no devices{f' of site {args.site}' if args.site else ''} in {where}")
+        push_to(client, devices, document, _progress)
+    finally:
+        client.close()
+    print(f"version {args.version} signed with key {document['key_id']} and pushed to {len(devices)} device(s)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from appliance.ops.build import build
+    from appliance.ops.serve import make_server
+
+    built = build(args.directory, f"http://localhost:{args.port}", _progress)
+    server = make_server(built.files, args.port, args.bind)
+    host, port = server.server_address[:2]
+    _progress(f"serving {len(built.files)} asset(s) of {args.directory} on http://{host or '0.0.0.0'}:{port}/ "
+              f"(Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m appliance.ops", description="OIVIS Edge operator tools")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keygen = commands.add_parser("keygen", help="make an operator signing key pair")
+    keygen.add_argument("--out", type=Path, required=True, metavar="DIR", help="writes DIR/operator.key and .pub")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key pair")
+    keygen.set_defaults(handler=_keygen)
+
+    campaign = commands.add_parser("campaign", help="build, push and serve campaigns")
+    actions = campaign.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    build = actions.add_parser("build", help="validate a campaign directory and write its unsigned document")
+    build.add_argument("directory", type=Path, metavar="DIR")
+    build.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
+    build.add_argument("--asset-base-url", metavar="URL", help="where devices download the assets from "
+                       "(default: this machine's `campaign serve`)")
+    build.set_defaults(handler=_build)
+
+    push = actions.add_parser("push", help="sign a campaign and publish it as the devices' desired state")
+    push.add_argument("directory", type=Path, metavar="CAMPAIGN_DIR")
+    push.add_argument("--version", type=int, required=True, help="document version, higher than any pushed before")
+    push.add_argument("--key", type=Path, required=True, metavar="FILE", help="operator signing key (keygen)")
+    targets = push.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--device", action="append", metavar="ID", help="a device id (repeatable)")
+    targets.add_argument("--site", metavar="S", help="every device whose id starts with S-")
+    targets.add_argument("--all", action="store_true", help="every device")
+    push.add_argument("--devices", type=Path, metavar="FILE", help="device ids for --site/--all, one per line "
+                      "(default: the devices with a retained status on the broker)")
+    push.add_argument("--broker", required=True, metavar="HOST:PORT")
+    push.add_argument("--no-tls", action="store_true", help="plain TCP (development brokers only)")
+    push.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate (default: system CAs)")
+    push.add_argument("--cert", type=Path, metavar="FILE", help="operator client certificate")
+    push.add_argument("--key-file", type=Path, metavar="FILE", help="operator client certificate's key")
+    push.add_argument("--asset-base-url", metavar="URL", help="where devices download the assets from "
+                      "(default: this machine's `campaign serve`)")
+    push.set_defaults(handler=_push)
+
+    serve = actions.add_parser("serve", help="serve a campaign's assets over HTTP (with Range)")
+    serve.add_argument("directory", type=Path, metavar="CAMPAIGN_DIR")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--bind", default="", metavar="ADDR", help="address to listen on (default: all)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

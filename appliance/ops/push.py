@@ -1,0 +1,154 @@
+"""Publishing signed desired state to devices over MQTT, and finding the devices to publish to.
+
+Without ``--devices FILE``, ``--site``/``--all`` target the devices that have a
+retained ``oivis/v1/<id>/status`` on the broker (every device that ever connected,
+online or not: the retained document waits for the ones that are away). A site is
+the device-id prefix before a dash: ``mall-01`` holds ``mall-01-screen-3``.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from appliance.errors import ApplianceError
+from appliance.fleet.link import parse_broker
+from appliance.fleet.topics import Topics
+
+STATUS_FILTER = "oivis/v1/+/status"
+CONNECT_TIMEOUT_S = 10.0
+ACK_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class BrokerOptions:
+    address: str
+    tls: bool = True
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+class OperatorClient:
+    """A short-lived MQTT 5 connection that publishes with acknowledgements and reads retained topics."""
+
+    def __init__(self, options: BrokerOptions) -> None:
+        self._address = options.address
+        host, port = parse_broker(options.address)
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"oivis-ops-{uuid.uuid4().hex[:12]}",
+                                   protocol=mqtt.MQTTv5)
+        if options.tls:
+            try:
+                self._client.tls_set(ca_certs=str(options.ca) if options.ca else None,
+                                     certfile=str(options.cert) if options.cert else None,
+                                     keyfile=str(options.key) if options.key else None,
+                                     cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:
+                raise ApplianceError(f"TLS files cannot be loaded: {exc}") from exc
+        self._condition = threading.Condition()
+        self._connect_reason: Any = None
+        self._acks: dict[int, Any] = {}
+        self._retained: dict[str, bytes] = {}
+        self._subscribed = threading.Event()
+        self._client.on_connect = self._on_connect
+        self._client.on_publish = self._on_publish
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+        self._client.on_message = self._on_message
+        try:
+            self._client.connect(host, port, keepalive=30, clean_start=True)
+        except (OSError, ssl.SSLError) as exc:
+            raise ApplianceError(f"cannot connect to the broker {options.address}: {exc}") from exc
+        self._client.loop_start()
+        with self._condition:
+            self._condition.wait_for(lambda: self._connect_reason is not None, CONNECT_TIMEOUT_S)
+        if self._connect_reason is None or self._connect_reason.is_failure:
+            self.close()
+            reason = self._connect_reason or f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
+            raise ApplianceError(f"the broker {options.address} refused the connection: {reason}")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        with self._condition:
+            self._connect_reason = reason
+            self._condition.notify_all()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        with self._condition:
+            self._acks[mid] = reason
+            self._condition.notify_all()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.retain:
+            with self._condition:
+                self._retained[message.topic] = bytes(message.payload)
+
+    def publish_retained(self, topic: str, payload: dict) -> None:
+        """Publish at QoS 1, retained, and return once the broker acknowledged it."""
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        info = self._client.publish(topic, data, qos=1, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ApplianceError(f"cannot publish to {topic}: {mqtt.error_string(info.rc)}")
+        with self._condition:
+            self._condition.wait_for(lambda: info.mid in self._acks, ACK_TIMEOUT_S)
+            reason = self._acks.pop(info.mid, None)
+        if reason is None:
+            raise ApplianceError(f"{self._address} did not acknowledge {topic} within {ACK_TIMEOUT_S:.0f} s")
+        if reason.is_failure:
+            raise ApplianceError(f"{self._address} refused {topic}: {reason}")
+
+    def retained(self, topic_filter: str, window_s: float) -> dict[str, bytes]:
+        """The retained messages matching ``topic_filter``, collected for ``window_s`` after subscribing."""
+        self._subscribed.clear()
+        self._client.subscribe(topic_filter, qos=1)
+        if not self._subscribed.wait(CONNECT_TIMEOUT_S):
+            raise ApplianceError(f"{self._address} did not confirm the subscription to {topic_filter}")
+        time.sleep(window_s)
+        with self._condition:
+            return dict(self._retained)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def discover_devices(client: OperatorClient, window_s: float) -> list[str]:
+    """Ids of the devices with a retained status on the broker."""
+    found = client.retained(STATUS_FILTER, window_s)
+    return sorted(topic.split("/")[2] for topic, payload in found.items() if payload)
+
+
+def read_device_list(path: Path) -> list[str]:
+    """One device id per line; blank lines and ``#`` comments ignored."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ApplianceError(f"cannot read the device list {path}: {exc}") from exc
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def in_site(device_ids: list[str], site: str | None) -> list[str]:
+    """The ids of ``site`` (all when None)."""
+    return [device for device in device_ids if site is None or device.startswith(f"{site}-")]
+
+
+def push_to(client: OperatorClient, device_ids: list[str], document: dict,
+            progress: Callable[[str], None] = lambda line: None) -> list[str]:
+    """Publish ``document`` as each device's retained desired state; the topics written."""
+    unusable = [device for device in device_ids if not device or any(char in device for char in "/+#")]
+    if unusable:
+        raise ApplianceError(f"not a device id (no /, + or # allowed): {', '.join(map(repr, unusable))}")
+    topics = []
+    for device in device_ids:
+        topic = Topics.for_device(device).desired
+        client.publish_retained(topic, document)
+        progress(f"published version {document['version']} to {topic}")
+        topics.append(topic)
+    return topics

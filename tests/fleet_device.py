@@ -1,0 +1,44 @@
+"""A device process for the fleet tests: the link and the event worker, to be killed -9 or stopped.
+
+``python tests/fleet_device.py DEVICE STATE_DIR FLEET_JSON EVENTS`` publishes EVENTS
+``tick`` events (printing ``published N`` after each), prints ``done``, and on
+SIGTERM stops cleanly (``offline``, ``shutdown``) and prints ``stopped``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from appliance.config import FleetConfig
+from appliance.events import EventBus
+from appliance.fleet.link import Link
+from appliance.fleet.shipper import EventShipper
+
+
+def main(device: str, state_dir: str, fleet_json: str, events: str) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    fleet = FleetConfig(**json.loads(fleet_json))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    bus = EventBus()
+    link = Link(device, fleet, Path(state_dir)).start()
+    shipper = EventShipper(bus, link, fleet, Path(state_dir)).start()
+    for n in range(int(events)):
+        bus.publish("tick", {"n": n})
+        print(f"published {n}", flush=True)
+        time.sleep(0.005)
+    print("done", flush=True)
+    stop.wait()
+    shipper.stop()
+    link.stop()
+    print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
