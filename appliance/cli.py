@@ -1,4 +1,5 @@
-"""The command line (a contract: see shared/design/ARCHITECTURE.md): run, analyze, eval, bench, models.
+"""The command line (a contract: see shared/design/ARCHITECTURE.md): run, analyze, eval, bench, models,
+config check, doctor.
 
 This is an edge: ApplianceError becomes one line on stderr and exit status 1.
 """
@@ -56,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="fetch and verify the model files")
     models.add_argument("action", choices=["fetch", "verify"])
+
+    config = commands.add_parser("config", help="validate a configuration file")
+    config.add_argument("action", choices=["check"])
+    config.add_argument("file", type=Path, metavar="FILE")
+
+    doctor = commands.add_parser("doctor", help="the device's health checks, pass/fail with the fix for each")
+    doctor.add_argument("--config", type=Path, help="TOML configuration file (default: /etc/oivis/appliance.toml)")
     return parser
 
 
@@ -141,13 +149,40 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "analyze": _analyze, "bench": _bench, "eval": _eval, "models": _models}
+def _config(args: argparse.Namespace) -> int:
+    from appliance.config import load_config
+    from appliance.tomlfile import InvalidFile
+
+    try:
+        config = load_config(args.file)
+    except InvalidFile as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        print(f"{exc.path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    fleet = config.fleet
+    link = f"broker {fleet.broker} ({'TLS' if fleet.tls else 'no TLS'})" if fleet.broker else "fleet link off"
+    print(f"{args.file}: ok — device {config.device_id}, source {config.source.uri}, backend "
+          f"{config.inference.backend}, {link}, {len(config.campaigns.trusted_keys)} trusted key(s), "
+          f"state in {config.paths.state_dir}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import run_doctor
+
+    return run_doctor(args.config, sys.stdout)
+
+
+COMMANDS = {"run": _run, "analyze": _analyze, "bench": _bench, "eval": _eval, "models": _models,
+            "config": _config, "doctor": _doctor}
 
 
 def main(argv: list[str] | None = None) -> int:
+    from appliance.service.logging import configure_logging
+
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except ApplianceError as exc:

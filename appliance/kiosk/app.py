@@ -12,12 +12,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from appliance.config import Config
-from appliance.content import Bundle, SceneSpec
+from appliance.content import Bundle, SceneSpec, load_bundle
+from appliance.errors import ApplianceError
 from appliance.events import EventBus
 from appliance.kiosk.display import Display
 from appliance.kiosk.navigation import Action, Navigator
@@ -27,6 +29,7 @@ from appliance.kiosk.session import Sessions
 from appliance.kiosk.tick import NO_GESTURES, Scene, Tick
 from appliance.perception.pipeline import Perception, PerceptionThread
 from appliance.render.compositor import Compositor
+from appliance.service.notify import ServiceNotifier
 from appliance.slot import LatestSlot
 from appliance.sources.capture import CaptureThread
 from appliance.stats import RateMeter, StageStats
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_FRAME_SIZE = (1280, 720)
 #: Redraw at least this often without a new frame, so snow keeps falling.
 IDLE_REDRAW_S = 1 / 30
+#: How often the campaign schedule is asked which bundle to show.
+BUNDLE_CHECK_S = 1.0
 #: The technician's keyboard, standing in for gestures (F2 and Ctrl+Q are handled apart).
 KEY_ACTIONS = {
     "left": Action.PREVIOUS, "right": Action.NEXT, "return": Action.CONFIRM, "enter": Action.CONFIRM,
@@ -75,6 +80,12 @@ class Kiosk:
         self.sessions = Sessions(self.events, self.navigator)
         self.world_index = 0
         self.on_world_change: Callable[[float], None] | None = None
+        #: systemd's READY/WATCHDOG/STATUS link; None when not run by systemd (see service.notify).
+        self.notifier: ServiceNotifier | None = None
+        #: The campaign schedule's current bundle directory; None when no fleet side runs.
+        self.bundle_source: Callable[[], Path] | None = None
+        self._bundle_checked = float("-inf")
+        self._refused_bundle: Path | None = None
         self.stats = StageStats()
         self.shown = RateMeter()
         self.overlay = False
@@ -95,6 +106,26 @@ class Kiosk:
         if self.world_index not in self._compositors:
             self._compositors[self.world_index] = Compositor(self.world, self.bundle.directory, self.display.size)
         return self._compositors[self.world_index]
+
+    def follow_campaign(self, now: float) -> None:
+        """Once a second, show the bundle the campaign schedule picks (called between sessions only,
+        so nobody's game changes under them); a bundle that cannot load is logged once and skipped."""
+        if self.bundle_source is None or now - self._bundle_checked < BUNDLE_CHECK_S:
+            return
+        self._bundle_checked = now
+        path = self.bundle_source()
+        if path == self.bundle.directory or path == self._refused_bundle:
+            return
+        try:
+            bundle = load_bundle(path)
+        except ApplianceError as exc:
+            self._refused_bundle = path
+            log.error("campaign bundle %s cannot be shown, keeping %s: %s", path, self.bundle.name, exc)
+            return
+        log.info("showing campaign %s (%s)", bundle.name, path)
+        self.bundle, self.world_index = bundle, 0
+        self._compositors.clear()
+        self._images.clear()
 
     def switch_world(self, step: int, now: float) -> None:
         self.world_index = (self.world_index + step) % len(self.bundle.scenes)
@@ -203,6 +234,8 @@ class Kiosk:
             gestured = self.navigator.update(perception.gestures if perception else NO_GESTURES, now)
             tick = Tick(perception, now, present, self.workers.problem, typed + tuple(gestured), typed,
                         self.navigator.back.progress(now))
+            if scene.name == "attract":
+                self.follow_campaign(now)
             try:
                 following = scene.next_scene(self, tick)
                 if following:
@@ -223,4 +256,9 @@ class Kiosk:
                 self.frames_shown += 1
                 self.shown.tick(now)
                 self.stats.add("latency", (time.monotonic() - perception.frame.captured_at) * 1000)
+            if self.notifier is not None:
+                if fresh and perception is not None:
+                    self.notifier.frame_shown(now, self.shown.rate, self.backend, self.bundle.name)
+                else:
+                    self.notifier.frame_missed(now, self.workers.problem)
         return 0

@@ -1,4 +1,4 @@
-"""Wiring the kiosk together from the configuration: models, source, threads, display, content."""
+"""Wiring the kiosk together from the configuration: models, source, threads, display, content, fleet."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from contextlib import contextmanager
 from appliance.config import Config
 from appliance.content import load_bundle
 from appliance.events import EventBus
+from appliance.fleet.runtime import FleetRuntime
 from appliance.inference.backend import BackendOptions, Inference
 from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
 from appliance.perception.pipeline import Perceiver, PerceptionThread
+from appliance.service.notify import ServiceNotifier
+from appliance.service.signals import stop_on_signals
 from appliance.slot import LatestSlot
 from appliance.sources.camera import CameraMode
 from appliance.sources.capture import CaptureThread
@@ -30,8 +33,24 @@ def camera_mode_from(config: Config) -> CameraMode:
 
 @contextmanager
 def kiosk_session(config: Config, mode: DisplayMode) -> Iterator[Kiosk]:
-    """A kiosk with its threads running; everything is released on the way out."""
-    bundle = load_bundle(config.kiosk.content)
+    """A kiosk with its threads running (and its fleet side, when a broker is configured).
+
+    Everything is released on the way out, in order: the loop has stopped, then
+    capture and perception, then the fleet side (the event spool is flushed
+    and the link says ``offline``), then the display.
+    """
+    fleet = FleetRuntime(config).start() if config.fleet.broker else None
+    try:
+        with _kiosk(config, mode, fleet) as kiosk:
+            yield kiosk
+    finally:
+        if fleet is not None:
+            fleet.stop()
+
+
+@contextmanager
+def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None) -> Iterator[Kiosk]:
+    bundle = load_bundle(fleet.current_bundle() if fleet else config.kiosk.content)
     inference = inference_from(config)
     perceiver = Perceiver(inference, config.segmentation.matte())
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config))
@@ -40,9 +59,16 @@ def kiosk_session(config: Config, mode: DisplayMode) -> Iterator[Kiosk]:
     results = LatestSlot()
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
+    kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus())
+    kiosk.notifier = ServiceNotifier.from_environment()
+    if fleet is not None:
+        kiosk.bundle_source = fleet.current_bundle
+        fleet.attach(kiosk)
     try:
-        yield Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus())
+        yield kiosk
     finally:
+        if kiosk.notifier is not None:
+            kiosk.notifier.stopping()
         workers.perception.stop()
         workers.capture.stop()
         display.close()
@@ -50,5 +76,5 @@ def kiosk_session(config: Config, mode: DisplayMode) -> Iterator[Kiosk]:
 
 def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None) -> int:
     """Bring the kiosk up and run it until asked to stop (or for ``max_frames`` camera frames)."""
-    with kiosk_session(config, mode) as kiosk:
+    with kiosk_session(config, mode) as kiosk, stop_on_signals(kiosk.stop):
         return kiosk.run(max_frames)

@@ -1,0 +1,68 @@
+"""The device's fleet side as one unit: link, campaigns, event shipping, health — started and stopped in order.
+
+Order matters: the campaign manager and the link come up before the kiosk (the
+kiosk shows the bundle the campaign schedule picks); the shipper and the
+health reporter feed on the running kiosk, so they are attached to it; on the
+way out the shipper flushes first and the link says ``offline`` last.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from appliance.campaigns.manager import CampaignManager
+from appliance.config import Config
+from appliance.fleet.health import HealthReporter
+from appliance.fleet.link import Link
+from appliance.fleet.shipper import EventShipper
+
+if TYPE_CHECKING:
+    from appliance.kiosk.app import Kiosk
+
+log = logging.getLogger(__name__)
+
+
+class FleetRuntime:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.state_dir = config.paths.state_dir
+        self.link = Link(config.device_id, config.fleet, self.state_dir,
+                         campaign_version=lambda: self.campaigns.applied_version)
+        self.campaigns = CampaignManager.from_config(config, report=self._report)
+        self.shipper: EventShipper | None = None
+        self.health: HealthReporter | None = None
+        self._announced_version: int | None = None
+
+    def _report(self, payload: dict) -> None:
+        """Campaign progress goes to ``state/reported``; a newly applied version is re-announced in ``status``."""
+        self.link.publish(self.link.topics.reported, payload, qos=1, retain=True)
+        applied = payload.get("applied_version")
+        if payload.get("phase") == "applied" and applied != self._announced_version:
+            self._announced_version = applied
+            self.link.announce("ready")
+
+    def start(self) -> FleetRuntime:
+        self.link.subscribe(self.link.topics.desired, self.campaigns.on_desired)
+        self.campaigns.start()
+        self.link.start()
+        return self
+
+    def current_bundle(self) -> Path:
+        """The bundle the campaign schedule shows now (the bundled default when none applies)."""
+        return self.campaigns.scheduler.current_bundle()
+
+    def attach(self, kiosk: Kiosk) -> None:
+        fleet = self.config.fleet
+        self.shipper = EventShipper(kiosk.events, self.link, fleet, self.state_dir).start()
+        self.health = HealthReporter(self.link, kiosk.stats, lambda: kiosk.shown.rate, kiosk.backend,
+                                     lambda: self.campaigns.applied_version, self.state_dir,
+                                     fleet.health_period_s, extras={"spool": self.shipper.status}).start()
+
+    def stop(self) -> None:
+        for worker in (self.shipper, self.health):
+            if worker is not None:
+                worker.stop()
+        self.campaigns.stop()
+        self.link.stop()

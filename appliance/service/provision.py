@@ -1,0 +1,281 @@
+"""`make ca` / `make provision`: a development fleet CA, and each device's identity bundle by a CSR flow.
+
+Three separate steps, so that a production CA only ever sees certificate
+signing requests and never holds a device's key:
+
+- ``ca``: a development CA (key + self-signed certificate); kept if it exists.
+- ``request``: for one device, a key generated here *for* the device, its CSR
+  (CN = device id, OU = site), the operators' campaign-signing public keys and
+  the device's ``appliance.toml`` — the bundle, laid out like ``/etc/oivis``.
+  An existing identity is never replaced without ``--force``.
+- ``sign``: the CA turns a CSR into a certificate (client or, with
+  ``--server``, a broker's).  Against a production PKI this is the step the
+  PKI runs; the key stays in the bundle.
+
+Bundle (``provisioning/out/devices/<id>/``, installed to ``/etc/oivis`` by
+``make install``): ``appliance.toml``, ``tls/ca.pem``, ``tls/device.pem``,
+``tls/device.key`` (0600), ``keys/*.pub``, and ``device.csr`` (not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import ipaddress
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from appliance.config import load_config
+from appliance.errors import ApplianceError
+
+DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: Where the bundle's files land on the device; the generated config names these paths.
+ETC = Path("/etc/oivis")
+CA_DAYS = 3650
+DEVICE_DAYS = 1825
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    """Created 0600 from the start: a key is never readable by others, not even for a moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(data)
+
+
+def _load_pem(path: Path, what: str):
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ApplianceError(f"cannot read the {what} {path}: {exc}") from exc
+    try:
+        if what == "CA key":
+            return serialization.load_pem_private_key(data, password=None)
+        if what == "CSR":
+            return x509.load_pem_x509_csr(data)
+        return x509.load_pem_x509_certificate(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ApplianceError(f"{path} is not a PEM {what}: {exc}") from exc
+
+
+def create_ca(directory: Path, name: str = "OIVIS development fleet CA", force: bool = False) -> bool:
+    """``directory/ca.key`` and ``ca.pem``; False (nothing done) when a CA is there and not ``force``d:
+    a new CA would orphan every device certificate the old one signed."""
+    key_path, cert_path = directory / "ca.key", directory / "ca.pem"
+    if key_path.exists() and cert_path.exists() and not force:
+        return False
+    key = ec.generate_private_key(ec.SECP384R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "OIVIS Edge")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False),
+                           critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA384()))
+    _write_secret(key_path, _private_pem(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+def check_operator_key(path: Path) -> None:
+    """An operator's Ed25519 *public* key (PEM, or base64 of the 32 raw bytes); a private key is refused."""
+    text = path.read_text(encoding="ascii", errors="replace")
+    if "PRIVATE" in text:
+        raise ApplianceError(f"{path} holds a PRIVATE key: only operators' public keys go onto devices")
+    try:
+        if "-----BEGIN" in text:
+            key = serialization.load_pem_public_key(text.encode())
+            if not isinstance(key, Ed25519PublicKey):
+                raise ApplianceError(f"{path} is not an Ed25519 key (campaigns are signed with Ed25519)")
+        elif len(base64.b64decode(text.strip(), validate=True)) != 32:
+            raise ValueError("not 32 bytes")
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ApplianceError(f"{path} is not an Ed25519 public key: {exc}") from exc
+
+
+def operator_keys(keys_dir: Path) -> list[Path]:
+    keys = sorted(keys_dir.glob("*.pub")) if keys_dir.is_dir() else []
+    if not keys:
+        raise ApplianceError(
+            f"no operator public keys (*.pub) in {keys_dir}: create them with "
+            f"`python -m appliance.ops keygen --out {keys_dir}` or point KEYS_DIR at the operators' keys")
+    for key in keys:
+        check_operator_key(key)
+    return keys
+
+
+def check_broker(broker: str) -> None:
+    host, _, port = broker.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ApplianceError(f"BROKER {broker!r}: use HOST:PORT, e.g. mqtt.example.net:8883")
+
+
+def config_text(device_id: str, site: str, broker: str, key_names: list[str]) -> str:
+    """The device's /etc/oivis/appliance.toml.  JSON strings are valid TOML basic strings."""
+    keys = ", ".join(json.dumps(str(ETC / "keys" / name)) for name in key_names)
+    return (
+        f"# OIVIS Edge device {device_id} at site {site}; written by `make provision`.\n"
+        "# Every other key has a default: `python -m appliance config check FILE` lists problems.\n"
+        f"device_id = {json.dumps(device_id)}\n\n"
+        "[source]\nuri = \"auto\"\n\n"
+        f"[fleet]\nbroker = {json.dumps(broker)}\ntls = true\n"
+        f"ca_file = {json.dumps(str(ETC / 'tls/ca.pem'))}\n"
+        f"cert_file = {json.dumps(str(ETC / 'tls/device.pem'))}\n"
+        f"key_file = {json.dumps(str(ETC / 'tls/device.key'))}\n\n"
+        f"[campaigns]\ntrusted_keys = [{keys}]\n\n"
+        "[paths]\nstate_dir = \"/var/lib/oivis\"\n"
+    )
+
+
+def request_identity(device_id: str, site: str, broker: str, out: Path, keys_dir: Path,
+                     force: bool = False) -> Path:
+    """Write the device's bundle (key, CSR, operator keys, config) to ``out``; returns the CSR's path.
+
+    Built beside ``out`` and moved into place at the end, so a failed run leaves nothing half-made.
+    """
+    if not DEVICE_ID.match(device_id):
+        raise ApplianceError(f"DEVICE_ID {device_id!r}: lower-case letters, digits and '-', at most 63 characters "
+                             "(it is an MQTT topic level and a certificate CN)")
+    if not site.strip():
+        raise ApplianceError("SITE is empty: name the mall or site the device is installed at")
+    check_broker(broker)
+    if (out / "tls/device.key").exists() and not force:
+        raise ApplianceError(f"{out} already holds the identity of {device_id}; "
+                             "FORCE=1 replaces it (the old certificate then stops being used)")
+    keys = operator_keys(keys_dir)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write_secret(partial / "tls/device.key", _private_pem(key))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, site.strip()),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "OIVIS Edge")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    (partial / "device.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    (partial / "keys").mkdir()
+    for public in keys:
+        shutil.copy2(public, partial / "keys" / public.name)
+    config = partial / "appliance.toml"
+    config.write_text(config_text(device_id, site.strip(), broker, [public.name for public in keys]))
+    load_config(config, environ={})  # what we wrote must pass the device's own validation
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    return out / "device.csr"
+
+
+def sign_request(csr_path: Path, ca_dir: Path, out: Path, days: int = DEVICE_DAYS,
+                 server_names: list[str] | None = None) -> x509.Certificate:
+    """The CA's step: a certificate for the CSR's key and subject — a device's (client) or,
+    with ``server_names``, a broker's (server, with those DNS names / IP addresses)."""
+    csr = _load_pem(csr_path, "CSR")
+    if not csr.is_signature_valid:
+        raise ApplianceError(f"{csr_path}: the CSR's signature does not verify (corrupt or tampered)")
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise ApplianceError(f"{csr_path}: the CSR has no common name")
+    if server_names is None and not DEVICE_ID.match(str(names[0].value)):
+        raise ApplianceError(f"{csr_path}: CN {names[0].value!r} is not a device id")
+    ca_key = _load_pem(ca_dir / "ca.key", "CA key")
+    ca_cert = _load_pem(ca_dir / "ca.pem", "CA certificate")
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
+               .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                              critical=False))
+    if server_names:
+        alternatives: list[x509.GeneralName] = []
+        for name in server_names:
+            try:
+                alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                alternatives.append(x509.DNSName(name))
+        builder = (builder.add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+    else:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA384())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert
+
+
+def server_request(name: str, out: Path) -> Path:
+    """A broker's key and CSR (``out/server.key``, ``out/server.csr``), for a development broker."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write_secret(out / "server.key", _private_pem(key))
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256()))
+    (out / "server.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    return out / "server.csr"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appliance.service.provision",
+                                     description="fleet CA and device identities (CSR flow)")
+    steps = parser.add_subparsers(dest="step", required=True)
+    ca = steps.add_parser("ca", help="create the development fleet CA (kept when it exists)")
+    ca.add_argument("--dir", type=Path, required=True)
+    ca.add_argument("--force", action="store_true", help="replace an existing CA")
+    request = steps.add_parser("request", help="a device's key, CSR, operator keys and config")
+    request.add_argument("--device-id", required=True)
+    request.add_argument("--site", required=True)
+    request.add_argument("--broker", required=True, help="HOST:PORT of the fleet broker")
+    request.add_argument("--out", type=Path, required=True, help="the device's bundle directory")
+    request.add_argument("--keys-dir", type=Path, required=True, help="the operators' *.pub campaign-signing keys")
+    request.add_argument("--force", action="store_true", help="replace an existing identity")
+    sign = steps.add_parser("sign", help="the CA signs a CSR")
+    sign.add_argument("--csr", type=Path, required=True)
+    sign.add_argument("--ca-dir", type=Path, required=True)
+    sign.add_argument("--out", type=Path, required=True, help="the certificate to write")
+    sign.add_argument("--days", type=int, default=DEVICE_DAYS)
+    sign.add_argument("--server", action="append", metavar="NAME", help="a broker certificate for NAME (repeatable)")
+    server = steps.add_parser("server-request", help="a development broker's key and CSR")
+    server.add_argument("--name", required=True)
+    server.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.step == "ca":
+            made = create_ca(args.dir, force=args.force)
+            print(f"{'created' if made else 'kept the existing'} fleet CA in {args.dir} (ca.pem, ca.key)")
+        elif args.step == "request":
+            csr = request_identity(args.device_id, args.site, args.broker, args.out, args.keys_dir, args.force)
+            print(f"identity of {args.device_id}: key and {csr} in {args.out}; the CA signs the CSR next")
+        elif args.step == "sign":
+            cert = sign_request(args.csr, args.ca_dir, args.out, args.days, args.server)
+            print(f"{args.out}: {cert.subject.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d}")
+        else:
+            print(server_request(args.name, args.out))
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
