@@ -20,6 +20,7 @@ help:
 	@echo "make eval-hands      hand detection recall side by side with the reference, at simulated distances"
 	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
 	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
+	@echo "make technician-help          provisioning, packaging, flashing, doctor"
 
 $(INSTALLED): pyproject.toml
 	@PYTHON=$(PYTHON) sh provisioning/check-system.sh
@@ -95,3 +96,5 @@ bench-compare: models content $(REF_VENV)/.installed
 
 eval-hands: models content $(REF_VENV)/.installed
 	$(PY) models/reference/compare_hands.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python
+
+include provisioning/technician.mk

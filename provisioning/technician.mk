@@ -1,0 +1,89 @@
+# The technician's workflow, included from the Makefile (it uses $(PY), $(INSTALLED) and the
+# `models` / `content` targets defined there):
+#   make ca  →  make provision DEVICE_ID=… SITE=… BROKER=…  →  make package  →
+#   make flash IMAGE=… DEVICE=/dev/sdX  →  make install HOST=user@board DEVICE_ID=…  →  make doctor HOST=…
+# Everything generated lands in provisioning/out/ (git-ignored) and dist/.
+
+CA_DIR ?= provisioning/out/ca
+KEYS_DIR ?= provisioning/out/operator-keys
+DEVICES_DIR ?= provisioning/out/devices
+DIST ?= dist
+ARCH ?= arm64
+BOARD_PYTHON ?= 3.11
+RKNN_WHEEL ?=
+WHEELHOUSE ?=
+APP_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' appliance/__init__.py)
+DEB ?= $(DIST)/oivis-appliance_$(APP_VERSION)_$(ARCH).deb
+BUNDLE = $(DEVICES_DIR)/$(DEVICE_ID)
+DEVICE_ID ?=
+SITE ?=
+BROKER ?=
+FORCE ?=
+HOST ?=
+IMAGE ?=
+DEVICE ?=
+YES ?=
+DRY_RUN ?=
+CONFIG ?=
+
+.PHONY: technician-help ca keys csr sign provision package install flash doctor
+
+technician-help:
+	@echo "make ca                       the development fleet CA in $(CA_DIR) (kept when it exists)"
+	@echo "make keys                     an operator campaign-signing key pair in $(KEYS_DIR)"
+	@echo "make provision DEVICE_ID=mall-01-screen-3 SITE=mall-01 BROKER=mqtt.example.net:8883 [FORCE=1]"
+	@echo "                              the device's identity bundle in $(DEVICES_DIR)/DEVICE_ID (csr + sign)"
+	@echo "make package [ARCH=arm64] [BOARD_PYTHON=3.11] [RKNN_WHEEL=path.whl] [WHEELHOUSE=dir]"
+	@echo "make flash IMAGE=os.img.xz DEVICE=/dev/sdX [YES=1]   (as root)"
+	@echo "make install HOST=user@board DEVICE_ID=... [DRY_RUN=1]"
+	@echo "make doctor [HOST=user@board]  the health checks, here or on the board"
+
+ca: $(INSTALLED)
+	$(PY) -m appliance.service.provision ca --dir $(CA_DIR)
+
+keys: $(INSTALLED)
+	$(PY) -m appliance.ops keygen --out $(KEYS_DIR)
+
+# The key is generated for the device into its bundle and never leaves it; only the CSR goes to the CA.
+define csr_recipe
+@test -n "$(DEVICE_ID)" -a -n "$(SITE)" -a -n "$(BROKER)" || \
+    { echo "usage: make provision DEVICE_ID=... SITE=... BROKER=host:port [FORCE=1] [KEYS_DIR=dir]" >&2; exit 2; }
+$(PY) -m appliance.service.provision request --device-id "$(DEVICE_ID)" --site "$(SITE)" \
+    --broker "$(BROKER)" --out "$(BUNDLE)" --keys-dir "$(KEYS_DIR)" $(if $(filter 1,$(FORCE)),--force)
+endef
+
+# The CA's step; with a production PKI, hand it $(BUNDLE)/device.csr and put the answer in tls/device.pem.
+define sign_recipe
+@test -n "$(DEVICE_ID)" || { echo "usage: make sign DEVICE_ID=..." >&2; exit 2; }
+$(PY) -m appliance.service.provision sign --csr "$(BUNDLE)/device.csr" --ca-dir "$(CA_DIR)" \
+    --out "$(BUNDLE)/tls/device.pem"
+install -m 0644 "$(CA_DIR)/ca.pem" "$(BUNDLE)/tls/ca.pem"
+endef
+
+csr: $(INSTALLED)
+	$(csr_recipe)
+
+sign: $(INSTALLED)
+	$(sign_recipe)
+
+provision: ca
+	$(csr_recipe)
+	$(sign_recipe)
+
+package: models content
+	$(PY) -m appliance.service.package --arch $(ARCH) --python $(BOARD_PYTHON) --out $(DIST) \
+	    $(if $(WHEELHOUSE),--wheelhouse "$(WHEELHOUSE)") $(if $(RKNN_WHEEL),--rknn-wheel "$(RKNN_WHEEL)")
+
+install: $(INSTALLED)
+	@test -n "$(HOST)" -a -n "$(DEVICE_ID)" || \
+	    { echo "usage: make install HOST=user@board DEVICE_ID=... [DRY_RUN=1]" >&2; exit 2; }
+	$(PY) -m appliance.service.remote install --host "$(HOST)" --deb "$(DEB)" --bundle "$(BUNDLE)" \
+	    $(if $(DRY_RUN),--dry-run)
+
+flash: $(INSTALLED)
+	@test -n "$(IMAGE)" -a -n "$(DEVICE)" || { echo "usage: make flash IMAGE=os.img[.xz] DEVICE=/dev/sdX" >&2; exit 2; }
+	$(PY) -m appliance.service.flash "$(IMAGE)" "$(DEVICE)" $(if $(filter 1,$(YES)),--yes)
+
+doctor: $(INSTALLED)
+	$(if $(HOST),$(PY) -m appliance.service.remote doctor --host "$(HOST)" $(if $(DRY_RUN),--dry-run),\
+	    $(PY) -m appliance doctor $(if $(CONFIG),--config "$(CONFIG)"))

@@ -1,0 +1,120 @@
+"""`python -m appliance doctor`: each check's pass / fail / skip with its fix, and the exit status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from appliance.config import Config
+from appliance.doctor import (
+    FAIL,
+    PASS,
+    SKIP,
+    Check,
+    check_broker,
+    check_camera,
+    check_clock,
+    check_disk,
+    check_display,
+    check_models,
+    check_npu,
+    check_runtime,
+    format_table,
+    models_toolkit_version,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RKNN_HEADER = b"RKNN\0\0" + b"2.5.0(compiler version: 2.5.0 (74ea630ce@2026-09-29T14:54:20))" + b"\0" * 16
+
+
+def test_camera_missing_fails_with_a_fix_and_file_sources_skip() -> None:
+    missing = check_camera(Config.model_validate({"source": {"uri": "camera:63"}}))
+    assert missing.status == FAIL and "/dev/video63" in missing.detail and "plug" in missing.fix
+    assert check_camera(Config.model_validate({"source": {"uri": "video:/x.mp4"}})).status == SKIP
+
+
+def test_display_is_skipped_headless_and_fails_with_a_fix_when_sdl_cannot_start() -> None:
+    assert check_display({}).status == SKIP
+    broken = check_display({"SDL_VIDEODRIVER": "kmsdrm"})  # no DRM device on this machine
+    assert broken.status == FAIL and "render" in broken.fix
+
+
+def test_npu_driver_and_runtime_against_the_models_toolkit(tmp_path: Path) -> None:
+    assert check_npu("rk3399").status == SKIP and check_npu(None).status == SKIP
+    version = tmp_path / "version"
+    version.write_text("RKNPU driver: v0.9.8\n")
+    assert check_npu("rk3588", version) == Check("NPU driver", PASS, "RKNPU driver: v0.9.8")
+    assert check_npu("rk3588", tmp_path / "absent").status == FAIL
+
+    models = tmp_path / "rknn"
+    models.mkdir()
+    (models / "selfie_landscape-rk3588.rknn").write_bytes(RKNN_HEADER)
+    assert models_toolkit_version(models, "rk3588") == "2.5.0"
+    runtime = tmp_path / "librknnrt.so"
+    runtime.write_bytes(b"\x7fELF...librknnrt version: 2.3.0 (c949ad889d@2024-11-07T11:35:33)\0")
+    old = check_runtime("rk3588", models, (runtime,))
+    assert old.status == FAIL and "2.3.0" in old.detail and "Invalid RKNN model version" in old.fix
+    runtime.write_bytes(b"librknnrt version: 2.5.0 (abc)\0")
+    assert check_runtime("rk3588", models, (runtime,)).status == PASS
+    assert check_runtime("rk3588", models, (tmp_path / "none.so",)).status == FAIL
+    assert check_runtime("rk3588", tmp_path, (runtime,)).status == FAIL  # no .rknn for this SoC
+    assert check_runtime(None, models, (runtime,)).status == SKIP
+
+
+def test_the_shipped_rknn_files_record_their_toolkit_version() -> None:
+    shipped = REPO / "models/cache/rknn"
+    if not any(shipped.glob("*-rk3588.rknn")):
+        return
+    assert models_toolkit_version(shipped, "rk3588") == "2.5.0"
+
+
+def test_models_disk_and_clock(tmp_path: Path) -> None:
+    assert check_models().status == PASS
+    assert check_disk(tmp_path / "not/yet/created").status == PASS
+    assert check_disk(tmp_path, minimum=1 << 62).status == FAIL
+
+    def answer(text: str):
+        return lambda *args, **kwargs: subprocess.CompletedProcess(args, 0, stdout=text)
+
+    systemd = tmp_path / "systemd"
+    systemd.mkdir()
+    flag = tmp_path / "synchronized"
+    assert check_clock(answer("yes\n"), flag, systemd).status == PASS
+    unsynced = check_clock(answer("no\n"), flag, systemd)
+    assert unsynced.status == FAIL and "set-ntp" in unsynced.fix
+    flag.touch()
+    assert check_clock(answer(""), flag, systemd).status == PASS
+    assert check_clock(answer(""), flag, tmp_path / "no-systemd").status == SKIP
+
+
+def test_broker_is_skipped_without_fleet_and_fails_unreachable_fast(tmp_path: Path) -> None:
+    assert check_broker(Config()).status == SKIP
+    plain = Config.model_validate({"fleet": {"broker": "127.0.0.1:9", "tls": False}})
+    unreachable = check_broker(plain, timeout=1)
+    assert unreachable.status == FAIL and "unreachable" in unreachable.detail
+    no_files = Config.model_validate({"fleet": {"broker": "127.0.0.1:9", "ca_file": str(tmp_path / "ca.pem")}})
+    assert "cannot read" in check_broker(no_files).detail
+
+
+def test_table_lists_fixes_only_for_failures() -> None:
+    table = format_table([Check("camera", FAIL, "no /dev/video0", "plug it in"), Check("npu", SKIP, "x86")])
+    assert "camera  FAIL  no /dev/video0" in table and "  camera: plug it in" in table
+    assert "1 check(s) failed" in table and "npu:" not in table.split("how to fix:")[1]
+
+
+def test_doctor_exits_zero_when_nothing_fails(tmp_path: Path, astronaut_file: Path) -> None:
+    config = tmp_path / "appliance.toml"
+    config.write_text(f'[source]\nuri = "image:{astronaut_file}"\n[paths]\nstate_dir = "{tmp_path}"\n')
+    run = subprocess.run([sys.executable, "-m", "appliance", "doctor", "--config", str(config)],
+                         capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"})
+    assert "models" in run.stdout and "pass" in run.stdout
+    failed = [line for line in run.stdout.splitlines() if "  FAIL  " in line]
+    if Path("/run/systemd/system").is_dir() or Path("/dev/dri").exists():
+        return  # a workstation: its clock / display rows depend on the machine
+    assert run.returncode == 0 and failed == [], run.stdout
+    config.write_text('[source]\nuri = "camera:63"\nframerate = 3\n')
+    broken = subprocess.run([sys.executable, "-m", "appliance", "doctor", "--config", str(config)],
+                            capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"})
+    assert broken.returncode == 1
+    assert "source.framerate: unknown key (line 3)" in broken.stdout
