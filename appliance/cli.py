@@ -76,7 +76,7 @@ def _screen(text: str) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from appliance.config import load_config
+    from appliance.config import DEFAULT_CONFIG_PATH, load_config
     from appliance.kiosk.display import DisplayMode
     from appliance.kiosk.launch import run_kiosk
 
@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         mode = DisplayMode.WINDOWED
     else:
         mode = DisplayMode.FULLSCREEN
-    return run_kiosk(config, mode, args.frames)
+    return run_kiosk(config, mode, args.frames, args.config or DEFAULT_CONFIG_PATH)
 
 
 def _analyze(args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from test_campaigns_device import make_bundle
 
 from appliance.campaigns.signing import load_private_key, sign_document, write_keypair
 from appliance.config import Config
+from appliance.kiosk.app import RESTART_STATUS
 from appliance.kiosk.display import DisplayMode
 from appliance.kiosk.launch import kiosk_session
 from appliance.ops.build import build
@@ -55,7 +58,9 @@ def test_kiosk_reports_events_and_health_and_shows_a_pushed_campaign(
     server = make_server(build(campaign, "http://unused").files, 0, "127.0.0.1")
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        with kiosk_session(config, DisplayMode.HEADLESS) as kiosk:
+        config_file = tmp_path / "appliance.toml"
+        config_file.write_text('[kiosk]\nattract_after_s = 4.0\n')
+        with kiosk_session(config, DisplayMode.HEADLESS, config_file) as kiosk:
             assert kiosk.bundle.directory == content_dir
             run_until(kiosk, lambda: any(p["state"] == "ready" for p in operator.payloads(f"{topics}/status")),
                       20, "the device's ready status")
@@ -78,6 +83,21 @@ def test_kiosk_reports_events_and_health_and_shows_a_pushed_campaign(
             assert reported["phase"] == "applied" and reported["applied_version"] == 1
             run_until(kiosk, lambda: any(p.get("campaign_version") == 1 for p in operator.payloads(f"{topics}/status")),
                       10, "the status to announce campaign version 1")
+
+            def reply(command: str, **arguments: Any) -> dict:
+                cmd_id = str(uuid.uuid4())
+                operator.publish(f"{topics}/cmd/{command}", {"cmd_id": cmd_id, **arguments})
+                return run_until(kiosk, lambda: next((p for p in operator.payloads(f"{topics}/cmd-res")
+                                                      if p["cmd_id"] == cmd_id), None), 20, f"the {command} reply")
+
+            shot = reply("screenshot", width=320)
+            png = cv2.imdecode(np.frombuffer(base64.b64decode(shot["png"]), np.uint8), cv2.IMREAD_COLOR)
+            assert shot["ok"] and png.shape == (180, 320, 3) and png.std() > 5
+            assert reply("reload")["ok"]
+            changed = reply("set-config", set={"kiosk": {"attract_after_s": 6}})
+            assert changed["ok"] and changed["restart_required"]
+            assert kiosk.run() == RESTART_STATUS
+            assert "attract_after_s = 6" in config_file.read_text()
         final = wait_for(lambda: [p for p in operator.payloads(f"{topics}/status") if p["state"] == "offline"],
                          10, "offline on a clean stop")
         assert final[-1]["campaign_version"] == 1

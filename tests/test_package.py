@@ -58,7 +58,8 @@ def test_the_package_carries_everything_the_board_needs(deb: Path) -> None:
                  "/opt/oivis/app/content/default/campaign.toml", "/opt/oivis/app/content/default/street.png",
                  "/opt/oivis/requirements.txt", "/opt/oivis/wheels/numpy-1.0-py3-none-any.whl",
                  "/opt/oivis/bin/oivis-setup-venv", "/usr/bin/oivis",
-                 "/lib/systemd/system/oivis-appliance.service", "/lib/udev/rules.d/70-oivis-camera.rules"):
+                 "/lib/systemd/system/oivis-appliance.service", "/lib/udev/rules.d/70-oivis-camera.rules",
+                 "/usr/share/polkit-1/rules.d/50-oivis-reboot.rules"):
         assert path in files, path
     assert not any("__pycache__" in path for path in files)
     assert not any(path.endswith(".rknn") for path in files)  # NPU models only in arm64 packages
@@ -76,6 +77,7 @@ def test_maintainer_scripts(deb: Path, tmp_path: Path) -> None:
         subprocess.run(["sh", "-n", str(path)], check=True)
     postinst = (tmp_path / "DEBIAN/postinst").read_text()
     assert "useradd" in postinst and "video render input" in postinst
+    assert "chgrp oivis /etc/oivis" in postinst  # the fleet's set-config rewrites the configuration
     assert "oivis-setup-venv" in postinst and 'enable "$UNIT"' in postinst
     assert 'systemctl stop "$UNIT"' in (tmp_path / "DEBIAN/prerm").read_text()
     assert '"$ROOT/var/lib/oivis" "$ROOT/etc/oivis"' in (tmp_path / "DEBIAN/postrm").read_text()

@@ -216,7 +216,7 @@ def test_unit_declares_the_service_contract() -> None:
     expected = {
         "Type": "notify", "NotifyAccess": "main", "Restart": "on-failure", "User": "oivis",
         "ProtectSystem": "strict", "PrivateTmp": "yes", "NoNewPrivileges": "yes", "ProtectHome": "yes",
-        "ReadWritePaths": "/var/lib/oivis", "StateDirectory": "oivis",
+        "ReadWritePaths": "/var/lib/oivis /etc/oivis", "StateDirectory": "oivis",
         "ExecStart": "/opt/oivis/venv/bin/python -m appliance run --config /etc/oivis/appliance.toml",
         "LoadCredential": "device.key:/etc/oivis/tls/device.key",
     }

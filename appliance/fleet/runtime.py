@@ -1,4 +1,4 @@
-"""The device's fleet side as one unit: link, campaigns, event shipping, health — started and stopped in order.
+"""The device's fleet side as one unit: link, campaigns, events, health, commands — started and stopped in order.
 
 Order matters: the campaign manager and the link come up before the kiosk (the
 kiosk shows the bundle the campaign schedule picks); the shipper and the
@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 
 from appliance.campaigns.manager import CampaignManager
 from appliance.config import Config
+from appliance.fleet.commands import CommandHandler
+from appliance.fleet.device_commands import device_commands
 from appliance.fleet.health import HealthReporter
 from appliance.fleet.link import Link
 from appliance.fleet.shipper import EventShipper
+from appliance.kiosk.app import RESTART_STATUS
 
 if TYPE_CHECKING:
     from appliance.kiosk.app import Kiosk
@@ -25,14 +28,16 @@ log = logging.getLogger(__name__)
 
 
 class FleetRuntime:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: Path) -> None:
         self.config = config
+        self.config_path = config_path
         self.state_dir = config.paths.state_dir
         self.link = Link(config.device_id, config.fleet, self.state_dir,
                          campaign_version=lambda: self.campaigns.applied_version)
         self.campaigns = CampaignManager.from_config(config, report=self._report)
         self.shipper: EventShipper | None = None
         self.health: HealthReporter | None = None
+        self.commands: CommandHandler | None = None
         self._announced_version: int | None = None
 
     def _report(self, payload: dict) -> None:
@@ -59,9 +64,12 @@ class FleetRuntime:
         self.health = HealthReporter(self.link, kiosk.stats, lambda: kiosk.shown.rate, kiosk.backend,
                                      lambda: self.campaigns.applied_version, self.state_dir,
                                      fleet.health_period_s, extras={"spool": self.shipper.status}).start()
+        commands = device_commands(screen=kiosk.grab_screen, reload=kiosk.request_reload,
+                                   restart=lambda: kiosk.stop(RESTART_STATUS), config_path=self.config_path)
+        self.commands = CommandHandler(self.link, self.state_dir, commands).start()
 
     def stop(self) -> None:
-        for worker in (self.shipper, self.health):
+        for worker in (self.commands, self.shipper, self.health):
             if worker is not None:
                 worker.stop()
         self.campaigns.stop()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ PLACEHOLDER_FRAME_SIZE = (1280, 720)
 IDLE_REDRAW_S = 1 / 30
 #: How often the campaign schedule is asked which bundle to show.
 BUNDLE_CHECK_S = 1.0
+#: Exit status asking the service manager for a restart (EX_TEMPFAIL; the unit restarts on failure).
+RESTART_STATUS = 75
+
+
+@dataclass
+class ScreenRequest:
+    done: threading.Event = field(default_factory=threading.Event)
+    image: np.ndarray | None = None
 #: The technician's keyboard, standing in for gestures (F2 and Ctrl+Q are handled apart).
 KEY_ACTIONS = {
     "left": Action.PREVIOUS, "right": Action.NEXT, "return": Action.CONFIRM, "enter": Action.CONFIRM,
@@ -97,6 +106,10 @@ class Kiosk:
         self._presence = Presence(config.kiosk.person_enter, config.kiosk.person_leave,
                                   config.kiosk.attract_after_s)
         self._running = True
+        self._exit_status = 0
+        self._grab_lock = threading.Lock()
+        self._grab_requests: list[ScreenRequest] = []
+        self._reload_requested = False
 
     @property
     def world(self) -> SceneSpec:
@@ -110,11 +123,12 @@ class Kiosk:
     def follow_campaign(self, now: float) -> None:
         """Once a second, show the bundle the campaign schedule picks (called between sessions only,
         so nobody's game changes under them); a bundle that cannot load is logged once and skipped."""
-        if self.bundle_source is None or now - self._bundle_checked < BUNDLE_CHECK_S:
+        if now - self._bundle_checked < BUNDLE_CHECK_S and not self._reload_requested:
             return
         self._bundle_checked = now
-        path = self.bundle_source()
-        if path == self.bundle.directory or path == self._refused_bundle:
+        path = self.bundle_source() if self.bundle_source else self.bundle.directory
+        reload, self._reload_requested = self._reload_requested, False
+        if not reload and (path == self.bundle.directory or path == self._refused_bundle):
             return
         try:
             bundle = load_bundle(path)
@@ -177,8 +191,33 @@ class Kiosk:
         self.display.circle(centre, radius, (255, 255, 255), width=max(2, radius // 8))
         self.display.ring(centre, radius + radius // 2, progress, (255, 214, 90), max(3, radius // 4))
 
-    def stop(self) -> None:
+    def stop(self, exit_status: int = 0) -> None:
+        """End the loop after this frame; ``run`` returns ``exit_status`` (RESTART_STATUS: start me again)."""
+        self._exit_status = exit_status
         self._running = False
+
+    def grab_screen(self, timeout: float = 2.0) -> np.ndarray:
+        """A copy of what the screen shows, taken by the render loop (the only thread that may touch
+        pygame) at the end of its next frame; for the fleet's screenshot command."""
+        request = ScreenRequest()
+        with self._grab_lock:
+            self._grab_requests.append(request)
+        if not request.done.wait(timeout):
+            raise ApplianceError(f"the render loop did not answer within {timeout:.0f} s (frozen or stopped)")
+        return request.image
+
+    def request_reload(self) -> None:
+        """Load the campaign's bundle again from disk at the next frame between sessions."""
+        self._reload_requested = True
+
+    def _answer_screen_requests(self) -> None:
+        with self._grab_lock:
+            requests, self._grab_requests = self._grab_requests, []
+        if requests:
+            image = self.display.snapshot()
+            for request in requests:
+                request.image = image
+                request.done.set()
 
     def _handle_events(self) -> tuple[Action, ...]:
         """Window and technician keys; returns the keys that stand in for gestures."""
@@ -252,6 +291,7 @@ class Kiosk:
             if self.overlay:
                 self._draw_overlay(tick, scene)
             self.display.flip()
+            self._answer_screen_requests()
             if fresh and perception is not None:
                 self.frames_shown += 1
                 self.shown.tick(now)
@@ -261,4 +301,4 @@ class Kiosk:
                     self.notifier.frame_shown(now, self.shown.rate, self.backend, self.bundle.name)
                 else:
                     self.notifier.frame_missed(now, self.workers.problem)
-        return 0
+        return self._exit_status

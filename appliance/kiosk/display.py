@@ -135,6 +135,11 @@ class Display:
                  for a in reversed(angles)]
         self._pygame.draw.polygon(self.surface, colour, outer + inner)
 
+    def snapshot(self) -> np.ndarray:
+        """What the screen shows now (text and cursor included), as a BGR uint8 array."""
+        rgb = self._pygame.surfarray.array3d(self.surface).swapaxes(0, 1)
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+
     def flip(self) -> None:
         self._pygame.display.flip()
 

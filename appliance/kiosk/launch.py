@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from appliance.config import Config
+from appliance.config import DEFAULT_CONFIG_PATH, Config
 from appliance.content import load_bundle
 from appliance.events import EventBus
 from appliance.fleet.runtime import FleetRuntime
@@ -32,14 +33,14 @@ def camera_mode_from(config: Config) -> CameraMode:
 
 
 @contextmanager
-def kiosk_session(config: Config, mode: DisplayMode) -> Iterator[Kiosk]:
+def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT_CONFIG_PATH) -> Iterator[Kiosk]:
     """A kiosk with its threads running (and its fleet side, when a broker is configured).
 
     Everything is released on the way out, in order: the loop has stopped, then
     capture and perception, then the fleet side (the event spool is flushed
     and the link says ``offline``), then the display.
     """
-    fleet = FleetRuntime(config).start() if config.fleet.broker else None
+    fleet = FleetRuntime(config, config_path).start() if config.fleet.broker else None
     try:
         with _kiosk(config, mode, fleet) as kiosk:
             yield kiosk
@@ -74,7 +75,12 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None) -> Ite
         display.close()
 
 
-def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None) -> int:
-    """Bring the kiosk up and run it until asked to stop (or for ``max_frames`` camera frames)."""
-    with kiosk_session(config, mode) as kiosk, stop_on_signals(kiosk.stop):
+def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None,
+              config_path: Path = DEFAULT_CONFIG_PATH) -> int:
+    """Bring the kiosk up and run it until asked to stop (or for ``max_frames`` camera frames).
+
+    ``config_path`` is the file the fleet's set-config command rewrites.  The exit
+    status is the loop's (RESTART_STATUS when a new configuration waits for a restart).
+    """
+    with kiosk_session(config, mode, config_path) as kiosk, stop_on_signals(kiosk.stop):
         return kiosk.run(max_frames)

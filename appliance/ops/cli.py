@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from appliance.errors import ApplianceError
+from appliance.ops.fleet_cli import add_fleet_commands
 
 DISCOVERY_WINDOW_S = 2.0
 
@@ -137,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--bind", default="", metavar="ADDR", help="address to listen on (default: all)")
     serve.set_defaults(handler=_serve)
+
+    add_fleet_commands(commands)
     return parser
 
 

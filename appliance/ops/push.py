@@ -13,12 +13,14 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from appliance.errors import ApplianceError
 from appliance.fleet.link import parse_broker
@@ -27,6 +29,8 @@ from appliance.fleet.topics import Topics
 STATUS_FILTER = "oivis/v1/+/status"
 CONNECT_TIMEOUT_S = 10.0
 ACK_TIMEOUT_S = 10.0
+
+MessageHandler = Callable[[mqtt.MQTTMessage], None]
 
 
 @dataclass(frozen=True)
@@ -39,13 +43,21 @@ class BrokerOptions:
 
 
 class OperatorClient:
-    """A short-lived MQTT 5 connection that publishes with acknowledgements and reads retained topics."""
+    """An operator's MQTT 5 connection that publishes with acknowledgements and reads retained topics.
 
-    def __init__(self, options: BrokerOptions) -> None:
+    ``handlers`` (topic filter → callable, called on paho's thread) are in place before the
+    connection and subscribed on every connect, so what a persistent session (a fixed
+    ``client_id`` and ``session_expiry_s``) queued while away reaches them.  With
+    ``manual_ack`` a received QoS 1 message is acknowledged only by ``ack``.
+    """
+
+    def __init__(self, options: BrokerOptions, handlers: Mapping[str, MessageHandler] | None = None,
+                 client_id: str | None = None, session_expiry_s: int | None = None, manual_ack: bool = False) -> None:
         self._address = options.address
         host, port = parse_broker(options.address)
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"oivis-ops-{uuid.uuid4().hex[:12]}",
-                                   protocol=mqtt.MQTTv5)
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                   client_id=client_id or f"oivis-ops-{uuid.uuid4().hex[:12]}",
+                                   protocol=mqtt.MQTTv5, manual_ack=manual_ack)
         if options.tls:
             try:
                 self._client.tls_set(ca_certs=str(options.ca) if options.ca else None,
@@ -63,8 +75,14 @@ class OperatorClient:
         self._client.on_publish = self._on_publish
         self._client.on_subscribe = lambda *args: self._subscribed.set()
         self._client.on_message = self._on_message
+        self._handlers = dict(handlers or {})
+        for topic_filter, handler in self._handlers.items():
+            self._client.message_callback_add(topic_filter, lambda client, userdata, message, h=handler: h(message))
+        properties = Properties(PacketTypes.CONNECT)
+        if session_expiry_s is not None:
+            properties.SessionExpiryInterval = session_expiry_s
         try:
-            self._client.connect(host, port, keepalive=30, clean_start=True)
+            self._client.connect(host, port, keepalive=30, clean_start=session_expiry_s is None, properties=properties)
         except (OSError, ssl.SSLError) as exc:
             raise ApplianceError(f"cannot connect to the broker {options.address}: {exc}") from exc
         self._client.loop_start()
@@ -74,8 +92,13 @@ class OperatorClient:
             self.close()
             reason = self._connect_reason or f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
             raise ApplianceError(f"the broker {options.address} refused the connection: {reason}")
+        if self._handlers and not self._subscribed.wait(CONNECT_TIMEOUT_S):
+            self.close()
+            raise ApplianceError(f"{options.address} did not confirm the subscription to {', '.join(self._handlers)}")
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if not reason.is_failure and self._handlers:
+            client.subscribe([(topic_filter, 1) for topic_filter in self._handlers])
         with self._condition:
             self._connect_reason = reason
             self._condition.notify_all()
@@ -92,8 +115,15 @@ class OperatorClient:
 
     def publish_retained(self, topic: str, payload: dict) -> None:
         """Publish at QoS 1, retained, and return once the broker acknowledged it."""
+        self.publish(topic, payload, retain=True)
+
+    def publish(self, topic: str, payload: dict, retain: bool = False, expiry_s: int | None = None) -> None:
+        """Publish at QoS 1 (expiring after ``expiry_s`` when given) and return once the broker acknowledged it."""
         data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        info = self._client.publish(topic, data, qos=1, retain=True)
+        properties = Properties(PacketTypes.PUBLISH)
+        if expiry_s is not None:
+            properties.MessageExpiryInterval = expiry_s
+        info = self._client.publish(topic, data, qos=1, retain=retain, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ApplianceError(f"cannot publish to {topic}: {mqtt.error_string(info.rc)}")
         with self._condition:
@@ -113,6 +143,10 @@ class OperatorClient:
         time.sleep(window_s)
         with self._condition:
             return dict(self._retained)
+
+    def ack(self, message: mqtt.MQTTMessage) -> None:
+        """Acknowledge a message received with ``manual_ack``: the broker forgets it only now."""
+        self._client.ack(message.mid, message.qos)
 
     def close(self) -> None:
         self._client.disconnect()

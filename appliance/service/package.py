@@ -151,6 +151,10 @@ def stage(root: Path, arch: str, python: str, wheelhouse: Path, rknn_wheel: Path
     rules.mkdir(parents=True)
     for rule in sorted((PROVISIONING / "udev").glob("*.rules")):
         shutil.copy2(rule, rules / rule.name)
+    polkit = root / "usr/share/polkit-1/rules.d"
+    polkit.mkdir(parents=True)
+    for rule in sorted((PROVISIONING / "polkit").glob("*.rules")):
+        shutil.copy2(rule, polkit / rule.name)
 
     debian = root / "DEBIAN"
     debian.mkdir()

@@ -1,0 +1,97 @@
+"""Changing the device's configuration file from the fleet: merged, validated, replaced atomically.
+
+The change is a partial document (``{"kiosk": {"attract_after_s": 6}}``; ``null``
+removes a key, so it falls back to its default) merged into the file as it is
+on disk.  The merged whole is validated with the same model the service loads
+at start, so a value the service would refuse never reaches the file: a device
+told to apply a typo keeps running, and keeps starting.  The previous file is
+kept as ``.bak``.
+
+The keys that bind the device to its identity and to the fleet are not
+changed remotely: a wrong broker or certificate path would cut the device off
+from the very channel that could repair it.  Those are for provisioning.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from appliance.atomicfile import write_atomically
+from appliance.config import Config
+from appliance.errors import ApplianceError
+from appliance.tomlfile import InvalidFile, read_toml, validated
+from appliance.tomlwrite import dumps
+
+#: Dotted keys (and key prefixes) set-config refuses to touch.
+PROTECTED = ("device_id", "fleet.broker", "fleet.tls", "fleet.ca_file", "fleet.cert_file", "fleet.key_file",
+             "fleet.topic_prefix", "paths.state_dir")
+
+
+def apply_settings(path: Path, changes: Mapping[str, Any]) -> list[str]:
+    """Merge ``changes`` into the configuration file at ``path``; the dotted keys whose value changed.
+
+    Nothing is written when nothing changes, or when anything is refused (ApplianceError naming the keys).
+    """
+    if not isinstance(changes, Mapping) or not changes:
+        raise ApplianceError('set-config needs a non-empty object of settings in "set", e.g. '
+                             '{"set": {"kiosk": {"attract_after_s": 6}}}')
+    protected = [key for key in flatten(changes) if any(_overlap(key, p) for p in PROTECTED)]
+    if protected:
+        raise ApplianceError(f"refused, nothing changed: {', '.join(protected)} cannot be changed remotely "
+                             "(it binds the device to the fleet: re-provision instead)")
+    current = _plain(read_toml(path)) if path.exists() else {}
+    updated = merge(current, changes)
+    try:
+        validated(Config, updated, path)
+    except InvalidFile as exc:
+        raise ApplianceError(f"refused, nothing changed: {'; '.join(exc.problems)}") from exc
+    before, after = flatten(current), flatten(updated)
+    changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+    if not changed:
+        return []
+    text = dumps(updated)
+    if path.exists():
+        try:
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+        except OSError as exc:
+            raise ApplianceError(f"refused, nothing changed: cannot keep a backup of {path}: {exc}") from exc
+    write_atomically(path, text.encode("utf-8"))
+    return changed
+
+
+def merge(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``current`` with ``changes`` laid over it: tables merged key by key, None removing a key."""
+    result = dict(current)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping):
+            below = result.get(key)
+            result[key] = merge(below if isinstance(below, Mapping) else {}, value)
+        else:
+            result[key] = value
+    return result
+
+
+def flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"kiosk": {"a": 1}}`` → ``{"kiosk.a": 1}`` (empty tables vanish)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _overlap(key: str, protected: str) -> bool:
+    """True when setting ``key`` would set or replace ``protected`` (``fleet`` overlaps ``fleet.broker``)."""
+    return key == protected or key.startswith(f"{protected}.") or protected.startswith(f"{key}.")
+
+
+def _plain(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A parsed file as plain dicts (without the line bookkeeping ``read_toml`` attaches)."""
+    return {key: _plain(value) if isinstance(value, Mapping) else value for key, value in table.items()}

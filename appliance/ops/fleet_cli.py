@@ -1,0 +1,151 @@
+"""The operator CLI's fleet subcommands: ``fleet status``, ``events tail``, ``command send``, ``ingest``.
+
+Registered into ``python -m appliance.ops`` by ``add_fleet_commands``; the broker
+options are the ones ``campaign push`` takes.  Handlers raise ApplianceError, which
+the CLI's ``main`` turns into one line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import sys
+from pathlib import Path
+
+from appliance.errors import ApplianceError
+from appliance.ops.eventbatch import EVENTS_FILTER
+from appliance.ops.eventstore import DEFAULT_URL
+from appliance.ops.ingest import DEFAULT_CLIENT_ID, DEFAULT_SESSION_EXPIRY_S
+from appliance.ops.push import BrokerOptions
+
+INGEST_HELP = """\
+Stores every event published on oivis/v1/+/events in a database, each once (the event id is the key),
+acknowledging each message only after its rows are committed: a crash or Ctrl-C never loses an event,
+and events published while ingest is down wait in its persistent broker session (--client-id,
+--session-expiry). One process and SQLite suit a small fleet. Large fleets belong behind a clustered
+broker (EMQX, HiveMQ) with several ingest processes sharing the load through a shared subscription
+(--filter '$share/ingest/oivis/v1/+/events') and writing to PostgreSQL (--db postgresql://...)."""
+
+
+def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
+    fleet = commands.add_parser("fleet", help="read the fleet's state")
+    fleet_actions = fleet.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = fleet_actions.add_parser("status", help="every device's retained status and campaign report")
+    _broker_options(status)
+    status.add_argument("--window", type=float, default=2.0, metavar="S", help="seconds to collect (default 2)")
+    status.add_argument("--json", action="store_true", help="a JSON array instead of the table")
+    status.set_defaults(handler=_fleet_status)
+
+    events = commands.add_parser("events", help="watch the fleet's events")
+    event_actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tail = event_actions.add_parser("tail", help="print events as they arrive, until Ctrl-C")
+    _broker_options(tail)
+    tail.add_argument("--device", metavar="ID", help="one device only")
+    tail.add_argument("--json", action="store_true", help="JSON Lines: one event per line with device, historical")
+    tail.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    tail.set_defaults(handler=_events_tail)
+
+    command = commands.add_parser("command", help="send a command to a device")
+    command_actions = command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    send = command_actions.add_parser("send", help="send NAME (screenshot, reload, reboot, set-config) and print "
+                                      "the reply; exit 1 when the device answers ok: false")
+    send.add_argument("name", metavar="NAME")
+    send.add_argument("--device", required=True, metavar="ID")
+    _broker_options(send)
+    send.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                      help="a command argument (repeatable); dots nest, values are JSON when they parse: "
+                      "width=320, set.kiosk.attract_after_s=6, upload_url=https://...")
+    send.add_argument("--out", type=Path, metavar="FILE", help="screenshot: write the PNG here")
+    send.add_argument("--timeout", type=float, default=30.0, metavar="S", help="wait this long for the reply")
+    send.add_argument("--expiry", type=int, default=60, metavar="S",
+                      help="the broker drops the command if the device has not taken it within S seconds")
+    send.add_argument("--cmd-id", metavar="UUID", help="re-send a command: the device repeats its stored reply "
+                      "instead of running it again")
+    send.set_defaults(handler=_command_send)
+
+    ingest = commands.add_parser("ingest", help="store the fleet's events in SQLite or PostgreSQL, each once",
+                                 description=INGEST_HELP)
+    _broker_options(ingest)
+    ingest.add_argument("--db", default=DEFAULT_URL, metavar="URL",
+                        help="sqlite:///PATH (default ./oivis-events.db) or postgresql://USER@HOST/DB")
+    ingest.add_argument("--client-id", default=DEFAULT_CLIENT_ID, metavar="ID",
+                        help="the persistent session's client id: one per ingest process")
+    ingest.add_argument("--session-expiry", type=int, default=DEFAULT_SESSION_EXPIRY_S, metavar="S",
+                        help="how long the broker keeps events for a stopped ingest (default a week)")
+    ingest.add_argument("--filter", default=EVENTS_FILTER, metavar="TOPIC",
+                        help="subscription (a $share/GROUP/... filter on clustered brokers)")
+    ingest.add_argument("--batch", type=int, default=500, metavar="N", help="messages per transaction at most")
+    ingest.add_argument("--progress", type=float, default=10.0, metavar="S", help="progress line every S seconds")
+    ingest.add_argument("--idle-exit", type=float, metavar="S", help="exit after S seconds without a message")
+    ingest.set_defaults(handler=_ingest)
+
+
+def _broker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", required=True, metavar="HOST:PORT")
+    parser.add_argument("--no-tls", action="store_true", help="plain TCP (development brokers only)")
+    parser.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate (default: system CAs)")
+    parser.add_argument("--cert", type=Path, metavar="FILE", help="operator client certificate")
+    parser.add_argument("--key-file", type=Path, metavar="FILE", help="operator client certificate's key")
+
+
+def _options(args: argparse.Namespace) -> BrokerOptions:
+    return BrokerOptions(args.broker, not args.no_tls, args.ca, args.cert, args.key_file)
+
+
+def _fleet_status(args: argparse.Namespace) -> int:
+    from appliance.ops.fleet import read_fleet, table
+    from appliance.ops.push import OperatorClient
+
+    client = OperatorClient(_options(args))
+    try:
+        views = read_fleet(client, args.window)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps([view.document() for view in views], indent=2, ensure_ascii=False))
+    elif views:
+        print(table(views))
+    else:
+        print(f"no device has a retained status on {args.broker}", file=sys.stderr)
+    return 0
+
+
+def _events_tail(args: argparse.Namespace) -> int:
+    from appliance.ops.tail import tail
+
+    if args.count is not None and args.count < 1:
+        raise ApplianceError(f"--count {args.count}: at least 1")
+    tail(_options(args), args.device, args.count, args.json)
+    return 0
+
+
+def _command_send(args: argparse.Namespace) -> int:
+    from appliance.ops.command import parse_arguments, send_command
+
+    reply = send_command(_options(args), args.device, args.name, parse_arguments(args.arg), args.timeout,
+                         args.expiry, args.cmd_id)
+    if args.out is not None and "png" in reply:
+        try:
+            args.out.write_bytes(base64.b64decode(reply.pop("png"), validate=True))
+        except (binascii.Error, OSError) as exc:
+            raise ApplianceError(f"cannot write the screenshot to {args.out}: {exc}") from exc
+        reply["out"] = str(args.out)
+    print(json.dumps(reply, ensure_ascii=False))
+    if not reply.get("ok"):
+        raise ApplianceError(f"{args.device} answered {args.name} with an error: {reply.get('error', 'no reason')}")
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from appliance.ops.eventstore import open_store
+    from appliance.ops.ingest import Ingest, IngestSettings
+
+    store = open_store(args.db)
+    try:
+        Ingest(store, _options(args), IngestSettings(args.filter, args.client_id, args.session_expiry, args.batch,
+                                                     args.progress, args.idle_exit)).run()
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,245 @@
+"""The operator's fleet tools against a real mosquitto (tests/broker.py): ``fleet status``, ``events tail``, ``ingest``.
+
+``ingest`` runs as a subprocess so it can be killed -9 and restarted; its database
+is SQLite in the test's directory, or a throw-away schema in the local PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+import pytest
+from broker import (  # noqa: F401 - fixtures
+    Broker,
+    Operator,
+    broker_fixture,
+    operator_fixture,
+    pki_fixture,
+    python_env,
+    wait_for,
+)
+
+from appliance.events import EventBus
+from appliance.fleet.link import Link
+from appliance.fleet.shipper import EventShipper
+from appliance.ops.cli import main
+from appliance.ops.eventbatch import EventBatch
+from appliance.ops.tail import event_line
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+EVENTS = "oivis/v1/screen-a/events"
+
+
+def tls(broker: Broker) -> list[str]:
+    operator = broker.pki.client("operator")
+    return ["--broker", broker.address, "--ca", str(operator.ca), "--cert", str(operator.cert),
+            "--key-file", str(operator.key)]
+
+
+class Device:
+    """A device's link and event worker, as the kiosk runs them."""
+
+    def __init__(self, broker: Broker, state_dir: Path, device: str = "screen-a") -> None:
+        self.bus = EventBus()
+        self.link = Link(device, broker.fleet_config(broker.pki.client(device)), state_dir,
+                         campaign_version=lambda: 3).start()
+        self.shipper = EventShipper(self.bus, self.link, self.link.fleet, state_dir).start()
+        assert self.link.wait_connected(10)
+
+    def ticks(self, numbers: range) -> None:
+        for n in numbers:
+            self.bus.publish("tick", {"n": n})
+
+    def stop(self) -> None:
+        self.shipper.stop()
+        self.link.stop(timeout=2)
+
+
+@pytest.fixture
+def devices() -> Iterator[list[Device]]:
+    started: list[Device] = []
+    yield started
+    for device in started:
+        device.stop()
+
+
+class Process:
+    """``python -m appliance.ops ...`` in the background, its output lines collected by threads."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "appliance.ops", *args], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=python_env())
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.process.stdout, self.out), (self.process.stderr, self.err))]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: TextIO, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def said(self, pattern: str) -> re.Match | None:
+        return next((m for m in map(re.compile(pattern).search, list(self.err)) if m), None)
+
+    def finish(self, timeout: float = 30) -> int:
+        """The exit status, once the process ended and its output is read."""
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.finish()
+
+
+def test_fleet_status_lists_a_connected_device_with_its_session_and_a_stopped_one_offline(
+        broker: Broker, operator: Operator, devices: list[Device], tmp_path: Path, capsys) -> None:
+    gone = Device(broker, tmp_path / "b", "screen-b")
+    gone.stop()
+    device = Device(broker, tmp_path / "a")
+    devices.append(device)
+    report = {"applied_version": 3, "pending_version": 4, "phase": "failed", "progress": 0.5,
+              "errors": ["bg.png: sha256 mismatch"]}
+    assert device.link.publish(device.link.topics.reported, report, retain=True).wait(5)
+    wait_for(lambda: operator.on("oivis/v1/screen-b/status"), what="screen-b's status")
+
+    assert main(["fleet", "status", *tls(broker), "--window", "0.5", "--json"]) == 0
+    views = {view["device"]: view for view in json.loads(capsys.readouterr().out)}
+    assert views["screen-a"]["status"] == {"state": "ready", "session": 1, "app": "0.1.0", "campaign_version": 3}
+    assert views["screen-a"]["reported"] == report
+    assert views["screen-b"]["status"]["state"] == "offline" and views["screen-b"]["reported"] is None
+
+    assert main(["fleet", "status", *tls(broker), "--window", "0.5"]) == 0
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert header.split() == ["DEVICE", "STATE", "SESSION", "APP", "CAMPAIGN", "APPLIED", "PENDING", "PHASE", "ERRORS"]
+    assert first.split() == ["screen-a", "ready", "1", "0.1.0", "3", "3", "4", "failed", "bg.png:", "sha256", "mismatch"]
+    assert second.split() == ["screen-b", "offline", "1", "0.1.0", "3", "-", "-", "-", "-"]
+
+
+def test_events_tail_prints_the_published_events_and_stops_after_count(
+        broker: Broker, devices: list[Device], tmp_path: Path) -> None:
+    tail = Process("events", "tail", *tls(broker), "--device", "screen-a", "--json", "--count", "3")
+    try:
+        wait_for(lambda: tail.said("following oivis/v1/screen-a/events"), 20, "tail to subscribe")
+        device = Device(broker, tmp_path)
+        devices.append(device)
+        device.ticks(range(5))
+        assert tail.finish() == 0, tail.err
+    finally:
+        tail.kill()
+    lines = [json.loads(line) for line in tail.out]
+    assert [(e["device"], e["seq"], e["type"]) for e in lines] == [
+        ("screen-a", 1, "boot"), ("screen-a", 2, "tick"), ("screen-a", 3, "tick")]
+    assert lines[1]["historical"] is False  # the boot event predates the connection, so it may be historical
+    assert lines[1]["data"] == {"n": 0} and uuid.UUID(lines[1]["id"]) and lines[1]["ts"]
+
+
+def test_an_event_line_marks_historical_replays() -> None:
+    batch = EventBatch.parse(EVENTS, json.dumps({"device": "screen-a", "historical": True, "events": [
+        {"id": str(uuid.uuid4()), "seq": 7, "ts": "2024-12-01T10:00:00.000+00:00", "type": "tick",
+         "data": {"n": 1}}]}).encode())
+    assert event_line(batch, batch.events[0], as_json=False) == (
+        'screen-a #7 2024-12-01T10:00:00.000+00:00 tick {"n":1} (historical)')
+
+
+# -- ingest ----------------------------------------------------------------------------------------
+
+Rows = Callable[[], list[tuple[str, str, int, str, bool]]]
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> tuple[str, Rows]:
+    path = tmp_path / "ingest" / "events.db"
+
+    def rows() -> list[tuple[str, str, int, str, bool]]:
+        if not path.exists():
+            return []
+        with sqlite3.connect(path) as db:
+            try:
+                found = db.execute("SELECT id, device, seq, type, historical FROM events ORDER BY seq").fetchall()
+            except sqlite3.OperationalError:  # the table is not there yet
+                return []
+        return [(id_, device, seq, type_, bool(historical)) for id_, device, seq, type_, historical in found]
+
+    return f"sqlite:///{path}", rows
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[tuple[str, Rows]]:
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install -e '.[test]')")
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES}: {exc}")
+    schema = f"ingest_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+
+    def rows() -> list[tuple[str, str, int, str, bool]]:
+        exists = admin.execute("SELECT to_regclass(%s)", (f"{schema}.events",)).fetchone()[0]
+        if exists is None:
+            return []
+        found = admin.execute(f"SELECT id, device, seq, type, historical FROM {schema}.events ORDER BY seq")
+        return [(str(id_), device, seq, type_, historical) for id_, device, seq, type_, historical in found]
+
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}", rows
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> tuple[str, Rows]:
+    return request.getfixturevalue(f"{request.param}_db")
+
+
+def test_ingest_stores_each_event_once_through_duplicates_and_a_kill(
+        broker: Broker, operator: Operator, devices: list[Device], tmp_path: Path, database) -> None:
+    url, rows = database
+    ingest_args = ["ingest", *tls(broker), "--db", url, "--client-id", "ingest-test", "--progress", "0.2"]
+    first = Process(*ingest_args)
+    try:
+        wait_for(lambda: first.said("ingesting oivis/v1/\\+/events"), 20, "ingest to subscribe")
+        device = Device(broker, tmp_path / "device")
+        devices.append(device)
+        device.ticks(range(5))
+        wait_for(lambda: len(rows()) == 6, 20, "boot and 5 ticks in the database")
+        for message in operator.on(EVENTS):  # the same batches once more: a device replay, a re-sent batch
+            operator.client.publish(EVENTS, message.payload, qos=1).wait_for_publish(5)
+        operator.publish("oivis/v1/screen-z/events", {"not": "a batch"})
+        wait_for(lambda: first.said(r"[1-9]\d* duplicates skipped, 1 rejected"), 20, "the duplicates skipped")
+    finally:
+        first.kill()  # -9: no clean disconnect
+
+    device.ticks(range(5, 10))  # while ingest is down: queued in its persistent session
+    wait_for(lambda: len(operator.events(EVENTS)) == 11, 20, "the broker to have the events")
+    second = Process(*ingest_args, "--idle-exit", "2")
+    assert second.finish(timeout=60) == 0, second.err
+    assert second.said("ingest stopped: .* 5 events stored"), second.err
+    stored = rows()
+    assert [seq for _, _, seq, _, _ in stored] == list(range(1, 12))
+    assert len({event_id for event_id, *_ in stored}) == 11
+    assert {device for _, device, *_ in stored} == {"screen-a"}
+    assert [type_ for _, _, _, type_, _ in stored] == ["boot"] + ["tick"] * 10
+    heard = {event["id"] for event, _ in operator.events(EVENTS).values()}
+    assert {event_id for event_id, *_ in stored} == heard
+
+
+def test_ingest_refuses_an_unknown_database_url_in_one_line(broker: Broker, capsys) -> None:
+    assert main(["ingest", *tls(broker), "--db", "mysql://x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "sqlite:///PATH or postgresql://" in err and err.count("\n") == 1
