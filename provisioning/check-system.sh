@@ -12,7 +12,8 @@ else
         || { echo "Python 3.10 or newer is needed, $PYTHON is $("$PYTHON" -V 2>&1)" >&2; missing=1; }
     "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || need python3-venv
 fi
-for tool in $EXTRA_TOOLS; do
-    command -v "$tool" >/dev/null 2>&1 || need "$tool"
+# EXTRA_PACKAGES: "package:path" pairs a target needs besides Python (make test: the broker).
+for pair in $EXTRA_PACKAGES; do
+    [ -e "${pair#*:}" ] || need "${pair%%:*}"
 done
 exit $missing
