@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 
 log = logging.getLogger("appliance")
 
@@ -178,15 +178,10 @@ COMMANDS = {"run": _run, "analyze": _analyze, "bench": _bench, "eval": _eval, "m
             "config": _config, "doctor": _doctor}
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     from appliance.service.logging import configure_logging
 
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
-    try:
-        return COMMANDS[args.command](args)
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return COMMANDS[args.command](args)

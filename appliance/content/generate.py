@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 
 from appliance.content.artwork import aurora_frames, draw_frame, draw_logo, draw_stage, draw_star, draw_street
 from appliance.content.bundle import CAMPAIGN_FILE, DEFAULT_BUNDLE_DIR
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
@@ -84,6 +83,7 @@ def generate_default(
     return written
 
 
+@command_line
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.content", description="Content bundle tools.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,9 +91,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     generate.add_argument("dir", nargs="?", type=Path, default=DEFAULT_BUNDLE_DIR, help="target directory")
     generate.add_argument("--force", action="store_true", help="rewrite files that already exist")
     args = parser.parse_args(argv)
-    try:
-        generate_default(args.dir, force=args.force, progress=print)
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    generate_default(args.dir, force=args.force, progress=print)

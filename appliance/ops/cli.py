@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 from appliance.ops.fleet_cli import add_fleet_commands
 
 DISCOVERY_WINDOW_S = 2.0
@@ -143,10 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return args.handler(args)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 
 BLOCK = 4 << 20
 #: ioctl(BLKFLSBUF): drop the block device's buffer cache, so the readback reads the medium.
@@ -180,25 +180,21 @@ def _readback(device: Path, length: int) -> str:
     return digest.hexdigest()
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.service.flash", description=__doc__.split("\n")[0])
     parser.add_argument("image", type=Path, help="the vendor OS image (.img or .img.xz)")
     parser.add_argument("device", type=Path, help="the whole SD card / eMMC device, e.g. /dev/sdX")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
-    try:
-        why = refusal(args.device, System.current())
-        if why:
-            raise ApplianceError(f"refusing to flash: {why}")
-        if not args.yes:
-            answer = input(f"Everything on {args.device} will be erased. Type its name ({args.device.name}) to go on: ")
-            if answer.strip() != args.device.name:
-                raise ApplianceError("not confirmed; nothing written")
-        flash(args.image, args.device)
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    why = refusal(args.device, System.current())
+    if why:
+        raise ApplianceError(f"refusing to flash: {why}")
+    if not args.yes:
+        answer = input(f"Everything on {args.device} will be erased. Type its name ({args.device.name}) to go on: ")
+        if answer.strip() != args.device.name:
+            raise ApplianceError("not confirmed; nothing written")
+    flash(args.image, args.device)
 
 
 if __name__ == "__main__":

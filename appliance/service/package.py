@@ -25,7 +25,7 @@ from pathlib import Path
 from appliance import __version__
 from appliance.content import load_bundle
 from appliance.content.bundle import DEFAULT_BUNDLE_DIR
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 from appliance.inference.fetch import missing_or_corrupt
 from appliance.inference.manifest import Manifest
 from appliance.tomlfile import read_toml
@@ -204,6 +204,7 @@ def host_arch() -> str:
         return "amd64"
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.service.package", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", default="arm64", choices=sorted(MACHINES), help="the board's Debian architecture")
@@ -213,17 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheel-cache", type=Path, default=PROVISIONING / "out/wheels")
     parser.add_argument("--rknn-wheel", type=Path, help="Rockchip's rknn_toolkit_lite2 wheel for the board (arm64)")
     args = parser.parse_args(argv)
-    try:
-        wheelhouse = args.wheelhouse or fetch_wheels(
-            args.arch, args.python, args.wheel_cache / f"{args.arch}-cp{args.python.replace('.', '')}",
-            args.rknn_wheel)
-        if args.arch == "arm64" and args.rknn_wheel is None:
-            print("note: no RKNN_WHEEL: the board will run the models on its CPU (LiteRT), not the NPU")
-        print(build_package(args.arch, args.python, args.out, wheelhouse, args.rknn_wheel))
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    wheelhouse = args.wheelhouse or fetch_wheels(
+        args.arch, args.python, args.wheel_cache / f"{args.arch}-cp{args.python.replace('.', '')}",
+        args.rknn_wheel)
+    if args.arch == "arm64" and args.rknn_wheel is None:
+        print("note: no RKNN_WHEEL: the board will run the models on its CPU (LiteRT), not the NPU")
+    print(build_package(args.arch, args.python, args.out, wheelhouse, args.rknn_wheel))
 
 
 if __name__ == "__main__":

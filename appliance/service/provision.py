@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.config import load_config
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Where the bundle's files land on the device; the generated config names these paths.
@@ -235,6 +235,7 @@ def server_request(name: str, out: Path) -> Path:
     return out / "server.csr"
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.service.provision",
                                      description="fleet CA and device identities (CSR flow)")
@@ -259,22 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--name", required=True)
     server.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    try:
-        if args.step == "ca":
-            made = create_ca(args.dir, force=args.force)
-            print(f"{'created' if made else 'kept the existing'} fleet CA in {args.dir} (ca.pem, ca.key)")
-        elif args.step == "request":
-            csr = request_identity(args.device_id, args.site, args.broker, args.out, args.keys_dir, args.force)
-            print(f"identity of {args.device_id}: key and {csr} in {args.out}; the CA signs the CSR next")
-        elif args.step == "sign":
-            cert = sign_request(args.csr, args.ca_dir, args.out, args.days, args.server)
-            print(f"{args.out}: {cert.subject.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d}")
-        else:
-            print(server_request(args.name, args.out))
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    if args.step == "ca":
+        made = create_ca(args.dir, force=args.force)
+        print(f"{'created' if made else 'kept the existing'} fleet CA in {args.dir} (ca.pem, ca.key)")
+    elif args.step == "request":
+        csr = request_identity(args.device_id, args.site, args.broker, args.out, args.keys_dir, args.force)
+        print(f"identity of {args.device_id}: key and {csr} in {args.out}; the CA signs the CSR next")
+    elif args.step == "sign":
+        cert = sign_request(args.csr, args.ca_dir, args.out, args.days, args.server)
+        print(f"{args.out}: {cert.subject.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d}")
+    else:
+        print(server_request(args.name, args.out))
 
 
 if __name__ == "__main__":

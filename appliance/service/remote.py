@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 
 HOST = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.:-]*$")
 STAGING = "/tmp/oivis-install"
@@ -85,6 +85,7 @@ def install(host: str, deb: Path, bundle: Path, dry_run: bool = False) -> int:
     return 0
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.service.remote", description=__doc__.split("\n")[0])
     steps = parser.add_subparsers(dest="step", required=True)
@@ -97,15 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--host", required=True)
     doctor.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        if args.step == "install":
-            return install(args.host, args.deb, args.bundle, args.dry_run)
-        command = _ssh(check_host(args.host), DOCTOR)
-        print("$ " + shlex.join(command), flush=True)
-        return 0 if args.dry_run else subprocess.run(command).returncode
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.step == "install":
+        return install(args.host, args.deb, args.bundle, args.dry_run)
+    command = _ssh(check_host(args.host), DOCTOR)
+    print("$ " + shlex.join(command), flush=True)
+    return 0 if args.dry_run else subprocess.run(command).returncode
 
 
 if __name__ == "__main__":
