@@ -8,6 +8,10 @@ from pathlib import Path
 
 from appliance.errors import ApplianceError
 
+#: Private keys: created with it (a temporary file from mkstemp is 0600 from the start),
+#: so a key is never readable by others, not even for a moment, and never keeps an old mode.
+SECRET_MODE = 0o600
+
 
 def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, rename it over ``path``.

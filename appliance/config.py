@@ -40,7 +40,6 @@ class DisplayConfig(Section):
     fullscreen: bool = Field(True, description="fullscreen at the display's resolution; false = window")
     width: int = Field(1920, gt=0, description="window / headless screen width")
     height: int = Field(1080, gt=0, description="window / headless screen height")
-    fps_cap: int = Field(60, gt=0, description="upper bound on redraws per second")
 
 
 class SegmentationConfig(Section):

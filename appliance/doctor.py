@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from appliance.campaigns.clock import system_clock_synced
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError
 from appliance.inference.soc import has_rknn_npu, read_soc
@@ -30,7 +31,6 @@ PASS, FAIL, SKIP = "pass", "FAIL", "skip"
 NPU_VERSION = Path("/sys/kernel/debug/rknpu/version")
 LIBRKNNRT = (Path("/usr/lib/librknnrt.so"), Path("/usr/lib/aarch64-linux-gnu/librknnrt.so"),
              Path("/usr/local/lib/librknnrt.so"))
-TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
 MIN_FREE_BYTES = 1 << 30
 BROKER_TIMEOUT_S = 5.0
 DISPLAY_TIMEOUT_S = 15.0
@@ -231,20 +231,13 @@ def check_disk(state_dir: Path, minimum: int = MIN_FREE_BYTES) -> Check:
     return Check("disk", PASS, detail)
 
 
-def check_clock(run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-                flag: Path = TIMESYNC_FLAG, systemd: Path = Path("/run/systemd/system")) -> Check:
-    fix = ("enable time sync (timedatectl set-ntp true) and let NTP out (UDP 123): TLS and campaign "
-           "schedules need the right time")
-    if not systemd.is_dir():
-        return Check("clock", SKIP, "no systemd on this machine: cannot ask timesyncd")
-    try:
-        answer = run(["timedatectl", "show", "--property=NTPSynchronized", "--value"],
-                     capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        answer = ""
-    if answer == "yes" or flag.exists():
+def check_clock(synced: Callable[[], bool] = system_clock_synced) -> Check:
+    """The same test the campaign scheduler trusts (timesyncd's flag, else the kernel's clock status)."""
+    if synced():
         return Check("clock", PASS, "synchronised (NTP)")
-    return Check("clock", FAIL, "not synchronised", fix)
+    return Check("clock", FAIL, "not synchronised",
+                 "enable time sync (timedatectl set-ntp true) and let NTP out (UDP 123): TLS and campaign "
+                 "schedules need the right time")
 
 
 def run_checks(config: Config) -> list[Check]:

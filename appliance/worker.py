@@ -6,8 +6,14 @@ screen, the health report and the logs) and the loop carries on.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+#: Longest pause between retries of a step that keeps failing unexpectedly.
+MAX_BACKOFF_S = 5.0
 
 W = TypeVar("W", bound="Worker")
 
@@ -35,8 +41,17 @@ class Worker:
         return self._stopping.wait(seconds)
 
     def _run(self) -> None:
+        failures = 0
         while not self.stopping:
-            self.step()
+            try:
+                self.step()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the thread is an edge: report, back off, carry on
+                failures += 1
+                if failures == 1:
+                    log.exception("%s: unexpected failure; retrying", self._thread.name)
+                self.problem = f"{type(exc).__name__}: {exc}"
+                self.pause(min(0.1 * 2 ** failures, MAX_BACKOFF_S))
 
     def step(self) -> None:
         """One round of the worker's job; overridden by each worker."""

@@ -165,12 +165,12 @@ def test_an_inline_screenshot_is_shrunk_until_it_fits() -> None:
 def test_set_config_writes_the_validated_file_atomically_keeps_a_backup_and_restarts(device: Device, capsys) -> None:
     before = device.config_path.stat().st_ino
     code, reply, _ = send(device.broker, capsys, "set-config", "--arg", "set.kiosk.attract_after_s=6",
-                          "--arg", "set.display.fps_cap=30")
+                          "--arg", "set.display.width=1280")
     assert code == 0, reply
-    assert reply == {"cmd_id": reply["cmd_id"], "ok": True, "changed": ["display.fps_cap", "kiosk.attract_after_s"],
+    assert reply == {"cmd_id": reply["cmd_id"], "ok": True, "changed": ["display.width", "kiosk.attract_after_s"],
                      "restart_required": True}
     config = load_config(device.config_path)
-    assert config.kiosk.attract_after_s == 6 and config.display.fps_cap == 30 and config.device_id == DEVICE
+    assert config.kiosk.attract_after_s == 6 and config.display.width == 1280 and config.device_id == DEVICE
     assert device.config_path.with_name("appliance.toml.bak").read_text() == ORIGINAL_CONFIG
     assert device.config_path.stat().st_ino != before  # replaced by a rename, not rewritten in place
     assert sorted(p.name for p in device.config_path.parent.iterdir()) == ["appliance.toml", "appliance.toml.bak"]
@@ -178,10 +178,12 @@ def test_set_config_writes_the_validated_file_atomically_keeps_a_backup_and_rest
 
 
 @pytest.mark.parametrize(("setting", "named"), [
-    ("set.kiosk.attract_after_sx=6", "kiosk.attract_after_sx: unknown key"),
+    ("set.display.widthx=6", "display.widthx: unknown key"),
     ("set.kiosk.attract_after_s=-1", "kiosk.attract_after_s: Input should be greater than or equal to 0"),
-    ("set.display.fps_cap=\"fast\"", "display.fps_cap: Input should be a valid integer"),
+    ("set.display.width=\"wide\"", "display.width: Input should be a valid integer"),
     ("set.fleet.broker=evil.example:8883", "fleet.broker cannot be changed remotely"),
+    ('set.campaigns.trusted_keys=["AAAA"]', "campaigns.trusted_keys cannot be changed remotely"),
+    ("set.kiosk.content=/tmp/elsewhere", "kiosk.content cannot be changed remotely"),
 ])
 def test_set_config_refuses_a_bad_setting_naming_it_and_leaves_the_file(device: Device, capsys, setting, named) -> None:
     code, reply, err = send(device.broker, capsys, "set-config", "--arg", setting)
@@ -242,6 +244,19 @@ def test_a_command_without_a_uuid_is_refused(device: Device, operator: Operator)
     operator.publish(f"oivis/v1/{DEVICE}/cmd/reload", {"cmd_id": "not-a-uuid"})
     reply = wait_for(lambda: operator.payloads(f"oivis/v1/{DEVICE}/cmd-res"), what="the refusal")[0]
     assert reply["ok"] is False and "not a UUID" in reply["error"] and device.reloads == 0
+
+
+def test_a_retained_command_is_refused_not_run(device: Device, operator: Operator) -> None:
+    """A command retained by mistake reaches every (re)subscription with the retain flag: refused each time."""
+    from appliance.fleet.link import Incoming
+
+    cmd_id = str(uuid.uuid4())
+    device.handler._receive(Incoming(f"oivis/v1/{DEVICE}/cmd/reload", json.dumps({"cmd_id": cmd_id}).encode(),
+                                     retain=True))
+    reply = wait_for(lambda: operator.payloads(f"oivis/v1/{DEVICE}/cmd-res"), what="the refusal")[0]
+    assert reply == {"cmd_id": cmd_id, "ok": False,
+                     "error": "retained commands are refused: publish commands with retain=false"}
+    assert device.reloads == 0
 
 
 def test_argument_parsing() -> None:

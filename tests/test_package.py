@@ -3,6 +3,7 @@ installed into (and purged from) a scratch root with dpkg --root; `make install`
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -155,13 +156,19 @@ def test_install_sends_the_identity_first_then_the_package_then_runs_doctor(tmp_
     commands = install_commands("pi@10.0.0.7", package, bundle)
     assert [command[0] for command in commands] == ["ssh", "ssh", "scp", "ssh", "ssh", "ssh"]
     assert "tar --no-same-owner" in commands[1][-1] and "chmod 0600 /etc/oivis/tls/device.key" in commands[1][-1]
-    assert commands[2][-1] == "pi@10.0.0.7:/tmp/oivis-install/oivis-appliance_0.1.0_arm64.deb"
-    assert commands[3][-1].startswith("sudo apt-get install -y --reinstall /tmp/oivis-install/")
+    staging = commands[0][-1].removeprefix("mkdir -m 0700 ")
+    assert re.fullmatch(r"/tmp/oivis-install-[0-9a-f]{16}", staging)  # fresh and private: no swapped package
+    assert staging != install_commands("pi@10.0.0.7", package, bundle)[0][-1].removeprefix("mkdir -m 0700 ")
+    assert commands[1][-1].startswith("umask 077")
+    assert commands[2][-1] == f"pi@10.0.0.7:{staging}/oivis-appliance_0.1.0_arm64.deb"
+    assert commands[3][-1].startswith(f"sudo apt-get install -y --reinstall {staging}/")
+    assert all(command[command.index("--") + 1] in ("pi@10.0.0.7", str(package)) for command in commands)
     assert "systemctl restart oivis-appliance.service" in commands[4][-1]
     assert commands[5][-1] == DOCTOR
     assert all("BatchMode=yes" in command for command in commands)
-    with pytest.raises(ApplianceError, match="HOST"):
-        install_commands("-oProxyCommand=touch /tmp/x", package, bundle)
+    for hostile in ("-oProxyCommand=touch /tmp/x", "-Jx@host", "-Ghost@h"):
+        with pytest.raises(ApplianceError, match="HOST"):
+            install_commands(hostile, package, bundle)
     with pytest.raises(ApplianceError, match="make provision"):
         install_commands("pi@board", package, tmp_path)
 

@@ -153,3 +153,25 @@ def test_slot_keeps_only_the_newest_value_and_wakes_waiters() -> None:
     assert slot.newer_than(100, timeout=0.01) == (100, 99)  # timed out, still answers
     threading.Timer(0.05, slot.put, args=(7,)).start()
     assert slot.newer_than(100, timeout=2.0) == (101, 7)
+
+
+def test_a_worker_survives_an_unexpected_error_and_reports_it() -> None:
+    from appliance.worker import Worker
+
+    class Flaky(Worker):
+        def __init__(self) -> None:
+            super().__init__("flaky")
+            self.calls = 0
+
+        def step(self) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                raise ValueError("a numpy surprise")
+            self.pause(0.001)
+
+    worker = Flaky().start()
+    try:
+        assert wait_for(lambda: worker.calls > 5)
+        assert worker.problem == "ValueError: a numpy surprise"
+    finally:
+        worker.stop()

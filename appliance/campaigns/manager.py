@@ -250,7 +250,7 @@ class CampaignManager(Worker):
             try:
                 self.releases.remember_showing(showing)
                 self._remembered = showing
-            except OSError as exc:
+            except (OSError, ApplianceError) as exc:
                 log.warning("campaigns: cannot record the campaign on screen: %s", exc)
 
     def _set(self, phase: str, pending: int | None, progress: float, errors: list[str]) -> None:

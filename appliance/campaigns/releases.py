@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import ValidationError
 
+from appliance.atomicfile import write_atomically
 from appliance.campaigns.document import Document, Schedule
 from appliance.campaigns.store import BlobStore
 from appliance.content import CAMPAIGN_FILE, load_bundle
@@ -58,15 +59,6 @@ def safe_relative(path: str) -> PurePosixPath:
     if "\\" in path or "\0" in path or candidate.is_absolute() or ".." in candidate.parts or not candidate.parts:
         raise ApplianceError(f"asset path {path!r} would escape the bundle directory")
     return candidate
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    with open(staging, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(staging, path)
 
 
 def _load_release(directory: Path) -> Release:
@@ -148,7 +140,7 @@ class Releases:
                     load_bundle(bundle_dir)
                 except ApplianceError as exc:
                     raise ApplianceError(f"campaign {entry.id}: {exc}") from exc
-            write_atomic(staging / DOCUMENT_FILE, document.model_dump_json().encode("utf-8"))
+            write_atomically(staging / DOCUMENT_FILE, document.model_dump_json().encode("utf-8"))
             shutil.rmtree(final, ignore_errors=True)
             os.rename(staging, final)
         except OSError as exc:
@@ -164,7 +156,7 @@ class Releases:
         if current.is_symlink():
             self._point(PREVIOUS, self.root / os.readlink(current))
         self._point(ACTIVE, directory)
-        write_atomic(
+        write_atomically(
             self.root / "accepted.json",
             json.dumps({"version": release.version, "signature": release.signature}).encode("utf-8"),
         )
@@ -196,4 +188,4 @@ class Releases:
             return None
 
     def remember_showing(self, bundle_dir: Path) -> None:
-        write_atomic(self.root / "showing", str(bundle_dir).encode("utf-8"))
+        write_atomically(self.root / "showing", str(bundle_dir).encode("utf-8"))

@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from appliance.atomicfile import SECRET_MODE, write_atomically
 from appliance.campaigns.errors import Rejected
 from appliance.errors import ApplianceError
 
@@ -126,13 +126,6 @@ def write_keypair(out_dir: Path, force: bool = False) -> tuple[Path, Path, str]:
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        private_path.unlink(missing_ok=True)
-        descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as private_file:
-            private_file.write(private_pem)
-        public_path.write_bytes(public_pem)
-    except OSError as exc:
-        raise ApplianceError(f"cannot write the key pair into {out_dir}: {exc}") from exc
+    write_atomically(private_path, private_pem, mode=SECRET_MODE)
+    write_atomically(public_path, public_pem, mode=0o644)
     return private_path, public_path, key_id(key.public_key())

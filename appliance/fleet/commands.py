@@ -83,6 +83,13 @@ class CommandHandler(Worker):
         if self.stopping:
             log.warning("command on %s ignored: the device is stopping", message.topic)
             return
+        if message.retain:
+            # Commands are never retained (the contract): a retained one would run again on every
+            # connect once its cmd_id has left the memory of recent commands.
+            log.warning("retained command on %s refused", message.topic)
+            self._publish({"cmd_id": _lenient_json(message).get("cmd_id"), "ok": False,
+                           "error": "retained commands are refused: publish commands with retain=false"})
+            return
         try:
             self._queue.put_nowait(message)
         except queue.Full:

@@ -8,8 +8,10 @@ temporary file, flushed to disk and renamed over the old one before it is used.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
+
+from appliance.atomicfile import write_atomically
+from appliance.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +33,8 @@ class PersistentCounter:
     def increment(self) -> int:
         """The next value; kept in memory when the disk refuses it, so it still increases this run."""
         self.value += 1
-        temporary = self.path.with_name(self.path.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "w", encoding="ascii") as handle:
-                handle.write(f"{self.value}\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except OSError as exc:
+            write_atomically(self.path, f"{self.value}\n".encode("ascii"))
+        except ApplianceError as exc:
             log.error("cannot save the session counter to %s: %s", self.path, exc)
         return self.value

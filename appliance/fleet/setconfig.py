@@ -7,9 +7,12 @@ at start, so a value the service would refuse never reaches the file: a device
 told to apply a typo keeps running, and keeps starting.  The previous file is
 kept as ``.bak``.
 
-The keys that bind the device to its identity and to the fleet are not
-changed remotely: a wrong broker or certificate path would cut the device off
-from the very channel that could repair it.  Those are for provisioning.
+Only what shapes the screen may change remotely (an allow-list, so a key added
+later is protected until someone decides otherwise).  The keys that bind the
+device to its identity, to the fleet and to its trust are not: a wrong broker
+or certificate path would cut the device off from the very channel that could
+repair it, and a new trusted key or content path would let whoever holds the
+broker's operator account bypass campaign signing.  Those are for provisioning.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from appliance.errors import ApplianceError
 from appliance.tomlfile import InvalidFile, read_toml, validated
 from appliance.tomlwrite import dumps
 
-#: Dotted keys (and key prefixes) set-config refuses to touch.
-PROTECTED = ("device_id", "fleet.broker", "fleet.tls", "fleet.ca_file", "fleet.cert_file", "fleet.key_file",
-             "fleet.topic_prefix", "paths.state_dir")
+#: Dotted key prefixes set-config may change; everything else is refused.
+REMOTE_SETTINGS = ("source", "inference", "display", "segmentation", "kiosk.person_enter", "kiosk.person_leave",
+                   "kiosk.attract_after_s", "fleet.health_period_s")
 
 
 def apply_settings(path: Path, changes: Mapping[str, Any]) -> list[str]:
@@ -38,10 +41,10 @@ def apply_settings(path: Path, changes: Mapping[str, Any]) -> list[str]:
     if not isinstance(changes, Mapping) or not changes:
         raise ApplianceError('set-config needs a non-empty object of settings in "set", e.g. '
                              '{"set": {"kiosk": {"attract_after_s": 6}}}')
-    protected = [key for key in flatten(changes) if any(_overlap(key, p) for p in PROTECTED)]
+    protected = [key for key in flatten(changes) if not any(_within(key, allowed) for allowed in REMOTE_SETTINGS)]
     if protected:
         raise ApplianceError(f"refused, nothing changed: {', '.join(protected)} cannot be changed remotely "
-                             "(it binds the device to the fleet: re-provision instead)")
+                             f"(only {', '.join(REMOTE_SETTINGS)}; the rest is for provisioning)")
     current = _plain(read_toml(path)) if path.exists() else {}
     updated = merge(current, changes)
     try:
@@ -87,9 +90,10 @@ def flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _overlap(key: str, protected: str) -> bool:
-    """True when setting ``key`` would set or replace ``protected`` (``fleet`` overlaps ``fleet.broker``)."""
-    return key == protected or key.startswith(f"{protected}.") or protected.startswith(f"{key}.")
+def _within(key: str, allowed: str) -> bool:
+    """True when ``key`` is ``allowed`` or below it (``kiosk.attract_after_s`` is within ``kiosk.attract_after_s``,
+    ``display.width`` within ``display``; ``kiosk`` as a whole is within nothing narrower)."""
+    return key == allowed or key.startswith(f"{allowed}.")
 
 
 def _plain(table: Mapping[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,8 @@ class EventShipper(Worker):
         if self._spool is None and not self._open():
             log.error("stopping with %d events never spooled: %s", len(self.bus) + len(self._unwritten), self.problem)
             return
-        clean = self._write(self._collect(len(self.bus)) + [Event("shutdown", {"app": self._app_version})])
+        pending, self._unwritten = self._unwritten + self._drain_bus(len(self.bus)), []
+        clean = self._write(pending + [Event("shutdown", {"app": self._app_version})])
         deadline = time.monotonic() + flush_timeout
         while self._spool.count and self.link.connected and time.monotonic() < deadline:
             self._wake.clear()
@@ -122,15 +123,25 @@ class EventShipper(Worker):
             self._write(events)
 
     def _collect(self, limit: int) -> list[Event]:
-        """What waits to be spooled: the last refused write, the bus's drop count, up to ``limit`` new events."""
+        """What waits to be spooled: the last refused write, the bus's drop count, up to ``limit`` new events.
+
+        While a refused write waits, nothing new is taken from the bus: the bus is
+        the bounded buffer, so an unwritable disk costs counted drops, not memory.
+        """
+        if self._unwritten:
+            events, self._unwritten = self._unwritten, []
+            return events
+        return self._drain_bus(limit)
+
+    def _drain_bus(self, limit: int) -> list[Event]:
+        """Up to ``limit`` events from the bus, after a ``dropped`` event for what the bus had to drop."""
         lost = self.bus.dropped - self._bus_dropped
         fresh = self.bus.drain(limit)
         if lost:
             self._bus_dropped += lost
             log.warning("%d events were dropped by the full event bus before they could be spooled", lost)
             fresh.insert(0, dropped_event("memory", lost))
-        events, self._unwritten = self._unwritten + fresh, []
-        return events
+        return fresh
 
     def _write(self, events: list[Event]) -> bool:
         assert self._spool is not None

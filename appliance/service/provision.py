@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from appliance.atomicfile import SECRET_MODE, write_atomically
 from appliance.config import load_config
 from appliance.errors import ApplianceError, command_line
 
@@ -50,14 +51,6 @@ DEVICE_DAYS = 1825
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-
-
-def _write_secret(path: Path, data: bytes) -> None:
-    """Created 0600 from the start: a key is never readable by others, not even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(data)
 
 
 def _load_pem(path: Path, what: str):
@@ -95,7 +88,7 @@ def create_ca(directory: Path, name: str = "OIVIS development fleet CA", force: 
                            critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA384()))
-    _write_secret(key_path, _private_pem(key))
+    write_atomically(key_path, _private_pem(key), mode=SECRET_MODE)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return True
 
@@ -169,7 +162,7 @@ def request_identity(device_id: str, site: str, broker: str, out: Path, keys_dir
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    _write_secret(partial / "tls/device.key", _private_pem(key))
+    write_atomically(partial / "tls/device.key", _private_pem(key), mode=SECRET_MODE)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id),
                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, site.strip()),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "OIVIS Edge")])
@@ -228,7 +221,7 @@ def sign_request(csr_path: Path, ca_dir: Path, out: Path, days: int = DEVICE_DAY
 def server_request(name: str, out: Path) -> Path:
     """A broker's key and CSR (``out/server.key``, ``out/server.csr``), for a development broker."""
     key = ec.generate_private_key(ec.SECP256R1())
-    _write_secret(out / "server.key", _private_pem(key))
+    write_atomically(out / "server.key", _private_pem(key), mode=SECRET_MODE)
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256()))
     (out / "server.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))

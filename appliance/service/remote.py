@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from pathlib import Path
 
 from appliance.errors import ApplianceError, command_line
 
-HOST = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.:-]*$")
-STAGING = "/tmp/oivis-install"
+#: user@host; neither part may start with "-" (ssh would read it as an option).
+HOST = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.:-]*$")
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
 DOCTOR = "sudo /usr/bin/oivis doctor --config /etc/oivis/appliance.toml"
 
@@ -32,7 +33,7 @@ def check_host(host: str) -> str:
 
 
 def _ssh(host: str, command: str) -> list[str]:
-    return ["ssh", *SSH_OPTIONS, host, command]
+    return ["ssh", *SSH_OPTIONS, "--", host, command]
 
 
 def install_commands(host: str, deb: Path, bundle: Path) -> list[list[str]]:
@@ -42,19 +43,22 @@ def install_commands(host: str, deb: Path, bundle: Path) -> list[list[str]]:
         raise ApplianceError(f"{deb} does not exist: run `make package` first")
     if not (bundle / "appliance.toml").is_file() or not (bundle / "tls/device.pem").is_file():
         raise ApplianceError(f"{bundle} is not a signed identity bundle: run `make provision` first")
-    remote_deb = f"{STAGING}/{deb.name}"
+    # A fresh, private staging directory: a fixed name in /tmp could be prepared by another
+    # user of the board to swap the package that apt then installs as root.
+    staging = f"/tmp/oivis-install-{secrets.token_hex(8)}"
+    remote_deb = f"{staging}/{deb.name}"
     unpack = (
-        "sudo install -d -m 0755 /etc/oivis && "
+        "umask 077 && sudo install -d -m 0755 /etc/oivis && "
         "sudo tar --no-same-owner --no-same-permissions -C /etc/oivis -xf - appliance.toml tls keys && "
         "sudo chown -R root:root /etc/oivis && sudo chmod 0755 /etc/oivis/tls /etc/oivis/keys && "
         "sudo chmod 0644 /etc/oivis/appliance.toml /etc/oivis/tls/ca.pem /etc/oivis/tls/device.pem && "
         "sudo chmod 0600 /etc/oivis/tls/device.key"
     )
     return [
-        _ssh(host, f"mkdir -p {STAGING}"),
+        _ssh(host, f"mkdir -m 0700 {staging}"),
         _ssh(host, unpack),
-        ["scp", *SSH_OPTIONS, str(deb), f"{host}:{remote_deb}"],
-        _ssh(host, f"sudo apt-get install -y --reinstall {shlex.quote(remote_deb)} && rm -f {shlex.quote(remote_deb)}"),
+        ["scp", *SSH_OPTIONS, "--", str(deb), f"{host}:{remote_deb}"],
+        _ssh(host, f"sudo apt-get install -y --reinstall {shlex.quote(remote_deb)} && rm -rf {staging}"),
         _ssh(host, "sudo systemctl enable oivis-appliance.service && sudo systemctl restart oivis-appliance.service"),
         _ssh(host, DOCTOR),
     ]
