@@ -62,9 +62,10 @@ def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, 
     if mask_dir:
         mask_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
+    mask_names: set[str] = set()
     for path in paths:
         try:
-            record = _analyze_one(path, perception, mask_dir)
+            record = _analyze_one(path, perception, mask_dir and mask_dir / _unused_name(path.stem, mask_names))
         except ApplianceError as exc:
             record = {"path": str(path), "error": str(exc)}
             failures += 1
@@ -73,15 +74,24 @@ def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, 
     return failures
 
 
-def _analyze_one(path: Path, perception: StillPerception, mask_dir: Path | None) -> dict:
+def _unused_name(stem: str, used: set[str]) -> str:
+    """``in.png``, or ``in-2.png``… when another input of this run had the same stem (a/x.jpg, b/x.jpg)."""
+    name, number = f"{stem}.png", 1
+    while name in used:
+        number += 1
+        name = f"{stem}-{number}.png"
+    used.add(name)
+    return name
+
+
+def _analyze_one(path: Path, perception: StillPerception, mask_path: Path | None) -> dict:
     image = read_image(path)
     height, width = image.shape[:2]
     result = perception.perceive(image)
     person: dict = {"coverage": round(float((result.mask >= 128).mean()), 4)}
-    if mask_dir:
-        target = mask_dir / f"{path.stem}.png"
-        if not cv2.imwrite(str(target), result.mask):
-            raise ApplianceError(f"cannot write mask {target} (disk full or no permission?)")
-        person["mask"] = str(target)
+    if mask_path:
+        if not cv2.imwrite(str(mask_path), result.mask):
+            raise ApplianceError(f"cannot write mask {mask_path} (disk full or no permission?)")
+        person["mask"] = str(mask_path)
     return {"path": str(path), "size": [width, height], "person": person,
             "hands": [hand_record(hand) for hand in result.hands]}

@@ -25,6 +25,7 @@ from typing import TextIO
 from appliance.campaigns.clock import system_clock_synced
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError
+from appliance.fleet.link import parse_broker
 from appliance.inference.soc import has_rknn_npu, read_soc
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
@@ -180,7 +181,7 @@ def check_broker(config: Config, timeout: float = BROKER_TIMEOUT_S) -> Check:
         return Check("broker", SKIP, "fleet not configured ([fleet] broker is absent)")
     import paho.mqtt.client as mqtt
 
-    host, _, port = fleet.broker.rpartition(":")
+    host, port = parse_broker(fleet.broker)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{config.device_id}-doctor",
                          protocol=mqtt.MQTTv5)
     answer: list = []
@@ -192,7 +193,7 @@ def check_broker(config: Config, timeout: float = BROKER_TIMEOUT_S) -> Check:
                     return Check("broker", FAIL, f"cannot read {path}",
                                  "install the identity bundle (make install) and run doctor as root (sudo)")
             client.tls_set(ca_certs=str(fleet.ca_file), certfile=str(fleet.cert_file), keyfile=str(fleet.key_file))
-        client.connect(host, int(port), keepalive=10)
+        client.connect(host, port, keepalive=10)
         deadline = time.monotonic() + timeout
         while not answer and time.monotonic() < deadline:
             if client.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:

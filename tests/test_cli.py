@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,3 +158,14 @@ def test_eval_refuses_an_unknown_label_folder(tmp_path: Path) -> None:
     result = cli("eval", "gestures", str(tmp_path))
     assert result.returncode == 1
     assert error_lines(result.stderr)[0].startswith("error: unknown label folder(s) fist")
+
+
+def test_masks_of_inputs_with_the_same_name_do_not_overwrite_each_other(astronaut_file: Path, tmp_path: Path) -> None:
+    other = tmp_path / "b" / "astronaut.jpg"
+    other.parent.mkdir()
+    cv2.imwrite(str(other), cv2.flip(cv2.imread(str(astronaut_file)), 1))
+    result = cli("analyze", str(astronaut_file), str(other), "--json", "--mask-out", str(tmp_path / "masks"))
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line)["person"]["mask"] for line in result.stdout.splitlines())
+    assert (first, second) == (str(tmp_path / "masks" / "astronaut.png"), str(tmp_path / "masks" / "astronaut-2.png"))
+    assert not np.array_equal(cv2.imread(first), cv2.imread(second))

@@ -18,7 +18,6 @@ from appliance.service.package import (
     applies,
     build_package,
     download_command,
-    host_arch,
     missing_wheels,
     project_name,
     requirements,
@@ -47,6 +46,11 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     (built,) = (scratch / "dist").glob("oivis-appliance_*.deb")
     return built
+
+
+def host_arch() -> str:
+    """This machine's Debian architecture: the package the test builds installs here."""
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_the_package_carries_everything_the_board_needs(deb: Path) -> None:

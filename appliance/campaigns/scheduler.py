@@ -28,12 +28,7 @@ class Scheduler:
         self._clock_synced = clock_synced
         self._require_synced = require_synced_clock
         self._showing = showing
-        self._generation = 0
 
-    @property
-    def generation(self) -> int:
-        """Increases whenever ``current_bundle`` starts returning a different bundle."""
-        return self._generation
 
     @property
     def showing(self) -> Path | None:
@@ -66,7 +61,5 @@ class Scheduler:
         return self._show(chosen.bundle_dir if chosen else self.default_bundle)
 
     def _show(self, bundle: Path) -> Path:
-        if bundle != self._showing:
-            self._showing = bundle
-            self._generation += 1
+        self._showing = bundle
         return bundle

@@ -46,8 +46,9 @@ TLS_MARKERS = ("ssl", "tls", "certificate", "alert")
 
 
 def parse_broker(address: str) -> tuple[str, int]:
+    """``host:port`` (the last colon splits, so an IPv6 host works) → (host, port)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ApplianceError(f"[fleet] broker = {address!r} is not host:port")
     return host, int(port)
 

@@ -196,14 +196,6 @@ def build_package(arch: str, python: str, out: Path, wheelhouse: Path, rknn_whee
     return target
 
 
-def host_arch() -> str:
-    try:
-        return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "amd64"
-
-
 @command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.service.package", description=__doc__.split("\n")[0])

@@ -20,7 +20,6 @@ Bundle (``provisioning/out/devices/<id>/``, installed to ``/etc/oivis`` by
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import ipaddress
 import json
@@ -34,12 +33,13 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.atomicfile import SECRET_MODE, write_atomically
+from appliance.campaigns.signing import parse_public_key
 from appliance.config import load_config
 from appliance.errors import ApplianceError, command_line
+from appliance.fleet.link import parse_broker
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Where the bundle's files land on the device; the generated config names these paths.
@@ -94,19 +94,11 @@ def create_ca(directory: Path, name: str = "OIVIS development fleet CA", force: 
 
 
 def check_operator_key(path: Path) -> None:
-    """An operator's Ed25519 *public* key (PEM, or base64 of the 32 raw bytes); a private key is refused."""
+    """An operator's Ed25519 *public* key (as the device will parse it); a private key is refused."""
     text = path.read_text(encoding="ascii", errors="replace")
     if "PRIVATE" in text:
         raise ApplianceError(f"{path} holds a PRIVATE key: only operators' public keys go onto devices")
-    try:
-        if "-----BEGIN" in text:
-            key = serialization.load_pem_public_key(text.encode())
-            if not isinstance(key, Ed25519PublicKey):
-                raise ApplianceError(f"{path} is not an Ed25519 key (campaigns are signed with Ed25519)")
-        elif len(base64.b64decode(text.strip(), validate=True)) != 32:
-            raise ValueError("not 32 bytes")
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ApplianceError(f"{path} is not an Ed25519 public key: {exc}") from exc
+    parse_public_key(text, str(path))
 
 
 def operator_keys(keys_dir: Path) -> list[Path]:
@@ -121,9 +113,10 @@ def operator_keys(keys_dir: Path) -> list[Path]:
 
 
 def check_broker(broker: str) -> None:
-    host, _, port = broker.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ApplianceError(f"BROKER {broker!r}: use HOST:PORT, e.g. mqtt.example.net:8883")
+    try:
+        parse_broker(broker)
+    except ApplianceError:
+        raise ApplianceError(f"BROKER {broker!r}: use HOST:PORT, e.g. mqtt.example.net:8883") from None
 
 
 def config_text(device_id: str, site: str, broker: str, key_names: list[str]) -> str:

@@ -30,6 +30,11 @@ class CaptureThread(Worker):
 
     def stop(self) -> None:
         super().stop()
+        if self._thread.is_alive():
+            # Still inside a read (a hung camera): closing under it could crash the driver; the
+            # process is ending anyway and the OS releases the device.
+            log.warning("%s did not stop reading in time; leaving it open", self.source.description)
+            return
         self.source.close()
 
     def step(self) -> None:
