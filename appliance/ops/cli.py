@@ -16,6 +16,7 @@ from pathlib import Path
 
 from appliance.errors import ApplianceError, command_line
 from appliance.ops.fleet_cli import add_fleet_commands
+from appliance.ops.push import BrokerOptions
 
 DISCOVERY_WINDOW_S = 2.0
 
@@ -52,14 +53,14 @@ def _build(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from appliance.campaigns.signing import load_private_key, sign_document
     from appliance.ops.build import build, default_asset_base_url
-    from appliance.ops.push import BrokerOptions, OperatorClient, discover_devices, in_site, push_to, read_device_list
+    from appliance.ops.push import OperatorClient, discover_devices, in_site, push_to, read_device_list
 
     if args.version < 1:
         raise ApplianceError(f"--version {args.version}: versions start at 1")
     key = load_private_key(args.key)
     built = build(args.directory, args.asset_base_url or default_asset_base_url(), _progress)
     document = sign_document({"version": args.version, **built.unsigned()}, key)
-    options = BrokerOptions(args.broker, not args.no_tls, args.ca, args.cert, args.key_file)
+    options = BrokerOptions.from_arguments(args)
     client = OperatorClient(options)
     try:
         if args.device:
@@ -124,11 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     targets.add_argument("--all", action="store_true", help="every device")
     push.add_argument("--devices", type=Path, metavar="FILE", help="device ids for --site/--all, one per line "
                       "(default: the devices with a retained status on the broker)")
-    push.add_argument("--broker", required=True, metavar="HOST:PORT")
-    push.add_argument("--no-tls", action="store_true", help="plain TCP (development brokers only)")
-    push.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate (default: system CAs)")
-    push.add_argument("--cert", type=Path, metavar="FILE", help="operator client certificate")
-    push.add_argument("--key-file", type=Path, metavar="FILE", help="operator client certificate's key")
+    BrokerOptions.add_arguments(push)
     push.add_argument("--asset-base-url", metavar="URL", help="where devices download the assets from "
                       "(default: this machine's `campaign serve`)")
     push.set_defaults(handler=_push)

@@ -33,7 +33,7 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
     fleet = commands.add_parser("fleet", help="read the fleet's state")
     fleet_actions = fleet.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = fleet_actions.add_parser("status", help="every device's retained status and campaign report")
-    _broker_options(status)
+    BrokerOptions.add_arguments(status)
     status.add_argument("--window", type=float, default=2.0, metavar="S", help="seconds to collect (default 2)")
     status.add_argument("--json", action="store_true", help="a JSON array instead of the table")
     status.set_defaults(handler=_fleet_status)
@@ -41,7 +41,7 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
     events = commands.add_parser("events", help="watch the fleet's events")
     event_actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     tail = event_actions.add_parser("tail", help="print events as they arrive, until Ctrl-C")
-    _broker_options(tail)
+    BrokerOptions.add_arguments(tail)
     tail.add_argument("--device", metavar="ID", help="one device only")
     tail.add_argument("--json", action="store_true", help="JSON Lines: one event per line with device, historical")
     tail.add_argument("--count", type=int, metavar="N", help="stop after N events")
@@ -53,7 +53,7 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
                                       "the reply; exit 1 when the device answers ok: false")
     send.add_argument("name", metavar="NAME")
     send.add_argument("--device", required=True, metavar="ID")
-    _broker_options(send)
+    BrokerOptions.add_arguments(send)
     send.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                       help="a command argument (repeatable); dots nest, values are JSON when they parse: "
                       "width=320, set.kiosk.attract_after_s=6, upload_url=https://...")
@@ -67,7 +67,7 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
 
     ingest = commands.add_parser("ingest", help="store the fleet's events in SQLite or PostgreSQL, each once",
                                  description=INGEST_HELP)
-    _broker_options(ingest)
+    BrokerOptions.add_arguments(ingest)
     ingest.add_argument("--db", default=DEFAULT_URL, metavar="URL",
                         help="sqlite:///PATH (default ./oivis-events.db) or postgresql://USER@HOST/DB")
     ingest.add_argument("--client-id", default=DEFAULT_CLIENT_ID, metavar="ID",
@@ -82,23 +82,11 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
     ingest.set_defaults(handler=_ingest)
 
 
-def _broker_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", required=True, metavar="HOST:PORT")
-    parser.add_argument("--no-tls", action="store_true", help="plain TCP (development brokers only)")
-    parser.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate (default: system CAs)")
-    parser.add_argument("--cert", type=Path, metavar="FILE", help="operator client certificate")
-    parser.add_argument("--key-file", type=Path, metavar="FILE", help="operator client certificate's key")
-
-
-def _options(args: argparse.Namespace) -> BrokerOptions:
-    return BrokerOptions(args.broker, not args.no_tls, args.ca, args.cert, args.key_file)
-
-
 def _fleet_status(args: argparse.Namespace) -> int:
     from appliance.ops.fleet import read_fleet, table
     from appliance.ops.push import OperatorClient
 
-    client = OperatorClient(_options(args))
+    client = OperatorClient(BrokerOptions.from_arguments(args))
     try:
         views = read_fleet(client, args.window)
     finally:
@@ -117,14 +105,14 @@ def _events_tail(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 1:
         raise ApplianceError(f"--count {args.count}: at least 1")
-    tail(_options(args), args.device, args.count, args.json)
+    tail(BrokerOptions.from_arguments(args), args.device, args.count, args.json)
     return 0
 
 
 def _command_send(args: argparse.Namespace) -> int:
     from appliance.ops.command import parse_arguments, send_command
 
-    reply = send_command(_options(args), args.device, args.name, parse_arguments(args.arg), args.timeout,
+    reply = send_command(BrokerOptions.from_arguments(args), args.device, args.name, parse_arguments(args.arg), args.timeout,
                          args.expiry, args.cmd_id)
     if args.out is not None and "png" in reply:
         try:
@@ -144,7 +132,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     store = open_store(args.db)
     try:
-        Ingest(store, _options(args), IngestSettings(args.filter, args.client_id, args.session_expiry, args.batch,
+        Ingest(store, BrokerOptions.from_arguments(args), IngestSettings(args.filter, args.client_id, args.session_expiry, args.batch,
                                                      args.progress, args.idle_exit)).run()
     finally:
         store.close()

@@ -8,6 +8,7 @@ the device-id prefix before a dash: ``mall-01`` holds ``mall-01-screen-3``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import ssl
 import threading
@@ -40,6 +41,19 @@ class BrokerOptions:
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """The options every broker command takes (``from_arguments`` reads them back)."""
+        parser.add_argument("--broker", required=True, metavar="HOST:PORT")
+        parser.add_argument("--no-tls", action="store_true", help="plain TCP (development brokers only)")
+        parser.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate (default: system CAs)")
+        parser.add_argument("--cert", type=Path, metavar="FILE", help="operator client certificate")
+        parser.add_argument("--key-file", type=Path, metavar="FILE", help="operator client certificate's key")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> BrokerOptions:
+        return cls(args.broker, not args.no_tls, args.ca, args.cert, args.key_file)
 
 
 class OperatorClient:
