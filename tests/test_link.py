@@ -134,6 +134,18 @@ def test_a_device_reaching_outside_its_acl_is_refused_not_connected(
     assert operator.on(STATUS) == []
 
 
+def test_a_refused_device_comes_up_once_the_broker_allows_it(
+        broker: Broker, operator: Operator, links: list[Link], tmp_path: Path) -> None:
+    """Fixing the ACL does not drop the connection: the device asks again and is then connected."""
+    device = start_link(links, broker, tmp_path, device=DEVICE, identity=broker.pki.client("screen-b"))
+    wait_for(lambda: device.state == "refused", what="the refusal")
+    with (broker.directory / "oivis.acl").open("a") as acl:
+        acl.write(f"\nuser screen-b\ntopic readwrite oivis/v1/{DEVICE}/#\n")
+    broker._process.send_signal(signal.SIGHUP)
+    wait_for(lambda: device.connected, 15, "the device connected after the ACL was fixed")
+    assert wait_for(lambda: [p for p in operator.payloads(STATUS) if p["state"] == "ready"], what="its birth")
+
+
 def test_the_acl_keeps_a_device_out_of_other_devices_topics(
         broker: Broker, operator: Operator, links: list[Link], tmp_path: Path) -> None:
     """Asserted by non-delivery (mosquitto may acknowledge a denied publish): each denied message is

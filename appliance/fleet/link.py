@@ -323,6 +323,11 @@ class Link:
             self._trouble("refused", f"the broker {self.address} refuses this device's publishes on "
                                      f"{self.topics.status} ({delivery.reason}): its ACL does not let the "
                                      f"certificate use {self.topics.prefix}/")
+            # An ACL fixed on the broker does not drop the connection: ask again, so the device
+            # comes up without a restart once it is allowed.
+            retry = threading.Timer(self.fleet.reconnect_max_s, self._retry_birth)
+            retry.daemon = True
+            retry.start()
             return
         with self._lock:
             if self._state == "stopped":
@@ -330,6 +335,12 @@ class Link:
             self._state = "connected"
         self._connected.set()
         log.info("fleet link connected to %s as %s, session %d", self.address, self.device_id, self.session)
+
+    def _retry_birth(self) -> None:
+        with self._lock:
+            waiting = self._state == "refused" and self._client.is_connected()
+        if waiting:
+            self._birth = self.announce("ready")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         """paho calls this inside its ``except OSError``: the exception at hand is the reason."""
