@@ -146,7 +146,8 @@ def test_wheels_are_downloaded_for_the_boards_platform(tmp_path: Path) -> None:
     wheel = tmp_path / "rknn_toolkit_lite2-2.5.0-cp311-cp311-manylinux_2_17_aarch64.whl"
     command = download_command("arm64", "3.11", tmp_path, wheel)
     joined = shlex.join(command)
-    assert "--only-binary=:all: --platform manylinux_2_36_aarch64 --python-version 3.11" in joined
+    assert "--only-binary=:all: --platform manylinux_2_36_aarch64 --platform manylinux_2_35_aarch64" in joined
+    assert "--platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 --python-version 3.11" in joined
     assert "--abi cp311" in joined and command[-1] == str(wheel)
 
 

@@ -35,8 +35,9 @@ PROVISIONING = REPO / "provisioning"
 PACKAGE = "oivis-appliance"
 #: Debian architecture → the machine part of manylinux wheel tags.
 MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
-#: glibc of Debian 12 (bookworm), the boards' OS: pip also accepts every older manylinux tag.
-MANYLINUX = "manylinux_2_36"
+#: glibc of Debian 12 (bookworm), the boards' OS, down to the oldest tag wheels still use:
+#: pip's --platform takes each tag literally (it does not widen manylinux_2_36 to older ones).
+NEWEST_GLIBC_MINOR, OLDEST_GLIBC_MINOR = 36, 17
 MAINTAINER_SCRIPTS = ("postinst", "prerm", "postrm")
 
 
@@ -71,8 +72,12 @@ def missing_wheels(wheelhouse: Path, wanted: list[str], python: str) -> list[str
 def download_command(arch: str, python: str, dest: Path, rknn_wheel: Path | None) -> list[str]:
     """pip as a downloader for the board's platform: only binary wheels, nothing installed."""
     tag = python.replace(".", "")
+    machine = MACHINES[arch]
+    platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(NEWEST_GLIBC_MINOR, OLDEST_GLIBC_MINOR - 1, -1)]
+    platforms.append(f"manylinux2014_{machine}")
     command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
-               "--platform", f"{MANYLINUX}_{MACHINES[arch]}", "--python-version", python,
+               *(argument for platform in platforms for argument in ("--platform", platform)),
+               "--python-version", python,
                "--implementation", "cp", "--abi", f"cp{tag}", "--dest", str(dest), *requirements()]
     if rknn_wheel is not None:
         command.append(str(rknn_wheel))
