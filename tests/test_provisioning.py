@@ -67,6 +67,7 @@ def test_make_provision_builds_a_signed_bundle_and_refuses_to_overwrite_it(tmp_p
 
     config = load_config(bundle / "appliance.toml", environ={})
     assert config.device_id == "mall-01-screen-3"
+    assert config.source.uri == "camera:0"  # a device waits for its camera; the demo is for laptops
     assert config.fleet.broker == "127.0.0.1:8883" and config.fleet.tls
     assert config.fleet.key_file == Path("/etc/oivis/tls/device.key")
     assert config.campaigns.trusted_keys == ["/etc/oivis/keys/operator.pub"]
