@@ -132,3 +132,12 @@ def validated(model: type[Model], data: dict, path: Path) -> Model:
             line = line_of(lines, error["loc"])
             problems.append(f"{key_path(error['loc'])}: {message}" + (f" (line {line})" if line else ""))
         raise InvalidFile(path, problems) from exc
+
+
+def reject_duplicates(values: Sequence[str], what: str) -> None:
+    """For model validators: a ValueError naming the first value listed twice (e.g. two scenes with one id)."""
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is listed twice")
+        seen.add(value)

@@ -110,7 +110,7 @@ def test_broken_toml_and_missing_file_are_named(tmp_path: Path) -> None:
 
 def test_duplicate_scene_ids_are_refused(tmp_path: Path) -> None:
     _bundle(tmp_path, MINIMAL + MINIMAL.replace('name = "test"', ""))
-    with pytest.raises(ApplianceError, match="scene id 'one' is used twice"):
+    with pytest.raises(ApplianceError, match="scene id 'one' is listed twice"):
         load_bundle(tmp_path)
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from appliance.campaigns.errors import Rejected
 from appliance.errors import ApplianceError
-from appliance.tomlfile import validated
+from appliance.tomlfile import reject_duplicates, validated
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -110,11 +110,7 @@ class CampaignEntry(_Strict):
 
     @field_validator("assets")
     def _unique_paths(cls, assets: list[Asset]) -> list[Asset]:
-        seen: set[str] = set()
-        for asset in assets:
-            if asset.path in seen:
-                raise ValueError(f"asset path {asset.path!r} is listed twice")
-            seen.add(asset.path)
+        reject_duplicates([asset.path for asset in assets], "asset path")
         return assets
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from appliance.errors import ApplianceError
-from appliance.tomlfile import read_toml, validated
+from appliance.tomlfile import read_toml, reject_duplicates, validated
 
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[2] / "content" / "default"
 CAMPAIGN_FILE = "campaign.toml"
@@ -117,11 +117,7 @@ class Campaign(_Strict):
 
     @field_validator("scenes")
     def _unique_ids(cls, scenes: list[SceneSpec]) -> list[SceneSpec]:
-        seen: set[str] = set()
-        for scene in scenes:
-            if scene.id in seen:
-                raise ValueError(f"scene id {scene.id!r} is used twice")
-            seen.add(scene.id)
+        reject_duplicates([scene.id for scene in scenes], "scene id")
         return scenes
 
 
