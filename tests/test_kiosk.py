@@ -189,3 +189,40 @@ def test_the_hand_cursor_lands_where_the_mirrored_cover_fitted_hand_is(content_d
     assert compositor.screen_point((0, 720), (1280, 720)) == (1920, 1080)    # camera's left is the screen's right
     x, y = compositor.screen_point((140, 0), (640, 480))                      # 4:3 is cropped top and bottom
     assert (x, y) == (1500, -180)
+
+
+class ScriptedSchedule:
+    """Stands in for the campaign scheduler: picks what the test says, records what the kiosk shows."""
+
+    def __init__(self, picked: Path) -> None:
+        self.picked = picked
+        self.shown_bundles: list[Path] = []
+
+    def pick(self) -> Path:
+        return self.picked
+
+    def shown(self, bundle: Path) -> None:
+        self.shown_bundles.append(bundle)
+
+
+def test_the_kiosk_follows_the_schedule_and_reports_only_bundles_it_could_load(
+        tmp_path: Path, content_dir: Path) -> None:
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((360, 640, 3), (60, 90, 120), np.uint8))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "campaign.toml").write_text('name = "Broken"\n[[scenes]]\nid = "x"\ntitle = "x"\nbackground = "gone.png"\n')
+    other = tmp_path / "other"
+    shutil.copytree(content_dir, other)
+    (other / "campaign.toml").write_text((other / "campaign.toml").read_text().replace(
+        'name = "OIVIS winter demo"', 'name = "Other"'))
+    with kiosk_session(config_for(f"image:{wall}", content_dir), DisplayMode.HEADLESS) as kiosk:
+        schedule = kiosk.bundle_source = ScriptedSchedule(broken)
+        kiosk.run(max_frames=kiosk.frames_shown + 3)
+        kiosk._bundle_checked = float("-inf")
+        kiosk.run(max_frames=kiosk.frames_shown + 3)
+        assert kiosk.bundle.directory == content_dir and schedule.shown_bundles == []
+        schedule.picked = other
+        kiosk._bundle_checked = float("-inf")
+        kiosk.run(max_frames=kiosk.frames_shown + 3)
+        assert kiosk.bundle.name == "Other" and schedule.shown_bundles == [other]

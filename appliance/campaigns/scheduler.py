@@ -43,23 +43,29 @@ class Scheduler:
                 best = campaign
         return best
 
-    def current_bundle(self, now: datetime | None = None) -> Path:
+    def pick(self, now: datetime | None = None) -> Path:
         """The bundle directory to show at ``now`` (UTC when naive; the system clock when None).
 
         On an unsynchronised clock the bundle already showing stays (the default
-        when nothing showed yet) and ``clock_note`` says why.
+        when nothing showed yet) and ``clock_note`` says why.  Nothing is recorded:
+        the screen calls ``shown`` once the bundle actually loaded.
         """
         if self._require_synced and not self._clock_synced():
             self.clock_note = "clock not synchronised (no NTP yet): schedules paused, keeping the current campaign"
-            keep = self._showing if self._showing is not None and self._showing.is_dir() else self.default_bundle
-            return self._show(keep)
+            return self._showing if self._showing is not None and self._showing.is_dir() else self.default_bundle
         self.clock_note = None
         now = datetime.now(timezone.utc) if now is None else now
         if now.tzinfo is None:
             now = now.replace(tzinfo=timezone.utc)
         chosen = self.choose(now)
-        return self._show(chosen.bundle_dir if chosen else self.default_bundle)
+        return chosen.bundle_dir if chosen else self.default_bundle
 
-    def _show(self, bundle: Path) -> Path:
+    def shown(self, bundle: Path) -> None:
+        """The screen shows ``bundle`` now: it is kept on disk (never pruned) and shown again after a restart."""
         self._showing = bundle
+
+    def current_bundle(self, now: datetime | None = None) -> Path:
+        """``pick`` and ``shown`` at once, for a caller that shows whatever is picked."""
+        bundle = self.pick(now)
+        self.shown(bundle)
         return bundle

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.campaigns.manager import CampaignManager
+from appliance.campaigns.scheduler import Scheduler
 from appliance.config import Config
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.device_commands import device_commands
@@ -54,9 +55,10 @@ class FleetRuntime:
         self.link.start()
         return self
 
-    def current_bundle(self) -> Path:
-        """The bundle the campaign schedule shows now (the bundled default when none applies)."""
-        return self.campaigns.scheduler.current_bundle()
+    @property
+    def schedule(self) -> Scheduler:
+        """What the screen should show (the bundled default when no campaign applies)."""
+        return self.campaigns.scheduler
 
     def attach(self, kiosk: Kiosk) -> None:
         fleet = self.config.fleet

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,6 +45,14 @@ IDLE_REDRAW_S = 1 / 30
 BUNDLE_CHECK_S = 1.0
 #: Exit status asking the service manager for a restart (EX_TEMPFAIL; the unit restarts on failure).
 RESTART_STATUS = 75
+
+
+class BundleSource(Protocol):
+    """The campaign schedule (campaigns.scheduler.Scheduler): what to show, and what is shown."""
+
+    def pick(self) -> Path: ...
+
+    def shown(self, bundle: Path) -> None: ...
 
 
 @dataclass
@@ -92,7 +100,7 @@ class Kiosk:
         #: systemd's READY/WATCHDOG/STATUS link; None when not run by systemd (see service.notify).
         self.notifier: ServiceNotifier | None = None
         #: The campaign schedule's current bundle directory; None when no fleet side runs.
-        self.bundle_source: Callable[[], Path] | None = None
+        self.bundle_source: BundleSource | None = None
         self._bundle_checked = float("-inf")
         self._refused_bundle: Path | None = None
         self.stats = StageStats()
@@ -126,7 +134,7 @@ class Kiosk:
         if now - self._bundle_checked < BUNDLE_CHECK_S and not self._reload_requested:
             return
         self._bundle_checked = now
-        path = self.bundle_source() if self.bundle_source else self.bundle.directory
+        path = self.bundle_source.pick() if self.bundle_source else self.bundle.directory
         reload, self._reload_requested = self._reload_requested, False
         if not reload and (path == self.bundle.directory or path == self._refused_bundle):
             return
@@ -140,6 +148,8 @@ class Kiosk:
         self.bundle, self.world_index = bundle, 0
         self._compositors.clear()
         self._images.clear()
+        if self.bundle_source:
+            self.bundle_source.shown(path)
 
     def switch_world(self, step: int, now: float) -> None:
         self.world_index = (self.world_index + step) % len(self.bundle.scenes)

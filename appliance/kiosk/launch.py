@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from appliance.config import DEFAULT_CONFIG_PATH, Config
-from appliance.content import load_bundle
+from appliance.content import Bundle, load_bundle
+from appliance.errors import ApplianceError
 from appliance.events import EventBus
 from appliance.fleet.runtime import FleetRuntime
 from appliance.inference.backend import BackendOptions, Inference
@@ -20,6 +22,8 @@ from appliance.slot import LatestSlot
 from appliance.sources.camera import CameraMode
 from appliance.sources.capture import CaptureThread
 from appliance.sources.open import open_source
+
+log = logging.getLogger(__name__)
 
 
 def inference_from(config: Config) -> Inference:
@@ -49,9 +53,24 @@ def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT
             fleet.stop()
 
 
+def first_bundle(config: Config, fleet: FleetRuntime | None) -> Bundle:
+    """The campaign the schedule picks, or the configured bundle when there is none or it cannot load
+    (a bad campaign on disk must not keep the screen from starting)."""
+    if fleet is not None:
+        picked = fleet.schedule.pick()
+        try:
+            bundle = load_bundle(picked)
+        except ApplianceError as exc:
+            log.error("campaign bundle %s cannot be shown, starting on %s: %s", picked, config.kiosk.content, exc)
+            bundle = load_bundle(config.kiosk.content)
+        fleet.schedule.shown(bundle.directory)
+        return bundle
+    return load_bundle(config.kiosk.content)
+
+
 @contextmanager
 def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None) -> Iterator[Kiosk]:
-    bundle = load_bundle(fleet.current_bundle() if fleet else config.kiosk.content)
+    bundle = first_bundle(config, fleet)
     inference = inference_from(config)
     perceiver = Perceiver(inference, config.segmentation.matte())
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config))
@@ -63,7 +82,7 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None) -> Ite
     kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus())
     kiosk.notifier = ServiceNotifier.from_environment()
     if fleet is not None:
-        kiosk.bundle_source = fleet.current_bundle
+        kiosk.bundle_source = fleet.schedule
         fleet.attach(kiosk)
     try:
         yield kiosk
