@@ -243,3 +243,24 @@ def test_ingest_refuses_an_unknown_database_url_in_one_line(broker: Broker, caps
     assert main(["ingest", *tls(broker), "--db", "mysql://x"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "sqlite:///PATH or postgresql://" in err and err.count("\n") == 1
+
+
+def test_operator_tools_follow_a_custom_topic_prefix() -> None:
+    from appliance.errors import ApplianceError
+    from appliance.fleet.topics import Topics, check_template, device_of
+    from appliance.ops.eventbatch import EventBatch, events_filter
+
+    template = "acme/screens/{device_id}"
+    assert events_filter(None, template) == "acme/screens/+/events"
+    assert events_filter("lobby-2", template) == "acme/screens/lobby-2/events"
+    assert Topics.for_device("+", template).reported == "acme/screens/+/state/reported"
+    assert device_of("acme/screens/lobby-2/state/reported", template) == "lobby-2"
+    assert device_of("oivis/v1/lobby-2/status", template) is None
+    assert device_of("oivis/v1/lobby-2/status") == "lobby-2"
+    batch = EventBatch.parse("acme/screens/lobby-2/events", b'{"device": "lobby-2", "historical": true, "events": []}')
+    assert (batch.device, batch.historical) == ("lobby-2", True)
+    with pytest.raises(ApplianceError, match="names device 'other'"):
+        EventBatch.parse("acme/screens/lobby-2/events", b'{"device": "other", "events": []}')
+    for broken in ("acme/{device_id}-x", "acme/screens", "{device_id}/{device_id}"):
+        with pytest.raises(ApplianceError, match="must be one whole level"):
+            check_template(broken)

@@ -4,7 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.errors import ApplianceError
+
 DEFAULT_PREFIX = "oivis/v1/{device_id}"
+DEVICE_SEGMENT = "{device_id}"
+
+
+def check_template(template: str) -> str:
+    """A prefix template whose ``{device_id}`` is one whole topic level (so ``+`` can stand for it)."""
+    if template.split("/").count(DEVICE_SEGMENT) != 1 or template.count("{") != 1:
+        raise ApplianceError(f"topic prefix {template!r}: {DEVICE_SEGMENT} must be one whole level, once "
+                             f"(like {DEFAULT_PREFIX})")
+    return template
+
+
+def device_of(topic: str, template: str = DEFAULT_PREFIX) -> str | None:
+    """The device id in ``topic`` under the prefix ``template``, or None when the topic is not under it."""
+    levels = check_template(template).split("/")
+    parts = topic.split("/")
+    if len(parts) <= len(levels):   # a device topic has at least one level below the prefix
+        return None
+    under = parts[:len(levels)]
+    if any(part != level for part, level in zip(under, levels, strict=True) if level != DEVICE_SEGMENT):
+        return None
+    return under[levels.index(DEVICE_SEGMENT)] or None
 
 
 @dataclass(frozen=True)

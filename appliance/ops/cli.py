@@ -66,12 +66,12 @@ def _push(args: argparse.Namespace) -> int:
         if args.device:
             devices = args.device
         else:
-            known = read_device_list(args.devices) if args.devices else discover_devices(client, DISCOVERY_WINDOW_S)
+            known = read_device_list(args.devices) if args.devices else discover_devices(client, DISCOVERY_WINDOW_S, options.prefix)
             devices = in_site(known, args.site)
             if not devices:
                 where = args.devices or f"retained statuses on {args.broker}"
                 raise ApplianceError(f"no devices{f' of site {args.site}' if args.site else ''} in {where}")
-        push_to(client, devices, document, _progress)
+        push_to(client, devices, document, _progress, options.prefix)
     finally:
         client.close()
     print(f"version {args.version} signed with key {document['key_id']} and pushed to {len(devices)} device(s)")

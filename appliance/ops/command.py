@@ -55,7 +55,7 @@ def send_command(options: BrokerOptions, device: str, name: str, arguments: dict
         raise ApplianceError(f"not a command name: {name!r}")
     if expiry_s < 1:
         raise ApplianceError(f"--expiry {expiry_s}: at least 1 second (a command must not wait forever)")
-    topics = device_topics(device)
+    topics = device_topics(device, options.prefix)
     if cmd_id is None:
         cmd_id = str(uuid.uuid4())
     else:

@@ -13,14 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from appliance.errors import ApplianceError
+from appliance.fleet.topics import DEFAULT_PREFIX, Topics
 from appliance.ops.fleet import device_topics
 
-EVENTS_FILTER = "oivis/v1/+/events"
 
-
-def events_filter(device: str | None) -> str:
+def events_filter(device: str | None, prefix: str = DEFAULT_PREFIX) -> str:
     """The subscription for one device's events, or everyone's."""
-    return EVENTS_FILTER if device is None else device_topics(device).events
+    return Topics.for_device("+", prefix).events if device is None else device_topics(device, prefix).events
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,7 @@ class EventBatch:
 
     @classmethod
     def parse(cls, topic: str, payload: bytes) -> EventBatch:
-        parts = topic.split("/")
-        if len(parts) != 4 or parts[3] != "events":
+        if not topic.endswith("/events"):
             raise ApplianceError(f"{topic} is not an events topic")
         try:
             document = json.loads(payload)
@@ -40,8 +38,11 @@ class EventBatch:
             raise ApplianceError(f"message on {topic} is not JSON: {exc}") from exc
         if not isinstance(document, dict) or not isinstance(document.get("events"), list):
             raise ApplianceError(f"message on {topic} has no \"events\" list")
+        device = document.get("device")
+        if not isinstance(device, str) or device not in topic.split("/"):
+            raise ApplianceError(f"message on {topic} names device {device!r}, not one in its topic")
         events = [event for event in document["events"] if isinstance(event, dict)]
-        return cls(parts[2], bool(document.get("historical", False)), events)
+        return cls(device, bool(document.get("historical", False)), events)
 
 
 @dataclass(frozen=True)

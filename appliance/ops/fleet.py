@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.errors import ApplianceError
-from appliance.fleet.topics import Topics
-from appliance.ops.push import STATUS_FILTER, OperatorClient
+from appliance.fleet.topics import DEFAULT_PREFIX, Topics, device_of
+from appliance.ops.push import OperatorClient
 
-REPORTED_FILTER = "oivis/v1/+/state/reported"
 COLUMNS = ("DEVICE", "STATE", "SESSION", "APP", "CAMPAIGN", "APPLIED", "PENDING", "PHASE", "ERRORS")
 
 
-def device_topics(device: str) -> Topics:
+def device_topics(device: str, prefix: str = DEFAULT_PREFIX) -> Topics:
     """The topics of the device an operator named, once the name is checked to be usable in a topic."""
     if not device or any(char in device for char in "/+#"):
         raise ApplianceError(f"not a device id (no /, + or # allowed): {device!r}")
-    return Topics.for_device(device)
+    return Topics.for_device(device, prefix)
 
 
 @dataclass
@@ -45,23 +44,25 @@ class DeviceView:
         return {"device": self.device, "status": self.status, "reported": self.reported}
 
 
-def read_fleet(client: OperatorClient, window_s: float) -> list[DeviceView]:
+def read_fleet(client: OperatorClient, window_s: float, prefix: str = DEFAULT_PREFIX) -> list[DeviceView]:
     """The devices with a retained status or report, by id."""
-    client.retained(STATUS_FILTER, 0)
-    retained = client.retained(REPORTED_FILTER, window_s)
+    everyone = Topics.for_device("+", prefix)
+    client.retained(everyone.status, 0)
+    retained = client.retained(everyone.reported, window_s)
     views: dict[str, DeviceView] = {}
     for topic, payload in retained.items():
-        parts = topic.split("/")
-        if not payload or len(parts) < 4:
+        device = device_of(topic, prefix)
+        if not payload or device is None:
             continue
         try:
             document = json.loads(payload)
         except (UnicodeDecodeError, ValueError):
             document = {"unreadable": payload[:80].decode("utf-8", "replace")}
-        view = views.setdefault(parts[2], DeviceView(parts[2]))
-        if parts[3:] == ["status"]:
+        view = views.setdefault(device, DeviceView(device))
+        topics = Topics.for_device(device, prefix)
+        if topic == topics.status:
             view.status = document
-        elif parts[3:] == ["state", "reported"]:
+        elif topic == topics.reported:
             view.reported = document
     return [views[device] for device in sorted(views)]
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from appliance.errors import ApplianceError
-from appliance.ops.eventbatch import EVENTS_FILTER
+from appliance.ops.eventbatch import events_filter
 from appliance.ops.eventstore import DEFAULT_URL
 from appliance.ops.ingest import DEFAULT_CLIENT_ID, DEFAULT_SESSION_EXPIRY_S
 from appliance.ops.push import BrokerOptions
@@ -74,8 +74,8 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
                         help="the persistent session's client id: one per ingest process")
     ingest.add_argument("--session-expiry", type=int, default=DEFAULT_SESSION_EXPIRY_S, metavar="S",
                         help="how long the broker keeps events for a stopped ingest (default a week)")
-    ingest.add_argument("--filter", default=EVENTS_FILTER, metavar="TOPIC",
-                        help="subscription (a $share/GROUP/... filter on clustered brokers)")
+    ingest.add_argument("--filter", metavar="TOPIC", help="subscription (default: every device's events under "
+                        "--topic-prefix; a $share/GROUP/... filter on clustered brokers)")
     ingest.add_argument("--batch", type=int, default=500, metavar="N", help="messages per transaction at most")
     ingest.add_argument("--progress", type=float, default=10.0, metavar="S", help="progress line every S seconds")
     ingest.add_argument("--idle-exit", type=float, metavar="S", help="exit after S seconds without a message")
@@ -88,7 +88,7 @@ def _fleet_status(args: argparse.Namespace) -> int:
 
     client = OperatorClient(BrokerOptions.from_arguments(args))
     try:
-        views = read_fleet(client, args.window)
+        views = read_fleet(client, args.window, args.topic_prefix)
     finally:
         client.close()
     if args.json:
@@ -132,7 +132,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     store = open_store(args.db)
     try:
-        Ingest(store, BrokerOptions.from_arguments(args), IngestSettings(args.filter, args.client_id, args.session_expiry, args.batch,
+        Ingest(store, BrokerOptions.from_arguments(args), IngestSettings(args.filter or events_filter(None, args.topic_prefix), args.client_id, args.session_expiry, args.batch,
                                                      args.progress, args.idle_exit)).run()
     finally:
         store.close()

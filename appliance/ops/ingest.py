@@ -27,7 +27,7 @@ from typing import TextIO
 import paho.mqtt.client as mqtt
 
 from appliance.errors import ApplianceError
-from appliance.ops.eventbatch import EVENTS_FILTER, EventBatch, EventRow
+from appliance.ops.eventbatch import EventBatch, EventRow, events_filter
 from appliance.ops.eventstore import EventStore
 from appliance.ops.push import BrokerOptions, OperatorClient
 
@@ -51,7 +51,7 @@ class Totals:
 
 @dataclass(frozen=True)
 class IngestSettings:
-    topic_filter: str = EVENTS_FILTER
+    topic_filter: str = events_filter(None)
     client_id: str = DEFAULT_CLIENT_ID
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     batch: int = 500

@@ -25,9 +25,8 @@ from paho.mqtt.properties import Properties
 
 from appliance.errors import ApplianceError
 from appliance.fleet.link import parse_broker
-from appliance.fleet.topics import Topics
+from appliance.fleet.topics import DEFAULT_PREFIX, Topics, check_template, device_of
 
-STATUS_FILTER = "oivis/v1/+/status"
 CONNECT_TIMEOUT_S = 10.0
 ACK_TIMEOUT_S = 10.0
 
@@ -41,6 +40,7 @@ class BrokerOptions:
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+    prefix: str = DEFAULT_PREFIX
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,10 +50,12 @@ class BrokerOptions:
         parser.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate (default: system CAs)")
         parser.add_argument("--cert", type=Path, metavar="FILE", help="operator client certificate")
         parser.add_argument("--key-file", type=Path, metavar="FILE", help="operator client certificate's key")
+        parser.add_argument("--topic-prefix", default=DEFAULT_PREFIX, metavar="TEMPLATE",
+                            help=f"the devices' [fleet] topic_prefix (default {DEFAULT_PREFIX})")
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> BrokerOptions:
-        return cls(args.broker, not args.no_tls, args.ca, args.cert, args.key_file)
+        return cls(args.broker, not args.no_tls, args.ca, args.cert, args.key_file, check_template(args.topic_prefix))
 
 
 class OperatorClient:
@@ -167,10 +169,10 @@ class OperatorClient:
         self._client.loop_stop()
 
 
-def discover_devices(client: OperatorClient, window_s: float) -> list[str]:
+def discover_devices(client: OperatorClient, window_s: float, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Ids of the devices with a retained status on the broker."""
-    found = client.retained(STATUS_FILTER, window_s)
-    return sorted(topic.split("/")[2] for topic, payload in found.items() if payload)
+    found = client.retained(Topics.for_device("+", prefix).status, window_s)
+    return sorted(device for topic, payload in found.items() if payload and (device := device_of(topic, prefix)))
 
 
 def read_device_list(path: Path) -> list[str]:
@@ -188,14 +190,14 @@ def in_site(device_ids: list[str], site: str | None) -> list[str]:
 
 
 def push_to(client: OperatorClient, device_ids: list[str], document: dict,
-            progress: Callable[[str], None] = lambda line: None) -> list[str]:
+            progress: Callable[[str], None] = lambda line: None, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Publish ``document`` as each device's retained desired state; the topics written."""
     unusable = [device for device in device_ids if not device or any(char in device for char in "/+#")]
     if unusable:
         raise ApplianceError(f"not a device id (no /, + or # allowed): {', '.join(map(repr, unusable))}")
     topics = []
     for device in device_ids:
-        topic = Topics.for_device(device).desired
+        topic = Topics.for_device(device, prefix).desired
         client.publish_retained(topic, document)
         progress(f"published version {document['version']} to {topic}")
         topics.append(topic)

@@ -30,7 +30,7 @@ def event_line(batch: EventBatch, event: dict[str, Any], as_json: bool) -> str:
 def tail(options: BrokerOptions, device: str | None = None, count: int | None = None, as_json: bool = False,
          out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Print events until Ctrl-C or ``count`` of them; how many were printed."""
-    topic_filter = events_filter(device)
+    topic_filter = events_filter(device, options.prefix)
     messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     client = OperatorClient(options, handlers={topic_filter: messages.put})
     print(f"following {topic_filter} on {options.address} (Ctrl-C stops)", file=err, flush=True)
