@@ -236,6 +236,12 @@ class Link:
             delivery.resolve(*early)
         return delivery
 
+    def forget(self, delivery: Delivery) -> None:
+        """Stop waiting for ``delivery``'s PUBACK (its message was given up on and sent again)."""
+        with self._lock:
+            if self._deliveries.get(delivery.mid) is delivery:
+                del self._deliveries[delivery.mid]
+
     def announce(self, state: Literal["ready", "alert", "offline"]) -> Delivery:
         """Publish the retained status (the birth when ``ready``); also to re-announce a new campaign version."""
         return self.publish(self.topics.status, self._status(state), qos=1, retain=True)

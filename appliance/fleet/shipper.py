@@ -215,6 +215,7 @@ class EventShipper(Worker):
         if self.link.connected and now - since > self._fleet.ack_timeout_s:
             log.warning("no PUBACK for events %d-%d after %.0f s connected; sending them again",
                         first, last, self._fleet.ack_timeout_s)
+            self.link.forget(delivery)
             self._inflight = None
             return True
         return False
