@@ -216,3 +216,20 @@ def test_an_unwritable_state_dir_costs_nothing_silently(tmp_path: Path, caplog: 
     assert [e.data["n"] for e in events[2:7]] == [15, 16, 17, 18, 19]
     assert spool.last_run == "clean"
     spool.close(clean=True)
+
+
+def test_a_replaced_spool_numbers_on_above_every_seq_it_gave_out(tmp_path: Path) -> None:
+    """seq increases forever, even when the database had to be moved aside (corrupt) or was lost."""
+    from appliance.events import Event
+    from appliance.fleet.spool import Spool
+
+    path = tmp_path / "events.db"
+    spool = Spool(path, 1 << 20, 86400)
+    given = spool.append([Event("n", {"i": i}) for i in range(5)])
+    spool.close(clean=True)
+    for leftover in tmp_path.glob("events.db*"):
+        if not leftover.name.endswith(".seq-floor"):
+            leftover.unlink()
+    replaced = Spool(path, 1 << 20, 86400)
+    assert replaced.append([Event("n", {"i": 5})])[0] > max(given)
+    replaced.close(clean=True)

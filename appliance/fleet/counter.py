@@ -27,14 +27,20 @@ class PersistentCounter:
         except FileNotFoundError:
             return 0
         except (OSError, ValueError) as exc:
-            log.error("session counter %s is unreadable (%s); counting on from 0", self.path, exc)
+            log.error("counter %s is unreadable (%s); counting on from 0", self.path, exc)
             return 0
 
     def increment(self) -> int:
         """The next value; kept in memory when the disk refuses it, so it still increases this run."""
-        self.value += 1
+        self.raise_to(self.value + 1)
+        return self.value
+
+    def raise_to(self, value: int) -> None:
+        """Never lower: a smaller ``value`` changes nothing."""
+        if value <= self.value:
+            return
+        self.value = value
         try:
             write_atomically(self.path, f"{self.value}\n".encode("ascii"))
         except ApplianceError as exc:
-            log.error("cannot save the session counter to %s: %s", self.path, exc)
-        return self.value
+            log.error("cannot save the counter %s: %s", self.path, exc)

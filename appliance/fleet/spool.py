@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from appliance.errors import ApplianceError
 from appliance.events import Event
+from appliance.fleet.counter import PersistentCounter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ class SpooledEvent:
         return {"id": self.id, "seq": self.seq, "ts": self.ts, "type": self.type, "data": self.data}
 
 
+#: The seqs ever given out stay below a floor kept in a file beside the database, raised this
+#: many at a time: a spool that had to be replaced (corrupt, deleted) continues above every seq
+#: it ever gave out instead of starting at 1 again ("seq increases forever").
+SEQ_FLOOR_STEP = 1000
+
+
 class Spool:
     """Owned by one thread at a time (the shipper); opening raises ApplianceError naming the file."""
 
@@ -84,6 +91,20 @@ class Spool:
         except sqlite3.Error as exc:
             self._db.close()
             raise ApplianceError(f"event spool {path} cannot be opened: {exc}") from exc
+        self._floor = PersistentCounter(path.with_name(path.name + ".seq-floor"))
+        if self.last_run == "first" and self.next_seq < self._floor.value:
+            log.warning("event spool %s is new but replaces one that numbered events: numbering continues at %d",
+                        path, self._floor.value)
+            self._continue_at(self._floor.value)
+        self._floor.raise_to(self.next_seq + SEQ_FLOOR_STEP)
+
+    def _continue_at(self, seq: int) -> None:
+        try:
+            with self._transaction():
+                self._set("next_seq", seq)
+        except sqlite3.Error as exc:
+            raise self._fail("continue the numbering", exc) from exc
+        self.next_seq = seq
 
     def _prepare(self) -> None:
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -92,7 +113,8 @@ class Spool:
         self._db.execute("PRAGMA synchronous=FULL")
         check = self._db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
-            raise sqlite3.DatabaseError(f"integrity check failed ({check}); move the file aside to start afresh")
+            raise sqlite3.DatabaseError(f"integrity check failed ({check}); move the file aside to start afresh "
+                                        "(numbering continues above every event it held)")
         with self._transaction():
             for statement in SCHEMA:
                 self._db.execute(statement)
@@ -120,6 +142,9 @@ class Spool:
 
     def append(self, events: Sequence[Event]) -> list[int]:
         """Store ``events`` in one transaction and return their seqs; the bounds are applied in it too."""
+        # +1: trimming may add a ``dropped`` event.  The floor on disk stays above every seq given out.
+        if self.next_seq + len(events) + 1 > self._floor.value:
+            self._floor.raise_to(self.next_seq + len(events) + 1 + SEQ_FLOOR_STEP)
         try:
             with self._transaction():
                 seqs, added, next_seq = self._insert(events, self.next_seq)
