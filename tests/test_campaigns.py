@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from test_campaigns_device import show_now
 
 from appliance.campaigns import Rejected, Release, Schedule, ScheduledCampaign, Scheduler
 from appliance.campaigns.document import parse_document
@@ -160,7 +161,7 @@ def _release(tmp_path: Path, *campaigns: tuple[str, int, Schedule]) -> Release:
 def test_scheduler_priorities_windows_and_default_fallback(tmp_path: Path) -> None:
     default = tmp_path / "default"
     scheduler = Scheduler(default, clock_synced=lambda: True)
-    assert scheduler.current_bundle(utc("2024-12-24T12:00")) == default
+    assert show_now(scheduler, utc("2024-12-24T12:00")) == default
     scheduler.release = _release(
         tmp_path,
         ("always", 0, Schedule()),
@@ -168,12 +169,12 @@ def test_scheduler_priorities_windows_and_default_fallback(tmp_path: Path) -> No
         ("evenings", 5, Schedule(dayparts=["18:00-02:00"], timezone="UTC")),
         ("also-always", 0, Schedule()),
     )
-    assert scheduler.current_bundle(utc("2024-12-20T12:00")).name == "always"  # tie: the first listed
-    assert scheduler.current_bundle(utc("2024-12-20T19:00")).name == "evenings"
-    assert scheduler.current_bundle(utc("2024-12-25T19:00")).name == "christmas"
-    assert scheduler.current_bundle(datetime(2024, 12, 20, 1, 0)).name == "evenings"  # naive means UTC
+    assert show_now(scheduler, utc("2024-12-20T12:00")).name == "always"  # tie: the first listed
+    assert show_now(scheduler, utc("2024-12-20T19:00")).name == "evenings"
+    assert show_now(scheduler, utc("2024-12-25T19:00")).name == "christmas"
+    assert show_now(scheduler, datetime(2024, 12, 20, 1, 0)).name == "evenings"  # naive means UTC
     scheduler.release = _release(tmp_path, ("christmas", 10, Schedule(start=utc("2024-12-24T00:00"))))
-    assert scheduler.current_bundle(utc("2024-12-01T00:00")) == default
+    assert show_now(scheduler, utc("2024-12-01T00:00")) == default
 
 
 def test_scheduler_keeps_the_current_bundle_on_an_unsynced_clock(tmp_path: Path) -> None:
@@ -184,20 +185,20 @@ def test_scheduler_keeps_the_current_bundle_on_an_unsynced_clock(tmp_path: Path)
         tmp_path, ("day", 0, Schedule(dayparts=["08:00-20:00"], timezone="UTC")),
         ("night", 0, Schedule(dayparts=["20:00-08:00"], timezone="UTC")),
     )
-    assert scheduler.current_bundle(utc("2024-12-10T12:00")).name == "day"
-    assert scheduler.current_bundle(utc("2024-12-10T13:00")).name == "day"
+    assert show_now(scheduler, utc("2024-12-10T12:00")).name == "day"
+    assert show_now(scheduler, utc("2024-12-10T13:00")).name == "day"
     assert scheduler.clock_note is None
     synced[0] = False
-    assert scheduler.current_bundle(utc("2024-12-10T23:00")).name == "day"  # night is due, but the clock lies
+    assert show_now(scheduler, utc("2024-12-10T23:00")).name == "day"  # night is due, but the clock lies
     assert "clock not synchronised" in scheduler.clock_note and scheduler.showing.name == "day"
     synced[0] = True
-    assert scheduler.current_bundle(utc("2024-12-10T23:00")).name == "night"
+    assert show_now(scheduler, utc("2024-12-10T23:00")).name == "night"
     assert scheduler.clock_note is None and scheduler.showing.name == "night"
     fresh = Scheduler(default, clock_synced=lambda: False)
     fresh.release = scheduler.release
-    assert fresh.current_bundle(utc("2024-12-10T12:00")) == default  # nothing showed yet: the default
+    assert show_now(fresh, utc("2024-12-10T12:00")) == default  # nothing showed yet: the default
     remembered = Scheduler(default, clock_synced=lambda: False, showing=tmp_path / "night")
-    assert remembered.current_bundle(utc("2024-12-10T12:00")).name == "night"
+    assert show_now(remembered, utc("2024-12-10T12:00")).name == "night"
     trusting = Scheduler(default, clock_synced=lambda: False, require_synced_clock=False)
     trusting.release = scheduler.release
-    assert trusting.current_bundle(utc("2024-12-10T12:00")).name == "day" and trusting.clock_note is None
+    assert show_now(trusting, utc("2024-12-10T12:00")).name == "day" and trusting.clock_note is None

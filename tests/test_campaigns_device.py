@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -16,11 +17,19 @@ from broker import wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.campaigns import CampaignManager, sign_document
+from appliance.campaigns.scheduler import Scheduler
 from appliance.campaigns.signing import load_private_key, write_keypair
 from appliance.content import load_bundle
 from appliance.errors import ApplianceError
 from appliance.ops.build import build
 from appliance.ops.serve import AssetHandler, AssetServer
+
+
+def show_now(scheduler: Scheduler, now: datetime | None = None) -> Path:
+    """What a screen does with the schedule: show the bundle it picks (and say so)."""
+    bundle = scheduler.pick(now)
+    scheduler.shown(bundle)
+    return bundle
 
 
 def make_bundle(directory: Path, name: str, video_bytes: int = 0) -> Path:
@@ -170,7 +179,7 @@ def test_a_signed_campaign_is_downloaded_activated_and_scheduled(tmp_path, serve
     downloading = [r for r in device.reports if r["phase"] == "downloading"]
     assert downloading[0]["pending_version"] == 1 and downloading[0]["progress"] == 0.0
     assert downloading[-1]["progress"] == 1.0
-    bundle_dir = device.manager.scheduler.current_bundle()
+    bundle_dir = show_now(device.manager.scheduler)
     assert bundle_dir == tmp_path / "state" / "campaigns" / "releases" / "v1" / "bundles" / "winter"
     assert load_bundle(bundle_dir).name == "Winter"
     assert (bundle_dir / "art" / "logo.png").read_bytes() == (source / "art" / "logo.png").read_bytes()
@@ -186,7 +195,7 @@ def test_forged_tampered_unsigned_and_stale_documents_are_rejected_and_the_campa
     device = device_factory()
     first = signed(tmp_path / "a", 1, server, keys[0])
     device.apply(first)
-    showing = device.manager.scheduler.current_bundle()
+    showing = show_now(device.manager.scheduler)
     second = signed(tmp_path / "b", 2, server, keys[0])
     tampered = json.loads(json.dumps(second))
     tampered["campaigns"][0]["priority"] = 99
@@ -201,7 +210,7 @@ def test_forged_tampered_unsigned_and_stale_documents_are_rejected_and_the_campa
         report = device.outcome(device.send(payload))
         assert report["phase"] == "rejected" and reason in report["errors"][0], (reason, report)
         assert report["applied_version"] == 1
-        assert device.manager.scheduler.current_bundle() == showing
+        assert show_now(device.manager.scheduler) == showing
     report = device.outcome(device.send(first))  # the retained document again, e.g. after a reconnect
     assert report["phase"] == "applied" and report["errors"] == []
     assert not any(r["phase"] == "downloading" and r["pending_version"] == 2 for r in device.reports)
@@ -219,7 +228,7 @@ def test_an_interrupted_download_resumes_with_range_and_matches_its_sha256(
     device.apply(signed(source, 1, server, keys[0]))
     clip = [header for path, header in server.requests if path.endswith("clip.mp4")]
     assert clip[0] is None and clip[1] == "bytes=150000-", clip
-    bundle_dir = device.manager.scheduler.current_bundle()
+    bundle_dir = show_now(device.manager.scheduler)
     assert (bundle_dir / "clip.mp4").read_bytes() == (source / "clip.mp4").read_bytes()
     assert not list((tmp_path / "state" / "campaigns" / "store").glob("*.part"))
 
@@ -251,11 +260,11 @@ def test_unsafe_or_broken_campaigns_fail_with_the_reason_and_the_campaign_stays(
     make_bundle(tmp_path / "bad", "Bad")
     device = device_factory(max_asset_bytes=1_000_000)
     device.apply(signed(tmp_path / "good", 1, server, keys[0]))
-    showing = device.manager.scheduler.current_bundle()
+    showing = show_now(device.manager.scheduler)
     report = device.outcome(device.send(signed(tmp_path / "bad", 2, server, keys[0], edit)))
     assert report["phase"] == "failed" and reason in report["errors"][0], report
     assert report["applied_version"] == 1 and report["pending_version"] == 2
-    assert device.manager.scheduler.current_bundle() == showing
+    assert show_now(device.manager.scheduler) == showing
     campaigns = tmp_path / "state" / "campaigns"
     assert sorted(p.name for p in (campaigns / "releases").iterdir()) == ["v1"]
     assert not (campaigns / "etc").exists() and not (tmp_path / "etc").exists()
@@ -291,9 +300,9 @@ def test_rollback_returns_to_the_previous_campaign_and_is_not_undone_by_the_reta
     device.apply(signed(tmp_path / "a", 1, server, keys[0]))
     second = signed(tmp_path / "b", 2, server, keys[0])
     device.apply(second)
-    assert load_bundle(device.manager.scheduler.current_bundle()).name == "B"
+    assert load_bundle(show_now(device.manager.scheduler)).name == "B"
     assert device.manager.rollback() == 1
-    assert load_bundle(device.manager.scheduler.current_bundle()).name == "A"
+    assert load_bundle(show_now(device.manager.scheduler)).name == "A"
     assert device.reports[-1] | {"errors": []} == {"applied_version": 1, "pending_version": None,
                                                    "phase": "applied", "progress": 1.0, "errors": []}
     report = device.outcome(device.send(second))
@@ -309,7 +318,7 @@ def test_rollback_of_the_first_campaign_returns_to_the_bundled_default(tmp_path,
     device = device_factory()
     device.apply(signed(tmp_path / "a", 1, server, keys[0]))
     assert device.manager.rollback() == 0
-    assert device.manager.scheduler.current_bundle() == tmp_path / "default"
+    assert show_now(device.manager.scheduler) == tmp_path / "default"
     assert device.reports[-1]["phase"] == "idle"
 
 
@@ -320,7 +329,7 @@ def test_a_restart_reads_the_active_and_previous_campaigns_from_disk(tmp_path, s
     device.apply(signed(tmp_path / "a", 1, server, keys[0]))
     second = signed(tmp_path / "b", 2, server, keys[0])
     device.apply(second)
-    device.manager.scheduler.current_bundle()
+    show_now(device.manager.scheduler)
     wait_for(lambda: (tmp_path / "state" / "campaigns" / "showing").exists(), what="the showing record")
     device.manager.stop()
     requests = len(server.requests)
@@ -328,7 +337,7 @@ def test_a_restart_reads_the_active_and_previous_campaigns_from_disk(tmp_path, s
     assert restarted.manager.applied_version == 2
     assert restarted.reports[0] == {"applied_version": 2, "pending_version": None, "phase": "applied",
                                     "progress": 1.0, "errors": []}
-    bundle = restarted.manager.scheduler.current_bundle()
+    bundle = show_now(restarted.manager.scheduler)
     assert load_bundle(bundle).name == "B", "an unsynced clock after a restart keeps what was on screen"
     report = restarted.outcome(restarted.send(second))
     assert report["phase"] == "applied" and len(server.requests) == requests, "nothing downloaded again"
@@ -346,12 +355,12 @@ def test_a_newer_document_supersedes_a_pending_download(tmp_path, server, keys, 
     assert report["phase"] == "applied" and report["applied_version"] == 2
     time.sleep(0.3)
     assert all(r["applied_version"] in (0, 2) for r in device.reports)
-    assert load_bundle(device.manager.scheduler.current_bundle()).name == "Fast"
+    assert load_bundle(show_now(device.manager.scheduler)).name == "Fast"
 
 
 def test_an_unsynced_clock_is_reported(tmp_path, server, keys, device_factory) -> None:
     device = device_factory(clock_synced=lambda: False)
-    device.manager.scheduler.current_bundle()
+    show_now(device.manager.scheduler)
     wait_for(lambda: any("clock not synchronised" in " ".join(r["errors"]) for r in device.reports),
              what="the clock warning in a report")
     assert device.reports[-1]["phase"] == "idle"
@@ -364,10 +373,10 @@ def test_a_damaged_active_release_falls_back_to_the_default_and_says_so(tmp_path
     device.manager.stop()
     (tmp_path / "state" / "campaigns" / "releases" / "v1" / "document.json").write_text("{broken")
     restarted = device_factory()
-    assert restarted.manager.scheduler.current_bundle() == tmp_path / "default"
+    assert show_now(restarted.manager.scheduler) == tmp_path / "default"
     assert restarted.reports[0]["phase"] == "idle" and "cannot be read" in restarted.reports[0]["errors"][0]
     restarted.apply(signed(tmp_path / "a", 2, server, keys[0]))
-    assert load_bundle(restarted.manager.scheduler.current_bundle()).name == "A"
+    assert load_bundle(show_now(restarted.manager.scheduler)).name == "A"
 
 
 def test_rollback_to_an_unreadable_release_changes_nothing(tmp_path, server, keys, device_factory) -> None:

@@ -23,7 +23,7 @@ from broker import (  # noqa: F401 - fixtures
     python_env,
     wait_for,
 )
-from test_campaigns_device import make_bundle
+from test_campaigns_device import make_bundle, show_now
 
 from appliance.campaigns import CampaignManager
 from appliance.campaigns.signing import load_trusted_keys
@@ -210,7 +210,7 @@ def test_keygen_build_serve_push_to_a_real_broker_and_a_device_applies_it(
 
         assert wait_for(lambda: reported(1), 20, "applied version 1 on state/reported") == {
             "applied_version": 1, "pending_version": None, "phase": "applied", "progress": 1.0, "errors": []}
-        bundle = manager.scheduler.current_bundle()
+        bundle = show_now(manager.scheduler)
         assert load_bundle(bundle).name == "Winter"
         assert (bundle / "clip.mp4").read_bytes() == (campaign / "winter" / "clip.mp4").read_bytes()
         late = Operator(broker, subscriptions=(link.topics.desired,), client_id="late-reader")

@@ -151,13 +151,18 @@ def test_wheels_are_downloaded_for_the_boards_platform(tmp_path: Path) -> None:
     assert "--abi cp311" in joined and command[-1] == str(wheel)
 
 
+def identity_bundle(directory: Path) -> Path:
+    """The files `make install` checks for in a provisioned device's bundle (empty: not read here)."""
+    (directory / "tls").mkdir(parents=True)
+    (directory / "appliance.toml").touch()
+    (directory / "tls/device.pem").touch()
+    return directory
+
+
 def test_install_sends_the_identity_first_then_the_package_then_runs_doctor(tmp_path: Path) -> None:
     package = tmp_path / "oivis-appliance_0.1.0_arm64.deb"
     package.touch()
-    bundle = tmp_path / "bundle"
-    (bundle / "tls").mkdir(parents=True)
-    (bundle / "appliance.toml").touch()
-    (bundle / "tls/device.pem").touch()
+    bundle = identity_bundle(tmp_path / "bundle")
     commands = install_commands("pi@10.0.0.7", package, bundle)
     assert [command[0] for command in commands] == ["ssh", "ssh", "scp", "ssh", "ssh", "ssh"]
     assert "tar --no-same-owner" in commands[1][-1] and "chmod 0600 /etc/oivis/tls/device.key" in commands[1][-1]
@@ -181,10 +186,7 @@ def test_install_sends_the_identity_first_then_the_package_then_runs_doctor(tmp_
 def test_make_install_dry_run_prints_the_commands(tmp_path: Path) -> None:
     package = tmp_path / "oivis.deb"
     package.touch()
-    bundle = tmp_path / "devices/d1"
-    (bundle / "tls").mkdir(parents=True)
-    (bundle / "appliance.toml").touch()
-    (bundle / "tls/device.pem").touch()
+    bundle = identity_bundle(tmp_path / "devices/d1")
     result = make("install", "HOST=pi@board", "DEVICE_ID=d1", f"DEVICES_DIR={tmp_path / 'devices'}",
                   f"DEB={package}", "DRY_RUN=1")
     assert result.returncode == 0, result.stderr

@@ -92,7 +92,6 @@ def test_absent_camera_fails_on_read_not_on_open() -> None:
 class UnpluggableCamera:
     """A test double for a camera that is unplugged after a few frames and plugged back later."""
 
-    live = True
     description = "test-camera"
 
     def __init__(self) -> None:

@@ -32,7 +32,7 @@ class Scheduler:
 
     @property
     def showing(self) -> Path | None:
-        """The bundle last returned by ``current_bundle`` (None before the first call)."""
+        """The bundle the screen last said it shows (``shown``; None before the first)."""
         return self._showing
 
     def choose(self, now: datetime) -> ScheduledCampaign | None:
@@ -63,9 +63,3 @@ class Scheduler:
     def shown(self, bundle: Path) -> None:
         """The screen shows ``bundle`` now: it is kept on disk (never pruned) and shown again after a restart."""
         self._showing = bundle
-
-    def current_bundle(self, now: datetime | None = None) -> Path:
-        """``pick`` and ``shown`` at once, for a caller that shows whatever is picked."""
-        bundle = self.pick(now)
-        self.shown(bundle)
-        return bundle

@@ -34,7 +34,6 @@ class Perception:
     coverage: float            # share of the frame that is person, 0..1
     timings_ms: dict[str, float] = field(default_factory=dict)
     gestures: GestureState = GestureState()
-    done_at: float = field(default_factory=time.monotonic)
 
 
 class Perceiver:

@@ -114,10 +114,6 @@ class ServiceNotifier:
                  f"every {interval:.0f} s (pinging every {interval / 2:.1f} s)" if interval else "off")
         return cls(send, interval)
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
     def frame_shown(self, now: float, fps: float, backend: str, campaign: str) -> None:
         """A new camera frame reached the screen: display, models and camera all work."""
         self._context = f"backend {backend} · campaign {campaign}"

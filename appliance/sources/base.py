@@ -31,7 +31,6 @@ class FrameSource(Protocol):
     """
 
     description: str
-    live: bool  # a camera: failures are retried rather than fatal
 
     def read(self) -> Frame: ...
 

@@ -31,8 +31,6 @@ class CameraSource:
     calls ``reopen`` until the camera is back (so a kiosk started without its camera
     comes up on the attract scene and picks the camera up when it is plugged in)."""
 
-    live = True
-
     def __init__(self, index: int, mode: CameraMode = CameraMode()) -> None:
         self.index = index
         self.mode = mode

@@ -15,8 +15,6 @@ from appliance.sources.base import Frame, Pacer
 class VideoFileSource:
     """A video file played in a loop, paced at its own fps (or as fast as possible for benchmarks)."""
 
-    live = False
-
     def __init__(self, path: Path, paced: bool = True) -> None:
         self.path = path
         self.description = f"video:{path}"
@@ -53,8 +51,6 @@ class VideoFileSource:
 
 class StillSource:
     """One image served as a stream of frames (at ``fps``, or unpaced)."""
-
-    live = False
 
     def __init__(self, image: np.ndarray, description: str, fps: float = 30.0) -> None:
         self._image = image
