@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.content.bundle import DEFAULT_BUNDLE_DIR
+from appliance.media import MediaLimits
 from appliance.perception.matte import MatteSettings
 from appliance.tomlfile import read_toml, validated
 
@@ -111,6 +112,7 @@ class Config(Section):
     fleet: FleetConfig = FleetConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     paths: PathsConfig = PathsConfig()
+    media: MediaLimits = MediaLimits()
 
 
 #: The device's configuration file, written by provisioning; used when no --config is given.

@@ -19,6 +19,12 @@ class ApplianceError(Exception):
     """
 
 
+def one_line(text: object) -> str:
+    """``text`` (an exception, a server's message) on one line: runs of whitespace, newlines included,
+    become one space.  PostgreSQL, TLS and subprocess errors come with line breaks and tabs."""
+    return " ".join(str(text).split())
+
+
 def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
     """Make ``main`` a command-line edge: an ApplianceError becomes one ``error:`` line on stderr
     and exit status 1; Ctrl+C exits 130 without a traceback."""
@@ -28,7 +34,7 @@ def command_line(main: Callable[P, int | None]) -> Callable[P, int]:
         try:
             return main(*args, **kwargs) or 0
         except ApplianceError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(exc)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 130

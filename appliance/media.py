@@ -10,8 +10,28 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.errors import ApplianceError
+
+
+class MediaLimits(BaseModel):
+    """The largest media the appliance decodes (``[media]`` in the configuration): sized for a 4 GB board.
+
+    Checked from the file's header before anything is decoded, so an oversized file
+    costs a header read, not gigabytes and seconds of the render loop.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_megapixels: float = Field(40.0, gt=0, le=500, description="largest image, in millions of pixels")
+    image_side_px: int = Field(8192, gt=0, le=65535, description="longest side of an image, in pixels")
+    video_width: int = Field(3840, gt=0, le=16384, description="widest video frame, in pixels")
+    video_height: int = Field(2160, gt=0, le=16384, description="tallest video frame, in pixels")
+    video_minutes: float = Field(10.0, gt=0, le=600, description="longest video, in minutes")
+
+
+DEFAULT_LIMITS = MediaLimits()
 
 
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
