@@ -53,3 +53,24 @@ def open_video(path: Path) -> tuple[cv2.VideoCapture, np.ndarray]:
         capture.release()
         raise ApplianceError(f"cannot decode video {path}: not a video, unsupported codec or corrupt")
     return capture, first
+
+
+def verify_media(path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> None:
+    """Decode ``path`` completely, as the kiosk will, within ``limits``; ApplianceError naming the file otherwise.
+
+    For the checks that must happen before a file is trusted (a campaign before activation):
+    an image is decoded whole, a video frame by frame to its end.
+    """
+    if path.suffix.lower() in (".mp4",):
+        capture, _ = open_video(path)
+        try:
+            declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            decoded = 1
+            while capture.grab():
+                decoded += 1
+        finally:
+            capture.release()
+        if declared and decoded < declared:
+            raise ApplianceError(f"video {path} ends after {decoded} of its {declared} frames (truncated or corrupt)")
+        return
+    read_image(path, cv2.IMREAD_UNCHANGED)

@@ -82,7 +82,7 @@ def test_connects_with_tls_and_a_client_certificate_announcing_ready_then_offlin
     assert link.state == "connected" and link.problem is None
     wait_for(lambda: ("ready", 1) in states(operator), what="the birth")
     birth = operator.payloads(STATUS)[0]
-    assert birth == {"state": "ready", "session": 1, "app": "0.1.0", "campaign_version": 7}
+    assert birth == {"state": "ready", "session": 1, "app": "0.1.0", "campaign_version": 7, "alerts": []}
     link.stop()
     assert link.state == "stopped" and not link.connected
     wait_for(lambda: ("offline", 1) in states(operator), what="offline")

@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from appliance import __version__
+from appliance.alerts import Alerts
 from appliance.config import FleetConfig
 from appliance.errors import ApplianceError
 from appliance.fleet.counter import PersistentCounter
@@ -125,7 +126,8 @@ class Link:
     """
 
     def __init__(self, device_id: str, fleet: FleetConfig, state_dir: Path,
-                 campaign_version: Callable[[], int | None] = lambda: None, app_version: str = __version__) -> None:
+                 campaign_version: Callable[[], int | None] = lambda: None, app_version: str = __version__,
+                 alerts: Alerts | None = None) -> None:
         if not fleet.broker:
             raise ApplianceError("the fleet link needs [fleet] broker = \"host:port\"")
         self.device_id = device_id
@@ -135,6 +137,8 @@ class Link:
         self.fleet = fleet
         self._campaign_version = campaign_version
         self._app_version = app_version
+        self.alerts = alerts if alerts is not None else Alerts()
+        self.alerts.subscribe(self._alerts_changed)
         self._counter = PersistentCounter(state_dir / "fleet" / "session")
         self._lock = threading.Lock()
         self._state: LinkState = "idle"
@@ -242,13 +246,22 @@ class Link:
             if self._deliveries.get(delivery.mid) is delivery:
                 del self._deliveries[delivery.mid]
 
-    def announce(self, state: Literal["ready", "alert", "offline"]) -> Delivery:
-        """Publish the retained status (the birth when ``ready``); also to re-announce a new campaign version."""
+    def announce(self, state: Literal["ready", "offline"]) -> Delivery:
+        """Publish the retained status (the birth when ``ready``); also to re-announce a new campaign version
+        or a change of the alerts.  ``ready`` goes out as ``alert`` while any alert is up."""
         return self.publish(self.topics.status, self._status(state), qos=1, retain=True)
 
     def _status(self, state: str, session: int | None = None) -> dict[str, Any]:
+        alerts = self.alerts.wire()
+        if state == "ready" and alerts:
+            state = "alert"
         return {"state": state, "session": self.session if session is None else session,
-                "app": self._app_version, "campaign_version": self._current_campaign()}
+                "app": self._app_version, "campaign_version": self._current_campaign(), "alerts": alerts}
+
+    def _alerts_changed(self) -> None:
+        """A new or cleared alert is announced at once when the link is up (the next birth carries it otherwise)."""
+        if self.connected:
+            self.announce("ready")
 
     def _current_campaign(self) -> int | None:
         try:
