@@ -61,52 +61,72 @@ class Identity:
     key: Path
 
 
-class Pki:
-    """A throw-away certificate authority with a broker certificate and client certificates on demand."""
+class Authority:
+    """One throw-away certificate authority: its certificate file and the certificates it issues."""
 
-    def __init__(self, directory: Path, name: str = "OIVIS test CA") -> None:
+    def __init__(self, directory: Path, name: str) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self._ca_key = ec.generate_private_key(ec.SECP256R1())
+        self._key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self._ca_cert = (
-            self._builder(subject, subject, self._ca_key.public_key())
+        self._cert = (
+            _builder(subject, subject, self._key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False,
                                          data_encipherment=False, key_agreement=False,
                                          encipher_only=False, decipher_only=False), critical=True)
-            .sign(self._ca_key, hashes.SHA256())
+            .sign(self._key, hashes.SHA256())
         )
-        self.ca = directory / "ca.pem"
-        self.ca.write_bytes(self._ca_cert.public_bytes(serialization.Encoding.PEM))
-        self.server = self._issue("server", ExtendedKeyUsageOID.SERVER_AUTH,
-                                  [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        self.path = directory / "ca.pem"
+        self.path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def client(self, common_name: str) -> Identity:
-        """A client certificate whose CN is ``common_name`` (a device id, or ``operator``)."""
-        return self._issue(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName(common_name)])
-
-    def _builder(self, subject: x509.Name, issuer: x509.Name, public_key: Any) -> x509.CertificateBuilder:
-        now = dt.datetime.now(dt.timezone.utc)
-        return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2)))
-
-    def _issue(self, common_name: str, usage: x509.ObjectIdentifier, names: list[x509.GeneralName]) -> Identity:
+    def issue(self, common_name: str, usage: x509.ObjectIdentifier, names: list[x509.GeneralName],
+              trust: Path) -> Identity:
+        """A certificate for ``common_name``; ``trust`` is the CA file the holder verifies the broker with."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        cert = (self._builder(subject, self._ca_cert.subject, key.public_key())
+        cert = (_builder(subject, self._cert.subject, key.public_key())
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
                 .add_extension(x509.SubjectAlternativeName(names), critical=False)
-                .sign(self._ca_key, hashes.SHA256()))
+                .sign(self._key, hashes.SHA256()))
         cert_file = self.directory / f"{common_name}.pem"
         key_file = self.directory / f"{common_name}.key"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
-        return Identity(self.ca, cert_file, key_file)
+        return Identity(trust, cert_file, key_file)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: Any) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2)))
+
+
+class Pki:
+    """The fleet's two authorities, as the shipped broker config expects them: the fleet CA signs the
+    broker and the devices (``client``), the operators' CA signs operators and services (``service``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.fleet = Authority(directory / "fleet", "OIVIS test fleet CA")
+        self.operators = Authority(directory / "operators", "OIVIS test operators CA")
+        self.ca = self.fleet.path
+        self.operators_ca = self.operators.path
+        self.server = self.fleet.issue("server", ExtendedKeyUsageOID.SERVER_AUTH,
+                                       [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+                                       self.ca)
+
+    def client(self, common_name: str) -> Identity:
+        """A device certificate (fleet CA) whose CN is ``common_name``."""
+        return self.fleet.issue(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName(common_name)], self.ca)
+
+    def service(self, common_name: str = OPERATOR) -> Identity:
+        """An operator's or a service's certificate (operators' CA) whose CN is ``common_name``."""
+        return self.operators.issue(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName(common_name)],
+                                    self.ca)
 
 
 def free_port() -> int:
@@ -116,17 +136,23 @@ def free_port() -> int:
 
 
 def render_config(template: str, replacements: dict[str, str]) -> str:
-    """``template`` with the directives named in ``replacements`` (first word of a line) swapped.
+    """``template`` with each line named in ``replacements`` (the whole line) swapped for its value.
 
+    Every line to replace must be there (a changed shipped config fails here, loudly).
     Everything is logged, and a broker started as root stays root (mosquitto
     otherwise switches to the ``mosquitto`` user, who cannot read the test's files).
     """
-    lines = []
+    lines, used = [], set()
     for line in template.splitlines():
-        key = line.split(maxsplit=1)[0] if line.strip() and not line.startswith("#") else None
-        if key == "log_type":
+        if line.startswith("log_type"):
             continue
-        lines.append(f"{key} {replacements[key]}" if key in replacements else line)
+        if line.strip() in replacements:
+            used.add(line.strip())
+            line = replacements[line.strip()]
+        lines.append(line)
+    missing = set(replacements) - used
+    if missing:
+        raise RuntimeError(f"the shipped broker config no longer has the lines {sorted(missing)}")
     lines.insert(0, "log_type all")
     if os.geteuid() == 0:
         lines.insert(0, "user root")
@@ -142,24 +168,44 @@ class Broker:
         self.directory = directory
         self.pki = pki
         self.port = free_port()
+        self.operator_port = free_port()
         self.log = directory / "mosquitto.log"
         state = directory / "state"
         state.mkdir(parents=True, exist_ok=True)
-        acl = directory / "oivis.acl"
-        shutil.copyfile(PROVISIONING / "oivis.acl", acl)
+        acls = {}
+        for name in ("devices.acl", "operators.acl"):
+            acls[name] = directory / name
+            shutil.copyfile(PROVISIONING / name, acls[name])
         self.config = directory / "mosquitto.conf"
         self.config.write_text(render_config((PROVISIONING / "fleet.conf").read_text(), {
-            "listener": f"{self.port} {self.host}",
-            "persistence_location": f"{state}/",
-            "cafile": str(pki.ca), "certfile": str(pki.server.cert), "keyfile": str(pki.server.key),
-            "acl_file": str(acl),
-            "log_dest": f"file {self.log}",
+            "listener 8883": f"listener {self.port} {self.host}",
+            "listener 8884": f"listener {self.operator_port} {self.host}",
+            "persistence_location /var/lib/mosquitto/": f"persistence_location {state}/",
+            "cafile /etc/mosquitto/certs/ca.pem": f"cafile {pki.ca}",
+            "cafile /etc/mosquitto/certs/operators-ca.pem": f"cafile {pki.operators_ca}",
+            "certfile /etc/mosquitto/certs/server.pem": f"certfile {pki.server.cert}",
+            "keyfile /etc/mosquitto/certs/server.key": f"keyfile {pki.server.key}",
+            "acl_file /etc/mosquitto/devices.acl": f"acl_file {acls['devices.acl']}",
+            "acl_file /etc/mosquitto/operators.acl": f"acl_file {acls['operators.acl']}",
+            "log_dest syslog": f"log_dest file {self.log}",
         }))
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
+        """The devices' listener."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def operator_address(self) -> str:
+        """The operators' and services' listener."""
+        return f"{self.host}:{self.operator_port}"
+
+    def operator_options(self, identity: Identity | None = None) -> list[str]:
+        """The broker options of an operator command (``python -m appliance.ops``) for this broker."""
+        identity = identity or self.pki.service(OPERATOR)
+        return ["--broker", self.operator_address, "--ca", str(identity.ca), "--cert", str(identity.cert),
+                "--key-file", str(identity.key)]
 
     def start(self, timeout: float = 10.0) -> Broker:
         self._process = subprocess.Popen([str(MOSQUITTO), "-c", str(self.config)],
@@ -169,7 +215,8 @@ class Broker:
             if self._process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited: {self._process.stderr.read().decode()}  log: {self.log_text()}")
             try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                for port in (self.port, self.operator_port):
+                    socket.create_connection((self.host, port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.02)
@@ -221,7 +268,7 @@ class Operator:
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._subscriptions = subscriptions
-        identity = broker.pki.client(OPERATOR)
+        identity = broker.pki.service(OPERATOR)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.tls_set(ca_certs=str(identity.ca), certfile=str(identity.cert), keyfile=str(identity.key))
         self.client.reconnect_delay_set(0.1, 0.5)
@@ -230,7 +277,8 @@ class Operator:
         self.client.on_message = self._on_message
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 300
-        self.client.connect_async(broker.host, broker.port, keepalive=5, clean_start=False, properties=properties)
+        self.client.connect_async(broker.host, broker.operator_port, keepalive=5, clean_start=False,
+                                  properties=properties)
         self.client.loop_start()
         wait_for(self._subscribed.is_set, what="the operator's subscription")
 

@@ -105,9 +105,8 @@ def device(broker: Broker, tmp_path: Path) -> Iterator[Device]:
 
 def send(broker: Broker, capsys: pytest.CaptureFixture[str], name: str, *args: str | Path) -> tuple[int, dict, str]:
     """``python -m appliance.ops command send`` in this process: exit status, printed reply, stderr."""
-    operator = broker.pki.client("operator")
-    code = main(["command", "send", name, "--device", DEVICE, "--broker", broker.address, "--ca", str(operator.ca),
-                 "--cert", str(operator.cert), "--key-file", str(operator.key), "--timeout", "15", *map(str, args)])
+    code = main(["command", "send", name, "--device", DEVICE, *broker.operator_options(), "--timeout", "15",
+                 *map(str, args)])
     captured = capsys.readouterr()
     return code, json.loads(captured.out) if captured.out.strip() else {}, captured.err
 

@@ -40,9 +40,7 @@ EVENTS = "oivis/v1/screen-a/events"
 
 
 def tls(broker: Broker) -> list[str]:
-    operator = broker.pki.client("operator")
-    return ["--broker", broker.address, "--ca", str(operator.ca), "--cert", str(operator.cert),
-            "--key-file", str(operator.key)]
+    return broker.operator_options()
 
 
 class Device:
@@ -119,7 +117,8 @@ def test_fleet_status_lists_a_connected_device_with_its_session_and_a_stopped_on
 
     assert main(["fleet", "status", *tls(broker), "--window", "0.5", "--json"]) == 0
     views = {view["device"]: view for view in json.loads(capsys.readouterr().out)}
-    assert views["screen-a"]["status"] == {"state": "ready", "session": 1, "app": "0.1.0", "campaign_version": 3}
+    assert views["screen-a"]["status"] == {"state": "ready", "session": 1, "app": "0.1.0", "campaign_version": 3,
+                                         "alerts": []}
     assert views["screen-a"]["reported"] == report
     assert views["screen-b"]["status"]["state"] == "offline" and views["screen-b"]["reported"] is None
 

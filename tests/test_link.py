@@ -110,7 +110,7 @@ def test_a_short_drop_reconnects_with_the_next_session_and_no_lost(
 
 def test_a_certificate_from_another_ca_is_refused_not_connected(
         broker: Broker, links: list[Link], tmp_path: Path) -> None:
-    forged = Pki(tmp_path / "rogue", "rogue CA").client(DEVICE)
+    forged = Pki(tmp_path / "rogue").client(DEVICE)
     link = start_link(links, broker, tmp_path, identity=Identity(broker.pki.ca, forged.cert, forged.key))
     wait_for(lambda: link.state == "refused", what="the refusal")
     assert not link.connected and "certificate" in link.problem
@@ -120,7 +120,7 @@ def test_a_certificate_from_another_ca_is_refused_not_connected(
 def test_a_broker_certificate_the_device_does_not_trust_is_refused(
         broker: Broker, links: list[Link], tmp_path: Path) -> None:
     own = broker.pki.client(DEVICE)
-    other_ca = Pki(tmp_path / "other", "other CA").ca
+    other_ca = Pki(tmp_path / "other").ca
     link = start_link(links, broker, tmp_path, identity=Identity(other_ca, own.cert, own.key))
     wait_for(lambda: link.state == "refused", what="the refusal")
     assert not link.connected and "does not vouch" in link.problem
@@ -139,7 +139,7 @@ def test_a_refused_device_comes_up_once_the_broker_allows_it(
     """Fixing the ACL does not drop the connection: the device asks again and is then connected."""
     device = start_link(links, broker, tmp_path, device=DEVICE, identity=broker.pki.client("screen-b"))
     wait_for(lambda: device.state == "refused", what="the refusal")
-    with (broker.directory / "oivis.acl").open("a") as acl:
+    with (broker.directory / "devices.acl").open("a") as acl:
         acl.write(f"\nuser screen-b\ntopic readwrite oivis/v1/{DEVICE}/#\n")
     broker._process.send_signal(signal.SIGHUP)
     wait_for(lambda: device.connected, 15, "the device connected after the ACL was fixed")

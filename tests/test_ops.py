@@ -196,10 +196,8 @@ def test_keygen_build_serve_push_to_a_real_broker_and_a_device_applies_it(
     try:
         assert link.wait_connected(10)
         wait_for(lambda: operator.on(link.topics.status), what="the device's retained status")
-        operator_identity = broker.pki.client("operator")
-        tls = ["--ca", operator_identity.ca, "--cert", operator_identity.cert, "--key-file", operator_identity.key]
         key = tmp_path / "keys" / "operator.key"
-        base = ["--asset-base-url", f"http://127.0.0.1:{port}", "--broker", broker.address, *tls]
+        base = ["--asset-base-url", f"http://127.0.0.1:{port}", *broker.operator_options()]
         pushed = run_ops("campaign", "push", campaign, "--version", "1", "--key", key, "--device", DEVICE, *base)
         assert pushed.returncode == 0, pushed.stderr
         assert f"published version 1 to oivis/v1/{DEVICE}/state/desired" in pushed.stderr
