@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from appliance.content.bundle import DEFAULT_BUNDLE_DIR
+from appliance.identity import device_id_problem
 from appliance.media import MediaLimits
 from appliance.perception.matte import MatteSettings
 from appliance.tomlfile import read_toml, validated
@@ -103,7 +104,7 @@ class PathsConfig(Section):
 
 
 class Config(Section):
-    device_id: str = "dev-unprovisioned"
+    device_id: str = Field("dev-unprovisioned", description="<site>-<screen>: the certificate's CN and topic level")
     source: SourceConfig = SourceConfig()
     inference: InferenceConfig = InferenceConfig()
     display: DisplayConfig = DisplayConfig()
@@ -113,6 +114,13 @@ class Config(Section):
     campaigns: CampaignsConfig = CampaignsConfig()
     paths: PathsConfig = PathsConfig()
     media: MediaLimits = MediaLimits()
+
+    @field_validator("device_id")
+    def _device_id(cls, value: str) -> str:
+        problem = device_id_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 #: The device's configuration file, written by provisioning; used when no --config is given.

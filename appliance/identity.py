@@ -28,6 +28,9 @@ DEVICE_ID_HELP = ("lower-case letters and digits in dash-separated parts, the si
                   f"at most {DEVICE_ID_MAX} characters, not starting with {', '.join(RESERVED)}")
 
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+#: The identities of the operators' listener: operators, ingest processes and the console.
+SERVICE_PATTERN = r"^(operator|ingest|console)(-[a-z0-9]+)*$"
+_SERVICE = re.compile(SERVICE_PATTERN)
 
 
 def device_id_problem(value: object) -> str | None:
@@ -51,10 +54,14 @@ def check_device_id(value: object, where: str) -> str:
     return value  # type: ignore[return-value]
 
 
-def site_of(device_id: str) -> str:
-    """What ``--site`` matches: ``mall-01`` holds ``mall-01-screen-3`` (any prefix ending before a dash)."""
-    return device_id.rsplit("-", 1)[0]
+def check_service_name(value: str, where: str) -> str:
+    """``value`` when it names an operator or a service (``operator``, ``operator-alice``, ``ingest-2``…)."""
+    if not _SERVICE.match(value) or len(value) > DEVICE_ID_MAX:
+        raise ApplianceError(f"{where}: {value!r} is not an operator or service name (operator, operator-NAME, "
+                             "ingest, ingest-N, console: lower-case letters, digits and dashes)")
+    return value
 
 
 def in_site(device_id: str, site: str) -> bool:
+    """What ``--site`` matches: ``mall-01`` holds ``mall-01-screen-3`` (any prefix ending before a dash)."""
     return device_id.startswith(f"{site}-")

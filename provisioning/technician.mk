@@ -5,6 +5,9 @@
 # Everything generated lands in provisioning/out/ (git-ignored) and dist/.
 
 CA_DIR ?= provisioning/out/ca
+OPERATORS_CA_DIR ?= provisioning/out/operators-ca
+OPERATORS_DIR ?= provisioning/out/operators
+NAME ?=
 KEYS_DIR ?= provisioning/out/operator-keys
 DEVICES_DIR ?= provisioning/out/devices
 DIST ?= dist
@@ -26,10 +29,12 @@ YES ?=
 DRY_RUN ?=
 CONFIG ?=
 
-.PHONY: technician-help ca keys csr sign provision package install flash doctor
+.PHONY: technician-help ca operator-ca operator-cert keys csr sign provision package install flash doctor
 
 technician-help:
 	@echo "make ca                       the development fleet CA in $(CA_DIR) (kept when it exists)"
+	@echo "make operator-ca              the operators' CA in $(OPERATORS_CA_DIR) (the broker's second listener trusts it)"
+	@echo "make operator-cert NAME=operator-alice   an operator's (or NAME=ingest: a service's) TLS identity in $(OPERATORS_DIR)"
 	@echo "make keys                     an operator campaign-signing key pair in $(KEYS_DIR)"
 	@echo "make provision DEVICE_ID=mall-01-screen-3 SITE=mall-01 BROKER=mqtt.example.net:8883 [FORCE=1]"
 	@echo "                              the device's identity bundle in $(DEVICES_DIR)/DEVICE_ID (csr + sign)"
@@ -40,6 +45,14 @@ technician-help:
 
 ca: $(INSTALLED)
 	$(PY) -m appliance.service.provision ca --dir $(CA_DIR)
+
+operator-ca: $(INSTALLED)
+	$(PY) -m appliance.service.provision ca --dir $(OPERATORS_CA_DIR) --name "OIVIS operators CA"
+
+operator-cert: operator-ca
+	@test -n "$(NAME)" || { echo "usage: make operator-cert NAME=operator-alice|ingest|console [FORCE=1]" >&2; exit 2; }
+	$(PY) -m appliance.service.provision service --name "$(NAME)" --ca-dir $(OPERATORS_CA_DIR) \
+	    --out $(OPERATORS_DIR) $(if $(filter 1,$(FORCE)),--force)
 
 keys: $(INSTALLED)
 	$(PY) -m appliance.ops keygen --out $(KEYS_DIR)

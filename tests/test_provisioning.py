@@ -14,14 +14,17 @@ from types import SimpleNamespace
 import pytest
 from broker import MOSQUITTO, Broker, Identity
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
 
 from appliance.config import load_config
 from appliance.doctor import PASS, check_broker
 from appliance.errors import ApplianceError
 from appliance.service.flash import System, flash, refusal
-from appliance.service.provision import create_ca, request_identity, server_request, sign_request
+from appliance.service.provision import create_ca, request_identity, server_request, service_identity, sign_request
+from appliance.tomlfile import InvalidFile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +48,7 @@ def operator_keys(tmp_path: Path) -> Path:
 
 def provision(tmp_path: Path, keys: Path, *extra: str) -> subprocess.CompletedProcess:
     return make("provision", f"CA_DIR={tmp_path / 'ca'}", f"KEYS_DIR={keys}", f"DEVICES_DIR={tmp_path / 'devices'}",
-                "DEVICE_ID=mall-01-screen-3", "SITE=Mall 01", "BROKER=127.0.0.1:8883", *extra)
+                "DEVICE_ID=mall-01-screen-3", "SITE=mall-01", "BROKER=127.0.0.1:8883", *extra)
 
 
 def test_make_provision_builds_a_signed_bundle_and_refuses_to_overwrite_it(tmp_path: Path,
@@ -63,7 +66,7 @@ def test_make_provision_builds_a_signed_bundle_and_refuses_to_overwrite_it(tmp_p
     key = serialization.load_pem_private_key((bundle / "tls/device.key").read_bytes(), None)
     cert.verify_directly_issued_by(ca)
     assert cert.public_key() == key.public_key()
-    assert cert.subject.rfc4514_string() == "O=OIVIS Edge,OU=Mall 01,CN=mall-01-screen-3"
+    assert cert.subject.rfc4514_string() == "O=OIVIS Edge,OU=mall-01,CN=mall-01-screen-3"
 
     config = load_config(bundle / "appliance.toml", environ={})
     assert config.device_id == "mall-01-screen-3"
@@ -89,17 +92,58 @@ def test_a_private_key_among_the_operator_keys_is_refused(tmp_path: Path, operat
     (operator_keys / "oops.pub").write_bytes(Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     with pytest.raises(ApplianceError, match="PRIVATE key"):
-        request_identity("d1", "site", "h:1", tmp_path / "d1", operator_keys)
+        request_identity("site-d1", "site", "h:1", tmp_path / "d1", operator_keys)
     assert not (tmp_path / "d1").exists()
 
 
 def test_missing_operator_keys_and_bad_ids_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ApplianceError, match="appliance.ops keygen"):
-        request_identity("d1", "site", "h:1", tmp_path / "d1", tmp_path / "none")
+        request_identity("site-d1", "site", "h:1", tmp_path / "d1", tmp_path / "none")
     with pytest.raises(ApplianceError, match="DEVICE_ID"):
         request_identity("Mall/1#", "site", "h:1", tmp_path / "x", tmp_path)
     with pytest.raises(ApplianceError, match="BROKER"):
-        request_identity("d1", "site", "no-port", tmp_path / "x", tmp_path)
+        request_identity("site-d1", "site", "no-port", tmp_path / "x", tmp_path)
+
+
+@pytest.mark.parametrize("device_id", ["operator", "operator-x", "ingest-1", "console-a", "oivis-ingest", "d1"])
+def test_reserved_or_siteless_names_are_never_issued_to_a_device(tmp_path: Path, operator_keys: Path,
+                                                                 device_id: str) -> None:
+    """Before: `provision request --device-id operator` then `sign` succeeded, and the ACL gave that name
+    the whole tree.  The request, the CA's signature and the device's configuration all refuse it."""
+    with pytest.raises(ApplianceError, match="DEVICE_ID"):
+        request_identity(device_id, device_id.split("-")[0], "h:1", tmp_path / "x", operator_keys)
+    ca_dir = tmp_path / "ca"
+    create_ca(ca_dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = tmp_path / "forged.csr"
+    csr.write_bytes(x509.CertificateSigningRequestBuilder()
+                    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
+                    .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(ApplianceError, match="CN"):
+        sign_request(csr, ca_dir, tmp_path / "forged.pem")
+    assert not (tmp_path / "forged.pem").exists()
+    config = tmp_path / "appliance.toml"
+    config.write_text(f'device_id = "{device_id}"\n')
+    with pytest.raises(InvalidFile, match="device_id"):
+        load_config(config, environ={})
+
+
+def test_a_device_id_must_start_with_its_site(tmp_path: Path, operator_keys: Path) -> None:
+    with pytest.raises(ApplianceError, match="does not start with its SITE"):
+        request_identity("mall-01-screen-3", "mall-02", "h:1", tmp_path / "x", operator_keys)
+
+
+def test_operator_and_service_identities_come_from_the_operators_ca(tmp_path: Path) -> None:
+    create_ca(tmp_path / "operators-ca", "OIVIS operators CA")
+    cert_path = service_identity("operator-alice", tmp_path / "operators-ca", tmp_path / "out")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "operator-alice"
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate((tmp_path / "operators-ca/ca.pem").read_bytes()))
+    assert (tmp_path / "out/operator-alice.key").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ApplianceError, match="FORCE=1"):
+        service_identity("operator-alice", tmp_path / "operators-ca", tmp_path / "out")
+    with pytest.raises(ApplianceError, match="not an operator or service name"):
+        service_identity("mall-01-screen-3", tmp_path / "operators-ca", tmp_path / "out")
 
 
 def bundle_config(bundle: Path, broker: Broker):
@@ -122,11 +166,12 @@ def test_mosquitto_with_require_certificate_accepts_the_provisioned_device(tmp_p
     sign_request(server_request("localhost", server_dir), ca_dir, server_dir / "server.pem",
                  server_names=["localhost", "127.0.0.1"])
     bundle = tmp_path / "devices/mall-01-screen-3"
-    sign_request(request_identity("mall-01-screen-3", "Mall 01", "127.0.0.1:8883", bundle, operator_keys),
+    sign_request(request_identity("mall-01-screen-3", "mall-01", "127.0.0.1:8883", bundle, operator_keys),
                  ca_dir, bundle / "tls/device.pem")
     (bundle / "tls/ca.pem").write_bytes((ca_dir / "ca.pem").read_bytes())
+    create_ca(tmp_path / "operators-ca", "OIVIS operators CA")
 
-    pki = SimpleNamespace(ca=ca_dir / "ca.pem",
+    pki = SimpleNamespace(ca=ca_dir / "ca.pem", operators_ca=tmp_path / "operators-ca/ca.pem",
                           server=Identity(ca_dir / "ca.pem", server_dir / "server.pem", server_dir / "server.key"))
     broker = Broker(tmp_path / "broker", pki).start()
     try:

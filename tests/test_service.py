@@ -258,8 +258,8 @@ def test_config_check_names_each_key_and_its_line(tmp_path: Path) -> None:
 def test_config_default_path_and_systemd_credentials(tmp_path: Path) -> None:
     assert load_config(None, default=tmp_path / "absent.toml", environ={}) == Config()
     default = tmp_path / "appliance.toml"
-    default.write_text('device_id = "d1"\n[fleet]\nkey_file = "/etc/oivis/tls/device.key"\n')
-    assert load_config(None, default=default, environ={}).device_id == "d1"
+    default.write_text('device_id = "site-d1"\n[fleet]\nkey_file = "/etc/oivis/tls/device.key"\n')
+    assert load_config(None, default=default, environ={}).device_id == "site-d1"
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     (credentials / "device.key").write_text("unprovisioned")  # the unit's SetCredential fallback

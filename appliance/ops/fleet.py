@@ -12,18 +12,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.errors import ApplianceError
 from appliance.fleet.topics import DEFAULT_PREFIX, Topics, device_of
+from appliance.identity import check_device_id
 from appliance.ops.push import OperatorClient
 
 COLUMNS = ("DEVICE", "STATE", "SESSION", "APP", "CAMPAIGN", "APPLIED", "PENDING", "PHASE", "ERRORS")
 
 
 def device_topics(device: str, prefix: str = DEFAULT_PREFIX) -> Topics:
-    """The topics of the device an operator named, once the name is checked to be usable in a topic."""
-    if not device or any(char in device for char in "/+#"):
-        raise ApplianceError(f"not a device id (no /, + or # allowed): {device!r}")
-    return Topics.for_device(device, prefix)
+    """The topics of the device an operator named, once the name is checked to be a device id."""
+    return Topics.for_device(check_device_id(device, "--device"), prefix)
 
 
 @dataclass

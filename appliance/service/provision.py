@@ -3,7 +3,9 @@
 Three separate steps, so that a production CA only ever sees certificate
 signing requests and never holds a device's key:
 
-- ``ca``: a development CA (key + self-signed certificate); kept if it exists.
+- ``ca``: a development CA (key + self-signed certificate); kept if it exists.  The fleet
+  has two: the fleet CA signs the broker and the devices, the operators' CA signs operators
+  and services (ingest, the console), which connect on the broker's second listener.
 - ``request``: for one device, a key generated here *for* the device, its CSR
   (CN = device id, OU = site), the operators' campaign-signing public keys and
   the device's ``appliance.toml`` — the bundle, laid out like ``/etc/oivis``.
@@ -11,6 +13,12 @@ signing requests and never holds a device's key:
 - ``sign``: the CA turns a CSR into a certificate (client or, with
   ``--server``, a broker's).  Against a production PKI this is the step the
   PKI runs; the key stays in the bundle.
+- ``service``: an operator's or a service's key and certificate from the
+  operators' CA, made where the operator works (``operator-alice``, ``ingest``).
+
+Device ids follow the one pattern of ``appliance.identity`` (``<site>-<screen>``, no
+reserved service name), checked at the request and again when the CA signs, so the
+CA never issues a device certificate that the broker's ACL would treat as a service.
 
 Bundle (``provisioning/out/devices/<id>/``, installed to ``/etc/oivis`` by
 ``make install``): ``appliance.toml``, ``tls/ca.pem``, ``tls/device.pem``,
@@ -24,7 +32,6 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -40,8 +47,8 @@ from appliance.campaigns.signing import parse_public_key
 from appliance.config import load_config
 from appliance.errors import ApplianceError, command_line
 from appliance.fleet.link import parse_broker
+from appliance.identity import check_device_id, check_service_name, in_site
 
-DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Where the bundle's files land on the device; the generated config names these paths.
 ETC = Path("/etc/oivis")
 CA_DAYS = 3650
@@ -143,11 +150,12 @@ def request_identity(device_id: str, site: str, broker: str, out: Path, keys_dir
 
     Built beside ``out`` and moved into place at the end, so a failed run leaves nothing half-made.
     """
-    if not DEVICE_ID.match(device_id):
-        raise ApplianceError(f"DEVICE_ID {device_id!r}: lower-case letters, digits and '-', at most 63 characters "
-                             "(it is an MQTT topic level and a certificate CN)")
+    check_device_id(device_id, "DEVICE_ID")
     if not site.strip():
         raise ApplianceError("SITE is empty: name the mall or site the device is installed at")
+    if not in_site(device_id, site.strip()):
+        raise ApplianceError(f"DEVICE_ID {device_id!r} does not start with its SITE {site.strip()!r} and a dash "
+                             f"(e.g. {site.strip()}-screen-1): operators select a site's screens by that prefix")
     check_broker(broker)
     if (out / "tls/device.key").exists() and not force:
         raise ApplianceError(f"{out} already holds the identity of {device_id}; "
@@ -175,17 +183,20 @@ def request_identity(device_id: str, site: str, broker: str, out: Path, keys_dir
 
 
 def sign_request(csr_path: Path, ca_dir: Path, out: Path, days: int = DEVICE_DAYS,
-                 server_names: list[str] | None = None) -> x509.Certificate:
-    """The CA's step: a certificate for the CSR's key and subject — a device's (client) or,
-    with ``server_names``, a broker's (server, with those DNS names / IP addresses)."""
+                 server_names: list[str] | None = None, service: bool = False) -> x509.Certificate:
+    """The CA's step: a certificate for the CSR's key and subject — a device's (client), a service's
+    (client, ``service``: the name is checked as a service's) or, with ``server_names``, a broker's
+    (server, with those DNS names / IP addresses)."""
     csr = _load_pem(csr_path, "CSR")
     if not csr.is_signature_valid:
         raise ApplianceError(f"{csr_path}: the CSR's signature does not verify (corrupt or tampered)")
     names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not names:
         raise ApplianceError(f"{csr_path}: the CSR has no common name")
-    if server_names is None and not DEVICE_ID.match(str(names[0].value)):
-        raise ApplianceError(f"{csr_path}: CN {names[0].value!r} is not a device id")
+    if service:
+        check_service_name(str(names[0].value), f"{csr_path}: CN")
+    elif server_names is None:
+        check_device_id(str(names[0].value), f"{csr_path}: CN")
     ca_key = _load_pem(ca_dir / "ca.key", "CA key")
     ca_cert = _load_pem(ca_dir / "ca.pem", "CA certificate")
     now = dt.datetime.now(dt.timezone.utc)
@@ -212,6 +223,28 @@ def sign_request(csr_path: Path, ca_dir: Path, out: Path, days: int = DEVICE_DAY
     return cert
 
 
+def service_identity(name: str, ca_dir: Path, out: Path, days: int = DEVICE_DAYS, force: bool = False) -> Path:
+    """An operator's or a service's key and certificate (CN ``name``) from the operators' CA in ``ca_dir``:
+    ``out/<name>.key`` (0600) and ``out/<name>.pem``; returns the certificate's path."""
+    check_service_name(name, "NAME")
+    key_path, cert_path = out / f"{name}.key", out / f"{name}.pem"
+    if key_path.exists() and not force:
+        raise ApplianceError(f"{key_path} already exists; FORCE=1 replaces it (the old certificate stays valid "
+                             "until it expires: remove its user stanza from operators.acl to shut it out)")
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "OIVIS Edge")]))
+           .sign(key, hashes.SHA256()))
+    request = out / f"{name}.csr"
+    out.mkdir(parents=True, exist_ok=True)
+    request.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    write_atomically(key_path, _private_pem(key), mode=SECRET_MODE)
+    sign_request(request, ca_dir, cert_path, days, service=True)
+    request.unlink()
+    return cert_path
+
+
 def server_request(name: str, out: Path) -> Path:
     """A broker's key and CSR (``out/server.key``, ``out/server.csr``), for a development broker."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -227,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.service.provision",
                                      description="fleet CA and device identities (CSR flow)")
     steps = parser.add_subparsers(dest="step", required=True)
-    ca = steps.add_parser("ca", help="create the development fleet CA (kept when it exists)")
+    ca = steps.add_parser("ca", help="create a development CA: the fleet's or the operators' (kept when it exists)")
     ca.add_argument("--dir", type=Path, required=True)
+    ca.add_argument("--name", default="OIVIS development fleet CA", help="the CA's common name")
     ca.add_argument("--force", action="store_true", help="replace an existing CA")
     request = steps.add_parser("request", help="a device's key, CSR, operator keys and config")
     request.add_argument("--device-id", required=True)
@@ -243,16 +277,26 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--out", type=Path, required=True, help="the certificate to write")
     sign.add_argument("--days", type=int, default=DEVICE_DAYS)
     sign.add_argument("--server", action="append", metavar="NAME", help="a broker certificate for NAME (repeatable)")
+    service = steps.add_parser("service", help="an operator's or a service's key and certificate (operators' CA)")
+    service.add_argument("--name", required=True, help="operator, operator-NAME, ingest, ingest-N or console")
+    service.add_argument("--ca-dir", type=Path, required=True, help="the operators' CA")
+    service.add_argument("--out", type=Path, required=True)
+    service.add_argument("--days", type=int, default=DEVICE_DAYS)
+    service.add_argument("--force", action="store_true", help="replace an existing key")
     server = steps.add_parser("server-request", help="a development broker's key and CSR")
     server.add_argument("--name", required=True)
     server.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.step == "ca":
-        made = create_ca(args.dir, force=args.force)
-        print(f"{'created' if made else 'kept the existing'} fleet CA in {args.dir} (ca.pem, ca.key)")
+        made = create_ca(args.dir, args.name, force=args.force)
+        print(f"{'created' if made else 'kept the existing'} {args.name} in {args.dir} (ca.pem, ca.key)")
     elif args.step == "request":
         csr = request_identity(args.device_id, args.site, args.broker, args.out, args.keys_dir, args.force)
         print(f"identity of {args.device_id}: key and {csr} in {args.out}; the CA signs the CSR next")
+    elif args.step == "service":
+        cert = service_identity(args.name, args.ca_dir, args.out, args.days, args.force)
+        print(f"{cert} and its key for {args.name}: give it a user stanza in the broker's operators.acl; it "
+              f"connects on the operators' listener (8884)")
     elif args.step == "sign":
         cert = sign_request(args.csr, args.ca_dir, args.out, args.days, args.server)
         print(f"{args.out}: {cert.subject.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d}")
