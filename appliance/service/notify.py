@@ -1,25 +1,28 @@
-"""Telling systemd how the kiosk is doing: READY once it shows camera frames, WATCHDOG while they flow.
+"""Telling systemd how the kiosk is doing: READY once it shows its first frame, WATCHDOG while frames flow.
 
 The unit is ``Type=notify`` with ``WatchdogSec``: systemd restarts the service
 when the pings stop.  The pings come from the render loop and only while frames
 progress, so a pipeline frozen in a worker (the loop still turning, nothing
 new to show, no problem reported) is restarted, where a thread merely kept
 alive would hide it.  A camera that is reported missing is *not* a freeze:
-the screen is doing its job (attract with "Camera reconnecting…") and a
-restart would not bring the camera back, so pings continue while a problem is
-reported, and READY is sent after a grace period even without a first frame —
+the screen is doing its job (the campaign's attract loop) and a restart would
+not bring the camera back, so pings continue while a problem is reported, and
+READY is sent after a grace period even without a first camera frame —
 otherwise a device booted without its camera would end in a restart loop and
 a black screen.
 
-Without ``$NOTIFY_SOCKET`` (not under systemd) there is no notifier at all:
-``ServiceNotifier.from_environment`` returns None and the loop skips the hook.
+The messages go through systemd-python's ``systemd.daemon.notify`` (Debian's
+``python3-systemd`` on boards), which reads ``$NOTIFY_SOCKET`` from the process
+environment.  Without ``$NOTIFY_SOCKET`` (not under systemd) there is no
+notifier at all: ``ServiceNotifier.from_environment`` returns None and the loop
+skips the hook; with it but without systemd-python, one error line names the
+package and the kiosk runs without a notifier.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
@@ -29,47 +32,6 @@ log = logging.getLogger(__name__)
 READY_GRACE_S = 20.0
 #: How often STATUS= is refreshed; systemd only shows the latest, so more often is waste.
 STATUS_EVERY_S = 5.0
-
-
-def socket_address(value: str) -> str | bytes:
-    """``$NOTIFY_SOCKET`` as an address for ``AF_UNIX``: a leading '@' names an abstract socket (a NUL byte)."""
-    if value.startswith("@"):
-        return b"\0" + value[1:].encode()
-    if value.startswith("/"):
-        return value
-    raise ValueError(f"NOTIFY_SOCKET={value!r} is neither a path nor an abstract socket ('@name')")
-
-
-class DatagramSender:
-    """sd_notify over the datagram socket itself, for machines without systemd-python."""
-
-    def __init__(self, address: str | bytes) -> None:
-        self._address = address
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-
-    def __call__(self, message: str) -> None:
-        self._socket.sendto(message.encode(), self._address)
-
-
-def sender_from(environ: Mapping[str, str]) -> Callable[[str], None] | None:
-    """A function sending one notification, or None when not run by systemd with ``Type=notify``.
-
-    systemd-python reads the process environment itself, so it is used only for that one.
-    """
-    value = environ.get("NOTIFY_SOCKET")
-    if not value:
-        return None
-    if environ is os.environ:
-        try:
-            from systemd import daemon
-        except ImportError:
-            pass
-        else:
-            def send(message: str) -> None:
-                if not daemon.notify(message):
-                    raise OSError(f"systemd.daemon.notify could not reach {value}")
-            return send
-    return DatagramSender(socket_address(value))
 
 
 def watchdog_interval(environ: Mapping[str, str]) -> float | None:
@@ -89,9 +51,10 @@ def watchdog_interval(environ: Mapping[str, str]) -> float | None:
 class ServiceNotifier:
     """The render loop's link to systemd: one call per loop turn, ``frame_shown`` or ``frame_missed``."""
 
-    def __init__(self, send: Callable[[str], None], watchdog_s: float | None,
+    def __init__(self, notify: Callable[[str], bool], watchdog_s: float | None,
                  ready_grace_s: float = READY_GRACE_S, status_every_s: float = STATUS_EVERY_S) -> None:
-        self._send = send
+        """``notify`` is ``systemd.daemon.notify``: False when ``$NOTIFY_SOCKET`` is unset, OSError when unreachable."""
+        self._send = notify
         self._ping_every = watchdog_s / 2 if watchdog_s else None
         self._ready_grace_s = ready_grace_s
         self._status_every_s = status_every_s
@@ -104,15 +67,21 @@ class ServiceNotifier:
         self._failed = False
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ServiceNotifier | None:
-        environ = os.environ if environ is None else environ
-        send = sender_from(environ)
-        if send is None:
+    def from_environment(cls) -> ServiceNotifier | None:
+        """The notifier for this process, or None when systemd did not ask for one (or cannot be told)."""
+        address = os.environ.get("NOTIFY_SOCKET")
+        if not address:
             return None
-        interval = watchdog_interval(environ)
-        log.info("systemd notification socket found; watchdog %s",
+        try:
+            from systemd import daemon
+        except ImportError as exc:
+            log.error("NOTIFY_SOCKET=%s is set but systemd-python is not installed (%s; Debian's python3-systemd "
+                      "on boards): running without READY/WATCHDOG/STATUS", address, exc)
+            return None
+        interval = watchdog_interval(os.environ)
+        log.info("systemd notification socket %s; watchdog %s", address,
                  f"every {interval:.0f} s (pinging every {interval / 2:.1f} s)" if interval else "off")
-        return cls(send, interval)
+        return cls(daemon.notify, interval)
 
     def frame_shown(self, now: float, fps: float, backend: str, campaign: str) -> None:
         """A new camera frame reached the screen: display, models and camera all work."""
@@ -159,9 +128,9 @@ class ServiceNotifier:
     def _notify(self, message: str) -> None:
         """Send, never raise: the kiosk must not die because systemd's socket went away."""
         try:
-            self._send(message)
-            self._failed = False
+            problem = None if self._send(message) else "NOTIFY_SOCKET is no longer in the environment"
         except OSError as exc:
-            if not self._failed:
-                log.warning("cannot notify systemd (%s): %s", message.split("\n")[0], exc)
-            self._failed = True
+            problem = str(exc)
+        if problem is not None and not self._failed:
+            log.warning("cannot notify systemd (%s): %s", message.split("\n")[0], problem)
+        self._failed = problem is not None
