@@ -305,3 +305,28 @@ def test_records_reach_journald_with_device_campaign_and_session(tmp_path: Path)
 
     over = entries["session over"]
     assert over["OIVIS_CAMPAIGN"] == "Winter Sale" and "OIVIS_SESSION" not in over
+
+
+def test_the_service_as_systemd_runs_it_notifies_and_logs_to_the_journal(
+        tmp_path: Path, astronaut_file: Path) -> None:
+    """``python -m appliance run`` with INVOCATION_ID and NOTIFY_SOCKET set, beside a private journald:
+    READY through the notify socket, and the kiosk's own records in the journal with their fields."""
+    server = NotifySocket(str(tmp_path / "notify.sock"))
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "INVOCATION_ID": "1" * 32,
+           "NOTIFY_SOCKET": server.address, "SDL_VIDEODRIVER": "dummy"}
+    argv = [sys.executable, "-m", "appliance", "run", "--headless", "--source", f"image:{astronaut_file}",
+            "--frames", "20"]
+    try:
+        run = run_with_journald(tmp_path / "journal", argv, env, cwd=REPO)
+        messages = server.drain()
+    finally:
+        server.close()
+    assert run.returncode == 0, run.stderr
+    assert messages[0] == "READY=1" and messages[-1] == "STOPPING=1\nSTATUS=stopping"
+    assert any(message.startswith("STATUS=showing") for message in messages)
+    entries = run.by("oivis-appliance")
+    ready = [entry for entry in entries if entry["LOGGER"] == "appliance.service.notify"
+             and entry["MESSAGE"] == "ready (first camera frame shown)"]
+    assert len(ready) == 1 and ready[0]["PRIORITY"] == "6" and ready[0]["CODE_FUNC"] == "_mark_ready"
+    assert any(entry["LOGGER"] == "appliance.kiosk.app" and entry["MESSAGE"] == "scene menu" for entry in entries)
+    assert "scene menu" not in run.stderr  # the journal has it, not stderr as well
