@@ -1,20 +1,49 @@
-"""A message on ``oivis/v1/<device>/events`` as the operator tools read it (the contract's payload).
+"""A message on ``oivis/v1/<device>/events`` as the operator tools read it (the contract's payload), checked.
 
-The device id is taken from the topic, not the payload: the broker's ACL lets a
-certificate publish only under its own id, so the topic is the part that cannot lie.
+Invariants:
+
+- The device is the one in the topic, never the payload's ``device``: the broker's
+  ACL lets a certificate publish only under its own id, so the topic is the part
+  that cannot lie.  A payload naming another device is kept as ``claimed`` so the
+  caller can report it; its events count as the topic's device's.
+- A message is read with size and depth limits (``appliance.boundedjson``); one that
+  is not an events batch raises ``BadBatch`` as a whole.
+- Each event is checked on its own (``EventBatch.check``): an ``EventRow`` holds only
+  values that both stores accept (seq a 64-bit count, a UUID, a zoned ISO-8601 time
+  inside years 1..9999 UTC, an identifier-like type, a JSON object of bounded size
+  with finite numbers and text free of NUL characters and lone surrogates); anything
+  else is a ``BadEvent`` with the reason, so one bad event never costs the others.
+- A ``Quarantined`` record is storable by construction (its texts are escaped to one
+  line of valid UTF-8 without NUL) and keyed by a digest of what it holds, so a
+  redelivered message is quarantined once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
-from appliance.errors import ApplianceError
-from appliance.fleet.topics import DEFAULT_PREFIX, Topics
+from appliance import boundedjson
+from appliance.errors import ApplianceError, one_line
+from appliance.fleet.topics import DEFAULT_PREFIX, Topics, device_of
+from appliance.identity import device_id_problem
 from appliance.ops.fleet import device_topics
+
+#: A whole message: 10,000 events (the device's largest ``batch_size``) of about a kilobyte each, with room.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: One event's ``data`` as compact UTF-8 JSON.
+MAX_DATA_BYTES = 64 * 1024
+MAX_SEQ = 2**63 - 1  # SQLite INTEGER and PostgreSQL bigint
+MAX_TS_CHARS = 64
+TYPE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+#: A stored reason is one line of at most this many characters.
+MAX_REASON_CHARS = 500
 
 
 def events_filter(device: str | None, prefix: str = DEFAULT_PREFIX) -> str:
@@ -22,27 +51,79 @@ def events_filter(device: str | None, prefix: str = DEFAULT_PREFIX) -> str:
     return Topics.for_device("+", prefix).events if device is None else device_topics(device, prefix).events
 
 
+class BadBatch(ApplianceError):
+    """The message as a whole is not an events batch (not JSON, too big or deep, no events list, wrong topic)."""
+
+
+def storable(text: str) -> str:
+    """``text`` as one line that every store accepts: lone surrogates and NUL characters escaped as ``\\…``."""
+    return one_line(text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00"))
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``value`` for a reason: its repr (which escapes NUL and surrogates), cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
 @dataclass(frozen=True)
 class EventBatch:
+    topic: str
     device: str
     historical: bool
-    events: list[dict[str, Any]]
+    events: list[Any]  # as sent: each is checked by ``check``
+    claimed: Any = None  # the payload's ``device`` (None when absent)
 
     @classmethod
-    def parse(cls, topic: str, payload: bytes) -> EventBatch:
-        if not topic.endswith("/events"):
-            raise ApplianceError(f"{topic} is not an events topic")
+    def parse(cls, topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> EventBatch:
+        """The batch in ``payload`` received on ``topic``; BadBatch when it is not one."""
+        device = device_of(topic, prefix)
+        if device is None or topic != Topics.for_device(device, prefix).events:
+            raise BadBatch(f"{topic} is not a device's events topic under {prefix}")
+        problem = device_id_problem(device)
+        if problem is not None:
+            raise BadBatch(f"{topic}: the device in the topic is refused: {problem}")
+        what = f"message on {topic}"
         try:
-            document = json.loads(payload)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ApplianceError(f"message on {topic} is not JSON: {exc}") from exc
-        if not isinstance(document, dict) or not isinstance(document.get("events"), list):
-            raise ApplianceError(f"message on {topic} has no \"events\" list")
-        device = document.get("device")
-        if not isinstance(device, str) or device not in topic.split("/"):
-            raise ApplianceError(f"message on {topic} names device {device!r}, not one in its topic")
-        events = [event for event in document["events"] if isinstance(event, dict)]
-        return cls(device, bool(document.get("historical", False)), events)
+            document = boundedjson.loads_object(payload, what, MAX_MESSAGE_BYTES)
+        except ApplianceError as exc:
+            raise BadBatch(str(exc)) from exc
+        events = document.get("events")
+        if not isinstance(events, list):
+            raise BadBatch(f"{what} has no \"events\" list")
+        historical = document.get("historical", False)
+        if not isinstance(historical, bool):
+            raise BadBatch(f"{what}: \"historical\" is {shown(historical)}, not true or false")
+        return cls(topic, device, historical, events, document.get("device"))
+
+    @property
+    def misnamed(self) -> bool:
+        """The payload names a device other than the topic's."""
+        return self.claimed is not None and self.claimed != self.device
+
+    def check(self) -> tuple[list[EventRow], list[BadEvent]]:
+        """Every event, either as a row both stores accept or as a bad event with the reason."""
+        rows: list[EventRow] = []
+        bad: list[BadEvent] = []
+        for index, event in enumerate(self.events):
+            try:
+                rows.append(EventRow.of(self, index, event))
+            except ApplianceError as exc:
+                bad.append(BadEvent(index, event, str(exc)))
+        return rows, bad
+
+
+@dataclass(frozen=True)
+class BadEvent:
+    """An event of a batch that is not stored, with why."""
+
+    index: int
+    event: Any
+    reason: str
+
+    def payload(self) -> bytes:
+        """The event as sent, in JSON with every non-ASCII character escaped, so NULs and surrogates survive."""
+        return json.dumps(self.event, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -55,19 +136,128 @@ class EventRow:
     ts: datetime
     ts_text: str
     type: str
-    data: dict[str, Any]
+    data_json: str  # compact JSON text of the ``data`` object
     historical: bool
+    topic: str = field(compare=False, repr=False)
+    source: BadEvent = field(compare=False, repr=False)  # the event as sent, for ``quarantined``
 
     @classmethod
-    def of(cls, batch: EventBatch, event: dict[str, Any]) -> EventRow:
+    def of(cls, batch: EventBatch, index: int, event: Any) -> EventRow:
+        """The row for ``event`` (the ``index``-th of ``batch``); ApplianceError naming the first problem."""
+        where = f"event {index} of {batch.device}"
+        if not isinstance(event, dict):
+            raise ApplianceError(f"{where} is {shown(event)}, not an object")
+        missing = [key for key in ("id", "seq", "ts", "type") if key not in event]
+        if missing:
+            raise ApplianceError(f"{where} has no {', '.join(missing)}")
+        seq, event_id, ts_text, kind = event["seq"], event["id"], event["ts"], event["type"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
+            raise ApplianceError(f"{where}: seq {shown(seq)} is not a whole number in 0..2**63-1")
+        where = f"event {index} (seq {seq}) of {batch.device}"
         try:
-            event_id = str(uuid.UUID(str(event["id"])))
-            seq, ts_text, kind, data = event["seq"], event["ts"], event["type"], event.get("data", {})
-            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-                raise ValueError(f"seq {seq!r} is not a count")
-            if not isinstance(kind, str) or not isinstance(data, dict) or not isinstance(ts_text, str):
-                raise ValueError("type, ts or data has the wrong type")
-            ts = datetime.fromisoformat(ts_text)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ApplianceError(f"event {event.get('id')!r} of {batch.device} is malformed: {exc}") from exc
-        return cls(event_id, batch.device, seq, ts, ts_text, kind, data, batch.historical)
+            if not isinstance(event_id, str):
+                raise ValueError("not a text")
+            canonical_id = str(uuid.UUID(event_id))
+        except ValueError as exc:
+            raise ApplianceError(f"{where}: id {shown(event_id)} is not a UUID") from exc
+        if not isinstance(kind, str) or not TYPE_PATTERN.match(kind):
+            raise ApplianceError(f"{where}: type {shown(kind)} is not an identifier (a letter, then up to 63 "
+                                 "letters, digits or _ . : -)")
+        ts = _time(ts_text, where)
+        data = event.get("data", {})
+        if not isinstance(data, dict):
+            raise ApplianceError(f"{where}: data is {shown(data)}, not an object")
+        problem = _json_problem(data)
+        if problem is not None:
+            raise ApplianceError(f"{where}: data {problem}")
+        data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        size = len(data_json.encode("utf-8"))
+        if size > MAX_DATA_BYTES:
+            raise ApplianceError(f"{where}: data is {size} bytes, over the limit of {MAX_DATA_BYTES}")
+        return cls(canonical_id, batch.device, seq, ts, ts_text, kind, data_json, batch.historical, batch.topic,
+                   BadEvent(index, event, ""))
+
+    def quarantined(self, reason: str) -> Quarantined:
+        """This event as a quarantine record, for a store that refused it despite the checks."""
+        return Quarantined.of(self.topic, self.device, self.source.index, self.source.payload(), reason)
+
+
+def _time(value: Any, where: str) -> datetime:
+    """An ISO-8601 time with its zone, inside years 1..9999 once in UTC (what every reader can load back)."""
+    if not isinstance(value, str) or len(value) > MAX_TS_CHARS:
+        raise ApplianceError(f"{where}: ts {shown(value)} is not an ISO-8601 time")
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ApplianceError(f"{where}: ts {shown(value)} is not an ISO-8601 time") from exc
+    if ts.utcoffset() is None:
+        raise ApplianceError(f"{where}: ts {shown(value)} has no time zone (e.g. +00:00 or Z)")
+    try:
+        ts.astimezone(timezone.utc)
+    except OverflowError as exc:
+        raise ApplianceError(f"{where}: ts {shown(value)} is outside years 1..9999 in UTC") from exc
+    return ts
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored as text or jsonb, or None (its depth is bounded by the parser)."""
+    if isinstance(value, str):
+        return _text_problem(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"holds the number {value!r}, which JSON cannot store"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _text_problem(key) or _json_problem(item)
+            if problem is not None:
+                return problem
+    if isinstance(value, list):
+        for item in value:
+            problem = _json_problem(item)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return f"holds a NUL character ({shown(text)}), which PostgreSQL cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"holds a lone surrogate ({shown(text)}), which is not Unicode text"
+    return None
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A message or an event that is not stored as events: where it came from, what it was, and why."""
+
+    digest: str  # sha256 over topic, part and payload: the key that makes redelivery a no-op
+    device: str | None  # the topic's device when it is a device id
+    topic: str
+    part: int | None  # the event's index in the batch; None for the whole message
+    payload: bytes  # the whole message as received, or the one event (``BadEvent.payload``)
+    reason: str
+
+    @classmethod
+    def message(cls, topic: str, payload: bytes, reason: str, prefix: str = DEFAULT_PREFIX) -> Quarantined:
+        """A message that is not an events batch, kept whole."""
+        device = device_of(topic, prefix)
+        return cls.of(topic, device if device_id_problem(device) is None else None, None, payload, reason)
+
+    @classmethod
+    def event(cls, batch: EventBatch, bad: BadEvent) -> Quarantined:
+        """One event of ``batch`` that failed its check."""
+        return cls.of(batch.topic, batch.device, bad.index, bad.payload(), bad.reason)
+
+    @classmethod
+    def of(cls, topic: str, device: str | None, part: int | None, payload: bytes, reason: str) -> Quarantined:
+        topic = storable(topic)
+        digest = hashlib.sha256()
+        for piece in (topic.encode("utf-8"), str(part).encode("ascii"), payload):
+            digest.update(len(piece).to_bytes(8, "big"))
+            digest.update(piece)
+        text = storable(reason)
+        if len(text) > MAX_REASON_CHARS:
+            text = f"{text[:MAX_REASON_CHARS - 1]}…"
+        return cls(digest.hexdigest(), device, topic, part, payload, text)

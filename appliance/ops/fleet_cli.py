@@ -24,7 +24,12 @@ INGEST_HELP = """\
 Stores every event published on oivis/v1/+/events in a database, each once (the event id is the key),
 acknowledging each message only after its rows are committed: a crash or Ctrl-C never loses an event,
 and events published while ingest is down wait in its persistent broker session (--client-id,
---session-expiry). One process and SQLite suit a small fleet. Large fleets belong behind a clustered
+--session-expiry). Each event is checked on its own: events a database could not hold (a seq beyond
+64 bits, a NUL character, no time zone, oversized data) and messages that are no events batch are
+acknowledged and kept in the database's quarantine table with the raw payload and the reason, and
+the good events beside them are stored. The device is always the one in the topic. Ingest exits
+(status 1) only when the database fails; what it had not acknowledged stays with the broker.
+One process and SQLite suit a small fleet. Large fleets belong behind a clustered
 broker (EMQX, HiveMQ) with several ingest processes sharing the load through a shared subscription
 (--filter '$share/ingest/oivis/v1/+/events') and writing to PostgreSQL (--db postgresql://...)."""
 

@@ -2,7 +2,9 @@
 
 A watching tool, not a record: its session is clean, so what happens while it
 is not running is not shown (``ingest`` keeps everything).  Replays after a
-device's outage arrive with ``historical`` set and are marked so.
+device's outage arrive with ``historical`` set and are marked so.  Events and
+messages that ``ingest`` would quarantine are not printed: each gives one
+warning line on stderr instead.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, one_line
 from appliance.ops.eventbatch import EventBatch, events_filter
 from appliance.ops.push import BrokerOptions, OperatorClient
 
 
 def event_line(batch: EventBatch, event: dict[str, Any], as_json: bool) -> str:
     if as_json:
-        return json.dumps({"device": batch.device, "historical": batch.historical, **event}, ensure_ascii=False)
+        return json.dumps({**event, "device": batch.device, "historical": batch.historical}, ensure_ascii=False)
     data = json.dumps(event.get("data", {}), separators=(",", ":"), ensure_ascii=False)
     line = f"{batch.device} #{event.get('seq')} {event.get('ts')} {event.get('type')} {data}"
     return f"{line} (historical)" if batch.historical else line
@@ -42,12 +44,15 @@ def tail(options: BrokerOptions, device: str | None = None, count: int | None = 
             except queue.Empty:
                 continue
             try:
-                batch = EventBatch.parse(message.topic, bytes(message.payload))
+                batch = EventBatch.parse(message.topic, bytes(message.payload), options.prefix)
             except ApplianceError as exc:
-                print(f"warning: {exc}", file=err, flush=True)
+                print(f"warning: {one_line(exc)}", file=err, flush=True)
                 continue
-            for event in batch.events[:None if count is None else count - printed]:
-                print(event_line(batch, event, as_json), file=out, flush=True)
+            rows, bad = batch.check()
+            for problem in bad:
+                print(f"warning: {one_line(problem.reason)}", file=err, flush=True)
+            for row in rows[:None if count is None else count - printed]:
+                print(event_line(batch, row.source.event, as_json), file=out, flush=True)
                 printed += 1
     except KeyboardInterrupt:
         pass
