@@ -27,7 +27,7 @@ from appliance.errors import ApplianceError
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.device_commands import device_commands
 from appliance.fleet.link import Delivery, Link
-from appliance.fleet.recent import RecentCommands
+from appliance.fleet.recent import RecentCommands, Signature, Taken
 from appliance.fleet.screenshot import encode_within
 from appliance.ops.cli import main
 
@@ -69,8 +69,9 @@ class Device:
         self.link.publish = recording_publish
         commands = device_commands(screen=lambda: self.frame.copy(), reload=self._reload, restart=self._restart,
                                    config_path=self.config_path, run=self._run)
-        self.handler = CommandHandler(self.link, self.state_dir, commands).start()
+        self.handler = CommandHandler(self.link, self.state_dir).start()
         self.link.start()
+        self.handler.serve(commands)
         assert self.link.wait_connected(10)
         return self
 
@@ -161,7 +162,7 @@ def test_an_inline_screenshot_is_shrunk_until_it_fits() -> None:
     assert cv2.imdecode(np.frombuffer(png.data, np.uint8), cv2.IMREAD_COLOR).shape == (png.height, png.width, 3)
 
 
-def test_set_config_writes_the_validated_file_atomically_keeps_a_backup_and_restarts(device: Device, capsys) -> None:
+def test_set_config_writes_the_validated_file_atomically_on_trial_and_restarts(device: Device, capsys) -> None:
     before = device.config_path.stat().st_ino
     code, reply, _ = send(device.broker, capsys, "set-config", "--arg", "set.kiosk.attract_after_s=6",
                           "--arg", "set.display.width=1280")
@@ -170,9 +171,10 @@ def test_set_config_writes_the_validated_file_atomically_keeps_a_backup_and_rest
                      "restart_required": True}
     config = load_config(device.config_path)
     assert config.kiosk.attract_after_s == 6 and config.display.width == 1280 and config.device_id == DEVICE
-    assert device.config_path.with_name("appliance.toml.bak").read_text() == ORIGINAL_CONFIG
+    assert device.config_path.with_name("appliance.toml.good").read_text() == ORIGINAL_CONFIG
     assert device.config_path.stat().st_ino != before  # replaced by a rename, not rewritten in place
-    assert sorted(p.name for p in device.config_path.parent.iterdir()) == ["appliance.toml", "appliance.toml.bak"]
+    assert sorted(p.name for p in device.config_path.parent.iterdir()) == [
+        "appliance.toml", "appliance.toml.good", "appliance.toml.trial.json"]
     wait_for(lambda: device.restarts == 1, what="the restart after the reply")
 
 
@@ -189,7 +191,7 @@ def test_set_config_refuses_a_bad_setting_naming_it_and_leaves_the_file(device: 
     assert code == 1 and reply["ok"] is False and named in reply["error"], reply
     assert err.startswith("error: ") and named in err and err.count("\n") == 1
     assert device.config_path.read_text() == ORIGINAL_CONFIG
-    assert not device.config_path.with_name("appliance.toml.bak").exists()
+    assert sorted(p.name for p in device.config_path.parent.iterdir()) == ["appliance.toml"]
     assert device.restarts == 0
 
 
@@ -217,20 +219,28 @@ def test_a_command_sent_twice_runs_once_and_gets_the_same_reply_even_after_a_res
 
 def test_a_command_interrupted_by_a_restart_is_not_run_again(tmp_path: Path) -> None:
     recent = RecentCommands(tmp_path / "commands.json")
-    recent.started("a")
+    recent.started("a", Signature.of("reboot", {}))
     again = RecentCommands(tmp_path / "commands.json")
-    assert "a" in again and again.reply("a") is None
+    assert again.get("a") == Taken(Signature.of("reboot", {}), None)
+
+
+def test_a_signature_tells_a_true_duplicate_from_another_command() -> None:
+    shot = Signature.of("screenshot", {"width": 100, "upload_url": "http://x/a.png"})
+    assert shot.differs(Signature.of("screenshot", {"upload_url": "http://x/a.png", "width": 100})) is None
+    assert shot.differs(Signature.of("screenshot", {"width": 200, "upload_url": "http://x/a.png"})) == \
+        "for screenshot with other arguments"
+    assert shot.differs(Signature.of("reboot", {})) == "for screenshot"
 
 
 def test_recent_replies_stay_bounded_and_keep_ids_when_slimmed(tmp_path: Path) -> None:
     recent = RecentCommands(tmp_path / "commands.json", capacity=3, max_bytes=5000)
     for n in range(4):
-        recent.started(f"id-{n}")
+        recent.started(f"id-{n}", Signature.of("screenshot", {}))
         recent.finished(f"id-{n}", {"cmd_id": f"id-{n}", "ok": True, "png": "x" * 3000})
     again = RecentCommands(tmp_path / "commands.json", capacity=3, max_bytes=5000)
-    assert "id-0" not in again
-    assert again.reply("id-1") == {"cmd_id": "id-1", "ok": True, "trimmed": ["png"]}
-    assert again.reply("id-3")["png"] == "x" * 3000
+    assert again.get("id-0") is None
+    assert again.get("id-1").reply == {"cmd_id": "id-1", "ok": True, "trimmed": ["png"]}
+    assert again.get("id-3").reply["png"] == "x" * 3000
 
 
 def test_an_unknown_command_is_answered_not_ignored(device: Device, capsys) -> None:
@@ -245,17 +255,79 @@ def test_a_command_without_a_uuid_is_refused(device: Device, operator: Operator)
     assert reply["ok"] is False and "not a UUID" in reply["error"] and device.reloads == 0
 
 
-def test_a_retained_command_is_refused_not_run(device: Device, operator: Operator) -> None:
-    """A command retained by mistake reaches every (re)subscription with the retain flag: refused each time."""
-    from appliance.fleet.link import Incoming
+def raw_command(operator: Operator, name: str, payload: bytes | str, retain: bool = False) -> None:
+    operator.client.publish(f"oivis/v1/{DEVICE}/cmd/{name}", payload, qos=1, retain=retain).wait_for_publish(5)
 
+
+def replies_to(operator: Operator, cmd_id: str | None) -> list[dict]:
+    return [reply for reply in operator.payloads(f"oivis/v1/{DEVICE}/cmd-res") if reply.get("cmd_id") == cmd_id]
+
+
+RETAINED_REFUSAL = "retained commands are refused: publish commands with retain=false"
+
+
+def test_a_retained_command_is_refused_live_and_after_a_reconnect(device: Device, operator: Operator) -> None:
+    """MQTT 5 clears the retain flag on live forwarding unless the subscription asks for Retain As Published."""
     cmd_id = str(uuid.uuid4())
-    device.handler._receive(Incoming(f"oivis/v1/{DEVICE}/cmd/reload", json.dumps({"cmd_id": cmd_id}).encode(),
-                                     retain=True))
-    reply = wait_for(lambda: operator.payloads(f"oivis/v1/{DEVICE}/cmd-res"), what="the refusal")[0]
-    assert reply == {"cmd_id": cmd_id, "ok": False,
-                     "error": "retained commands are refused: publish commands with retain=false"}
-    assert device.reloads == 0
+    raw_command(operator, "reload", json.dumps({"cmd_id": cmd_id}), retain=True)
+    refusal = {"cmd_id": cmd_id, "ok": False, "error": RETAINED_REFUSAL}
+    assert wait_for(lambda: replies_to(operator, cmd_id), what="the live refusal") == [refusal]
+    device.stop()
+    restarted = Device(device.broker, device.state_dir, device.config_path).start()
+    try:
+        assert wait_for(lambda: replies_to(operator, cmd_id)[1:], what="the refusal after reconnecting") == [refusal]
+        raw_command(operator, "reload", b"", retain=True)  # the operator clears it: nothing to answer
+        assert send_reload(operator) is True
+        assert device.reloads == 0 and restarted.reloads == 1
+        assert len(replies_to(operator, cmd_id)) == 2 and replies_to(operator, None) == []
+    finally:
+        restarted.stop()
+
+
+def send_reload(operator: Operator) -> bool:
+    """A good command still works: True once it is answered ok."""
+    cmd_id = str(uuid.uuid4())
+    operator.publish(f"oivis/v1/{DEVICE}/cmd/reload", {"cmd_id": cmd_id})
+    return wait_for(lambda: replies_to(operator, cmd_id), what="the reply to a good command")[0]["ok"]
+
+
+def test_a_cmd_id_reused_for_another_command_is_an_error_not_the_other_reply(device: Device, capsys) -> None:
+    cmd_id = str(uuid.uuid4())
+    assert send(device.broker, capsys, "reload", "--cmd-id", cmd_id)[1] == {"cmd_id": cmd_id, "ok": True}
+    code, reply, _ = send(device.broker, capsys, "reboot", "--cmd-id", cmd_id)
+    assert code == 1 and reply["ok"] is False and reply["cmd_id"] == cmd_id
+    assert f"cmd_id {cmd_id} was already used for reload" in reply["error"]
+    assert device.runs == []
+
+    shot = str(uuid.uuid4())
+    first = send(device.broker, capsys, "screenshot", "--cmd-id", shot, "--arg", "width=100")[1]
+    assert first["ok"] is True and first["width"] == 100
+    code, other, _ = send(device.broker, capsys, "screenshot", "--cmd-id", shot, "--arg", "width=200")
+    assert code == 1 and "was already used for screenshot with other arguments" in other["error"]
+    # a true duplicate still gets its stored reply, and the original is not run again
+    assert send(device.broker, capsys, "screenshot", "--cmd-id", shot, "--arg", "width=100")[1] == first
+    assert send(device.broker, capsys, "reload", "--cmd-id", cmd_id)[1] == {"cmd_id": cmd_id, "ok": True}
+    assert device.reloads == 1
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    ('{"cmd_id": "%s", "set": ' + "[" * 20_000 + "]" * 20_000 + "}", "levels deep, over the limit of"),
+    ('{"cmd_id": "%s", "set": {"x": "' + "y" * 100_000 + '"}}', "bytes, over the limit of"),
+    ('{"cmd_id": "%s", "set": ' + "[" * 8 + "1" + "]" * 8 + "}", "9 levels deep, over the limit of 8"),
+])
+def test_a_payload_too_deep_or_too_big_is_refused_with_a_reply(device: Device, operator: Operator,
+                                                               payload: str, reason: str) -> None:
+    cmd_id = str(uuid.uuid4())
+    raw_command(operator, "set-config", payload % cmd_id)
+    reply = wait_for(lambda: replies_to(operator, cmd_id), what="the refusal")[0]
+    assert reply["ok"] is False and reason in reply["error"], reply
+    assert send_reload(operator) is True and device.restarts == 0
+
+
+def test_a_payload_that_is_not_a_command_is_answered_without_a_cmd_id(device: Device, operator: Operator) -> None:
+    raw_command(operator, "reload", b"\xff not json")
+    reply = wait_for(lambda: replies_to(operator, None), what="the refusal")[0]
+    assert reply["ok"] is False and "not UTF-8" in reply["error"] and device.reloads == 0
 
 
 def test_argument_parsing() -> None:

@@ -9,6 +9,15 @@ than the delay publishes nothing; each successful connect publishes a retained
 ``offline`` and waits for its PUBACK before disconnecting (which discards the
 will).  A connection is ``connected`` only after a CONNACK that says so: a
 refusal (certificate, ACL) is a state of its own, logged once with the reason.
+
+Nothing that arrives is acknowledged before it is handled.  The session is
+persistent, so the broker hands over what it queued for the device right after
+the CONNACK: every handler is registered before ``start``, and a message is
+acknowledged (PUBACK) when its handler returns — or, for a handler that takes
+the acknowledgement on itself (commands), when it calls ``Incoming.acknowledge``
+after doing the work.  Until then the broker counts the message as in flight and
+sends it again on the next connection; the CONNECT's Receive Maximum caps how
+many it sends unacknowledged, so the rest wait on the broker, not in memory here.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +40,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from appliance import __version__
+from appliance import __version__, boundedjson
 from appliance.alerts import Alerts
 from appliance.config import FleetConfig
 from appliance.errors import ApplianceError
@@ -44,6 +53,8 @@ LinkState = Literal["idle", "connecting", "connected", "disconnected", "refused"
 
 #: Words in an error that mean TLS itself said no (an alert from the broker, a certificate check).
 TLS_MARKERS = ("ssl", "tls", "certificate", "alert")
+#: Receive Maximum sent in the CONNECT: QoS 1 messages the broker may have in flight to the device, unacknowledged.
+RECEIVE_MAXIMUM = 16
 
 
 def parse_broker(address: str) -> tuple[str, int]:
@@ -54,23 +65,35 @@ def parse_broker(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _nothing() -> None:
+    """The acknowledgement of a message that needs none (QoS 0, or one made up by a test)."""
+
+
 @dataclass(frozen=True)
 class Incoming:
-    """A message from the fleet, as a handler receives it."""
+    """A message from the fleet, as a handler receives it.
+
+    ``retain`` is the flag as published for subscriptions made with ``retain_as_published``
+    (else only messages sent at subscribe time carry it); ``acknowledge()`` sends the PUBACK
+    for handlers subscribed with ``acknowledges=True``.
+    """
 
     topic: str
     payload: bytes
     retain: bool
     properties: Properties | None = None
+    acknowledge: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
+    received_at: float = field(default_factory=time.monotonic, compare=False)
 
-    def json(self) -> dict[str, Any]:
-        try:
-            document = json.loads(self.payload)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ApplianceError(f"message on {self.topic} is not JSON: {exc}") from exc
-        if not isinstance(document, dict):
-            raise ApplianceError(f"message on {self.topic} is not a JSON object")
-        return document
+    def json(self, max_bytes: int, max_depth: int = boundedjson.DEFAULT_MAX_DEPTH) -> dict[str, Any]:
+        """The payload as a JSON object; TooBig over ``max_bytes`` or ``max_depth``, ApplianceError if not one."""
+        return boundedjson.loads_object(self.payload, f"message on {self.topic}", max_bytes, max_depth)
+
+    @property
+    def expired(self) -> bool:
+        """Past the Message Expiry Interval it came with (counted from its arrival): it was held too long."""
+        expiry = getattr(self.properties, "MessageExpiryInterval", None)
+        return expiry is not None and time.monotonic() - self.received_at > expiry
 
 
 Handler = Callable[[Incoming], None]
@@ -148,7 +171,8 @@ class Link:
         self._connected = threading.Event()
         self._attempting = False
         self._last_error: str | None = None
-        self._handlers: dict[str, tuple[Handler, int]] = {}
+        self._handlers: dict[str, SubscribeOptions] = {}
+        self._connection = 0
         self._pending_subscriptions: dict[int, list[str]] = {}
         self._deliveries: dict[int, Delivery] = {}
         self._early: dict[int, tuple[bool, str]] = {}
@@ -156,7 +180,8 @@ class Link:
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5,
+                             manual_ack=True)
         if self.fleet.tls:
             try:
                 client.tls_set(ca_certs=str(self.fleet.ca_file), certfile=str(self.fleet.cert_file),
@@ -182,6 +207,7 @@ class Link:
             log.warning("fleet link to %s WITHOUT TLS: development only, never on a mall network", self.address)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.fleet.session_expiry_s
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         self._client.connect_async(self._host, self._port, keepalive=self.fleet.keepalive_s,
                                    clean_start=False, properties=properties)
         self._client.loop_start()
@@ -272,28 +298,55 @@ class Link:
 
     # -- subscriptions ---------------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, *, retain_as_published: bool = False,
+                  acknowledges: bool = False) -> None:
         """Call ``handler`` (on the network thread: be quick or hand off) for each message matching the filter.
 
-        Subscriptions are made again on every connect, whether or not the broker kept the session.
+        Register before ``start``: the broker sends what it kept for the session right after the
+        CONNACK.  The message is acknowledged when ``handler`` returns, unless ``acknowledges``:
+        then the handler calls ``message.acknowledge()`` once it has done the work (until then the
+        broker redelivers it on the next connection).  ``retain_as_published`` keeps the retain
+        flag on live messages.  Subscriptions are made again on every connect, whether or not the
+        broker kept the session.
         """
         def dispatch(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
             incoming = Incoming(message.topic, bytes(message.payload), bool(message.retain),
-                                getattr(message, "properties", None))
+                                getattr(message, "properties", None), self._acknowledger(message))
+            taken = False
             try:
                 handler(incoming)
+                taken = acknowledges
             except Exception:  # noqa: BLE001 - one bad handler must not stop the network thread
                 log.exception("handler for %s failed on a message on %s", topic_filter, message.topic)
+            finally:
+                if not taken:
+                    incoming.acknowledge()
 
         with self._lock:
-            self._handlers[topic_filter] = (handler, qos)
+            self._handlers[topic_filter] = SubscribeOptions(qos=qos, retainAsPublished=retain_as_published)
         self._client.message_callback_add(topic_filter, dispatch)
         if self.connected:
             self._subscribe([topic_filter])
 
+    def _acknowledger(self, message: mqtt.MQTTMessage) -> Callable[[], None]:
+        """The PUBACK of ``message``, sent only on the connection it came on: after a reconnect the
+        broker has sent it again, and that copy is acknowledged when it is handled."""
+        if message.qos == 0:
+            return _nothing
+        with self._lock:
+            connection = self._connection
+
+        def acknowledge() -> None:
+            with self._lock:
+                current = connection == self._connection and self._client.is_connected()
+            if current:
+                self._client.ack(message.mid, message.qos)
+
+        return acknowledge
+
     def _subscribe(self, filters: list[str]) -> None:
         with self._lock:
-            wanted = [(topic, SubscribeOptions(qos=self._handlers[topic][1])) for topic in filters]
+            wanted = [(topic, self._handlers[topic]) for topic in filters]
         if not wanted:
             return
         result, mid = self._client.subscribe(wanted)
@@ -326,6 +379,7 @@ class Link:
             return
         session = self._counter.increment()
         with self._lock:
+            self._connection += 1
             self.session = session
             self.connected_since = time.monotonic()
             self.problem = None
@@ -426,7 +480,10 @@ class Link:
                     self.problem = problem
 
     def _on_unhandled(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        log.debug("no handler for a message on %s", message.topic)
+        """A topic no handler covers (a subscription the broker kept from an older version): nobody here
+        will ever handle it, so it is acknowledged, or it would hold one of the Receive Maximum slots."""
+        log.warning("message on %s dropped: this device has no handler for it", message.topic)
+        self._acknowledger(message)()
 
     def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
         if level == mqtt.MQTT_LOG_ERR:

@@ -1,9 +1,12 @@
-"""The commands this device has already taken, with their replies, kept on disk.
+"""The commands this device has already taken, with what each was and its reply, kept on disk.
 
 A command is delivered at least once: the broker redelivers it when the PUBACK
 was lost to a reconnect, and an operator who missed the reply sends it again
 with the same ``cmd_id``.  Remembering recent ids turns that into exactly-once
 execution; remembering the replies lets the duplicate get the same answer.
+Each id is kept with the command's signature (its name and a digest of its
+arguments), so an id reused for a different command is told apart from a true
+duplicate and never gets the other command's reply.
 
 An id is recorded (and synced) *before* its command runs, so a command that
 took the device down with it (a reboot, a crash) is not run a second time after
@@ -14,9 +17,11 @@ the oldest replies lose their bulky fields (the id and the outcome stay).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,35 @@ BULKY = 1024
 Reply = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Signature:
+    """What a command was: its name and the SHA-256 of its arguments as canonical JSON."""
+
+    name: str
+    digest: str
+
+    @classmethod
+    def of(cls, name: str, arguments: dict[str, Any]) -> Signature:
+        canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return cls(name, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+
+    def differs(self, other: Signature) -> str | None:
+        """How ``other`` differs from this one, in words; None when it is the same command."""
+        if other.name != self.name:
+            return f"for {self.name}"
+        if other.digest != self.digest:
+            return f"for {self.name} with other arguments"
+        return None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A command taken: what it was, and its reply (None while running, or when it was interrupted)."""
+
+    signature: Signature
+    reply: Reply | None
+
+
 class RecentCommands:
     """Owned by the command worker's thread."""
 
@@ -40,12 +74,13 @@ class RecentCommands:
         self.path = path
         self.capacity = capacity
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, Reply | None] = self._load()
+        self._entries: OrderedDict[str, Taken] = self._load()
 
-    def _load(self) -> OrderedDict[str, Reply | None]:
+    def _load(self) -> OrderedDict[str, Taken]:
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
-            return OrderedDict((str(cmd_id), reply) for cmd_id, reply in entries)
+            return OrderedDict((str(cmd_id), Taken(Signature(str(name), str(digest)), reply))
+                               for cmd_id, name, digest, reply in entries)
         except FileNotFoundError:
             return OrderedDict()
         except (OSError, ValueError, TypeError) as exc:
@@ -53,42 +88,39 @@ class RecentCommands:
                       self.path, exc)
             return OrderedDict()
 
-    def __contains__(self, cmd_id: str) -> bool:
-        return cmd_id in self._entries
+    def get(self, cmd_id: str) -> Taken | None:
+        return self._entries.get(cmd_id)
 
-    def reply(self, cmd_id: str) -> Reply | None:
-        """The stored reply; None when the command was taken but never answered (interrupted)."""
-        return self._entries[cmd_id]
-
-    def started(self, cmd_id: str) -> None:
-        self._entries[cmd_id] = None
+    def started(self, cmd_id: str, signature: Signature) -> None:
+        self._entries[cmd_id] = Taken(signature, None)
         self._entries.move_to_end(cmd_id)
         self._save()
 
     def finished(self, cmd_id: str, reply: Reply) -> None:
-        self._entries[cmd_id] = reply
+        self._entries[cmd_id] = Taken(self._entries[cmd_id].signature, reply)
         self._save()
 
     def _save(self) -> None:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
         self._slim()
-        data = json.dumps(list(self._entries.items()), separators=(",", ":"), ensure_ascii=False)
+        rows = [(cmd_id, taken.signature.name, taken.signature.digest, taken.reply)
+                for cmd_id, taken in self._entries.items()]
         try:
-            write_atomically(self.path, data.encode("utf-8"))
+            write_atomically(self.path, json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
         except ApplianceError as exc:
             log.error("%s: a command redelivered after a restart could run twice", exc)
 
     def _slim(self) -> None:
-        sizes = {cmd_id: len(json.dumps(reply)) for cmd_id, reply in self._entries.items()}
+        sizes = {cmd_id: len(json.dumps(taken.reply)) for cmd_id, taken in self._entries.items()}
         total = sum(sizes.values())
-        for cmd_id, reply in list(self._entries.items())[:-1]:
+        for cmd_id, taken in list(self._entries.items())[:-1]:
             if total <= self.max_bytes:
                 return
-            if reply is None:
+            if taken.reply is None:
                 continue
-            bulky = [key for key, value in reply.items() if len(json.dumps(value)) > BULKY]
+            bulky = [key for key, value in taken.reply.items() if len(json.dumps(value)) > BULKY]
             if bulky:
-                slim = {key: value for key, value in reply.items() if key not in bulky} | {"trimmed": bulky}
-                self._entries[cmd_id] = slim
+                slim = {key: value for key, value in taken.reply.items() if key not in bulky} | {"trimmed": bulky}
+                self._entries[cmd_id] = Taken(taken.signature, slim)
                 total += len(json.dumps(slim)) - sizes[cmd_id]

@@ -1,9 +1,12 @@
 """The device's fleet side as one unit: link, campaigns, events, health, commands — started and stopped in order.
 
 Order matters: the campaign manager and the link come up before the kiosk (the
-kiosk shows the bundle the campaign schedule picks); the shipper and the
-health reporter feed on the running kiosk, so they are attached to it; on the
-way out the shipper flushes first and the link says ``offline`` last.
+kiosk shows the bundle the campaign schedule picks); every handler of the
+link is registered before it connects, because the broker hands over what it
+kept for the device right after the CONNACK (commands are held, not run, until
+the kiosk is attached); the shipper and the health reporter feed on the running
+kiosk, so they are attached to it; on the way out the shipper flushes first and
+the link says ``offline`` last.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class FleetRuntime:
         self.campaigns = CampaignManager.from_config(config, report=self._report)
         self.shipper: EventShipper | None = None
         self.health: HealthReporter | None = None
-        self.commands: CommandHandler | None = None
+        self.commands = CommandHandler(self.link, self.state_dir)
         self._announced_version: int | None = None
 
     def _report(self, payload: dict) -> None:
@@ -51,6 +54,7 @@ class FleetRuntime:
 
     def start(self) -> FleetRuntime:
         self.link.subscribe(self.link.topics.desired, self.campaigns.on_desired)
+        self.commands.start()
         self.campaigns.start()
         self.link.start()
         return self
@@ -68,7 +72,7 @@ class FleetRuntime:
                                      fleet.health_period_s, extras={"spool": self.shipper.status}).start()
         commands = device_commands(screen=kiosk.grab_screen, reload=kiosk.request_reload,
                                    restart=lambda: kiosk.stop(RESTART_STATUS), config_path=self.config_path)
-        self.commands = CommandHandler(self.link, self.state_dir, commands).start()
+        self.commands.serve(commands)
 
     def stop(self) -> None:
         for worker in (self.commands, self.shipper, self.health):
