@@ -149,7 +149,7 @@ def test_push_errors_are_one_line(tmp_path) -> None:
     assert main(["keygen", "--out", str(tmp_path / "keys")]) == 0
     result = run_ops("campaign", "push", bundle, "--version", "1", "--key", tmp_path / "keys" / "operator.key",
                      "--device", DEVICE, "--broker", f"127.0.0.1:{free_port()}", "--no-tls")
-    assert result.returncode == 1 and "cannot connect to the broker" in result.stderr, result.stderr
+    assert result.returncode == 1 and "cannot reach the broker" in result.stderr, result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: ")
 
 

@@ -52,22 +52,29 @@ def _build(args: argparse.Namespace) -> int:
 
 def _push(args: argparse.Namespace) -> int:
     from appliance.campaigns.signing import load_private_key, sign_document
+    from appliance.identity import check_device_id, in_site
     from appliance.ops.build import build, default_asset_base_url
-    from appliance.ops.push import OperatorClient, discover_devices, in_site, push_to, read_device_list
+    from appliance.ops.push import OperatorClient, discover_devices, never_seen, push_to, read_device_list
 
     if args.version < 1:
         raise ApplianceError(f"--version {args.version}: versions start at 1")
+    named = [check_device_id(device, "--device") for device in args.device or []]
+    listed = read_device_list(args.devices) if args.devices and not named else None
     key = load_private_key(args.key)
     built = build(args.directory, args.asset_base_url or default_asset_base_url(), _progress)
     document = sign_document({"version": args.version, **built.unsigned()}, key)
     options = BrokerOptions.from_arguments(args)
     client = OperatorClient(options)
     try:
-        if args.device:
-            devices = args.device
+        if named:
+            unseen = [] if args.force else never_seen(client, named, DISCOVERY_WINDOW_S, options.prefix)
+            if unseen:
+                raise ApplianceError(f"never seen on {args.broker} (no retained status): {', '.join(unseen)}; "
+                                     "check the id, or add --force for a device that has not connected yet")
+            devices = named
         else:
-            known = read_device_list(args.devices) if args.devices else discover_devices(client, DISCOVERY_WINDOW_S, options.prefix)
-            devices = in_site(known, args.site)
+            known = listed if listed is not None else discover_devices(client, DISCOVERY_WINDOW_S, options.prefix)
+            devices = [device for device in known if args.site is None or in_site(device, args.site)]
             if not devices:
                 where = args.devices or f"retained statuses on {args.broker}"
                 raise ApplianceError(f"no devices{f' of site {args.site}' if args.site else ''} in {where}")
@@ -125,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     targets.add_argument("--all", action="store_true", help="every device")
     push.add_argument("--devices", type=Path, metavar="FILE", help="device ids for --site/--all, one per line "
                       "(default: the devices with a retained status on the broker)")
+    push.add_argument("--force", action="store_true", help="with --device: push even to a device the broker has "
+                      "never seen (no retained status), e.g. one provisioned but not connected yet")
     BrokerOptions.add_arguments(push)
     push.add_argument("--asset-base-url", metavar="URL", help="where devices download the assets from "
                       "(default: this machine's `campaign serve`)")

@@ -4,6 +4,9 @@ Without ``--devices FILE``, ``--site``/``--all`` target the devices that have a
 retained ``oivis/v1/<id>/status`` on the broker (every device that ever connected,
 online or not: the retained document waits for the ones that are away). A site is
 the device-id prefix before a dash: ``mall-01`` holds ``mall-01-screen-3``.
+Devices named one by one must have such a status too (``never_seen``), so a typo
+is refused instead of publishing to a topic no device will ever read; every id an
+operator names is checked against the one device-id pattern (``appliance.identity``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from appliance.errors import ApplianceError
+from appliance.fleet.connect_failure import TlsFiles, connack_refusal, connect_failure
 from appliance.fleet.link import parse_broker
 from appliance.fleet.topics import DEFAULT_PREFIX, Topics, check_template, device_of
+from appliance.identity import check_device_id
 
 CONNECT_TIMEOUT_S = 10.0
 ACK_TIMEOUT_S = 10.0
@@ -74,20 +79,19 @@ class OperatorClient:
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                    client_id=client_id or f"oivis-ops-{uuid.uuid4().hex[:12]}",
                                    protocol=mqtt.MQTTv5, manual_ack=manual_ack)
-        if options.tls:
-            try:
-                self._client.tls_set(ca_certs=str(options.ca) if options.ca else None,
-                                     certfile=str(options.cert) if options.cert else None,
-                                     keyfile=str(options.key) if options.key else None,
-                                     cert_reqs=ssl.CERT_REQUIRED)
-            except (OSError, ssl.SSLError) as exc:
-                raise ApplianceError(f"TLS files cannot be loaded: {exc}") from exc
+        self._tls = TlsFiles(options.ca, options.cert, options.key) if options.tls else None
+        if self._tls is not None:
+            self._client.tls_set_context(self._tls.context())
         self._condition = threading.Condition()
         self._connect_reason: Any = None
+        self._closed: str | None = None
+        self._last_error: str | None = None
         self._acks: dict[int, Any] = {}
         self._retained: dict[str, bytes] = {}
         self._subscribed = threading.Event()
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_log = self._on_log
         self._client.on_publish = self._on_publish
         self._client.on_subscribe = lambda *args: self._subscribed.set()
         self._client.on_message = self._on_message
@@ -100,17 +104,31 @@ class OperatorClient:
         try:
             self._client.connect(host, port, keepalive=30, clean_start=session_expiry_s is None, properties=properties)
         except (OSError, ssl.SSLError) as exc:
-            raise ApplianceError(f"cannot connect to the broker {options.address}: {exc}") from exc
+            raise ApplianceError(self._failure(exc)) from exc
         self._client.loop_start()
         with self._condition:
-            self._condition.wait_for(lambda: self._connect_reason is not None, CONNECT_TIMEOUT_S)
+            self._condition.wait_for(lambda: self._connect_reason is not None or self._closed is not None,
+                                     CONNECT_TIMEOUT_S)
         if self._connect_reason is None or self._connect_reason.is_failure:
             self.close()
-            reason = self._connect_reason or f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
-            raise ApplianceError(f"the broker {options.address} refused the connection: {reason}")
+            raise ApplianceError(self._refusal())
         if self._handlers and not self._subscribed.wait(CONNECT_TIMEOUT_S):
             self.close()
             raise ApplianceError(f"{options.address} did not confirm the subscription to {', '.join(self._handlers)}")
+
+    def _failure(self, error: BaseException | str | None) -> str:
+        return connect_failure(self._address, error, self._tls).message
+
+    def _refusal(self) -> str:
+        """Why the connection did not come up: a CONNACK refusal, a close before it (TLS), or silence."""
+        if self._connect_reason is not None:
+            return connack_refusal(self._address, self._connect_reason,
+                                   "check that the certificate's CN is an operator or service identity "
+                                   "the broker's ACL names").message
+        if self._closed is not None:
+            return self._failure(self._closed or None)
+        return (f"no answer from the broker {self._address} within {CONNECT_TIMEOUT_S:.0f} s "
+                "(is HOST:PORT an MQTT broker?)")
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if not reason.is_failure and self._handlers:
@@ -118,6 +136,18 @@ class OperatorClient:
         with self._condition:
             self._connect_reason = reason
             self._condition.notify_all()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        """A close before the CONNACK ends the wait at once, with what paho last logged as its cause."""
+        with self._condition:
+            if self._connect_reason is None and self._closed is None:
+                self._closed = self._last_error or ""
+                self._condition.notify_all()
+
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR:
+            with self._condition:
+                self._last_error = text
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         with self._condition:
@@ -175,26 +205,27 @@ def discover_devices(client: OperatorClient, window_s: float, prefix: str = DEFA
     return sorted(device for topic, payload in found.items() if payload and (device := device_of(topic, prefix)))
 
 
+def never_seen(client: OperatorClient, device_ids: list[str], window_s: float, prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The ids of ``device_ids`` that have no retained status on the broker: never connected, or mistyped."""
+    known = set(discover_devices(client, window_s, prefix))
+    return [device for device in device_ids if device not in known]
+
+
 def read_device_list(path: Path) -> list[str]:
-    """One device id per line; blank lines and ``#`` comments ignored."""
+    """One device id per line; blank lines and ``#`` comments ignored; every id checked (naming its line)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ApplianceError(f"cannot read the device list {path}: {exc}") from exc
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
-
-
-def in_site(device_ids: list[str], site: str | None) -> list[str]:
-    """The ids of ``site`` (all when None)."""
-    return [device for device in device_ids if site is None or device.startswith(f"{site}-")]
+    return [check_device_id(line.split("#", 1)[0].strip(), f"{path} line {number}")
+            for number, line in enumerate(lines, 1) if line.split("#", 1)[0].strip()]
 
 
 def push_to(client: OperatorClient, device_ids: list[str], document: dict,
             progress: Callable[[str], None] = lambda line: None, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Publish ``document`` as each device's retained desired state; the topics written."""
-    unusable = [device for device in device_ids if not device or any(char in device for char in "/+#")]
-    if unusable:
-        raise ApplianceError(f"not a device id (no /, + or # allowed): {', '.join(map(repr, unusable))}")
+    for device in device_ids:
+        check_device_id(device, "device to push to")
     topics = []
     for device in device_ids:
         topic = Topics.for_device(device, prefix).desired
