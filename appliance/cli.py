@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
-from appliance.errors import ApplianceError, command_line
+from appliance.errors import ApplianceError, command_line, one_line
 
 log = logging.getLogger("appliance")
 
@@ -76,22 +76,42 @@ def _screen(text: str) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from appliance.config import DEFAULT_CONFIG_PATH, load_config
+    from appliance.config import DEFAULT_CONFIG_PATH
+    from appliance.configtrial import ConfigTrial
     from appliance.kiosk.display import DisplayMode
     from appliance.kiosk.launch import run_kiosk
 
-    config = load_config(args.config)
-    if args.source:
-        config = config.model_copy(update={"source": config.source.model_copy(update={"uri": args.source})})
-    if args.backend:
-        config = config.model_copy(update={"inference": config.inference.model_copy(update={"backend": args.backend})})
+    config_path = args.config or DEFAULT_CONFIG_PATH
+    trial = ConfigTrial(config_path)
+    rolled_back = trial.starting()
+    try:
+        config = _run_config(args)
+    except ApplianceError as exc:
+        if not trial.pending:
+            raise
+        rolled_back = trial.roll_back(f"it does not pass the checks run makes at start: {one_line(exc)}")
+        config = _run_config(args)
     if args.headless:
         mode = DisplayMode.HEADLESS
     elif args.windowed or not config.display.fullscreen:
         mode = DisplayMode.WINDOWED
     else:
         mode = DisplayMode.FULLSCREEN
-    return run_kiosk(config, mode, args.frames, args.config or DEFAULT_CONFIG_PATH)
+    return run_kiosk(config, mode, args.frames, config_path, rolled_back)
+
+
+def _run_config(args: argparse.Namespace):
+    """The configuration ``run`` starts with: the file (or the defaults), the command line's overrides,
+    and every check of ``preflight`` passed."""
+    from appliance.config import DEFAULT_CONFIG_PATH, load_config
+    from appliance.preflight import require
+
+    config = load_config(args.config)
+    if args.source:
+        config = config.model_copy(update={"source": config.source.model_copy(update={"uri": args.source})})
+    if args.backend:
+        config = config.model_copy(update={"inference": config.inference.model_copy(update={"backend": args.backend})})
+    return require(config, args.config or DEFAULT_CONFIG_PATH)
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -151,10 +171,11 @@ def _models(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> int:
     from appliance.config import load_config
+    from appliance.preflight import require
     from appliance.tomlfile import InvalidFile
 
     try:
-        config = load_config(args.file)
+        config = require(load_config(args.file), args.file)
     except InvalidFile as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from appliance.content.bundle import DEFAULT_BUNDLE_DIR
+from appliance.errors import ApplianceError
 from appliance.identity import device_id_problem
 from appliance.media import MediaLimits
 from appliance.perception.matte import MatteSettings
@@ -40,8 +41,8 @@ class InferenceConfig(Section):
 
 class DisplayConfig(Section):
     fullscreen: bool = Field(True, description="fullscreen at the display's resolution; false = window")
-    width: int = Field(1920, gt=0, description="window / headless screen width")
-    height: int = Field(1080, gt=0, description="window / headless screen height")
+    width: int = Field(1920, ge=320, le=7680, description="window / headless screen width (320 to 7680)")
+    height: int = Field(1080, ge=240, le=4320, description="window / headless screen height (240 to 4320)")
 
 
 class SegmentationConfig(Section):
@@ -51,6 +52,13 @@ class SegmentationConfig(Section):
     refine_eps: float = Field(MatteSettings.refine_eps, gt=0, description="guided-filter regularisation")
     edge_low: float = Field(MatteSettings.edge_low, ge=0, le=1, description="anti-halo ramp start")
     edge_high: float = Field(MatteSettings.edge_high, ge=0, le=1, description="anti-halo ramp end")
+
+    @model_validator(mode="after")
+    def _ramp_ordered(self) -> SegmentationConfig:
+        if self.edge_low >= self.edge_high:
+            raise ValueError(f"edge_low {self.edge_low} must be below edge_high {self.edge_high} (the anti-halo "
+                             "ramp runs from edge_low up to edge_high)")
+        return self
 
     def matte(self) -> MatteSettings:
         return MatteSettings(**self.model_dump())
@@ -70,6 +78,15 @@ class FleetConfig(Section):
     cert_file: Path = Field(Path("/etc/oivis/tls/device.pem"), description="this device's certificate (CN = device_id)")
     key_file: Path = Field(Path("/etc/oivis/tls/device.key"), description="this device's private key")
     topic_prefix: str = Field("oivis/v1/{device_id}", description="topic prefix {p} of the MQTT contract")
+
+    @field_validator("topic_prefix")
+    def _one_device_level(cls, value: str) -> str:
+        from appliance.fleet.topics import check_template
+
+        try:
+            return check_template(value)
+        except ApplianceError as exc:
+            raise ValueError(str(exc)) from exc
     keepalive_s: int = Field(30, ge=5, le=300, description="MQTT keep-alive: how fast a dead connection is noticed")
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0, description="how long the broker keeps this device's "
                                   "session (subscriptions, queued commands) while it is offline")

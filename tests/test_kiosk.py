@@ -90,12 +90,27 @@ def test_cli_runs_the_kiosk_headless_for_n_frames(astronaut_file: Path) -> None:
     assert "scene menu" in result.stderr
 
 
-def test_missing_camera_keeps_the_kiosk_on_the_attract_scene(content_dir: Path) -> None:
+def test_missing_camera_shows_the_world_without_a_call_to_action_and_alerts_the_fleet(content_dir: Path) -> None:
+    """Before: "Step in front of the screen" invited shoppers nobody could see, and "Camera reconnecting…"
+    told the mall about it.  Now the world alone, and a ``camera`` alert for the fleet."""
     with kiosk_session(config_for("camera:63", content_dir), DisplayMode.HEADLESS) as kiosk:
-        pygame.time.set_timer(pygame.QUIT, 600, loops=1)
+        texts: list[str] = []
+        draw_text = kiosk.display.text
+        kiosk.display.text = lambda text, *args, **kwargs: (texts.append(text), draw_text(text, *args, **kwargs))
+        pygame.time.set_timer(pygame.QUIT, 3600, loops=1)
         kiosk.run(max_frames=None)
         assert kiosk.frames_shown == 0
         assert "no camera at /dev/video63" in (kiosk.workers.problem or "")
+        assert texts == []
+        alerts = kiosk.alerts.wire()
+        assert [alert["code"] for alert in alerts] == ["camera"] and "/dev/video63" in alerts[0]["reason"]
+
+
+def test_run_for_n_frames_without_a_camera_ends_with_the_reason() -> None:
+    result = subprocess.run([sys.executable, "-m", "appliance", "run", "--headless", "--source", "camera:63",
+                             "--frames", "30"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("error: no camera at /dev/video63")
 
 
 def test_a_window_never_outgrows_the_desktop() -> None:
@@ -197,12 +212,16 @@ class ScriptedSchedule:
     def __init__(self, picked: Path) -> None:
         self.picked = picked
         self.shown_bundles: list[Path] = []
+        self.failures: list[tuple[Path, str]] = []
 
     def pick(self) -> Path:
         return self.picked
 
     def shown(self, bundle: Path) -> None:
         self.shown_bundles.append(bundle)
+
+    def failed(self, bundle: Path, reason: str) -> None:
+        self.failures.append((bundle, reason))
 
 
 def test_the_kiosk_follows_the_schedule_and_reports_only_bundles_it_could_load(
@@ -222,6 +241,7 @@ def test_the_kiosk_follows_the_schedule_and_reports_only_bundles_it_could_load(
         kiosk._bundle_checked = float("-inf")
         kiosk.run(max_frames=kiosk.frames_shown + 3)
         assert kiosk.bundle.directory == content_dir and schedule.shown_bundles == []
+        assert [(bundle, "gone.png" in reason) for bundle, reason in schedule.failures] == [(broken, True)]
         schedule.picked = other
         kiosk._bundle_checked = float("-inf")
         kiosk.run(max_frames=kiosk.frames_shown + 3)

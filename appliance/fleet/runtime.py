@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from appliance.alerts import Alerts
 from appliance.campaigns.manager import CampaignManager
 from appliance.campaigns.scheduler import Scheduler
 from appliance.config import Config
@@ -32,12 +33,13 @@ log = logging.getLogger(__name__)
 
 
 class FleetRuntime:
-    def __init__(self, config: Config, config_path: Path) -> None:
+    def __init__(self, config: Config, config_path: Path, alerts: Alerts | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.state_dir = config.paths.state_dir
+        self.alerts = alerts if alerts is not None else Alerts()
         self.link = Link(config.device_id, config.fleet, self.state_dir,
-                         campaign_version=lambda: self.campaigns.applied_version)
+                         campaign_version=lambda: self.campaigns.applied_version, alerts=self.alerts)
         self.campaigns = CampaignManager.from_config(config, report=self._report)
         self.shipper: EventShipper | None = None
         self.health: HealthReporter | None = None
@@ -69,7 +71,8 @@ class FleetRuntime:
         self.shipper = EventShipper(kiosk.events, self.link, fleet, self.state_dir).start()
         self.health = HealthReporter(self.link, kiosk.stats, lambda: kiosk.shown.rate, kiosk.backend,
                                      lambda: self.campaigns.applied_version, self.state_dir,
-                                     fleet.health_period_s, extras={"spool": self.shipper.status}).start()
+                                     fleet.health_period_s,
+                                     extras={"spool": self.shipper.status, "alerts": self.alerts.wire}).start()
         commands = device_commands(screen=kiosk.grab_screen, reload=kiosk.request_reload,
                                    restart=lambda: kiosk.stop(RESTART_STATUS), config_path=self.config_path)
         self.commands.serve(commands)

@@ -2,10 +2,12 @@
 
 The change is a partial document (``{"kiosk": {"attract_after_s": 6}}``; ``null``
 removes a key, so it falls back to its default) merged into the file as it is
-on disk.  The merged whole is validated with the same model the service loads
-at start, so a value the service would refuse never reaches the file: a device
-told to apply a typo keeps running, and keeps starting.  The previous file is
-kept as ``.bak``.
+on disk.  The merged whole goes through exactly the checks ``run`` makes at
+start (``appliance.preflight``), so a value the service would refuse never
+reaches the file: a device told to apply a typo keeps running, and keeps
+starting.  What passes is still only on trial (``appliance.configtrial``): the
+running file is kept as the last good one, and the new one is rolled back when
+the kiosk does not become ready with it.
 
 Only what shapes the screen may change remotely (an allow-list, so a key added
 later is protected until someone decides otherwise).  The keys that bind the
@@ -17,14 +19,16 @@ broker's operator account bypass campaign signing.  Those are for provisioning.
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from appliance.atomicfile import write_atomically
-from appliance.config import Config
+from appliance.config import Config, with_credentials
+from appliance.configtrial import ConfigTrial
 from appliance.errors import ApplianceError
+from appliance.preflight import require
 from appliance.tomlfile import InvalidFile, read_toml, validated
 from appliance.tomlwrite import dumps
 
@@ -48,20 +52,16 @@ def apply_settings(path: Path, changes: Mapping[str, Any]) -> list[str]:
     current = _plain(read_toml(path)) if path.exists() else {}
     updated = merge(current, changes)
     try:
-        validated(Config, updated, path)
+        config = validated(Config, updated, path)
+        require(with_credentials(config, os.environ.get("CREDENTIALS_DIRECTORY")), path)
     except InvalidFile as exc:
         raise ApplianceError(f"refused, nothing changed: {'; '.join(exc.problems)}") from exc
     before, after = flatten(current), flatten(updated)
     changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
     if not changed:
         return []
-    text = dumps(updated)
-    if path.exists():
-        try:
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-        except OSError as exc:
-            raise ApplianceError(f"refused, nothing changed: cannot keep a backup of {path}: {exc}") from exc
-    write_atomically(path, text.encode("utf-8"))
+    ConfigTrial(path).begin(changed)
+    write_atomically(path, dumps(updated).encode("utf-8"))
     return changed
 
 

@@ -82,13 +82,20 @@ class Registry:
     def known(self) -> list[str]:
         return sorted([*self.plugins, *self.unavailable])
 
+    def refusal(self, wanted: str) -> str | None:
+        """Why the backend named ``wanted`` cannot be asked for here, or None (``auto`` always can)."""
+        if wanted == "auto" or wanted in self.plugins:
+            return None
+        if wanted in self.unavailable:
+            return f"backend {wanted!r} cannot be used here: {self.unavailable[wanted]}"
+        return f"unknown backend {wanted!r} (known: {', '.join(self.known())}, auto)"
+
     def choose(self, spec: ModelSpec, manifest: Manifest, wanted: str, options: BackendOptions) -> BackendPlugin:
         """The plugin to run ``spec``: ``wanted`` by name, or the best available for ``auto``."""
         if wanted != "auto":
-            if wanted in self.unavailable:
-                raise ApplianceError(f"backend {wanted!r} cannot be used here: {self.unavailable[wanted]}")
-            if wanted not in self.plugins:
-                raise ApplianceError(f"unknown backend {wanted!r} (known: {', '.join(self.known())}, auto)")
+            refusal = self.refusal(wanted)
+            if refusal:
+                raise ApplianceError(refusal)
             plugin = self.plugins[wanted]
             reason = plugin.can_run(spec, manifest, options)
             if reason:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from appliance.alerts import Alerts
 from appliance.config import Config
 from appliance.content import Bundle, SceneSpec, load_bundle
 from appliance.errors import ApplianceError
@@ -25,9 +26,11 @@ from appliance.events import EventBus
 from appliance.kiosk.display import Display
 from appliance.kiosk.navigation import Action, Navigator
 from appliance.kiosk.presence import Presence
+from appliance.kiosk.readiness import Readiness
 from appliance.kiosk.scenes import all_scenes
 from appliance.kiosk.session import Sessions
 from appliance.kiosk.tick import NO_GESTURES, Scene, Tick
+from appliance.media import verify_media
 from appliance.perception.pipeline import Perception, PerceptionThread
 from appliance.render.compositor import Compositor
 from appliance.service.notify import ServiceNotifier
@@ -45,14 +48,20 @@ IDLE_REDRAW_S = 1 / 30
 BUNDLE_CHECK_S = 1.0
 #: Exit status asking the service manager for a restart (EX_TEMPFAIL; the unit restarts on failure).
 RESTART_STATUS = 75
+#: A source problem lasting this long is a ``camera`` alert to the fleet (shorter blips are retried quietly).
+CAMERA_ALERT_AFTER_S = 3.0
+#: With ``--frames`` and no camera frame at all for this long, ``run`` gives up with the source's problem.
+FRAMES_GIVE_UP_S = 10.0
 
 
 class BundleSource(Protocol):
-    """The campaign schedule (campaigns.scheduler.Scheduler): what to show, and what is shown."""
+    """The campaign schedule (campaigns.scheduler.Scheduler): what to show, what is shown, what failed."""
 
     def pick(self) -> Path: ...
 
     def shown(self, bundle: Path) -> None: ...
+
+    def failed(self, bundle: Path, reason: str) -> None: ...
 
 
 @dataclass
@@ -85,13 +94,20 @@ class Kiosk:
     """
 
     def __init__(self, config: Config, display: Display, bundle: Bundle, workers: Workers,
-                 backend: str, events: EventBus | None = None, rng: random.Random | None = None) -> None:
+                 backend: str, events: EventBus | None = None, rng: random.Random | None = None,
+                 alerts: Alerts | None = None) -> None:
         self.config = config
         self.display = display
         self.bundle = bundle
         self.workers = workers
         self.backend = backend
         self.events = events if events is not None else EventBus()
+        #: What is wrong now, for the fleet's status (a camera that stays away, a campaign that broke).
+        self.alerts = alerts if alerts is not None else Alerts()
+        #: Ready by the one rule (see kiosk.readiness); ``on_ready`` hooks are called once, with the reason.
+        self.readiness = Readiness()
+        self.on_ready: list[Callable[[str], None]] = []
+        self._problem_since: float | None = None
         self.rng = rng if rng is not None else random.Random()
         self.navigator = Navigator()
         self.sessions = Sessions(self.events, self.navigator)
@@ -125,12 +141,18 @@ class Kiosk:
 
     def compositor(self) -> Compositor:
         if self.world_index not in self._compositors:
-            self._compositors[self.world_index] = Compositor(self.world, self.bundle.directory, self.display.size)
+            self._compositors[self.world_index] = self._build_compositor(self.world, self.bundle)
         return self._compositors[self.world_index]
+
+    def _build_compositor(self, scene: SceneSpec, bundle: Bundle) -> Compositor:
+        return Compositor(scene, bundle.directory, self.display.size, limits=self.config.media)
 
     def follow_campaign(self, now: float) -> None:
         """Once a second, show the bundle the campaign schedule picks (called between sessions only,
-        so nobody's game changes under them); a bundle that cannot load is logged once and skipped."""
+        so nobody's game changes under them).  Every world is decoded before the switch, so a bundle
+        that cannot be shown is found here, not frame after frame on screen: it is logged once, the
+        schedule is told (it falls back to the last good campaign and raises the alert) and the
+        current bundle stays."""
         if now - self._bundle_checked < BUNDLE_CHECK_S and not self._reload_requested:
             return
         self._bundle_checked = now
@@ -140,14 +162,21 @@ class Kiosk:
             return
         try:
             bundle = load_bundle(path)
+            compositors = {index: self._build_compositor(scene, bundle) for index, scene in enumerate(bundle.scenes)}
+            if bundle.rps:
+                for image in bundle.rps.images().values():
+                    verify_media(bundle.directory / image, self.config.media)
         except ApplianceError as exc:
             self._refused_bundle = path
             log.error("campaign bundle %s cannot be shown, keeping %s: %s", path, self.bundle.name, exc)
+            if self.bundle_source:
+                self.bundle_source.failed(path, str(exc))
             return
         log.info("showing campaign %s (%s)", bundle.name, path)
         self.bundle, self.world_index = bundle, 0
-        self._compositors.clear()
+        self._compositors = compositors
         self._images.clear()
+        self._refused_bundle = None
         if self.bundle_source:
             self.bundle_source.shown(path)
 
@@ -311,4 +340,23 @@ class Kiosk:
                     self.notifier.frame_shown(now, self.shown.rate, self.backend, self.bundle.name)
                 else:
                     self.notifier.frame_missed(now, self.workers.problem)
+            self._watch(now, fresh and perception is not None, max_frames is not None)
         return self._exit_status
+
+    def _watch(self, now: float, frame_shown: bool, counting_frames: bool) -> None:
+        """Readiness, the camera alert, and giving up a ``--frames`` run that no camera frame will end."""
+        problem = self.workers.capture.problem
+        why = self.readiness.update(now, frame_shown, self.workers.problem)
+        if why:
+            for hook in self.on_ready:
+                hook(why)
+        if problem is None:
+            self._problem_since = None
+            self.alerts.clear("camera")
+            return
+        self._problem_since = self._problem_since if self._problem_since is not None else now
+        if now - self._problem_since >= CAMERA_ALERT_AFTER_S:
+            self.alerts.raise_alert("camera", problem)
+        if counting_frames and self.frames_shown == 0 and now - self._problem_since >= FRAMES_GIVE_UP_S:
+            raise ApplianceError(f"{problem}: no camera frame within {FRAMES_GIVE_UP_S:.0f} s "
+                                 "(--frames counts camera frames shown)")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from appliance.alerts import Alerts
 from appliance.config import DEFAULT_CONFIG_PATH, Config
+from appliance.configtrial import READY_DEADLINE_S, ConfigTrial, Rollback
 from appliance.content import Bundle, load_bundle
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
 from appliance.fleet.runtime import FleetRuntime
 from appliance.inference.backend import BackendOptions, Inference
-from appliance.kiosk.app import Kiosk, Workers
+from appliance.kiosk.app import RESTART_STATUS, Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.service.notify import ServiceNotifier
@@ -44,9 +47,10 @@ def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT
     capture and perception, then the fleet side (the event spool is flushed
     and the link says ``offline``), then the display.
     """
-    fleet = FleetRuntime(config, config_path).start() if config.fleet.broker else None
+    alerts = Alerts()
+    fleet = FleetRuntime(config, config_path, alerts).start() if config.fleet.broker else None
     try:
-        with _kiosk(config, mode, fleet) as kiosk:
+        with _kiosk(config, mode, fleet, alerts) as kiosk:
             yield kiosk
     finally:
         if fleet is not None:
@@ -69,17 +73,17 @@ def first_bundle(config: Config, fleet: FleetRuntime | None) -> Bundle:
 
 
 @contextmanager
-def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None) -> Iterator[Kiosk]:
+def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts: Alerts) -> Iterator[Kiosk]:
     bundle = first_bundle(config, fleet)
     inference = inference_from(config)
     perceiver = Perceiver(inference, config.segmentation.matte())
-    source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config))
+    source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media)
     display = Display(mode, (config.display.width, config.display.height))
     frames = LatestSlot()
     results = LatestSlot()
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
-    kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus())
+    kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts)
     kiosk.notifier = ServiceNotifier.from_environment()
     if fleet is not None:
         kiosk.bundle_source = fleet.schedule
@@ -95,11 +99,52 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None) -> Ite
 
 
 def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None,
-              config_path: Path = DEFAULT_CONFIG_PATH) -> int:
+              config_path: Path = DEFAULT_CONFIG_PATH, rolled_back: Rollback | None = None) -> int:
     """Bring the kiosk up and run it until asked to stop (or for ``max_frames`` camera frames).
 
     ``config_path`` is the file the fleet's set-config command rewrites.  The exit
     status is the loop's (RESTART_STATUS when a new configuration waits for a restart).
+    A configuration on trial (see configtrial) that fails to start, or does not bring
+    the kiosk to ready in time, is rolled back and the service restarted on the last
+    good one; ``rolled_back`` is a rollback this start already made, to report.
     """
-    with kiosk_session(config, mode, config_path) as kiosk, stop_on_signals(kiosk.stop):
-        return kiosk.run(max_frames)
+    trial = ConfigTrial(config_path)
+    try:
+        with kiosk_session(config, mode, config_path) as kiosk, stop_on_signals(kiosk.stop):
+            watch_trial(kiosk, trial, rolled_back)
+            return kiosk.run(max_frames)
+    except ApplianceError as exc:
+        if not trial.pending:
+            raise
+        trial.roll_back(f"the kiosk failed to start with it: {one_line(exc)}")
+        return RESTART_STATUS
+
+
+def watch_trial(kiosk: Kiosk, trial: ConfigTrial, rolled_back: Rollback | None,
+                deadline_s: float = READY_DEADLINE_S) -> threading.Timer | None:
+    """Report the last rollback (a ``config`` alert, and an event when this start made it); confirm a
+    configuration on trial once the kiosk is ready, roll it back when ``deadline_s`` passes first."""
+    if rolled_back is not None:
+        kiosk.events.publish("config_rolled_back", {"changed": rolled_back.changed, "reason": rolled_back.reason})
+    last = trial.last_rollback()
+    if last is not None:
+        kiosk.alerts.raise_alert("config", last.describe())
+    if not trial.pending:
+        return None
+
+    def ready(why: str) -> None:
+        if trial.confirm():
+            kiosk.alerts.clear("config")
+
+    def expire() -> None:
+        if kiosk.readiness.ready or not trial.pending:
+            return
+        rollback = trial.roll_back(f"the kiosk was not ready {deadline_s:.0f} s after starting with it")
+        kiosk.events.publish("config_rolled_back", {"changed": rollback.changed, "reason": rollback.reason})
+        kiosk.stop(RESTART_STATUS)
+
+    kiosk.on_ready.append(ready)
+    timer = threading.Timer(deadline_s, expire)
+    timer.daemon = True
+    timer.start()
+    return timer

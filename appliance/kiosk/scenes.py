@@ -25,7 +25,12 @@ def world_steps(actions: tuple[Action, ...]) -> list[int]:
 
 
 class AttractScene:
-    """Nobody in front: the campaign's world without a person, and an invitation to step in."""
+    """Nobody in front: the campaign's world without a person, and an invitation to step in.
+
+    Without a working camera nobody could answer the invitation, so the screen shows the
+    campaign's world alone: no call to action and no technical text in public (the fleet
+    gets a ``camera`` alert; F2 shows the problem to a technician).
+    """
 
     name = "attract"
 
@@ -35,6 +40,8 @@ class AttractScene:
     def draw(self, kiosk: Kiosk, tick: Tick) -> None:
         frame = tick.perception.frame.image if tick.perception else None
         kiosk.show_composite(frame, None if frame is None else kiosk.empty_alpha(frame), tick.now)
+        if tick.source_problem:
+            return
         width, height = kiosk.display.size
         pulse = 0.75 + 0.25 * math.sin((tick.now - self._since) * 2.5)
         colour = tuple(int(255 * pulse) for _ in range(3))
@@ -42,9 +49,6 @@ class AttractScene:
                            size=height // 12, colour=colour, anchor="center", backdrop=True)
         kiosk.display.text("and play with us", (width // 2, int(height * 0.52)),
                            size=height // 18, anchor="center")
-        if tick.source_problem:
-            kiosk.display.text("Camera reconnecting…", (width // 2, height - height // 10),
-                               size=height // 24, colour=(255, 200, 120), anchor="center", backdrop=True)
 
     def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
         for step in world_steps(tick.typed):   # a technician previews the worlds

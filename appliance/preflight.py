@@ -1,0 +1,113 @@
+"""The one validation of a configuration: every check ``run`` makes before it starts anything.
+
+``config check``, ``run`` (and so the service at start) and the fleet's
+``set-config`` all call ``require``: a configuration that passes here does not
+fail at start for a reason that could have been seen in it.  Rules about
+values alone (ranges, a ramp whose ends are ordered, a device id) are in the
+model itself (``appliance.config``); what needs this machine is here: the
+inference backend exists, the source names a camera or a file that exists,
+the content bundle loads, the operators' keys parse, the fleet's TLS files
+load.  Each problem names its key (and its line, when the file has one).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from appliance.config import Config
+from appliance.content import load_bundle
+from appliance.errors import ApplianceError, one_line
+from appliance.tomlfile import InvalidFile, Location, key_lines, key_path, line_of
+
+Problem = tuple[Location, str]
+
+
+def _backend(config: Config) -> str | None:
+    from appliance.inference.backend import Registry
+
+    return Registry.discover().refusal(config.inference.backend)
+
+
+def _source(config: Config) -> str | None:
+    from appliance.sources.open import parse_source
+
+    spec = parse_source(config.source.uri)
+    if spec.kind in ("video", "image") and not Path(spec.value).is_file():
+        return f"{spec.value} does not exist"
+    return None
+
+
+def _content(config: Config) -> str | None:
+    load_bundle(config.kiosk.content)
+    return None
+
+
+def _trusted_keys(config: Config) -> str | None:
+    from appliance.campaigns.signing import load_trusted_keys
+
+    if config.fleet.broker:
+        load_trusted_keys(config.campaigns.trusted_keys)
+    return None
+
+
+def _broker(config: Config) -> str | None:
+    from appliance.fleet.link import parse_broker
+
+    if config.fleet.broker:
+        parse_broker(config.fleet.broker)
+    return None
+
+
+def _tls(config: Config) -> str | None:
+    fleet = config.fleet
+    if not fleet.broker or not fleet.tls:
+        return None
+    try:
+        ssl.create_default_context(cafile=str(fleet.ca_file)).load_cert_chain(str(fleet.cert_file),
+                                                                             str(fleet.key_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return (f"the TLS files ({fleet.ca_file}, {fleet.cert_file}, {fleet.key_file}) cannot be loaded: "
+                f"{one_line(exc)}")
+    return None
+
+
+#: Each check with the key it is about.
+CHECKS: tuple[tuple[Location, Callable[[Config], str | None]], ...] = (
+    (("inference", "backend"), _backend),
+    (("source", "uri"), _source),
+    (("kiosk", "content"), _content),
+    (("campaigns", "trusted_keys"), _trusted_keys),
+    (("fleet", "broker"), _broker),
+    (("fleet", "cert_file"), _tls),
+)
+
+
+def problems(config: Config) -> list[Problem]:
+    """Every check's problem, with the key it is about; empty when ``run`` would start."""
+    found: list[Problem] = []
+    for location, check in CHECKS:
+        try:
+            problem = check(config)
+        except ApplianceError as exc:
+            problem = one_line(exc)
+        if problem:
+            found.append((location, problem))
+    return found
+
+
+def require(config: Config, path: Path) -> Config:
+    """``config`` when nothing would stop ``run``; InvalidFile listing each problem (key and line) otherwise."""
+    found = problems(config)
+    if not found:
+        return config
+    try:
+        lines = key_lines(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError):
+        lines = {}
+    messages = []
+    for location, problem in found:
+        line = line_of(lines, location)
+        messages.append(f"{key_path(location)}: {problem}" + (f" (line {line})" if line else ""))
+    raise InvalidFile(path, messages)
