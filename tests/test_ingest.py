@@ -149,11 +149,13 @@ BAD_EVENTS = [
     ({"id": "not-a-uuid"}, "id 'not-a-uuid' is not a UUID"),
     ({"id": 7}, "id 7 is not a UUID"),
     ({"ts": "2026-11-30T10:00:00"}, "has no time zone"),
+    ({"ts": "2026-11-30T10:00:00+00:00\x00"}, "is not an ISO-8601 time"),
     ({"ts": "yesterday"}, "'yesterday' is not an ISO-8601 time"),
     ({"ts": 1700000000}, "is not an ISO-8601 time"),
     ({"ts": "0001-01-01T00:00:00+14:00"}, "outside years 1..9999 in UTC"),
     ({"type": "x" * 65}, "is not an identifier"),
     ({"type": "tick\nforged line"}, "is not an identifier"),
+    ({"type": "tick\n"}, "is not an identifier"),
     ({"type": ""}, "is not an identifier"),
     ({"data": [1, 2]}, "data is [1, 2], not an object"),
     ({"data": {"text": "a\x00b"}}, "NUL character"),
@@ -174,6 +176,21 @@ def test_each_event_is_checked_on_its_own(change: dict[str, Any], reason: str) -
     assert [problem.index for problem in refused] == [1]
     assert refused[0].payload() == json.dumps(bad, separators=(",", ":")).encode()  # the event as sent
     assert reason in refused[0].reason and "event 1" in refused[0].reason, refused[0].reason
+
+
+def test_events_in_every_form_a_device_may_send_are_accepted() -> None:
+    upper = str(uuid.uuid4()).upper()
+    no_data = event(3)
+    del no_data["data"]
+    sent = [event(1, ts="2026-11-30T10:00:00Z"), event(2, id=upper, ts="2026-11-30T11:00:00.123456+05:30"),
+            no_data, event(2**63 - 1, type="session_start", data={"text": "Grüße ✓ 😀", "x": [1.5, None, True]})]
+    rows, bad = EventBatch.parse(EVENTS, batch(*sent, historical=True)).check()
+    assert bad == []
+    assert [(row.seq, row.type, row.historical) for row in rows] == [
+        (1, "tick", True), (2, "tick", True), (3, "tick", True), (2**63 - 1, "session_start", True)]
+    assert rows[1].id == upper.lower() and rows[2].data_json == "{}"
+    assert json.loads(rows[3].data_json) == sent[3]["data"]
+    assert rows[0].ts.utcoffset().total_seconds() == 0 and rows[1].ts.utcoffset().total_seconds() == 19800
 
 
 def test_a_missing_field_or_an_event_that_is_no_object_is_bad_alone() -> None:

@@ -41,7 +41,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_DATA_BYTES = 64 * 1024
 MAX_SEQ = 2**63 - 1  # SQLite INTEGER and PostgreSQL bigint
 MAX_TS_CHARS = 64
-TYPE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+TYPE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")  # fullmatch: "$" would let a final newline in
 #: A stored reason is one line of at most this many characters.
 MAX_REASON_CHARS = 500
 
@@ -60,7 +60,7 @@ def storable(text: str) -> str:
     return one_line(text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00"))
 
 
-def shown(value: Any, limit: int = 60) -> str:
+def excerpt(value: Any, limit: int = 60) -> str:
     """``value`` for a reason: its repr (which escapes NUL and surrogates), cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}…"
@@ -93,7 +93,7 @@ class EventBatch:
             raise BadBatch(f"{what} has no \"events\" list")
         historical = document.get("historical", False)
         if not isinstance(historical, bool):
-            raise BadBatch(f"{what}: \"historical\" is {shown(historical)}, not true or false")
+            raise BadBatch(f"{what}: \"historical\" is {excerpt(historical)}, not true or false")
         return cls(topic, device, historical, events, document.get("device"))
 
     @property
@@ -146,27 +146,27 @@ class EventRow:
         """The row for ``event`` (the ``index``-th of ``batch``); ApplianceError naming the first problem."""
         where = f"event {index} of {batch.device}"
         if not isinstance(event, dict):
-            raise ApplianceError(f"{where} is {shown(event)}, not an object")
+            raise ApplianceError(f"{where} is {excerpt(event)}, not an object")
         missing = [key for key in ("id", "seq", "ts", "type") if key not in event]
         if missing:
             raise ApplianceError(f"{where} has no {', '.join(missing)}")
         seq, event_id, ts_text, kind = event["seq"], event["id"], event["ts"], event["type"]
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
-            raise ApplianceError(f"{where}: seq {shown(seq)} is not a whole number in 0..2**63-1")
+            raise ApplianceError(f"{where}: seq {excerpt(seq)} is not a whole number in 0..2**63-1")
         where = f"event {index} (seq {seq}) of {batch.device}"
         try:
             if not isinstance(event_id, str):
                 raise ValueError("not a text")
             canonical_id = str(uuid.UUID(event_id))
         except ValueError as exc:
-            raise ApplianceError(f"{where}: id {shown(event_id)} is not a UUID") from exc
-        if not isinstance(kind, str) or not TYPE_PATTERN.match(kind):
-            raise ApplianceError(f"{where}: type {shown(kind)} is not an identifier (a letter, then up to 63 "
+            raise ApplianceError(f"{where}: id {excerpt(event_id)} is not a UUID") from exc
+        if not isinstance(kind, str) or not TYPE_PATTERN.fullmatch(kind):
+            raise ApplianceError(f"{where}: type {excerpt(kind)} is not an identifier (a letter, then up to 63 "
                                  "letters, digits or _ . : -)")
         ts = _time(ts_text, where)
         data = event.get("data", {})
         if not isinstance(data, dict):
-            raise ApplianceError(f"{where}: data is {shown(data)}, not an object")
+            raise ApplianceError(f"{where}: data is {excerpt(data)}, not an object")
         problem = _json_problem(data)
         if problem is not None:
             raise ApplianceError(f"{where}: data {problem}")
@@ -184,18 +184,19 @@ class EventRow:
 
 def _time(value: Any, where: str) -> datetime:
     """An ISO-8601 time with its zone, inside years 1..9999 once in UTC (what every reader can load back)."""
-    if not isinstance(value, str) or len(value) > MAX_TS_CHARS:
-        raise ApplianceError(f"{where}: ts {shown(value)} is not an ISO-8601 time")
-    try:
-        ts = datetime.fromisoformat(value)
+    # printable ASCII only: CPython's parser stops at a NUL and would take "…+00:00\x00" whole
+    if not isinstance(value, str) or len(value) > MAX_TS_CHARS or not (value.isascii() and value.isprintable()):
+        raise ApplianceError(f"{where}: ts {excerpt(value)} is not an ISO-8601 time")
+    try:  # Python 3.10's fromisoformat does not take the "Z" that 3.11's does
+        ts = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
     except ValueError as exc:
-        raise ApplianceError(f"{where}: ts {shown(value)} is not an ISO-8601 time") from exc
+        raise ApplianceError(f"{where}: ts {excerpt(value)} is not an ISO-8601 time") from exc
     if ts.utcoffset() is None:
-        raise ApplianceError(f"{where}: ts {shown(value)} has no time zone (e.g. +00:00 or Z)")
+        raise ApplianceError(f"{where}: ts {excerpt(value)} has no time zone (e.g. +00:00 or Z)")
     try:
         ts.astimezone(timezone.utc)
     except OverflowError as exc:
-        raise ApplianceError(f"{where}: ts {shown(value)} is outside years 1..9999 in UTC") from exc
+        raise ApplianceError(f"{where}: ts {excerpt(value)} is outside years 1..9999 in UTC") from exc
     return ts
 
 
@@ -220,11 +221,11 @@ def _json_problem(value: Any) -> str | None:
 
 def _text_problem(text: str) -> str | None:
     if "\x00" in text:
-        return f"holds a NUL character ({shown(text)}), which PostgreSQL cannot store"
+        return f"holds a NUL character ({excerpt(text)}), which PostgreSQL cannot store"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return f"holds a lone surrogate ({shown(text)}), which is not Unicode text"
+        return f"holds a lone surrogate ({excerpt(text)}), which is not Unicode text"
     return None
 
 

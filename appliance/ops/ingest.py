@@ -35,7 +35,7 @@ from typing import TextIO
 import paho.mqtt.client as mqtt
 
 from appliance.errors import ApplianceError, one_line
-from appliance.ops.eventbatch import BadBatch, EventBatch, EventRow, Quarantined, events_filter, shown
+from appliance.ops.eventbatch import BadBatch, EventBatch, EventRow, Quarantined, events_filter, excerpt
 from appliance.ops.eventstore import EventStore, RowsRefused
 from appliance.ops.push import BrokerOptions, OperatorClient
 
@@ -151,7 +151,7 @@ class Ingest:
                           f"{bad[0].reason}")
             if batch.misnamed and batch.device not in self._misnamed:
                 self._misnamed.add(batch.device)
-                self._say(f"warning: {topic}: the payload names device {shown(batch.claimed)}; its events are "
+                self._say(f"warning: {topic}: the payload names device {excerpt(batch.claimed)}; its events are "
                           f"stored as {batch.device}'s, the device in the topic (said once per device)")
         refused: list[tuple[EventRow, str]] = []
         try:
