@@ -124,7 +124,10 @@ class CommandHandler(Worker):
             return
         if self.stopping:
             return
-        self._handle(message)
+        try:
+            self._handle(message)
+        finally:
+            message.acknowledge()  # no-op once answered; a bug must not hold the message (and its slot) for ever
 
     def _handle(self, message: Incoming) -> None:
         name = message.topic.rsplit("/", 1)[-1]

@@ -329,17 +329,20 @@ class Link:
             self._subscribe([topic_filter])
 
     def _acknowledger(self, message: mqtt.MQTTMessage) -> Callable[[], None]:
-        """The PUBACK of ``message``, sent only on the connection it came on: after a reconnect the
-        broker has sent it again, and that copy is acknowledged when it is handled."""
+        """The PUBACK of ``message``, sent once, and only on the connection it came on: after a
+        reconnect the broker has sent it again, and that copy is acknowledged when it is handled."""
         if message.qos == 0:
             return _nothing
         with self._lock:
             connection = self._connection
+        sent = False
 
         def acknowledge() -> None:
+            nonlocal sent
             with self._lock:
-                current = connection == self._connection and self._client.is_connected()
-            if current:
+                due = not sent and connection == self._connection and self._client.is_connected()
+                sent = True
+            if due:
                 self._client.ack(message.mid, message.qos)
 
         return acknowledge
