@@ -206,10 +206,11 @@ def test_the_kiosk_loop_pings_while_frames_flow_and_stops_when_the_pipeline_free
 
         kiosk.workers.perception.stop()
         frozen_at = time.monotonic()
-        pygame.time.set_timer(pygame.QUIT, 1500, loops=1)
+        pygame.time.set_timer(pygame.QUIT, 2000, loops=1)
         kiosk.run(max_frames=None)
     notify_socket.drain()
-    late_pings = [at for at, message in notify_socket.received if message == "WATCHDOG=1" and at > frozen_at + 0.3]
+    # A result perception left in the slot may still be shown first; after that, silence (pings were every 0.2 s).
+    late_pings = [at for at, message in notify_socket.received if message == "WATCHDOG=1" and at > frozen_at + 0.6]
     assert late_pings == [], "a frozen pipeline must not keep the watchdog fed"
     assert notify_socket.received[-1][1] == "STOPPING=1\nSTATUS=stopping"
 
@@ -222,7 +223,7 @@ def test_the_kiosk_without_its_camera_is_ready_after_the_grace_and_keeps_pinging
     with kiosk_session(config, DisplayMode.HEADLESS) as kiosk:
         kiosk.notifier = ServiceNotifier(daemon.notify, watchdog_s=0.4, ready_grace_s=0.6)
         started = time.monotonic()
-        pygame.time.set_timer(pygame.QUIT, 1600, loops=1)
+        pygame.time.set_timer(pygame.QUIT, 2000, loops=1)
         kiosk.run(max_frames=None)
         assert kiosk.frames_shown == 0
     notify_socket.drain()
