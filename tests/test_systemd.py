@@ -256,12 +256,18 @@ def test_stderr_logging_and_the_journal_fallback_without_systemd_python(
         stream.close()
 
 
-def test_journal_context_is_shared_between_threads_and_refuses_unknown_fields() -> None:
+def test_journal_context_stamps_records_and_refuses_unknown_fields() -> None:
+    def stamped(context: JournalContext, **extra: str) -> dict[str, str]:
+        record = logging.makeLogRecord({"msg": "hello", **extra})
+        assert context.filter(record)
+        return {name: value for name, value in vars(record).items() if name.startswith("OIVIS_")}
+
     context = JournalContext()
     context.update(device="mall-1", campaign="Winter", session=3)
-    assert context.fields() == {"OIVIS_DEVICE": "mall-1", "OIVIS_CAMPAIGN": "Winter", "OIVIS_SESSION": "3"}
+    assert stamped(context) == {"OIVIS_DEVICE": "mall-1", "OIVIS_CAMPAIGN": "Winter", "OIVIS_SESSION": "3"}
     context.update(session=None)
-    assert context.fields() == {"OIVIS_DEVICE": "mall-1", "OIVIS_CAMPAIGN": "Winter"}
+    assert stamped(context) == {"OIVIS_DEVICE": "mall-1", "OIVIS_CAMPAIGN": "Winter"}
+    assert stamped(context, OIVIS_CAMPAIGN="Spring")["OIVIS_CAMPAIGN"] == "Spring"  # an explicit extra= wins
     with pytest.raises(TypeError, match="sesion"):
         context.update(sesion=4)
 

@@ -64,9 +64,6 @@ class JournalContext(logging.Filter):
                     fields[CONTEXT_FIELDS[name]] = str(value)
             self._fields = fields
 
-    def fields(self) -> dict[str, str]:
-        return dict(self._fields)
-
     def filter(self, record: logging.LogRecord) -> bool:
         for field, value in self._fields.items():
             if not hasattr(record, field):
