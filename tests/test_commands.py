@@ -232,6 +232,15 @@ def test_a_signature_tells_a_true_duplicate_from_another_command() -> None:
     assert shot.differs(Signature.of("reboot", {})) == "for screenshot"
 
 
+def test_ids_recorded_before_signatures_were_kept_still_get_their_stored_reply(tmp_path: Path) -> None:
+    path = tmp_path / "commands.json"
+    path.write_text(json.dumps([["old", {"cmd_id": "old", "ok": True}], ["cut", None]]))
+    recent = RecentCommands(path)
+    assert recent.get("old") == Taken(None, {"cmd_id": "old", "ok": True}) and recent.get("cut") == Taken(None, None)
+    recent.started("new", Signature.of("reload", {}))
+    assert RecentCommands(path).get("old") == Taken(None, {"cmd_id": "old", "ok": True})
+
+
 def test_recent_replies_stay_bounded_and_keep_ids_when_slimmed(tmp_path: Path) -> None:
     recent = RecentCommands(tmp_path / "commands.json", capacity=3, max_bytes=5000)
     for n in range(4):

@@ -159,9 +159,9 @@ class CommandHandler(Worker):
                         delivery.reason or f"nothing within {self.reply_timeout_s:.0f} s")
         self._follow_up(name, cmd_id, outcome.after_reply)
 
-    def _again(self, cmd_id: str, first: Signature, now: Signature, reply: Reply | None) -> Reply:
+    def _again(self, cmd_id: str, first: Signature | None, now: Signature, reply: Reply | None) -> Reply:
         """The answer to a ``cmd_id`` seen before: the stored reply for the same command, an error for another."""
-        difference = first.differs(now)
+        difference = None if first is None else first.differs(now)
         if difference is not None:
             log.warning("command %s %s refused: the cmd_id was already used %s", now.name, cmd_id, difference)
             return {"cmd_id": cmd_id, "ok": False,

@@ -6,7 +6,8 @@ with the same ``cmd_id``.  Remembering recent ids turns that into exactly-once
 execution; remembering the replies lets the duplicate get the same answer.
 Each id is kept with the command's signature (its name and a digest of its
 arguments), so an id reused for a different command is told apart from a true
-duplicate and never gets the other command's reply.
+duplicate and never gets the other command's reply (ids recorded by a version
+that kept no signature get their stored reply, as they did then).
 
 An id is recorded (and synced) *before* its command runs, so a command that
 took the device down with it (a reboot, a crash) is not run a second time after
@@ -61,10 +62,24 @@ class Signature:
 
 @dataclass(frozen=True)
 class Taken:
-    """A command taken: what it was, and its reply (None while running, or when it was interrupted)."""
+    """A command taken: what it was (None when recorded without a signature), and its reply (None while
+    running, or when it was interrupted)."""
 
-    signature: Signature
+    signature: Signature | None
     reply: Reply | None
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> tuple[str, Taken]:
+        """One row of the file: ``[cmd_id, name, digest, reply]``, or ``[cmd_id, reply]`` from before signatures."""
+        if len(row) == 2:
+            return str(row[0]), cls(None, row[1])
+        cmd_id, name, digest, reply = row
+        return str(cmd_id), cls(Signature(str(name), str(digest)), reply)
+
+    def row(self, cmd_id: str) -> list[Any]:
+        if self.signature is None:
+            return [cmd_id, self.reply]
+        return [cmd_id, self.signature.name, self.signature.digest, self.reply]
 
 
 class RecentCommands:
@@ -79,8 +94,7 @@ class RecentCommands:
     def _load(self) -> OrderedDict[str, Taken]:
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
-            return OrderedDict((str(cmd_id), Taken(Signature(str(name), str(digest)), reply))
-                               for cmd_id, name, digest, reply in entries)
+            return OrderedDict(Taken.from_row(row) for row in entries)
         except FileNotFoundError:
             return OrderedDict()
         except (OSError, ValueError, TypeError) as exc:
@@ -104,8 +118,7 @@ class RecentCommands:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
         self._slim()
-        rows = [(cmd_id, taken.signature.name, taken.signature.digest, taken.reply)
-                for cmd_id, taken in self._entries.items()]
+        rows = [taken.row(cmd_id) for cmd_id, taken in self._entries.items()]
         try:
             write_atomically(self.path, json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
         except ApplianceError as exc:
