@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_campaigns_device import show_now
 
 from appliance.campaigns import Rejected, Release, Schedule, ScheduledCampaign, Scheduler
-from appliance.campaigns.document import parse_document
+from appliance.campaigns.document import decode_payload, parse_document
 from appliance.campaigns.signing import (
     canonical_json,
     key_id,
@@ -107,6 +107,54 @@ def test_unknown_keys_and_bad_values_are_refused_by_name(key: Ed25519PrivateKey)
     with pytest.raises(Rejected, match=r"sha256"):
         asset = {"path": "a.png", "url": "http://h/a", "sha256": "../../x", "size": 1}
         parse_document(sign_document(BODY | {"campaigns": [BODY["campaigns"][0] | {"assets": [asset]}]}, key))
+
+
+def with_assets(*paths: str) -> dict:
+    assets = [{"path": path, "url": f"http://h/{i}", "sha256": f"{i:02x}" * 32, "size": 1}
+              for i, path in enumerate(paths)]
+    return BODY | {"campaigns": [BODY["campaigns"][0] | {"assets": assets}]}
+
+
+def test_asset_paths_are_normalised(key: Ed25519PrivateKey) -> None:
+    document = parse_document(sign_document(with_assets("./art//logo.png", "bg.png/", "a/./b.png"), key))
+    assert [asset.path for asset in document.campaigns[0].assets] == ["art/logo.png", "bg.png", "a/b.png"]
+
+
+@pytest.mark.parametrize(("paths", "reason"), [
+    (("bg.png", "./bg.png"), "asset path 'bg.png' is listed twice"),
+    (("art/logo.png", "art//logo.png"), "asset path 'art/logo.png' is listed twice"),
+    (("art", "art/logo.png"), "asset path 'art' is a file, but 'art/logo.png' needs it to be a directory"),
+    (("./campaign.toml",), "asset path 'campaign.toml' is the bundle's own campaign.toml"),
+])
+def test_two_asset_paths_naming_one_file_are_refused(key: Ed25519PrivateKey, paths, reason) -> None:
+    with pytest.raises(Rejected, match=reason):
+        parse_document(sign_document(with_assets(*paths), key))
+
+
+@pytest.mark.parametrize(("edit", "reason"), [
+    (lambda d: d.update(version="9"), r"version: .*valid integer"),
+    (lambda d: d.update(version=2**70), r"version: .*less than or equal to 9223372036854775807"),
+    (lambda d: d.update(version=True), r"version: .*valid integer"),
+    (lambda d: d.update(version=3.0), r"version: .*valid integer"),
+    (lambda d: d.update(version=0), r"version: .*greater than or equal to 1"),
+    (lambda d: d["campaigns"][0]["assets"][0].update(size="10"), r"size: .*valid integer"),
+    (lambda d: d["campaigns"][0]["assets"][0].update(size=2**63), r"size: .*less than or equal"),
+    (lambda d: d["campaigns"][0].update(priority="5"), r"priority: .*valid integer"),
+    (lambda d: d["campaigns"][0].update(priority=-(2**63) - 1), r"priority: .*greater than or equal"),
+])
+def test_numbers_are_strict_64_bit_integers(key: Ed25519PrivateKey, edit, reason) -> None:
+    document = json.loads(json.dumps(BODY))
+    edit(document)
+    with pytest.raises(Rejected, match=reason):
+        parse_document(sign_document(document, key))
+    assert parse_document(sign_document(BODY | {"version": 2**63 - 1}, key)).version == 2**63 - 1
+
+
+def test_an_oversized_or_deeply_nested_document_is_rejected_before_parsing() -> None:
+    with pytest.raises(Rejected, match="nests 10000 levels deep"):
+        decode_payload(b"[" * 10000 + b"]" * 10000)
+    with pytest.raises(Rejected, match="over the limit"):
+        decode_payload(b'{"bundle": "' + b"x" * 2_000_000 + b'"}')
 
 
 def test_keygen_files_load_as_signing_and_trusted_keys(tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,9 +19,11 @@ import pytest
 from broker import wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from appliance.alerts import Alerts
 from appliance.campaigns import CampaignManager, sign_document
 from appliance.campaigns.scheduler import Scheduler
 from appliance.campaigns.signing import load_private_key, write_keypair
+from appliance.config import Config
 from appliance.content import load_bundle
 from appliance.errors import ApplianceError
 from appliance.ops.build import build
@@ -32,6 +37,34 @@ def show_now(scheduler: Scheduler, now: datetime | None = None) -> Path:
     return bundle
 
 
+def write_video(path: Path, size: int, frames: int = 4) -> Path:
+    """A real MP4 of ``size`` bytes: random 16x16 frames, padded with a top-level ``free`` box (random
+    bytes every demuxer skips), so a test gets a big, unique asset that decodes in no time."""
+    rng = np.random.default_rng()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (16, 16))
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, (16, 16, 3), np.uint8))
+    writer.release()
+    padding = size - path.stat().st_size - 8
+    assert padding >= 0, f"a video of {size} bytes is too small for {frames} frames"
+    with open(path, "ab") as out:
+        out.write(struct.pack(">I", 8 + padding) + b"free" + os.urandom(padding))
+    return path
+
+
+def huge_png(path: Path, side: int = 20000) -> Path:
+    """A valid 1-bit PNG of side x side pixels (about 60 kB; 400 MB once decoded)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (1 + (side + 7) // 8)
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
 def make_bundle(directory: Path, name: str, video_bytes: int = 0) -> Path:
     """A small valid content bundle whose media differ from every other bundle's (random pixels)."""
     rng = np.random.default_rng()
@@ -42,7 +75,7 @@ def make_bundle(directory: Path, name: str, video_bytes: int = 0) -> Path:
         '[[scenes.overlays]]\nimage = "art/logo.png"\n'
     )
     if video_bytes:
-        (directory / "clip.mp4").write_bytes(os.urandom(video_bytes))
+        write_video(directory / "clip.mp4", video_bytes)
     else:
         cv2.imwrite(str(directory / "bg.png"), rng.integers(0, 255, (8, 8, 3), np.uint8))
     cv2.imwrite(str(directory / "art" / "logo.png"), rng.integers(0, 255, (8, 8, 4), np.uint8))
@@ -86,8 +119,8 @@ class TroubleHandler(AssetHandler):
 
 
 class TroubleServer(AssetServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), {}, TroubleHandler)
+    def __init__(self, handler: type[TroubleHandler] = TroubleHandler) -> None:
+        super().__init__(("127.0.0.1", 0), {}, handler)
         self.requests: list[tuple[str, str | None]] = []
         self.cut: set[str] = set()
         self.slow: set[str] = set()
@@ -292,7 +325,7 @@ def test_the_disk_budget_evicts_what_neither_the_active_nor_the_previous_campaig
     assert report["applied_version"] == 4 and blobs[2] | blobs[3] <= {p.name for p in store.iterdir()}
 
 
-def test_rollback_returns_to_the_previous_campaign_and_is_not_undone_by_the_retained_document(
+def test_rollback_pins_the_previous_campaign_until_a_newer_version_even_across_a_restart(
         tmp_path, server, keys, device_factory) -> None:
     make_bundle(tmp_path / "a", "A")
     make_bundle(tmp_path / "b", "B")
@@ -303,14 +336,23 @@ def test_rollback_returns_to_the_previous_campaign_and_is_not_undone_by_the_reta
     assert load_bundle(show_now(device.manager.scheduler)).name == "B"
     assert device.manager.rollback() == 1
     assert load_bundle(show_now(device.manager.scheduler)).name == "A"
-    assert device.reports[-1] | {"errors": []} == {"applied_version": 1, "pending_version": None,
-                                                   "phase": "applied", "progress": 1.0, "errors": []}
-    report = device.outcome(device.send(second))
-    assert report["applied_version"] == 1 and "version 2 was rolled back" in report["errors"][0]
-    assert device.manager.rollback() == 2, "rolling back a rollback returns to the newer campaign"
-    assert device.manager.rollback() == 1
-    device.apply(signed(tmp_path / "b", 3, server, keys[0]))
-    assert device.manager.rollback() == 1
+    pin_note = "version 2 was rolled back (by the operator); push a newer version to apply it again"
+    pinned = {"applied_version": 1, "pending_version": None, "phase": "applied", "progress": 1.0,
+              "rolled_back_version": 2, "errors": [pin_note]}
+    assert device.reports[-1] == pinned
+    assert device.outcome(device.send(second)) == pinned, "the retained document is not applied again"
+    device.manager.stop()
+    requests = len(server.requests)
+    restarted = device_factory()
+    assert restarted.reports[0] == pinned, "the pin survives a restart"
+    assert restarted.outcome(restarted.send(second)) == pinned
+    assert load_bundle(show_now(restarted.manager.scheduler)).name == "A" and len(server.requests) == requests
+    assert restarted.manager.rollback() == 2, "rolling back a rollback returns to the newer campaign"
+    assert "rolled_back_version" not in restarted.reports[-1] and restarted.reports[-1]["errors"] == []
+    assert restarted.manager.rollback() == 1
+    report = restarted.apply(signed(tmp_path / "b", 3, server, keys[0]))
+    assert "rolled_back_version" not in report and report["errors"] == [], "a newer version lifts the pin"
+    assert restarted.manager.rollback() == 1
 
 
 def test_rollback_of_the_first_campaign_returns_to_the_bundled_default(tmp_path, server, keys, device_factory):
@@ -390,3 +432,242 @@ def test_rollback_to_an_unreadable_release_changes_nothing(tmp_path, server, key
         device.manager.rollback()
     assert device.manager.applied_version == 2
     assert (tmp_path / "state" / "campaigns" / "active").resolve().name == "v2"
+
+
+def spoil_video(bundle: Path) -> None:
+    """Cut the clip inside its frames (an upload that stopped early)."""
+    clip = bundle / "clip.mp4"
+    clip.write_bytes(clip.read_bytes()[:1000])
+
+
+@pytest.mark.parametrize(("video", "spoil", "reason"), [
+    (False, lambda bundle: (bundle / "bg.png").write_text("a text file named like an image\n"), "bg.png"),
+    (False, lambda bundle: huge_png(bundle / "bg.png"), "20000x20000"),
+    (True, spoil_video, "clip.mp4"),
+])
+def test_a_signed_campaign_whose_media_do_not_decode_fails_before_activation(
+        tmp_path, server, keys, device_factory, video, spoil, reason) -> None:
+    make_bundle(tmp_path / "good", "Good")
+    bad = make_bundle(tmp_path / "bad", "Bad", video_bytes=30_000 if video else 0)
+    spoil(bad)
+    device = device_factory()
+    device.apply(signed(tmp_path / "good", 1, server, keys[0]))
+    showing = show_now(device.manager.scheduler)
+    document = signed(bad, 2, server, keys[0])  # right sha256 and size: the bytes are what the operator signed
+    report = device.outcome(device.send(document))
+    assert report["phase"] == "failed" and report["errors"][0].startswith("campaign bad: "), report
+    assert reason in report["errors"][0]
+    assert report["applied_version"] == 1 and report["pending_version"] == 2
+    assert show_now(device.manager.scheduler) == showing
+    assert sorted(p.name for p in (tmp_path / "state" / "campaigns" / "releases").iterdir()) == ["v1"]
+
+
+def test_the_media_limits_come_from_the_configuration(tmp_path, server, keys) -> None:
+    make_bundle(tmp_path / "default", "Default")
+    make_bundle(tmp_path / "a", "A")  # 8x8 images
+    config = Config.model_validate({
+        "paths": {"state_dir": tmp_path / "state"}, "kiosk": {"content": tmp_path / "default"},
+        "campaigns": {"trusted_keys": [str(keys[1])], "require_synced_clock": False},
+        "media": {"image_side_px": 4},
+    })
+    reports: list[dict] = []
+    manager = CampaignManager.from_config(config, reports.append).start()
+    try:
+        manager.on_desired(json.dumps(signed(tmp_path / "a", 1, server, keys[0])).encode())
+        report = wait_for(lambda: next((r for r in reports if r["phase"] == "failed"), None), 10.0,
+                          what=f"a failed report (so far {reports})")
+    finally:
+        manager.stop()
+    assert "8x8" in report["errors"][0] and "4 px a side" in report["errors"][0]
+
+
+def test_a_bundle_that_fails_on_screen_falls_back_to_the_previous_campaign_with_an_alert(
+        tmp_path, server, keys, device_factory) -> None:
+    for name in "abc":
+        make_bundle(tmp_path / name, name.upper())
+    alerts = Alerts()
+    device = device_factory(alerts=alerts)
+    device.apply(signed(tmp_path / "a", 1, server, keys[0]))
+    second = signed(tmp_path / "b", 2, server, keys[0])
+    device.apply(second)
+    failing = show_now(device.manager.scheduler)
+    note = device.manager.bundle_failed(failing, "scene main: cannot decode bg.png")
+    assert note == "campaign b of version 2 cannot be shown: scene main: cannot decode bg.png; showing version 1"
+    assert load_bundle(show_now(device.manager.scheduler)).name == "A"
+    assert [(alert.code, alert.reason) for alert in alerts.current()] == [("campaign", note)]
+    report = device.reports[-1]
+    assert report["applied_version"] == 1 and report["rolled_back_version"] == 2
+    assert "cannot decode bg.png" in report["errors"][0]
+    assert device.outcome(device.send(second))["applied_version"] == 1, "the failed version is not applied again"
+    assert alerts.current(), "the alert stays while the device runs the older campaign"
+    device.apply(signed(tmp_path / "c", 3, server, keys[0]))
+    assert alerts.current() == [], "a new campaign clears the alert"
+
+
+def test_a_failing_bundle_falls_back_to_the_default_when_the_previous_campaign_is_no_good(
+        tmp_path, server, keys, device_factory) -> None:
+    for name in "ab":
+        make_bundle(tmp_path / name, name.upper())
+    device = device_factory()
+    device.apply(signed(tmp_path / "a", 1, server, keys[0]))
+    device.apply(signed(tmp_path / "b", 2, server, keys[0]))
+    assert device.manager.rollback() == 1
+    note = device.manager.bundle_failed(show_now(device.manager.scheduler), "broken")
+    assert note.endswith("showing the bundled default"), "never back to the version rolled back from"
+    assert show_now(device.manager.scheduler) == tmp_path / "default"
+    device.apply(signed(tmp_path / "a", 3, server, keys[0]))
+    device.apply(signed(tmp_path / "b", 4, server, keys[0]))
+    damage(tmp_path / "state" / "campaigns" / "releases" / "v3" / "bundles" / "a" / "bg.png")
+    note = device.manager.bundle_failed(show_now(device.manager.scheduler), "broken")
+    assert note.endswith("showing the bundled default"), "never to a damaged campaign"
+    note = device.manager.bundle_failed(tmp_path / "default", "broken too")
+    assert note == f"campaign bundle {tmp_path / 'default'} cannot be shown: broken too"
+
+
+class TrickleHandler(TroubleHandler):
+    """A server that answers at once, then sends one byte every ``server.interval`` seconds."""
+
+    server: TrickleServer
+
+    def copy_range(self, file: Path, offset: int, length: int) -> None:
+        if file.name not in self.server.trickle:
+            super().copy_range(file, offset, length)
+            return
+        with open(file, "rb") as source:
+            source.seek(offset)
+            while length and not self.server.closing.wait(self.server.interval):
+                self.wfile.write(source.read(1))
+                self.wfile.flush()
+                length -= 1
+
+
+class TrickleServer(TroubleServer):
+    def __init__(self) -> None:
+        super().__init__(TrickleHandler)
+        self.trickle: set[str] = set()
+        self.interval = 2.0
+        self.closing = threading.Event()
+
+
+@pytest.fixture
+def trickle() -> Iterator[TrickleServer]:
+    running = TrickleServer()
+    thread = threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield running
+    finally:
+        running.closing.set()
+        running.shutdown()
+        running.server_close()
+
+
+def test_a_newer_version_preempts_a_download_from_a_server_sending_one_byte_every_2_s(
+        tmp_path, trickle, keys, device_factory) -> None:
+    make_bundle(tmp_path / "a", "A")
+    slow = make_bundle(tmp_path / "slow", "Slow", video_bytes=20_000)
+    device = device_factory()
+    device.apply(signed(tmp_path / "a", 1, trickle, keys[0]))
+    trickle.trickle.add("clip.mp4")
+    before = device.send(signed(slow, 2, trickle, keys[0]))
+    wait_for(lambda: any(path.endswith("clip.mp4") for path, _ in trickle.requests), what="the slow download")
+    time.sleep(2.5)  # a byte or so has arrived: the read is blocked waiting for the next
+    started = time.monotonic()
+    report = device.outcome(device.send(signed(tmp_path / "a", 3, trickle, keys[0])), timeout=20.0)
+    assert report["phase"] == "applied" and report["applied_version"] == 3
+    assert time.monotonic() - started < 1.5, "the fully cached version 3 waited for the slow download"
+    assert all(r["applied_version"] != 2 for r in device.reports[before:])
+    assert load_bundle(show_now(device.manager.scheduler)).name == "A"
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    ({"low_speed_bytes_per_s": 100, "low_speed_window_s": 2.0, "download_deadline_s": 0}, "too slow"),
+    ({"low_speed_bytes_per_s": 0, "download_deadline_s": 2.0}, "within the 2 s download deadline"),
+])
+def test_a_crawling_download_is_abandoned_and_retried_later(
+        tmp_path, trickle, keys, device_factory, options, reason) -> None:
+    slow = make_bundle(tmp_path / "slow", "Slow", video_bytes=20_000)
+    trickle.trickle.add("clip.mp4")
+    trickle.interval = 0.2
+    device = device_factory(retry_s=(30.0, 60.0), **options)
+    started = time.monotonic()
+    report = device.outcome(device.send(signed(slow, 1, trickle, keys[0])), timeout=20.0)
+    assert report["phase"] == "failed" and reason in report["errors"][0], report
+    assert "retrying in 30 s" in report["errors"][0] and report["pending_version"] == 1
+    assert time.monotonic() - started < 6.0
+    assert sum(path.endswith("clip.mp4") for path, _ in trickle.requests) == 1, "no immediate resume of a crawl"
+
+
+def damage(file: Path) -> None:
+    """What a failing card does to a file: same size, other bytes (through every hard link to it)."""
+    file.chmod(0o644)
+    file.write_bytes(bytes(byte ^ 0xFF for byte in file.read_bytes()))
+
+
+def blob_digests(store: Path) -> dict[str, str]:
+    return {blob.name: hashlib.sha256(blob.read_bytes()).hexdigest() for blob in store.iterdir()}
+
+
+def test_two_paths_naming_one_file_are_refused_and_the_store_and_rollback_target_stay_intact(
+        tmp_path, server, keys, device_factory) -> None:
+    a = make_bundle(tmp_path / "a", "A")
+    make_bundle(tmp_path / "b", "B")
+    c = make_bundle(tmp_path / "c", "C")
+    device = device_factory()
+    first = signed(a, 1, server, keys[0])
+    device.apply(first)
+    device.apply(signed(tmp_path / "b", 2, server, keys[0]))
+    bg_of_a = next(asset for asset in first["campaigns"][0]["assets"] if asset["path"] == "bg.png")
+
+    def alias(body: dict) -> None:
+        assets = body["campaigns"][0]["assets"]
+        bg_of_c = next(asset for asset in assets if asset["path"] == "bg.png")
+        assets.append(bg_of_c | {"path": "./bg.png"})
+        bg_of_c.update(bg_of_a)
+
+    report = device.outcome(device.send(signed(c, 3, server, keys[0], alias)))
+    assert report["phase"] == "rejected" and "'bg.png' is listed twice" in report["errors"][0], report
+    store = tmp_path / "state" / "campaigns" / "store"
+    assert all(name == digest for name, digest in blob_digests(store).items())
+    assert all(blob.stat().st_mode & 0o222 == 0 for blob in store.iterdir()), "store blobs are read-only"
+    assert device.manager.rollback() == 1
+    assert (show_now(device.manager.scheduler) / "bg.png").read_bytes() == (a / "bg.png").read_bytes()
+
+
+def test_a_damaged_store_file_is_downloaded_again_before_it_is_used(tmp_path, server, keys, device_factory) -> None:
+    a = make_bundle(tmp_path / "a", "A")
+    device = device_factory()
+    first = signed(a, 1, server, keys[0])
+    device.apply(first)
+    bg = next(asset for asset in first["campaigns"][0]["assets"] if asset["path"] == "bg.png")
+    store = tmp_path / "state" / "campaigns" / "store"
+    damage(store / bg["sha256"])
+    requests = len(server.requests)
+    device.apply(signed(a, 2, server, keys[0]))  # the same media in a newer version
+    assert (show_now(device.manager.scheduler) / "bg.png").read_bytes() == (a / "bg.png").read_bytes()
+    assert [path for path, _ in server.requests[requests:]] == ["/bg.png"], "only the damaged file is fetched"
+    assert all(name == digest for name, digest in blob_digests(store).items())
+
+
+def test_rollback_refuses_a_damaged_previous_campaign(tmp_path, server, keys, device_factory) -> None:
+    make_bundle(tmp_path / "a", "A")
+    make_bundle(tmp_path / "b", "B")
+    device = device_factory()
+    device.apply(signed(tmp_path / "a", 1, server, keys[0]))
+    device.apply(signed(tmp_path / "b", 2, server, keys[0]))
+    damage(tmp_path / "state" / "campaigns" / "releases" / "v1" / "bundles" / "a" / "art" / "logo.png")
+    with pytest.raises(ApplianceError, match=r"version 1 is damaged: .*logo.png no longer matches its sha256"):
+        device.manager.rollback()
+    assert device.manager.applied_version == 2
+    assert load_bundle(show_now(device.manager.scheduler)).name == "B"
+
+
+@pytest.mark.parametrize("version", ["9", 2**70, True, 9.5])
+def test_a_signed_version_that_is_not_a_64_bit_integer_is_rejected(
+        tmp_path, server, keys, device_factory, version) -> None:
+    make_bundle(tmp_path / "a", "A")
+    device = device_factory()
+    document = sign_document({**signed(tmp_path / "a", 1, server, keys[0]), "version": version}, keys[0])
+    report = device.outcome(device.send(document))
+    assert report["phase"] == "rejected" and "version" in report["errors"][0], report
+    assert report["pending_version"] is None and report["applied_version"] == 0

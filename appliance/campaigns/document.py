@@ -2,25 +2,34 @@
 
 Schedules are checked here (time zones must exist, dayparts must be well formed)
 so a document that could never be scheduled is refused before anything is downloaded.
+Numbers (versions, sizes, priorities) are JSON integers that fit a signed 64-bit
+column: ``"9"``, ``9.0``, ``true`` or ``2**70`` are refused, never coerced. Asset
+paths are normalised (``./bg.png`` is ``bg.png``), and two assets naming one file
+after normalisation are refused, so a bundle file is only ever written once.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, time, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from appliance.boundedjson import loads_object
 from appliance.campaigns.errors import Rejected
+from appliance.content import CAMPAIGN_FILE
 from appliance.errors import ApplianceError
 from appliance.tomlfile import reject_duplicates, validated
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 DAYPART_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+#: The largest number a document may carry: a signed 64-bit integer, what SQLite and PostgreSQL store.
+INT64_MAX = 2**63 - 1
+#: The largest document a device parses (a few campaigns with their campaign.toml text fit in a few kB).
+MAX_DOCUMENT_BYTES = 1024 * 1024
 
 
 class _Strict(BaseModel):
@@ -96,21 +105,35 @@ class Asset(_Strict):
     path: str = Field(min_length=1, max_length=255, description="Where the file goes, relative to the bundle.")
     url: str = Field(min_length=1, description="http(s) URL the device downloads it from.")
     sha256: str = Field(pattern=SHA256_PATTERN, description="Lower-case hex digest; also the store's file name.")
-    size: int = Field(ge=0, description="Exact size in bytes.")
+    size: int = Field(ge=0, le=INT64_MAX, strict=True, description="Exact size in bytes.")
+
+    @field_validator("path")
+    def _normalised(cls, path: str) -> str:
+        """``./a//b.png`` → ``a/b.png``; ``..`` and absolute paths are kept for the install to refuse by name."""
+        return str(PurePosixPath(path))
 
 
 class CampaignEntry(_Strict):
     """One campaign of the document: a content bundle, its media and when it shows."""
 
     id: str = Field(pattern=CAMPAIGN_ID_PATTERN, description="Stable identifier (also a directory name).")
-    priority: int = Field(0, description="When several campaigns may show, the highest priority wins.")
+    priority: int = Field(0, ge=-INT64_MAX - 1, le=INT64_MAX, strict=True,
+                          description="When several campaigns may show, the highest priority wins.")
     schedule: Schedule = Field(default_factory=Schedule)
     bundle: str = Field(min_length=1, description="The bundle's campaign.toml, as text.")
     assets: list[Asset] = Field(default_factory=list)
 
     @field_validator("assets")
     def _unique_paths(cls, assets: list[Asset]) -> list[Asset]:
-        reject_duplicates([asset.path for asset in assets], "asset path")
+        """One file per path: no duplicates, no file where another needs a directory, not campaign.toml."""
+        paths = [asset.path for asset in assets]
+        reject_duplicates(paths, "asset path")
+        for path in paths:
+            if path == CAMPAIGN_FILE:
+                raise ValueError(f"asset path {path!r} is the bundle's own {CAMPAIGN_FILE}")
+            parent = next((str(p) for p in PurePosixPath(path).parents if str(p) in paths), None)
+            if parent is not None:
+                raise ValueError(f"asset path {parent!r} is a file, but {path!r} needs it to be a directory")
         return assets
 
 
@@ -131,7 +154,8 @@ class DocumentBody(_Strict):
 class Document(DocumentBody):
     """The signed desired state on ``{p}/state/desired``."""
 
-    version: int = Field(ge=1, description="Increases with every push; a device applies only newer versions.")
+    version: int = Field(ge=1, le=INT64_MAX, strict=True,
+                         description="Increases with every push; a device applies only newer versions.")
     key_id: str = Field(min_length=1, description="Which operator key signed it.")
     signature: str = Field(min_length=1, description="Base64 Ed25519 signature of the canonical document.")
 
@@ -147,14 +171,17 @@ def parse_document(raw: dict) -> Document:
         raise Rejected(f"malformed {exc}") from exc
 
 
+def claimed_version(raw: dict) -> int | None:
+    """The version ``raw`` claims, when it is one a document may have (for reports before it is verified)."""
+    version = raw.get("version")
+    return version if type(version) is int and 1 <= version <= INT64_MAX else None
+
+
 def decode_payload(payload: bytes | str | dict) -> dict:
     """The JSON object of an MQTT payload (the link may hand over bytes, text or already-parsed JSON)."""
     if isinstance(payload, dict):
         return payload
     try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(f"the document is not JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise Rejected("the document is not a JSON object")
-    return raw
+        return loads_object(payload, "the document", MAX_DOCUMENT_BYTES)
+    except ApplianceError as exc:
+        raise Rejected(str(exc)) from exc

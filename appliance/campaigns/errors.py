@@ -16,3 +16,8 @@ class Rejected(ApplianceError):
 class Unreachable(ApplianceError):
     """An asset could not be fetched for a reason that may pass (network down, server error):
     the same document is tried again later, resuming what was already downloaded."""
+
+
+class Stalled(Unreachable):
+    """A download ran below the low-speed limit or past its deadline: retried later with backoff
+    (resuming), never at once, so a crawling server cannot keep the device busy."""

@@ -6,12 +6,16 @@ Layout under ``<state_dir>/campaigns``::
     releases/v<N>/             one applied document: document.json + bundles/<campaign id>/
     active -> releases/v<N>    what the scheduler picks from (absent: the bundled default)
     previous -> releases/v<M>  what rollback returns to
-    accepted.json              the newest version ever activated (a rolled-back one is not re-applied)
+    accepted.json              the newest version ever activated, and why the device left it if it did
+                               (rolled back: pinned off it, not applied again until a newer one comes)
     showing                    the bundle last put on screen (kept across restarts on an unsynced clock)
 
 A release is built complete in a staging directory and renamed into place, and a
 pointer changes by renaming a new symlink over the old one, so a power cut at any
-moment leaves either the old or the new campaign, never half of one.
+moment leaves either the old or the new campaign, never half of one. Every file of
+a release is placed once and never written into (it may share its inode with a
+store blob), and a release is checked against its sha256s before a rollback
+returns to it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -26,7 +31,7 @@ from pydantic import ValidationError
 
 from appliance.atomicfile import write_atomically
 from appliance.campaigns.document import Document, Schedule
-from appliance.campaigns.store import BlobStore
+from appliance.campaigns.store import BlobStore, sha256_of
 from appliance.content import CAMPAIGN_FILE, load_bundle
 from appliance.errors import ApplianceError
 
@@ -53,6 +58,19 @@ class Release:
     blobs: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The newest document ever activated (version 0: none yet).
+
+    ``rolled_back`` says why the device left it (a rollback, a campaign that failed
+    on screen) for an older campaign: it is pinned there and applies only a newer version.
+    """
+
+    version: int = 0
+    signature: str = ""
+    rolled_back: str | None = None
+
+
 def safe_relative(path: str) -> PurePosixPath:
     """``path`` as a path that stays inside the bundle directory, or ApplianceError."""
     candidate = PurePosixPath(path)
@@ -61,14 +79,32 @@ def safe_relative(path: str) -> PurePosixPath:
     return candidate
 
 
-def _load_release(directory: Path) -> Release:
+def _read_document(directory: Path) -> Document:
     try:
-        document = Document.model_validate_json((directory / DOCUMENT_FILE).read_bytes())
+        return Document.model_validate_json((directory / DOCUMENT_FILE).read_bytes())
     except OSError as exc:
         raise ApplianceError(f"the applied campaign in {directory} cannot be read: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(error["msg"] for error in exc.errors())
         raise ApplianceError(f"the applied campaign in {directory} cannot be read: {problems}") from exc
+
+
+def check_intact(directory: Path) -> None:
+    """ApplianceError naming the first file of the release in ``directory`` that no longer matches its sha256."""
+    document = _read_document(directory)
+    for entry in document.campaigns:
+        for asset in entry.assets:
+            file = directory / "bundles" / entry.id / safe_relative(asset.path)
+            try:
+                digest = sha256_of(file)
+            except OSError as exc:
+                raise ApplianceError(f"version {document.version} is damaged: {file}: {exc}") from exc
+            if digest != asset.sha256:
+                raise ApplianceError(f"version {document.version} is damaged: {file} no longer matches its sha256")
+
+
+def _load_release(directory: Path) -> Release:
+    document = _read_document(directory)
     campaigns = tuple(
         ScheduledCampaign(entry.id, entry.priority, entry.schedule, directory / "bundles" / entry.id)
         for entry in document.campaigns
@@ -87,11 +123,13 @@ class Releases:
         for leftover in self.releases.glob(".*.staging"):
             shutil.rmtree(leftover, ignore_errors=True)
 
-    def _pointed(self, name: str) -> Release:
+    def _target(self, name: str) -> Path | None:
         link = self.root / name
-        if not link.is_symlink():
-            return Release()
-        return _load_release(self.root / os.readlink(link))
+        return self.root / os.readlink(link) if link.is_symlink() else None
+
+    def _pointed(self, name: str) -> Release:
+        target = self._target(name)
+        return Release() if target is None else _load_release(target)
 
     def active(self) -> Release:
         return self._pointed(ACTIVE)
@@ -109,35 +147,49 @@ class Releases:
         os.symlink(target.relative_to(self.root), staging)
         os.replace(staging, link)
 
-    def accepted(self) -> tuple[int, str]:
-        """(version, signature) of the newest document ever activated; (0, "") before the first."""
+    def accepted(self) -> Accepted:
+        """The newest document ever activated (``Accepted()`` before the first)."""
         try:
             data = json.loads((self.root / "accepted.json").read_text())
-            return int(data["version"]), str(data["signature"])
+            rolled_back = data.get("rolled_back")
+            return Accepted(int(data["version"]), str(data["signature"]),
+                            None if rolled_back is None else str(rolled_back))
         except FileNotFoundError:
-            return 0, ""
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return Accepted()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ApplianceError(f"{self.root / 'accepted.json'} is damaged: {exc}") from exc
 
-    def materialise(self, document: Document, store: BlobStore) -> Path:
-        """Build the release directory of ``document`` from blobs already in ``store`` and validate every bundle."""
+    def _accept(self, accepted: Accepted) -> None:
+        record = {"version": accepted.version, "signature": accepted.signature}
+        if accepted.rolled_back is not None:
+            record["rolled_back"] = accepted.rolled_back
+        write_atomically(self.root / "accepted.json", json.dumps(record).encode("utf-8"))
+
+    def materialise(self, document: Document, store: BlobStore, check_asset: Callable[[Path], None]) -> Path:
+        """Build the release directory of ``document`` from blobs already in ``store`` and validate every bundle.
+
+        ``check_asset(path)`` is called once per distinct asset (to decode it as the
+        kiosk will) and raises ApplianceError for one that would not show.
+        """
         staging = self.releases / f".v{document.version}.staging"
         final = self.releases / f"v{document.version}"
         shutil.rmtree(staging, ignore_errors=True)
+        checked: set[tuple[str, str]] = set()
         try:
             for entry in document.campaigns:
                 bundle_dir = staging / "bundles" / entry.id
                 bundle_dir.mkdir(parents=True)
                 (bundle_dir / CAMPAIGN_FILE).write_text(entry.bundle, encoding="utf-8")
-                for asset in entry.assets:
-                    target = bundle_dir / safe_relative(asset.path)
+                targets = [(asset.sha256, bundle_dir / safe_relative(asset.path)) for asset in entry.assets]
+                for sha256, target in targets:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.link(store.path(asset.sha256), target)
-                    except OSError:
-                        shutil.copyfile(store.path(asset.sha256), target)
+                    store.place(sha256, target)
                 try:
                     load_bundle(bundle_dir)
+                    for sha256, target in targets:
+                        if (sha256, target.suffix.lower()) not in checked:
+                            check_asset(target)
+                            checked.add((sha256, target.suffix.lower()))
                 except ApplianceError as exc:
                     raise ApplianceError(f"campaign {entry.id}: {exc}") from exc
             write_atomically(staging / DOCUMENT_FILE, document.model_dump_json().encode("utf-8"))
@@ -152,27 +204,50 @@ class Releases:
     def activate(self, directory: Path) -> Release:
         """Make ``directory`` the active release; the one it replaces becomes the rollback target."""
         release = _load_release(directory)
-        current = self.root / ACTIVE
-        if current.is_symlink():
-            self._point(PREVIOUS, self.root / os.readlink(current))
+        current = self._target(ACTIVE)
+        if current is not None and current != directory:
+            self._point(PREVIOUS, current)
         self._point(ACTIVE, directory)
-        write_atomically(
-            self.root / "accepted.json",
-            json.dumps({"version": release.version, "signature": release.signature}).encode("utf-8"),
-        )
+        self._accept(Accepted(release.version, release.signature))
         return release
 
-    def rollback(self) -> Release:
-        """Swap active and previous (no previous: back to the bundled default); the new active release."""
-        active, previous = self.root / ACTIVE, self.root / PREVIOUS
-        if not active.is_symlink() and not previous.is_symlink():
+    def rollback(self, reason: str) -> Release:
+        """Swap active and previous (no previous: back to the bundled default); the new active release.
+
+        A previous release that is unreadable or damaged changes nothing (ApplianceError).
+        Unless the swap returns to the accepted version, the device is pinned off it for ``reason``.
+        """
+        active_target, previous_target = self._target(ACTIVE), self._target(PREVIOUS)
+        if active_target is None and previous_target is None:
             raise ApplianceError("nothing to roll back: the bundled default is already active")
-        active_target = self.root / os.readlink(active) if active.is_symlink() else None
-        previous_target = self.root / os.readlink(previous) if previous.is_symlink() else None
-        release = _load_release(previous_target) if previous_target else Release()  # unreadable: nothing moves
+        release = Release()
+        if previous_target is not None:
+            release = _load_release(previous_target)
+            check_intact(previous_target)
+        self._pin(release, reason)
         self._point(ACTIVE, previous_target)
         self._point(PREVIOUS, active_target)
         return release
+
+    def fall_back_to_default(self, reason: str) -> Release:
+        """Show the bundled default; the active release becomes the rollback target, and the device is pinned."""
+        active_target = self._target(ACTIVE)
+        self._pin(Release(), reason)
+        if active_target is not None:
+            self._point(PREVIOUS, active_target)
+            self._point(ACTIVE, None)
+        return Release()
+
+    def _pin(self, active: Release, reason: str) -> None:
+        """Record why the device leaves the accepted version for ``active`` (or that it is back on it).
+
+        Written before the pointers move: a power cut in between leaves a pin that
+        the active release contradicts (ignored), never a rollback without its pin.
+        """
+        accepted = self.accepted()
+        rolled_back = None if active.version == accepted.version else reason
+        if accepted.version and rolled_back != accepted.rolled_back:
+            self._accept(Accepted(accepted.version, accepted.signature, rolled_back))
 
     def prune(self, keep: set[Path]) -> None:
         """Delete the release directories not in ``keep`` (active, previous, and what is on screen)."""

@@ -2,27 +2,37 @@
 
 Two campaigns sharing a logo share one file, a re-pushed campaign downloads
 nothing it already has, and a blob is trusted only once its digest matched.
+Blobs are read-only and never written after they are renamed into place: a
+release gets them as hard links (or fresh copies), never by writing into an
+existing path, and a cached blob is hashed again before it is used, so a damaged
+one is downloaded again instead of spreading into a new campaign.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from appliance.campaigns.document import Asset
-from appliance.campaigns.errors import Unreachable
-from appliance.campaigns.fetch import download_part
+from appliance.campaigns.errors import Stalled, Unreachable
+from appliance.campaigns.fetch import Transfer, download_part
 from appliance.errors import ApplianceError
 
+log = logging.getLogger(__name__)
+
 PART_SUFFIX = ".part"
+#: Blobs (and the hard links of releases, which share their inode) are read-only.
+READ_ONLY = 0o444
 #: Immediate resumes within one fetch while each attempt makes progress; after that the
 #: asset is left for a later retry (with backoff) of the whole document.
 RESUMES = 5
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as source:
         while block := source.read(1024 * 1024):
@@ -41,8 +51,32 @@ class BlobStore:
     def path(self, sha256: str) -> Path:
         return self.root / sha256
 
-    def has(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+    def intact(self, sha256: str) -> bool:
+        """Whether the blob is held and still matches its digest; a damaged one is deleted (to be fetched again)."""
+        blob = self.path(sha256)
+        if not blob.is_file():
+            return False
+        digest = sha256_of(blob)
+        if digest == sha256:
+            return True
+        log.warning("campaigns: store file %s is damaged (its sha256 is now %s); discarding it", blob, digest)
+        blob.unlink(missing_ok=True)
+        return False
+
+    def place(self, sha256: str, target: Path) -> None:
+        """The blob at the new path ``target``: a hard link, or a fresh copy where links are not supported.
+
+        An existing ``target`` is an error (FileExistsError), never overwritten: writing
+        into it could write into a blob through a hard link.
+        """
+        blob = self.path(sha256)
+        try:
+            os.link(blob, target)
+        except FileExistsError:
+            raise
+        except OSError:
+            with open(blob, "rb") as source, open(target, "xb") as out:
+                shutil.copyfileobj(source, out)
 
     def part_size(self, sha256: str) -> int:
         part = self.root / f"{sha256}{PART_SUFFIX}"
@@ -80,8 +114,12 @@ class BlobStore:
             evicted.append(entry.name)
         return evicted
 
-    def fetch(self, asset: Asset, timeout: float, on_bytes: Callable[[int], None]) -> Path:
-        """The blob of ``asset``, downloaded (resuming a part file) and checked against its size and sha256."""
+    def fetch(self, asset: Asset, transfer: Transfer, on_bytes: Callable[[int], None]) -> Path:
+        """The blob of ``asset``, downloaded (resuming a part file) and checked against its size and sha256.
+
+        A connection cut while data flows is resumed at once (a few times); a download
+        that is too slow or past its deadline (Stalled) is left for a later retry.
+        """
         blob = self.path(asset.sha256)
         if blob.is_file():
             return blob
@@ -90,16 +128,19 @@ class BlobStore:
         for attempt in range(RESUMES + 1):
             before = part.stat().st_size if part.exists() else 0
             try:
-                download_part(asset.url, part, asset.size, timeout, on_bytes)
+                download_part(asset.url, part, asset.size, transfer, on_bytes)
                 break
+            except Stalled:
+                raise
             except Unreachable:
                 after = part.stat().st_size if part.exists() else 0
                 if attempt == RESUMES or after <= before:
                     raise
-        digest = _sha256_of(part)
+        digest = sha256_of(part)
         if digest != asset.sha256:
             part.unlink()
             on_bytes(-asset.size)
             raise ApplianceError(f"asset {asset.path}: sha256 mismatch (expected {asset.sha256}, got {digest})")
+        os.chmod(part, READ_ONLY)
         os.replace(part, blob)
         return blob
