@@ -37,7 +37,7 @@ from test_fleet_ops import Device, Process, devices, tls  # noqa: F401 - devices
 
 from appliance.errors import ApplianceError
 from appliance.ops.cli import main
-from appliance.ops.eventbatch import MAX_DATA_BYTES, MAX_MESSAGE_BYTES, BadBatch, EventBatch, Quarantined
+from appliance.ops.eventbatch import MAX_DATA_BYTES, MAX_EVENTS, MAX_MESSAGE_BYTES, BadBatch, EventBatch, Quarantined
 from appliance.ops.eventstore import RowsRefused, open_store
 from appliance.ops.ingest import Ingest
 from appliance.ops.push import BrokerOptions
@@ -210,6 +210,7 @@ NOT_BATCHES = [
     (EVENTS, b'{"device": "screen-a"}', 'has no "events" list'),
     (EVENTS, b'{"events": {}}', 'has no "events" list'),
     (EVENTS, b'{"events": [], "historical": "yes"}', "\"historical\" is 'yes', not true or false"),
+    (EVENTS, b'{"events": [' + b",".join([b"1"] * (MAX_EVENTS + 1)) + b"]}", f"over the limit of {MAX_EVENTS}"),
     (EVENTS, b'{"events": [' + b"[" * 40 + b"]" * 40 + b"]}", "nests 42 levels deep"),
     (EVENTS, b'{"events": ["' + b"x" * MAX_MESSAGE_BYTES + b'"]}', f"over the limit of {MAX_MESSAGE_BYTES}"),
     ("oivis/v1/operator-x/events", b'{"events": []}', "a name reserved for the fleet's services"),

@@ -7,7 +7,7 @@ Invariants:
   that cannot lie.  A payload naming another device is kept as ``claimed`` so the
   caller can report it; its events count as the topic's device's.
 - A message is read with size and depth limits (``appliance.boundedjson``); one that
-  is not an events batch raises ``BadBatch`` as a whole.
+  is not an events batch, or holds more than ``MAX_EVENTS``, raises ``BadBatch`` as a whole.
 - Each event is checked on its own (``EventBatch.check``): an ``EventRow`` holds only
   values that both stores accept (seq a 64-bit count, a UUID, a zoned ISO-8601 time
   inside years 1..9999 UTC, an identifier-like type, a JSON object of bounded size
@@ -37,6 +37,8 @@ from appliance.ops.fleet import device_topics
 
 #: A whole message: 10,000 events (the device's largest ``batch_size``) of about a kilobyte each, with room.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Events in one message: the device's largest ``batch_size`` (so one message quarantines at most this many rows).
+MAX_EVENTS = 10_000
 #: One event's ``data`` as compact UTF-8 JSON.
 MAX_DATA_BYTES = 64 * 1024
 MAX_SEQ = 2**63 - 1  # SQLite INTEGER and PostgreSQL bigint
@@ -91,6 +93,8 @@ class EventBatch:
         events = document.get("events")
         if not isinstance(events, list):
             raise BadBatch(f"{what} has no \"events\" list")
+        if len(events) > MAX_EVENTS:
+            raise BadBatch(f"{what} holds {len(events)} events, over the limit of {MAX_EVENTS}")
         historical = document.get("historical", False)
         if not isinstance(historical, bool):
             raise BadBatch(f"{what}: \"historical\" is {excerpt(historical)}, not true or false")
