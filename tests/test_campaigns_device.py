@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import ssl
 import struct
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from broker import wait_for
+from broker import Pki, pki_fixture, wait_for  # noqa: F401 - fixtures
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.alerts import Alerts
@@ -125,10 +126,18 @@ class TroubleServer(AssetServer):
         self.cut: set[str] = set()
         self.slow: set[str] = set()
         self.unavailable = 0
+        self.scheme = "http"
+
+    def use_tls(self, pki: Pki) -> None:
+        """Serve over HTTPS with the test fleet CA's server certificate (127.0.0.1 in its names)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pki.server.cert, pki.server.key)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture
@@ -411,14 +420,18 @@ def test_an_unsynced_clock_is_reported(tmp_path, server, keys, device_factory) -
 def test_a_damaged_active_release_falls_back_to_the_default_and_says_so(tmp_path, server, keys, device_factory):
     make_bundle(tmp_path / "a", "A")
     device = device_factory()
-    device.apply(signed(tmp_path / "a", 1, server, keys[0]))
+    first = signed(tmp_path / "a", 1, server, keys[0])
+    device.apply(first)
     device.manager.stop()
     (tmp_path / "state" / "campaigns" / "releases" / "v1" / "document.json").write_text("{broken")
-    restarted = device_factory()
+    alerts = Alerts()
+    restarted = device_factory(alerts=alerts)
     assert show_now(restarted.manager.scheduler) == tmp_path / "default"
     assert restarted.reports[0]["phase"] == "idle" and "cannot be read" in restarted.reports[0]["errors"][0]
-    restarted.apply(signed(tmp_path / "a", 2, server, keys[0]))
+    assert [alert.code for alert in alerts.current()] == ["campaign"]
+    restarted.apply(first)  # the retained document again: installed again, not taken as already there
     assert load_bundle(show_now(restarted.manager.scheduler)).name == "A"
+    assert alerts.current() == []
 
 
 def test_rollback_to_an_unreadable_release_changes_nothing(tmp_path, server, keys, device_factory) -> None:
@@ -515,11 +528,19 @@ def test_a_failing_bundle_falls_back_to_the_default_when_the_previous_campaign_i
     note = device.manager.bundle_failed(show_now(device.manager.scheduler), "broken")
     assert note.endswith("showing the bundled default"), "never back to the version rolled back from"
     assert show_now(device.manager.scheduler) == tmp_path / "default"
+    releases = tmp_path / "state" / "campaigns" / "releases"
     device.apply(signed(tmp_path / "a", 3, server, keys[0]))
     device.apply(signed(tmp_path / "b", 4, server, keys[0]))
-    damage(tmp_path / "state" / "campaigns" / "releases" / "v3" / "bundles" / "a" / "bg.png")
+    (releases / "v3" / "document.json").unlink()
     note = device.manager.bundle_failed(show_now(device.manager.scheduler), "broken")
-    assert note.endswith("showing the bundled default"), "never to a damaged campaign"
+    assert note.endswith("showing the bundled default"), "never to a campaign that cannot be read"
+    device.apply(signed(tmp_path / "a", 5, server, keys[0]))
+    device.apply(signed(tmp_path / "b", 6, server, keys[0]))
+    damage(releases / "v5" / "bundles" / "a" / "bg.png")
+    note = device.manager.bundle_failed(show_now(device.manager.scheduler), "broken")
+    assert note.endswith("showing version 5"), "not hashed on the way back: the kiosk finds out"
+    note = device.manager.bundle_failed(show_now(device.manager.scheduler), "cannot decode bg.png")
+    assert note.endswith("showing the bundled default")
     note = device.manager.bundle_failed(tmp_path / "default", "broken too")
     assert note == f"campaign bundle {tmp_path / 'default'} cannot be shown: broken too"
 
@@ -562,8 +583,12 @@ def trickle() -> Iterator[TrickleServer]:
         running.server_close()
 
 
+@pytest.mark.parametrize("tls", [False, True])
 def test_a_newer_version_preempts_a_download_from_a_server_sending_one_byte_every_2_s(
-        tmp_path, trickle, keys, device_factory) -> None:
+        tmp_path, trickle, keys, device_factory, tls, pki, monkeypatch) -> None:
+    if tls:
+        trickle.use_tls(pki)
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
     make_bundle(tmp_path / "a", "A")
     slow = make_bundle(tmp_path / "slow", "Slow", video_bytes=20_000)
     device = device_factory()

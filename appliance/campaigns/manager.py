@@ -134,8 +134,9 @@ class CampaignManager(Worker):
     def on_desired(self, message: Incoming | Payload) -> None:
         """Handler for ``{p}/state/desired`` (``link.subscribe(topics.desired, manager.on_desired)``).
 
-        Returns at once: the worker does the rest. An empty payload (the retained
-        document cleared) changes nothing: the applied campaign stays.
+        Returns at once: the worker does the rest (a verified newer version also shuts
+        the download in flight down). An empty payload (the retained document cleared)
+        changes nothing: the applied campaign stays.
         """
         payload = message.payload if isinstance(message, Incoming) else message
         if payload in (b"", ""):
@@ -144,7 +145,7 @@ class CampaignManager(Worker):
         self._preempt(payload)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping.set()  # before the interrupt: the worker must see it when its read returns
         in_flight = self._transfer
         if in_flight is not None:
             in_flight[1].interrupt()
@@ -189,7 +190,11 @@ class CampaignManager(Worker):
         previous one (the bundled default when there is none, when it is damaged, or
         when it is the version the device was already rolled back from) and is pinned
         there as for a rollback. Returns what happened: the reason of the ``campaign``
-        alert (cleared when a new campaign applies). Quick: a few small files change.
+        alert (cleared when a new campaign applies).
+
+        Quick enough for the render loop: two small files are read and one is written;
+        the previous release is not hashed (if it is damaged, the kiosk cannot load it
+        either and calls again, which falls back to the bundled default).
         """
         bundle_dir = Path(bundle_dir)
         with self._switching:
@@ -212,7 +217,7 @@ class CampaignManager(Worker):
         """The previous campaign when it is good and not the one rolled back from, else the bundled default."""
         try:
             if self.releases.accepted().rolled_back is None:
-                return self.releases.rollback(why)
+                return self.releases.rollback(why, verify=False)
         except (ApplianceError, OSError) as exc:
             log.warning("campaigns: not falling back to the previous campaign: %s", exc)
         try:

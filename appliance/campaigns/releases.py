@@ -211,11 +211,12 @@ class Releases:
         self._accept(Accepted(release.version, release.signature))
         return release
 
-    def rollback(self, reason: str) -> Release:
+    def rollback(self, reason: str, verify: bool = True) -> Release:
         """Swap active and previous (no previous: back to the bundled default); the new active release.
 
-        A previous release that is unreadable or damaged changes nothing (ApplianceError).
-        Unless the swap returns to the accepted version, the device is pinned off it for ``reason``.
+        A previous release that is unreadable, or (``verify``: every file hashed) damaged,
+        changes nothing (ApplianceError). Unless the swap returns to the accepted
+        version, the device is pinned off it for ``reason``.
         """
         active_target, previous_target = self._target(ACTIVE), self._target(PREVIOUS)
         if active_target is None and previous_target is None:
@@ -223,7 +224,8 @@ class Releases:
         release = Release()
         if previous_target is not None:
             release = _load_release(previous_target)
-            check_intact(previous_target)
+            if verify:
+                check_intact(previous_target)
         self._pin(release, reason)
         self._point(ACTIVE, previous_target)
         self._point(PREVIOUS, active_target)

@@ -58,6 +58,8 @@ class BlobStore:
             return False
         digest = sha256_of(blob)
         if digest == sha256:
+            if blob.stat().st_mode & 0o222:  # kept by an older version of the store
+                os.chmod(blob, READ_ONLY)
             return True
         log.warning("campaigns: store file %s is damaged (its sha256 is now %s); discarding it", blob, digest)
         blob.unlink(missing_ok=True)
