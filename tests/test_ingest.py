@@ -291,22 +291,28 @@ def test_rows_the_database_still_refuses_are_quarantined_alone_in_one_line(datab
     refuse_type(database, database.url, "forbidden")
     out = io.StringIO()
     ingest = Ingest(store, OPTIONS, out=out)
-    refused = event(2, type="forbidden")
+    refused, bad = event(2, type="forbidden"), event(5, seq=-5)
     try:
-        ingest.record([(EVENTS, batch(event(1), refused, event(3))), (EVENTS, batch(event(4)))])
+        ingest.record([(EVENTS, batch(event(1), refused, event(3))), (EVENTS, batch(bad, event(4))),
+                       (EVENTS, b"[]")])
     finally:
         store.close()
     assert [seq for _, _, seq, _, _ in database.rows()] == [1, 3, 4]
-    [(device, topic, index, payload, reason)] = database.quarantine()
-    assert (device, topic, index, json.loads(payload)) == (DEVICE, EVENTS, 1, refused)
+    quarantined = {index: (device, topic, payload, reason)
+                   for device, topic, index, payload, reason in database.quarantine()}
+    assert set(quarantined) == {0, 1, None}  # the checks' quarantine is kept beside the database's refusal
+    device, topic, payload, reason = quarantined[1]
+    assert (device, topic, json.loads(payload)) == (DEVICE, EVENTS, refused)
     assert "refused it" in reason and "\n" not in reason
     assert ("check constraint" if database.kind == "postgres" else "this type is refused here") in reason
-    assert ingest.totals.line() == ("2 messages: 3 events stored, 0 duplicates skipped, 1 events quarantined, "
-                                    "0 messages quarantined whole")
+    assert json.loads(quarantined[0][2]) == bad and quarantined[None][2] == b"[]"
+    assert ingest.totals.line() == ("3 messages: 3 events stored, 0 duplicates skipped, 2 events quarantined, "
+                                    "1 messages quarantined whole")
     lines = single_lines(out.getvalue())
-    assert lines[0].endswith("storing the events one by one") and len(lines) == 2
+    assert lines[2].endswith("storing the events one by one") and len(lines) == 4
+    assert lines[3].startswith(f"warning: {EVENTS}: event {refused['id']} (seq 2) quarantined: ")
     if database.kind == "postgres":
-        assert "DETAIL: Failing row contains" in lines[0]  # PostgreSQL's message had three lines
+        assert "DETAIL: Failing row contains" in lines[2]  # PostgreSQL's message had three lines
 
 
 def test_a_store_tells_a_refused_row_from_its_own_failure(database: Database) -> None:

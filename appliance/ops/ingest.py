@@ -134,18 +134,18 @@ class Ingest:
         ApplianceError only when the store fails; nothing a message holds makes it raise."""
         rows: list[EventRow] = []
         quarantined: list[Quarantined] = []
+        whole = 0
         for topic, payload in messages:
             try:
                 batch = EventBatch.parse(topic, payload, self.options.prefix)
             except BadBatch as exc:
                 quarantined.append(Quarantined.message(topic, payload, str(exc), self.options.prefix))
-                self.totals.quarantined_messages += 1
+                whole += 1
                 self._say(f"warning: {topic}: message quarantined whole: {exc}")
                 continue
             good, bad = batch.check()
             rows += good
             quarantined += [Quarantined.event(batch, event) for event in bad]
-            self.totals.quarantined_events += len(bad)
             if bad:
                 self._say(f"warning: {topic}: {len(bad)} of {len(batch.events)} events quarantined, the first: "
                           f"{bad[0].reason}")
@@ -159,13 +159,15 @@ class Ingest:
         except RowsRefused as exc:
             self._say(f"warning: {exc}; storing the events one by one")
             inserted, refused = self.store.write_each(rows)
-            self.store.write([], [row.quarantined(reason) for row, reason in refused])
             for row, reason in refused:
                 self._say(f"warning: {row.topic}: event {row.id} (seq {row.seq}) quarantined: {reason}")
-            self.totals.quarantined_events += len(refused)
+            quarantined += [row.quarantined(reason) for row, reason in refused]
+            self.store.write([], quarantined)
         self.totals.messages += len(messages)
         self.totals.inserted += inserted
         self.totals.duplicates += len(rows) - len(refused) - inserted
+        self.totals.quarantined_events += len(quarantined) - whole
+        self.totals.quarantined_messages += whole
 
     def _say(self, line: str) -> None:
         print(one_line(line), file=self._out, flush=True)
