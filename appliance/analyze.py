@@ -1,4 +1,8 @@
-"""`analyze`: what the perception finds in still images, as JSON Lines (the CLI contract)."""
+"""`analyze`: what the perception finds in still images, as JSON Lines (the CLI contract).
+
+Each input is read through appliance.media within the configured limits: a missing,
+truncated, corrupt or oversized file is an ``{"path", "error"}`` line, never a result.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
-from appliance.media import read_image
+from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
 from appliance.perception.gestures import classify
 from appliance.perception.hand import Hand
 from appliance.perception.hand_search import person_box
@@ -56,7 +60,8 @@ def hand_record(hand: Hand) -> dict:
     }
 
 
-def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, out: IO[str]) -> int:
+def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, out: IO[str],
+            limits: MediaLimits = DEFAULT_LIMITS) -> int:
     """Write one JSON object per input to ``out``; returns how many inputs failed."""
     perception = StillPerception(inference)
     if mask_dir:
@@ -65,7 +70,8 @@ def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, 
     mask_names: set[str] = set()
     for path in paths:
         try:
-            record = _analyze_one(path, perception, mask_dir and mask_dir / _unused_name(path.stem, mask_names))
+            record = _analyze_one(path, perception, mask_dir and mask_dir / _unused_name(path.stem, mask_names),
+                                  limits)
         except ApplianceError as exc:
             record = {"path": str(path), "error": str(exc)}
             failures += 1
@@ -84,8 +90,8 @@ def _unused_name(stem: str, used: set[str]) -> str:
     return name
 
 
-def _analyze_one(path: Path, perception: StillPerception, mask_path: Path | None) -> dict:
-    image = read_image(path)
+def _analyze_one(path: Path, perception: StillPerception, mask_path: Path | None, limits: MediaLimits) -> dict:
+    image = read_image(path, limits=limits)
     height, width = image.shape[:2]
     result = perception.perceive(image)
     person: dict = {"coverage": round(float((result.mask >= 128).mean()), 4)}

@@ -19,6 +19,7 @@ from appliance.content import load_bundle
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
 from appliance.kiosk.display import Display, DisplayMode
+from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.perception.matte import MatteSettings
 from appliance.perception.pipeline import Perceiver
 from appliance.render.compositor import Compositor
@@ -37,15 +38,7 @@ class BenchSetup:
     world: int = 0
     screen: tuple[int, int] = (1920, 1080)
     matte: MatteSettings = MatteSettings()
-
-
-def source_uri(argument: str) -> str:
-    """Accept a source URI or a plain path (a video, or an image by its extension)."""
-    kind = argument.partition(":")[0]
-    if kind in ("camera", "video", "image", "demo", "auto"):
-        return argument
-    suffix = Path(argument).suffix.lower()
-    return f"image:{argument}" if suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp") else f"video:{argument}"
+    limits: MediaLimits = DEFAULT_LIMITS
 
 
 def run_bench(setup: BenchSetup, frames: int) -> dict:
@@ -55,7 +48,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
     if not 0 <= setup.world < len(bundle.scenes):
         raise ApplianceError(f"--world {setup.world}: the bundle has {len(bundle.scenes)} world(s)")
     perceiver = Perceiver(setup.inference, setup.matte)
-    compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen)
+    compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen, setup.limits)
     display = Display(DisplayMode.HEADLESS, setup.screen)
     stats = StageStats(window=frames)
     timed_start = 0.0

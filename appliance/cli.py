@@ -34,20 +34,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--frames", type=int, help="stop after this many camera frames were shown")
 
     analyze = commands.add_parser("analyze", help="perception on still images, JSON Lines on stdout")
-    analyze.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    analyze.add_argument("--json", action="store_true", required=True, help="JSON Lines output (required)")
+    analyze.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="PNG or JPEG images")
+    analyze.add_argument("--json", action="store_true",
+                         help="JSON Lines, one object per input: the default and only output (accepted for scripts)")
     analyze.add_argument("--mask-out", type=Path, metavar="DIR", help="write each person mask here as PNG")
     analyze.add_argument("--backend", default="auto")
+    analyze.add_argument("--config", type=Path, help="take the [media] size limits from this file")
 
     bench = commands.add_parser("bench", help="time the full pipeline per stage")
-    bench.add_argument("source", help="a video or image path, or a source URI")
+    bench.add_argument("source", help="camera:N, video:PATH, image:PATH, demo, or a video or image path")
     bench.add_argument("--frames", type=int, default=200)
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument("--backend", help="auto, litert or rknn (default: the config's)")
     bench.add_argument("--threads", type=int, help="CPU threads per model (default: the config's)")
     bench.add_argument("--screen", default="1920x1080", help="WxH of the composited screen")
     bench.add_argument("--world", type=int, default=0, help="which world of the content bundle")
-    bench.add_argument("--config", type=Path, help="take content and segmentation settings from this file")
+    bench.add_argument("--config", type=Path,
+                       help="take content, segmentation settings and [media] limits from this file")
 
     evaluate = commands.add_parser("eval", help="measure perception on labelled data")
     evaluate.add_argument("task", choices=["gestures"])
@@ -116,23 +119,25 @@ def _run_config(args: argparse.Namespace):
 
 def _analyze(args: argparse.Namespace) -> int:
     from appliance.analyze import analyze
+    from appliance.config import load_config
     from appliance.inference.backend import Inference
 
-    failures = analyze(args.paths, Inference(args.backend), args.mask_out, sys.stdout)
+    limits = load_config(args.config).media
+    failures = analyze(args.paths, Inference(args.backend), args.mask_out, sys.stdout, limits)
     if failures:
-        log.error("%d of %d input(s) could not be analysed", failures, len(args.paths))
-    return 1 if failures else 0
+        raise ApplianceError(f"{failures} of {len(args.paths)} input(s) could not be analysed (see their \"error\")")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from appliance.bench import BenchSetup, format_table, run_bench, source_uri
+    from appliance.bench import BenchSetup, format_table, run_bench
     from appliance.config import load_config
     from appliance.inference.backend import BackendOptions, Inference
     from appliance.sources.open import open_source
 
     config = load_config(args.config)
     setup = BenchSetup(
-        source=open_source(source_uri(args.source), paced=False),
+        source=open_source(args.source, paced=False, limits=config.media),
         inference=Inference(args.backend or config.inference.backend,
                             BackendOptions(threads=args.threads or config.inference.threads,
                                            core_mask=config.inference.core_mask)),
@@ -140,6 +145,7 @@ def _bench(args: argparse.Namespace) -> int:
         world=args.world,
         screen=_screen(args.screen),
         matte=config.segmentation.matte(),
+        limits=config.media,
     )
     result = run_bench(setup, args.frames)
     print(json.dumps(result) if args.json else format_table(result))

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_media import flipped_png, huge_png, person_jpeg, truncated_mp4
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = {"capture", "segmentation", "composite", "present", "total"}
@@ -38,7 +39,41 @@ def test_analyze_writes_json_lines_and_masks_and_reports_bad_inputs(astronaut_fi
     mask = cv2.imread(first["person"]["mask"], cv2.IMREAD_UNCHANGED)
     assert mask.shape == (512, 512) and mask.dtype.name == "uint8"
     assert first["person"]["mask"] == str(masks / "astronaut.png")
-    assert second == {"path": str(corrupt), "error": f"cannot decode image {corrupt}: not an image or a corrupt file"}
+    assert second == {"path": str(corrupt),
+                      "error": f"cannot decode image {corrupt}: truncated JPEG (the file ends inside a marker segment)"}
+
+
+def test_analyze_refuses_cut_rotted_and_oversized_images_in_json_lines_by_default(
+        astronaut_file: Path, astronaut: np.ndarray, tmp_path: Path) -> None:
+    cut = person_jpeg(tmp_path / "cut.jpg", astronaut, cut_at=1000)
+    flipped = flipped_png(tmp_path / "flipped.png", astronaut)
+    huge = huge_png(tmp_path / "huge.png")
+    result = cli("analyze", str(cut), str(astronaut_file), str(flipped), str(huge))
+    assert result.returncode == 1
+    cut_record, good, flipped_record, huge_record = (json.loads(line) for line in result.stdout.splitlines())
+    assert cut_record == {"path": str(cut), "error": f"cannot decode image {cut}: truncated JPEG "
+                          "(the file ends inside the image data, with no end-of-image marker)"}
+    assert good["size"] == [512, 512] and 0.2 < good["person"]["coverage"] < 0.9
+    assert flipped_record["path"] == str(flipped) and "corrupt PNG (bad CRC" in flipped_record["error"]
+    assert huge_record["path"] == str(huge) and "20000x20000" in huge_record["error"]
+    summary = 'error: 3 of 4 input(s) could not be analysed (see their "error")'
+    assert [line for line in result.stderr.splitlines() if "could not be analysed" in line] == [summary]
+    assert error_lines(result.stderr) == [summary]
+
+
+def test_analyze_takes_the_media_limits_from_the_config(astronaut_file: Path, tmp_path: Path) -> None:
+    config = tmp_path / "appliance.toml"
+    config.write_text("[media]\nimage_side_px = 500\n")
+    result = cli("analyze", str(astronaut_file), "--json", "--config", str(config))
+    assert result.returncode == 1
+    (record,) = (json.loads(line) for line in result.stdout.splitlines())
+    assert "512x512 (0.3 megapixels): over the limit of 40 megapixels and 500 px a side" in record["error"]
+
+
+def test_analyze_help_says_json_lines_is_the_default() -> None:
+    result = cli("analyze", "--help")
+    assert result.returncode == 0
+    assert "JSON Lines, one object per input: the default" in " ".join(result.stdout.split())
 
 
 def test_analyze_matches_the_reference_mask_file(media: Path, tmp_path: Path) -> None:
@@ -75,6 +110,9 @@ def test_bench_on_the_devset_video(media: Path) -> None:
          "error: video not found: /nonexistent/clip.mp4"),
         (("bench", "/nonexistent/clip.mp4", "--frames", "3"), "error: video not found"),
         (("bench", "camera:63", "--frames", "3"), "error: no camera at /dev/video63"),
+        (("run", "--headless", "--source", "/nonexistent/clip.mp4", "--frames", "3"),
+         "error: video not found: /nonexistent/clip.mp4"),
+        (("bench", "rtsp://cam/stream", "--frames", "3"), "error: unknown source 'rtsp://cam/stream'"),
         (("run", "--headless", "--backend", "rknn", "--frames", "3"),
          "error: backend 'rknn' cannot be used here: ModuleNotFoundError"),
     ],
@@ -85,6 +123,19 @@ def test_bad_input_is_one_clear_line_and_a_failure(args: tuple[str, ...], messag
     assert len(error_lines(result.stderr)) == 1
     assert error_lines(result.stderr)[0].startswith(message)
     assert "Traceback" not in result.stderr
+
+
+def test_bench_refuses_a_cut_image_and_a_video_that_ends_early(astronaut: np.ndarray, tmp_path: Path) -> None:
+    cut = person_jpeg(tmp_path / "cut.jpg", astronaut, cut_at=1000)
+    result = cli("bench", str(cut), "--frames", "3", "--screen", "320x180")
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [f"error: cannot decode image {cut}: truncated JPEG "
+                                          "(the file ends inside the image data, with no end-of-image marker)"]
+    video = truncated_mp4(tmp_path / "cut.mp4", 50)
+    result = cli("bench", str(video), "--frames", "60", "--screen", "320x180")
+    assert result.returncode == 1
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"error: video {video} ends after ") and line.endswith(" of its 50 frames (truncated or corrupt)")
 
 
 def test_missing_model_names_the_fix(astronaut_file: Path, tmp_path: Path) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from test_media import flipped_png, huge_png, person_jpeg
 
 from appliance.content import OverlaySpec, SceneSpec, SnowSpec
 from appliance.errors import ApplianceError
+from appliance.media import MediaLimits
 from appliance.render import Compositor
 from appliance.render import background as background_module
 from appliance.render.background import FALLBACK_BGR, VideoBackground
@@ -186,6 +189,9 @@ def test_dead_video_falls_back_to_dark_and_warns_once(
         def isOpened(self) -> bool:
             return True
 
+        def get(self, *args: object) -> float:
+            return 0.0
+
         def release(self) -> None:
             pass
 
@@ -212,3 +218,33 @@ def test_mismatched_alpha_is_refused(bundle: Path) -> None:
     compositor = Compositor(scene(), bundle, SCREEN)
     with pytest.raises(ApplianceError, match="alpha"):
         compositor.compose(camera_frame(), np.zeros((10, 10), np.uint8), 0.0)
+
+
+@pytest.mark.parametrize("where", ["background", "overlay"])
+def test_an_oversized_image_is_refused_when_the_scene_is_built(bundle: Path, where: str) -> None:
+    huge_png(bundle / "huge.png")
+    spec = scene(background="huge.png") if where == "background" else scene(overlays=[OverlaySpec(image="huge.png")])
+    started = time.monotonic()
+    with pytest.raises(ApplianceError, match=r"huge\.png is 20000x20000 .* over the limit of 40 megapixels"):
+        Compositor(spec, bundle, SCREEN)
+    assert time.monotonic() - started < 1.0
+
+
+def test_the_compositor_decodes_within_the_limits_it_is_given(bundle: Path, tmp_path: Path) -> None:
+    cv2.imwrite(str(bundle / "logo.png"), np.zeros((100, 300, 4), np.uint8))
+    write_video(bundle / "loop.mp4", frames=5)
+    small = MediaLimits(image_side_px=200, video_width=100)
+    Compositor(scene(), bundle, SCREEN, limits=small)
+    with pytest.raises(ApplianceError, match=r"logo\.png is 300x100 .* 200 px a side"):
+        Compositor(scene(overlays=[OverlaySpec(image="logo.png")]), bundle, SCREEN, limits=small)
+    with pytest.raises(ApplianceError, match=r"loop\.mp4 is 160x90: over the limit of 100x2160"):
+        Compositor(scene(background="loop.mp4"), bundle, SCREEN, limits=small)
+
+
+def test_a_cut_or_bit_rotted_background_fails_at_build(bundle: Path, astronaut: np.ndarray) -> None:
+    person_jpeg(bundle / "cut.jpg", astronaut, cut_at=1000)
+    flipped_png(bundle / "flipped.png", astronaut)
+    with pytest.raises(ApplianceError, match=r"cut\.jpg: truncated JPEG"):
+        Compositor(scene(background="cut.jpg"), bundle, SCREEN)
+    with pytest.raises(ApplianceError, match=r"flipped\.png: corrupt PNG"):
+        Compositor(scene(overlays=[OverlaySpec(image="flipped.png")]), bundle, SCREEN)

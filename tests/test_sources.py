@@ -9,14 +9,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_media import huge_png, person_jpeg, truncated_mp4
 
 from appliance.errors import ApplianceError
+from appliance.media import MediaLimits
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
 from appliance.sources.camera import CameraSource
 from appliance.sources.capture import CaptureThread
 from appliance.sources.files import VideoFileSource
-from appliance.sources.open import open_source
+from appliance.sources.open import SourceSpec, open_source, parse_source
 
 
 @pytest.fixture()
@@ -65,11 +67,79 @@ def test_demo_source_is_a_16_9_person() -> None:
         ("image:/nonexistent/still.png", "image not found"),
         ("camera:abc", "bad camera index"),
         ("webcam:0", "unknown source 'webcam:0'"),
+        ("rtsp://cam/stream", "unknown source 'rtsp://cam/stream'"),
+        ("video:", "unknown source 'video:'"),
+        ("demo:x", "unknown source 'demo:x'"),
+        ("", "unknown source ''"),
+        ("/nonexistent/clip.mp4", "video not found: /nonexistent/clip.mp4"),
+        ("/nonexistent/still.JPG", "image not found: /nonexistent/still.JPG"),
     ],
 )
 def test_bad_source_uris_say_what_is_wrong(uri: str, message: str) -> None:
     with pytest.raises(ApplianceError, match=message):
         open_source(uri)
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("camera:2", SourceSpec("camera", "2")),
+        ("camera", SourceSpec("camera", "0")),
+        ("video:clip.mp4", SourceSpec("video", "clip.mp4")),
+        ("image:still.png", SourceSpec("image", "still.png")),
+        ("demo", SourceSpec("demo")),
+        ("auto", SourceSpec("auto")),
+        ("clip.mp4", SourceSpec("video", "clip.mp4")),
+        ("/media/Clip.MOV", SourceSpec("video", "/media/Clip.MOV")),
+        ("shots/still.JPEG", SourceSpec("image", "shots/still.JPEG")),
+        ("./odd:name.png", SourceSpec("image", "./odd:name.png")),
+    ],
+)
+def test_one_source_syntax_takes_uris_and_bare_paths(text: str, spec: SourceSpec) -> None:
+    assert parse_source(text) == spec
+
+
+def test_a_bare_path_opens_like_its_uri(tmp_path: Path, astronaut_file: Path, short_video: Path) -> None:
+    assert open_source(str(short_video), paced=False).description == f"video:{short_video}"
+    still = open_source(str(astronaut_file), paced=False)
+    assert still.description == f"image:{astronaut_file}" and still.read().size == (512, 512)
+    odd = tmp_path / "webcam:0"
+    odd.write_bytes(short_video.read_bytes())
+    assert open_source(str(odd), paced=False).description == f"video:{odd}"
+
+
+def test_an_oversized_image_source_is_refused_at_once(tmp_path: Path) -> None:
+    huge = huge_png(tmp_path / "huge.png")
+    started = time.monotonic()
+    with pytest.raises(ApplianceError, match="20000x20000 .* over the limit of 40 megapixels"):
+        open_source(f"image:{huge}")
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_cut_jpeg_image_source_is_an_error(tmp_path: Path, astronaut: np.ndarray) -> None:
+    cut = person_jpeg(tmp_path / "cut.jpg", astronaut, cut_at=1000)
+    with pytest.raises(ApplianceError, match=f"cannot decode image {cut}: truncated JPEG"):
+        open_source(f"image:{cut}")
+
+
+def test_a_video_source_reports_where_a_truncated_file_ends(tmp_path: Path) -> None:
+    cut = truncated_mp4(tmp_path / "cut.mp4", 50)
+    source = open_source(f"video:{cut}", paced=False)
+    decoded = 0
+    with pytest.raises(ApplianceError, match=rf"video {cut} ends after (\d+) of its 50 frames") as failure:
+        while True:
+            source.read()
+            decoded += 1
+    assert 10 < decoded < 50 and f"after {decoded} of" in str(failure.value)
+    source.reopen()
+    assert source.read().index == decoded, "reopened, it plays again from the start"
+
+
+def test_file_sources_take_the_configured_limits(short_video: Path, astronaut_file: Path) -> None:
+    with pytest.raises(ApplianceError, match="64x48: over the limit of 32x2160"):
+        open_source(f"video:{short_video}", limits=MediaLimits(video_width=32))
+    with pytest.raises(ApplianceError, match="512x512 .* over the limit"):
+        open_source(str(astronaut_file), limits=MediaLimits(image_side_px=500))
 
 
 def test_corrupt_media_is_refused(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.errors import ApplianceError
+from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,13 @@ class Display:
             self.surface.blit(shade, rect.inflate(16, 8).topleft)
         self.surface.blit(rendered, rect)
 
-    def load_image(self, path: Path, height: int):
-        """A PNG as a pygame surface with alpha, scaled to ``height`` pixels; decoded once, blitted often."""
-        try:
-            image = self._pygame.image.load(str(path)).convert_alpha()
-        except (self._pygame.error, FileNotFoundError) as exc:
-            raise ApplianceError(f"cannot decode image {path}: {exc}") from exc
-        width = max(1, round(image.get_width() * height / image.get_height()))
-        return self._pygame.transform.smoothscale(image, (width, height))
+    def load_image(self, path: Path, height: int, limits: MediaLimits = DEFAULT_LIMITS):
+        """A PNG or JPEG as a pygame surface with alpha, scaled to ``height`` pixels; decoded once (through
+        appliance.media, within ``limits``), blitted often."""
+        image = read_bgra(path, limits)
+        surface = self._pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "BGRA").convert_alpha()
+        width = max(1, round(surface.get_width() * height / surface.get_height()))
+        return self._pygame.transform.smoothscale(surface, (width, height))
 
     def blit(self, image, position: tuple[int, int], anchor: str = "center", angle: float = 0.0,
              scale: float = 1.0) -> None:

@@ -15,8 +15,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from appliance.content import VIDEO_SUFFIXES
-from appliance.media import open_video, read_image
+from appliance.errors import ApplianceError
+from appliance.media import DEFAULT_LIMITS, VIDEO_SUFFIXES, MediaLimits, open_video, read_image
 from appliance.render.fit import cover_fit
 
 log = logging.getLogger(__name__)
@@ -30,18 +30,18 @@ class Background(Protocol):
         """The background at ``now`` as BGR uint8 of ``size`` (w, h); read-only, may be cached."""
 
 
-def open_background(path: Path) -> Background:
-    """A background for ``path``, decoded now so a bad file fails when the scene is built."""
+def open_background(path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> Background:
+    """A background for ``path``, decoded now (within ``limits``) so a bad file fails when the scene is built."""
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoBackground(path)
-    return ImageBackground(path)
+        return VideoBackground(path, limits)
+    return ImageBackground(path, limits)
 
 
 class ImageBackground:
     """A still image, cover-fitted once per requested size."""
 
-    def __init__(self, path: Path) -> None:
-        self._image = read_image(path)
+    def __init__(self, path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> None:
+        self._image = read_image(path, limits=limits)
         self._fitted: np.ndarray | None = None
 
     def frame(self, size: tuple[int, int], now: float) -> np.ndarray:
@@ -58,9 +58,10 @@ class VideoBackground:
     plain dark for the rest of the scene and a warning is logged once.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> None:
         self._path = path
-        self._capture, first = open_video(path)
+        self._limits = limits
+        self._capture, first = open_video(path, limits)
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self._fps = fps if math.isfinite(fps) and 1.0 <= fps <= 240.0 else DEFAULT_FPS
         self._current: np.ndarray = first
@@ -114,8 +115,11 @@ class VideoBackground:
         if self._capture.grab():
             return True
         self._capture.release()
-        self._capture = cv2.VideoCapture(str(self._path))
-        return self._capture.isOpened() and self._capture.grab()
+        try:
+            self._capture, _ = open_video(self._path, self._limits)
+        except ApplianceError:
+            return False
+        return True
 
     def _fail(self) -> None:
         self._failed = True

@@ -16,6 +16,7 @@ import numpy as np
 
 from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
+from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.render.background import open_background
 from appliance.render.fit import cover_fit, cover_point
 from appliance.render.overlay import Overlay
@@ -66,21 +67,22 @@ def _check_inputs(frame: np.ndarray, alpha: np.ndarray | None) -> None:
 class Compositor:
     """One scene's chain for one screen size; build a new one when either changes.
 
-    All media are decoded and scaled here, so a missing or corrupt file fails when the scene
-    is built (ApplianceError naming the file), never in the middle of a frame.
+    All media are decoded (within ``limits``) and scaled here, so a missing, corrupt or oversized
+    file fails when the scene is built (ApplianceError naming the file), never in the middle of a frame.
     """
 
-    def __init__(self, scene: SceneSpec, bundle_dir: Path, screen_size: tuple[int, int]) -> None:
+    def __init__(self, scene: SceneSpec, bundle_dir: Path, screen_size: tuple[int, int],
+                 limits: MediaLimits = DEFAULT_LIMITS) -> None:
         width, height = screen_size
         if width <= 0 or height <= 0:
             raise ApplianceError(f"screen size must be positive, got {screen_size}")
         self.scene = scene
         self.screen_size = (int(width), int(height))
         bundle_dir = Path(bundle_dir)
-        self._background = open_background(bundle_dir / scene.background)
+        self._background = open_background(bundle_dir / scene.background, limits)
         self._feather = 2 * scene.feather_px + 1
         self._layers: list[Layer] = [Snow(scene.snow, self.screen_size)] if scene.snow else []
-        self._layers += [Overlay(spec, bundle_dir / spec.image, self.screen_size) for spec in scene.overlays]
+        self._layers += [Overlay(spec, bundle_dir / spec.image, self.screen_size, limits) for spec in scene.overlays]
         self._scratch: _Scratch | None = None
 
     def compose(self, frame: np.ndarray, alpha: np.ndarray | None, now: float) -> np.ndarray:

@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 
 from appliance.content import OverlaySpec
-from appliance.errors import ApplianceError
-from appliance.media import read_image
+from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
 
 BAND_ROWS = 64
 MERGE_GAP = 32
@@ -30,19 +29,6 @@ class _Patch:
     colour: np.ndarray
     weight: np.ndarray | None
     weight_behind: np.ndarray | None
-
-
-def _bgra(image: np.ndarray, path: Path) -> np.ndarray:
-    """Any decoded PNG (grey, BGR, BGRA, 16-bit) as 8-bit BGRA; no alpha means opaque."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA)
-    elif image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
-    elif image.shape[2] != 4:
-        raise ApplianceError(f"overlay {path} has {image.shape[2]} channels; expected an RGBA PNG")
-    return image
 
 
 def _placement(spec: OverlaySpec, image_size: tuple[int, int], screen: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -99,8 +85,9 @@ def _patches(image: np.ndarray, origin: tuple[int, int]) -> list[_Patch]:
 class Overlay:
     """One overlay, prepared for one screen size."""
 
-    def __init__(self, spec: OverlaySpec, path: Path, screen_size: tuple[int, int]) -> None:
-        image = _bgra(read_image(path, cv2.IMREAD_UNCHANGED), path)
+    def __init__(self, spec: OverlaySpec, path: Path, screen_size: tuple[int, int],
+                 limits: MediaLimits = DEFAULT_LIMITS) -> None:
+        image = read_bgra(path, limits)
         x, y, width, height = _placement(spec, (image.shape[1], image.shape[0]), screen_size)
         shrinking = width * height < image.shape[0] * image.shape[1]
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -8,42 +8,56 @@ import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
-from appliance.media import open_video
+from appliance.media import DEFAULT_LIMITS, MediaLimits, check_video_end, declared_frames, open_video
 from appliance.sources.base import Frame, Pacer
 
 
 class VideoFileSource:
-    """A video file played in a loop, paced at its own fps (or as fast as possible for benchmarks)."""
+    """A video file played in a loop, paced at its own fps (or as fast as possible for benchmarks).
 
-    def __init__(self, path: Path, paced: bool = True) -> None:
+    Opened within ``limits``; a pass that stops before the frame count the container
+    declares (a truncated file) raises where it stops, and ``reopen`` starts it over.
+    """
+
+    def __init__(self, path: Path, paced: bool = True, limits: MediaLimits = DEFAULT_LIMITS) -> None:
         self.path = path
         self.description = f"video:{path}"
-        self._capture = self._open()
-        fps = self._capture.get(cv2.CAP_PROP_FPS) or 25.0
-        self.fps = fps
-        self._pacer = Pacer(fps if paced else 0)
+        self._limits = limits
+        self._capture, self._first = open_video(path, limits)
+        self._declared = declared_frames(self._capture)
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self._pacer = Pacer(self.fps if paced else 0)
         self._index = 0
-
-    def _open(self) -> cv2.VideoCapture:
-        capture, _ = open_video(self.path)
-        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        return capture
+        self._position = 0
 
     def read(self) -> Frame:
         self._pacer.wait()
-        ok, image = self._capture.read()
-        if not ok:
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, image = self._capture.read()
-            if not ok:
-                raise ApplianceError(f"video {self.path} stopped decoding")
+        image = self._next_image()
         frame = Frame(image, self._index)
         self._index += 1
+        self._position += 1
         return frame
+
+    def _next_image(self) -> np.ndarray:
+        if self._first is not None:
+            image, self._first = self._first, None
+            return image
+        ok, image = self._capture.read()
+        if ok:
+            return image
+        check_video_end(self.path, self._position, self._declared)
+        self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._position = 0
+        ok, image = self._capture.read()
+        if not ok:
+            raise ApplianceError(f"video {self.path} stopped decoding")
+        return image
 
     def reopen(self) -> None:
         self._capture.release()
-        self._capture = self._open()
+        self._capture, self._first = open_video(self.path, self._limits)
+        self._declared = declared_frames(self._capture)
+        self._position = 0
 
     def close(self) -> None:
         self._capture.release()

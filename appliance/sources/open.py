@@ -1,43 +1,77 @@
-"""Turning a source URI (``camera:0``, ``video:PATH``, ``image:PATH``, ``demo``, ``auto``) into a source."""
+"""The one source syntax (``--source`` of run, bench's SOURCE, ``[source] uri``) and opening what it names.
+
+A source is ``camera:N``, ``video:PATH``, ``image:PATH``, ``demo``, ``auto``, or a bare
+path: a PNG or JPEG by its suffix is an image, any other file a video. ``parse_source``
+only reads the text (for validating a configuration); ``open_source`` opens it.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import ApplianceError
-from appliance.media import read_image
+from appliance.media import DEFAULT_LIMITS, IMAGE_SUFFIXES, MediaLimits, read_image
 from appliance.sources.base import FrameSource
 from appliance.sources.camera import CameraMode, CameraSource, camera_present
 from appliance.sources.files import StillSource, VideoFileSource, demo_image
 
 log = logging.getLogger(__name__)
 
-URI_HELP = "camera:N, video:PATH, image:PATH, demo or auto"
+URI_HELP = "camera:N, video:PATH, image:PATH, demo, auto, or the path of a video or image"
+KINDS = ("camera", "video", "image", "demo", "auto")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def open_source(uri: str, paced: bool = True, camera_mode: CameraMode = CameraMode()) -> FrameSource:
-    """The source named by ``uri``; ``auto`` is camera 0 when present, else the bundled demo.
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source: its ``kind`` (one of KINDS) and what follows the colon (a path, a camera index)."""
+
+    kind: str
+    value: str = ""
+
+    @property
+    def uri(self) -> str:
+        return f"{self.kind}:{self.value}" if self.value else self.kind
+
+
+def parse_source(text: str) -> SourceSpec:
+    """``text`` as a SourceSpec; ApplianceError naming it when it is neither a known URI nor a path."""
+    kind, _, rest = text.partition(":")
+    if kind in ("demo", "auto") and not rest:
+        return SourceSpec(kind)
+    if kind == "camera":
+        rest = rest or "0"
+        if not rest.isdigit():
+            raise ApplianceError(f"bad camera index in source {text!r} (use camera:0)")
+        return SourceSpec(kind, str(int(rest)))
+    if kind in ("video", "image") and rest:
+        return SourceSpec(kind, rest)
+    if not text or kind in KINDS or (_SCHEME.match(text) and not Path(text).is_file()):
+        raise ApplianceError(f"unknown source {text!r} (use {URI_HELP})")
+    return SourceSpec("image" if Path(text).suffix.lower() in IMAGE_SUFFIXES else "video", text)
+
+
+def open_source(uri: str, paced: bool = True, camera_mode: CameraMode = CameraMode(),
+                limits: MediaLimits = DEFAULT_LIMITS) -> FrameSource:
+    """The source named by ``uri`` (any form ``parse_source`` takes); ``auto`` is camera 0 when present,
+    else the bundled demo. Files are opened within ``limits``.
 
     ``paced=False`` releases file frames as fast as they decode (benchmarks).
     """
-    kind, _, rest = uri.partition(":")
-    if kind == "auto":
+    spec = parse_source(uri)
+    if spec.kind == "auto":
         if camera_present(0):
             return CameraSource(0, camera_mode)
         log.warning("no camera at /dev/video0: showing the bundled demo source")
-        kind = "demo"
-    if kind == "camera":
-        try:
-            index = int(rest or 0)
-        except ValueError:
-            raise ApplianceError(f"bad camera index in source {uri!r} (use camera:0)") from None
-        return CameraSource(index, camera_mode)
-    if kind == "video" and rest:
-        return VideoFileSource(Path(rest), paced=paced)
-    if kind == "image" and rest:
-        path = Path(rest)
-        return StillSource(read_image(path), f"image:{path}", fps=30.0 if paced else 0)
-    if kind == "demo":
-        return StillSource(demo_image(), "demo:astronaut", fps=30.0 if paced else 0)
-    raise ApplianceError(f"unknown source {uri!r} (use {URI_HELP})")
+        spec = SourceSpec("demo")
+    if spec.kind == "camera":
+        return CameraSource(int(spec.value), camera_mode)
+    if spec.kind == "video":
+        return VideoFileSource(Path(spec.value), paced=paced, limits=limits)
+    if spec.kind == "image":
+        path = Path(spec.value)
+        return StillSource(read_image(path, limits=limits), f"image:{path}", fps=30.0 if paced else 0)
+    return StillSource(demo_image(), "demo:astronaut", fps=30.0 if paced else 0)
