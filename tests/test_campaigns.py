@@ -79,6 +79,13 @@ def test_tampered_or_unsigned_documents_are_rejected_with_the_reason(key, tamper
         verify_document(signed, {key_id(key.public_key()): key.public_key()})
 
 
+def test_text_that_is_not_unicode_is_rejected(key: Ed25519PrivateKey) -> None:
+    signed = sign_document(BODY, key)
+    raw = decode_payload(json.dumps(signed).replace("Hiver", "\\ud800Hiver"))
+    with pytest.raises(Rejected, match="not valid Unicode"):
+        verify_document(raw, {signed["key_id"]: key.public_key()})
+
+
 def test_a_document_signed_by_another_key_is_rejected(key: Ed25519PrivateKey) -> None:
     other = Ed25519PrivateKey.generate()
     with pytest.raises(Rejected, match="unknown key"):

@@ -583,9 +583,11 @@ def trickle() -> Iterator[TrickleServer]:
         running.server_close()
 
 
-@pytest.mark.parametrize("tls", [False, True])
+@pytest.mark.parametrize(("interval", "tls"), [(2.0, False), (2.0, True), (3600.0, False)],
+                         ids=["one-byte-every-2-s", "one-byte-every-2-s-over-https", "silent"])
 def test_a_newer_version_preempts_a_download_from_a_server_sending_one_byte_every_2_s(
-        tmp_path, trickle, keys, device_factory, tls, pki, monkeypatch) -> None:
+        tmp_path, trickle, keys, device_factory, interval, tls, pki, monkeypatch) -> None:
+    trickle.interval = interval
     if tls:
         trickle.use_tls(pki)
         monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
@@ -596,7 +598,7 @@ def test_a_newer_version_preempts_a_download_from_a_server_sending_one_byte_ever
     trickle.trickle.add("clip.mp4")
     before = device.send(signed(slow, 2, trickle, keys[0]))
     wait_for(lambda: any(path.endswith("clip.mp4") for path, _ in trickle.requests), what="the slow download")
-    time.sleep(2.5)  # a byte or so has arrived: the read is blocked waiting for the next
+    time.sleep(2.5)  # a byte has arrived, or none (silent): the read is blocked waiting for more
     started = time.monotonic()
     report = device.outcome(device.send(signed(tmp_path / "a", 3, trickle, keys[0])), timeout=20.0)
     assert report["phase"] == "applied" and report["applied_version"] == 3

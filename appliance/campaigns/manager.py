@@ -199,8 +199,8 @@ class CampaignManager(Worker):
         bundle_dir = Path(bundle_dir)
         with self._switching:
             failed = self.scheduler.release
-            fell_back = failed.directory is not None and bundle_dir.resolve().parent.parent == failed.directory.resolve()
-            if not fell_back:
+            active = failed.directory is not None and bundle_dir.resolve().parent.parent == failed.directory.resolve()
+            if not active:
                 note = f"campaign bundle {bundle_dir} cannot be shown: {reason}"
             else:
                 why = f"campaign {bundle_dir.name} of version {failed.version} cannot be shown: {reason}"
@@ -210,7 +210,7 @@ class CampaignManager(Worker):
                 note = f"{why}; showing {target}"
         log.error("campaigns: %s", note)
         self._alert(note)
-        self._set(self._resting_phase(), None, 1.0, [] if fell_back else [note])  # a fall-back reports its pin
+        self._set(self._resting_phase(), None, 1.0, [] if active else [note])  # a fall-back reports its pin
         return note
 
     def _fall_back(self, why: str) -> Release:
@@ -388,7 +388,6 @@ class CampaignManager(Worker):
                 self._report(payload)
             except Exception as exc:  # reporting must never stop a campaign from applying
                 log.warning("campaigns: cannot report %s: %s", payload["phase"], exc)
-
 
     def _pin(self) -> Accepted | None:
         """The version the device was rolled back from and is pinned off, if any."""

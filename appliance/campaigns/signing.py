@@ -105,8 +105,12 @@ def verify_document(document: Mapping, trusted: Mapping[str, Ed25519PublicKey]) 
     if not isinstance(signer, str) or signer not in trusted:
         raise Rejected(f"signed by an unknown key {signer!r} (trusted: {', '.join(sorted(trusted))})")
     try:
+        signed_bytes = canonical_json(document)
+    except UnicodeEncodeError as exc:  # a lone surrogate escape ("\ud800") parses but is not Unicode text
+        raise Rejected(f"the document holds text that is not valid Unicode: {exc.reason}") from exc
+    try:
         raw_signature = base64.b64decode(str(signature), validate=True)
-        trusted[signer].verify(raw_signature, canonical_json(document))
+        trusted[signer].verify(raw_signature, signed_bytes)
     except (InvalidSignature, binascii.Error) as exc:
         raise Rejected(f"bad signature: the document was altered or not signed by key {signer}") from exc
 
