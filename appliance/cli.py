@@ -83,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     from appliance.configtrial import ConfigTrial
     from appliance.kiosk.display import DisplayMode
     from appliance.kiosk.launch import run_kiosk
+    from appliance.service.logging import journal_context
 
     config_path = args.config or DEFAULT_CONFIG_PATH
     trial = ConfigTrial(config_path)
@@ -94,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
             raise
         rolled_back = trial.roll_back(f"it does not pass the checks run makes at start: {one_line(exc)}")
         config = _run_config(args)
+    journal_context.update(device=config.device_id)
     if args.headless:
         mode = DisplayMode.HEADLESS
     elif args.windowed or not config.display.fullscreen:

@@ -24,7 +24,7 @@ from appliance.events import EventBus
 from appliance.fleet.setconfig import apply_settings
 from appliance.kiosk.app import RESTART_STATUS
 from appliance.kiosk.launch import watch_trial
-from appliance.kiosk.readiness import Readiness
+from appliance.readiness import Readiness
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from broker import Pki
 
 from appliance.config import Config, load_config
 from appliance.service.signals import stop_on_signals
@@ -92,7 +93,13 @@ def test_config_check_names_each_key_and_its_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{path}: source.framerate: unknown key (line 5)" in result.stderr
     assert "fleet.tls: Input should be a valid boolean" in result.stderr and "(line 9)" in result.stderr
-    path.write_text(BROKEN.replace("framerate = 30\n", "").replace('"yes please"', "true"))
+    fixed = BROKEN.replace("framerate = 30\n", "").replace('"yes please"', "true")
+    path.write_text(fixed)
+    result = subprocess.run([sys.executable, "-m", "appliance", "config", "check", str(path)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 1 and "fleet.cert_file: the TLS files" in result.stderr, result.stderr
+    identity = Pki(tmp_path / "pki").client("mall-01-screen-3")
+    path.write_text(fixed + f'ca_file = "{identity.ca}"\ncert_file = "{identity.cert}"\nkey_file = "{identity.key}"\n')
     result = subprocess.run([sys.executable, "-m", "appliance", "config", "check", str(path)],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr

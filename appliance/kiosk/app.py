@@ -26,13 +26,14 @@ from appliance.events import EventBus
 from appliance.kiosk.display import Display
 from appliance.kiosk.navigation import Action, Navigator
 from appliance.kiosk.presence import Presence
-from appliance.kiosk.readiness import Readiness
 from appliance.kiosk.scenes import all_scenes
 from appliance.kiosk.session import Sessions
 from appliance.kiosk.tick import NO_GESTURES, Scene, Tick
 from appliance.media import verify_media
 from appliance.perception.pipeline import Perception, PerceptionThread
+from appliance.readiness import Readiness
 from appliance.render.compositor import Compositor
+from appliance.service.logging import journal_context
 from appliance.service.notify import ServiceNotifier
 from appliance.slot import LatestSlot
 from appliance.sources.capture import CaptureThread
@@ -99,12 +100,13 @@ class Kiosk:
         self.config = config
         self.display = display
         self.bundle = bundle
+        journal_context.update(campaign=bundle.name)
         self.workers = workers
         self.backend = backend
         self.events = events if events is not None else EventBus()
         #: What is wrong now, for the fleet's status (a camera that stays away, a campaign that broke).
         self.alerts = alerts if alerts is not None else Alerts()
-        #: Ready by the one rule (see kiosk.readiness); ``on_ready`` hooks are called once, with the reason.
+        #: Ready by the one rule (see appliance.readiness); ``on_ready`` hooks are called once, with the reason.
         self.readiness = Readiness()
         self.on_ready: list[Callable[[str], None]] = []
         self._problem_since: float | None = None
@@ -174,6 +176,7 @@ class Kiosk:
             return
         log.info("showing campaign %s (%s)", bundle.name, path)
         self.bundle, self.world_index = bundle, 0
+        journal_context.update(campaign=bundle.name)
         self._compositors = compositors
         self._images.clear()
         self._refused_bundle = None
@@ -312,6 +315,7 @@ class Kiosk:
             gestured = self.navigator.update(perception.gestures if perception else NO_GESTURES, now)
             tick = Tick(perception, now, present, self.workers.problem, typed + tuple(gestured), typed,
                         self.navigator.back.progress(now))
+            self.sessions.update(present, now)
             if scene.name == "attract":
                 self.follow_campaign(now)
             try:
@@ -326,7 +330,6 @@ class Kiosk:
                 self._draw_failsafe(error)
                 scene = self._scenes["attract"]
                 scene.enter(self, tick)
-            self.sessions.update(present, now)
             if self.overlay:
                 self._draw_overlay(tick, scene)
             self.display.flip()

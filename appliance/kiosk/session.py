@@ -6,10 +6,12 @@ import uuid
 
 from appliance.events import EventBus
 from appliance.kiosk.navigation import Navigator
+from appliance.service.logging import journal_context
 
 
 class Sessions:
-    """Publishes ``session_start`` and ``session_end`` (dwell seconds, gestures recognised)."""
+    """Publishes ``session_start`` and ``session_end`` (dwell seconds, gestures recognised); the journal's
+    records carry the current session while it lasts (``OIVIS_SESSION``)."""
 
     def __init__(self, events: EventBus, navigator: Navigator) -> None:
         self.events = events
@@ -20,9 +22,11 @@ class Sessions:
     def update(self, present: bool, now: float) -> None:
         if present and self.current is None:
             self.current, self._started = str(uuid.uuid4()), now
+            journal_context.update(session=self.current)
             self.navigator.take_counts()
             self.events.publish("session_start", {"session": self.current})
         elif not present and self.current is not None:
             self.events.publish("session_end", {"session": self.current, "dwell_s": round(now - self._started, 2),
                                                 "gestures": self.navigator.take_counts()})
             self.current = None
+            journal_context.update(session=None)

@@ -25,11 +25,10 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
+from appliance.readiness import READY_GRACE_S, Readiness
+
 log = logging.getLogger(__name__)
 
-#: Seconds to wait for a first camera frame before declaring READY anyway (while a problem is reported);
-#: well inside the unit's TimeoutStartSec.
-READY_GRACE_S = 20.0
 #: How often STATUS= is refreshed; systemd only shows the latest, so more often is waste.
 STATUS_EVERY_S = 5.0
 
@@ -56,10 +55,8 @@ class ServiceNotifier:
         """``notify`` is ``systemd.daemon.notify``: False when ``$NOTIFY_SOCKET`` is unset, OSError when unreachable."""
         self._send = notify
         self._ping_every = watchdog_s / 2 if watchdog_s else None
-        self._ready_grace_s = ready_grace_s
+        self._readiness = Readiness(ready_grace_s)  # the grace stays well inside the unit's TimeoutStartSec
         self._status_every_s = status_every_s
-        self._started: float | None = None
-        self._ready = False
         self._last_ping = float("-inf")
         self._last_status = float("-inf")
         self._last_kind = ""
@@ -86,34 +83,29 @@ class ServiceNotifier:
     def frame_shown(self, now: float, fps: float, backend: str, campaign: str) -> None:
         """A new camera frame reached the screen: display, models and camera all work."""
         self._context = f"backend {backend} · campaign {campaign}"
-        self._mark_ready(now, "first camera frame shown")
+        self._mark_ready(self._readiness.update(now, True, None))
         self._ping(now)
         self._status(now, f"showing {fps:.1f} fps · {self._context}")
 
     def frame_missed(self, now: float, problem: str | None) -> None:
         """The loop turned without a new frame.  Only a reported problem keeps the watchdog fed."""
-        if self._started is None:
-            self._started = now
+        self._mark_ready(self._readiness.update(now, False, problem))
         if problem is None:
             return
-        if now - self._started >= self._ready_grace_s:
-            self._mark_ready(now, f"without a camera frame: {problem}")
         self._ping(now)
         self._status(now, f"degraded: {problem}" + (f" · {self._context}" if self._context else ""))
 
     def stopping(self) -> None:
         self._notify("STOPPING=1\nSTATUS=stopping")
 
-    def _mark_ready(self, now: float, why: str) -> None:
-        if self._started is None:
-            self._started = now
-        if not self._ready:
-            self._ready = True
+    def _mark_ready(self, why: str | None) -> None:
+        """READY=1, once: ``why`` is the reason the kiosk just became ready (see appliance.readiness)."""
+        if why is not None:
             log.info("ready (%s)", why)
             self._notify("READY=1")
 
     def _ping(self, now: float) -> None:
-        if self._ready and self._ping_every is not None and now - self._last_ping >= self._ping_every:
+        if self._readiness.ready and self._ping_every is not None and now - self._last_ping >= self._ping_every:
             self._last_ping = now
             self._notify("WATCHDOG=1")
 

@@ -4,7 +4,7 @@ Ready is the first camera frame on the screen (display, models and camera all
 work) or, when the camera is missing, the campaign's attract screen after a
 grace period: the screen is then doing what it can, and waiting longer would
 not bring the camera back.  systemd's READY, the end of a configuration's
-trial and ``run --frames`` all go by this one rule.
+trial and ``run --frames`` all go by this one rule (the kiosk and the systemd notifier each keep one).
 """
 
 from __future__ import annotations
