@@ -8,24 +8,34 @@ INSTALLED := $(VENV)/.installed
 OIVIS_TEST_MEDIA ?=
 RUN_ARGS ?=
 
-.PHONY: help setup models content run test bench bench-compare eval-hands clean rknn-models rknn-check
+# The shared development media: $(OIVIS_TEST_MEDIA) when set, else ../shared/devset beside the clone.
+MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
+# Every Python package comes from the locks in requirements/ (hashes checked; `make lock` regenerates them).
+DEVICE_LOCK := requirements/device.txt
+DEV_LOCK := requirements/dev.txt
+
+.PHONY: help setup lock models content run test bench bench-source bench-compare eval-hands clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
 	@echo "make test     run the test suite (set OIVIS_TEST_MEDIA=../shared/devset for the media cases)"
-	@echo "make setup    create $(VENV) with everything installed (idempotent)"
+	@echo "make setup    create $(VENV) with everything installed from the locks in requirements/ (idempotent)"
+	@echo "make lock     regenerate the locks from pyproject.toml (UPGRADE=1: newest versions allowed)"
 	@echo "make models   fetch the pinned model files and verify their checksums"
-	@echo "make bench    per-stage timings on BENCH_SOURCE (default: the devset kiosk video)"
+	@echo "make bench    per-stage timings on BENCH_SOURCE (default: the kiosk video in OIVIS_TEST_MEDIA or ../shared/devset)"
 	@echo "make bench-compare   segmentation speed side by side with the reference (mediapipe)"
 	@echo "make eval-hands      hand detection recall side by side with the reference, at simulated distances"
 	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
 	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
 	@echo "make technician-help          provisioning, packaging, flashing, doctor"
 
-$(INSTALLED): pyproject.toml
-	@PYTHON=$(PYTHON) sh provisioning/check-system.sh
+# The development lock holds the device lock's pins and the tools' (tests, ruff, systemd-python: it
+# builds here against libsystemd-dev, which check-system.sh names or, as root, installs).
+$(INSTALLED): pyproject.toml $(DEVICE_LOCK) $(DEV_LOCK)
+	@PYTHON=$(PYTHON) BUILD_SYSTEMD_PYTHON=1 sh provisioning/check-system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,demo]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --requirement $(DEV_LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
 setup: $(INSTALLED)
@@ -51,12 +61,33 @@ test: models content
 	$(PY) -m ruff check appliance tests models
 	OIVIS_TEST_MEDIA=$(OIVIS_TEST_MEDIA) SDL_VIDEODRIVER=dummy $(PY) -m pytest
 
-BENCH_SOURCE ?= ../shared/devset/kiosk_fist_thumbup_720p.mp4
-bench: models content
+BENCH_SOURCE ?= $(MEDIA)/kiosk_fist_thumbup_720p.mp4
+bench-source:
+	@test -f "$(BENCH_SOURCE)" || { echo "no bench source $(BENCH_SOURCE): set OIVIS_TEST_MEDIA=path/to/devset or BENCH_SOURCE=clip.mp4" >&2; exit 2; }
+
+bench: bench-source models content
 	$(PY) -m appliance bench $(BENCH_SOURCE) --frames 300
 
 clean:
-	rm -rf $(VENV) models/cache content/default/*.png content/default/*.mp4
+	rm -rf $(VENV) $(LOCK_VENV) models/cache content/default/*.png content/default/*.mp4
+
+# --- The locks (requirements/README.md): uv resolves once for every platform and Python 3.10+;
+# the device lock is the boards' wheelhouse, the development lock adds the tools with the same pins.
+UV_VERSION := 0.13.8
+LOCK_VENV := .venv-lock
+UV := $(LOCK_VENV)/bin/uv
+UPGRADE ?=
+LOCK_OPTIONS = --universal --python-version 3.10 --constraint requirements/constraints.txt --quiet --custom-compile-command "make lock" $(if $(filter 1,$(UPGRADE)),--upgrade)
+
+$(UV):
+	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra npu --generate-hashes $(LOCK_OPTIONS) --output-file $(DEVICE_LOCK)
+	$(UV) pip compile $(DEVICE_LOCK) --format pylock.toml $(LOCK_OPTIONS) --output-file requirements/pylock.device.toml
+	$(UV) pip compile pyproject.toml --all-extras --constraint $(DEVICE_LOCK) --generate-hashes $(LOCK_OPTIONS) \
+	    --output-file $(DEV_LOCK)
 
 # --- NPU models (RK3588 & co.): built on an x86 host with rknn-toolkit2, checked in its simulator.
 # A separate venv: the toolkit pins numpy<=1.26 / protobuf<=4.25 and needs torch and tensorflow (~2.6 GB).
@@ -64,7 +95,7 @@ RKNN_VENV := .venv-rknn
 RKNN_PY := $(RKNN_VENV)/bin/python
 SOC ?= rk3588
 RKNN_MODELS ?= selfie_landscape selfie_general palm_detection_full hand_landmark_full
-RKNN_CHECK_IMAGE ?= ../shared/devset/portrait_white_bg.png
+RKNN_CHECK_IMAGE ?= $(MEDIA)/portrait_white_bg.png
 
 $(RKNN_VENV)/.installed:
 	test -x $(RKNN_PY) || $(PYTHON) -m venv $(RKNN_VENV)
@@ -92,10 +123,10 @@ $(REF_VENV)/.installed:
 	$(REF_VENV)/bin/pip install --quiet mediapipe==0.10.21 "numpy<2"
 	touch $@
 
-bench-compare: models content $(REF_VENV)/.installed
+bench-compare: bench-source models content $(REF_VENV)/.installed
 	$(PY) models/reference/compare.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python
 
-eval-hands: models content $(REF_VENV)/.installed
+eval-hands: bench-source models content $(REF_VENV)/.installed
 	$(PY) models/reference/compare_hands.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python
 
 include provisioning/technician.mk
