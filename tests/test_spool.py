@@ -3,6 +3,7 @@ deletion, the historical flag, and an unwritable state directory."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -58,18 +59,42 @@ def covered(spool: Spool) -> set[int]:
     return seqs
 
 
+def on_disk(path: Path) -> int:
+    """What a spool at ``path`` takes: the database, its WAL and the WAL index."""
+    return sum(Path(f"{path}{suffix}").stat().st_size for suffix in ("", "-wal", "-shm")
+               if Path(f"{path}{suffix}").exists())
+
+
 def test_the_size_bound_drops_the_oldest_and_announces_which(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "events.db", 4000, MONTH)
-    for n in range(100):
-        spool.append(ticks(1, start=n))
-        assert spool.bytes <= spool.max_bytes
+    spool = Spool(tmp_path / "events.db", 256 * 1024, MONTH)
+    for n in range(0, 2000, 5):
+        spool.append(ticks(5, start=n))
+        assert on_disk(spool.path) <= spool.max_bytes
     drops = [e for e in spool.oldest(10_000) if e.type == "dropped"]
-    assert all(d.data["reason"] == "size" for d in drops)
+    assert drops and all(d.data["reason"] == "size" for d in drops)
     assert covered(spool) == set(range(1, spool.next_seq))
     # every seq ever issued is either still spooled or counted once (reports fold the reports they drop)
     assert spool.count + sum(d.data["count"] for d in drops) == spool.next_seq - 1
     newest = [e.data["n"] for e in spool.oldest(10_000) if e.type == "tick"]
-    assert newest == list(range(100 - len(newest), 100))  # the oldest went first
+    assert newest == list(range(2000 - len(newest), 2000))  # the oldest went first
+    spool.close(clean=True)
+
+
+def test_the_bound_counts_the_wal_and_acknowledgements_give_the_space_back(tmp_path: Path) -> None:
+    """One transaction per event (the shipper's pace when events trickle in) grew the WAL past the bound."""
+    path = tmp_path / "events.db"
+    spool = Spool(path, 1 << 20, MONTH)
+    largest = 0
+    for n in range(400):
+        spool.append(ticks(1, start=n))
+        largest = max(largest, on_disk(path))
+        assert on_disk(path) <= spool.max_bytes, f"{on_disk(path)} bytes on disk after {n + 1} appends"
+    assert spool.count == 400 and not [e for e in spool.oldest(1000) if e.type == "dropped"]
+    assert spool.disk_bytes() == on_disk(path) and spool.status()["disk_bytes"] == on_disk(path)
+    before = on_disk(path)
+    assert spool.acknowledge(1, 400) == 400
+    assert Path(f"{path}-wal").stat().st_size == 0  # checkpointed and truncated
+    assert on_disk(path) < before / 2  # the deleted events' pages went back to the filesystem
     spool.close(clean=True)
 
 
@@ -233,3 +258,94 @@ def test_a_replaced_spool_numbers_on_above_every_seq_it_gave_out(tmp_path: Path)
     replaced = Spool(path, 1 << 20, 86400)
     assert replaced.append([Event("n", {"i": 5})])[0] > max(given)
     replaced.close(clean=True)
+
+
+FULL_DISK = """
+import json, shutil, sys, time
+from pathlib import Path
+from broker import wait_for
+from test_spool import FakeLink
+from appliance.config import FleetConfig
+from appliance.events import EventBus
+from appliance.fleet.shipper import EventShipper
+
+state = Path(sys.argv[1])
+bus, link = EventBus(capacity=3000), FakeLink()
+shipper = EventShipper(bus, link, FleetConfig(batch_size=50), state, retry_s=0.1).start()
+n = 0
+while shipper.problem is None and n < 50_000:  # the link is down: everything goes to the spool
+    bus.publish("tick", {"n": n, "pad": "x" * 200})
+    n += 1
+    if n % 50 == 0:
+        wait_for(lambda: len(bus) == 0 or shipper.problem, what="the worker draining the bus")
+full = {"problem": shipper.problem, "spooled": shipper.status()["pending"], "free": shutil.disk_usage(state).free}
+for _ in range(3600):  # the bus keeps what it can (more than the disk takes at once) and drops the rest
+    bus.publish("tick", {"n": n, "pad": "x" * 200})
+    n += 1
+link.connect()
+acked = 0
+deadline = time.monotonic() + 30
+while (shipper.problem or len(bus) or shipper.status()["pending"]) and time.monotonic() < deadline:
+    for _, delivery in link.sent[acked:]:
+        delivery.resolve(True, "Success")
+        acked += 1
+    time.sleep(0.02)
+status = shipper.status()
+shipper.stop(flush_timeout=0)
+events = [event for batch, _ in link.sent for event in batch["events"]]
+print(json.dumps({"full": full, "published": n, "bus_dropped": bus.dropped, "status": status,
+                  "free_after": shutil.disk_usage(state).free,
+                  "seqs": sorted({event["seq"] for event in events}),
+                  "ticks": sorted({event["data"]["n"] for event in events if event["type"] == "tick"}),
+                  "dropped": [event["data"] for event in events if event["type"] == "dropped"]}))
+"""
+
+
+def in_small_filesystem(tmp_path: Path, size: str, script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (argv[1]: the mount point) in a private mount namespace with a tmpfs of ``size`` mounted;
+    skip with the reason when the kernel or the user may not do that."""
+    mount = tmp_path / "state"
+    mount.mkdir()
+    command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               'mount -t tmpfs -o size="$1" oivis-test "$2" || exit 77; shift 2; exec "$@"', "sh", size, str(mount)]
+    probe = subprocess.run([*command, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a {size} tmpfs in a private mount namespace: {probe.stderr.strip()}")
+    env = python_env()
+    env["PYTHONPATH"] = f"{Path(__file__).parent}:{env['PYTHONPATH']}"
+    return subprocess.run([*command, sys.executable, "-c", script, str(mount)], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_a_full_state_filesystem_recovers_once_events_are_acknowledged(tmp_path: Path) -> None:
+    """A 1 MiB state filesystem, the default bound (64 MiB): the spool fills it, then must come back by itself."""
+    run = in_small_filesystem(tmp_path, "1m", FULL_DISK)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    full = result["full"]
+    assert "cannot store events" in full["problem"] and full["spooled"] > 1000, full
+    assert full["free"] > 0  # refused before the last byte: deleting needs room too
+    status = result["status"]
+    assert status["problem"] is None and status["pending"] == 0, status  # writable again, no restart
+    assert result["free_after"] > 700 * 1024  # the acknowledged events gave their space back
+    assert result["seqs"] == list(range(1, len(result["seqs"]) + 1))  # no gap
+    [memory] = [report for report in result["dropped"] if report["reason"] == "memory"]
+    assert memory["count"] == result["bus_dropped"] > 0
+    assert len(result["ticks"]) + memory["count"] == result["published"]  # every tick arrived or was counted
+
+
+def test_a_spool_made_before_auto_vacuum_is_converted_and_keeps_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    spool = Spool(path, BIG, MONTH)
+    spool.append(ticks(3))
+    spool.close(clean=True)
+    with sqlite3.connect(path) as db:  # as the spool of an earlier release left it
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("PRAGMA auto_vacuum=NONE")
+        db.execute("VACUUM")
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    spool = Spool(path, BIG, MONTH)
+    assert [e.data["n"] for e in spool.oldest(10)] == [0, 1, 2] and spool.append(ticks(1)) == [4]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 1
+    spool.close(clean=True)

@@ -10,6 +10,10 @@ re-sent by paho on reconnect with the same packet id, so it is not sent twice.
 When the spool cannot be written (disk full, state directory unwritable) the
 worker logs it once, stops draining and lets the bus hold events; what the bus
 must drop meanwhile is spooled as a ``dropped`` event once the disk is back.
+Shipping goes on meanwhile: acknowledged events give their space back (the
+spool keeps room for that), so a full disk recovers without a restart.  A batch
+the spool refuses is halved until the parts fit, so a drain larger than what the
+disk can take at once still goes in, in order.
 """
 
 from __future__ import annotations
@@ -144,17 +148,34 @@ class EventShipper(Worker):
         return fresh
 
     def _write(self, events: list[Event]) -> bool:
-        assert self._spool is not None
-        try:
-            self._spool.append(events)
-        except ApplianceError as exc:
-            self._unwritten = events
-            self._trouble(exc)
+        """Spool ``events`` (as many of the first ones as the disk takes); the rest wait for the retry."""
+        stored, error = self._store(events)
+        if error is not None:
+            self._unwritten = events[stored:]
+            self._trouble(error)
             return False
         if self.problem:
             log.warning("event spool %s is writable again", self.spool_path)
             self.problem = None
         return True
+
+    def _store(self, events: list[Event]) -> tuple[int, ApplianceError | None]:
+        """Append ``events``, halving a batch the spool refuses, so a nearly full disk takes what it can
+        and a drain larger than the whole filesystem's room still goes in, part by part, in order.
+        Returns how many of the first events were stored and the refusal that stopped the rest."""
+        assert self._spool is not None
+        try:
+            self._spool.append(events)
+        except ApplianceError as exc:
+            if len(events) == 1:
+                return 0, exc
+            half = len(events) // 2
+            stored, error = self._store(events[:half])
+            if error is not None:
+                return stored, error
+            stored, error = self._store(events[half:])
+            return half + stored, error
+        return len(events), None
 
     def _trouble(self, exc: ApplianceError) -> None:
         if self.problem != str(exc):

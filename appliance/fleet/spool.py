@@ -14,12 +14,26 @@ Why these choices:
   an announced gap from a loss.
 - ``run`` numbers each opening, so the shipper can tell events of an earlier
   run (always ``historical``) from this run's (compared by monotonic time).
+- The size bound is what the spool takes on disk: the database file, its WAL
+  and the WAL index (``-shm``).  The WAL is kept to ``wal_bytes`` (an automatic
+  checkpoint at that size, ``journal_size_limit``, and a TRUNCATE checkpoint
+  after every acknowledgement, trim and expiry and whenever an append left it
+  larger), and the database uses ``auto_vacuum=FULL``, so deleted events give
+  their pages back to the filesystem at once.  Between operations
+  ``disk_bytes() <= max_bytes`` holds.
+- An append is refused, without writing, while the filesystem has less free
+  space than the append needs plus ``headroom``: the spool never fills its
+  filesystem to the last byte.  Acknowledged events are deleted a few at a
+  time, each chunk checkpointed, so that room is enough to delete them on a
+  full disk; the space they free lets appends succeed again without a restart.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -36,6 +50,23 @@ log = logging.getLogger(__name__)
 #: After a size overflow the spool is trimmed to this fraction of its bound, so dropping is
 #: occasional and each ``dropped`` event covers a real slice, not one event per insert.
 LOW_WATER = 0.9
+#: The WAL's share of the bound (within WAL_MIN..WAL_MAX bytes): checkpointed back when it grows past it.
+WAL_SHARE = 1 / 16
+WAL_MIN = 32 * 1024
+WAL_MAX = 128 * 1024
+#: The WAL index (``-shm``) SQLite keeps beside a WAL database: 32 KiB for any WAL this size.
+SHM_BYTES = 32 * 1024
+#: The smallest bound that holds the fixed costs (WAL, index, schema pages) and some events.
+MIN_BYTES = 256 * 1024
+#: What one stored event costs beyond its text (row and index headers, the id's index entry).
+ROW_OVERHEAD = 64
+#: Acknowledged events are deleted this many per transaction, each followed by a checkpoint, so a
+#: deletion needs little free space: it fits in ``headroom`` even on a full filesystem.
+DELETE_CHUNK = 16
+#: Pages of free space an append leaves on the filesystem for deletions and checkpoints.
+HEADROOM_PAGES = 32
+#: Pages any write transaction puts in the WAL besides its rows (page 1, meta, index and pointer-map pages).
+TRANSACTION_PAGES = 8
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -81,6 +112,9 @@ class Spool:
         self.path = path
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
+        if max_bytes < MIN_BYTES:
+            raise ApplianceError(f"event spool {path}: a bound of {max_bytes} bytes cannot hold the spool's own "
+                                 f"files; [fleet] spool_max_mb must be at least {MIN_BYTES / 2**20:.2f}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
@@ -107,10 +141,18 @@ class Spool:
         self.next_seq = seq
 
     def _prepare(self) -> None:
+        self._db.execute("PRAGMA auto_vacuum=FULL")  # takes effect on a new file; older ones are converted below
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
             raise sqlite3.OperationalError(f"journal mode is {mode}, WAL is needed")
         self._db.execute("PRAGMA synchronous=FULL")
+        self.page_bytes = self._db.execute("PRAGMA page_size").fetchone()[0]
+        self.wal_bytes = max(WAL_MIN, min(WAL_MAX, int(self.max_bytes * WAL_SHARE)))
+        self._db.execute(f"PRAGMA journal_size_limit={self.wal_bytes}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={max(1, self.wal_bytes // self.page_bytes)}")
+        self.headroom = HEADROOM_PAGES * self.page_bytes
+        if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] != 1:
+            self._convert()
         check = self._db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed ({check}); move the file aside to start afresh "
@@ -125,6 +167,18 @@ class Spool:
             self._set("running", 1)
         self.next_seq = self._meta("next_seq")
         self.count, self.bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+
+    def _convert(self) -> None:
+        """Give a spool made before auto_vacuum the mode (a VACUUM rewrites it); without room for that it
+        works on, but keeps the space of deleted events inside its file until the next opening."""
+        log.info("event spool %s: converting to auto_vacuum (deleted events give their space back)", self.path)
+        try:
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            log.warning("event spool %s cannot be converted to auto_vacuum now (%s); tried again at the next start",
+                        self.path, exc)
+            return
+        self._checkpoint()  # VACUUM went through the WAL: a whole copy of the database
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -141,52 +195,119 @@ class Spool:
     # -- writing ---------------------------------------------------------------------------------
 
     def append(self, events: Sequence[Event]) -> list[int]:
-        """Store ``events`` in one transaction and return their seqs; the bounds are applied in it too."""
+        """Store ``events`` in one transaction and return their seqs; the bounds are applied in it too.
+
+        Refused (ApplianceError, nothing written) while the filesystem lacks the space the
+        events need plus ``headroom``.
+        """
+        rows = [_Row.of(event) for event in events]
+        self._check_space(rows)
         # +1: trimming may add a ``dropped`` event.  The floor on disk stays above every seq given out.
-        if self.next_seq + len(events) + 1 > self._floor.value:
-            self._floor.raise_to(self.next_seq + len(events) + 1 + SEQ_FLOOR_STEP)
+        if self.next_seq + len(rows) + 1 > self._floor.value:
+            self._floor.raise_to(self.next_seq + len(rows) + 1 + SEQ_FLOOR_STEP)
+        trimmed = False
         try:
             with self._transaction():
-                seqs, added, next_seq = self._insert(events, self.next_seq)
+                seqs, added, next_seq = self._insert(rows, self.next_seq)
                 count, size = self.count + len(seqs), self.bytes + added
-                if size > self.max_bytes:
+                if self._database_bytes() > self._database_limit():
                     count, size, next_seq = self._trim(count, size, next_seq)
+                    trimmed = True
                 self._set("next_seq", next_seq)
         except sqlite3.Error as exc:
             raise self._fail("store events", exc) from exc
         self.next_seq, self.count, self.bytes = next_seq, count, size
+        if trimmed or self._file_bytes("-wal") > self.wal_bytes:
+            self._checkpoint()
         return seqs
 
-    def _insert(self, events: Iterable[Event], seq: int) -> tuple[list[int], int, int]:
+    def _check_space(self, rows: Sequence[_Row]) -> None:
+        """Refuse an append the filesystem cannot take with ``headroom`` to spare.
+
+        The append needs the WAL's room to grow back to ``wal_bytes`` (a TRUNCATE checkpoint
+        emptied it), its rows twice (WAL frames, then the database at the checkpoint) and the
+        pages every transaction writes whatever its size.
+        """
+        need = (max(0, self.wal_bytes - self._file_bytes("-wal")) + 2 * sum(row.size + ROW_OVERHEAD for row in rows)
+                + TRANSACTION_PAGES * self.page_bytes + self.headroom)
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as exc:
+            raise ApplianceError(f"event spool {self.path}: cannot read the free space of its filesystem: "
+                                 f"{exc}") from exc
+        if free < need:
+            raise ApplianceError(f"event spool {self.path} cannot store events: its filesystem has {free // 1024} "
+                                 f"KiB free, {need // 1024} KiB are needed to store them and keep "
+                                 f"{self.headroom // 1024} KiB for acknowledgements (the disk is full; events wait "
+                                 "in memory until acknowledged or expired events make room)")
+
+    def _insert(self, rows: Iterable[_Row], seq: int) -> tuple[list[int], int, int]:
         seqs, added, now = [], 0, time.time()
-        for event in events:
-            data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False, default=str)
-            size = len(data) + len(event.type) + len(event.id) + len(event.ts)
+        for row in rows:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO events (seq, id, ts, type, data, run, mono, at, size) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, event.id, event.ts, event.type, data, self.run, event.monotonic, now, size))
+                (seq, row.id, row.ts, row.type, row.data, self.run, row.monotonic, now, row.size))
             if cursor.rowcount == 1:
                 seqs.append(seq)
-                added += size
+                added += row.size
                 seq += 1
         return seqs, added, seq
 
     def _trim(self, count: int, size: int, next_seq: int) -> tuple[int, int, int]:
-        """Drop the oldest rows down to the low-water mark and spool the ``dropped`` report."""
-        target = size - self.max_bytes * LOW_WATER
+        """Drop the oldest rows until the database is down to the low-water mark and spool the ``dropped``
+        report.  Pages are counted in the transaction (auto_vacuum hands the freed ones back at commit)."""
+        target = self._database_limit() * LOW_WATER
         tally = _Tally()
-        rows = self._db.execute("SELECT seq, size, type, data FROM events ORDER BY seq")
-        for row in rows:
-            tally.add(*row)
-            if tally.bytes >= target:
+        while self._database_bytes() > target:
+            excess = self._database_bytes() - target
+            chunk = _Tally()
+            for row in self._db.execute("SELECT seq, size, type, data FROM events ORDER BY seq").fetchmany(10_000):
+                chunk.add(*row)
+                if chunk.bytes + chunk.rows * ROW_OVERHEAD >= excess:
+                    break
+            if not chunk.rows:
                 break
-        rows.close()
-        self._db.execute("DELETE FROM events WHERE seq <= ?", (tally.last,))
-        log.warning("event spool over %d bytes: dropped the %d oldest events (reported: %d lost in seq %s-%s)",
-                    self.max_bytes, tally.rows, tally.lost, tally.first, tally.last)
-        seqs, added, next_seq = self._insert([tally.report("size")], next_seq)
+            self._db.execute("DELETE FROM events WHERE seq <= ?", (chunk.last,))
+            tally.join(chunk)
+        if not tally.rows:
+            return count, size, next_seq
+        log.warning("event spool over %d bytes on disk: dropped the %d oldest events (reported: %d lost in "
+                    "seq %s-%s)", self.max_bytes, tally.rows, tally.lost, tally.first, tally.last)
+        seqs, added, next_seq = self._insert([_Row.of(tally.report("size"))], next_seq)
         return count - tally.rows + len(seqs), size - tally.bytes + added, next_seq
+
+    # -- what it takes on disk ---------------------------------------------------------------------
+
+    def disk_bytes(self) -> int:
+        """What the spool's files take now: the database, its WAL and the WAL index."""
+        return sum(self._file_bytes(suffix) for suffix in ("", "-wal", "-shm"))
+
+    def _file_bytes(self, suffix: str) -> int:
+        try:
+            return os.stat(f"{self.path}{suffix}").st_size
+        except FileNotFoundError:
+            return 0
+
+    def _database_limit(self) -> int:
+        """The database file's share of the bound: the rest is for the WAL and its index."""
+        return self.max_bytes - self.wal_bytes - SHM_BYTES
+
+    def _database_bytes(self) -> int:
+        """The database file's size once the current transaction commits (its free pages are released)."""
+        pages, free = (self._db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_count", "freelist_count"))
+        return (pages - free) * self.page_bytes
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it, so its space goes back to the filesystem."""
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("event spool %s: WAL checkpoint failed (%s); it is tried again after the next write",
+                        self.path, exc)
+            return
+        if busy:
+            log.debug("event spool %s: WAL checkpoint could not finish (busy)", self.path)
 
     def expire(self, now: float | None = None) -> int:
         """Drop events spooled more than ``max_age_s`` ago, reporting them; returns how many rows went."""
@@ -200,10 +321,11 @@ class Spool:
                 if not tally.rows:
                     return 0
                 self._db.execute("DELETE FROM events WHERE at < ?", (cutoff,))
-                seqs, added, next_seq = self._insert([tally.report("age")], self.next_seq)
+                seqs, added, next_seq = self._insert([_Row.of(tally.report("age"))], self.next_seq)
                 self._set("next_seq", next_seq)
         except sqlite3.Error as exc:
             raise self._fail("expire old events", exc) from exc
+        self._checkpoint()
         log.warning("event spool: dropped %d events older than %.0f days (seq %s-%s)",
                     tally.rows, self.max_age_s / 86400, tally.first, tally.last)
         self.next_seq = next_seq
@@ -211,17 +333,29 @@ class Spool:
         return tally.rows
 
     def acknowledge(self, first_seq: int, last_seq: int) -> int:
-        """Forget the events the broker acknowledged; returns how many rows went."""
-        try:
-            with self._transaction():
-                count, size = self._db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq BETWEEN ? AND ?",
-                    (first_seq, last_seq)).fetchone()
-                self._db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (first_seq, last_seq))
-        except sqlite3.Error as exc:
-            raise self._fail("delete acknowledged events", exc) from exc
-        self.count, self.bytes = self.count - count, self.bytes - size
-        return count
+        """Forget the events the broker acknowledged; returns how many rows went.
+
+        Deleted ``DELETE_CHUNK`` rows per transaction, each followed by a TRUNCATE checkpoint
+        (auto_vacuum has already released their pages): a full filesystem gets space back
+        chunk by chunk, and a failure keeps the rest for the next acknowledgement.
+        """
+        gone = 0
+        while first_seq <= last_seq:
+            try:
+                with self._transaction():
+                    chunk = self._db.execute("SELECT seq, size FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq "
+                                             "LIMIT ?", (first_seq, last_seq, DELETE_CHUNK)).fetchall()
+                    if chunk:
+                        self._db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (first_seq, chunk[-1][0]))
+            except sqlite3.Error as exc:
+                raise self._fail("delete acknowledged events", exc) from exc
+            if not chunk:
+                break
+            self.count, self.bytes = self.count - len(chunk), self.bytes - sum(size for _, size in chunk)
+            gone += len(chunk)
+            first_seq = chunk[-1][0] + 1
+            self._checkpoint()
+        return gone
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -235,8 +369,8 @@ class Spool:
                 for seq, id_, ts, type_, data, run, mono in rows]
 
     def status(self) -> dict[str, Any]:
-        """For the health report: the backlog and where the sequence stands."""
-        return {"pending": self.count, "bytes": self.bytes, "next_seq": self.next_seq}
+        """For the health report: the backlog, what the spool takes on disk and where the sequence stands."""
+        return {"pending": self.count, "bytes": self.bytes, "disk_bytes": self.disk_bytes(), "next_seq": self.next_seq}
 
     def close(self, clean: bool) -> None:
         """``clean`` records an orderly stop, which the next run's ``boot`` event reports."""
@@ -271,8 +405,32 @@ class _Tally:
             if earlier["first_seq"] is not None:
                 self.first = min(self.first, earlier["first_seq"])
 
+    def join(self, other: _Tally) -> None:
+        """Take in the rows ``other`` counted (a later, disjoint slice)."""
+        self.rows, self.lost, self.bytes = self.rows + other.rows, self.lost + other.lost, self.bytes + other.bytes
+        self.first = other.first if self.first is None else min(self.first, other.first or self.first)
+        self.last = other.last if self.last is None else max(self.last, other.last or self.last)
+
     def report(self, reason: str) -> Event:
         return dropped_event(reason, self.lost, self.first, self.last)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """An event as a row: its data serialised once, ``size`` the text it stores."""
+
+    id: str
+    ts: str
+    type: str
+    data: str
+    monotonic: float
+    size: int
+
+    @staticmethod
+    def of(event: Event) -> _Row:
+        data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False, default=str)
+        return _Row(event.id, event.ts, event.type, data, event.monotonic,
+                    len(data) + len(event.type) + len(event.id) + len(event.ts))
 
 
 class _Transaction:
