@@ -37,7 +37,7 @@ check
 if [ -n "$missing" ] && [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing missing system packages:$missing (apt-get as root)" >&2
     # shellcheck disable=SC2086 # one word per package
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     check
 fi
 for package in $missing; do
