@@ -110,7 +110,13 @@ class CampaignsConfig(Section):
     )
     disk_budget_mb: float = Field(2048, gt=0, description="content store limit; unreferenced assets are evicted")
     max_asset_mb: float = Field(1024, gt=0, description="largest single asset a campaign may carry")
-    download_timeout_s: float = Field(30.0, gt=0, description="HTTP connect/read timeout when fetching assets")
+    download_timeout_s: float = Field(30.0, gt=0, description="HTTP connect timeout, and silence allowed on an open "
+                                      "connection, when fetching assets")
+    download_deadline_s: float = Field(3600.0, ge=0, description="one attempt at a campaign's downloads; then "
+                                       "retried later, resuming (0 = none)")
+    low_speed_bytes_per_s: int = Field(1024, ge=0, description="a download slower than this for low_speed_window_s "
+                                       "is abandoned and retried later (0 = no limit)")
+    low_speed_window_s: float = Field(60.0, gt=0, description="the window of the low-speed limit")
     require_synced_clock: bool = Field(
         True, description="schedule only on an NTP-synchronised clock; false for development machines"
     )

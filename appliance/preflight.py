@@ -16,9 +16,12 @@ import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+
 from appliance.config import Config
-from appliance.content import load_bundle
+from appliance.content import VIDEO_SUFFIXES, load_bundle
 from appliance.errors import ApplianceError, one_line
+from appliance.media import open_video, read_image
 from appliance.tomlfile import InvalidFile, Location, key_lines, key_path, line_of
 
 Problem = tuple[Location, str]
@@ -40,7 +43,16 @@ def _source(config: Config) -> str | None:
 
 
 def _content(config: Config) -> str | None:
-    load_bundle(config.kiosk.content)
+    """The bundle loads and every medium it names decodes within the limits (a video: its header and
+    first frame; the whole file is the campaign check's job, too slow for every start)."""
+    bundle = load_bundle(config.kiosk.content)
+    for name in bundle.media():
+        path = bundle.directory / name
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            capture, _ = open_video(path, config.media)
+            capture.release()
+        else:
+            read_image(path, cv2.IMREAD_UNCHANGED, config.media)
     return None
 
 

@@ -51,6 +51,7 @@ class Device:
     frame: np.ndarray = field(default_factory=screen_image)
     reloads: int = 0
     restarts: int = 0
+    versions: list[int] = field(default_factory=lambda: [0, 2])
     runs: list[tuple[list[str], bool]] = field(default_factory=list)
     replies: list[Delivery] = field(default_factory=list)
     link: Link | None = None
@@ -68,7 +69,7 @@ class Device:
 
         self.link.publish = recording_publish
         commands = device_commands(screen=lambda: self.frame.copy(), reload=self._reload, restart=self._restart,
-                                   config_path=self.config_path, run=self._run)
+                                   config_path=self.config_path, rollback=self._rollback, run=self._run)
         self.handler = CommandHandler(self.link, self.state_dir).start()
         self.link.start()
         self.handler.serve(commands)
@@ -86,6 +87,12 @@ class Device:
 
     def _restart(self) -> None:
         self.restarts += 1
+
+    def _rollback(self) -> int:
+        """The manager's rollback: the version now current, or why there is nothing to return to."""
+        if not self.versions:
+            raise ApplianceError("nothing to roll back: the bundled default is already active")
+        return self.versions.pop()
 
     def _run(self, argv: Sequence[str]) -> None:
         latest = self.replies[-1]
@@ -346,3 +353,11 @@ def test_argument_parsing() -> None:
         "width": 320, "name": "hello", "set": {"kiosk": {"attract_after_s": 6.5}, "x": {"a": [1]}}}
     with pytest.raises(ApplianceError, match="expected key=value"):
         parse_arguments(["width"])
+
+
+def test_rollback_answers_the_version_now_current_or_why_it_cannot(device: Device, capsys) -> None:
+    reply = send(device.broker, capsys, "rollback")[1]
+    assert reply == {"cmd_id": reply["cmd_id"], "ok": True, "version": 2}
+    assert send(device.broker, capsys, "rollback")[1]["version"] == 0
+    code, reply, err = send(device.broker, capsys, "rollback")
+    assert code == 1 and reply["ok"] is False and "nothing to roll back" in reply["error"] and "nothing" in err

@@ -246,3 +246,31 @@ def test_the_kiosk_follows_the_schedule_and_reports_only_bundles_it_could_load(
         kiosk._bundle_checked = float("-inf")
         kiosk.run(max_frames=kiosk.frames_shown + 3)
         assert kiosk.bundle.name == "Other" and schedule.shown_bundles == [other]
+
+
+def test_a_world_that_cannot_be_built_falls_back_once_not_every_frame(
+        tmp_path: Path, content_dir: Path, caplog) -> None:
+    """Before: a campaign whose background did not decode was activated and the kiosk showed its
+    failsafe screen for good, logging a traceback every frame.  Now the schedule is told once (the
+    campaign side falls back to the last good campaign) and the kiosk shows what it picks next."""
+    broken = tmp_path / "broken"
+    shutil.copytree(content_dir, broken)
+    background = broken / "campaign.toml"
+    first = next(line for line in background.read_text().splitlines() if line.startswith("background = "))
+    (broken / "not-a-picture.png").write_text("this is text, not a PNG")
+    background.write_text(background.read_text().replace(first, 'background = "not-a-picture.png"', 1))
+
+    class FallingBack(ScriptedSchedule):
+        def failed(self, bundle: Path, reason: str) -> None:
+            super().failed(bundle, reason)
+            self.picked = content_dir
+
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((360, 640, 3), (60, 90, 120), np.uint8))
+    with kiosk_session(config_for(f"image:{wall}", broken), DisplayMode.HEADLESS) as kiosk:
+        schedule = kiosk.bundle_source = FallingBack(broken)
+        kiosk.run(max_frames=kiosk.frames_shown + 40)
+        assert kiosk.bundle.directory == content_dir and schedule.shown_bundles == [content_dir]
+    assert len(schedule.failures) == 1 and schedule.failures[0][0] == broken
+    assert "not-a-picture.png" in schedule.failures[0][1]
+    assert sum("failsafe" in record.getMessage() for record in caplog.records) <= 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -129,6 +129,15 @@ class Bundle:
     name: str
     scenes: tuple[SceneSpec, ...]
     rps: RpsSpec | None = None
+
+    def media(self) -> list[str]:
+        """Every media path the campaign names (backgrounds, overlays, the star), normalised, each once."""
+        names: list[str] = []
+        for scene in self.scenes:
+            names += [scene.background, *(overlay.image for overlay in scene.overlays)]
+        if self.rps:
+            names += list(self.rps.images().values())
+        return list(dict.fromkeys(str(PurePosixPath(name)) for name in names))
 
     def scene(self, scene_id: str) -> SceneSpec:
         for scene in self.scenes:

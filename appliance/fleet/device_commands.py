@@ -41,19 +41,21 @@ def run_checked(argv: Sequence[str]) -> None:
 
 
 def device_commands(screen: Callable[[], np.ndarray], reload: Callable[[], None], restart: Callable[[], None],
-                    config_path: Path, run: Runner = run_checked) -> dict[str, Command]:
+                    config_path: Path, rollback: Callable[[], int], run: Runner = run_checked) -> dict[str, Command]:
     """The commands of the contract.
 
     ``screen()`` returns a copy of what the display shows (BGR uint8, safe to call from another
     thread); ``reload()`` re-reads campaigns and content; ``restart()`` restarts the service so a
-    new configuration applies; ``config_path`` is the file the service loads; ``run(argv)`` runs
-    a system command (``systemctl reboot``).
+    new configuration applies; ``config_path`` is the file the service loads; ``rollback()`` makes
+    the previous campaign current and pins it (its version; ApplianceError when it cannot);
+    ``run(argv)`` runs a system command (``systemctl reboot``).
     """
     return {
         "screenshot": partial(screenshot, screen),
         "reload": partial(reload_content, reload),
         "reboot": partial(reboot, run),
         "set-config": partial(set_config, config_path, restart),
+        "rollback": partial(rollback_campaign, rollback),
     }
 
 
@@ -78,6 +80,11 @@ def screenshot(screen: Callable[[], np.ndarray], arguments: dict[str, Any]) -> O
 def reload_content(reload: Callable[[], None], arguments: dict[str, Any]) -> Outcome:
     reload()
     return Outcome()
+
+
+def rollback_campaign(rollback: Callable[[], int], arguments: dict[str, Any]) -> Outcome:
+    """The previous campaign becomes current and stays, until a newer version is pushed (see campaigns.manager)."""
+    return Outcome(fields={"version": rollback()})
 
 
 def reboot(run: Runner, arguments: dict[str, Any]) -> Outcome:

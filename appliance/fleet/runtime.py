@@ -12,12 +12,12 @@ the link says ``offline`` last.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.alerts import Alerts
 from appliance.campaigns.manager import CampaignManager
-from appliance.campaigns.scheduler import Scheduler
 from appliance.config import Config
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.device_commands import device_commands
@@ -32,6 +32,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class CampaignBundles:
+    """The kiosk's bundle source: the schedule's pick, what the screen shows, and the fall-back when a
+    campaign's bundle cannot be shown (the manager goes back to the last good campaign, with an alert)."""
+
+    campaigns: CampaignManager
+
+    def pick(self) -> Path:
+        return self.campaigns.scheduler.pick()
+
+    def shown(self, bundle: Path) -> None:
+        self.campaigns.scheduler.shown(bundle)
+
+    def failed(self, bundle: Path, reason: str) -> None:
+        self.campaigns.bundle_failed(bundle, reason)
+
+
 class FleetRuntime:
     def __init__(self, config: Config, config_path: Path, alerts: Alerts | None = None) -> None:
         self.config = config
@@ -40,7 +57,7 @@ class FleetRuntime:
         self.alerts = alerts if alerts is not None else Alerts()
         self.link = Link(config.device_id, config.fleet, self.state_dir,
                          campaign_version=lambda: self.campaigns.applied_version, alerts=self.alerts)
-        self.campaigns = CampaignManager.from_config(config, report=self._report)
+        self.campaigns = CampaignManager.from_config(config, report=self._report, alerts=self.alerts)
         self.shipper: EventShipper | None = None
         self.health: HealthReporter | None = None
         self.commands = CommandHandler(self.link, self.state_dir)
@@ -62,9 +79,9 @@ class FleetRuntime:
         return self
 
     @property
-    def schedule(self) -> Scheduler:
-        """What the screen should show (the bundled default when no campaign applies)."""
-        return self.campaigns.scheduler
+    def schedule(self) -> CampaignBundles:
+        """What the screen should show (the bundled default when no campaign applies), for the kiosk."""
+        return CampaignBundles(self.campaigns)
 
     def attach(self, kiosk: Kiosk) -> None:
         fleet = self.config.fleet
@@ -74,7 +91,8 @@ class FleetRuntime:
                                      fleet.health_period_s,
                                      extras={"spool": self.shipper.status, "alerts": self.alerts.wire}).start()
         commands = device_commands(screen=kiosk.grab_screen, reload=kiosk.request_reload,
-                                   restart=lambda: kiosk.stop(RESTART_STATUS), config_path=self.config_path)
+                                   restart=lambda: kiosk.stop(RESTART_STATUS), config_path=self.config_path,
+                                   rollback=self.campaigns.rollback)
         self.commands.serve(commands)
 
     def stop(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from appliance.alerts import Alerts
 from appliance.config import Config
 from appliance.content import Bundle, SceneSpec, load_bundle
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
 from appliance.kiosk.display import Display
 from appliance.kiosk.navigation import Action, Navigator
@@ -142,8 +142,17 @@ class Kiosk:
         return self.bundle.scenes[self.world_index]
 
     def compositor(self) -> Compositor:
+        """The current world's compositor.  A world that cannot be built breaks its whole bundle: the
+        schedule is told (the campaign side falls back to the last good campaign, with an alert) and the
+        next frame between sessions shows what it picks instead, so the failure shows once, not every frame."""
         if self.world_index not in self._compositors:
-            self._compositors[self.world_index] = self._build_compositor(self.world, self.bundle)
+            try:
+                self._compositors[self.world_index] = self._build_compositor(self.world, self.bundle)
+            except ApplianceError as exc:
+                self._refused_bundle, self._reload_requested = self.bundle.directory, True
+                if self.bundle_source:
+                    self.bundle_source.failed(self.bundle.directory, one_line(exc))
+                raise
         return self._compositors[self.world_index]
 
     def _build_compositor(self, scene: SceneSpec, bundle: Bundle) -> Compositor:
@@ -172,7 +181,7 @@ class Kiosk:
             self._refused_bundle = path
             log.error("campaign bundle %s cannot be shown, keeping %s: %s", path, self.bundle.name, exc)
             if self.bundle_source:
-                self.bundle_source.failed(path, str(exc))
+                self.bundle_source.failed(path, one_line(exc))
             return
         log.info("showing campaign %s (%s)", bundle.name, path)
         self.bundle, self.world_index = bundle, 0

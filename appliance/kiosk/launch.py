@@ -59,13 +59,15 @@ def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT
 
 def first_bundle(config: Config, fleet: FleetRuntime | None) -> Bundle:
     """The campaign the schedule picks, or the configured bundle when there is none or it cannot load
-    (a bad campaign on disk must not keep the screen from starting)."""
+    (a bad campaign on disk must not keep the screen from starting: the campaign side falls back to
+    the last good campaign and raises the alert)."""
     if fleet is not None:
         picked = fleet.schedule.pick()
         try:
             bundle = load_bundle(picked)
         except ApplianceError as exc:
             log.error("campaign bundle %s cannot be shown, starting on %s: %s", picked, config.kiosk.content, exc)
+            fleet.schedule.failed(picked, one_line(exc))
             bundle = load_bundle(config.kiosk.content)
         fleet.schedule.shown(bundle.directory)
         return bundle

@@ -13,13 +13,13 @@ import hashlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.campaigns.document import CAMPAIGN_ID_PATTERN, DocumentBody, Schedule
-from appliance.content import CAMPAIGN_FILE, Bundle, load_bundle
+from appliance.content import CAMPAIGN_FILE, load_bundle
 from appliance.errors import ApplianceError
 from appliance.tomlfile import read_toml, validated
 
@@ -64,16 +64,6 @@ def bundle_dirs(campaign_dir: Path) -> list[Path]:
     return found
 
 
-def media_of(bundle: Bundle) -> list[str]:
-    """Every media path the bundle's campaign.toml names, normalised, each once."""
-    names: list[str] = []
-    for scene in bundle.scenes:
-        names += [scene.background, *(overlay.image for overlay in scene.overlays)]
-    if bundle.rps:
-        names += list(bundle.rps.images().values())
-    return list(dict.fromkeys(str(PurePosixPath(name)) for name in names))
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     try:
@@ -96,7 +86,7 @@ def build(campaign_dir: Path, asset_base_url: str, progress: Callable[[str], Non
         meta_path = bundle_dir / META_FILE
         meta = validated(CampaignMeta, read_toml(meta_path), meta_path) if meta_path.is_file() else CampaignMeta()
         assets = []
-        for name in media_of(bundle):
+        for name in bundle.media():
             file = bundle_dir / name
             url_path = (file.relative_to(campaign_dir)).as_posix()
             size = file.stat().st_size
