@@ -110,8 +110,6 @@ def test_bench_on_the_devset_video(media: Path) -> None:
          "error: video not found: /nonexistent/clip.mp4"),
         (("bench", "/nonexistent/clip.mp4", "--frames", "3"), "error: video not found"),
         (("bench", "camera:63", "--frames", "3"), "error: no camera at /dev/video63"),
-        (("run", "--headless", "--source", "/nonexistent/clip.mp4", "--frames", "3"),
-         "error: video not found: /nonexistent/clip.mp4"),
         (("bench", "rtsp://cam/stream", "--frames", "3"), "error: unknown source 'rtsp://cam/stream'"),
         (("run", "--headless", "--backend", "rknn", "--frames", "3"),
          "error: backend 'rknn' cannot be used here: ModuleNotFoundError"),
@@ -123,6 +121,20 @@ def test_bad_input_is_one_clear_line_and_a_failure(args: tuple[str, ...], messag
     assert len(error_lines(result.stderr)) == 1
     assert error_lines(result.stderr)[0].startswith(message)
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [("run", "--headless", "--frames", "3", "--source"), ("bench", "--frames", "3")])
+def test_run_and_bench_read_a_bare_path_as_its_uri(command: tuple[str, ...], astronaut: np.ndarray,
+                                                   tmp_path: Path) -> None:
+    """One source syntax: ``clip.mp4`` is ``video:clip.mp4`` and ``still.jpg`` is ``image:still.jpg``
+    for run as for bench (here on files that fail, so each answer is one line to compare)."""
+    cut = person_jpeg(tmp_path / "cut.jpg", astronaut, cut_at=1000)
+    for bare, uri in (("/nonexistent/clip.mp4", "video:/nonexistent/clip.mp4"), (str(cut), f"image:{cut}")):
+        by_path, by_uri = cli(*command, bare), cli(*command, uri)
+        assert by_path.returncode == by_uri.returncode == 1
+        assert len(error_lines(by_path.stderr)) == 1
+        assert error_lines(by_path.stderr) == error_lines(by_uri.stderr)
+        assert "unknown source" not in by_path.stderr
 
 
 def test_bench_refuses_a_cut_image_and_a_video_that_ends_early(astronaut: np.ndarray, tmp_path: Path) -> None:
