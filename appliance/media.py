@@ -72,14 +72,14 @@ def _png_size(data: bytes, path: Path) -> tuple[int, int]:
 
 def _check_png_complete(data: bytes, path: Path) -> None:
     """Every chunk whole with its CRC right, up to IEND."""
-    position = len(_PNG_SIGNATURE)
+    view, position = memoryview(data), len(_PNG_SIGNATURE)
     while position + 12 <= len(data):
         length = int.from_bytes(data[position:position + 4], "big")
         end = position + 12 + length
         if end > len(data):
             break
         kind = data[position + 4:position + 8]
-        if zlib.crc32(data[position + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+        if zlib.crc32(view[position + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
             raise _corrupt(path, f"corrupt PNG (bad CRC in its {kind.decode('latin-1')!r} chunk at byte {position})")
         if kind == b"IEND":
             return
@@ -94,7 +94,11 @@ def _jpeg_segments(data: bytes, path: Path):
         if position + 2 > len(data):
             raise _corrupt(path, "truncated JPEG (the file ends before its end-of-image marker)")
         if data[position] != 0xFF:
-            raise _corrupt(path, f"corrupt JPEG (no marker at byte {position})")
+            # Stray bytes between segments: skipped, as libjpeg does (with a warning).
+            position = data.find(b"\xff", position)
+            if position < 0:
+                position = len(data)
+            continue
         marker = data[position + 1]
         if marker == 0xFF:
             position += 1
@@ -107,7 +111,9 @@ def _jpeg_segments(data: bytes, path: Path):
             continue
         length = int.from_bytes(data[position + 2:position + 4], "big")
         end = position + 2 + length
-        if length < 2 or end > len(data):
+        if length < 2:
+            raise _corrupt(path, f"corrupt JPEG (a marker segment of length {length} at byte {position})")
+        if end > len(data):
             raise _corrupt(path, "truncated JPEG (the file ends inside a marker segment)")
         yield marker, position + 4, length - 2
         position = end

@@ -157,6 +157,16 @@ def test_a_cut_jpeg_is_an_error_not_a_grey_picture(tmp_path: Path, astronaut: np
     assert read_image(whole).shape == (512, 512, 3)
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_still_cut_anywhere_is_an_error_never_a_picture(tmp_path: Path, astronaut: np.ndarray, suffix: str) -> None:
+    data = cv2.imencode(suffix, astronaut[:128, :128])[1].tobytes()
+    cut = tmp_path / f"cut{suffix}"
+    for length in range(0, len(data) - 1, 61):
+        cut.write_bytes(data[:length])
+        with pytest.raises(ApplianceError, match=rf"cannot decode image {cut}: "):
+            read_image(cut)
+
+
 def test_progressive_jpegs_and_bytes_after_the_end_are_accepted(tmp_path: Path, astronaut: np.ndarray) -> None:
     progressive = person_jpeg(tmp_path / "progressive.jpg", astronaut, progressive=True)
     assert read_image(progressive).shape == (512, 512, 3)
