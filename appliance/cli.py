@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 from appliance import __version__
 from appliance.errors import ApplianceError, command_line, one_line
-
-log = logging.getLogger("appliance")
 
 
 def _parser() -> argparse.ArgumentParser:
