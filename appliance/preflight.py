@@ -12,7 +12,6 @@ load.  Each problem names its key (and its line, when the file has one).
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,15 +72,11 @@ def _broker(config: Config) -> str | None:
 
 
 def _tls(config: Config) -> str | None:
+    from appliance.fleet.connect_failure import TlsFiles
+
     fleet = config.fleet
-    if not fleet.broker or not fleet.tls:
-        return None
-    try:
-        ssl.create_default_context(cafile=str(fleet.ca_file)).load_cert_chain(str(fleet.cert_file),
-                                                                             str(fleet.key_file))
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        return (f"the TLS files ({fleet.ca_file}, {fleet.cert_file}, {fleet.key_file}) cannot be loaded: "
-                f"{one_line(exc)}")
+    if fleet.broker and fleet.tls:
+        TlsFiles(fleet.ca_file, fleet.cert_file, fleet.key_file).context()
     return None
 
 

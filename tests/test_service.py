@@ -97,7 +97,7 @@ def test_config_check_names_each_key_and_its_line(tmp_path: Path) -> None:
     path.write_text(fixed)
     result = subprocess.run([sys.executable, "-m", "appliance", "config", "check", str(path)],
                             capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 1 and "fleet.cert_file: the TLS files" in result.stderr, result.stderr
+    assert result.returncode == 1 and "fleet.cert_file: TLS files (CA /etc/oivis/tls/ca.pem" in result.stderr, result.stderr
     identity = Pki(tmp_path / "pki").client("mall-01-screen-3")
     path.write_text(fixed + f'ca_file = "{identity.ca}"\ncert_file = "{identity.cert}"\nkey_file = "{identity.key}"\n')
     result = subprocess.run([sys.executable, "-m", "appliance", "config", "check", str(path)],

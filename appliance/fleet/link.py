@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import ssl
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ from appliance import __version__, boundedjson
 from appliance.alerts import Alerts
 from appliance.config import FleetConfig
 from appliance.errors import ApplianceError
+from appliance.fleet.connect_failure import TlsFiles, connack_refusal, connect_failure
 from appliance.fleet.counter import PersistentCounter
 from appliance.fleet.topics import Topics
 
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 
 LinkState = Literal["idle", "connecting", "connected", "disconnected", "refused", "unreachable", "stopped"]
 
-#: Words in an error that mean TLS itself said no (an alert from the broker, a certificate check).
-TLS_MARKERS = ("ssl", "tls", "certificate", "alert")
 #: Receive Maximum sent in the CONNECT: QoS 1 messages the broker may have in flight to the device, unacknowledged.
 RECEIVE_MAXIMUM = 16
 
@@ -177,18 +175,14 @@ class Link:
         self._deliveries: dict[int, Delivery] = {}
         self._early: dict[int, tuple[bool, str]] = {}
         self._birth: Delivery | None = None
+        self._tls = TlsFiles(fleet.ca_file, fleet.cert_file, fleet.key_file) if fleet.tls else None
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5,
                              manual_ack=True)
-        if self.fleet.tls:
-            try:
-                client.tls_set(ca_certs=str(self.fleet.ca_file), certfile=str(self.fleet.cert_file),
-                               keyfile=str(self.fleet.key_file), cert_reqs=ssl.CERT_REQUIRED)
-            except (OSError, ssl.SSLError) as exc:
-                raise ApplianceError(f"fleet TLS files ({self.fleet.ca_file}, {self.fleet.cert_file}, "
-                                     f"{self.fleet.key_file}) cannot be loaded: {exc}") from exc
+        if self._tls is not None:
+            client.tls_set_context(self._tls.context())
         client.reconnect_delay_set(self.fleet.reconnect_min_s, self.fleet.reconnect_max_s)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
@@ -376,9 +370,9 @@ class Link:
         with self._lock:
             self._attempting = False
         if reason.is_failure:
-            self._trouble("refused", f"the broker {self.address} refused the connection: {reason} (check this "
-                                     f"device's certificate and that the broker's ACL lets {self.device_id} "
-                                     f"use {self.topics.prefix}/)")
+            failure = connack_refusal(self.address, reason, f"check this device's certificate and that the "
+                                                            f"broker's ACL lets {self.device_id} use {self.topics.prefix}/")
+            self._trouble(failure.kind, failure.message)
             return
         session = self._counter.increment()
         with self._lock:
@@ -423,13 +417,8 @@ class Link:
         error = sys.exc_info()[1]
         with self._lock:
             self._attempting = False
-        if isinstance(error, ssl.SSLCertVerificationError):
-            self._trouble("refused", f"the broker {self.address} presented a certificate that "
-                                     f"{self.fleet.ca_file} does not vouch for: {error.verify_message}")
-        elif isinstance(error, ssl.SSLError):
-            self._trouble("refused", f"TLS with {self.address} failed: {error}")
-        else:
-            self._trouble("unreachable", f"cannot reach the broker {self.address}: {error}")
+        failure = connect_failure(self.address, error, self._tls)
+        self._trouble(failure.kind, failure.message)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode,
                        properties: Properties | None) -> None:
@@ -439,12 +428,9 @@ class Link:
         self._connected.clear()
         if state == "stopped":
             return
-        if attempting and last_error and any(marker in last_error.lower() for marker in TLS_MARKERS):
-            self._trouble("refused", f"the broker {self.address} closed the TLS connection before accepting "
-                                     f"it ({last_error}): it does not accept this device's certificate")
-        elif attempting:
-            self._trouble("unreachable", f"the broker {self.address} closed the connection before answering "
-                                         f"({last_error or reason})")
+        if attempting:
+            failure = connect_failure(self.address, last_error or str(reason), self._tls)
+            self._trouble(failure.kind, failure.message)
         elif state != "refused":
             self._trouble("disconnected", f"connection to {self.address} lost ({reason}); reconnecting")
 
