@@ -107,19 +107,19 @@ def test_bench_on_the_devset_video(media: Path) -> None:
     ("args", "message"),
     [
         (("run", "--headless", "--source", "video:/nonexistent/clip.mp4", "--frames", "3"),
-         "error: video not found: /nonexistent/clip.mp4"),
-        (("bench", "/nonexistent/clip.mp4", "--frames", "3"), "error: video not found"),
-        (("bench", "camera:63", "--frames", "3"), "error: no camera at /dev/video63"),
-        (("bench", "rtsp://cam/stream", "--frames", "3"), "error: unknown source 'rtsp://cam/stream'"),
+         "source.uri: /nonexistent/clip.mp4 does not exist"),
+        (("bench", "/nonexistent/clip.mp4", "--frames", "3"), "video not found: /nonexistent/clip.mp4"),
+        (("bench", "camera:63", "--frames", "3"), "no camera at /dev/video63"),
+        (("bench", "rtsp://cam/stream", "--frames", "3"), "unknown source 'rtsp://cam/stream'"),
         (("run", "--headless", "--backend", "rknn", "--frames", "3"),
-         "error: backend 'rknn' cannot be used here: ModuleNotFoundError"),
+         "backend 'rknn' cannot be used here: ModuleNotFoundError"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_a_failure(args: tuple[str, ...], message: str) -> None:
     result = cli(*args)
     assert result.returncode == 1
-    assert len(error_lines(result.stderr)) == 1
-    assert error_lines(result.stderr)[0].startswith(message)
+    (line,) = error_lines(result.stderr)
+    assert message in line
     assert "Traceback" not in result.stderr
 
 
