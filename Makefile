@@ -79,11 +79,13 @@ UV := $(LOCK_VENV)/bin/uv
 UPGRADE ?=
 LOCK_OPTIONS = --universal --python-version 3.10 --constraint requirements/constraints.txt --quiet --custom-compile-command "make lock" $(if $(filter 1,$(UPGRADE)),--upgrade)
 
-$(UV):
+# A stamp per uv version: changing UV_VERSION reinstalls it.
+$(LOCK_VENV)/.uv-$(UV_VERSION):
 	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
 
-lock: $(UV)
+lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
 	$(UV) pip compile pyproject.toml --extra npu --generate-hashes $(LOCK_OPTIONS) --output-file $(DEVICE_LOCK)
 	$(UV) pip compile $(DEVICE_LOCK) --format pylock.toml $(LOCK_OPTIONS) --output-file requirements/pylock.device.toml
 	$(UV) pip compile pyproject.toml --all-extras --constraint $(DEVICE_LOCK) --generate-hashes $(LOCK_OPTIONS) \
