@@ -108,12 +108,13 @@ def _run_config(args: argparse.Namespace):
     from appliance.config import DEFAULT_CONFIG_PATH, load_config
     from appliance.preflight import require
 
-    config = load_config(args.config)
+    path = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+    config = load_config(path)
     if args.source:
         config = config.model_copy(update={"source": config.source.model_copy(update={"uri": args.source})})
     if args.backend:
         config = config.model_copy(update={"inference": config.inference.model_copy(update={"backend": args.backend})})
-    return require(config, args.config or DEFAULT_CONFIG_PATH)
+    return require(config, path)
 
 
 def _analyze(args: argparse.Namespace) -> int:

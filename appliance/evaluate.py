@@ -13,11 +13,10 @@ from pathlib import Path
 from appliance.analyze import StillPerception
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
-from appliance.media import read_image
+from appliance.media import IMAGE_SUFFIXES, read_image
 from appliance.perception.gestures import classify, palm_scale
 from appliance.perception.hand import GESTURES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 NO_HAND = "none"
 
 

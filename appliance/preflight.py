@@ -104,17 +104,19 @@ def problems(config: Config) -> list[Problem]:
     return found
 
 
-def require(config: Config, path: Path) -> Config:
-    """``config`` when nothing would stop ``run``; InvalidFile listing each problem (key and line) otherwise."""
+def require(config: Config, path: Path | None) -> Config:
+    """``config`` when nothing would stop ``run``; InvalidFile listing each problem (key and line) otherwise.
+
+    ``path`` is the file ``config`` came from (None: the defaults and the command line only)."""
     found = problems(config)
     if not found:
         return config
     try:
-        lines = key_lines(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        lines = key_lines(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
     except (OSError, UnicodeDecodeError):
         lines = {}
     messages = []
     for location, problem in found:
         line = line_of(lines, location)
         messages.append(f"{key_path(location)}: {problem}" + (f" (line {line})" if line else ""))
-    raise InvalidFile(path, messages)
+    raise InvalidFile(path if path is not None else "the configuration", messages)

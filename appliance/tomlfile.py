@@ -114,7 +114,7 @@ def key_path(location: Sequence[str | int]) -> str:
 class InvalidFile(ApplianceError):
     """A file that parsed but does not validate; ``problems`` holds one line per error."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
         super().__init__(f"{path}: " + "; ".join(problems))
         self.path = path
         self.problems = problems

@@ -14,12 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from appliance.errors import ApplianceError
+from appliance.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from appliance.tomlfile import read_toml, reject_duplicates, validated
 
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[2] / "content" / "default"
 CAMPAIGN_FILE = "campaign.toml"
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
-VIDEO_SUFFIXES = frozenset({".mp4"})
 
 class _Strict(BaseModel):
     """A typo in a campaign file must be refused, not silently ignored."""

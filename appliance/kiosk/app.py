@@ -222,7 +222,7 @@ class Kiosk:
         """A bundle image as a display surface of ``height`` pixels, decoded once per size."""
         key = (relative, height)
         if key not in self._images:
-            self._images[key] = self.display.load_image(self.bundle.directory / relative, height)
+            self._images[key] = self.display.load_image(self.bundle.directory / relative, height, self.config.media)
         return self._images[key]
 
     def publish(self, type: str, data: dict[str, Any]) -> None:
