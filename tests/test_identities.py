@@ -92,7 +92,7 @@ def test_a_device_asking_for_another_devices_client_id_does_not_take_its_session
         time.sleep(1.5)   # a takeover disconnects the device at once, and paho's reconnect kicks back
         assert device.connected and device.session == 1, "the real device was kicked off"
         assert impostor.disconnects == [] and len(impostor.connects) == 1
-        assert f"New client connected from 127.0.0.1" in broker.log_text()
+        assert "New client connected from 127.0.0.1" in broker.log_text()
         assert f"as {OTHER} " in broker.log_text(), "the broker did not force the client id to the certificate's CN"
     finally:
         device.stop(timeout=2)
@@ -103,7 +103,7 @@ def test_a_device_asking_for_ingests_client_id_leaves_ingests_queued_events_alon
     ingest_identity = broker.pki.service("ingest")
     ingest = Client(ingest_identity, broker.operator_port, INGEST_ID, clean_start=False, session_expiry_s=300)
     assert ingest.connected.wait(10), ingest.connects
-    ingest.subscribe(f"oivis/v1/+/events")
+    ingest.subscribe("oivis/v1/+/events")
     ingest.close()                        # ingest is down: the broker queues events for its session
 
     publisher = Client(broker.pki.client(DEVICE), broker.port, DEVICE)
