@@ -85,13 +85,12 @@ def _run(args: argparse.Namespace) -> int:
     config_path = args.config or DEFAULT_CONFIG_PATH
     trial = ConfigTrial(config_path)
     rolled_back = trial.starting()
-    try:
-        config = _run_config(args)
-    except ApplianceError as exc:
-        if not trial.pending:
-            raise
-        rolled_back = trial.roll_back(f"it does not pass the checks run makes at start: {one_line(exc)}")
-        config = _run_config(args)
+    if trial.pending:
+        try:   # the file on trial alone: a mistake on the command line is not the file's fault
+            _run_config(argparse.Namespace(config=config_path, source=None, backend=None))
+        except ApplianceError as exc:
+            rolled_back = trial.roll_back(f"it does not pass the checks run makes at start: {one_line(exc)}")
+    config = _run_config(args)
     journal_context.update(device=config.device_id)
     if args.headless:
         mode = DisplayMode.HEADLESS

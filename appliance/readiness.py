@@ -3,8 +3,8 @@
 Ready is the first camera frame on the screen (display, models and camera all
 work) or, when the camera is missing, the campaign's attract screen after a
 grace period: the screen is then doing what it can, and waiting longer would
-not bring the camera back.  systemd's READY, the end of a configuration's
-trial and ``run --frames`` all go by this one rule (the kiosk and the systemd notifier each keep one).
+not bring the camera back.  systemd's READY and the end of a configuration's
+trial go by this one rule (the kiosk and the systemd notifier each keep one).
 """
 
 from __future__ import annotations
@@ -32,3 +32,7 @@ class Readiness:
             self.ready = True
             return f"without a camera frame: {problem}"
         return None
+
+    def overdue(self, now: float, deadline_s: float) -> bool:
+        """Not ready ``deadline_s`` after the first update."""
+        return not self.ready and self._started is not None and now - self._started >= deadline_s

@@ -12,19 +12,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from appliance.alerts import Alerts
 from appliance.cli import main
+from appliance.config import Config
 from appliance.configtrial import ConfigTrial
 from appliance.errors import ApplianceError
-from appliance.events import EventBus
 from appliance.fleet.setconfig import apply_settings
 from appliance.kiosk.app import RESTART_STATUS
-from appliance.kiosk.launch import watch_trial
-from appliance.readiness import Readiness
+from appliance.kiosk.display import DisplayMode
+from appliance.kiosk.launch import kiosk_session, watch_trial
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,45 +101,46 @@ def test_a_confirmed_trial_becomes_the_last_good_file(tmp_path: Path) -> None:
     assert not trial.pending and trial.last_rollback() is None
 
 
-def scripted_kiosk() -> SimpleNamespace:
-    """What watch_trial uses of a kiosk: its event bus, alerts, readiness, ready hooks and stop."""
-    kiosk = SimpleNamespace(events=EventBus(), alerts=Alerts(), readiness=Readiness(grace_s=0.0), on_ready=[],
-                            stopped=[])
-    kiosk.stop = kiosk.stopped.append
-    return kiosk
-
-
-def test_a_trial_not_ready_by_its_deadline_is_rolled_back_and_the_service_restarted(tmp_path: Path) -> None:
+def test_a_trial_not_ready_by_its_deadline_is_rolled_back_and_the_service_restarted(
+        tmp_path: Path, content_dir: Path) -> None:
+    """The real kiosk, whose camera never comes: not ready by the deadline, so the render loop rolls the
+    configuration back and stops asking for a restart; the next start reports it."""
     config = tmp_path / "appliance.toml"
     config.write_text(ORIGINAL)
     apply_settings(config, {"kiosk": {"attract_after_s": 9}})
-    kiosk = scripted_kiosk()
-    timer = watch_trial(kiosk, ConfigTrial(config), None, deadline_s=0.2)
-    timer.join(5)
-    assert kiosk.stopped == [RESTART_STATUS] and config.read_text() == ORIGINAL
-    assert [event.type for event in kiosk.events.drain(10)] == ["config_rolled_back"]
+    settings = Config.model_validate({"device_id": "mall-01-screen-3", "source": {"uri": "camera:63"},
+                                      "display": {"width": 640, "height": 360}, "kiosk": {"content": str(content_dir)}})
+    with kiosk_session(settings, DisplayMode.HEADLESS, config) as kiosk:
+        watch_trial(kiosk, ConfigTrial(config), None, deadline_s=1.0)
+        assert kiosk.run() == RESTART_STATUS
+        assert not kiosk.readiness.ready
+        assert "config_rolled_back" in [event.type for event in kiosk.events.drain(100)]
+    assert config.read_text() == ORIGINAL and not ConfigTrial(config).pending
 
-    restarted = scripted_kiosk()                      # the next start reports it until a config proves itself
-    assert watch_trial(restarted, ConfigTrial(config), None) is None
-    assert [alert["code"] for alert in restarted.alerts.wire()] == ["config"]
-    assert "not ready 0 s after starting" in restarted.alerts.wire()[0]["reason"]
+    with kiosk_session(settings, DisplayMode.HEADLESS, config) as restarted:
+        watch_trial(restarted, ConfigTrial(config), None)
+        alerts = restarted.alerts.wire()
+    assert [alert["code"] for alert in alerts] == ["config"]
+    assert "set-config of kiosk.attract_after_s rolled back" in alerts[0]["reason"]
+    assert "not ready 1 s after starting" in alerts[0]["reason"]
 
 
-def test_a_trial_ready_in_time_is_kept_and_clears_the_alert(tmp_path: Path) -> None:
+def test_a_trial_ready_in_time_is_kept_and_clears_the_alert(tmp_path: Path, content_dir: Path,
+                                                           astronaut_file: Path) -> None:
     config = tmp_path / "appliance.toml"
     config.write_text(ORIGINAL)
     apply_settings(config, {"kiosk": {"attract_after_s": 9}})
     ConfigTrial(config).roll_back("an earlier failure")
     apply_settings(config, {"kiosk": {"attract_after_s": 7}})
-    kiosk = scripted_kiosk()
-    timer = watch_trial(kiosk, ConfigTrial(config), None, deadline_s=5)
-    assert [alert["code"] for alert in kiosk.alerts.wire()] == ["config"]
-    kiosk.readiness.update(0.0, True, None)
-    for hook in kiosk.on_ready:
-        hook("first camera frame shown")
-    timer.cancel()
-    assert kiosk.alerts.wire() == [] and kiosk.stopped == []
+    settings = Config.model_validate({"device_id": "mall-01-screen-3", "source": {"uri": f"image:{astronaut_file}"},
+                                      "display": {"width": 640, "height": 360}, "kiosk": {"content": str(content_dir)}})
+    with kiosk_session(settings, DisplayMode.HEADLESS, config) as kiosk:
+        watch_trial(kiosk, ConfigTrial(config), None, deadline_s=60)
+        assert [alert["code"] for alert in kiosk.alerts.wire()] == ["config"]
+        assert kiosk.run(max_frames=3) == 0
+        assert kiosk.readiness.ready and kiosk.alerts.wire() == []
     assert "attract_after_s = 7" in config.read_text() and not ConfigTrial(config).pending
+    assert ConfigTrial(config).good.read_text() == config.read_text()
 
 
 def test_run_rolls_back_a_trial_that_fails_at_start_and_starts_again_on_the_good_one(

@@ -92,7 +92,6 @@ def test_a_device_asking_for_another_devices_client_id_does_not_take_its_session
         time.sleep(1.5)   # a takeover disconnects the device at once, and paho's reconnect kicks back
         assert device.connected and device.session == 1, "the real device was kicked off"
         assert impostor.disconnects == [] and len(impostor.connects) == 1
-        assert "New client connected from 127.0.0.1" in broker.log_text()
         assert f"as {OTHER} " in broker.log_text(), "the broker did not force the client id to the certificate's CN"
     finally:
         device.stop(timeout=2)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
 from appliance.inference.fetch import _extract, fetch_models, missing_or_corrupt
-from appliance.inference.manifest import Manifest, models_dir, sha256_of
+from appliance.inference.manifest import Manifest, models_dir
 
 
 @pytest.fixture()

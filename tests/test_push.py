@@ -180,3 +180,12 @@ def test_a_closed_port_and_a_connack_refusal_are_named(broker: Broker, campaign,
     line = error_line(capsys)
     assert line.startswith(f"error: the broker {broker.operator_address} refused the connection: ") and \
         "ACL" in line, line
+
+
+@pytest.mark.parametrize("version", ["0", str(2**63), str(2**70)])
+def test_push_refuses_a_version_every_device_would_reject(campaign, capsys, version: str) -> None:
+    """Devices take versions from 1 to 2**63-1; signing and pushing anything else only gets it rejected."""
+    args = push(campaign, "--device", "mall-01-screen-1", "--broker", f"127.0.0.1:{free_port()}")
+    args[args.index("--version") + 1] = version
+    assert main(args) == 1
+    assert error_line(capsys).startswith(f"error: --version {version}: a version is a whole number from 1 to ")

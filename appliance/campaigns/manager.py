@@ -17,6 +17,7 @@ version is pushed.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -97,6 +98,7 @@ class CampaignManager(Worker):
             startup_errors.append(f"{exc}; showing the bundled default")
             self._alert(startup_errors[-1])
         self._incoming: LatestSlot[Payload] = LatestSlot()
+        self._bundle_failures: queue.SimpleQueue[tuple[Path, str]] = queue.SimpleQueue()
         #: (version, transfer) of the download in flight, for on_desired to interrupt.
         self._transfer: tuple[int, Transfer] | None = None
         self._seen = 0
@@ -195,9 +197,9 @@ class CampaignManager(Worker):
         there as for a rollback. Returns what happened: the reason of the ``campaign``
         alert (cleared when a new campaign applies).
 
-        Quick enough for the render loop: two small files are read and one is written;
-        the previous release is not hashed (if it is damaged, the kiosk cannot load it
-        either and calls again, which falls back to the bundled default).
+        Runs on this worker (the kiosk hands failures over with ``report_failed``); the
+        previous release is not hashed (if it is damaged, the kiosk cannot load it either
+        and reports again, which falls back to the bundled default).
         """
         bundle_dir = Path(bundle_dir)
         with self._switching:
@@ -233,7 +235,14 @@ class CampaignManager(Worker):
         if self._alerts is not None:
             self._alerts.set(ALERT, reason)
 
+    def report_failed(self, bundle_dir: Path, reason: str) -> None:
+        """From the render loop: the kiosk cannot show ``bundle_dir``.  Returns at once; this worker falls
+        back (``bundle_failed``) within a tick, and the kiosk shows what the schedule then picks."""
+        self._bundle_failures.put((Path(bundle_dir), reason))
+
     def step(self) -> None:
+        while not self._bundle_failures.empty():
+            self.bundle_failed(*self._bundle_failures.get_nowait())
         seen, payload = self._incoming.newer_than(self._seen, timeout=TICK_S)
         if seen != self._seen:
             self._seen, self._retry, self._failures = seen, None, 0

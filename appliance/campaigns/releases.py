@@ -31,8 +31,9 @@ from pydantic import ValidationError
 
 from appliance.atomicfile import write_atomically
 from appliance.campaigns.document import Document, Schedule
-from appliance.campaigns.store import BlobStore, sha256_of
+from appliance.campaigns.store import BlobStore
 from appliance.content import CAMPAIGN_FILE, load_bundle
+from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
 
 DOCUMENT_FILE = "document.json"
@@ -97,8 +98,8 @@ def check_intact(directory: Path) -> None:
             file = directory / "bundles" / entry.id / safe_relative(asset.path)
             try:
                 digest = sha256_of(file)
-            except OSError as exc:
-                raise ApplianceError(f"version {document.version} is damaged: {file}: {exc}") from exc
+            except ApplianceError as exc:
+                raise ApplianceError(f"version {document.version} is damaged: {exc}") from exc
             if digest != asset.sha256:
                 raise ApplianceError(f"version {document.version} is damaged: {file} no longer matches its sha256")
 

@@ -10,7 +10,6 @@ one is downloaded again instead of spreading into a new campaign.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 from appliance.campaigns.document import Asset
 from appliance.campaigns.errors import Stalled, Unreachable
 from appliance.campaigns.fetch import Transfer, download_part
+from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,6 @@ READ_ONLY = 0o444
 #: Immediate resumes within one fetch while each attempt makes progress; after that the
 #: asset is left for a later retry (with backoff) of the whole document.
 RESUMES = 5
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while block := source.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class BlobStore:

@@ -174,7 +174,7 @@ class Link:
         self._pending_subscriptions: dict[int, list[str]] = {}
         self._deliveries: dict[int, Delivery] = {}
         self._early: dict[int, tuple[bool, str]] = {}
-        self._birth: Delivery | None = None
+        self._announcing = threading.Lock()
         self._tls = TlsFiles(fleet.ca_file, fleet.cert_file, fleet.key_file) if fleet.tls else None
         self._client = self._make_client()
 
@@ -269,7 +269,8 @@ class Link:
     def announce(self, state: Literal["ready", "offline"]) -> Delivery:
         """Publish the retained status (the birth when ``ready``); also to re-announce a new campaign version
         or a change of the alerts.  ``ready`` goes out as ``alert`` while any alert is up."""
-        return self.publish(self.topics.status, self._status(state), qos=1, retain=True)
+        with self._announcing:  # the snapshot and its publish in one go: the newest status is queued last
+            return self.publish(self.topics.status, self._status(state), qos=1, retain=True)
 
     def _status(self, state: str, session: int | None = None) -> dict[str, Any]:
         alerts = self.alerts.wire()
@@ -383,7 +384,7 @@ class Link:
             filters = list(self._handlers)
         log.info("fleet link: %s accepted the connection, session %d (broker kept the session: %s)",
                  self.address, session, flags.session_present)
-        self._birth = self.announce("ready")
+        self.announce("ready").on_done(self._on_birth)
         self._subscribe(filters)
 
     def _on_birth(self, delivery: Delivery) -> None:
@@ -410,7 +411,7 @@ class Link:
         with self._lock:
             waiting = self._state == "refused" and self._client.is_connected()
         if waiting:
-            self._birth = self.announce("ready")
+            self.announce("ready").on_done(self._on_birth)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         """paho calls this inside its ``except OSError``: the exception at hand is the reason."""
@@ -454,8 +455,6 @@ class Link:
                 self._early[mid] = outcome
         if delivery is not None:
             delivery.resolve(*outcome)
-            if delivery is self._birth:
-                self._on_birth(delivery)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
                       properties: Properties | None) -> None:

@@ -46,7 +46,7 @@ class CampaignBundles:
         self.campaigns.scheduler.shown(bundle)
 
     def failed(self, bundle: Path, reason: str) -> None:
-        self.campaigns.bundle_failed(bundle, reason)
+        self.campaigns.report_failed(bundle, reason)
 
 
 class FleetRuntime:

@@ -14,8 +14,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
-from appliance.inference.manifest import Manifest, sha256_of
+from appliance.inference.manifest import Manifest
 
 
 def _download_wheel(manifest: Manifest, into: Path, say: Callable[[str], None]) -> Path:

@@ -7,11 +7,11 @@ wrong mask.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
 from appliance.tomlfile import read_toml
 
@@ -21,14 +21,6 @@ REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 def models_dir() -> Path:
     """Where the manifest and the cache live: ``$OIVIS_MODELS_DIR`` or the checkout's models/."""
     return Path(os.environ.get("OIVIS_MODELS_DIR", REPO_MODELS_DIR))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

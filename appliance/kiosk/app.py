@@ -109,7 +109,11 @@ class Kiosk:
         #: Ready by the one rule (see appliance.readiness); ``on_ready`` hooks are called once, with the reason.
         self.readiness = Readiness()
         self.on_ready: list[Callable[[str], None]] = []
+        #: (seconds, hook): each hook is called once, on this loop, when the kiosk is not ready that long
+        #: after its first frame.
+        self.not_ready_by: list[tuple[float, Callable[[], None]]] = []
         self._problem_since: float | None = None
+        self._last_failure: str | None = None
         self.rng = rng if rng is not None else random.Random()
         self.navigator = Navigator()
         self.sessions = Sessions(self.events, self.navigator)
@@ -303,7 +307,9 @@ class Kiosk:
         width, height = self.display.size
         self.display.show(np.full((height, width, 3), 24, np.uint8))
         self.display.text("Back in a moment", (width // 2, height // 2), size=height // 12, anchor="center")
-        log.error("scene failed, showing the failsafe screen: %s", error, exc_info=error)
+        if str(error) != self._last_failure:   # a failure that repeats frame after frame is logged once
+            self._last_failure = str(error)
+            log.error("scene failed, showing the failsafe screen: %s", error, exc_info=error)
 
     def run(self, max_frames: int | None = None) -> int:
         """Loop until Ctrl+Q / window close, or until ``max_frames`` camera frames were shown."""
@@ -362,6 +368,9 @@ class Kiosk:
         if why:
             for hook in self.on_ready:
                 hook(why)
+        for deadline in [deadline for deadline in self.not_ready_by if self.readiness.overdue(now, deadline[0])]:
+            self.not_ready_by.remove(deadline)
+            deadline[1]()
         if problem is None:
             self._problem_since = None
             self.alerts.clear("camera")

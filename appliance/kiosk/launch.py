@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,30 +122,28 @@ def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None,
 
 
 def watch_trial(kiosk: Kiosk, trial: ConfigTrial, rolled_back: Rollback | None,
-                deadline_s: float = READY_DEADLINE_S) -> threading.Timer | None:
+                deadline_s: float = READY_DEADLINE_S) -> None:
     """Report the last rollback (a ``config`` alert, and an event when this start made it); confirm a
-    configuration on trial once the kiosk is ready, roll it back when ``deadline_s`` passes first."""
+    configuration on trial once the kiosk is ready, roll it back when ``deadline_s`` passes first (both
+    on the render loop, so they never race)."""
     if rolled_back is not None:
         kiosk.events.publish("config_rolled_back", {"changed": rolled_back.changed, "reason": rolled_back.reason})
     last = trial.last_rollback()
     if last is not None:
         kiosk.alerts.raise_alert("config", last.describe())
     if not trial.pending:
-        return None
+        return
 
     def ready(why: str) -> None:
         if trial.confirm():
             kiosk.alerts.clear("config")
 
     def expire() -> None:
-        if kiosk.readiness.ready or not trial.pending:
+        if not trial.pending:
             return
         rollback = trial.roll_back(f"the kiosk was not ready {deadline_s:.0f} s after starting with it")
         kiosk.events.publish("config_rolled_back", {"changed": rollback.changed, "reason": rollback.reason})
         kiosk.stop(RESTART_STATUS)
 
     kiosk.on_ready.append(ready)
-    timer = threading.Timer(deadline_s, expire)
-    timer.daemon = True
-    timer.start()
-    return timer
+    kiosk.not_ready_by.append((deadline_s, expire))

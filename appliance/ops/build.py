@@ -9,7 +9,6 @@ the directory are neither hashed nor served.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.campaigns.document import CAMPAIGN_ID_PATTERN, DocumentBody, Schedule
 from appliance.content import CAMPAIGN_FILE, load_bundle
+from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
 from appliance.tomlfile import read_toml, validated
 
@@ -64,17 +64,6 @@ def bundle_dirs(campaign_dir: Path) -> list[Path]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as source:
-            while block := source.read(1024 * 1024):
-                digest.update(block)
-    except OSError as exc:
-        raise ApplianceError(f"cannot read {path}: {exc}") from exc
-    return digest.hexdigest()
-
-
 def build(campaign_dir: Path, asset_base_url: str, progress: Callable[[str], None] = lambda line: None) -> Built:
     """Validate every bundle of ``campaign_dir`` and describe it as a document body with hashed assets."""
     campaign_dir = Path(campaign_dir)
@@ -91,7 +80,7 @@ def build(campaign_dir: Path, asset_base_url: str, progress: Callable[[str], Non
             url_path = (file.relative_to(campaign_dir)).as_posix()
             size = file.stat().st_size
             progress(f"hashing {url_path} ({size / 1e6:.1f} MB)")
-            assets.append({"path": name, "url": f"{base}/{quote(url_path)}", "sha256": _sha256(file), "size": size})
+            assets.append({"path": name, "url": f"{base}/{quote(url_path)}", "sha256": sha256_of(file), "size": size})
             files[url_path] = file
         campaigns.append({
             "id": meta.id or bundle_dir.resolve().name,

@@ -51,13 +51,14 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
+    from appliance.campaigns.document import INT64_MAX
     from appliance.campaigns.signing import load_private_key, sign_document
     from appliance.identity import check_device_id, in_site
     from appliance.ops.build import build, default_asset_base_url
     from appliance.ops.push import OperatorClient, discover_devices, never_seen, push_to, read_device_list
 
-    if args.version < 1:
-        raise ApplianceError(f"--version {args.version}: versions start at 1")
+    if not 1 <= args.version <= INT64_MAX:
+        raise ApplianceError(f"--version {args.version}: a version is a whole number from 1 to {INT64_MAX}")
     named = [check_device_id(device, "--device") for device in args.device or []]
     listed = read_device_list(args.devices) if args.devices and not named else None
     key = load_private_key(args.key)

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from appliance import boundedjson
+from appliance.campaigns.document import INT64_MAX
 from appliance.errors import ApplianceError, one_line
 from appliance.fleet.topics import DEFAULT_PREFIX, Topics, device_of
 from appliance.identity import device_id_problem
@@ -41,7 +42,6 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_EVENTS = 10_000
 #: One event's ``data`` as compact UTF-8 JSON.
 MAX_DATA_BYTES = 64 * 1024
-MAX_SEQ = 2**63 - 1  # SQLite INTEGER and PostgreSQL bigint
 MAX_TS_CHARS = 64
 TYPE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")  # fullmatch: "$" would let a final newline in
 #: A stored reason is one line of at most this many characters.
@@ -155,7 +155,7 @@ class EventRow:
         if missing:
             raise ApplianceError(f"{where} has no {', '.join(missing)}")
         seq, event_id, ts_text, kind = event["seq"], event["id"], event["ts"], event["type"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= INT64_MAX:
             raise ApplianceError(f"{where}: seq {excerpt(seq)} is not a whole number in 0..2**63-1")
         where = f"event {index} (seq {seq}) of {batch.device}"
         try:
