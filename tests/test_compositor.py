@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import cv2
@@ -224,10 +223,8 @@ def test_mismatched_alpha_is_refused(bundle: Path) -> None:
 def test_an_oversized_image_is_refused_when_the_scene_is_built(bundle: Path, where: str) -> None:
     huge_png(bundle / "huge.png")
     spec = scene(background="huge.png") if where == "background" else scene(overlays=[OverlaySpec(image="huge.png")])
-    started = time.monotonic()
     with pytest.raises(ApplianceError, match=r"huge\.png is 20000x20000 .* over the limit of 40 megapixels"):
         Compositor(spec, bundle, SCREEN)
-    assert time.monotonic() - started < 1.0
 
 
 def test_the_compositor_decodes_within_the_limits_it_is_given(bundle: Path, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import json
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -105,34 +104,33 @@ def truncated_mp4(path: Path, frames: int = 50) -> Path:
 def test_an_oversized_png_is_refused_from_its_header_without_decoding(tmp_path: Path) -> None:
     huge = huge_png(tmp_path / "huge.png")
     assert huge.stat().st_size < 2_000_000
-    probe = ("import json, resource, sys, time\n"
+    probe = ("import json, resource, sys\n"
              "from pathlib import Path\n"
              "from appliance.errors import ApplianceError\n"
              "from appliance.media import read_image\n"
-             "started = time.monotonic()\n"
+             "def peak_mb():\n"
+             "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+             "before = peak_mb()\n"
              "try:\n"
              "    read_image(Path(sys.argv[1]))\n"
              "    error = None\n"
              "except ApplianceError as exc:\n"
              "    error = str(exc)\n"
-             "print(json.dumps({'error': error, 'seconds': time.monotonic() - started,\n"
-             "                  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n")
+             "print(json.dumps({'error': error, 'grown_mb': peak_mb() - before}))\n")
     result = subprocess.run([sys.executable, "-c", probe, str(huge)], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["error"] == (f"image {huge} is 20000x20000 (400.0 megapixels): over the limit of 40 megapixels "
                                "and 8192 px a side ([media] in the configuration)")
-    assert report["seconds"] < 1.0 and report["peak_mb"] < 400
+    assert report["grown_mb"] < 100, report   # decoding it would take 1.2 GB (the file itself is read: ~0.2 MB)
 
 
 @pytest.mark.parametrize("reader", [read_image, read_bgra, verify_media])
 def test_every_reader_refuses_the_oversized_png_at_once(tmp_path: Path, reader) -> None:
     huge = huge_png(tmp_path / "huge.png")
-    started = time.monotonic()
     with pytest.raises(ApplianceError, match="20000x20000 .* over the limit"):
         reader(huge)
-    assert time.monotonic() - started < 1.0
 
 
 def test_limits_are_configurable(tmp_path: Path, astronaut: np.ndarray) -> None:

