@@ -100,7 +100,7 @@ def problems(config: Config) -> list[Problem]:
         except ApplianceError as exc:
             problem = one_line(exc)
         if problem:
-            found.append((location, problem))
+            found.append((location, problem.removeprefix(f"{key_path(location)}: ")))
     return found
 
 
