@@ -81,29 +81,33 @@ class Authority:
         self.path = directory / "ca.pem"
         self.path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, common_name: str, usage: x509.ObjectIdentifier, names: list[x509.GeneralName],
-              trust: Path) -> Identity:
-        """A certificate for ``common_name``; ``trust`` is the CA file the holder verifies the broker with."""
+    def issue(self, common_name: str | None, usage: x509.ObjectIdentifier, names: list[x509.GeneralName],
+              trust: Path, expired: bool = False, file_name: str | None = None) -> Identity:
+        """A certificate for ``common_name`` (None: a subject without one); ``trust`` is the CA file the holder
+        verifies the broker with; ``expired`` makes one whose validity ended yesterday."""
         key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        cert = (_builder(subject, self._cert.subject, key.public_key())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else
+                            [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "no common name")])
+        cert = (_builder(subject, self._cert.subject, key.public_key(), expired)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
                 .add_extension(x509.SubjectAlternativeName(names), critical=False)
                 .sign(self._key, hashes.SHA256()))
-        cert_file = self.directory / f"{common_name}.pem"
-        key_file = self.directory / f"{common_name}.key"
+        name = file_name or common_name
+        cert_file = self.directory / f"{name}.pem"
+        key_file = self.directory / f"{name}.key"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
         return Identity(trust, cert_file, key_file)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: Any) -> x509.CertificateBuilder:
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: Any, expired: bool = False) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.timezone.utc)
+    start, end = ((now - dt.timedelta(days=3), now - dt.timedelta(days=1)) if expired else
+                  (now - dt.timedelta(minutes=5), now + dt.timedelta(days=2)))
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2)))
+            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end))
 
 
 class Pki:

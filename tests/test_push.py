@@ -3,7 +3,6 @@ operator command that cannot connect says why in one line (TLS refusal, unreacha
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -22,9 +21,7 @@ from broker import (  # noqa: F401 - fixtures
     wait_for,
 )
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from test_campaigns_device import make_bundle
 
 from appliance.fleet.link import Link
@@ -100,29 +97,10 @@ def test_a_device_list_file_names_the_line_of_a_bad_id(campaign, capsys, tmp_pat
     assert f"{listed} line 5: 'admin-1' starts with 'admin'" in line, line
 
 
-def certificate(authority: Authority, directory: Path, name: str, common_name: str | None = None,
-                expired: bool = False) -> Identity:
-    """A client certificate of ``authority`` that the test fixtures do not make: expired, or without a CN.
-
-    Signed with the authority's own key (the fixtures keep it private; nothing else issues these).
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    start, end = (now - dt.timedelta(days=3), now - dt.timedelta(days=1)) if expired else \
-        (now - dt.timedelta(minutes=5), now + dt.timedelta(days=1))
-    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else \
-        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "no common name")]
-    cert = (x509.CertificateBuilder().subject_name(x509.Name(names)).issuer_name(authority._cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(authority._key, hashes.SHA256()))
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / f"{name}.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return Identity(authority.path, directory / f"{name}.pem", directory / f"{name}.key")
+def certificate(authority: Authority, name: str, common_name: str | None = None, expired: bool = False) -> Identity:
+    """A client certificate of ``authority`` that the fixtures do not hand out: expired, or without a CN."""
+    return authority.issue(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName(name)], authority.path,
+                           expired=expired, file_name=f"{name}-{'expired' if expired else 'valid'}")
 
 
 def tls_options(broker: Broker, identity: Identity | None) -> list[str]:
@@ -137,7 +115,7 @@ CASES = {
                              "(tlsv1 alert unknown ca): it does not know the CA that issued the client certificate"),
     "another CA": (lambda broker, tmp: Authority(tmp / "rogue", "Rogue CA").issue(
         "operator", ExtendedKeyUsageOID.CLIENT_AUTH, [], broker.pki.ca), "(tlsv1 alert unknown ca)"),
-    "an expired certificate": (lambda broker, tmp: certificate(broker.pki.operators, tmp / "old", "operator",
+    "an expired certificate": (lambda broker, tmp: certificate(broker.pki.operators, "operator",
                                                                "operator", expired=True),
                                "(sslv3 alert certificate expired): the client certificate"),
 }
@@ -175,7 +153,7 @@ def test_a_closed_port_and_a_connack_refusal_are_named(broker: Broker, campaign,
                  "--broker", f"127.0.0.1:{port}"]) == 1
     assert error_line(capsys) == f"error: cannot reach the broker 127.0.0.1:{port}: Connection refused"
     # use_identity_as_username: a certificate without a CN passes TLS and is refused in the CONNACK
-    nameless = certificate(broker.pki.operators, tmp_path / "nameless", "nameless")
+    nameless = certificate(broker.pki.operators, "nameless")
     assert main([*push(campaign, "--device", DEVICE), *tls_options(broker, nameless)]) == 1
     line = error_line(capsys)
     assert line.startswith(f"error: the broker {broker.operator_address} refused the connection: ") and \
