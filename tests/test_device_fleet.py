@@ -93,14 +93,23 @@ def test_kiosk_reports_events_and_health_and_shows_a_pushed_campaign(
             shot = reply("screenshot", width=320)
             png = cv2.imdecode(np.frombuffer(base64.b64decode(shot["png"]), np.uint8), cv2.IMREAD_COLOR)
             assert shot["ok"] and png.shape == (180, 320, 3) and png.std() > 5
+            # The campaign's background stops decoding on the device (a failing card, say): the next reload
+            # finds it, the campaign side falls back to the bundled default and the fleet sees why.
+            background = kiosk.bundle.directory / kiosk.bundle.scenes[0].background
+            background.write_bytes(b"not a picture any more")
             assert reply("reload")["ok"]
+            run_until(kiosk, lambda: kiosk.bundle.directory == content_dir, 20, "the fall-back to the default")
+            alerted = run_until(kiosk, lambda: [p for p in operator.payloads(f"{topics}/status")
+                                                if p["state"] == "alert"], 20, "the campaign alert")[-1]
+            assert [alert["code"] for alert in alerted["alerts"]] == ["campaign"]
+            assert background.name in alerted["alerts"][0]["reason"]
             changed = reply("set-config", set={"kiosk": {"attract_after_s": 6}})
             assert changed["ok"] and changed["restart_required"]
             assert kiosk.run() == RESTART_STATUS
             assert "attract_after_s = 6" in config_file.read_text()
         final = wait_for(lambda: [p for p in operator.payloads(f"{topics}/status") if p["state"] == "offline"],
                          10, "offline on a clean stop")
-        assert final[-1]["campaign_version"] == 1
+        assert final[-1]["campaign_version"] == 0   # the broken campaign was left for the bundled default
         wait_for(lambda: any(e["type"] == "shutdown" for batch in operator.payloads(f"{topics}/events")
                              for e in batch["events"]), 10, "the shutdown event")
     finally:
