@@ -53,7 +53,7 @@ def apply_settings(path: Path, changes: Mapping[str, Any]) -> list[str]:
     updated = merge(current, changes)
     try:
         config = validated(Config, updated, path)
-        require(with_credentials(config, os.environ.get("CREDENTIALS_DIRECTORY")), path)
+        require(with_credentials(config, os.environ.get("CREDENTIALS_DIRECTORY")), None)  # no lines: not on disk yet
     except InvalidFile as exc:
         raise ApplianceError(f"refused, nothing changed: {'; '.join(exc.problems)}") from exc
     before, after = flatten(current), flatten(updated)
