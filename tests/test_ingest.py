@@ -475,3 +475,32 @@ def test_ingest_names_an_unreachable_postgresql_in_one_line(broker: Broker, caps
     err = capsys.readouterr().err
     assert err.startswith("error: event database postgresql://postgres@127.0.0.1:1/test cannot be opened")
     assert err.count("\n") == 1
+
+
+def test_ingest_workers_share_the_load_through_a_shared_subscription(broker: Broker, database: Database) -> None:
+    """Before: the handler was registered on the ``$share/...`` string, which no delivered topic matches, so
+    two workers stored nothing.  Now each worker, with its own certificate and so its own client id, stores
+    its share, and together every event exactly once."""
+    workers = []
+    for name in ("ingest-1", "ingest-2"):
+        options = broker.operator_options(broker.pki.service(name))
+        workers.append(Process("ingest", *options, "--db", database.url, "--filter", "$share/ingest/oivis/v1/+/events",
+                               "--window", "4", "--progress", "0.2"))
+    sender = None
+    try:
+        for worker in workers:
+            wait_for(lambda worker=worker: worker.said(r"ingesting \$share/ingest/oivis/v1/\+/events .* as "
+                                                       r"oivis-ingest-\d"), 20, "each worker to subscribe")
+        sender = DeviceClient(broker)
+        for n in range(1, 41):
+            sender.publish(batch(event(n)))
+        wait_for(lambda: len(database.rows()) == 40, 30, "every event in the database")
+        for worker in workers:
+            wait_for(lambda worker=worker: worker.said(r"ingest: \d+ messages: [1-9]\d* events stored"), 20,
+                     "each worker's share")
+    finally:
+        if sender is not None:
+            sender.close()
+        for worker in workers:
+            worker.kill()
+    assert sorted(seq for _, _, seq, _, _ in database.rows()) == list(range(1, 41))

@@ -176,6 +176,9 @@ class PostgresStore:
         try:
             self._db: Any = psycopg.connect(url, connect_timeout=10, autocommit=True)  # transaction() blocks only
             with self._db.transaction():
+                # Workers starting together would race on CREATE TABLE IF NOT EXISTS (a duplicate-key error
+                # in the catalog): the schema is created by one at a time.
+                self._db.execute("SELECT pg_advisory_xact_lock(hashtext('oivis-ingest-schema'))")
                 for statement in self.SCHEMA:
                     self._db.execute(statement)
         except psycopg.Error as exc:

@@ -29,9 +29,11 @@ and events published while ingest is down wait in its persistent broker session 
 acknowledged and kept in the database's quarantine table with the raw payload and the reason, and
 the good events beside them are stored. The device is always the one in the topic. Ingest exits
 (status 1) only when the database fails; what it had not acknowledged stays with the broker.
-One process and SQLite suit a small fleet. Large fleets belong behind a clustered
-broker (EMQX, HiveMQ) with several ingest processes sharing the load through a shared subscription
-(--filter '$share/ingest/oivis/v1/+/events') and writing to PostgreSQL (--db postgresql://...)."""
+One process and SQLite suit a small fleet. For more, run several ingest workers sharing the load
+through a shared subscription (--filter '$share/ingest/oivis/v1/+/events'), each with its own
+certificate (ingest-1, ingest-2, ...: each CN gets the broker's ingest stanza) and so its own
+client id, writing to PostgreSQL (--db postgresql://...). The broker sends each worker at most
+--window unacknowledged messages; the rest wait on the broker."""
 
 
 def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
@@ -75,13 +77,16 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
     BrokerOptions.add_arguments(ingest)
     ingest.add_argument("--db", default=DEFAULT_URL, metavar="URL",
                         help="sqlite:///PATH (default ./oivis-events.db) or postgresql://USER@HOST/DB")
-    ingest.add_argument("--client-id", default=DEFAULT_CLIENT_ID, metavar="ID",
-                        help="the persistent session's client id: one per ingest process")
+    ingest.add_argument("--client-id", metavar="ID",
+                        help="the persistent session's client id, one per ingest worker (default: oivis-<the "
+                        f"certificate's CN>, or {DEFAULT_CLIENT_ID} without one)")
     ingest.add_argument("--session-expiry", type=int, default=DEFAULT_SESSION_EXPIRY_S, metavar="S",
                         help="how long the broker keeps events for a stopped ingest (default a week)")
     ingest.add_argument("--filter", metavar="TOPIC", help="subscription (default: every device's events under "
                         "--topic-prefix; a $share/GROUP/... filter on clustered brokers)")
     ingest.add_argument("--batch", type=int, default=500, metavar="N", help="messages per transaction at most")
+    ingest.add_argument("--window", type=int, default=1000, metavar="N",
+                        help="messages the broker may send before they are acknowledged (default 1000)")
     ingest.add_argument("--progress", type=float, default=10.0, metavar="S", help="progress line every S seconds")
     ingest.add_argument("--idle-exit", type=float, metavar="S", help="exit after S seconds without a message")
     ingest.set_defaults(handler=_ingest)
@@ -134,11 +139,18 @@ def _command_send(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from appliance.ops.eventstore import open_store
     from appliance.ops.ingest import Ingest, IngestSettings
+    from appliance.ops.push import identity_name
 
+    if not 1 <= args.window <= 65535:
+        raise ApplianceError(f"--window {args.window}: 1 to 65535 messages (MQTT's Receive Maximum)")
+    options = BrokerOptions.from_arguments(args)
+    name = identity_name(options.cert) if options.tls and options.cert else None
+    client_id = args.client_id or (f"oivis-{name}" if name else DEFAULT_CLIENT_ID)
+    settings = IngestSettings(args.filter or events_filter(None, args.topic_prefix), client_id, args.session_expiry,
+                              args.batch, args.progress, args.idle_exit, args.window)
     store = open_store(args.db)
     try:
-        Ingest(store, BrokerOptions.from_arguments(args), IngestSettings(args.filter or events_filter(None, args.topic_prefix), args.client_id, args.session_expiry, args.batch,
-                                                     args.progress, args.idle_exit)).run()
+        Ingest(store, options, settings).run()
     finally:
         store.close()
     return 0

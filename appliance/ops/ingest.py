@@ -67,6 +67,7 @@ class IngestSettings:
     batch: int = 500
     progress_every_s: float = 10.0
     idle_exit_s: float | None = None
+    window: int = 1000
 
 
 class Ingest:
@@ -87,7 +88,7 @@ class Ingest:
         ApplianceError when the database fails: the messages not yet acknowledged stay with the broker."""
         client = OperatorClient(self.options, handlers={self.settings.topic_filter: self._queue.put},
                                 client_id=self.settings.client_id, session_expiry_s=self.settings.session_expiry_s,
-                                manual_ack=True)
+                                manual_ack=True, receive_maximum=self.settings.window)
         self._say(f"ingesting {self.settings.topic_filter} from {self.options.address} into {self.store.name} "
                   f"as {self.settings.client_id} (Ctrl-C stops)")
         last_message = last_report = self._clock()

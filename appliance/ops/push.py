@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -63,17 +65,42 @@ class BrokerOptions:
         return cls(args.broker, not args.no_tls, args.ca, args.cert, args.key_file, check_template(args.topic_prefix))
 
 
+def identity_name(cert: Path) -> str | None:
+    """The common name of the certificate in ``cert`` (who the broker takes the client for), or None."""
+    try:
+        names = x509.load_pem_x509_certificate(Path(cert).read_bytes()).subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME)
+    except (OSError, ValueError) as exc:
+        raise ApplianceError(f"cannot read the certificate {cert}: {exc}") from exc
+    return str(names[0].value) if names else None
+
+
+def delivered_filter(topic_filter: str) -> str:
+    """The filter the topics of delivered messages match: a shared subscription's without ``$share/GROUP/``
+    (the broker delivers ``oivis/v1/x/events``, never ``$share/...``)."""
+    if not topic_filter.startswith("$share/"):
+        return topic_filter
+    parts = topic_filter.split("/", 2)
+    if len(parts) < 3 or not parts[1] or not parts[2]:
+        raise ApplianceError(f"{topic_filter!r} is not a shared subscription ($share/GROUP/FILTER)")
+    return parts[2]
+
+
 class OperatorClient:
     """An operator's MQTT 5 connection that publishes with acknowledgements and reads retained topics.
 
     ``handlers`` (topic filter → callable, called on paho's thread) are in place before the
     connection and subscribed on every connect, so what a persistent session (a fixed
     ``client_id`` and ``session_expiry_s``) queued while away reaches them.  With
-    ``manual_ack`` a received QoS 1 message is acknowledged only by ``ack``.
+    ``manual_ack`` a received QoS 1 message is acknowledged only by ``ack``, and
+    ``receive_maximum`` bounds how many the broker sends before those acknowledgements (the rest
+    wait on the broker, not in this process).  A shared subscription (``$share/GROUP/FILTER``)
+    shares the messages of FILTER between the clients of GROUP; its handler gets them.
     """
 
     def __init__(self, options: BrokerOptions, handlers: Mapping[str, MessageHandler] | None = None,
-                 client_id: str | None = None, session_expiry_s: int | None = None, manual_ack: bool = False) -> None:
+                 client_id: str | None = None, session_expiry_s: int | None = None, manual_ack: bool = False,
+                 receive_maximum: int | None = None) -> None:
         self._address = options.address
         host, port = parse_broker(options.address)
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -97,10 +124,13 @@ class OperatorClient:
         self._client.on_message = self._on_message
         self._handlers = dict(handlers or {})
         for topic_filter, handler in self._handlers.items():
-            self._client.message_callback_add(topic_filter, lambda client, userdata, message, h=handler: h(message))
+            self._client.message_callback_add(delivered_filter(topic_filter),
+                                              lambda client, userdata, message, h=handler: h(message))
         properties = Properties(PacketTypes.CONNECT)
         if session_expiry_s is not None:
             properties.SessionExpiryInterval = session_expiry_s
+        if receive_maximum is not None:
+            properties.ReceiveMaximum = receive_maximum
         try:
             self._client.connect(host, port, keepalive=30, clean_start=session_expiry_s is None, properties=properties)
         except (OSError, ssl.SSLError) as exc:
