@@ -168,7 +168,9 @@ class Broker:
 
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path, pki: Pki) -> None:
+    def __init__(self, directory: Path, pki: Pki, overrides: dict[str, str] | None = None) -> None:
+        """``overrides`` replaces more lines of the shipped config (whole line → new line), e.g. a tiny
+        ``max_queued_messages`` to make the broker drop what it queues for a client that is away."""
         self.directory = directory
         self.pki = pki
         self.port = free_port()
@@ -192,6 +194,7 @@ class Broker:
             "acl_file /etc/mosquitto/devices.acl": f"acl_file {acls['devices.acl']}",
             "acl_file /etc/mosquitto/operators.acl": f"acl_file {acls['operators.acl']}",
             "log_dest syslog": f"log_dest file {self.log}",
+            **(overrides or {}),
         }))
         self._process: subprocess.Popen[bytes] | None = None
 
