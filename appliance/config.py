@@ -98,6 +98,9 @@ class FleetConfig(Section):
     health_period_s: float = Field(30.0, gt=0, description="seconds between health reports (they expire after 2x)")
     batch_size: int = Field(100, ge=1, le=10_000, description="events per message on {p}/events")
     ack_timeout_s: float = Field(60.0, gt=0, description="connected seconds without PUBACK before a batch is re-sent")
+    confirm_timeout_s: float = Field(60.0, gt=0, description="seconds an acknowledged batch waits for the fleet's "
+                                     "confirmation on {p}/events/stored before it is sent again (doubling per "
+                                     "attempt, at most an hour); only once the fleet has confirmed anything")
     spool_max_mb: float = Field(64.0, ge=0.25, description="spool size bound; the oldest events are dropped (and "
                                 "reported in a `dropped` event) beyond it")
     spool_max_age_days: float = Field(30.0, gt=0, description="events older than this are dropped and reported")

@@ -4,7 +4,8 @@ Order matters: the campaign manager and the link come up before the kiosk (the
 kiosk shows the bundle the campaign schedule picks); every handler of the
 link is registered before it connects, because the broker hands over what it
 kept for the device right after the CONNACK (commands are held, not run, until
-the kiosk is attached); the shipper and the health reporter feed on the running
+the kiosk is attached, and the fleet's confirmations on ``{p}/events/stored``
+wait in a latest-value slot until the shipper takes them); the shipper and the health reporter feed on the running
 kiosk, so they are attached to it; on the way out the shipper flushes first and
 the link says ``offline`` last.
 """
@@ -23,7 +24,7 @@ from appliance.fleet.commands import CommandHandler
 from appliance.fleet.device_commands import device_commands
 from appliance.fleet.health import HealthReporter
 from appliance.fleet.link import Link
-from appliance.fleet.shipper import EventShipper
+from appliance.fleet.shipper import Confirmations, EventShipper
 from appliance.kiosk.app import RESTART_STATUS
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class FleetRuntime:
                          campaign_version=lambda: self.campaigns.applied_version, alerts=self.alerts)
         self.campaigns = CampaignManager.from_config(config, report=self._report, alerts=self.alerts)
         self.shipper: EventShipper | None = None
+        self.confirmations = Confirmations()
         self.health: HealthReporter | None = None
         self.commands = CommandHandler(self.link, self.state_dir)
         self._announced_version: int | None = None
@@ -73,6 +75,7 @@ class FleetRuntime:
 
     def start(self) -> FleetRuntime:
         self.link.subscribe(self.link.topics.desired, self.campaigns.on_desired)
+        self.link.subscribe(self.link.topics.events_stored, self.confirmations.on_message)
         self.commands.start()
         self.campaigns.start()
         self.link.start()
@@ -85,7 +88,8 @@ class FleetRuntime:
 
     def attach(self, kiosk: Kiosk) -> None:
         fleet = self.config.fleet
-        self.shipper = EventShipper(kiosk.events, self.link, fleet, self.state_dir).start()
+        self.shipper = EventShipper(kiosk.events, self.link, fleet, self.state_dir,
+                                    confirmations=self.confirmations).start()
         self.health = HealthReporter(self.link, kiosk.stats, lambda: kiosk.shown.rate, kiosk.backend,
                                      lambda: self.campaigns.applied_version, self.state_dir,
                                      fleet.health_period_s,

@@ -7,6 +7,16 @@ One batch is in flight at a time, so order is kept and a failure is simple:
 the batch stays in the spool and goes again.  A batch caught by a disconnect is
 re-sent by paho on reconnect with the same packet id, so it is not sent twice.
 
+End-to-end confirmation: the fleet's stored side publishes, retained, on
+``{p}/events/stored`` the seq up to which it has stored every event of the
+device.  ``Confirmations`` takes that value on paho's thread and only keeps the
+highest (a latest-value slot, no SQLite there); the worker applies it.  Once one
+has been heard the spool is in confirming mode for good: a PUBACK only marks
+the batch sent, a confirmation deletes what it covers, and what stays
+unconfirmed past ``confirm_timeout_s`` (doubling per attempt) goes again, as a
+``historical`` batch.  Before that, a PUBACK deletes, as with an ingest that
+does not confirm.
+
 When the spool cannot be written (disk full, state directory unwritable) the
 worker logs it once, stops draining and lets the bus hold events; what the bus
 must drop meanwhile is spooled as a ``dropped`` event once the disk is back.
@@ -21,13 +31,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance import __version__
 from appliance.config import FleetConfig
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, one_line
 from appliance.events import Event, EventBus
-from appliance.fleet.link import Delivery, Link
+from appliance.fleet.link import Delivery, Incoming, Link
 from appliance.fleet.spool import Spool, SpooledEvent, dropped_event
 from appliance.worker import Worker
 
@@ -41,11 +52,57 @@ DRAIN = 1000
 SPOOL_FILE = Path("fleet") / "events.db"
 #: How often the age bound is applied.
 EXPIRE_EVERY_S = 60.0
+#: A ``{p}/events/stored`` payload is ``{"seq": n}``: anything longer is not one.
+STORED_MAX_BYTES = 1024
+
+
+class Confirmations:
+    """The highest seq heard on ``{p}/events/stored``, from paho's thread to the events worker.
+
+    ``on_message`` is the link handler: it parses, keeps the value when it is higher than the
+    one waiting, and wakes the listener; ``take`` hands the waiting value over once.  A lower
+    value than one already applied is the spool's to ignore.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq: int | None = None
+        self._listener: Callable[[], None] = _nothing
+
+    def on_message(self, message: Incoming) -> None:
+        try:
+            seq = message.json(STORED_MAX_BYTES).get("seq")
+        except ApplianceError as exc:
+            log.warning("ignoring a confirmation that is not {\"seq\": n}: %s", one_line(exc))
+            return
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            log.warning("ignoring a confirmation on %s: seq %r is not an integer >= 0", message.topic, seq)
+            return
+        with self._lock:
+            if self._seq is None or seq > self._seq:
+                self._seq = seq
+            listener = self._listener
+        listener()
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on paho's thread) after each confirmation."""
+        with self._lock:
+            self._listener = callback
+
+    def take(self) -> int | None:
+        with self._lock:
+            seq, self._seq = self._seq, None
+        return seq
+
+
+def _nothing() -> None:
+    """The listener before the worker listens."""
 
 
 class EventShipper(Worker):
     def __init__(self, bus: EventBus, link: Link, fleet: FleetConfig, state_dir: Path,
-                 app_version: str = __version__, retry_s: float = 2.0) -> None:
+                 app_version: str = __version__, retry_s: float = 2.0,
+                 confirmations: Confirmations | None = None) -> None:
         super().__init__("fleet-events")
         self.bus = bus
         self.link = link
@@ -57,18 +114,22 @@ class EventShipper(Worker):
         self._started = Event("boot", {})  # stamps the boot event with the start, not the spool's opening
         self._unwritten: list[Event] = []
         self._bus_dropped = bus.dropped
-        self._inflight: tuple[Delivery, int, int, float] | None = None
+        self._inflight: tuple[Delivery, list[int], float] | None = None
         self._send_after = 0.0
         self._write_after = 0.0
         self._expire_after = 0.0
         self._wake = threading.Event()
         self._unsubscribe = bus.subscribe(lambda event: self._wake.set())
+        self._confirmations = confirmations if confirmations is not None else Confirmations()
+        self._confirmations.listen(self._wake.set)
+        self._unconfirmed: int | None = None  # a confirmation the spool could not record yet
 
     def step(self) -> None:
         self._wake.clear()
         if self._spool is not None or self._open():
             self._absorb()
             self._expire()
+            self._confirm()
             self._ship()
         self._wake.wait(IDLE_S)
 
@@ -86,8 +147,9 @@ class EventShipper(Worker):
         pending, self._unwritten = self._unwritten + self._drain_bus(len(self.bus)), []
         clean = self._write(pending + [Event("shutdown", {"app": self._app_version})])
         deadline = time.monotonic() + flush_timeout
-        while self._spool.count and self.link.connected and time.monotonic() < deadline:
+        while self._unshipped() and self.link.connected and time.monotonic() < deadline:
             self._wake.clear()
+            self._confirm()
             self._ship()
             self._wake.wait(min(IDLE_S, max(0.0, deadline - time.monotonic())))
         if self._spool.count:
@@ -194,7 +256,37 @@ class EventShipper(Worker):
         except ApplianceError as exc:
             self._trouble(exc)
 
+    # -- confirmations --------------------------------------------------------------------------
+
+    def _confirm(self) -> None:
+        """Apply the latest ``{p}/events/stored`` value; one the spool cannot record is offered again."""
+        assert self._spool is not None
+        taken, self._unconfirmed = self._confirmations.take(), None
+        seq = max((value for value in (taken, self._unconfirmed) if value is not None), default=None)
+        if seq is None:
+            return
+        if seq >= self._spool.next_seq:
+            log.warning("the fleet confirms events up to seq %d, but this spool has only given out seqs below %d",
+                        seq, self._spool.next_seq)
+        try:
+            self._spool.confirm(seq)
+        except ApplianceError as exc:
+            self._trouble(exc)
+            self._unconfirmed = seq
+
     # -- spool → link ----------------------------------------------------------------------------
+
+    def _unshipped(self) -> bool:
+        """A batch in flight, or events to send now."""
+        assert self._spool is not None
+        try:
+            return self._inflight is not None or bool(self._due(1))
+        except ApplianceError:
+            return False
+
+    def _due(self, limit: int) -> list[SpooledEvent]:
+        assert self._spool is not None
+        return self._spool.due(time.time(), self._fleet.confirm_timeout_s, limit)
 
     def _ship(self) -> None:
         assert self._spool is not None
@@ -204,7 +296,7 @@ class EventShipper(Worker):
         if not self.link.connected or now < self._send_after:
             return
         try:
-            batch = self._homogeneous(self._spool.oldest(self._fleet.batch_size))
+            batch = self._homogeneous(self._due(self._fleet.batch_size))
         except ApplianceError as exc:
             self._trouble(exc)
             return
@@ -213,18 +305,22 @@ class EventShipper(Worker):
         historical = self._historical(batch[0])
         delivery = self.link.publish(self.link.topics.events, {
             "device": self.link.device_id, "historical": historical, "events": [e.wire() for e in batch]}, qos=1)
-        self._inflight = (delivery, batch[0].seq, batch[-1].seq, now)
+        self._inflight = (delivery, [event.seq for event in batch], now)
         delivery.on_done(lambda _: self._wake.set())
 
     def _settle(self, now: float) -> bool:
         """Deal with the batch in flight; True when the next one may go."""
         assert self._spool is not None and self._inflight is not None
-        delivery, first, last, sent = self._inflight
+        delivery, seqs, sent = self._inflight
+        first, last = seqs[0], seqs[-1]
         if delivery.done:
             self._inflight = None
             if delivery.ok:
                 try:
-                    self._spool.acknowledge(first, last)
+                    if self._spool.confirming:
+                        self._spool.mark_sent(seqs, time.time())
+                    else:
+                        self._spool.acknowledge(first, last)
                 except ApplianceError as exc:
                     self._trouble(exc)  # the rows stay and go again: at least once
                 return True
@@ -242,10 +338,11 @@ class EventShipper(Worker):
         return False
 
     def _historical(self, event: SpooledEvent) -> bool:
-        """Older than the current connection: from an earlier run, or spooled before this connect."""
+        """Sent before, or older than the current connection: from an earlier run, or spooled before this connect."""
         assert self._spool is not None
         connected_since = self.link.connected_since
-        return event.run != self._spool.run or connected_since is None or event.mono < connected_since
+        return (event.attempts > 0 or event.run != self._spool.run or connected_since is None
+                or event.mono < connected_since)
 
     def _homogeneous(self, events: list[SpooledEvent]) -> list[SpooledEvent]:
         """The leading run of events that share one ``historical`` flag (a batch carries one)."""

@@ -1,4 +1,4 @@
-"""The on-device event spool: SQLite in WAL mode, where every event waits until the broker has it.
+"""The on-device event spool: SQLite in WAL mode, where every event waits until it is stored or announced lost.
 
 Why these choices:
 - ``synchronous=FULL``: each committed transaction is on disk before ``append``
@@ -7,11 +7,24 @@ Why these choices:
   shipper appends whole drains of the event bus per transaction.
 - ``seq`` is allocated from a counter in ``meta`` inside the insert's
   transaction: it increases by exactly one per stored event, forever, and a
-  rolled-back append leaves no gap.  Rows are deleted after the PUBACK, so the
+  rolled-back append leaves no gap.  Rows are deleted once shipped, so the
   counter, not ``max(seq)``, is the memory.
-- The bounds drop the oldest rows and record, in the same transaction, a
-  ``dropped`` event naming how many and which seq range: the receiver can tell
-  an announced gap from a loss.
+- Two modes of deletion.  Until the fleet has once confirmed a seq on
+  ``{p}/events/stored``, a row goes at the broker's PUBACK (``acknowledge``).
+  From the first confirmation on (``confirm``; the mode and the highest
+  confirmed seq are kept in ``meta`` across restarts and never go back) the
+  PUBACK only marks rows sent (``mark_sent``: ``sent_at``, ``attempts``) and a
+  row goes when a confirmation covers its seq, or by a bound.  ``due`` hands out
+  the rows never sent first, then the sent ones whose wait has passed:
+  ``timeout`` doubled per earlier attempt, at most ``MAX_RESEND_S`` (a clock set
+  back makes a row due at once rather than late).
+- A spool that had to be replaced (its file lost or moved aside) continues at
+  the floor and spools, in the same transaction, a ``dropped`` event with
+  reason ``replaced``: every seq below the floor not yet stored is gone.
+- The bounds drop the oldest rows, sent or not, and record, in the same
+  transaction, a ``dropped`` event naming how many and which seq range: the
+  receiver can tell an announced gap from a loss.  A report the bounds drop is
+  folded into the new one, so no announced gap is ever forgotten.
 - ``run`` numbers each opening, so the shipper can tell events of an earlier
   run (always ``historical``) from this run's (compared by monotonic time).
 - The size bound is what the spool takes on disk: the database file, its WAL
@@ -67,20 +80,28 @@ DELETE_CHUNK = 16
 HEADROOM_PAGES = 32
 #: Pages any write transaction puts in the WAL besides its rows (page 1, meta, index and pointer-map pages).
 TRANSACTION_PAGES = 8
+#: The longest wait before a sent, unconfirmed event goes again, however many times it went.
+MAX_RESEND_S = 3600.0
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, ts TEXT NOT NULL, "
     "type TEXT NOT NULL, data TEXT NOT NULL, run INTEGER NOT NULL, mono REAL NOT NULL, at REAL NOT NULL, "
-    "size INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1), ('run', 0), ('running', 0)",
+    "size INTEGER NOT NULL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0)",
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1), ('run', 0), ('running', 0), "
+    "('confirming', 0), ('stored_seq', 0)",
 )
+#: Columns added since the first release, with their definitions: added to an older spool when it opens.
+MIGRATIONS = (("sent_at", "REAL"), ("attempts", "INTEGER NOT NULL DEFAULT 0"))
+#: Created once the columns exist: the rows never sent, and the sent ones by age, without a scan.
+INDEXES = ("CREATE INDEX IF NOT EXISTS events_sent ON events (sent_at, seq)",)
 
 LastRun = Literal["first", "clean", "crash"]
 
 
-def dropped_event(reason: str, count: int, first_seq: int | None = None, last_seq: int | None = None) -> Event:
-    """The report of events that will never be published (``first_seq``/``last_seq`` None: never spooled)."""
+def dropped_event(reason: str, count: int | None, first_seq: int | None = None, last_seq: int | None = None) -> Event:
+    """The report of events that will never be published (``first_seq``/``last_seq`` None: never spooled;
+    only ``first_seq`` None: every seq up to ``last_seq`` not yet stored; ``count`` None: not known)."""
     return Event("dropped", {"reason": reason, "count": count, "first_seq": first_seq, "last_seq": last_seq})
 
 
@@ -93,6 +114,7 @@ class SpooledEvent:
     data: dict[str, Any]
     run: int
     mono: float
+    attempts: int = 0
 
     def wire(self) -> dict[str, Any]:
         """The event as ``{p}/events`` carries it."""
@@ -133,12 +155,15 @@ class Spool:
         self._floor.raise_to(self.next_seq + SEQ_FLOOR_STEP)
 
     def _continue_at(self, seq: int) -> None:
+        """Number on from ``seq``, announcing every seq below it not yet stored as gone."""
+        report = _Row.of(dropped_event("replaced", None, None, seq - 1))
         try:
             with self._transaction():
-                self._set("next_seq", seq)
+                seqs, added, next_seq = self._insert([report], seq)
+                self._set("next_seq", next_seq)
         except sqlite3.Error as exc:
             raise self._fail("continue the numbering", exc) from exc
-        self.next_seq = seq
+        self.next_seq, self.count, self.bytes = next_seq, self.count + len(seqs), self.bytes + added
 
     def _prepare(self) -> None:
         self._db.execute("PRAGMA auto_vacuum=FULL")  # takes effect on a new file; older ones are converted below
@@ -160,13 +185,25 @@ class Spool:
         with self._transaction():
             for statement in SCHEMA:
                 self._db.execute(statement)
+            self._migrate()
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
             self.run = meta["run"] + 1
             self.last_run: LastRun = "first" if meta["run"] == 0 else "crash" if meta["running"] else "clean"
             self._set("run", self.run)
             self._set("running", 1)
-        self.next_seq = self._meta("next_seq")
+        self.next_seq = meta["next_seq"]
+        self.confirming, self.stored_seq = bool(meta["confirming"]), meta["stored_seq"]
         self.count, self.bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+
+    def _migrate(self) -> None:
+        """Give a spool of an earlier release the columns of this one (its rows: never sent)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        for column, definition in MIGRATIONS:
+            if column not in have:
+                log.info("event spool %s: adding the column %s", self.path, column)
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {definition}")
+        for statement in INDEXES:
+            self._db.execute(statement)
 
     def _convert(self) -> None:
         """Give a spool made before auto_vacuum the mode (a VACUUM rewrites it); without room for that it
@@ -182,9 +219,6 @@ class Spool:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
-
-    def _meta(self, key: str) -> int:
-        return self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
     def _set(self, key: str, value: int) -> None:
         self._db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
@@ -333,7 +367,36 @@ class Spool:
         return tally.rows
 
     def acknowledge(self, first_seq: int, last_seq: int) -> int:
-        """Forget the events the broker acknowledged; returns how many rows went.
+        """Forget the events the broker acknowledged (before confirming mode); returns how many rows went."""
+        return self._delete(first_seq, last_seq)
+
+    def mark_sent(self, seqs: Sequence[int], now: float) -> None:
+        """Record that the broker acknowledged the events ``seqs`` (in confirming mode): they stay until
+        confirmed, and go again once ``due`` says their wait is over."""
+        try:
+            with self._transaction():
+                self._db.executemany("UPDATE events SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?",
+                                     [(now, seq) for seq in seqs])
+        except sqlite3.Error as exc:
+            raise self._fail("mark events sent", exc) from exc
+
+    def confirm(self, seq: int) -> int:
+        """The fleet stored (or knows gone) every event up to ``seq``: delete them, remember ``seq`` and
+        confirming mode (for good); a ``seq`` lower than one already confirmed changes nothing.
+        Returns how many rows went."""
+        if self.confirming and seq <= self.stored_seq:
+            return 0
+        try:
+            with self._transaction():
+                self._set("confirming", 1)
+                self._set("stored_seq", max(seq, self.stored_seq))
+        except sqlite3.Error as exc:
+            raise self._fail("record a confirmation", exc) from exc
+        self.confirming, self.stored_seq = True, max(seq, self.stored_seq)
+        return self._delete(0, seq)
+
+    def _delete(self, first_seq: int, last_seq: int) -> int:
+        """Delete the rows ``first_seq``..``last_seq``; returns how many went.
 
         Deleted ``DELETE_CHUNK`` rows per transaction, each followed by a TRUNCATE checkpoint
         (auto_vacuum has already released their pages): a full filesystem gets space back
@@ -348,7 +411,7 @@ class Spool:
                     if chunk:
                         self._db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (first_seq, chunk[-1][0]))
             except sqlite3.Error as exc:
-                raise self._fail("delete acknowledged events", exc) from exc
+                raise self._fail("delete shipped events", exc) from exc
             if not chunk:
                 break
             self.count, self.bytes = self.count - len(chunk), self.bytes - sum(size for _, size in chunk)
@@ -360,17 +423,31 @@ class Spool:
     # -- reading ---------------------------------------------------------------------------------
 
     def oldest(self, limit: int) -> list[SpooledEvent]:
+        """The first ``limit`` events by seq, sent or not."""
+        return self._select("", (), limit)
+
+    def due(self, now: float, timeout: float, limit: int) -> list[SpooledEvent]:
+        """Up to ``limit`` events to send now, by seq: those never sent, else the sent ones whose wait is over
+        (``timeout`` doubled per earlier attempt, at most ``MAX_RESEND_S``, counted from ``sent_at``)."""
+        fresh = self._select("WHERE sent_at IS NULL", (), limit)
+        if fresh:
+            return fresh
+        return self._select("WHERE sent_at IS NOT NULL AND (sent_at <= ? - MIN(? * (1 << MIN(attempts - 1, 30)), ?) "
+                            "OR sent_at > ?)", (now, timeout, MAX_RESEND_S, now), limit)
+
+    def _select(self, where: str, parameters: tuple[Any, ...], limit: int) -> list[SpooledEvent]:
         try:
-            rows = self._db.execute("SELECT seq, id, ts, type, data, run, mono FROM events ORDER BY seq LIMIT ?",
-                                    (limit,)).fetchall()
+            rows = self._db.execute(f"SELECT seq, id, ts, type, data, run, mono, attempts FROM events {where} "
+                                    "ORDER BY seq LIMIT ?", (*parameters, limit)).fetchall()
         except sqlite3.Error as exc:
             raise self._fail("read events", exc) from exc
-        return [SpooledEvent(seq, id_, ts, type_, json.loads(data), run, mono)
-                for seq, id_, ts, type_, data, run, mono in rows]
+        return [SpooledEvent(seq, id_, ts, type_, json.loads(data), run, mono, attempts)
+                for seq, id_, ts, type_, data, run, mono, attempts in rows]
 
     def status(self) -> dict[str, Any]:
         """For the health report: the backlog, what the spool takes on disk and where the sequence stands."""
-        return {"pending": self.count, "bytes": self.bytes, "disk_bytes": self.disk_bytes(), "next_seq": self.next_seq}
+        return {"pending": self.count, "bytes": self.bytes, "disk_bytes": self.disk_bytes(), "next_seq": self.next_seq,
+                "stored_seq": self.stored_seq if self.confirming else None}
 
     def close(self, clean: bool) -> None:
         """``clean`` records an orderly stop, which the next run's ``boot`` event reports."""
@@ -387,13 +464,15 @@ class Spool:
 @dataclass
 class _Tally:
     """The rows a bound deletes.  An earlier ``dropped`` report among them is folded into the new one
-    (its count added, its range joined), so no announced gap is ever forgotten."""
+    (its count added, its range joined; one open at the start, like ``replaced``, opens the new one),
+    so no announced gap is ever forgotten."""
 
     rows: int = 0
     lost: int = 0
     bytes: int = 0
     first: int | None = None
     last: int | None = None
+    open: bool = False
 
     def add(self, seq: int, size: int, type_: str, data: str) -> None:
         self.rows, self.lost, self.bytes = self.rows + 1, self.lost + 1, self.bytes + size
@@ -401,18 +480,21 @@ class _Tally:
         self.last = seq if self.last is None else max(self.last, seq)
         if type_ == "dropped":
             earlier = json.loads(data)
-            self.lost += earlier["count"]
+            self.lost += earlier["count"] or 0
             if earlier["first_seq"] is not None:
                 self.first = min(self.first, earlier["first_seq"])
+            elif earlier["last_seq"] is not None:
+                self.open = True
 
     def join(self, other: _Tally) -> None:
         """Take in the rows ``other`` counted (a later, disjoint slice)."""
         self.rows, self.lost, self.bytes = self.rows + other.rows, self.lost + other.lost, self.bytes + other.bytes
         self.first = other.first if self.first is None else min(self.first, other.first or self.first)
         self.last = other.last if self.last is None else max(self.last, other.last or self.last)
+        self.open = self.open or other.open
 
     def report(self, reason: str) -> Event:
-        return dropped_event(reason, self.lost, self.first, self.last)
+        return dropped_event(reason, self.lost, None if self.open else self.first, self.last)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,11 @@ class Topics:
         return f"{self.prefix}/events"
 
     @property
+    def events_stored(self) -> str:
+        """Fleet → device, retained: ``{"seq": n}``, every event up to seq n is stored (or known gone)."""
+        return f"{self.prefix}/events/stored"
+
+    @property
     def desired(self) -> str:
         return f"{self.prefix}/state/desired"
 
