@@ -1,5 +1,8 @@
 """A device process for the fleet tests: the link and the event worker, to be killed -9 or stopped.
 
+Wired as FleetRuntime wires them: the fleet's confirmations on ``{p}/events/stored`` are
+subscribed before the link connects and handed to the event worker.
+
 ``python tests/fleet_device.py DEVICE STATE_DIR FLEET_JSON EVENTS`` publishes EVENTS
 ``tick`` events (printing ``published N`` after each), prints ``done``, and on
 SIGTERM stops cleanly (``offline``, ``shutdown``) and prints ``stopped``.
@@ -18,7 +21,7 @@ from pathlib import Path
 from appliance.config import FleetConfig
 from appliance.events import EventBus
 from appliance.fleet.link import Link
-from appliance.fleet.shipper import EventShipper
+from appliance.fleet.shipper import Confirmations, EventShipper
 
 
 def main(device: str, state_dir: str, fleet_json: str, events: str) -> None:
@@ -27,8 +30,10 @@ def main(device: str, state_dir: str, fleet_json: str, events: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bus = EventBus()
-    link = Link(device, fleet, Path(state_dir)).start()
-    shipper = EventShipper(bus, link, fleet, Path(state_dir)).start()
+    link, confirmations = Link(device, fleet, Path(state_dir)), Confirmations()
+    link.subscribe(link.topics.events_stored, confirmations.on_message)
+    link.start()
+    shipper = EventShipper(bus, link, fleet, Path(state_dir), confirmations=confirmations).start()
     for n in range(int(events)):
         bus.publish("tick", {"n": n})
         print(f"published {n}", flush=True)
