@@ -26,6 +26,7 @@ from broker import (  # noqa: F401 - fixtures
 from test_spool import FakeLink, ticks
 
 from appliance.config import FleetConfig
+from appliance.errors import ApplianceError
 from appliance.events import EventBus
 from appliance.fleet.link import Incoming, Link
 from appliance.fleet.shipper import Confirmations, EventShipper
@@ -295,3 +296,27 @@ def test_without_a_stored_side_the_broker_acknowledgement_deletes_as_before(
     wait_for(lambda: len(operator.events(EVENTS)) == 6, what="boot and five ticks")
     wait_for(lambda: shipper.status()["pending"] == 0, what="deleted on PUBACK")
     assert shipper.status()["stored_seq"] is None and all(len(heard(operator, seq)) == 1 for seq in range(1, 7))
+
+
+def test_a_confirmation_the_spool_could_not_record_is_applied_at_the_next_step(
+        confirming: tuple[EventBus, FakeLink, Confirmations, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    bus, link, confirmations, state = confirming
+    shipper = start(bus, link, confirmations, state)
+    try:
+        wait_for(lambda: shipper.status()["pending"] is not None, what="the spool open")
+        spool, tried = shipper._spool, []
+        assert spool is not None
+        record = spool.confirm
+
+        def full_disk_once(seq: int) -> int:
+            tried.append(seq)
+            if len(tried) == 1:
+                raise ApplianceError(f"event spool {spool.path} cannot record a confirmation: disk full")
+            return record(seq)
+
+        monkeypatch.setattr(spool, "confirm", full_disk_once)
+        confirmations.on_message(stored(0))
+        wait_for(lambda: shipper.status().get("stored_seq") == 0, what="the confirmation recorded on the retry")
+        assert tried[:2] == [0, 0]
+    finally:
+        stop(shipper)

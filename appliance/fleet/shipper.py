@@ -259,10 +259,10 @@ class EventShipper(Worker):
     # -- confirmations --------------------------------------------------------------------------
 
     def _confirm(self) -> None:
-        """Apply the latest ``{p}/events/stored`` value; one the spool cannot record is offered again."""
+        """Apply the latest ``{p}/events/stored`` value; one the spool could not record is tried again."""
         assert self._spool is not None
-        taken, self._unconfirmed = self._confirmations.take(), None
-        seq = max((value for value in (taken, self._unconfirmed) if value is not None), default=None)
+        earlier, self._unconfirmed = self._unconfirmed, None
+        seq = max((value for value in (self._confirmations.take(), earlier) if value is not None), default=None)
         if seq is None:
             return
         if seq >= self._spool.next_seq:
