@@ -16,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import random
 import sqlite3
 import ssl
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -260,7 +262,7 @@ def test_record_stores_the_good_events_and_quarantines_the_bad_with_their_raw_pa
         assert "seq 18446744073709551616 is not a whole number" in reasons[0]
         assert "NUL character" in reasons[1] and 'has no "events" list' in reasons[2]
         assert ingest.totals.line() == ("4 messages: 5 events stored, 0 duplicates skipped, 2 events quarantined, "
-                                        "1 messages quarantined whole")
+                                        "1 messages quarantined whole, 0 devices told what is stored")
 
         ingest.record([(EVENTS, poison), (EVENTS, garbage)])  # redelivered: nothing new, nothing twice
         assert len(database.rows()) == 5 and len(database.quarantine()) == 3
@@ -307,7 +309,7 @@ def test_rows_the_database_still_refuses_are_quarantined_alone_in_one_line(datab
     assert ("check constraint" if database.kind == "postgres" else "this type is refused here") in reason
     assert json.loads(quarantined[0][2]) == bad and quarantined[None][2] == b"[]"
     assert ingest.totals.line() == ("3 messages: 3 events stored, 0 duplicates skipped, 2 events quarantined, "
-                                    "1 messages quarantined whole")
+                                    "1 messages quarantined whole, 0 devices told what is stored")
     lines = single_lines(out.getvalue())
     assert lines[2].endswith("storing the events one by one") and len(lines) == 4
     assert lines[3].startswith(f"warning: {EVENTS}: event {refused['id']} (seq 2) quarantined: ")
@@ -322,9 +324,10 @@ def test_a_store_tells_a_refused_row_from_its_own_failure(database: Database) ->
     with pytest.raises(RowsRefused):
         store.write([rows[0], overflowing], [])
     assert database.rows() == []
-    inserted, refused = store.write_each([rows[0], overflowing])
-    assert inserted == 1 and [row for row, _ in refused] == [overflowing]
-    assert store.write([], [overflowing.quarantined(refused[0][1])]) == 0
+    written, refused = store.write_each([rows[0], overflowing])
+    assert written.inserted == 1 and [row for row, _ in refused] == [overflowing]
+    assert written.stored_upto == {DEVICE: 1}  # the refused row is not counted as stored
+    assert store.write([], [overflowing.quarantined(refused[0][1])]).inserted == 0
     assert [index for _, _, index, _, _ in database.quarantine()] == [1]
     store.close()
     with pytest.raises(ApplianceError) as failed:
@@ -421,7 +424,8 @@ def test_ingest_stops_in_one_line_when_postgresql_goes_away_and_the_broker_keeps
     *_, last = single_lines("\n".join(first.err))
     assert last.startswith(f"error: cannot store events in {url}: terminating connection"), last
     assert last.endswith("ingest stops, the messages not yet acknowledged stay with the broker (0 messages: "
-                         "0 events stored, 0 duplicates skipped, 0 events quarantined, 0 messages quarantined whole)")
+                         "0 events stored, 0 duplicates skipped, 0 events quarantined, 0 messages quarantined whole, "
+                         "0 devices told what is stored)")
 
     second = Process(*ingest_args, "--idle-exit", "2")
     assert second.finish(timeout=60) == 0, second.err
@@ -504,3 +508,194 @@ def test_ingest_workers_share_the_load_through_a_shared_subscription(broker: Bro
         for worker in workers:
             worker.kill()
     assert sorted(seq for _, _, seq, _, _ in database.rows()) == list(range(1, 41))
+
+
+# -- end-to-end confirmation: what is stored, told back to each device ------------------------------
+
+def rows_of(*events: dict[str, Any], device: str = DEVICE, historical: bool = False) -> list[Any]:
+    rows, bad = EventBatch.parse(f"oivis/v1/{device}/events", batch(*events, device=device,
+                                                                     historical=historical)).check()
+    assert bad == []
+    return rows
+
+
+def dropped(n: int, first: int | None, last: int | None, reason: str = "spool_full") -> dict[str, Any]:
+    count = None if first is None or last is None else last - first + 1
+    return event(n, type="dropped", data={"reason": reason, "count": count, "first_seq": first, "last_seq": last})
+
+
+def test_stored_upto_advances_over_contiguous_seqs_and_a_gap_holds_it_back(database: Database) -> None:
+    store = open_store(database.url)
+    try:
+        written = store.write(rows_of(event(1), event(2), event(3)), [])
+        assert (written.inserted, written.stored_upto, written.grown) == (3, {DEVICE: 3}, {DEVICE})
+        written = store.write(rows_of(event(5), event(6)) + rows_of(event(1), device="screen-b"), [])
+        assert (written.stored_upto, written.grown) == ({DEVICE: 3, "screen-b": 1}, {"screen-b"})  # 4 is missing
+        assert store.stored_upto([DEVICE, "screen-b", "screen-c"]) == {DEVICE: 3, "screen-b": 1, "screen-c": 0}
+        written = store.write(rows_of(event(4)), [])
+        assert (written.stored_upto, written.grown) == ({DEVICE: 6}, {DEVICE})  # the gap closed: past 5 and 6
+        written = store.write(rows_of(event(3, seq=8)), [])  # a seq above a gap: nothing moves
+        assert (written.stored_upto, written.grown) == ({DEVICE: 6}, frozenset())
+    finally:
+        store.close()
+    assert database.query("SELECT device, stored_upto FROM device_progress ORDER BY device") == [
+        (DEVICE, 6), ("screen-b", 1)]
+
+
+def test_a_dropped_range_and_a_replaced_spool_let_stored_upto_pass_the_gap(database: Database) -> None:
+    store = open_store(database.url)
+    try:
+        assert store.write(rows_of(event(1), event(2), event(5)), []).stored_upto == {DEVICE: 2}
+        # lost before they had a seq: no gap, nothing gone
+        assert store.write(rows_of(dropped(6, None, None, "memory")), []).stored_upto == {DEVICE: 2}
+        written = store.write(rows_of(dropped(7, 3, 4)), [])  # the spool's bounds dropped 3..4
+        assert (written.stored_upto, written.grown) == ({DEVICE: 7}, {DEVICE})
+        # a replaced spool goes on at its floor (20): every seq up to 19 not stored is gone
+        assert store.write(rows_of(event(21)), []).stored_upto == {DEVICE: 7}
+        written = store.write(rows_of(dropped(20, None, 19, "replaced")), [])
+        assert (written.stored_upto, written.grown) == ({DEVICE: 21}, {DEVICE})
+        # a dropped event that says nothing usable is stored like any other and moves nothing
+        for n, data in ((22, {"first_seq": 30, "last_seq": 25}), (23, {"first_seq": True, "last_seq": 40}),
+                        (24, {"first_seq": 1, "last_seq": "40"})):
+            assert store.write(rows_of(event(n, type="dropped", data=data)), []).stored_upto == {DEVICE: n}
+    finally:
+        store.close()
+    assert sorted(database.query("SELECT device, first_seq, last_seq FROM gone")) == [(DEVICE, 1, 19), (DEVICE, 3, 4)]
+    assert [seq for _, _, seq, type_, _ in database.rows() if type_ == "dropped"] == [6, 7, 20, 22, 23, 24]
+
+
+def test_duplicates_and_replays_change_nothing(database: Database) -> None:
+    store = open_store(database.url)
+    sent = [event(1), event(2), dropped(3, None, None, "memory"), event(5), dropped(6, 4, 4)]
+    try:
+        first = store.write(rows_of(*sent), [])
+        assert (first.inserted, first.stored_upto, first.grown) == (5, {DEVICE: 6}, {DEVICE})
+        for _ in range(2):  # a redelivered message, then the device's replay of its spool
+            again = store.write(rows_of(*sent, historical=True), [])
+            assert (again.inserted, again.stored_upto, again.grown) == (0, {DEVICE: 6}, frozenset())
+        assert store.write_each(rows_of(*reversed(sent)))[0] == again
+    finally:
+        store.close()
+    assert database.query("SELECT first_seq, last_seq FROM gone") == [(4, 4)]
+    assert database.query("SELECT stored_upto FROM device_progress") == [(6,)]
+
+
+def test_ingest_tells_devices_whose_value_grew_or_that_resent(sqlite_db: Database) -> None:
+    store = open_store(sqlite_db.url)
+    ingest = Ingest(store, OPTIONS, out=io.StringIO())
+    try:
+        ingest.record([(EVENTS, batch(event(1), event(2)))])
+        assert ingest.notices._due == {DEVICE: 2}
+        ingest.notices._due.clear()  # as if the broker had acknowledged it
+        ingest.record([(EVENTS, batch(event(4)))])  # above a gap: nothing new to tell
+        assert ingest.notices._due == {}
+        ingest.record([(EVENTS, batch(event(4), historical=True))])  # a re-send: tell again what is stored
+        assert ingest.notices._due == {DEVICE: 2}
+    finally:
+        store.close()
+    assert ingest.notices.topic(DEVICE) == f"{EVENTS}/stored"
+
+
+def test_two_postgresql_writers_never_lose_or_lower_stored_upto(postgres_db: Database) -> None:
+    """Two writers store seq 3 and seq 2 at once, each without seeing the other's uncommitted row: whichever
+    commits last must see the other's, so the value reaches 3 (without the row lock it stayed at 1 or 2)."""
+    import psycopg
+
+    url = postgres_db.url
+    application = url.rsplit("application_name=", 1)[1]
+    stores = [open_store(url), open_store(url)]
+    holder = psycopg.connect(url)
+    try:
+        stores[0].write(rows_of(event(1)), [])
+        holder.execute("SELECT * FROM device_progress WHERE device = %s FOR UPDATE", (DEVICE,))
+        results: dict[int, Any] = {}
+        threads = [threading.Thread(target=lambda i=i, n=n: results.__setitem__(i, stores[i].write(
+            rows_of(event(n)), []))) for i, n in ((0, 3), (1, 2))]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: postgres_db.query(
+            f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{application}' "
+            "AND wait_event_type = 'Lock'") == [(2,)], 10, "both writers to wait for the progress row")
+        holder.commit()
+        for thread in threads:
+            thread.join(10)
+        # the first to take the lock sees only its own row (1 with seq 3, 2 with seq 2), the second sees both
+        assert sorted(written.stored_upto[DEVICE] for written in results.values()) in ([1, 3], [2, 3])
+        assert postgres_db.query("SELECT stored_upto FROM device_progress") == [(3,)]
+
+        # many writers, seqs in any order: the value seen only grows and ends at the top
+        seqs = list(range(4, 404))
+        random.Random(9).shuffle(seqs)
+        seen: list[int] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                seen.extend(value for (value,) in postgres_db.query("SELECT stored_upto FROM device_progress"))
+
+        def write(store: Any, part: list[int]) -> None:
+            for chunk in range(0, len(part), 7):
+                store.write(rows_of(*(event(n) for n in part[chunk:chunk + 7])), [])
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        writers = [threading.Thread(target=write, args=(store, seqs[i::2])) for i, store in enumerate(stores)]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join(60)
+        done.set()
+        watcher.join(10)
+        assert seen == sorted(seen) and seen[-1] == 403
+    finally:
+        holder.close()
+        for store in stores:
+            store.close()
+
+
+class StoredReader:
+    """A client subscribed to every device's ``events/stored``, recording what it hears (and whether retained)."""
+
+    def __init__(self, broker: Broker, name: str) -> None:
+        self.operator = Operator(broker, subscriptions=("oivis/v1/+/events/stored",), client_id=name)
+
+    def heard(self, device: str = DEVICE) -> list[tuple[int, bool]]:
+        return [(json.loads(m.payload)["seq"], bool(m.retain))
+                for m in self.operator.on(f"oivis/v1/{device}/events/stored")]
+
+    def close(self) -> None:
+        self.operator.close()
+
+
+@pytest.mark.parametrize(("identity", "kind"), [("operator", "sqlite"), ("ingest", "postgres")])
+def test_ingest_publishes_what_is_stored_retained_and_moves_it_past_a_closed_gap(
+        broker: Broker, identity: str, kind: str, request: pytest.FixtureRequest) -> None:
+    database: Database = request.getfixturevalue(f"{kind}_db")
+    options = broker.operator_options(broker.pki.service(identity))
+    ingest = Process("ingest", *options, "--db", database.url, "--progress", "0.2")
+    live, sender, later = StoredReader(broker, "stored-live"), None, None
+    try:
+        wait_for(lambda: ingest.said("ingesting oivis/v1/\\+/events"), 20, "ingest to subscribe")
+        sender = DeviceClient(broker)
+        sender.publish(batch(event(1), event(2)))
+        sender.publish(batch(event(4), event(5)))  # 3 went missing on the way
+        wait_for(lambda: len(database.rows()) == 4, 20, "the events in the database")
+        wait_for(lambda: (2, False) in live.heard(), 20, "ingest to tell the device 2")
+        later = StoredReader(broker, "stored-later")  # subscribes now: gets the retained value
+        wait_for(lambda: later.heard() == [(2, True)], 20, "the retained value 2")
+        assert [seq for seq, _ in live.heard()] == [2]
+
+        sender.publish(batch(event(3), historical=True))  # the device re-sends what was not confirmed
+        wait_for(lambda: (5, False) in live.heard(), 20, "ingest to tell the device 5")
+        wait_for(lambda: ingest.said(r"1 devices told what is stored"), 20, "the progress line")
+        later.close()
+        later = StoredReader(broker, "stored-last")
+        wait_for(lambda: later.heard() == [(5, True)], 20, "the retained value 5")
+        assert ingest.process.poll() is None, ingest.err
+    finally:
+        for client in (sender, live, later):
+            if client is not None:
+                client.close()
+        ingest.kill()
+    assert [seq for seq, _ in live.heard()] == [2, 5]
+    assert not [line for line in single_lines("\n".join(ingest.err)) if line.startswith("warning: ")]

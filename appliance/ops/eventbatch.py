@@ -13,6 +13,10 @@ Invariants:
   inside years 1..9999 UTC, an identifier-like type, a JSON object of bounded size
   with finite numbers and text free of NUL characters and lone surrogates); anything
   else is a ``BadEvent`` with the reason, so one bad event never costs the others.
+- A ``dropped`` event whose ``last_seq`` is a count says which of the device's seqs will never
+  come (``EventRow.gone``, first >= 1, first <= last; a ``first_seq`` of null means 1, "every seq
+  up to last_seq"); both null (events lost before they got a seq), or values that are no counts,
+  say nothing is gone, and the event is stored like any other.
 - A ``Quarantined`` record is storable by construction (its texts are escaped to one
   line of valid UTF-8 without NUL) and keyed by a digest of what it holds, so a
   redelivered message is quarantined once.
@@ -44,6 +48,8 @@ MAX_EVENTS = 10_000
 MAX_DATA_BYTES = 64 * 1024
 MAX_TS_CHARS = 64
 TYPE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")  # fullmatch: "$" would let a final newline in
+#: The event type whose data names seqs that will never come (the spool's bounds, a replaced spool).
+DROPPED = "dropped"
 #: A stored reason is one line of at most this many characters.
 MAX_REASON_CHARS = 500
 
@@ -144,6 +150,7 @@ class EventRow:
     historical: bool
     topic: str = field(compare=False, repr=False)
     source: BadEvent = field(compare=False, repr=False)  # the event as sent, for ``quarantined``
+    gone: tuple[int, int] | None = None  # the seqs first..last a ``dropped`` event says will never come
 
     @classmethod
     def of(cls, batch: EventBatch, index: int, event: Any) -> EventRow:
@@ -155,7 +162,7 @@ class EventRow:
         if missing:
             raise ApplianceError(f"{where} has no {', '.join(missing)}")
         seq, event_id, ts_text, kind = event["seq"], event["id"], event["ts"], event["type"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= INT64_MAX:
+        if not _is_count(seq):
             raise ApplianceError(f"{where}: seq {excerpt(seq)} is not a whole number in 0..2**63-1")
         where = f"event {index} (seq {seq}) of {batch.device}"
         try:
@@ -179,11 +186,24 @@ class EventRow:
         if size > MAX_DATA_BYTES:
             raise ApplianceError(f"{where}: data is {size} bytes, over the limit of {MAX_DATA_BYTES}")
         return cls(canonical_id, batch.device, seq, ts, ts_text, kind, data_json, batch.historical, batch.topic,
-                   BadEvent(index, event, ""))
+                   BadEvent(index, event, ""), _gone(data) if kind == DROPPED else None)
 
     def quarantined(self, reason: str) -> Quarantined:
         """This event as a quarantine record, for a store that refused it despite the checks."""
         return Quarantined.of(self.topic, self.device, self.source.index, self.source.payload(), reason)
+
+
+def _gone(data: dict[str, Any]) -> tuple[int, int] | None:
+    """The seqs a ``dropped`` event's data says will never come, or None (see the module's invariants)."""
+    first, last = data.get("first_seq"), data.get("last_seq")
+    if not _is_count(last) or not (first is None or _is_count(first)):
+        return None
+    first = 1 if first is None else max(first, 1)
+    return (first, last) if first <= last else None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
 
 
 def _time(value: Any, where: str) -> datetime:

@@ -12,14 +12,27 @@ Invariants:
   database refuses a row for what the row holds, and a plain ApplianceError when
   the database itself fails (gone, full, locked): the first is the data's fault and
   ``write_each`` then stores every row it can, the second is a reason to stop.
+- Per device, ``device_progress.stored_upto`` is the highest n such that every seq
+  1..n is stored or gone (seqs start at 1; 0 while seq 1 is neither).  Gone ranges
+  (``gone``, from ``dropped`` events: ``EventRow.gone``) are recorded, and the value
+  advanced for each device the rows name, in the transaction that stores the rows,
+  so it never claims an event that a rollback took back.  It only grows and is
+  computed from what is committed: SQLite's writers are serialised (``BEGIN
+  IMMEDIATE``); in PostgreSQL each transaction locks its devices' progress rows (in
+  device order, so two writers cannot deadlock on them) after inserting its events
+  and before reading seqs, so the last writer to take the lock sees every event
+  committed before it, and a writer that takes it earlier leaves the rest to that one.
+  The walk reads only above the stored value, through the (device, seq) index, and
+  stops at the first seq that is neither stored nor gone.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +42,17 @@ from appliance.ops.eventbatch import EventRow, Quarantined
 DEFAULT_URL = "sqlite:///oivis-events.db"
 
 Refused = list[tuple[EventRow, str]]
+#: Seqs read at a time while walking a device's stored seqs upwards.
+SEQ_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one committed transaction did: how many rows were new, and each named device's ``stored_upto``."""
+
+    inserted: int = 0
+    stored_upto: dict[str, int] = field(default_factory=dict)  # every device the rows named, as committed
+    grown: frozenset[str] = frozenset()  # the devices whose value this transaction raised
 
 
 class RowsRefused(ApplianceError):
@@ -38,11 +62,16 @@ class RowsRefused(ApplianceError):
 class EventStore(Protocol):
     name: str
 
-    def write(self, rows: Sequence[EventRow], quarantined: Sequence[Quarantined]) -> int:
-        """``rows`` and ``quarantined`` in one committed transaction; how many rows were new."""
+    def write(self, rows: Sequence[EventRow], quarantined: Sequence[Quarantined]) -> Written:
+        """``rows``, their gone ranges and their devices' progress, and ``quarantined``, in one committed
+        transaction."""
 
-    def write_each(self, rows: Sequence[EventRow]) -> tuple[int, Refused]:
-        """``rows`` one by one in one committed transaction: how many were new, and the refused ones with why."""
+    def write_each(self, rows: Sequence[EventRow]) -> tuple[Written, Refused]:
+        """``rows`` one by one in one committed transaction (their gone ranges and progress with them): what
+        was written, and the refused rows with why."""
+
+    def stored_upto(self, devices: Iterable[str]) -> dict[str, int]:
+        """The committed ``stored_upto`` of each of ``devices`` (0 for a device with none yet)."""
 
     def close(self) -> None: ...
 
@@ -69,6 +98,29 @@ def _quarantine_values(records: Sequence[Quarantined]) -> list[tuple[Any, ...]]:
     return [(q.digest, q.device, q.topic, q.part, q.payload, q.reason) for q in records]
 
 
+def _gone_values(rows: Iterable[EventRow]) -> list[tuple[str, int, int]]:
+    return [(row.device, *row.gone) for row in rows if row.gone is not None]
+
+
+def advance(upto: int, gone: Sequence[tuple[int, int]], seqs_above: Callable[[int], list[int]]) -> int:
+    """The highest n >= ``upto`` such that every seq ``upto``+1..n is in a ``gone`` range (first, last) or
+    stored; ``seqs_above(n)`` answers the stored seqs above n, distinct and ascending, at most SEQ_CHUNK."""
+    while True:
+        covering = [last for first, last in gone if first <= upto + 1 <= last]
+        if covering:
+            upto = max(covering)
+            continue
+        seqs = seqs_above(upto)
+        contiguous = 0
+        for seq in seqs:
+            if seq != upto + 1:
+                break
+            upto, contiguous = seq, contiguous + 1
+        more = contiguous == len(seqs) == SEQ_CHUNK  # a whole chunk followed on: there may be more above
+        if not more and not any(first <= upto + 1 <= last for first, last in gone):
+            return upto
+
+
 class SqliteStore:
     SCHEMA = (
         "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, device TEXT NOT NULL, seq INTEGER NOT NULL, "
@@ -79,11 +131,22 @@ class SqliteStore:
         "event_index INTEGER, payload BLOB NOT NULL, reason TEXT NOT NULL, "
         "received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
         "CREATE INDEX IF NOT EXISTS quarantine_device ON quarantine (device, received_at)",
+        "CREATE TABLE IF NOT EXISTS gone (device TEXT NOT NULL, first_seq INTEGER NOT NULL, "
+        "last_seq INTEGER NOT NULL, PRIMARY KEY (device, first_seq, last_seq))",
+        "CREATE TABLE IF NOT EXISTS device_progress (device TEXT PRIMARY KEY, stored_upto INTEGER NOT NULL, "
+        "updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
     )
     INSERT = ("INSERT INTO events (id, device, seq, ts, type, data, historical) VALUES (?, ?, ?, ?, ?, ?, ?) "
               "ON CONFLICT (id) DO NOTHING")
     QUARANTINE = ("INSERT INTO quarantine (digest, device, topic, event_index, payload, reason) "
                   "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING")
+    GONE = "INSERT INTO gone (device, first_seq, last_seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+    PROGRESS = "SELECT stored_upto FROM device_progress WHERE device = ?"
+    GONE_ABOVE = "SELECT first_seq, last_seq FROM gone WHERE device = ? AND last_seq > ?"
+    SEQS_ABOVE = "SELECT DISTINCT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?"
+    RAISE = ("INSERT INTO device_progress (device, stored_upto) VALUES (?, ?) ON CONFLICT (device) DO UPDATE "
+             "SET stored_upto = excluded.stored_upto, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+             "WHERE excluded.stored_upto > device_progress.stored_upto")
     #: What binding or inserting a row raises when the row's content is refused.
     REFUSALS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, ValueError)
 
@@ -115,19 +178,20 @@ class SqliteStore:
     def _values(row: EventRow) -> tuple[Any, ...]:
         return (row.id, row.device, row.seq, row.ts_text, row.type, row.data_json, int(row.historical))
 
-    def write(self, rows: Sequence[EventRow], quarantined: Sequence[Quarantined]) -> int:
+    def write(self, rows: Sequence[EventRow], quarantined: Sequence[Quarantined]) -> Written:
         try:
             with self._transaction():
                 inserted = self._db.executemany(self.INSERT, map(self._values, rows)).rowcount if rows else 0
+                self._db.executemany(self.GONE, _gone_values(rows))
                 if quarantined:
                     self._db.executemany(self.QUARANTINE, _quarantine_values(quarantined))
-                return inserted
+                return self._advance(inserted, {row.device for row in rows})
         except self.REFUSALS as exc:
             raise RowsRefused(f"{self.name} refused an event: {exc}") from exc
         except sqlite3.Error as exc:
             raise ApplianceError(f"cannot store events in {self.name}: {exc}") from exc
 
-    def write_each(self, rows: Sequence[EventRow]) -> tuple[int, Refused]:
+    def write_each(self, rows: Sequence[EventRow]) -> tuple[Written, Refused]:
         inserted, refused = 0, []
         try:
             with self._transaction():
@@ -135,13 +199,36 @@ class SqliteStore:
                     self._db.execute("SAVEPOINT event")
                     try:
                         inserted += self._db.execute(self.INSERT, self._values(row)).rowcount
+                        self._db.executemany(self.GONE, _gone_values([row]))
                     except self.REFUSALS as exc:
                         self._db.execute("ROLLBACK TO event")
                         refused.append((row, f"{self.name} refused it: {exc}"))
                     self._db.execute("RELEASE event")
+                written = self._advance(inserted, {row.device for row in rows})
         except sqlite3.Error as exc:
             raise ApplianceError(f"cannot store events in {self.name}: {exc}") from exc
-        return inserted, refused
+        return written, refused
+
+    def _advance(self, inserted: int, devices: set[str]) -> Written:
+        """Inside the write's transaction (which holds SQLite's one write lock): each device's progress."""
+        stored_upto, grown = {}, set()
+        for device in sorted(devices):
+            before = self._db.execute(self.PROGRESS, (device,)).fetchone()
+            before = 0 if before is None else before[0]
+            gone = self._db.execute(self.GONE_ABOVE, (device, before)).fetchall()
+            stored_upto[device] = advance(before, gone, lambda n, device=device: [
+                seq for (seq,) in self._db.execute(self.SEQS_ABOVE, (device, n, SEQ_CHUNK))])
+            if stored_upto[device] > before:
+                self._db.execute(self.RAISE, (device, stored_upto[device]))
+                grown.add(device)
+        return Written(inserted, stored_upto, frozenset(grown))
+
+    def stored_upto(self, devices: Iterable[str]) -> dict[str, int]:
+        try:
+            return {device: (row[0] if (row := self._db.execute(self.PROGRESS, (device,)).fetchone()) else 0)
+                    for device in devices}
+        except sqlite3.Error as exc:
+            raise ApplianceError(f"cannot read the devices' progress in {self.name}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
@@ -157,11 +244,26 @@ class PostgresStore:
         "event_index integer, payload bytea NOT NULL, reason text NOT NULL, "
         "received_at timestamptz NOT NULL DEFAULT now())",
         "CREATE INDEX IF NOT EXISTS quarantine_device ON quarantine (device, received_at)",
+        "CREATE TABLE IF NOT EXISTS gone (device text NOT NULL, first_seq bigint NOT NULL, last_seq bigint NOT NULL, "
+        "PRIMARY KEY (device, first_seq, last_seq))",
+        "CREATE TABLE IF NOT EXISTS device_progress (device text PRIMARY KEY, stored_upto bigint NOT NULL, "
+        "updated_at timestamptz NOT NULL DEFAULT now())",
     )
     INSERT = ("INSERT INTO events (id, device, seq, ts, type, data, historical) "
               "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (id) DO NOTHING")
     QUARANTINE = ("INSERT INTO quarantine (digest, device, topic, event_index, payload, reason) "
                   "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (digest) DO NOTHING")
+    GONE = "INSERT INTO gone (device, first_seq, last_seq) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+    #: Every device gets its row (0) first, so that there is a row to lock.
+    PROGRESS_ROWS = ("INSERT INTO device_progress (device, stored_upto) SELECT device, 0 FROM unnest(%s::text[]) "
+                     "AS device ORDER BY device ON CONFLICT (device) DO NOTHING")
+    LOCK = ("SELECT device, stored_upto FROM device_progress WHERE device = ANY(%s) ORDER BY device "
+            "FOR UPDATE")
+    PROGRESS = "SELECT device, stored_upto FROM device_progress WHERE device = ANY(%s)"
+    GONE_ABOVE = "SELECT first_seq, last_seq FROM gone WHERE device = %s AND last_seq > %s"
+    SEQS_ABOVE = "SELECT DISTINCT seq FROM events WHERE device = %s AND seq > %s ORDER BY seq LIMIT %s"
+    RAISE = ("UPDATE device_progress SET stored_upto = %s, updated_at = now() "
+             "WHERE device = %s AND stored_upto < %s")
 
     def __init__(self, url: str) -> None:
         try:
@@ -188,22 +290,25 @@ class PostgresStore:
     def _values(row: EventRow) -> tuple[Any, ...]:
         return (row.id, row.device, row.seq, row.ts, row.type, row.data_json, row.historical)
 
-    def write(self, rows: Sequence[EventRow], quarantined: Sequence[Quarantined]) -> int:
+    def write(self, rows: Sequence[EventRow], quarantined: Sequence[Quarantined]) -> Written:
         try:
             with self._db.transaction(), self._db.cursor() as cursor:
                 inserted = 0
                 if rows:
                     cursor.executemany(self.INSERT, [self._values(row) for row in rows])
                     inserted = cursor.rowcount
+                gone = _gone_values(rows)
+                if gone:
+                    cursor.executemany(self.GONE, gone)
                 if quarantined:
                     cursor.executemany(self.QUARANTINE, _quarantine_values(quarantined))
-                return inserted
+                return self._advance(cursor, inserted, {row.device for row in rows})
         except self._refusals as exc:
             raise RowsRefused(f"{self.name} refused an event: {exc}") from exc
         except self._errors as exc:
             raise ApplianceError(f"cannot store events in {self.name}: {exc}") from exc
 
-    def write_each(self, rows: Sequence[EventRow]) -> tuple[int, Refused]:
+    def write_each(self, rows: Sequence[EventRow]) -> tuple[Written, Refused]:
         inserted, refused = 0, []
         try:
             with self._db.transaction(), self._db.cursor() as cursor:
@@ -212,11 +317,39 @@ class PostgresStore:
                         with self._db.transaction():  # a savepoint: a refusal undoes this row only
                             cursor.execute(self.INSERT, self._values(row))
                             inserted += cursor.rowcount
+                            if row.gone is not None:
+                                cursor.execute(self.GONE, (row.device, *row.gone))
                     except self._refusals as exc:
                         refused.append((row, f"{self.name} refused it: {exc}"))
+                written = self._advance(cursor, inserted, {row.device for row in rows})
         except self._errors as exc:
             raise ApplianceError(f"cannot store events in {self.name}: {exc}") from exc
-        return inserted, refused
+        return written, refused
+
+    def _advance(self, cursor: Any, inserted: int, devices: set[str]) -> Written:
+        """Inside the write's transaction, after its inserts: lock the devices' progress rows, then walk."""
+        if not devices:
+            return Written(inserted)
+        ordered = sorted(devices)
+        cursor.execute(self.PROGRESS_ROWS, (ordered,))
+        before = dict(cursor.execute(self.LOCK, (ordered,)).fetchall())
+        stored_upto, grown = {}, set()
+        for device in ordered:
+            gone = cursor.execute(self.GONE_ABOVE, (device, before[device])).fetchall()
+            stored_upto[device] = advance(before[device], gone, lambda n, device=device: [
+                seq for (seq,) in cursor.execute(self.SEQS_ABOVE, (device, n, SEQ_CHUNK)).fetchall()])
+            if stored_upto[device] > before[device]:
+                cursor.execute(self.RAISE, (stored_upto[device], device, stored_upto[device]))
+                grown.add(device)
+        return Written(inserted, stored_upto, frozenset(grown))
+
+    def stored_upto(self, devices: Iterable[str]) -> dict[str, int]:
+        wanted = list(devices)
+        try:
+            found = dict(self._db.execute(self.PROGRESS, (wanted,)).fetchall())
+        except self._errors as exc:
+            raise ApplianceError(f"cannot read the devices' progress in {self.name}: {exc}") from exc
+        return {device: found.get(device, 0) for device in wanted}
 
     def close(self) -> None:
         self._db.close()

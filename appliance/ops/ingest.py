@@ -20,6 +20,14 @@ the topic's, never the payload's.  Every line it prints is one line.
 paho's thread only queues messages; this (the main) thread writes them in
 batches and acknowledges, which keeps the network thread answering keep-alives
 while the database is slow.
+
+The broker's PUBACK to a device is no proof that an event is stored, so ingest
+confirms it end to end: after each commit it publishes ``{p}/events/stored``
+``{"seq": n}`` (retained, QoS 1) for each device whose ``stored_upto`` (see
+``eventstore``) the commit raised, and for each device that sent a historical
+batch (a re-send: its confirmation may have been lost, e.g. ingest died between
+commit and publish).  Those publishes never wait for their PUBACK here
+(``StoredNotices``): what the broker has not acknowledged is sent again later.
 """
 
 from __future__ import annotations
@@ -28,21 +36,26 @@ import logging
 import queue
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 import paho.mqtt.client as mqtt
 
 from appliance.errors import ApplianceError, one_line
+from appliance.fleet.topics import Topics
 from appliance.ops.eventbatch import BadBatch, EventBatch, EventRow, Quarantined, events_filter, excerpt
 from appliance.ops.eventstore import EventStore, RowsRefused
-from appliance.ops.push import BrokerOptions, OperatorClient
+from appliance.ops.push import ACK_TIMEOUT_S, BrokerOptions, OperatorClient
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "oivis-ingest"
 DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
+#: A stored notice the broker refused, did not acknowledge in time or could not take is sent again after this.
+RETRY_S = 5.0
+#: How long a clean stop waits for the broker to acknowledge the last stored notices.
+DRAIN_S = 5.0
 
 
 @dataclass
@@ -52,11 +65,90 @@ class Totals:
     duplicates: int = 0
     quarantined_events: int = 0
     quarantined_messages: int = 0
+    devices_told: int = 0  # devices whose stored seq the broker acknowledged at least once
 
     def line(self) -> str:
         return (f"{self.messages} messages: {self.inserted} events stored, {self.duplicates} duplicates skipped, "
                 f"{self.quarantined_events} events quarantined, {self.quarantined_messages} messages quarantined "
-                "whole")
+                f"whole, {self.devices_told} devices told what is stored")
+
+
+class StoredNotices:
+    """The ``{p}/events/stored`` notices still to be delivered to the broker, sent without waiting.
+
+    Invariants: a device's due value only grows here, and leaves only once the broker has
+    acknowledged a publish of exactly that value (a higher value due meanwhile stays due).
+    A publish that the broker refused or left unacknowledged for ACK_TIMEOUT_S, or that
+    the client could not take, is sent again RETRY_S later with the value re-read from the
+    store, since another worker may have published a higher one in between.
+    """
+
+    def __init__(self, store: EventStore, prefix: str, clock: Callable[[], float]) -> None:
+        self._store, self._prefix, self._clock = store, prefix, clock
+        self._due: dict[str, int] = {}
+        self._in_flight: dict[int, tuple[str, int, float]] = {}  # mid → device, value, sent at
+        self._retry_at: dict[str, float] = {}  # devices whose last attempt failed: not before, then re-read
+        self.told: set[str] = set()
+
+    def topic(self, device: str) -> str:
+        return f"{Topics.for_device(device, self._prefix).events}/stored"
+
+    def due(self, values: Mapping[str, int]) -> None:
+        """Values just committed: due now, whatever failed before."""
+        for device, value in values.items():
+            if value > self._due.get(device, -1):
+                self._due[device] = value
+            self._retry_at.pop(device, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._due)
+
+    def send(self, client: OperatorClient) -> list[str]:
+        """Collect the acknowledgements, publish what is due and not in flight; the failures, one line each kind."""
+        now = self._clock()
+        failures: dict[str, list[str]] = {}
+        for mid, (device, value, sent_at) in list(self._in_flight.items()):
+            reason = client.acknowledged(mid)
+            if reason is None and now - sent_at < ACK_TIMEOUT_S:
+                continue
+            del self._in_flight[mid]
+            if reason is not None and not reason.is_failure:
+                self.told.add(device)
+                if self._due.get(device) == value:
+                    del self._due[device]
+                continue
+            why = f"refused ({reason})" if reason is not None else f"not acknowledged within {ACK_TIMEOUT_S:.0f} s"
+            failures.setdefault(why, []).append(self.topic(device))
+            self._retry_at[device] = now + RETRY_S
+        self._reread(now)
+        busy = {(device, value) for device, value, _ in self._in_flight.values()}
+        for device, value in self._due.items():
+            if (device, value) in busy or self._retry_at.get(device, now) > now:
+                continue
+            mid = client.publish_nowait(self.topic(device), {"seq": value}, retain=True)
+            if mid is None:
+                failures.setdefault("not sent (not connected)", []).append(self.topic(device))
+                self._retry_at[device] = now + RETRY_S
+            else:
+                self._in_flight[mid] = (device, value, now)
+        return [f"{len(topics)} stored notices {why}, the first {topics[0]}; sent again in {RETRY_S:.0f} s"
+                for why, topics in failures.items()]
+
+    def _reread(self, now: float) -> None:
+        """The due values of the devices whose retry has come, from the store (they may have grown elsewhere)."""
+        ready = [device for device, at in self._retry_at.items() if at <= now and device in self._due]
+        if ready:
+            for device, value in self._store.stored_upto(ready).items():
+                self._due[device] = max(self._due[device], value)
+                del self._retry_at[device]
+
+    def drain(self, client: OperatorClient, timeout: float) -> None:
+        """Send until nothing is due or ``timeout`` has passed (a clean stop)."""
+        deadline = self._clock() + timeout
+        while self._due and self._clock() < deadline:
+            self.send(client)
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -81,6 +173,7 @@ class Ingest:
         self._clock = clock
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._misnamed: set[str] = set()  # devices already warned about for naming another device
+        self.notices = StoredNotices(store, options.prefix, clock)
 
     def run(self) -> Totals:
         """Until Ctrl-C (a clean stop: unacknowledged messages wait in the session) or ``idle_exit_s`` of quiet.
@@ -102,20 +195,28 @@ class Ingest:
                     for message in messages:
                         client.ack(message)
                     last_message = now
+                self._notify(client)
                 if now - last_report >= self.settings.progress_every_s and self.totals != reported:
                     self._say(f"ingest: {self.totals.line()}")
                     last_report, reported = now, Totals(**vars(self.totals))
                 if self.settings.idle_exit_s is not None and now - last_message >= self.settings.idle_exit_s:
                     break
+            self.notices.drain(client, DRAIN_S)
         except KeyboardInterrupt:
-            pass
+            self.notices.drain(client, DRAIN_S)
         except ApplianceError as exc:
             raise ApplianceError(f"{exc}; ingest stops, the messages not yet acknowledged stay with the broker "
                                  f"({self.totals.line()})") from exc
         finally:
             client.close()
+        self.totals.devices_told = len(self.notices.told)
         self._say(f"ingest stopped: {self.totals.line()}")
         return self.totals
+
+    def _notify(self, client: OperatorClient) -> None:
+        for failure in self.notices.send(client):
+            self._say(f"warning: {failure}")
+        self.totals.devices_told = len(self.notices.told)
 
     def _take(self, timeout: float) -> list[mqtt.MQTTMessage]:
         try:
@@ -156,17 +257,20 @@ class Ingest:
                           f"stored as {batch.device}'s, the device in the topic (said once per device)")
         refused: list[tuple[EventRow, str]] = []
         try:
-            inserted = self.store.write(rows, quarantined)
+            written = self.store.write(rows, quarantined)
         except RowsRefused as exc:
             self._say(f"warning: {exc}; storing the events one by one")
-            inserted, refused = self.store.write_each(rows)
+            written, refused = self.store.write_each(rows)
             for row, reason in refused:
                 self._say(f"warning: {row.topic}: event {row.id} (seq {row.seq}) quarantined: {reason}")
             quarantined += [row.quarantined(reason) for row, reason in refused]
             self.store.write([], quarantined)
+        resent = {row.device for row in rows if row.historical}
+        self.notices.due({device: value for device, value in written.stored_upto.items()
+                          if device in written.grown or device in resent})
         self.totals.messages += len(messages)
-        self.totals.inserted += inserted
-        self.totals.duplicates += len(rows) - len(refused) - inserted
+        self.totals.inserted += written.inserted
+        self.totals.duplicates += len(rows) - len(refused) - written.inserted
         self.totals.quarantined_events += len(quarantined) - whole
         self.totals.quarantined_messages += whole
 

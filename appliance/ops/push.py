@@ -195,11 +195,7 @@ class OperatorClient:
 
     def publish(self, topic: str, payload: dict, retain: bool = False, expiry_s: int | None = None) -> None:
         """Publish at QoS 1 (expiring after ``expiry_s`` when given) and return once the broker acknowledged it."""
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        properties = Properties(PacketTypes.PUBLISH)
-        if expiry_s is not None:
-            properties.MessageExpiryInterval = expiry_s
-        info = self._client.publish(topic, data, qos=1, retain=retain, properties=properties)
+        info = self._send(topic, payload, retain, expiry_s)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ApplianceError(f"cannot publish to {topic}: {mqtt.error_string(info.rc)}")
         with self._condition:
@@ -209,6 +205,24 @@ class OperatorClient:
             raise ApplianceError(f"{self._address} did not acknowledge {topic} within {ACK_TIMEOUT_S:.0f} s")
         if reason.is_failure:
             raise ApplianceError(f"{self._address} refused {topic}: {reason}")
+
+    def publish_nowait(self, topic: str, payload: dict, retain: bool = False) -> int | None:
+        """Publish at QoS 1 without waiting: the message id to ask ``acknowledged`` about, or None when the
+        client cannot send it now (not connected, its queue full)."""
+        info = self._send(topic, payload, retain, None)
+        return info.mid if info.rc == mqtt.MQTT_ERR_SUCCESS else None
+
+    def acknowledged(self, mid: int) -> Any | None:
+        """The broker's reason code for the publish ``mid`` once it acknowledged it (answered once), else None."""
+        with self._condition:
+            return self._acks.pop(mid, None)
+
+    def _send(self, topic: str, payload: dict, retain: bool, expiry_s: int | None) -> mqtt.MQTTMessageInfo:
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        properties = Properties(PacketTypes.PUBLISH)
+        if expiry_s is not None:
+            properties.MessageExpiryInterval = expiry_s
+        return self._client.publish(topic, data, qos=1, retain=retain, properties=properties)
 
     def retained(self, topic_filter: str, window_s: float) -> dict[str, bytes]:
         """The retained messages matching ``topic_filter``, collected for ``window_s`` after subscribing."""
