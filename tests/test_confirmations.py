@@ -78,12 +78,15 @@ def test_a_sent_event_waits_twice_as_long_after_each_attempt_up_to_an_hour(tmp_p
     spool.append(ticks(1))
     spool.confirm(0)
     now = time.time()
+    assert spool.next_due(now, 5) is None  # nothing waits for a confirmation
     for attempt in range(1, 14):
         spool.mark_sent([1], now)
         wait = min(5.0 * 2 ** (attempt - 1), MAX_RESEND_S)
         assert spool.due(now + wait - 1, 5, 10) == [], attempt
-        assert seqs(spool.due(now + wait, 5, 10)) == [1], attempt
+        assert spool.next_due(now + 1, 5) == pytest.approx(wait - 1), attempt
+        assert seqs(spool.due(now + wait, 5, 10)) == [1] and spool.due(now + wait, 5, 10, resend=False) == []
     assert seqs(spool.due(now - 60, 5, 10)) == [1]  # the clock went back: due now rather than in an hour
+    assert spool.next_due(now - 60, 5) == 0
     spool.close(clean=True)
 
 

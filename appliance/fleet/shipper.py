@@ -39,7 +39,7 @@ from appliance.config import FleetConfig
 from appliance.errors import ApplianceError, one_line
 from appliance.events import Event, EventBus
 from appliance.fleet.link import Delivery, Incoming, Link
-from appliance.fleet.spool import Spool, SpooledEvent, dropped_event
+from appliance.fleet.spool import MAX_RESEND_S, Spool, SpooledEvent, dropped_event
 from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class EventShipper(Worker):
         self._confirmations = confirmations if confirmations is not None else Confirmations()
         self._confirmations.listen(self._wake.set)
         self._unconfirmed: int | None = None  # a confirmation the spool could not record yet
+        self._resend_after = 0.0  # monotonic: before it, no sent event is due again (spares reading them all)
 
     def step(self) -> None:
         self._wake.clear()
@@ -285,8 +286,15 @@ class EventShipper(Worker):
             return False
 
     def _due(self, limit: int) -> list[SpooledEvent]:
+        """The next batch to send; the sent events are only read once one of them may be due again."""
         assert self._spool is not None
-        return self._spool.due(time.time(), self._fleet.confirm_timeout_s, limit)
+        now, timeout = time.monotonic(), self._fleet.confirm_timeout_s
+        resend = now >= self._resend_after
+        batch = self._spool.due(time.time(), timeout, limit, resend=resend)
+        if resend and not batch:
+            wait = self._spool.next_due(time.time(), timeout)
+            self._resend_after = now + (MAX_RESEND_S if wait is None else wait)
+        return batch
 
     def _ship(self) -> None:
         assert self._spool is not None
@@ -319,6 +327,7 @@ class EventShipper(Worker):
                 try:
                     if self._spool.confirming:
                         self._spool.mark_sent(seqs, time.time())
+                        self._resend_after = min(self._resend_after, now + self._fleet.confirm_timeout_s)
                     else:
                         self._spool.acknowledge(first, last)
                 except ApplianceError as exc:

@@ -91,6 +91,10 @@ SCHEMA = (
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1), ('run', 0), ('running', 0), "
     "('confirming', 0), ('stored_seq', 0)",
 )
+#: When a sent row is due again, with parameters (now, now, timeout, MAX_RESEND_S): ``timeout`` doubled
+#: per earlier attempt, at most MAX_RESEND_S, after ``sent_at``; at once if ``sent_at`` is in the future
+#: (the clock was set back).
+_DUE_AT = "(CASE WHEN sent_at > ? THEN ? ELSE sent_at + MIN(? * (1 << MIN(attempts - 1, 30)), ?) END)"
 #: Columns added since the first release, with their definitions: added to an older spool when it opens.
 MIGRATIONS = (("sent_at", "REAL"), ("attempts", "INTEGER NOT NULL DEFAULT 0"))
 #: Created once the columns exist: the rows never sent, and the sent ones by age, without a scan.
@@ -426,14 +430,24 @@ class Spool:
         """The first ``limit`` events by seq, sent or not."""
         return self._select("", (), limit)
 
-    def due(self, now: float, timeout: float, limit: int) -> list[SpooledEvent]:
-        """Up to ``limit`` events to send now, by seq: those never sent, else the sent ones whose wait is over
-        (``timeout`` doubled per earlier attempt, at most ``MAX_RESEND_S``, counted from ``sent_at``)."""
+    def due(self, now: float, timeout: float, limit: int, resend: bool = True) -> list[SpooledEvent]:
+        """Up to ``limit`` events to send now, by seq: those never sent, else (with ``resend``) the sent ones
+        whose wait is over (``timeout`` doubled per earlier attempt, at most ``MAX_RESEND_S``, from ``sent_at``).
+        Finding none of those reads every sent row: ``next_due`` says when asking again is worth it."""
         fresh = self._select("WHERE sent_at IS NULL", (), limit)
-        if fresh:
+        if fresh or not resend:
             return fresh
-        return self._select("WHERE sent_at IS NOT NULL AND (sent_at <= ? - MIN(? * (1 << MIN(attempts - 1, 30)), ?) "
-                            "OR sent_at > ?)", (now, timeout, MAX_RESEND_S, now), limit)
+        return self._select(f"WHERE sent_at IS NOT NULL AND {_DUE_AT} <= ?", (now, now, timeout, MAX_RESEND_S, now),
+                            limit)
+
+    def next_due(self, now: float, timeout: float) -> float | None:
+        """Seconds until the first sent event is due again (0: now), None when no event waits for a confirmation."""
+        try:
+            [due_at] = self._db.execute(f"SELECT MIN({_DUE_AT}) FROM events WHERE sent_at IS NOT NULL",
+                                        (now, now, timeout, MAX_RESEND_S)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._fail("read events", exc) from exc
+        return None if due_at is None else max(0.0, due_at - now)
 
     def _select(self, where: str, parameters: tuple[Any, ...], limit: int) -> list[SpooledEvent]:
         try:
