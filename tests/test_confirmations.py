@@ -323,3 +323,24 @@ def test_a_confirmation_the_spool_could_not_record_is_applied_at_the_next_step(
         assert tried[:2] == [0, 0]
     finally:
         stop(shipper)
+
+
+def test_a_confirmation_above_every_seq_given_out_moves_the_events_up_instead_of_deleting_them(
+        tmp_path: Path) -> None:
+    """The whole state directory was lost (floor and all): the retained confirmation is of the earlier life."""
+    path = tmp_path / "events.db"
+    spool = Spool(path, BIG, 3600)
+    spool.append(ticks(2))
+    spool.expire(time.time() + 3601)  # seq 3 reports 1-2 gone
+    spool.append(ticks(2, start=2))
+    assert spool.confirm(100) == 0 and spool.stored_seq == 100
+    moved = spool.oldest(10)
+    assert seqs(moved) == [101, 102, 103] and [event.data.get("n") for event in moved[1:]] == [2, 3]
+    assert moved[0].data == {"reason": "age", "count": 2, "first_seq": 99, "last_seq": 100}
+    assert spool.append(ticks(1)) == [104]
+    held = spool.bytes
+    spool.close(clean=True)
+    spool = Spool(path, BIG, 3600)
+    assert spool.bytes == held  # the sizes of the rewritten reports were kept right
+    assert spool.next_seq == 105 and seqs(spool.due(time.time(), 60, 10)) == [101, 102, 103, 104]
+    spool.close(clean=True)

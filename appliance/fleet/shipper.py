@@ -266,9 +266,6 @@ class EventShipper(Worker):
         seq = max((value for value in (self._confirmations.take(), earlier) if value is not None), default=None)
         if seq is None:
             return
-        if seq >= self._spool.next_seq:
-            log.warning("the fleet confirms events up to seq %d, but this spool has only given out seqs below %d",
-                        seq, self._spool.next_seq)
         try:
             self._spool.confirm(seq)
         except ApplianceError as exc:

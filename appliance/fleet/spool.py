@@ -18,6 +18,9 @@ Why these choices:
   the rows never sent first, then the sent ones whose wait has passed:
   ``timeout`` doubled per earlier attempt, at most ``MAX_RESEND_S`` (a clock set
   back makes a row due at once rather than late).
+- A confirmation above every seq the spool gave out means its numbering began
+  again (the whole state directory was lost): its rows move up above the
+  confirmed seq, in order, and numbering goes on from there.
 - A spool that had to be replaced (its file lost or moved aside) continues at
   the floor and spools, in the same transaction, a ``dropped`` event with
   reason ``replaced``: every seq below the floor not yet stored is gone.
@@ -390,6 +393,8 @@ class Spool:
         Returns how many rows went."""
         if self.confirming and seq <= self.stored_seq:
             return 0
+        if seq >= self.next_seq:
+            self._number_above(seq)
         try:
             with self._transaction():
                 self._set("confirming", 1)
@@ -398,6 +403,37 @@ class Spool:
             raise self._fail("record a confirmation", exc) from exc
         self.confirming, self.stored_seq = True, max(seq, self.stored_seq)
         return self._delete(0, seq)
+
+    def _number_above(self, stored_seq: int) -> None:
+        """The fleet has stored seqs up to ``stored_seq``, which this spool never gave out: its numbering began
+        again (the state directory was lost, floor and all).  Every row moves up above ``stored_seq``, in order
+        and as never sent (the ranges ``dropped`` reports name move with them), and numbering goes on from there,
+        so no event of this spool is taken for one the fleet already has."""
+        lowest = self._db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+        shift = stored_seq + 1 - (self.next_seq if lowest is None else lowest)
+        log.warning("event spool %s: the fleet has stored seqs up to %d, but this spool has given out only seqs "
+                    "below %d (was the state directory lost?): its %d events move up by %d", self.path, stored_seq,
+                    self.next_seq, self.count, shift)
+        self._floor.raise_to(self.next_seq + shift + SEQ_FLOOR_STEP)
+        try:
+            with self._transaction():
+                self._db.execute("UPDATE events SET seq = -(seq + ?), sent_at = NULL, attempts = 0", (shift,))
+                self._db.execute("UPDATE events SET seq = -seq")
+                grown = 0
+                for seq, data in self._db.execute("SELECT seq, data FROM events WHERE type = 'dropped'").fetchall():
+                    report = json.loads(data)
+                    for key in ("first_seq", "last_seq"):
+                        if report[key] is not None:
+                            report[key] += shift
+                    moved = json.dumps(report, separators=(",", ":"))
+                    grown += len(moved) - len(data)
+                    self._db.execute("UPDATE events SET data = ?, size = size + ? WHERE seq = ?",
+                                     (moved, len(moved) - len(data), seq))
+                self._set("next_seq", self.next_seq + shift)
+        except sqlite3.Error as exc:
+            raise self._fail("number its events above the fleet's", exc) from exc
+        self.next_seq, self.bytes = self.next_seq + shift, self.bytes + grown
+        self._checkpoint()
 
     def _delete(self, first_seq: int, last_seq: int) -> int:
         """Delete the rows ``first_seq``..``last_seq``; returns how many went.
