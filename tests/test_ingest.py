@@ -699,3 +699,36 @@ def test_ingest_publishes_what_is_stored_retained_and_moves_it_past_a_closed_gap
         ingest.kill()
     assert [seq for seq, _ in live.heard()] == [2, 5]
     assert not [line for line in single_lines("\n".join(ingest.err)) if line.startswith("warning: ")]
+
+
+def test_a_stored_notice_the_broker_refused_is_sent_again_later(broker: Broker, sqlite_db: Database) -> None:
+    """The broker refuses the notice (an ACL without the ingest's write line): ingest says so in one line and
+    keeps it; once the broker accepts it again, the device's retained value arrives without a new event."""
+    acl = broker.directory / "operators.acl"
+    shipped = acl.read_text()
+    acl.write_text("".join(line for line in shipped.splitlines(keepends=True) if "events/stored" not in line))
+    broker.restart()
+    ingest = Process("ingest", *broker.operator_options(broker.pki.service("ingest")), "--db", sqlite_db.url)
+    sender = reader = None
+    try:
+        wait_for(lambda: ingest.said("ingesting oivis/v1/\\+/events"), 20, "ingest to subscribe")
+        sender = DeviceClient(broker)
+        sender.publish(batch(event(1), event(2)))
+        wait_for(lambda: ingest.said(r"warning: 1 stored notices refused \(Not authorized\), the first "
+                                     rf"{EVENTS}/stored; sent again in 5 s"), 20, "the refusal")
+        sender.close()
+        sender = None
+        acl.write_text(shipped)
+        broker.restart()
+        reader = StoredReader(broker, "stored-after")
+        wait_for(lambda: [seq for seq, _ in reader.heard()] == [2], 30, "the notice sent again")
+        reader.close()
+        reader = StoredReader(broker, "stored-retained")
+        wait_for(lambda: reader.heard() == [(2, True)], 10, "the notice retained")
+        assert ingest.process.poll() is None, ingest.err
+    finally:
+        for client in (sender, reader):
+            if client is not None:
+                client.close()
+        ingest.kill()
+    single_lines("\n".join(ingest.err))

@@ -208,7 +208,9 @@ class OperatorClient:
 
     def publish_nowait(self, topic: str, payload: dict, retain: bool = False) -> int | None:
         """Publish at QoS 1 without waiting: the message id to ask ``acknowledged`` about, or None when the
-        client cannot send it now (not connected, its queue full)."""
+        client cannot send it now (not connected: paho would queue it unbounded until it is)."""
+        if not self._client.is_connected():
+            return None
         info = self._send(topic, payload, retain, None)
         return info.mid if info.rc == mqtt.MQTT_ERR_SUCCESS else None
 
