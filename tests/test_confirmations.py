@@ -23,6 +23,7 @@ from broker import (  # noqa: F401 - fixtures
     pki_fixture,
     wait_for,
 )
+from test_commands_broker import Fleet
 from test_spool import FakeLink, ticks
 
 from appliance.config import FleetConfig
@@ -344,3 +345,28 @@ def test_a_confirmation_above_every_seq_given_out_moves_the_events_up_instead_of
     assert spool.bytes == held  # the sizes of the rewritten reports were kept right
     assert spool.next_seq == 105 and seqs(spool.due(time.time(), 60, 10)) == [101, 102, 103, 104]
     spool.close(clean=True)
+
+
+@pytest.fixture
+def runtimes(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
+    started = Fleet(broker, tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def test_the_fleet_runtime_hears_the_confirmation_at_connect_and_hands_it_to_the_events_worker(
+        broker: Broker, operator: Operator, runtimes: Fleet) -> None:
+    """The retained confirmation arrives right after the CONNACK, before the kiosk (and the worker) are up."""
+    operator.publish(STORED, {"seq": 0}, retain=True)
+    runtime = runtimes.start()
+    screen = runtimes.attach(runtime)
+    assert runtime.shipper is not None
+    wait_for(lambda: runtime.shipper.status().get("stored_seq") == 0, what="confirming mode")
+    screen.events.publish("tick", {"n": 0})
+    wait_for(lambda: any(event["type"] == "tick" for event, _ in operator.events(EVENTS).values()), what="the tick")
+    last = max(operator.events(EVENTS))
+    assert runtime.shipper.status()["pending"] >= last  # acknowledged or not, nothing confirmed yet
+    operator.publish(STORED, {"seq": last}, retain=True)
+    wait_for(lambda: runtime.shipper.status()["pending"] == 0, what="the confirmed events deleted")

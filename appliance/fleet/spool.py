@@ -100,7 +100,7 @@ SCHEMA = (
 _DUE_AT = "(CASE WHEN sent_at > ? THEN ? ELSE sent_at + MIN(? * (1 << MIN(attempts - 1, 30)), ?) END)"
 #: Columns added since the first release, with their definitions: added to an older spool when it opens.
 MIGRATIONS = (("sent_at", "REAL"), ("attempts", "INTEGER NOT NULL DEFAULT 0"))
-#: Created once the columns exist: the rows never sent, and the sent ones by age, without a scan.
+#: Created once the columns exist: the rows never sent, in seq order, found without reading the sent ones.
 INDEXES = ("CREATE INDEX IF NOT EXISTS events_sent ON events (sent_at, seq)",)
 
 LastRun = Literal["first", "clean", "crash"]
