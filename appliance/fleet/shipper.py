@@ -279,7 +279,8 @@ class EventShipper(Worker):
         assert self._spool is not None
         try:
             return self._inflight is not None or bool(self._due(1))
-        except ApplianceError:
+        except ApplianceError as exc:
+            self._trouble(exc)
             return False
 
     def _due(self, limit: int) -> list[SpooledEvent]:
