@@ -300,6 +300,7 @@ def test_rows_the_database_still_refuses_are_quarantined_alone_in_one_line(datab
     finally:
         store.close()
     assert [seq for _, _, seq, _, _ in database.rows()] == [1, 3, 4]
+    assert database.query("SELECT device, stored_upto FROM device_progress") == [(DEVICE, 4)]  # 2 is quarantined
     quarantined = {index: (device, topic, payload, reason)
                    for device, topic, index, payload, reason in database.quarantine()}
     assert set(quarantined) == {0, 1, None}  # the checks' quarantine is kept beside the database's refusal
@@ -594,6 +595,21 @@ def test_ingest_tells_devices_whose_value_grew_or_that_resent(sqlite_db: Databas
     finally:
         store.close()
     assert ingest.notices.topic(DEVICE) == f"{EVENTS}/stored"
+
+
+def test_a_quarantined_event_does_not_hold_stored_upto_back(database: Database) -> None:
+    """It is in the database (the quarantine table) and a re-send would only be quarantined again."""
+    store = open_store(database.url)
+    ingest = Ingest(store, OPTIONS, out=io.StringIO())
+    try:
+        ingest.record([(EVENTS, batch(event(1), event(2, ts="yesterday"), event(3), event(5, seq="4")))])
+        assert store.stored_upto([DEVICE]) == {DEVICE: 3}  # "4" is no seq: 4 is still missing
+        assert ingest.notices._due == {DEVICE: 3}
+        ingest.record([(EVENTS, batch(event(4, data={"n": float("nan")}), historical=True))])
+        assert store.stored_upto([DEVICE]) == {DEVICE: 4} and ingest.notices._due == {DEVICE: 4}
+    finally:
+        store.close()
+    assert sorted(database.query("SELECT first_seq, last_seq FROM gone")) == [(2, 2), (4, 4)]
 
 
 def test_two_postgresql_writers_never_lose_or_lower_stored_upto(postgres_db: Database) -> None:

@@ -17,6 +17,8 @@ Invariants:
   come (``EventRow.gone``, first >= 1, first <= last; a ``first_seq`` of null means 1, "every seq
   up to last_seq"); both null (events lost before they got a seq), or values that are no counts,
   say nothing is gone, and the event is stored like any other.
+- A quarantined event keeps its seq when that is a count from 1 up (``Quarantined.seq``): it is
+  in the database, so it does not hold its device's ``stored_upto`` back.
 - A ``Quarantined`` record is storable by construction (its texts are escaped to one
   line of valid UTF-8 without NUL) and keyed by a digest of what it holds, so a
   redelivered message is quarantined once.
@@ -190,7 +192,7 @@ class EventRow:
 
     def quarantined(self, reason: str) -> Quarantined:
         """This event as a quarantine record, for a store that refused it despite the checks."""
-        return Quarantined.of(self.topic, self.device, self.source.index, self.source.payload(), reason)
+        return Quarantined.of(self.topic, self.device, self.source.index, self.source.payload(), reason, self.seq)
 
 
 def _gone(data: dict[str, Any]) -> tuple[int, int] | None:
@@ -263,6 +265,7 @@ class Quarantined:
     part: int | None  # the event's index in the batch; None for the whole message
     payload: bytes  # the whole message as received, or the one event (``BadEvent.payload``)
     reason: str
+    seq: int | None = None  # the event's seq when it is a count from 1 up (for the device's progress)
 
     @classmethod
     def message(cls, topic: str, payload: bytes, reason: str, prefix: str = DEFAULT_PREFIX) -> Quarantined:
@@ -273,10 +276,12 @@ class Quarantined:
     @classmethod
     def event(cls, batch: EventBatch, bad: BadEvent) -> Quarantined:
         """One event of ``batch`` that failed its check."""
-        return cls.of(batch.topic, batch.device, bad.index, bad.payload(), bad.reason)
+        seq = bad.event.get("seq") if isinstance(bad.event, dict) else None
+        return cls.of(batch.topic, batch.device, bad.index, bad.payload(), bad.reason, seq)
 
     @classmethod
-    def of(cls, topic: str, device: str | None, part: int | None, payload: bytes, reason: str) -> Quarantined:
+    def of(cls, topic: str, device: str | None, part: int | None, payload: bytes, reason: str,
+           seq: Any = None) -> Quarantined:
         topic = storable(topic)
         digest = hashlib.sha256()
         for piece in (topic.encode("utf-8"), str(part).encode("ascii"), payload):
@@ -285,4 +290,5 @@ class Quarantined:
         text = storable(reason)
         if len(text) > MAX_REASON_CHARS:
             text = f"{text[:MAX_REASON_CHARS - 1]}…"
-        return cls(digest.hexdigest(), device, topic, part, payload, text)
+        return cls(digest.hexdigest(), device, topic, part, payload, text,
+                   seq if device is not None and _is_count(seq) and seq >= 1 else None)

@@ -14,7 +14,8 @@ Invariants:
   ``write_each`` then stores every row it can, the second is a reason to stop.
 - Per device, ``device_progress.stored_upto`` is the highest n such that every seq
   1..n is stored or gone (seqs start at 1; 0 while seq 1 is neither).  Gone ranges
-  (``gone``, from ``dropped`` events: ``EventRow.gone``) are recorded, and the value
+  (``gone``: from ``dropped`` events, ``EventRow.gone``, and the seq of each quarantined
+  event, which will never be in ``events``) are recorded, and the value
   advanced for each device the rows name, in the transaction that stores the rows,
   so it never claims an event that a rollback took back.  It only grows and is
   computed from what is committed: SQLite's writers are serialised (``BEGIN
@@ -98,8 +99,15 @@ def _quarantine_values(records: Sequence[Quarantined]) -> list[tuple[Any, ...]]:
     return [(q.digest, q.device, q.topic, q.part, q.payload, q.reason) for q in records]
 
 
-def _gone_values(rows: Iterable[EventRow]) -> list[tuple[str, int, int]]:
-    return [(row.device, *row.gone) for row in rows if row.gone is not None]
+def _gone_values(rows: Iterable[EventRow], quarantined: Iterable[Quarantined] = ()) -> list[tuple[str, int, int]]:
+    """The gone ranges of ``dropped`` rows, and the seq of each quarantined event (it will never be in events)."""
+    return ([(row.device, *row.gone) for row in rows if row.gone is not None]
+            + [(q.device, q.seq, q.seq) for q in quarantined if q.device is not None and q.seq is not None])
+
+
+def _devices(rows: Iterable[EventRow], quarantined: Iterable[Quarantined]) -> set[str]:
+    """The devices whose progress a write may move."""
+    return {row.device for row in rows} | {q.device for q in quarantined if q.device is not None and q.seq is not None}
 
 
 def advance(upto: int, gone: Sequence[tuple[int, int]], seqs_above: Callable[[int], list[int]]) -> int:
@@ -182,10 +190,10 @@ class SqliteStore:
         try:
             with self._transaction():
                 inserted = self._db.executemany(self.INSERT, map(self._values, rows)).rowcount if rows else 0
-                self._db.executemany(self.GONE, _gone_values(rows))
+                self._db.executemany(self.GONE, _gone_values(rows, quarantined))
                 if quarantined:
                     self._db.executemany(self.QUARANTINE, _quarantine_values(quarantined))
-                return self._advance(inserted, {row.device for row in rows})
+                return self._advance(inserted, _devices(rows, quarantined))
         except self.REFUSALS as exc:
             raise RowsRefused(f"{self.name} refused an event: {exc}") from exc
         except sqlite3.Error as exc:
@@ -297,12 +305,12 @@ class PostgresStore:
                 if rows:
                     cursor.executemany(self.INSERT, [self._values(row) for row in rows])
                     inserted = cursor.rowcount
-                gone = _gone_values(rows)
+                gone = _gone_values(rows, quarantined)
                 if gone:
                     cursor.executemany(self.GONE, gone)
                 if quarantined:
                     cursor.executemany(self.QUARANTINE, _quarantine_values(quarantined))
-                return self._advance(cursor, inserted, {row.device for row in rows})
+                return self._advance(cursor, inserted, _devices(rows, quarantined))
         except self._refusals as exc:
             raise RowsRefused(f"{self.name} refused an event: {exc}") from exc
         except self._errors as exc:

@@ -45,7 +45,7 @@ import paho.mqtt.client as mqtt
 from appliance.errors import ApplianceError, one_line
 from appliance.fleet.topics import Topics
 from appliance.ops.eventbatch import BadBatch, EventBatch, EventRow, Quarantined, events_filter, excerpt
-from appliance.ops.eventstore import EventStore, RowsRefused
+from appliance.ops.eventstore import EventStore, RowsRefused, Written
 from appliance.ops.push import ACK_TIMEOUT_S, BrokerOptions, OperatorClient
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,7 @@ class Ingest:
         ApplianceError only when the store fails; nothing a message holds makes it raise."""
         rows: list[EventRow] = []
         quarantined: list[Quarantined] = []
+        batches: list[EventBatch] = []
         whole = 0
         for topic, payload in messages:
             try:
@@ -245,6 +246,7 @@ class Ingest:
                 whole += 1
                 self._say(f"warning: {topic}: message quarantined whole: {exc}")
                 continue
+            batches.append(batch)
             good, bad = batch.check()
             rows += good
             quarantined += [Quarantined.event(batch, event) for event in bad]
@@ -264,15 +266,19 @@ class Ingest:
             for row, reason in refused:
                 self._say(f"warning: {row.topic}: event {row.id} (seq {row.seq}) quarantined: {reason}")
             quarantined += [row.quarantined(reason) for row, reason in refused]
-            self.store.write([], quarantined)
-        resent = {row.device for row in rows if row.historical}
-        self.notices.due({device: value for device, value in written.stored_upto.items()
-                          if device in written.grown or device in resent})
+            self._tell(self.store.write([], quarantined), batches)
+        self._tell(written, batches)
         self.totals.messages += len(messages)
         self.totals.inserted += written.inserted
         self.totals.duplicates += len(rows) - len(refused) - written.inserted
         self.totals.quarantined_events += len(quarantined) - whole
         self.totals.quarantined_messages += whole
+
+    def _tell(self, written: Written, batches: Sequence[EventBatch]) -> None:
+        """Make due the notices of the devices whose value ``written`` raised or that re-sent (a historical batch)."""
+        resent = {batch.device for batch in batches if batch.historical}
+        self.notices.due({device: value for device, value in written.stored_upto.items()
+                          if device in written.grown or device in resent})
 
     def _say(self, line: str) -> None:
         print(one_line(line), file=self._out, flush=True)
