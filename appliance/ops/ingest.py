@@ -100,10 +100,6 @@ class StoredNotices:
                 self._due[device] = value
             self._retry_at.pop(device, None)
 
-    @property
-    def pending(self) -> int:
-        return len(self._due)
-
     def send(self, client: OperatorClient) -> list[str]:
         """Collect the acknowledgements, publish what is due and not in flight; the failures, one line each kind."""
         now = self._clock()
@@ -137,11 +133,13 @@ class StoredNotices:
 
     def _reread(self, now: float) -> None:
         """The due values of the devices whose retry has come, from the store (they may have grown elsewhere)."""
-        ready = [device for device, at in self._retry_at.items() if at <= now and device in self._due]
+        ready = [device for device, at in self._retry_at.items() if at <= now]
+        for device in ready:
+            del self._retry_at[device]
+        ready = [device for device in ready if device in self._due]
         if ready:
             for device, value in self._store.stored_upto(ready).items():
                 self._due[device] = max(self._due[device], value)
-                del self._retry_at[device]
 
     def drain(self, client: OperatorClient, timeout: float) -> None:
         """Send until nothing is due or ``timeout`` has passed (a clean stop)."""
