@@ -91,7 +91,7 @@ class StoredNotices:
         self.told: set[str] = set()
 
     def topic(self, device: str) -> str:
-        return f"{Topics.for_device(device, self._prefix).events}/stored"
+        return Topics.for_device(device, self._prefix).events_stored
 
     def due(self, values: Mapping[str, int]) -> None:
         """Values just committed: due now, whatever failed before."""
