@@ -33,7 +33,10 @@ One process and SQLite suit a small fleet. For more, run several ingest workers 
 through a shared subscription (--filter '$share/ingest/oivis/v1/+/events'), each with its own
 certificate (ingest-1, ingest-2, ...: each CN gets the broker's ingest stanza) and so its own
 client id, writing to PostgreSQL (--db postgresql://...). The broker sends each worker at most
---window unacknowledged messages; the rest wait on the broker."""
+--window unacknowledged messages; the rest wait on the broker. After each batch ingest publishes each
+device's confirmed seq on oivis/v1/<device>/events/stored (retained): devices keep what they sent until
+it is covered and send it again otherwise, so nothing the broker drops is lost; each ingest
+certificate needs write access to that topic in operators.acl."""
 
 
 def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
