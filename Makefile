@@ -14,7 +14,7 @@ MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
 DEVICE_LOCK := requirements/device.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: help setup lock models content run test bench bench-source bench-compare eval-hands clean rknn-models rknn-check
+.PHONY: help setup lock models content run test fleet-load bench bench-source bench-compare eval-hands clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -28,6 +28,7 @@ help:
 	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
 	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
 	@echo "make technician-help          provisioning, packaging, flashing, doctor"
+	@echo "make fleet-load DEVICES=1000 SECONDS=60   simulated screens, broker, ingest, PostgreSQL on 127.0.0.1: sent/stored/lost, lag, CPU"
 
 # The development lock holds the device lock's pins and the tools' (tests, ruff, systemd-python: it
 # builds here against libsystemd-dev, which check-system.sh names or, as root, installs).
@@ -60,6 +61,14 @@ test: models content
 	@EXTRA_PACKAGES="mosquitto:/usr/sbin/mosquitto" sh provisioning/check-system.sh
 	$(PY) -m ruff check appliance tests models
 	OIVIS_TEST_MEDIA=$(OIVIS_TEST_MEDIA) SDL_VIDEODRIVER=dummy $(PY) -m pytest
+
+# A bounded load run on 127.0.0.1 (appliance/ops/load.py): everything in a temporary directory, removed after.
+DEVICES ?= 200
+SECONDS ?= 60
+WORKERS ?= 2
+LOAD_ARGS ?=
+fleet-load: $(INSTALLED)
+	$(PY) -m appliance.ops fleet load --devices $(DEVICES) --seconds $(SECONDS) --workers $(WORKERS) $(LOAD_ARGS)
 
 BENCH_SOURCE ?= $(MEDIA)/kiosk_fist_thumbup_720p.mp4
 bench-source:

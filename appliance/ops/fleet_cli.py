@@ -18,6 +18,7 @@ from appliance.errors import ApplianceError
 from appliance.ops.eventbatch import events_filter
 from appliance.ops.eventstore import DEFAULT_URL
 from appliance.ops.ingest import DEFAULT_CLIENT_ID, DEFAULT_SESSION_EXPIRY_S
+from appliance.ops.load import add_load_command
 from appliance.ops.push import BrokerOptions
 
 INGEST_HELP = """\
@@ -47,6 +48,7 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
     status.add_argument("--window", type=float, default=2.0, metavar="S", help="seconds to collect (default 2)")
     status.add_argument("--json", action="store_true", help="a JSON array instead of the table")
     status.set_defaults(handler=_fleet_status)
+    add_load_command(fleet_actions)
 
     events = commands.add_parser("events", help="watch the fleet's events")
     event_actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
