@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -95,11 +96,21 @@ def inside(namespace: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
     return outcome["value"]
 
 
+def remove_leftovers() -> None:
+    """Namespaces a killed test run left behind (``oivis-b<pid>``/``oivis-d<pid>`` of a process that is gone)."""
+    names = os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else []
+    for name in names:
+        match = re.fullmatch(r"oivis-[bd](\d+)", name)
+        if match and not os.path.exists(f"/proc/{match.group(1)}"):
+            run("ip", "netns", "del", name)
+
+
 class Wire:
     """The two namespaces and the veth between them; degradations on, then off again."""
 
     def __init__(self, iptables: str = "iptables") -> None:
-        tag = f"{os.getpid() % 100000}"
+        remove_leftovers()
+        tag = f"{os.getpid()}"
         self.broker_ns, self.device_ns = f"oivis-b{tag}", f"oivis-d{tag}"
         self.broker_if, self.device_if = f"ovb{tag}", f"ovd{tag}"
         self.iptables = iptables

@@ -12,9 +12,11 @@ after the last cut is measured and printed.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shutil
+import socket
 import sqlite3
 import threading
 import time
@@ -120,6 +122,66 @@ def stored(database: Path) -> list[tuple[str, int, str, str]]:
                               (DEVICE,)).fetchall()
     except sqlite3.OperationalError:
         return []
+
+
+@pytest.fixture
+def echo() -> Iterator[tuple[str, int]]:
+    """A TCP echo server on 127.0.0.1."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer(connection: socket.socket) -> None:
+        with contextlib.suppress(OSError), connection:
+            for data in iter(lambda: connection.recv(4096), b""):
+                connection.sendall(data)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=answer, args=(server.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[:2]
+    server.close()
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_the_proxy_delays_jitters_and_stalls_without_changing_or_reordering_a_byte(echo: tuple[str, int]) -> None:
+    proxy = Proxy(("127.0.0.1", 0), echo).start()
+    try:
+        proxy.slow(0.1, 0.05)
+        host, port = proxy.address.split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            sent = b"".join(f"{n:05d}".encode() for n in range(400))
+            began = time.monotonic()
+            for start in range(0, len(sent), 50):
+                client.sendall(sent[start:start + 50])
+                time.sleep(0.001)
+            assert receive(client, len(sent)) == sent
+            assert time.monotonic() - began >= 0.2, "each direction adds at least the delay"
+
+            proxy.slow(0.0)
+            proxy.stall()
+            client.sendall(b"held")
+            client.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                client.recv(4)
+            proxy.flow()
+            client.settimeout(5)
+            assert receive(client, 4) == b"held"
+
+            proxy.sever()
+            assert client.recv(4) == b"", "a severed connection is closed"
+    finally:
+        proxy.close()
 
 
 def test_iptables_loss_rules_work_and_are_removed_with_each_variant(wire: Wire) -> None:
@@ -237,6 +299,7 @@ def test_events_health_and_a_campaign_push_cross_a_flaky_mall_network(wire: Wire
               + f"; {ticks} ticks, {len(listener.on(f'{topics}/health'))} health reports, "
               f"{proxy.connections} connections through the proxy ({proxy.unreachable} found the broker unreachable)")
 
+    assert proxy.unreachable > 0, "the device never tried to reconnect while the wire was cut"
     rows = stored(database)
     assert [seq for _, seq, _, _ in rows] == list(range(1, len(rows) + 1)), "a seq is missing or stored twice"
     assert len({event_id for event_id, _, _, _ in rows}) == len(rows)
