@@ -55,7 +55,15 @@ def _push(args: argparse.Namespace) -> int:
     from appliance.campaigns.signing import load_private_key, sign_document
     from appliance.identity import check_device_id, in_site
     from appliance.ops.build import build, default_asset_base_url
-    from appliance.ops.push import OperatorClient, discover_devices, never_seen, push_to, read_device_list
+    from appliance.ops.eventstore import read_registry
+    from appliance.ops.push import (
+        MAX_IN_FLIGHT,
+        OperatorClient,
+        discover_devices,
+        never_seen,
+        push_to,
+        read_device_list,
+    )
 
     if not 1 <= args.version <= INT64_MAX:
         raise ApplianceError(f"--version {args.version}: a version is a whole number from 1 to {INT64_MAX}")
@@ -64,24 +72,44 @@ def _push(args: argparse.Namespace) -> int:
     key = load_private_key(args.key)
     built = build(args.directory, args.asset_base_url or default_asset_base_url(), _progress)
     document = sign_document({"version": args.version, **built.unsigned()}, key)
+    if args.db is not None and args.devices is not None:
+        raise ApplianceError("--db and --devices both name the devices: give one")
+    known_ids = [record.device for record in read_registry(args.db)] if args.db is not None else None
     options = BrokerOptions.from_arguments(args)
-    client = OperatorClient(options)
+    client = OperatorClient(options, max_in_flight=MAX_IN_FLIGHT)
     try:
         if named:
-            unseen = [] if args.force else never_seen(client, named, DISCOVERY_WINDOW_S, options.prefix)
+            if args.force:
+                unseen = []
+            elif known_ids is not None:
+                unseen = sorted(set(named) - set(known_ids))
+            else:
+                unseen = never_seen(client, named, DISCOVERY_WINDOW_S, options.prefix)
             if unseen:
-                raise ApplianceError(f"never seen on {args.broker} (no retained status): {', '.join(unseen)}; "
+                where = f"in the device registry {args.db}" if known_ids is not None else \
+                    f"on {args.broker} (no retained status)"
+                raise ApplianceError(f"never seen {where}: {', '.join(unseen)}; "
                                      "check the id, or add --force for a device that has not connected yet")
             devices = named
         else:
-            known = listed if listed is not None else discover_devices(client, DISCOVERY_WINDOW_S, options.prefix)
+            if known_ids is None and listed is None:
+                _progress(f"warning: without --db the devices are those whose retained status {args.broker} sends "
+                          f"within {DISCOVERY_WINDOW_S:g} s; a large fleet may not fit (use --db with ingest's "
+                          "database)")
+            known = (listed if listed is not None else known_ids if known_ids is not None
+                     else discover_devices(client, DISCOVERY_WINDOW_S, options.prefix))
             devices = [device for device in known if args.site is None or in_site(device, args.site)]
             if not devices:
-                where = args.devices or f"retained statuses on {args.broker}"
+                where = args.devices or (f"the device registry {args.db}" if args.db
+                                         else f"retained statuses on {args.broker}")
                 raise ApplianceError(f"no devices{f' of site {args.site}' if args.site else ''} in {where}")
-        push_to(client, devices, document, _progress, options.prefix)
+        pushed = push_to(client, devices, document, _progress, options.prefix)
     finally:
         client.close()
+    if pushed.failed:
+        named_failures = "; ".join(f"{device}: {why}" for device, why in sorted(pushed.failed.items()))
+        raise ApplianceError(f"version {args.version} reached {len(pushed.acknowledged)} of {len(devices)} "
+                             f"device(s); not acknowledged by the broker: {named_failures}")
     print(f"version {args.version} signed with key {document['key_id']} and pushed to {len(devices)} device(s)")
     return 0
 
@@ -133,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     targets.add_argument("--all", action="store_true", help="every device")
     push.add_argument("--devices", type=Path, metavar="FILE", help="device ids for --site/--all, one per line "
                       "(default: the devices with a retained status on the broker)")
+    push.add_argument("--db", metavar="URL", help="the devices from ingest's device registry (sqlite:///PATH or "
+                      "postgresql://...): complete for any fleet size, where the broker's retained statuses "
+                      "are read within a short window")
     push.add_argument("--force", action="store_true", help="with --device: push even to a device the broker has "
                       "never seen (no retained status), e.g. one provisioned but not connected yet")
     BrokerOptions.add_arguments(push)

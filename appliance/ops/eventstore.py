@@ -25,20 +25,30 @@ Invariants:
   committed before it, and a writer that takes it earlier leaves the rest to that one.
   The walk reads only above the stored value, through the (device, seq) index, and
   stops at the first seq that is neither stored nor gone.
+- The ``devices`` table is the device registry (``appliance.ops.registry``): one row per
+  device, each kind's latest payload with when it was received, and ``last_seen``.
+  ``write_devices`` applies the reports in device order (so concurrent PostgreSQL writers
+  lock rows in one order), each in arrival order, and each as a conditional ``UPDATE``: a
+  report older than the row's (the registry's ordering) changes nothing but ``last_seen``
+  and ``health_at``, which only move forward.  The condition is evaluated on the locked
+  row, so several ingest workers converge whatever order their transactions commit in.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.errors import ApplianceError
 from appliance.ops.eventbatch import EventRow, Quarantined
+from appliance.ops.registry import DeviceRecord, DeviceReport
 
 DEFAULT_URL = "sqlite:///oivis-events.db"
 
@@ -74,7 +84,63 @@ class EventStore(Protocol):
     def stored_upto(self, devices: Iterable[str]) -> dict[str, int]:
         """The committed ``stored_upto`` of each of ``devices`` (0 for a device with none yet)."""
 
+    def write_devices(self, reports: Sequence[DeviceReport]) -> None:
+        """The registry's rows for ``reports`` (in arrival order), in one committed transaction."""
+
+    def devices(self, health: bool = True) -> list[DeviceRecord]:
+        """Every registered device, by id; without the health payloads (None) unless ``health``."""
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeviceSql:
+    """One dialect's registry statements; parameters as ``device_writes`` lays them out."""
+
+    seen: str  # (device, at): the row, and last_seen moved forward
+    known: str  # (device, at): the row, last_seen left as it is (a retained copy)
+    status: str  # (document, session, final, at, device, session, final)
+    reported: str  # (document, at, device)
+    health_at: str  # (at, at, device)
+    health: str  # (document, ts, period, device, ts)
+
+
+def device_writes(reports: Sequence[DeviceReport], sql: DeviceSql,
+                  time: Callable[[datetime], Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The statements that apply ``reports``: by device, each device's in arrival order (a stable sort)."""
+    for report in sorted(reports, key=lambda report: report.device):
+        at = time(report.received_at)
+        yield sql.known if report.retained else sql.seen, (report.device, at)
+        if report.kind == "status":
+            yield sql.status, (report.document_json, report.session, report.final, at, report.device,
+                               report.session, report.final)
+        elif report.kind == "reported":
+            yield sql.reported, (report.document_json, at, report.device)
+        else:
+            yield sql.health_at, (at, at, report.device)
+            yield sql.health, (report.document_json, time(report.ts), report.period_s, report.device,
+                               time(report.ts))
+
+
+def _sqlite_time(value: datetime) -> str:
+    """UTC, milliseconds, ``Z``: text that sorts as the time does (SQLite compares it as text)."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _utc(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _document(value: str | dict | None) -> dict | None:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _record(row: Sequence[Any]) -> DeviceRecord:
+    device, status, reported, health, health_at, period, last_seen = row
+    return DeviceRecord(device, _document(status), _document(reported), _document(health), _utc(health_at),
+                        period, _utc(last_seen))
 
 
 def open_store(url: str) -> EventStore:
@@ -84,6 +150,18 @@ def open_store(url: str) -> EventStore:
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresStore(url)
     raise ApplianceError(f"--db {shown(url)!r}: expected sqlite:///PATH or postgresql://…")
+
+
+def read_registry(url: str, health: bool = True) -> list[DeviceRecord]:
+    """Every device of the registry in the database at ``url`` (which must exist: a typo is no empty fleet);
+    without the health payloads unless ``health``."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ApplianceError(f"--db {url}: no such database (ingest --db creates it)")
+    store = open_store(url)
+    try:
+        return store.devices(health)
+    finally:
+        store.close()
 
 
 def shown(url: str) -> str:
@@ -143,7 +221,22 @@ class SqliteStore:
         "last_seq INTEGER NOT NULL, PRIMARY KEY (device, first_seq, last_seq))",
         "CREATE TABLE IF NOT EXISTS device_progress (device TEXT PRIMARY KEY, stored_upto INTEGER NOT NULL, "
         "updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        "CREATE TABLE IF NOT EXISTS devices (device TEXT PRIMARY KEY, status TEXT, status_session INTEGER, "
+        "status_final INTEGER, status_at TEXT, reported TEXT, reported_at TEXT, health TEXT, health_ts TEXT, "
+        "health_at TEXT, health_period_s REAL, last_seen TEXT NOT NULL)",
     )
+    DEVICE_SQL = DeviceSql(
+        seen="INSERT INTO devices (device, last_seen) VALUES (?, ?) ON CONFLICT (device) DO UPDATE "
+             "SET last_seen = max(devices.last_seen, excluded.last_seen)",
+        known="INSERT INTO devices (device, last_seen) VALUES (?, ?) ON CONFLICT (device) DO NOTHING",
+        status="UPDATE devices SET status = ?, status_session = ?, status_final = ?, status_at = ? "
+               "WHERE device = ? AND (status_session IS NULL OR (?, ?) >= (status_session, status_final))",
+        reported="UPDATE devices SET reported = ?, reported_at = ? WHERE device = ?",
+        health_at="UPDATE devices SET health_at = max(coalesce(health_at, ?), ?) WHERE device = ?",
+        health="UPDATE devices SET health = ?, health_ts = ?, health_period_s = coalesce(?, health_period_s) "
+               "WHERE device = ? AND (health_ts IS NULL OR ? >= health_ts)")
+    DEVICES = ("SELECT device, status, reported, {health}, health_at, health_period_s, last_seen FROM devices "
+               "ORDER BY device")
     INSERT = ("INSERT INTO events (id, device, seq, ts, type, data, historical) VALUES (?, ?, ?, ?, ?, ?, ?) "
               "ON CONFLICT (id) DO NOTHING")
     QUARANTINE = ("INSERT INTO quarantine (digest, device, topic, event_index, payload, reason) "
@@ -238,6 +331,21 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise ApplianceError(f"cannot read the devices' progress in {self.name}: {exc}") from exc
 
+    def write_devices(self, reports: Sequence[DeviceReport]) -> None:
+        try:
+            with self._transaction():
+                for statement, values in device_writes(reports, self.DEVICE_SQL, _sqlite_time):
+                    self._db.execute(statement, values)
+        except sqlite3.Error as exc:
+            raise ApplianceError(f"cannot store the device registry in {self.name}: {exc}") from exc
+
+    def devices(self, health: bool = True) -> list[DeviceRecord]:
+        try:
+            return [_record(row) for row in self._db.execute(self.DEVICES.format(health="health" if health
+                                                                                  else "NULL"))]
+        except sqlite3.Error as exc:
+            raise ApplianceError(f"cannot read the device registry in {self.name}: {exc}") from exc
+
     def close(self) -> None:
         self._db.close()
 
@@ -256,7 +364,25 @@ class PostgresStore:
         "PRIMARY KEY (device, first_seq, last_seq))",
         "CREATE TABLE IF NOT EXISTS device_progress (device text PRIMARY KEY, stored_upto bigint NOT NULL, "
         "updated_at timestamptz NOT NULL DEFAULT now())",
+        "CREATE TABLE IF NOT EXISTS devices (device text PRIMARY KEY, status jsonb, status_session bigint, "
+        "status_final integer, status_at timestamptz, reported jsonb, reported_at timestamptz, health jsonb, "
+        "health_ts timestamptz, health_at timestamptz, health_period_s double precision, "
+        "last_seen timestamptz NOT NULL)",
     )
+    DEVICE_SQL = DeviceSql(
+        seen="INSERT INTO devices (device, last_seen) VALUES (%s, %s) ON CONFLICT (device) DO UPDATE "
+             "SET last_seen = GREATEST(devices.last_seen, excluded.last_seen)",
+        known="INSERT INTO devices (device, last_seen) VALUES (%s, %s) ON CONFLICT (device) DO NOTHING",
+        status="UPDATE devices SET status = %s::jsonb, status_session = %s, status_final = %s, status_at = %s "
+               "WHERE device = %s AND (status_session IS NULL "
+               "OR (%s::bigint, %s::integer) >= (status_session, status_final))",
+        reported="UPDATE devices SET reported = %s::jsonb, reported_at = %s WHERE device = %s",
+        health_at="UPDATE devices SET health_at = GREATEST(health_at, %s, %s) WHERE device = %s",
+        health="UPDATE devices SET health = %s::jsonb, health_ts = %s, "
+               "health_period_s = coalesce(%s, health_period_s) "
+               "WHERE device = %s AND (health_ts IS NULL OR %s >= health_ts)")
+    DEVICES = ("SELECT device, status, reported, {health}, health_at, health_period_s, last_seen FROM devices "
+               "ORDER BY device")
     INSERT = ("INSERT INTO events (id, device, seq, ts, type, data, historical) "
               "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (id) DO NOTHING")
     QUARANTINE = ("INSERT INTO quarantine (digest, device, topic, event_index, payload, reason) "
@@ -358,6 +484,21 @@ class PostgresStore:
         except self._errors as exc:
             raise ApplianceError(f"cannot read the devices' progress in {self.name}: {exc}") from exc
         return {device: found.get(device, 0) for device in wanted}
+
+    def write_devices(self, reports: Sequence[DeviceReport]) -> None:
+        try:
+            with self._db.transaction(), self._db.cursor() as cursor:
+                for statement, values in device_writes(reports, self.DEVICE_SQL, lambda at: at):
+                    cursor.execute(statement, values)
+        except self._errors as exc:
+            raise ApplianceError(f"cannot store the device registry in {self.name}: {exc}") from exc
+
+    def devices(self, health: bool = True) -> list[DeviceRecord]:
+        try:
+            query = self.DEVICES.format(health="health" if health else "NULL")
+            return [_record(row) for row in self._db.execute(query).fetchall()]
+        except self._errors as exc:
+            raise ApplianceError(f"cannot read the device registry in {self.name}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()

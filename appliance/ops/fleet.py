@@ -1,15 +1,19 @@
-"""``fleet status``: every device as its retained ``status`` and ``state/reported`` describe it.
+"""``fleet status``: every device as its ``status`` and ``state/reported`` describe it.
 
-Both topics are retained, so a short subscription window reads the whole fleet
-without the devices being asked anything; a device that stopped cleanly says
-``offline``, one that vanished says ``lost`` (its will), once the broker has
-given up on it.
+From the broker (``read_fleet``): both topics are retained, so a subscription window
+reads the devices without asking them anything, but only those the broker sends
+within the window (a large fleet does not fit in it).  From ingest's registry
+(``appliance.ops.registry``): every device ingest ever heard of, with when it was
+last seen and whether it went silent.  A device that stopped cleanly says
+``offline``, one that vanished says ``lost`` (its will), once the broker has given
+up on it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from appliance.fleet.topics import DEFAULT_PREFIX, Topics, device_of
@@ -17,6 +21,8 @@ from appliance.identity import check_device_id
 from appliance.ops.push import OperatorClient
 
 COLUMNS = ("DEVICE", "STATE", "SESSION", "APP", "CAMPAIGN", "APPLIED", "PENDING", "PHASE", "ERRORS")
+#: Added when the views come from the registry.
+REGISTRY_COLUMNS = ("LAST_SEEN", "SILENT")
 
 
 def device_topics(device: str, prefix: str = DEFAULT_PREFIX) -> Topics:
@@ -29,17 +35,33 @@ class DeviceView:
     device: str
     status: dict[str, Any] | None = None
     reported: dict[str, Any] | None = None
+    last_seen: datetime | None = None
+    silent: str | None = None  # why the device counts as silent, from the registry
+    health: dict[str, Any] | None = None
+    registered: bool = False  # read from the registry (last_seen, silent and health are meaningful)
+
+    @property
+    def state(self) -> str:
+        return str((self.status or {}).get("state", "unknown"))
 
     def row(self) -> tuple[str, ...]:
         status, reported = self.status or {}, self.reported or {}
         errors = reported.get("errors") or []
-        return (self.device, str(status.get("state", "unknown")), _cell(status.get("session")),
-                _cell(status.get("app")), _cell(status.get("campaign_version")),
-                _cell(reported.get("applied_version")), _cell(reported.get("pending_version")),
-                _cell(reported.get("phase")), "; ".join(map(str, errors)) or "-")
+        cells = (self.device, self.state, _cell(status.get("session")),
+                 _cell(status.get("app")), _cell(status.get("campaign_version")),
+                 _cell(reported.get("applied_version")), _cell(reported.get("pending_version")),
+                 _cell(reported.get("phase")), "; ".join(map(str, errors)) or "-")
+        if not self.registered:
+            return cells
+        seen = "-" if self.last_seen is None else self.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (*cells[:-1], seen, self.silent or "-", cells[-1])
 
     def document(self) -> dict[str, Any]:
-        return {"device": self.device, "status": self.status, "reported": self.reported}
+        document = {"device": self.device, "status": self.status, "reported": self.reported}
+        if self.registered:
+            document.update(last_seen=None if self.last_seen is None else self.last_seen.isoformat(),
+                            silent=self.silent, health=self.health)
+        return document
 
 
 def read_fleet(client: OperatorClient, window_s: float, prefix: str = DEFAULT_PREFIX) -> list[DeviceView]:
@@ -66,8 +88,10 @@ def read_fleet(client: OperatorClient, window_s: float, prefix: str = DEFAULT_PR
 
 
 def table(views: list[DeviceView]) -> str:
-    rows = [COLUMNS, *(view.row() for view in views)]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(COLUMNS))]
+    """The views as aligned columns; from the registry, LAST_SEEN and SILENT come before ERRORS (free text)."""
+    header = (*COLUMNS[:-1], *REGISTRY_COLUMNS, COLUMNS[-1]) if views and views[0].registered else COLUMNS
+    rows = [header, *(view.row() for view in views)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 

@@ -17,9 +17,11 @@ from pathlib import Path
 from appliance.errors import ApplianceError
 from appliance.ops.eventbatch import events_filter
 from appliance.ops.eventstore import DEFAULT_URL
+from appliance.ops.fleet import DeviceView
 from appliance.ops.ingest import DEFAULT_CLIENT_ID, DEFAULT_SESSION_EXPIRY_S
 from appliance.ops.load import add_load_command
 from appliance.ops.push import BrokerOptions
+from appliance.ops.registry import DEFAULT_HEALTH_PERIOD_S, SILENT_PERIODS, STATES
 
 INGEST_HELP = """\
 Stores every event published on oivis/v1/+/events in a database, each once (the event id is the key),
@@ -40,12 +42,27 @@ it is covered and send it again otherwise, so nothing the broker drops is lost; 
 certificate needs write access to that topic in operators.acl."""
 
 
+STATUS_HELP = f"""\
+With --db, lists every device of ingest's device registry (ingest stores each device's latest status,
+state/reported and health), complete for any fleet size, with when it was last seen and whether it went
+silent: status offline or lost, or no health for more than {SILENT_PERIODS} health periods (the period the
+device announces, {DEFAULT_HEALTH_PERIOD_S:.0f} s when unknown). Without --db, lists the devices whose retained
+status or report the broker sends within --window: a large fleet may not fit in it (a warning says so)."""
+
+
 def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
     fleet = commands.add_parser("fleet", help="read the fleet's state")
     fleet_actions = fleet.add_subparsers(dest="action", required=True, metavar="ACTION")
-    status = fleet_actions.add_parser("status", help="every device's retained status and campaign report")
-    BrokerOptions.add_arguments(status)
-    status.add_argument("--window", type=float, default=2.0, metavar="S", help="seconds to collect (default 2)")
+    status = fleet_actions.add_parser("status", help="every device's status and campaign report: from ingest's "
+                                      "device registry (--db), or the broker's retained messages", description=STATUS_HELP)
+    status.add_argument("--db", metavar="URL", help="ingest's database (sqlite:///PATH or postgresql://...): every "
+                        "registered device, with last seen and silent ones; no broker needed")
+    BrokerOptions.add_arguments(status, broker_required=False)
+    status.add_argument("--window", type=float, default=2.0, metavar="S",
+                        help="without --db: seconds to collect (default 2)")
+    status.add_argument("--site", metavar="S", help="only the devices whose id starts with S-")
+    status.add_argument("--state", choices=(*STATES, "unknown", "silent"),
+                        help="only the devices in this state (silent: with --db, see above)")
     status.add_argument("--json", action="store_true", help="a JSON array instead of the table")
     status.set_defaults(handler=_fleet_status)
     add_load_command(fleet_actions)
@@ -98,21 +115,49 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _fleet_status(args: argparse.Namespace) -> int:
-    from appliance.ops.fleet import read_fleet, table
+    from appliance.ops.fleet import table
+
+    if args.db is not None:
+        views, where = _registered(args), f"the device registry {args.db}"
+    else:
+        views, where = _retained(args), f"a retained status on {args.broker}"
+    if args.json:  # a JSON array, one device a line (each line by the C encoder: 20,000 devices in a blink)
+        print("[\n" + ",\n".join(json.dumps(view.document(), ensure_ascii=False) for view in views) + "\n]")
+    elif views:
+        print(table(views))
+    else:
+        matching = " ".join(f"--{name} {value}" for name, value in (("site", args.site), ("state", args.state))
+                            if value is not None)
+        print(f"no device{f' matching {matching}' if matching else ''} in {where}", file=sys.stderr)
+    return 0
+
+
+def _registered(args: argparse.Namespace) -> list[DeviceView]:
+    from appliance.ops.eventstore import read_registry
+    from appliance.ops.registry import select, utc_now
+
+    return select(read_registry(args.db, health=args.json), utc_now(), args.site, args.state)
+
+
+def _retained(args: argparse.Namespace) -> list[DeviceView]:
+    from appliance.identity import in_site
+    from appliance.ops.fleet import read_fleet
     from appliance.ops.push import OperatorClient
 
+    if args.broker is None:
+        raise ApplianceError("fleet status needs --db URL (ingest's device registry) or --broker HOST:PORT")
+    if args.state == "silent":
+        raise ApplianceError("--state silent needs --db: only the registry knows when a device was last heard")
+    print(f"warning: without --db this lists the devices whose retained status the broker sends within "
+          f"{args.window:g} s; the list may be incomplete for large fleets (use --db with ingest's database)",
+          file=sys.stderr, flush=True)
     client = OperatorClient(BrokerOptions.from_arguments(args))
     try:
         views = read_fleet(client, args.window, args.topic_prefix)
     finally:
         client.close()
-    if args.json:
-        print(json.dumps([view.document() for view in views], indent=2, ensure_ascii=False))
-    elif views:
-        print(table(views))
-    else:
-        print(f"no device has a retained status on {args.broker}", file=sys.stderr)
-    return 0
+    return [view for view in views if (args.site is None or in_site(view.device, args.site))
+            and (args.state is None or view.state == args.state)]
 
 
 def _events_tail(args: argparse.Namespace) -> int:

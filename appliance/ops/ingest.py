@@ -28,6 +28,13 @@ confirms it end to end: after each commit it publishes ``{p}/events/stored``
 batch (a re-send: its confirmation may have been lost, e.g. ingest died between
 commit and publish).  Those publishes never wait for their PUBACK here
 (``StoredNotices``): what the broker has not acknowledged is sent again later.
+
+Ingest also keeps the device registry (``appliance.ops.registry``): it subscribes to
+every device's ``status``, ``state/reported`` and ``health`` (``registry_filters``:
+health in the events' shared group, the retained two plainly, so their retained copies
+arrive at every subscription), stores each device's latest of each in the ``devices``
+table, committed before those messages are acknowledged, and quarantines what cannot
+be stored the way it quarantines a bad events message.
 """
 
 from __future__ import annotations
@@ -38,15 +45,17 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from datetime import datetime
+from typing import NamedTuple, TextIO
 
 import paho.mqtt.client as mqtt
 
 from appliance.errors import ApplianceError, one_line
-from appliance.fleet.topics import Topics
+from appliance.fleet.topics import Topics, device_of
 from appliance.ops.eventbatch import BadBatch, EventBatch, EventRow, Quarantined, events_filter, excerpt
 from appliance.ops.eventstore import EventStore, RowsRefused, Written
 from appliance.ops.push import ACK_TIMEOUT_S, BrokerOptions, OperatorClient
+from appliance.ops.registry import BadReport, DeviceReport, kind_of, registry_filters, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +75,15 @@ class Totals:
     quarantined_events: int = 0
     quarantined_messages: int = 0
     devices_told: int = 0  # devices whose stored seq the broker acknowledged at least once
+    reports: int = 0  # status, state/reported and health messages stored in the registry
+    quarantined_reports: int = 0
 
     def line(self) -> str:
+        registry = (f"; {self.reports} device reports stored, {self.quarantined_reports} quarantined"
+                    if self.reports or self.quarantined_reports else "")
         return (f"{self.messages} messages: {self.inserted} events stored, {self.duplicates} duplicates skipped, "
                 f"{self.quarantined_events} events quarantined, {self.quarantined_messages} messages quarantined "
-                f"whole, {self.devices_told} devices told what is stored")
+                f"whole, {self.devices_told} devices told what is stored{registry}")
 
 
 class StoredNotices:
@@ -149,6 +162,15 @@ class StoredNotices:
             time.sleep(0.05)
 
 
+class Received(NamedTuple):
+    """A message as ``record`` takes it (a plain (topic, payload) pair is one too)."""
+
+    topic: str
+    payload: bytes
+    expiry_s: int | None = None  # the Message Expiry Interval the broker forwarded
+    retained: bool = False  # a retained copy the broker sent at subscription
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     topic_filter: str = events_filter(None)
@@ -158,6 +180,7 @@ class IngestSettings:
     progress_every_s: float = 10.0
     idle_exit_s: float | None = None
     window: int = 1000
+    registry: bool = True  # also keep the device registry (status, state/reported, health)
 
 
 class Ingest:
@@ -177,11 +200,15 @@ class Ingest:
         """Until Ctrl-C (a clean stop: unacknowledged messages wait in the session) or ``idle_exit_s`` of quiet.
 
         ApplianceError when the database fails: the messages not yet acknowledged stay with the broker."""
-        client = OperatorClient(self.options, handlers={self.settings.topic_filter: self._queue.put},
+        filters = [self.settings.topic_filter]
+        if self.settings.registry:
+            filters += registry_filters(self.settings.topic_filter, self.options.prefix)
+        client = OperatorClient(self.options, handlers={topic_filter: self._queue.put for topic_filter in filters},
                                 client_id=self.settings.client_id, session_expiry_s=self.settings.session_expiry_s,
                                 manual_ack=True, receive_maximum=self.settings.window)
-        self._say(f"ingesting {self.settings.topic_filter} from {self.options.address} into {self.store.name} "
-                  f"as {self.settings.client_id} (Ctrl-C stops)")
+        registry = f" and the device registry's {', '.join(filters[1:])}" if self.settings.registry else ""
+        self._say(f"ingesting {self.settings.topic_filter}{registry} from {self.options.address} into "
+                  f"{self.store.name} as {self.settings.client_id} (Ctrl-C stops)")
         last_message = last_report = self._clock()
         reported = Totals()
         try:
@@ -189,7 +216,9 @@ class Ingest:
                 messages = self._take(timeout=0.5)
                 now = self._clock()
                 if messages:
-                    self.record([(message.topic, bytes(message.payload)) for message in messages])
+                    self.record([Received(message.topic, bytes(message.payload),
+                                          getattr(message.properties, "MessageExpiryInterval", None),
+                                          bool(message.retain)) for message in messages])
                     for message in messages:
                         client.ack(message)
                     last_message = now
@@ -228,15 +257,23 @@ class Ingest:
                 break
         return messages
 
-    def record(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Store what ``messages`` (topic, payload) hold, events and quarantine, committed when this returns.
+    def record(self, messages: Sequence[Received | tuple[str, bytes]]) -> None:
+        """Store what ``messages`` hold: events, registry reports and quarantine, committed when this returns.
 
         ApplianceError only when the store fails; nothing a message holds makes it raise."""
         rows: list[EventRow] = []
         quarantined: list[Quarantined] = []
         batches: list[EventBatch] = []
-        whole = 0
-        for topic, payload in messages:
+        reports: list[DeviceReport] = []
+        bad_reports: list[Quarantined] = []
+        whole = events = 0
+        received_at = utc_now()
+        for message in (Received(*message) for message in messages):
+            topic, payload = message.topic, message.payload
+            if kind_of(topic, device_of(topic, self.options.prefix), self.options.prefix) is not None:
+                self._report(message, received_at, reports, bad_reports)
+                continue
+            events += 1
             try:
                 batch = EventBatch.parse(topic, payload, self.options.prefix)
             except BadBatch as exc:
@@ -257,20 +294,37 @@ class Ingest:
                           f"stored as {batch.device}'s, the device in the topic (said once per device)")
         refused: list[tuple[EventRow, str]] = []
         try:
-            written = self.store.write(rows, quarantined)
+            written = self.store.write(rows, quarantined + bad_reports)
         except RowsRefused as exc:
             self._say(f"warning: {exc}; storing the events one by one")
             written, refused = self.store.write_each(rows)
             for row, reason in refused:
                 self._say(f"warning: {row.topic}: event {row.id} (seq {row.seq}) quarantined: {reason}")
             quarantined += [row.quarantined(reason) for row, reason in refused]
-            self._tell(self.store.write([], quarantined), batches)
+            self._tell(self.store.write([], quarantined + bad_reports), batches)
+        if reports:
+            self.store.write_devices(reports)
         self._tell(written, batches)
-        self.totals.messages += len(messages)
+        self.totals.reports += len(reports)
+        self.totals.quarantined_reports += len(bad_reports)
+        self.totals.messages += events
         self.totals.inserted += written.inserted
         self.totals.duplicates += len(rows) - len(refused) - written.inserted
         self.totals.quarantined_events += len(quarantined) - whole
         self.totals.quarantined_messages += whole
+
+    def _report(self, message: Received, received_at: datetime, reports: list[DeviceReport],
+                bad: list[Quarantined]) -> None:
+        """A registry message into ``reports``, or into ``bad`` (said in one line) when it cannot be stored."""
+        try:
+            report = DeviceReport.parse(message.topic, message.payload, received_at, self.options.prefix,
+                                        message.expiry_s, message.retained)
+        except BadReport as exc:
+            bad.append(Quarantined.message(message.topic, message.payload, str(exc), self.options.prefix))
+            self._say(f"warning: {message.topic}: message quarantined: {exc}")
+            return
+        if report is not None:
+            reports.append(report)
 
     def _tell(self, written: Written, batches: Sequence[EventBatch]) -> None:
         """Make due the notices of the devices whose value ``written`` raised or that re-sent (a historical batch)."""

@@ -7,6 +7,13 @@ the device-id prefix before a dash: ``mall-01`` holds ``mall-01-screen-3``.
 Devices named one by one must have such a status too (``never_seen``), so a typo
 is refused instead of publishing to a topic no device will ever read; every id an
 operator names is checked against the one device-id pattern (``appliance.identity``).
+With ``--db`` the devices come from ingest's device registry instead (complete for
+any fleet size, where the broker's window is not).
+
+``push_to`` is pipelined: it publishes without waiting, keeping at most
+``MAX_IN_FLIGHT`` publishes unacknowledged (and never more than the broker's Receive
+Maximum), collects the PUBACKs as they come, and names every device whose publish
+was refused or not acknowledged within ``ACK_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,12 @@ from appliance.identity import check_device_id
 
 CONNECT_TIMEOUT_S = 10.0
 ACK_TIMEOUT_S = 10.0
+#: Publishes of one push waiting for their PUBACK at most (bounded further by the broker's Receive Maximum).
+MAX_IN_FLIGHT = 100
+#: A push's progress line at most this often.
+PROGRESS_EVERY_S = 1.0
+#: A push to at most this many devices also says each acknowledged topic (larger ones only count).
+NAMED_PROGRESS = 50
 
 MessageHandler = Callable[[mqtt.MQTTMessage], None]
 
@@ -50,9 +63,9 @@ class BrokerOptions:
     prefix: str = DEFAULT_PREFIX
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def add_arguments(parser: argparse.ArgumentParser, broker_required: bool = True) -> None:
         """The options every broker command takes (``from_arguments`` reads them back)."""
-        parser.add_argument("--broker", required=True, metavar="HOST:PORT")
+        parser.add_argument("--broker", required=broker_required, metavar="HOST:PORT")
         parser.add_argument("--no-tls", action="store_true", help="plain TCP (development brokers only)")
         parser.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate (default: system CAs)")
         parser.add_argument("--cert", type=Path, metavar="FILE", help="operator client certificate")
@@ -94,18 +107,21 @@ class OperatorClient:
     ``client_id`` and ``session_expiry_s``) queued while away reaches them.  With
     ``manual_ack`` a received QoS 1 message is acknowledged only by ``ack``, and
     ``receive_maximum`` bounds how many the broker sends before those acknowledgements (the rest
-    wait on the broker, not in this process).  A shared subscription (``$share/GROUP/FILTER``)
+    wait on the broker, not in this process); ``max_in_flight`` is how many of its own QoS 1 publishes
+    it sends before their PUBACKs (paho's default otherwise, 20).  A shared subscription (``$share/GROUP/FILTER``)
     shares the messages of FILTER between the clients of GROUP; its handler gets them.
     """
 
     def __init__(self, options: BrokerOptions, handlers: Mapping[str, MessageHandler] | None = None,
                  client_id: str | None = None, session_expiry_s: int | None = None, manual_ack: bool = False,
-                 receive_maximum: int | None = None) -> None:
+                 receive_maximum: int | None = None, max_in_flight: int | None = None) -> None:
         self._address = options.address
         host, port = parse_broker(options.address)
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                    client_id=client_id or f"oivis-ops-{uuid.uuid4().hex[:12]}",
                                    protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+        if max_in_flight is not None:
+            self._client.max_inflight_messages_set(max_in_flight)
         self._tls = TlsFiles(options.ca, options.cert, options.key) if options.tls else None
         if self._tls is not None:
             self._client.tls_set_context(self._tls.context())
@@ -114,6 +130,7 @@ class OperatorClient:
         self._closed: str | None = None
         self._last_error: str | None = None
         self._acks: dict[int, Any] = {}
+        self.receive_maximum = 65535  # the broker's, from its CONNACK: publishes it takes before acknowledging
         self._retained: dict[str, bytes] = {}
         self._subscribed = threading.Event()
         self._client.on_connect = self._on_connect
@@ -164,6 +181,7 @@ class OperatorClient:
         if not reason.is_failure and self._handlers:
             client.subscribe([(topic_filter, 1) for topic_filter in self._handlers])
         with self._condition:
+            self.receive_maximum = getattr(properties, "ReceiveMaximum", self.receive_maximum)
             self._connect_reason = reason
             self._condition.notify_all()
 
@@ -219,6 +237,16 @@ class OperatorClient:
         with self._condition:
             return self._acks.pop(mid, None)
 
+    def wait_acknowledgements(self, timeout: float) -> None:
+        """Return once an acknowledgement not yet asked about is in, or after ``timeout``."""
+        with self._condition:
+            self._condition.wait_for(lambda: bool(self._acks), timeout)
+
+    def in_flight_bound(self, wanted: int) -> int:
+        """How many publishes may wait for their PUBACK at once: ``wanted``, within the broker's Receive
+        Maximum and this client's ``max_in_flight``."""
+        return max(1, min(wanted, self.receive_maximum, self._client.max_inflight_messages))
+
     def _send(self, topic: str, payload: dict, retain: bool, expiry_s: int | None) -> mqtt.MQTTMessageInfo:
         data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         properties = Properties(PacketTypes.PUBLISH)
@@ -267,15 +295,55 @@ def read_device_list(path: Path) -> list[str]:
             for number, line in enumerate(lines, 1) if line.split("#", 1)[0].strip()]
 
 
+@dataclass
+class Pushed:
+    """What a push got: the devices whose publish the broker acknowledged, and the others with why."""
+
+    acknowledged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
 def push_to(client: OperatorClient, device_ids: list[str], document: dict,
-            progress: Callable[[str], None] = lambda line: None, prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """Publish ``document`` as each device's retained desired state; the topics written."""
+            progress: Callable[[str], None] = lambda line: None, prefix: str = DEFAULT_PREFIX,
+            in_flight: int = MAX_IN_FLIGHT, clock: Callable[[], float] = time.monotonic) -> Pushed:
+    """Publish ``document`` as each device's retained desired state, pipelined (see the module's docstring)."""
     for device in device_ids:
         check_device_id(device, "device to push to")
-    topics = []
-    for device in device_ids:
-        topic = Topics.for_device(device, prefix).desired
-        client.publish_retained(topic, document)
-        progress(f"published version {document['version']} to {topic}")
-        topics.append(topic)
-    return topics
+    bound = client.in_flight_bound(in_flight)
+    version, total = document["version"], len(device_ids)
+    pushed = Pushed()
+    waiting: dict[int, tuple[str, float]] = {}  # mid → device, sent at
+    queue = iter(device_ids)
+    more = True
+    reported = clock()
+    while more or waiting:
+        while more and len(waiting) < bound:
+            device = next(queue, None)
+            if device is None:
+                more = False
+                break
+            mid = client.publish_nowait(Topics.for_device(device, prefix).desired, document, retain=True)
+            if mid is None:
+                pushed.failed[device] = "not sent (the connection to the broker is down)"
+            else:
+                waiting[mid] = (device, clock())
+        client.wait_acknowledgements(0.1)
+        now = clock()
+        for mid, (device, sent_at) in list(waiting.items()):
+            reason = client.acknowledged(mid)
+            if reason is None and now - sent_at < ACK_TIMEOUT_S:
+                continue
+            del waiting[mid]
+            if reason is None:
+                pushed.failed[device] = f"not acknowledged within {ACK_TIMEOUT_S:.0f} s"
+            elif reason.is_failure:
+                pushed.failed[device] = f"refused ({reason})"
+            else:
+                pushed.acknowledged.append(device)
+                if total <= NAMED_PROGRESS:
+                    progress(f"published version {version} to {Topics.for_device(device, prefix).desired}")
+        if now - reported >= PROGRESS_EVERY_S or not (more or waiting):
+            reported = now
+            progress(f"version {version}: {len(pushed.acknowledged)} of {total} devices acknowledged, "
+                     f"{len(waiting)} in flight (at most {bound}), {len(pushed.failed)} failed")
+    return pushed
