@@ -28,7 +28,7 @@ Invariants:
 - The ``devices`` table is the device registry (``appliance.ops.registry``): one row per
   device, each kind's latest payload with when it was received, and ``last_seen``.
   ``write_devices`` applies the reports in device order (so concurrent PostgreSQL writers
-  lock rows in one order), each in arrival order, and each as a conditional ``UPDATE``: a
+  lock rows in one order), each device's in arrival order, and each as a conditional ``UPDATE``: a
   report older than the row's (the registry's ordering) changes nothing but ``last_seen``
   and ``health_at``, which only move forward.  The condition is evaluated on the locked
   row, so several ingest workers converge whatever order their transactions commit in.
@@ -106,20 +106,26 @@ class DeviceSql:
 
 
 def device_writes(reports: Sequence[DeviceReport], sql: DeviceSql,
-                  time: Callable[[datetime], Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """The statements that apply ``reports``: by device, each device's in arrival order (a stable sort)."""
-    for report in sorted(reports, key=lambda report: report.device):
+                  time: Callable[[datetime], Any]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements that apply ``reports``, each with its rows for ``executemany``: first every device's row,
+    then each kind's updates; each in device order, each device's in arrival order (a stable sort).  Kinds
+    touch columns of their own, so applying one kind after the other is applying them in arrival order."""
+    ordered = sorted(reports, key=lambda report: report.device)
+    writes: dict[str, list[tuple[Any, ...]]] = {statement: [] for statement in (
+        sql.seen, sql.known, sql.status, sql.reported, sql.health_at, sql.health)}
+    for report in ordered:
         at = time(report.received_at)
-        yield sql.known if report.retained else sql.seen, (report.device, at)
+        writes[sql.known if report.retained else sql.seen].append((report.device, at))
         if report.kind == "status":
-            yield sql.status, (report.document_json, report.session, report.final, at, report.device,
-                               report.session, report.final)
+            writes[sql.status].append((report.document_json, report.session, report.final, at, report.device,
+                                       report.session, report.final))
         elif report.kind == "reported":
-            yield sql.reported, (report.document_json, at, report.device)
+            writes[sql.reported].append((report.document_json, at, report.device))
         else:
-            yield sql.health_at, (at, at, report.device)
-            yield sql.health, (report.document_json, time(report.ts), report.period_s, report.device,
-                               time(report.ts))
+            writes[sql.health_at].append((at, at, report.device))
+            writes[sql.health].append((report.document_json, time(report.ts), report.period_s, report.device,
+                                       time(report.ts)))
+    return [(statement, rows) for statement, rows in writes.items() if rows]
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -334,8 +340,8 @@ class SqliteStore:
     def write_devices(self, reports: Sequence[DeviceReport]) -> None:
         try:
             with self._transaction():
-                for statement, values in device_writes(reports, self.DEVICE_SQL, _sqlite_time):
-                    self._db.execute(statement, values)
+                for statement, rows in device_writes(reports, self.DEVICE_SQL, _sqlite_time):
+                    self._db.executemany(statement, rows)
         except sqlite3.Error as exc:
             raise ApplianceError(f"cannot store the device registry in {self.name}: {exc}") from exc
 
@@ -488,8 +494,8 @@ class PostgresStore:
     def write_devices(self, reports: Sequence[DeviceReport]) -> None:
         try:
             with self._db.transaction(), self._db.cursor() as cursor:
-                for statement, values in device_writes(reports, self.DEVICE_SQL, lambda at: at):
-                    cursor.execute(statement, values)
+                for statement, rows in device_writes(reports, self.DEVICE_SQL, lambda at: at):
+                    cursor.executemany(statement, rows)  # psycopg pipelines them: one round trip, not one a row
         except self._errors as exc:
             raise ApplianceError(f"cannot store the device registry in {self.name}: {exc}") from exc
 
