@@ -4,10 +4,11 @@ its own network namespace, the wire thinned, lossy, slow, stalled and cut in tur
 The device is the real fleet side (``FleetRuntime``: link, event worker with the stored confirmations,
 health reporter, campaign manager), started inside the device's namespace; it reaches the broker
 through the user-space proxy (latency, jitter, stalls) and the veth (``tbf``, iptables loss, link down).
-The broker (the shipped config), ingest into SQLite, the operator's ``campaign push``, a listener for
-health reports and the campaign's asset server are inside the broker's namespace.  Every event ends up
-stored exactly once, health reports keep arriving, the pushed campaign is applied, and the catch-up
-after the last cut is measured and printed.
+The broker (the shipped config), ingest into SQLite (events and the device registry), the operator's
+``campaign push`` (issued while the wire is cut), a listener counting health reports and the campaign's
+asset server are inside the broker's namespace.  Every event ends up stored exactly once, the registry
+holds the device once with a health report from after the cut and the pushed campaign applied, and the
+catch-up after the cut is measured and printed (run with ``-s``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -39,9 +41,12 @@ from test_fleet_ops import Process
 
 from appliance.campaigns.signing import write_keypair
 from appliance.config import Config
+from appliance.errors import ApplianceError
 from appliance.events import EventBus
 from appliance.fleet.runtime import FleetRuntime
 from appliance.ops.build import build
+from appliance.ops.eventstore import read_registry
+from appliance.ops.registry import DeviceRecord
 from appliance.ops.serve import make_server
 from appliance.stats import RateMeter, StageStats
 
@@ -187,6 +192,14 @@ def test_the_proxy_delays_jitters_and_stalls_without_changing_or_reordering_a_by
         proxy.close()
 
 
+def registered(database: Path) -> DeviceRecord | None:
+    """The device's row of the registry ingest keeps (latest status, state/reported, health), once there."""
+    try:
+        return next((r for r in read_registry(f"sqlite:///{database}") if r.device == DEVICE), None)
+    except ApplianceError:
+        return None
+
+
 def test_iptables_loss_rules_work_and_are_removed_with_each_variant(wire: Wire) -> None:
     """Both Debian variants (legacy and nf_tables) take the ``statistic`` match here, and close() removes them."""
     for variant in IPTABLES:
@@ -227,7 +240,7 @@ def test_events_health_and_a_campaign_push_cross_a_flaky_mall_network(wire: Wire
         cleanup.callback(ingest.kill)
         wait_for(lambda: ingest.said(r"ingesting oivis/v1/\+/events"), 20, "ingest to subscribe")
         topics = f"oivis/v1/{DEVICE}"
-        listener = inside(wire.broker_ns, lambda: Operator(broker, (f"{topics}/health", f"{topics}/state/reported")))
+        listener = inside(wire.broker_ns, lambda: Operator(broker, (f"{topics}/health",)))
         cleanup.callback(listener.close)
         server = inside(wire.broker_ns, lambda: make_server(build(campaign, "http://unused").files, 0, BROKER_ADDRESS))
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -278,21 +291,20 @@ def test_events_health_and_a_campaign_push_cross_a_flaky_mall_network(wire: Wire
         time.sleep(max(0.0, CUT_S - (time.monotonic() - cut)))
         ticks = ticker.stop()
         wire.mend()
-        mended = time.monotonic()
+        mended, mended_at = time.monotonic(), datetime.now(timezone.utc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             push.finish(60)
         assert push.process.returncode == 0, "campaign push: " + " | ".join(push.err)
         caught_up: dict[str, float] = {}
 
         def settled() -> bool:
-            rows = stored(database)
+            rows, record = stored(database), registered(database)
             done = {
                 "events stored": bool(rows) and len(rows) == rows[-1][1] and sum(
                     row[2] == "tick" for row in rows) == ticks,
                 "spool confirmed": runtime.shipper.status()["pending"] == 0,
-                "campaign applied": any(r.get("applied_version") == 1
-                                        for r in listener.payloads(f"{topics}/state/reported")),
-                "health": any(m.timestamp > mended for m in listener.on(f"{topics}/health")),
+                "campaign applied (stored)": record is not None and (record.reported or {}).get("applied_version") == 1,
+                "health stored": record is not None and record.health_at is not None and record.health_at > mended_at,
             }
             for what, through in done.items():
                 if through:
@@ -312,3 +324,4 @@ def test_events_health_and_a_campaign_push_cross_a_flaky_mall_network(wire: Wire
     ticked = sorted(json.loads(data)["n"] for _, _, kind, data in rows if kind == "tick")
     assert ticked == list(range(ticks)), "a tick is missing or stored twice"
     assert sum(kind == "boot" for _, _, kind, _ in rows) == 1
+    assert [record.device for record in read_registry(f"sqlite:///{database}")] == [DEVICE]
