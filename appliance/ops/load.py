@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,11 +56,17 @@ SHARED_FILTER = "$share/ingest/oivis/v1/+/events"
 LOAD_TYPE = "load"
 #: The operators.acl shipped has a stanza for ingest-1..4.
 MAX_WORKERS = 4
-#: Screens per device process by default: what one process holds comfortably (measured on 2 cores).
-SCREENS_PER_PROCESS = 250
+#: Screens per device process by default.  paho's loop uses select(), which takes no descriptor above 1023,
+#: and a screen holds about six (its socket, paho's wake-up pair, the spool's database, WAL and index):
+#: a process stops connecting screens at about 170 (measured), so the ceiling is MAX_SCREENS_PER_PROCESS.
+SCREENS_PER_PROCESS = 125
+MAX_SCREENS_PER_PROCESS = 150
 #: Seconds at the end of sending over which the largest lag is reported.
 LAG_WINDOW_S = 5.0
 STOP_TIMEOUT_S = 15.0
+#: The screens' spools go to tmpfs by default: a real screen fsyncs its own disk, a thousand simulated
+#: ones on this host's one disk would measure that disk instead of the fleet.
+SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,8 @@ class LoadSettings:
     confirm_timeout: float = 15.0
     kill_after: float | None = None
     kill_for: float = 0.0
+    keep: bool = False  # leave the directory (logs, spools, broker state) for a look
+    spool_dir: Path | None = SHM  # where the screens' state directories go (None: with the rest)
 
     def check(self) -> LoadSettings:
         if not 1 <= self.devices <= 10_000:
@@ -88,6 +97,9 @@ class LoadSettings:
         if self.kill_after is not None and (self.kill_after < 0 or not 0 < self.kill_for <= 600):
             raise ApplianceError(f"--kill-ingest-after {self.kill_after:g} --for {self.kill_for:g}: both >= 0, "
                                  "--for 1 to 600")
+        if math.ceil(self.devices / self.processes) > MAX_SCREENS_PER_PROCESS:
+            raise ApplianceError(f"--device-processes {self.device_processes}: at most {MAX_SCREENS_PER_PROCESS} "
+                                 "screens per process (paho's select() takes no descriptor above 1023)")
         if not self.db.startswith(("postgresql://", "postgres://")) and self.db != "sqlite":
             raise ApplianceError(f"--db {self.db!r}: postgresql://... or sqlite")
         return self
@@ -180,6 +192,7 @@ def run_screens(spec: dict[str, Any]) -> dict[str, Any]:
     while time.monotonic() < deadline and not all(screen.link.connected for screen in screens):
         time.sleep(0.1)
     connected = sum(screen.link.connected for screen in screens)
+    problems = Counter(f"{screen.link.state}: {screen.link.problem}" for screen in screens if not screen.link.connected)
     start = time.monotonic()
     due = [start + rng.uniform(0.0, 6.0) for _ in screens]
     while (now := time.monotonic()) < start + spec["seconds"]:
@@ -196,7 +209,7 @@ def run_screens(spec: dict[str, Any]) -> dict[str, Any]:
               "settled_s": time.monotonic() - start - sending,
               "sent": sum(screen.sent for screen in screens),
               "acknowledged": sum(len(screen.link.acknowledged) for screen in screens),
-              "unconfirmed": sum(screen.pending for screen in screens)}
+              "unconfirmed": sum(screen.pending for screen in screens), "problems": dict(problems)}
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(Screen.stop, screens))
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -411,6 +424,8 @@ def run_load(settings: LoadSettings, out: Any = sys.stderr) -> LoadReport:
     if not MOSQUITTO.exists():
         raise ApplianceError(f"{MOSQUITTO} is not installed (apt-get install mosquitto)")
     directory = Path(tempfile.mkdtemp(prefix="oivis-load-"))
+    spools = Path(tempfile.mkdtemp(prefix="oivis-load-spools-", dir=settings.spool_dir)) if settings.spool_dir \
+        else directory / "screens"
     broker: Broker | None = None
     database: Database | None = None
     workers: list[IngestWorker] = []
@@ -426,7 +441,7 @@ def run_load(settings: LoadSettings, out: Any = sys.stderr) -> LoadReport:
             worker.start()
         for worker in workers:
             worker.wait_listening()
-        specs = _screen_specs(settings, broker, pki, directory)
+        specs = _screen_specs(settings, broker, pki, spools)
         began = time.time()
         for index, spec in enumerate(specs):
             spec_file, result_file = directory / f"screens-{index}.json", directory / f"screens-{index}.result.json"
@@ -472,18 +487,22 @@ def run_load(settings: LoadSettings, out: Any = sys.stderr) -> LoadReport:
             broker.stop()
         if database is not None:
             database.close()
-        shutil.rmtree(directory, ignore_errors=True)
+        if settings.keep:
+            print(f"load: the run's files stay in {directory} and {spools}", file=out)
+        else:
+            shutil.rmtree(spools, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)
 
 
-def _screen_specs(settings: LoadSettings, broker: Broker, pki: Pki, directory: Path) -> list[dict[str, Any]]:
-    """Each device process's screens (a certificate and a state directory each) and timings."""
+def _screen_specs(settings: LoadSettings, broker: Broker, pki: Pki, spools: Path) -> list[dict[str, Any]]:
+    """Each device process's screens (a certificate and a state directory under ``spools`` each) and timings."""
     specs = [{"broker": broker.address, "seconds": settings.seconds, "grace": settings.grace,
               "confirm_timeout": settings.confirm_timeout, "seed": index, "screens": []}
              for index in range(settings.processes)]
     for index in range(settings.devices):
         name = device_id(index + 1)
         identity = pki.client(name)
-        state = directory / "screens" / name
+        state = spools / name
         state.mkdir(parents=True)
         specs[index % len(specs)]["screens"].append(
             {"id": name, "ca": str(identity.ca), "cert": str(identity.cert), "key": str(identity.key),
@@ -573,13 +592,17 @@ def add_load_command(actions: argparse._SubParsersAction) -> None:
                       help="SIGKILL ingest-1 A seconds after the screens start (with --for)")
     load.add_argument("--for", dest="kill_for", type=float, default=30.0, metavar="S",
                       help="and start it again S seconds later (default 30)")
+    load.add_argument("--spool-dir", type=Path, default=SHM, metavar="DIR",
+                      help=f"where the screens' spools go (default {SHM}: tmpfs, so that a thousand spools' "
+                      "fsyncs do not measure this host's disk)")
+    load.add_argument("--keep", action="store_true", help="leave the run's directory (logs, spools) in place")
     load.add_argument("--json", action="store_true", help="the figures as JSON instead of the table")
     load.set_defaults(handler=_load)
 
 
 def _load(args: argparse.Namespace) -> int:
     settings = LoadSettings(args.devices, args.seconds, args.workers, args.db, args.device_processes, args.grace,
-                            args.confirm_timeout, args.kill_ingest_after, args.kill_for)
+                            args.confirm_timeout, args.kill_ingest_after, args.kill_for, args.keep, args.spool_dir)
     report = run_load(settings)
     print(json.dumps(asdict(report)) if args.json else report.table())
     return 0
