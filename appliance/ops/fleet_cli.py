@@ -39,7 +39,11 @@ client id, writing to PostgreSQL (--db postgresql://...). The broker sends each 
 --window unacknowledged messages; the rest wait on the broker. After each batch ingest publishes each
 device's confirmed seq on oivis/v1/<device>/events/stored (retained): devices keep what they sent until
 it is covered and send it again otherwise, so nothing the broker drops is lost; each ingest
-certificate needs write access to that topic in operators.acl."""
+certificate needs write access to that topic in operators.acl. Ingest also keeps the device registry
+(the devices table: each device's latest status, state/reported and health, and when it was last seen)
+that fleet status --db and campaign push --db read: it subscribes to oivis/v1/+/status and
+oivis/v1/+/state/reported plainly (MQTT 5 sends no retained message to a shared subscription) and to
+oivis/v1/+/health in the --filter's shared group; each ingest certificate needs read access to all three."""
 
 
 STATUS_HELP = f"""\
