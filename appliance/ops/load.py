@@ -61,9 +61,13 @@ MAX_WORKERS = 4
 #: a process stops connecting screens at about 170 (measured), so the ceiling is MAX_SCREENS_PER_PROCESS.
 SCREENS_PER_PROCESS = 125
 MAX_SCREENS_PER_PROCESS = 150
+#: Events a screen makes per second on average: 1-20 (10.5) every 2-6 (4) seconds.
+SCHEDULED_PER_S = 10.5 / 4.0
 #: Seconds at the end of sending over which the largest lag is reported.
 LAG_WINDOW_S = 5.0
 STOP_TIMEOUT_S = 15.0
+#: How long a screen process waits for its screens to connect before it starts the clock.
+CONNECT_S = 30.0
 #: The screens' spools go to tmpfs by default: a real screen fsyncs its own disk, a thousand simulated
 #: ones on this host's one disk would measure that disk instead of the fleet.
 SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
@@ -180,15 +184,16 @@ def _counting_link(name: str, fleet: Any, state_dir: Path) -> Any:
     return CountingLink()
 
 
-def run_screens(spec: dict[str, Any]) -> dict[str, Any]:
-    """One device process: start its screens, send for ``seconds``, wait ``grace`` for confirmations, stop."""
+def run_screens(spec: dict[str, Any], result_file: Path) -> dict[str, Any]:
+    """One device process: start its screens, send for ``seconds``, wait ``grace`` for confirmations, write the
+    figures to ``result_file``, stop the screens."""
     rng = random.Random(spec["seed"])
     screens = [Screen(item["id"], spec["broker"], Identity(Path(item["ca"]), Path(item["cert"]), Path(item["key"])),
                       Path(item["state"]), spec["confirm_timeout"]) for item in spec["screens"]]
     for screen in screens:
         screen.start()
         time.sleep(0.005)  # no connect storm: about 200 TLS handshakes a second per process
-    deadline = time.monotonic() + 30.0
+    deadline = time.monotonic() + CONNECT_S
     while time.monotonic() < deadline and not all(screen.link.connected for screen in screens):
         time.sleep(0.1)
     connected = sum(screen.link.connected for screen in screens)
@@ -210,10 +215,13 @@ def run_screens(spec: dict[str, Any]) -> dict[str, Any]:
               "sent": sum(screen.sent for screen in screens),
               "acknowledged": sum(len(screen.link.acknowledged) for screen in screens),
               "unconfirmed": sum(screen.pending for screen in screens), "problems": dict(problems)}
-    with ThreadPoolExecutor(32) as pool:
-        list(pool.map(Screen.stop, screens))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    partial = result_file.with_suffix(".partial")
+    partial.write_text(json.dumps(result))
+    partial.replace(result_file)  # before the stop (an overloaded process takes long to stop), whole or not at all
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(Screen.stop, screens))
     return result
 
 
@@ -390,16 +398,24 @@ class LoadReport:
     per_worker_per_s: float
     per_ingest_core_per_s: float
     killed: str
+    problems: dict[str, int]
+
+    @property
+    def scheduled(self) -> int:
+        """What the screens would send if their processes kept the schedule."""
+        return round(self.devices * self.seconds * SCHEDULED_PER_S)
 
     def table(self) -> str:
         def lag(value: float | None) -> str:
             return "-" if value is None else f"{value:.2f} s"
 
         rows = [
-            ("screens (connected)", f"{self.devices} ({self.connected})"),
+            ("screens (connected)", f"{self.devices} ({self.connected}"
+                                    + (f"; not: {self.problems})" if self.problems else ")")),
             ("sending", f"{self.seconds:g} s, then {self.settled_s:.1f} s until confirmed"),
             ("ingest workers", f"{self.workers} into {self.database}{self.killed}"),
-            ("sent", f"{self.sent}"),
+            ("sent", f"{self.sent} (the schedule: about {self.scheduled}; fewer: the screens' processes "
+                     "could not keep up)" if self.sent < 0.9 * self.scheduled else f"{self.sent}"),
             ("acknowledged by the broker", f"{self.acknowledged}"),
             ("stored", f"{self.stored}"),
             ("lost", f"{self.lost}"),
@@ -450,11 +466,11 @@ def run_load(settings: LoadSettings, out: Any = sys.stderr) -> LoadReport:
                 groups.append(subprocess.Popen([sys.executable, "-m", "appliance.ops.load", str(spec_file),
                                                 str(result_file)], stdout=log_file, stderr=subprocess.STDOUT,
                                                env=_env()))
-        killed = _supervise(settings, broker, workers, groups, out)
+        result_files = [directory / f"screens-{index}.result.json" for index in range(len(groups))]
+        killed = _supervise(settings, workers, groups, result_files, out)
         results = []
-        for index, group in enumerate(groups):
-            result_file = directory / f"screens-{index}.result.json"
-            if group.returncode != 0 or not result_file.exists():
+        for index, (group, result_file) in enumerate(zip(groups, result_files, strict=True)):
+            if not result_file.exists():
                 raise ApplianceError(f"screen process {index} failed (status {group.returncode}): "
                                      f"{_tail(directory / f'screens-{index}.log')}")
             results.append(json.loads(result_file.read_text()))
@@ -477,7 +493,8 @@ def run_load(settings: LoadSettings, out: Any = sys.stderr) -> LoadReport:
             cpu_broker_s=cpu_broker, cpu_ingest_s=cpu_ingest,
             cpu_devices_s=sum(result["cpu_s"] for result in results),
             stored_per_s=stored / span, per_worker_per_s=stored / span / settings.workers,
-            per_ingest_core_per_s=stored / cpu_ingest if cpu_ingest else 0.0, killed=killed)
+            per_ingest_core_per_s=stored / cpu_ingest if cpu_ingest else 0.0, killed=killed,
+            problems=dict(sum((Counter(result["problems"]) for result in results), Counter())))
     finally:
         for group in groups:
             _end(group)
@@ -510,15 +527,15 @@ def _screen_specs(settings: LoadSettings, broker: Broker, pki: Pki, spools: Path
     return specs
 
 
-def _supervise(settings: LoadSettings, broker: Broker, workers: list[IngestWorker],
-               groups: list[subprocess.Popen[bytes]], out: Any) -> str:
-    """Wait for the screen processes (bounded), sampling CPU, killing and restarting ingest-1 when asked."""
+def _supervise(settings: LoadSettings, workers: list[IngestWorker], groups: list[subprocess.Popen[bytes]],
+               results: list[Path], out: Any) -> str:
+    """Wait for the screen processes' figures (bounded), sampling CPU, killing and restarting ingest-1 when asked."""
     started = time.monotonic()
-    deadline = started + 30.0 + settings.seconds + settings.grace + 60.0
+    deadline = started + CONNECT_S + settings.seconds + settings.grace + 60.0
     kill_at = None if settings.kill_after is None else started + settings.kill_after
     restart_at: float | None = None
     killed = ""
-    while any(group.poll() is None for group in groups):
+    while any(group.poll() is None and not result.exists() for group, result in zip(groups, results, strict=True)):
         now = time.monotonic()
         if now > deadline:
             raise ApplianceError(f"the screens did not finish within {deadline - started:.0f} s")
@@ -613,8 +630,7 @@ def main(argv: list[str]) -> int:
     spec_file, result_file = Path(argv[0]), Path(argv[1])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    result = run_screens(json.loads(spec_file.read_text()))
-    result_file.write_text(json.dumps(result))
+    run_screens(json.loads(spec_file.read_text()), result_file)
     return 0
 
 
