@@ -16,6 +16,8 @@ from appliance.errors import ApplianceError
 
 #: Deeper than anything the contracts use (a campaign document is about 6 levels).
 DEFAULT_MAX_DEPTH = 32
+#: The largest integer the contracts carry (seq, versions, sizes): SQLite INTEGER and PostgreSQL bigint.
+INT64_MAX = 2**63 - 1
 
 
 class TooBig(ApplianceError):

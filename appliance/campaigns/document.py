@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from appliance.boundedjson import loads_object
+from appliance.boundedjson import INT64_MAX, loads_object
 from appliance.campaigns.errors import Rejected
 from appliance.content import CAMPAIGN_FILE
 from appliance.errors import ApplianceError
@@ -27,7 +27,6 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 DAYPART_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
 #: The largest number a document may carry: a signed 64-bit integer, what SQLite and PostgreSQL store.
-INT64_MAX = 2**63 - 1
 #: The largest document a device parses (a few campaigns with their campaign.toml text fit in a few kB).
 MAX_DOCUMENT_BYTES = 1024 * 1024
 

@@ -51,7 +51,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from appliance.campaigns.document import INT64_MAX
+    from appliance.boundedjson import INT64_MAX
     from appliance.campaigns.signing import load_private_key, sign_document
     from appliance.identity import check_device_id, in_site
     from appliance.ops.build import build, default_asset_base_url

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from appliance import boundedjson
-from appliance.campaigns.document import INT64_MAX
+from appliance.boundedjson import INT64_MAX
 from appliance.errors import ApplianceError, one_line
 from appliance.fleet.topics import DEFAULT_PREFIX, Topics, device_of
 from appliance.identity import device_id_problem
@@ -176,11 +176,11 @@ class EventRow:
         if not isinstance(kind, str) or not TYPE_PATTERN.fullmatch(kind):
             raise ApplianceError(f"{where}: type {excerpt(kind)} is not an identifier (a letter, then up to 63 "
                                  "letters, digits or _ . : -)")
-        ts = _time(ts_text, where)
+        ts = parse_time(ts_text, where)
         data = event.get("data", {})
         if not isinstance(data, dict):
             raise ApplianceError(f"{where}: data is {excerpt(data)}, not an object")
-        problem = _json_problem(data)
+        problem = json_problem(data)
         if problem is not None:
             raise ApplianceError(f"{where}: data {problem}")
         data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -208,7 +208,7 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
 
 
-def _time(value: Any, where: str) -> datetime:
+def parse_time(value: Any, where: str) -> datetime:
     """An ISO-8601 time with its zone, inside years 1..9999 once in UTC (what every reader can load back)."""
     # printable ASCII only: CPython's parser stops at a NUL and would take "…+00:00\x00" whole
     if not isinstance(value, str) or len(value) > MAX_TS_CHARS or not (value.isascii() and value.isprintable()):
@@ -226,7 +226,7 @@ def _time(value: Any, where: str) -> datetime:
     return ts
 
 
-def _json_problem(value: Any) -> str | None:
+def json_problem(value: Any) -> str | None:
     """Why a parsed JSON value cannot be stored as text or jsonb, or None (its depth is bounded by the parser)."""
     if isinstance(value, str):
         return _text_problem(value)
@@ -234,12 +234,12 @@ def _json_problem(value: Any) -> str | None:
         return f"holds the number {value!r}, which JSON cannot store"
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = _text_problem(key) or _json_problem(item)
+            problem = _text_problem(key) or json_problem(item)
             if problem is not None:
                 return problem
     if isinstance(value, list):
         for item in value:
-            problem = _json_problem(item)
+            problem = json_problem(item)
             if problem is not None:
                 return problem
     return None

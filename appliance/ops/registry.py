@@ -41,7 +41,7 @@ from appliance import boundedjson
 from appliance.errors import ApplianceError
 from appliance.fleet.topics import DEFAULT_PREFIX, Topics, device_of
 from appliance.identity import device_id_problem, in_site
-from appliance.ops.eventbatch import _json_problem, _time
+from appliance.ops.eventbatch import json_problem, parse_time
 from appliance.ops.fleet import DeviceView
 from appliance.ops.push import delivered_filter
 
@@ -91,7 +91,7 @@ class DeviceReport:
             document = boundedjson.loads_object(payload, f"message on {topic}", MAX_REPORT_BYTES)
         except ApplianceError as exc:
             raise BadReport(str(exc)) from exc
-        problem = _json_problem(document)
+        problem = json_problem(document)
         if problem is not None:
             raise BadReport(f"message on {topic} {problem}")
         text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
@@ -104,7 +104,7 @@ class DeviceReport:
             return cls(device, kind, text, received_at, session=session, final=int(state in FINAL_STATES),
                        retained=retained)
         if kind == "health":
-            ts = _time(document.get("ts"), f"message on {topic}").astimezone(timezone.utc)
+            ts = parse_time(document.get("ts"), f"message on {topic}").astimezone(timezone.utc)
             period = expiry_s / 2 if expiry_s else None
             return cls(device, kind, text, received_at, ts=ts, period_s=period, retained=retained)
         return cls(device, kind, text, received_at, retained=retained)
