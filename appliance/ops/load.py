@@ -68,6 +68,9 @@ LAG_WINDOW_S = 5.0
 STOP_TIMEOUT_S = 15.0
 #: How long a screen process waits for its screens to connect before it starts the clock.
 CONNECT_S = 30.0
+#: How much longer than planned the screen processes may take (starting screens on a busy machine) before
+#: the run is abandoned.
+OVERRUN_S = 180.0
 #: The screens' spools go to tmpfs by default: a real screen fsyncs its own disk, a thousand simulated
 #: ones on this host's one disk would measure that disk instead of the fleet.
 SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
@@ -531,7 +534,7 @@ def _supervise(settings: LoadSettings, workers: list[IngestWorker], groups: list
                results: list[Path], out: Any) -> str:
     """Wait for the screen processes' figures (bounded), sampling CPU, killing and restarting ingest-1 when asked."""
     started = time.monotonic()
-    deadline = started + CONNECT_S + settings.seconds + settings.grace + 60.0
+    deadline = started + CONNECT_S + settings.seconds + settings.grace + OVERRUN_S
     kill_at = None if settings.kill_after is None else started + settings.kill_after
     restart_at: float | None = None
     killed = ""
