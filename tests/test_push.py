@@ -4,6 +4,8 @@ operator command that cannot connect says why in one line (TLS refusal, unreacha
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,3 +169,37 @@ def test_push_refuses_a_version_every_device_would_reject(campaign, capsys, vers
     args[args.index("--version") + 1] = version
     assert main(args) == 1
     assert error_line(capsys).startswith(f"error: --version {version}: a version is a whole number from 1 to ")
+
+
+def test_a_connection_closed_during_the_handshake_without_an_alert_is_the_network_not_the_certificate(
+        broker: Broker) -> None:
+    """A proxy or captive portal that accepts the TCP connection and closes it says nothing about the
+    certificate: before, this read as the broker refusing the client certificate."""
+    from appliance.fleet.connect_failure import TlsFiles, connect_failure
+
+    closer = socket.socket()
+    closer.bind(("127.0.0.1", 0))
+    closer.listen(8)
+    stop = threading.Event()
+
+    def close_every_connection() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = closer.accept()
+            except OSError:
+                return
+            connection.close()
+
+    thread = threading.Thread(target=close_every_connection, daemon=True)
+    thread.start()
+    identity = broker.pki.service("operator")
+    address = f"127.0.0.1:{closer.getsockname()[1]}"
+    try:
+        failure = connect_failure(address, "EOF occurred in violation of protocol (_ssl.c:992)",
+                                  TlsFiles(identity.ca, identity.cert, identity.key))
+    finally:
+        stop.set()
+        closer.close()
+    assert failure.kind == "unreachable"
+    assert "closed during the TLS handshake without an alert" in failure.message
+    assert "not the certificate" in failure.message

@@ -90,18 +90,27 @@ def connect_failure(address: str, error: BaseException | str | None, tls: TlsFil
                                          f"vouch for: {error.verify_message}")
     text = one_line(error) if error is not None else ""
     if tls is not None and (isinstance(error, ssl.SSLError) or any(m in text.lower() for m in TLS_MARKERS)):
-        return ConnectFailure("refused", tls_refusal(address, text, tls))
+        refusal = tls_refusal(address, text, tls)
+        if refusal is None:   # no alert at all: a middlebox or the network closed it, not the broker's verdict
+            return ConnectFailure("unreachable", f"the connection to the broker {address} was closed during the "
+                                                 f"TLS handshake without an alert ({text or 'no message'}): the "
+                                                 "network between (a proxy, a captive portal), not the certificate")
+        return ConnectFailure("refused", refusal)
     if isinstance(error, OSError):
         return ConnectFailure("unreachable", f"cannot reach the broker {address}: {one_line(error.strerror or text)}")
     detail = f" ({text})" if text else ""
     return ConnectFailure("unreachable", f"the broker {address} closed the connection before answering{detail}")
 
 
-def tls_refusal(address: str, text: str, tls: TlsFiles) -> str:
-    """The broker ended the TLS session before MQTT began: what its alert says about the client certificate."""
+def tls_refusal(address: str, text: str, tls: TlsFiles) -> str | None:
+    """The broker ended the TLS session before MQTT began: what its alert says about the client certificate;
+    None when no alert says anything (the close came from elsewhere)."""
     detail = _ssl_text(text)
     if _meaning(detail) is None:
-        detail = read_alert(address, tls) or detail
+        alert = read_alert(address, tls)
+        if alert is None and tls.cert is not None:
+            return None
+        detail = alert or detail
     if tls.cert is None:
         cause = "it requires a client certificate and none was presented"
     else:
@@ -118,7 +127,8 @@ def read_alert(address: str, tls: TlsFiles) -> str | None:
                 tls.context().wrap_socket(raw, server_hostname=host.strip("[]")) as session:
             session.recv(1)
     except ssl.SSLError as exc:
-        return _ssl_text(one_line(exc))
+        text = _ssl_text(one_line(exc))
+        return text if "alert" in text.lower() else None   # an EOF or reset is no verdict
     except (OSError, ValueError, ApplianceError):
         return None
     return None
