@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 
 from appliance.content import Bundle
 from appliance.kiosk.navigation import Action
-from appliance.kiosk.tick import Tick
-
-if TYPE_CHECKING:
-    from appliance.kiosk.app import Kiosk
+from appliance.kiosk.tick import Stage, Tick
 
 HINT = "Swipe to choose · make a fist to start"
 
@@ -37,12 +33,12 @@ class MenuScene:
 
     name = "menu"
 
-    def enter(self, kiosk: Kiosk, tick: Tick) -> None:
+    def enter(self, kiosk: Stage, tick: Tick) -> None:
         self._items = experiences(kiosk.bundle)
         self._selected = 0
         self._moved_at = tick.now
 
-    def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
+    def next_scene(self, kiosk: Stage, tick: Tick) -> str | None:
         if not tick.present or tick.source_problem:
             return "attract"
         for action in tick.actions:
@@ -56,7 +52,7 @@ class MenuScene:
                 return chosen.scene
         return None
 
-    def draw(self, kiosk: Kiosk, tick: Tick) -> None:
+    def draw(self, kiosk: Stage, tick: Tick) -> None:
         perception = tick.perception
         if perception is not None:
             screen = kiosk.show_composite(perception.frame.image, perception.alpha, tick.now)
@@ -97,5 +93,5 @@ class MenuScene:
         display.text(HINT, (width // 2, height - height // 22), size=height // 24, anchor="center", backdrop=True)
         kiosk.draw_hand(tick, 0.0)
 
-    def exit(self, kiosk: Kiosk) -> None:
+    def exit(self, kiosk: Stage) -> None:
         """Nothing to release."""

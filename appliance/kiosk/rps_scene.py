@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from appliance.errors import ApplianceError
 from appliance.kiosk.navigation import Action
 from appliance.kiosk.rps import Phase, RpsGame, Rules
-from appliance.kiosk.tick import Tick
-
-if TYPE_CHECKING:
-    from appliance.kiosk.app import Kiosk
+from appliance.kiosk.tick import Stage, Tick
 
 #: How long the result stays up unless the shopper makes a fist.
 RESULT_S = 6.0
@@ -26,7 +22,7 @@ class RpsScene:
 
     name = "rps"
 
-    def enter(self, kiosk: Kiosk, tick: Tick) -> None:
+    def enter(self, kiosk: Stage, tick: Tick) -> None:
         spec = kiosk.bundle.rps
         if spec is None:
             raise ApplianceError("the rps scene needs the campaign's [rps] table")
@@ -34,7 +30,7 @@ class RpsScene:
         rules = Rules(rounds_to_win=spec.rounds_to_win, win_rate=spec.win_rate, beat_s=spec.beat_s)
         self.game = RpsGame(rules, kiosk.rng, kiosk.publish, tick.now)
 
-    def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
+    def next_scene(self, kiosk: Stage, tick: Tick) -> str | None:
         game = self.game
         if not tick.present or tick.source_problem:
             game.abandon(tick.now, "left")
@@ -53,7 +49,7 @@ class RpsScene:
                 return "menu"
         return None
 
-    def draw(self, kiosk: Kiosk, tick: Tick) -> None:
+    def draw(self, kiosk: Stage, tick: Tick) -> None:
         perception = tick.perception
         if perception is not None:
             kiosk.show_composite(perception.frame.image, perception.alpha, tick.now)
@@ -73,7 +69,7 @@ class RpsScene:
             return {"win": "sad", "lose": "happy", "draw": "neutral"}[game.last.outcome]
         return "neutral"
 
-    def _draw_star(self, kiosk: Kiosk, now: float) -> None:
+    def _draw_star(self, kiosk: Stage, now: float) -> None:
         width, height = kiosk.display.size
         mood = self._mood()
         path = {"happy": self._spec.star_happy_image, "sad": self._spec.star_sad_image}.get(mood)
@@ -94,13 +90,13 @@ class RpsScene:
         kiosk.display.text(self._spec.star_name, (int(width * 0.85), int(height * 0.87)), size=height // 18,
                            colour=GOLD, anchor="center", backdrop=True)
 
-    def _draw_score(self, kiosk: Kiosk) -> None:
+    def _draw_score(self, kiosk: Stage) -> None:
         width, height = kiosk.display.size
         score = self.game.score
         line = f"You  {score['shopper']}  –  {score['star']}  {self._spec.star_name}"
         kiosk.display.text(line, (width // 2, height // 14), size=height // 14, anchor="center", backdrop=True)
 
-    def _draw_message(self, kiosk: Kiosk, now: float) -> None:
+    def _draw_message(self, kiosk: Stage, now: float) -> None:
         game, display = self.game, kiosk.display
         width, height = display.size
         centre_x, big, small = int(width * 0.42), height // 6, height // 20
@@ -143,5 +139,5 @@ class RpsScene:
                 display.text("Make a fist to continue", (centre_x, int(height * 0.62)), size=small,
                              colour=SOFT, anchor="center", backdrop=True)
 
-    def exit(self, kiosk: Kiosk) -> None:
+    def exit(self, kiosk: Stage) -> None:
         """Nothing to release: the game's events are already on the bus."""

@@ -7,15 +7,11 @@ of the frames it is current for (see ``Tick``).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from appliance.kiosk.menu import MenuScene
 from appliance.kiosk.navigation import Action
 from appliance.kiosk.rps_scene import RpsScene
-from appliance.kiosk.tick import Scene, Tick
-
-if TYPE_CHECKING:
-    from appliance.kiosk.app import Kiosk
+from appliance.kiosk.tick import Scene, Stage, Tick
 
 
 def world_steps(actions: tuple[Action, ...]) -> list[int]:
@@ -34,10 +30,10 @@ class AttractScene:
 
     name = "attract"
 
-    def enter(self, kiosk: Kiosk, tick: Tick) -> None:
+    def enter(self, kiosk: Stage, tick: Tick) -> None:
         self._since = tick.now
 
-    def draw(self, kiosk: Kiosk, tick: Tick) -> None:
+    def draw(self, kiosk: Stage, tick: Tick) -> None:
         frame = tick.perception.frame.image if tick.perception else None
         kiosk.show_composite(frame, None if frame is None else kiosk.empty_alpha(frame), tick.now)
         if tick.source_problem:
@@ -50,12 +46,12 @@ class AttractScene:
         kiosk.display.text("and play with us", (width // 2, int(height * 0.52)),
                            size=height // 18, anchor="center")
 
-    def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
+    def next_scene(self, kiosk: Stage, tick: Tick) -> str | None:
         for step in world_steps(tick.typed):   # a technician previews the worlds
             kiosk.switch_world(step, tick.now)
         return "menu" if tick.present and not tick.source_problem else None
 
-    def exit(self, kiosk: Kiosk) -> None:
+    def exit(self, kiosk: Stage) -> None:
         """Nothing to release."""
 
 
@@ -65,14 +61,14 @@ class MirrorScene:
     name = "mirror"
     title_seconds = 3.0
 
-    def enter(self, kiosk: Kiosk, tick: Tick) -> None:
+    def enter(self, kiosk: Stage, tick: Tick) -> None:
         self._title_until = tick.now + self.title_seconds
         kiosk.on_world_change = self._show_title
 
     def _show_title(self, now: float) -> None:
         self._title_until = now + self.title_seconds
 
-    def draw(self, kiosk: Kiosk, tick: Tick) -> None:
+    def draw(self, kiosk: Stage, tick: Tick) -> None:
         perception = tick.perception
         if perception is None:
             return
@@ -86,7 +82,7 @@ class MirrorScene:
                                backdrop=True)
         kiosk.draw_hand(tick, tick.hold_progress)
 
-    def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None:
+    def next_scene(self, kiosk: Stage, tick: Tick) -> str | None:
         if not tick.present or tick.source_problem:
             return "attract"
         if Action.BACK in tick.actions:
@@ -97,7 +93,7 @@ class MirrorScene:
             kiosk.switch_world(1, tick.now)
         return None
 
-    def exit(self, kiosk: Kiosk) -> None:
+    def exit(self, kiosk: Stage) -> None:
         kiosk.on_world_change = None
 
 

@@ -1,20 +1,26 @@
-"""The scene protocol and the per-frame input every scene gets.
+"""The scene protocol, what a scene may use of the kiosk, and the per-frame input every scene gets.
 
 The shape is pibooth's state machine: ``enter`` / ``draw`` (its "do") /
 ``next_scene`` (its "validate") / ``exit``.  Scenes draw through the kiosk's
-compositors and display; they hold no threads and never block.
+compositors and display (the ``Stage``, which the kiosk implements; scenes never
+import the kiosk itself); they hold no threads and never block.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance.kiosk.navigation import Action
 from appliance.perception.hand import GestureState
 
 if TYPE_CHECKING:
-    from appliance.kiosk.app import Kiosk
+    import numpy as np
+
+    from appliance.content import Bundle, SceneSpec
+    from appliance.kiosk.display import Display
     from appliance.perception.pipeline import Perception
 
 NO_GESTURES = GestureState()
@@ -42,13 +48,37 @@ class Tick:
         return self.perception.gestures if self.perception else NO_GESTURES
 
 
+class Stage(Protocol):
+    """What a scene may use of the kiosk (appliance.kiosk.app.Kiosk implements it)."""
+
+    bundle: Bundle
+    display: Display
+    rng: random.Random
+    on_world_change: Callable[[float], None] | None
+
+    @property
+    def world(self) -> SceneSpec: ...
+
+    def switch_world(self, step: int, now: float) -> None: ...
+
+    def empty_alpha(self, frame: np.ndarray) -> np.ndarray: ...
+
+    def show_composite(self, frame: np.ndarray | None, alpha: np.ndarray | None, now: float) -> np.ndarray: ...
+
+    def image(self, relative: str, height: int) -> Any: ...
+
+    def publish(self, type: str, data: dict[str, Any]) -> None: ...
+
+    def draw_hand(self, tick: Tick, progress: float) -> None: ...
+
+
 class Scene(Protocol):
     name: str
 
-    def enter(self, kiosk: Kiosk, tick: Tick) -> None: ...
+    def enter(self, kiosk: Stage, tick: Tick) -> None: ...
 
-    def draw(self, kiosk: Kiosk, tick: Tick) -> None: ...
+    def draw(self, kiosk: Stage, tick: Tick) -> None: ...
 
-    def next_scene(self, kiosk: Kiosk, tick: Tick) -> str | None: ...
+    def next_scene(self, kiosk: Stage, tick: Tick) -> str | None: ...
 
-    def exit(self, kiosk: Kiosk) -> None: ...
+    def exit(self, kiosk: Stage) -> None: ...
