@@ -94,8 +94,8 @@ class Fleet:
             self.stop(runtime)
 
 
-@pytest.fixture
-def fleet(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
+@pytest.fixture(name="fleet")
+def fleet_fixture(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
     devices = Fleet(broker, tmp_path)
     try:
         yield devices

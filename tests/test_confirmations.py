@@ -23,7 +23,7 @@ from broker import (  # noqa: F401 - fixtures
     pki_fixture,
     wait_for,
 )
-from test_commands_broker import Fleet
+from test_commands_broker import Fleet, fleet_fixture  # noqa: F401 - the fixture
 from test_spool import FakeLink, ticks
 
 from appliance.config import FleetConfig
@@ -347,21 +347,12 @@ def test_a_confirmation_above_every_seq_given_out_moves_the_events_up_instead_of
     spool.close(clean=True)
 
 
-@pytest.fixture
-def runtimes(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
-    started = Fleet(broker, tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
 def test_the_fleet_runtime_hears_the_confirmation_at_connect_and_hands_it_to_the_events_worker(
-        broker: Broker, operator: Operator, runtimes: Fleet) -> None:
+        broker: Broker, operator: Operator, fleet: Fleet) -> None:
     """The retained confirmation arrives right after the CONNACK, before the kiosk (and the worker) are up."""
     operator.publish(STORED, {"seq": 0}, retain=True)
-    runtime = runtimes.start()
-    screen = runtimes.attach(runtime)
+    runtime = fleet.start()
+    screen = fleet.attach(runtime)
     assert runtime.shipper is not None
     wait_for(lambda: runtime.shipper.status().get("stored_seq") == 0, what="confirming mode")
     screen.events.publish("tick", {"n": 0})
