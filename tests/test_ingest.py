@@ -75,8 +75,8 @@ class Database:
         return [(device, topic, index, bytes(payload), reason) for device, topic, index, payload, reason, _ in found]
 
 
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> Database:
+@pytest.fixture(name="sqlite_db")
+def sqlite_db_fixture(tmp_path: Path) -> Database:
     path = tmp_path / "ingest" / "events.db"
 
     def query(sql: str) -> list[tuple[Any, ...]]:
@@ -91,8 +91,8 @@ def sqlite_db(tmp_path: Path) -> Database:
     return Database(f"sqlite:///{path}", query, "sqlite")
 
 
-@pytest.fixture
-def postgres_db() -> Iterator[Database]:
+@pytest.fixture(name="postgres_db")
+def postgres_db_fixture() -> Iterator[Database]:
     psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install -e '.[test]')")
     try:
         admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
@@ -116,8 +116,8 @@ def postgres_db() -> Iterator[Database]:
         admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> Database:
+@pytest.fixture(name="database", params=["sqlite", "postgres"])
+def database_fixture(request: pytest.FixtureRequest) -> Database:
     return request.getfixturevalue(f"{request.param}_db")
 
 

@@ -25,7 +25,13 @@ from broker import (  # noqa: F401 - fixtures
 )
 from netproxy import Proxy
 from test_fleet_ops import Process
-from test_ingest import Database, DeviceClient, database, postgres_db, sqlite_db  # noqa: F401 - fixtures
+from test_ingest import (  # noqa: F401 - fixtures
+    Database,
+    DeviceClient,
+    database_fixture,
+    postgres_db_fixture,
+    sqlite_db_fixture,
+)
 from test_push import campaign, push  # noqa: F401 - campaign is a fixture
 
 from appliance.fleet.health import HealthReporter
@@ -68,7 +74,7 @@ def status_json(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str
 
 
 def test_the_registry_fills_from_a_real_broker_and_fleet_status_lists_every_device_with_its_state(
-        broker: Broker, database: Database, tmp_path: Path, capsys) -> None:  # noqa: F811 - fixtures imported
+        broker: Broker, database: Database, tmp_path: Path, capsys) -> None:
     """One screen stopped before ingest ever ran (its retained offline status is all there is), one live with
     health, which then stops; a bad status is quarantined.  Before: ingest read events only and fleet status
     had no --db."""
@@ -165,7 +171,7 @@ def health(device: str, ts: datetime, at: datetime, expiry: int | None = 60) -> 
     return report
 
 
-def test_an_older_status_or_health_never_overwrites_a_newer_one(database: Database) -> None:  # noqa: F811
+def test_an_older_status_or_health_never_overwrites_a_newer_one(database: Database) -> None:
     store = open_store(database.url)
     try:
         t = [NOW + timedelta(seconds=n) for n in range(10)]
@@ -204,7 +210,7 @@ def test_a_device_is_silent_when_offline_lost_or_without_health_for_three_period
 # -- push through the registry ---------------------------------------------------------------------
 
 def test_push_site_through_the_registry_reaches_exactly_the_sites_devices_and_names_one_not_acknowledged(
-        broker: Broker, operator: Operator, sqlite_db: Database, campaign, capsys) -> None:  # noqa: F811
+        broker: Broker, operator: Operator, sqlite_db: Database, campaign, capsys) -> None:  # noqa: F811 - campaign is a fixture
     """The registry names a site device the broker has never seen (it still gets the retained document) and
     one whose topic the broker refuses (an ACL deny): that one is named in the final line."""
     store = open_store(sqlite_db.url)
@@ -235,7 +241,7 @@ def test_push_site_through_the_registry_reaches_exactly_the_sites_devices_and_na
 
 
 def test_push_all_db_refuses_an_empty_registry_and_a_device_it_does_not_hold(
-        broker: Broker, sqlite_db: Database, campaign, capsys) -> None:  # noqa: F811
+        broker: Broker, sqlite_db: Database, campaign, capsys) -> None:  # noqa: F811 - campaign is a fixture
     open_store(sqlite_db.url).close()
     assert main(push(campaign, "--all", "--db", sqlite_db.url, *broker.operator_options())) == 1
     assert f"no devices in the device registry {sqlite_db.url}" in capsys.readouterr().err
@@ -244,7 +250,7 @@ def test_push_all_db_refuses_an_empty_registry_and_a_device_it_does_not_hold(
 
 
 def test_push_keeps_many_publishes_in_flight_on_a_slow_link(
-        broker: Broker, operator: Operator, sqlite_db: Database, campaign, capsys) -> None:  # noqa: F811
+        broker: Broker, operator: Operator, sqlite_db: Database, campaign, capsys) -> None:  # noqa: F811 - campaign is a fixture
     """Through a proxy with a 0.4 s round trip: before, one publish waited for its PUBACK before the next
     (100 devices: 40 s); now up to the bound (the broker's Receive Maximum, 20 for mosquitto) are in flight."""
     devices = [f"mall-05-screen-{n}" for n in range(100)]
@@ -277,7 +283,7 @@ FLEET = 20_000
 
 
 def test_fleet_status_lists_every_device_of_a_20000_device_registry(
-        database: Database, capsys) -> None:  # noqa: F811 - the fixture imported above
+        database: Database, capsys) -> None:
     """Before: the broker's retained window listed 1,520 of 20,000.  The time is printed (run with -s), not
     asserted: the target is under 2 s."""
     devices = [f"site-{n // 100:03d}-screen-{n % 100:02d}" for n in range(FLEET)]

@@ -20,8 +20,10 @@ from appliance.ops.eventstore import DEFAULT_URL
 from appliance.ops.fleet import DeviceView
 from appliance.ops.ingest import DEFAULT_CLIENT_ID, DEFAULT_SESSION_EXPIRY_S
 from appliance.ops.load import add_load_command
+from appliance.ops.partitions import DEFAULT_RETAIN_MONTHS
 from appliance.ops.push import BrokerOptions
 from appliance.ops.registry import DEFAULT_HEALTH_PERIOD_S, SILENT_PERIODS, STATES
+from appliance.ops.storebench import add_store_bench_command
 
 INGEST_HELP = """\
 Stores every event published on oivis/v1/+/events in a database, each once (the event id is the key),
@@ -70,6 +72,7 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="a JSON array instead of the table")
     status.set_defaults(handler=_fleet_status)
     add_load_command(fleet_actions)
+    add_store_bench_command(fleet_actions)
 
     events = commands.add_parser("events", help="watch the fleet's events")
     event_actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -115,6 +118,9 @@ def add_fleet_commands(commands: argparse._SubParsersAction) -> None:
                         help="messages the broker may send before they are acknowledged (default 1000)")
     ingest.add_argument("--progress", type=float, default=10.0, metavar="S", help="progress line every S seconds")
     ingest.add_argument("--idle-exit", type=float, metavar="S", help="exit after S seconds without a message")
+    ingest.add_argument("--retain-months", type=int, default=DEFAULT_RETAIN_MONTHS, metavar="M",
+                        help="keep events whose ts is in the last M months and the current one (default "
+                        f"{DEFAULT_RETAIN_MONTHS}; 0 keeps all): PostgreSQL drops whole month partitions, hourly")
     ingest.set_defaults(handler=_ingest)
 
 
@@ -197,11 +203,14 @@ def _ingest(args: argparse.Namespace) -> int:
 
     if not 1 <= args.window <= 65535:
         raise ApplianceError(f"--window {args.window}: 1 to 65535 messages (MQTT's Receive Maximum)")
+    if not 0 <= args.retain_months <= 1200:
+        raise ApplianceError(f"--retain-months {args.retain_months}: 0 (keep all) to 1200")
     options = BrokerOptions.from_arguments(args)
     name = identity_name(options.cert) if options.tls and options.cert else None
     client_id = args.client_id or (f"oivis-{name}" if name else DEFAULT_CLIENT_ID)
     settings = IngestSettings(args.filter or events_filter(None, args.topic_prefix), client_id, args.session_expiry,
-                              args.batch, args.progress, args.idle_exit, args.window)
+                              args.batch, args.progress, args.idle_exit, args.window,
+                              retain_months=args.retain_months)
     store = open_store(args.db)
     try:
         Ingest(store, options, settings).run()

@@ -54,6 +54,7 @@ from appliance.errors import ApplianceError, one_line
 from appliance.fleet.topics import Topics, device_of
 from appliance.ops.eventbatch import BadBatch, EventBatch, EventRow, Quarantined, events_filter, excerpt
 from appliance.ops.eventstore import EventStore, RowsRefused, Written
+from appliance.ops.partitions import DEFAULT_RETAIN_MONTHS
 from appliance.ops.push import ACK_TIMEOUT_S, BrokerOptions, OperatorClient
 from appliance.ops.registry import BadReport, DeviceReport, kind_of, registry_filters, utc_now
 
@@ -65,6 +66,8 @@ DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
 RETRY_S = 5.0
 #: How long a clean stop waits for the broker to acknowledge the last stored notices.
 DRAIN_S = 5.0
+#: How often the store's partitions and retention are seen to (and once at the start).
+MAINTAIN_EVERY_S = 3600.0
 
 
 @dataclass
@@ -181,6 +184,7 @@ class IngestSettings:
     idle_exit_s: float | None = None
     window: int = 1000
     registry: bool = True  # also keep the device registry (status, state/reported, health)
+    retain_months: int = DEFAULT_RETAIN_MONTHS  # 0 keeps every event
 
 
 class Ingest:
@@ -200,6 +204,8 @@ class Ingest:
         """Until Ctrl-C (a clean stop: unacknowledged messages wait in the session) or ``idle_exit_s`` of quiet.
 
         ApplianceError when the database fails: the messages not yet acknowledged stay with the broker."""
+        self._maintain()  # before subscribing: a database that cannot be maintained stops ingest at once
+        last_maintained = self._clock()
         filters = [self.settings.topic_filter]
         if self.settings.registry:
             filters += registry_filters(self.settings.topic_filter, self.options.prefix)
@@ -213,6 +219,9 @@ class Ingest:
         reported = Totals()
         try:
             while True:
+                if self._clock() - last_maintained >= MAINTAIN_EVERY_S:
+                    self._maintain()
+                    last_maintained = self._clock()
                 messages = self._take(timeout=0.5)
                 now = self._clock()
                 if messages:
@@ -239,6 +248,10 @@ class Ingest:
         self.totals.devices_told = len(self.notices.told)
         self._say(f"ingest stopped: {self.totals.line()}")
         return self.totals
+
+    def _maintain(self) -> None:
+        for line in self.store.maintain(utc_now(), self.settings.retain_months):
+            self._say(f"ingest: {line}")
 
     def _notify(self, client: OperatorClient) -> None:
         for failure in self.notices.send(client):
