@@ -76,10 +76,10 @@ def _screen(text: str) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from appliance.compose import run_kiosk
     from appliance.config import DEFAULT_CONFIG_PATH
     from appliance.configtrial import ConfigTrial
     from appliance.kiosk.display import DisplayMode
-    from appliance.kiosk.launch import run_kiosk
     from appliance.service.logging import journal_context
 
     config_path = args.config or DEFAULT_CONFIG_PATH

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import main
+from appliance.compose import kiosk_session, watch_trial
 from appliance.config import Config
 from appliance.configtrial import ConfigTrial
 from appliance.errors import ApplianceError
 from appliance.fleet.setconfig import apply_settings
 from appliance.kiosk.app import RESTART_STATUS
 from appliance.kiosk.display import DisplayMode
-from appliance.kiosk.launch import kiosk_session, watch_trial
 
 REPO = Path(__file__).resolve().parents[1]
 

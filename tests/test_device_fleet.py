@@ -16,10 +16,10 @@ from broker import Broker, Operator, broker_fixture, operator_fixture, pki_fixtu
 from test_campaigns_device import make_bundle
 
 from appliance.campaigns.signing import load_private_key, sign_document, write_keypair
+from appliance.compose import kiosk_session
 from appliance.config import Config
 from appliance.kiosk.app import RESTART_STATUS
 from appliance.kiosk.display import DisplayMode
-from appliance.kiosk.launch import kiosk_session
 from appliance.ops.build import build
 from appliance.ops.serve import make_server
 

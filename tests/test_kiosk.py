@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pygame
 
+from appliance.compose import kiosk_session
 from appliance.config import Config
 from appliance.kiosk.display import DisplayMode
-from appliance.kiosk.launch import kiosk_session
 from appliance.kiosk.presence import Presence
 
 REPO = Path(__file__).resolve().parents[1]

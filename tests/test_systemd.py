@@ -18,9 +18,9 @@ import pytest
 from journald import run_with_journald
 from systemd import daemon
 
+from appliance.compose import kiosk_session
 from appliance.config import Config
 from appliance.kiosk.display import DisplayMode
-from appliance.kiosk.launch import kiosk_session
 from appliance.service.logging import JournalContext, configure_logging
 from appliance.service.notify import ServiceNotifier, watchdog_interval
 

@@ -1,4 +1,9 @@
-"""Wiring the kiosk together from the configuration: models, source, threads, display, content, fleet."""
+"""The composition root: the one place that wires source, perception, kiosk, fleet and display together.
+
+Invariants: no other module of the device runtime builds these parts and joins them; nothing below
+imports this module (only the CLI, at the top of the layers, does).  The parts are released in the
+reverse order of their start.
+"""
 
 from __future__ import annotations
 
