@@ -12,8 +12,11 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
+from appliance.render.text import Typeface
 
 log = logging.getLogger(__name__)
+
+BACKDROP_PAD = (16, 8)  # a text backdrop is the line's box grown by this much (w, h), centred on it
 
 
 class DisplayMode(Enum):
@@ -40,7 +43,6 @@ class Display:
         self._pygame = pygame
         try:
             pygame.display.init()
-            pygame.font.init()
             if mode is DisplayMode.FULLSCREEN:
                 self.surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
                 pygame.mouse.set_visible(False)
@@ -54,7 +56,7 @@ class Display:
             raise ApplianceError(f"cannot open the display: {exc}{hint}") from exc
         pygame.display.set_caption("OIVIS Edge")
         self.size: tuple[int, int] = self.surface.get_size()
-        self._fonts: dict[int, pygame.font.Font] = {}
+        self._type = Typeface()
         log.info("display %s %dx%d (SDL driver %s)", mode.value, *self.size, pygame.display.get_driver())
 
     def show(self, image: np.ndarray) -> None:
@@ -73,19 +75,25 @@ class Display:
         height, width = image.shape[:2]
         return self._pygame.image.frombuffer(np.ascontiguousarray(image).data, (width, height), "BGR")
 
+    def text_size(self, line: str, size: int, backdrop: bool = False) -> tuple[int, int]:
+        """The (w, h) box ``text`` draws for ``line`` at ``size``, its backdrop included when asked."""
+        width, height = self._type.size(line, size)
+        return (width + BACKDROP_PAD[0], height + BACKDROP_PAD[1]) if backdrop else (width, height)
+
     def text(self, line: str, position: tuple[int, int], size: int = 36,
              colour: tuple[int, int, int] = (255, 255, 255), anchor: str = "topleft",
-             backdrop: bool = False) -> None:
-        font = self._fonts.get(size)
-        if font is None:
-            font = self._fonts[size] = self._pygame.font.Font(None, size)
-        rendered = font.render(line, True, colour)
-        rect = rendered.get_rect(**{anchor: position})
+             backdrop: bool = False) -> tuple[int, int, int, int]:
+        """Draw one line with its box's ``anchor`` (a pygame.Rect attribute) at ``position``; the (x, y, w, h)
+        drawn, backdrop included, in screen pixels."""
+        rect = self._pygame.Rect((0, 0), self._type.size(line, size))
+        setattr(rect, anchor, position)
+        drawn = rect.inflate(*BACKDROP_PAD) if backdrop else rect
         if backdrop:
-            shade = self._pygame.Surface(rect.inflate(16, 8).size, self._pygame.SRCALPHA)
+            shade = self._pygame.Surface(drawn.size, self._pygame.SRCALPHA)
             shade.fill((0, 0, 0, 150))
-            self.surface.blit(shade, rect.inflate(16, 8).topleft)
-        self.surface.blit(rendered, rect)
+            self.surface.blit(shade, drawn.topleft)
+        self.surface.blit(self._type.surface(line, size, tuple(colour)), rect)
+        return drawn.x, drawn.y, drawn.width, drawn.height
 
     def load_image(self, path: Path, height: int, limits: MediaLimits = DEFAULT_LIMITS):
         """A PNG or JPEG as a pygame surface with alpha, scaled to ``height`` pixels; decoded once (through
