@@ -20,11 +20,12 @@ from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
 from appliance.fleet.runtime import FleetRuntime
 from appliance.inference.backend import BackendOptions, Inference
-from appliance.kiosk.app import RESTART_STATUS, Kiosk, Workers
+from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
+from appliance.service.status import RESTART_STATUS
 from appliance.slot import LatestSlot
 from appliance.sources.camera import CameraMode
 from appliance.sources.capture import CaptureThread

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from appliance.alerts import Alerts
 from appliance.campaigns.clock import system_clock_synced
@@ -35,7 +36,6 @@ from appliance.campaigns.store import BlobStore
 from appliance.config import Config
 from appliance.content import DEFAULT_BUNDLE_DIR
 from appliance.errors import ApplianceError
-from appliance.fleet.link import Incoming
 from appliance.media import DEFAULT_LIMITS, MediaLimits, verify_media
 from appliance.slot import LatestSlot
 from appliance.worker import Worker
@@ -43,6 +43,16 @@ from appliance.worker import Worker
 log = logging.getLogger(__name__)
 
 Payload = bytes | str | dict
+
+
+class Delivered(Protocol):
+    """A message as the fleet link hands it to a handler (fleet.link.Incoming): only its payload is
+    read here, so campaigns never import the fleet side (which sits above them)."""
+
+    @property
+    def payload(self) -> bytes: ...
+
+
 MB = 1024 * 1024
 #: Seconds between progress reports while downloading (the first and the last always go out).
 PROGRESS_EVERY_S = 0.5
@@ -136,14 +146,14 @@ class CampaignManager(Worker):
         self._publish()
         return super().start()
 
-    def on_desired(self, message: Incoming | Payload) -> None:
+    def on_desired(self, message: Delivered | Payload) -> None:
         """Handler for ``{p}/state/desired`` (``link.subscribe(topics.desired, manager.on_desired)``).
 
         Returns at once: the worker does the rest (a verified newer version also shuts
         the download in flight down). An empty payload (the retained document cleared)
         changes nothing: the applied campaign stays.
         """
-        payload = message.payload if isinstance(message, Incoming) else message
+        payload = message if isinstance(message, Payload) else message.payload
         if payload in (b"", ""):
             return
         self._incoming.put(payload)

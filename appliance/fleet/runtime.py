@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from appliance.alerts import Alerts
 from appliance.campaigns.manager import CampaignManager
@@ -24,11 +23,9 @@ from appliance.fleet.commands import CommandHandler
 from appliance.fleet.device_commands import device_commands
 from appliance.fleet.health import HealthReporter
 from appliance.fleet.link import Link
+from appliance.fleet.screen import Screen
 from appliance.fleet.shipper import Confirmations, EventShipper
-from appliance.kiosk.app import RESTART_STATUS
-
-if TYPE_CHECKING:
-    from appliance.kiosk.app import Kiosk
+from appliance.service.status import RESTART_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +83,18 @@ class FleetRuntime:
         """What the screen should show (the bundled default when no campaign applies), for the kiosk."""
         return CampaignBundles(self.campaigns)
 
-    def attach(self, kiosk: Kiosk) -> None:
+    def attach(self, screen: Screen) -> None:
+        """Serve ``screen`` (the kiosk, through the narrow protocol of fleet.screen): ship its events,
+        report its health, and run the fleet's commands on it."""
         fleet = self.config.fleet
-        self.shipper = EventShipper(kiosk.events, self.link, fleet, self.state_dir,
+        self.shipper = EventShipper(screen.events, self.link, fleet, self.state_dir,
                                     confirmations=self.confirmations).start()
-        self.health = HealthReporter(self.link, kiosk.stats, lambda: kiosk.shown.rate, kiosk.backend,
+        self.health = HealthReporter(self.link, screen.stats, lambda: screen.shown.rate, screen.backend,
                                      lambda: self.campaigns.applied_version, self.state_dir,
                                      fleet.health_period_s,
                                      extras={"spool": self.shipper.status, "alerts": self.alerts.wire}).start()
-        commands = device_commands(screen=kiosk.grab_screen, reload=kiosk.request_reload,
-                                   restart=lambda: kiosk.stop(RESTART_STATUS), config_path=self.config_path,
+        commands = device_commands(screen=screen.grab_screen, reload=screen.request_reload,
+                                   restart=lambda: screen.stop(RESTART_STATUS), config_path=self.config_path,
                                    rollback=self.campaigns.rollback)
         self.commands.serve(commands)
 
