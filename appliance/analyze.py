@@ -20,11 +20,7 @@ from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
 from appliance.perception.gestures import classify
 from appliance.perception.hand import Hand
-from appliance.perception.hand_search import person_box
-from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, hands_in_still
-from appliance.perception.landmarks import HandLandmarker
-from appliance.perception.palm import PalmDetector
-from appliance.perception.segmentation import STILL_MODEL, PersonSegmenter, mask_at
+from appliance.perception.stages import HandStage, SegmentationStage
 
 
 @dataclass(frozen=True)
@@ -34,18 +30,15 @@ class StillResult:
 
 
 class StillPerception:
-    """The models a still image goes through (the square segmentation model, every hand-search step)."""
+    """The live path's stages in still mode: the square segmentation model, every hand-search step, no state."""
 
     def __init__(self, inference: Inference) -> None:
-        self.segmenter = PersonSegmenter(inference.load(STILL_MODEL), inference.manifest.spec(STILL_MODEL))
-        self.detector = PalmDetector(inference.load(PALM_MODEL))
-        self.landmarker = HandLandmarker(inference.load(LANDMARK_MODEL))
+        self.segmentation = SegmentationStage(inference, still=True)
+        self.hands = HandStage(inference, still=True)
 
     def perceive(self, image: np.ndarray) -> StillResult:
-        size = (image.shape[1], image.shape[0])
-        probabilities = self.segmenter.probabilities(image)
-        hands = hands_in_still(self.detector, self.landmarker, image, person_box(probabilities, size))
-        return StillResult(mask_at(probabilities, size), hands)
+        segmented = self.segmentation.run(image)
+        return StillResult(segmented.alpha, self.hands.find(image, segmented.person))
 
 
 def hand_record(hand: Hand) -> dict:

@@ -4,7 +4,11 @@ Stages run one after another on the calling thread so each is timed alone:
 capture (decode the next frame), segmentation (pre-processing, inference and the
 full-resolution matte), hands (tracking, the hand search when needed, gestures),
 composite (the world's filter chain to the screen size), present (blit and flip
-through SDL's dummy driver), total (all of them).
+through SDL's dummy driver), total (all of them).  With ``[inference] parallel``
+segmentation and hands run at once in their lanes, each timed in its own thread.
+``--models`` picks what perception runs, as an experience's needs would (default:
+the default experience's, segmentation and hands); a model this version has no
+stage for is refused before anything loads.
 Targets live here and in the README, never in timed tests.
 """
 
@@ -21,7 +25,8 @@ from appliance.inference.backend import Inference
 from appliance.kiosk.display import Display, DisplayMode
 from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.perception.matte import MatteSettings
-from appliance.perception.pipeline import Perceiver
+from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
+from appliance.perception.pipeline import DEFAULT_NEEDS, Perceiver, unavailable
 from appliance.render.compositor import Compositor
 from appliance.sources.base import FrameSource
 from appliance.stats import StageStats
@@ -39,6 +44,24 @@ class BenchSetup:
     screen: tuple[int, int] = (1920, 1080)
     matte: MatteSettings = MatteSettings()
     limits: MediaLimits = DEFAULT_LIMITS
+    needs: Needs = DEFAULT_NEEDS
+    parallel: bool = False
+
+
+def needs_of(models: str | None) -> Needs:
+    """``--models segmentation,hands`` as Needs (every frame each); None is the default experience's needs."""
+    if models is None:
+        return DEFAULT_NEEDS
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    for name in names:
+        if name not in MODELS:
+            raise ApplianceError(f"--models: unknown model {name!r} (known: {', '.join(MODELS)})")
+    needs = Needs(**{model: EVERY_FRAME if model in names else 0 for model in MODELS})
+    missing = unavailable(needs)
+    if missing:
+        raise ApplianceError(f"--models {','.join(missing)}: no {' or '.join(missing)} model in this version "
+                             "of the appliance (it comes with a later release)")
+    return needs
 
 
 def run_bench(setup: BenchSetup, frames: int) -> dict:
@@ -47,7 +70,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
     bundle = load_bundle(setup.content)
     if not 0 <= setup.world < len(bundle.scenes):
         raise ApplianceError(f"--world {setup.world}: the bundle has {len(bundle.scenes)} world(s)")
-    perceiver = Perceiver(setup.inference, setup.matte)
+    perceiver = Perceiver(setup.inference, setup.matte, setup.parallel)
     compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen, setup.limits)
     display = Display(DisplayMode.HEADLESS, setup.screen)
     stats = StageStats(window=frames)
@@ -59,7 +82,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
             t0 = time.perf_counter()
             frame = setup.source.read()
             t1 = time.perf_counter()
-            perception = perceiver.process(frame)
+            perception = perceiver.process(frame, setup.needs)
             t2 = time.perf_counter()
             image = compositor.compose(frame.image, perception.alpha, time.monotonic())
             t3 = time.perf_counter()
@@ -71,6 +94,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
                                "composite": (t3 - t2) * 1000, "present": (t4 - t3) * 1000,
                                "total": (t4 - t0) * 1000})
     finally:
+        perceiver.close()
         display.close()
         setup.source.close()
     elapsed = time.perf_counter() - timed_start
@@ -78,6 +102,8 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         "frames": frames,
         "fps": round(frames / elapsed, 2),
         "backend": setup.inference.backend_summary,
+        "models": [model for model in MODELS if setup.needs.wants(model)],
+        "parallel": setup.parallel,
         "source": setup.source.description,
         "screen": list(setup.screen),
         "stages": stats.summary(),

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="CPU threads per model (default: the config's)")
     bench.add_argument("--screen", default="1920x1080", help="WxH of the composited screen")
     bench.add_argument("--world", type=int, default=0, help="which world of the content bundle")
+    bench.add_argument("--models", metavar="LIST", help="comma-separated models perception runs: segmentation, "
+                       "hands, pose, face (default: the default experience's, segmentation,hands)")
     bench.add_argument("--config", type=Path,
                        help="take content, segmentation settings and [media] limits from this file")
 
@@ -129,22 +131,24 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from appliance.bench import BenchSetup, format_table, run_bench
+    from appliance.bench import BenchSetup, format_table, needs_of, run_bench
     from appliance.config import load_config
-    from appliance.inference.backend import BackendOptions, Inference
     from appliance.sources.open import open_source
 
     config = load_config(args.config)
+    needs = needs_of(args.models)
+    settings = config.inference.model_copy(update={"backend": args.backend or config.inference.backend,
+                                                   "threads": args.threads or config.inference.threads})
     setup = BenchSetup(
         source=open_source(args.source, paced=False, limits=config.media),
-        inference=Inference(args.backend or config.inference.backend,
-                            BackendOptions(threads=args.threads or config.inference.threads,
-                                           core_mask=config.inference.core_mask)),
+        inference=settings.inference(),
         content=config.kiosk.content,
         world=args.world,
         screen=_screen(args.screen),
         matte=config.segmentation.matte(),
         limits=config.media,
+        needs=needs,
+        parallel=settings.parallel,
     )
     result = run_bench(setup, args.frames)
     print(json.dumps(result) if args.json else format_table(result))

@@ -11,11 +11,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from appliance.content.bundle import DEFAULT_BUNDLE_DIR
 from appliance.errors import ApplianceError
 from appliance.identity import device_id_problem
+from appliance.inference.backend import BackendOptions, Inference, LaneSettings
+from appliance.inference.manifest import Manifest
 from appliance.media import MediaLimits
 from appliance.perception.matte import MatteSettings
 from appliance.tomlfile import read_toml, validated
@@ -33,10 +44,48 @@ class SourceConfig(Section):
     fourcc: str = Field("MJPG", min_length=4, max_length=4, description="camera pixel format")
 
 
+CoreMask = Literal["auto", "0", "1", "2", "0_1", "0_1_2"]
+
+
+class LaneConfig(Section):
+    """``[inference.models.<name>]``: one model's own backend settings; a key left out takes ``[inference]``'s."""
+
+    backend: str | None = Field(None, description="auto, litert or rknn for this model")
+    threads: int | None = Field(None, ge=1, le=16, description="CPU threads of this model (litert)")
+    core_mask: CoreMask | None = Field(None, description="NPU cores of this model (rknn), e.g. one core per model")
+
+
 class InferenceConfig(Section):
     backend: str = Field("auto", description="auto, litert or rknn")
     threads: int = Field(2, ge=1, le=16, description="CPU threads per model (litert)")
-    core_mask: Literal["auto", "0", "1", "2", "0_1", "0_1_2"] = Field("auto", description="NPU cores (rknn)")
+    core_mask: CoreMask = Field("auto", description="NPU cores (rknn)")
+    parallel: bool = Field(False, description="segmentation and hands of a frame run at once, each in its own "
+                           "thread (hands search where the previous frame's person was); pays with one model "
+                           "per NPU core, not on a 2-core CPU")
+    models: dict[str, LaneConfig] = Field(default_factory=dict, description="per-model settings by manifest "
+                                          "name (selfie_landscape, palm_detection_full, hand_landmark_full…)")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _known_models(cls, data: object, handler: ValidatorFunctionWrapHandler) -> InferenceConfig:
+        """A lane for a model the manifest does not name is refused at its own key (and so its line)."""
+        models = data.get("models") if isinstance(data, dict) else None
+        if isinstance(models, dict) and models:
+            known = Manifest.load().models
+            unknown = [name for name in models if name not in known]
+            if unknown:
+                message = f"unknown model (the manifest has: {', '.join(sorted(known))})"
+                raise ValidationError.from_exception_data(cls.__name__, [
+                    InitErrorDetails(type=PydanticCustomError("unknown_model", message), loc=("models", name),
+                                     input=name) for name in unknown])
+        return handler(data)
+
+    def inference(self) -> Inference:
+        """The models' loader with these settings: ``[inference]`` for every model, each lane's own keys over it."""
+        lanes = {name: LaneSettings(lane.backend or self.backend,
+                                    BackendOptions(lane.threads or self.threads, lane.core_mask or self.core_mask))
+                 for name, lane in self.models.items()}
+        return Inference(self.backend, BackendOptions(self.threads, self.core_mask), lanes=lanes)
 
 
 class DisplayConfig(Section):
@@ -69,6 +118,8 @@ class KioskConfig(Section):
     person_enter: float = Field(0.04, ge=0, le=1, description="person coverage that wakes the mirror")
     person_leave: float = Field(0.015, ge=0, le=1, description="coverage below which the screen counts as empty")
     attract_after_s: float = Field(4.0, ge=0, description="seconds of empty screen before the attract scene")
+    reading_s: float = Field(1.0, ge=0, le=10, description="seconds a screen that offers a choice stays up before "
+                             "a fist can confirm (reading time)")
 
 
 class FleetConfig(Section):

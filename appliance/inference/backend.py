@@ -110,25 +110,48 @@ class Registry:
         raise ApplianceError(f"no backend can run model {spec.name}: " + "; ".join(refusals))
 
 
+@dataclass(frozen=True)
+class LaneSettings:
+    """One model's own backend and options (``[inference.models.<name>]``), over the defaults."""
+
+    backend: str = "auto"
+    options: BackendOptions = BackendOptions()
+
+
 class Inference:
-    """Loads runners for models, choosing a backend per model, and remembers the choices."""
+    """Loads runners for models, choosing a backend per model, and remembers the choices.
+
+    ``lanes`` gives single models their own backend, CPU threads or NPU cores (on RK3588 one
+    core per model, so models running in their own threads do not queue for one core);
+    every other model gets ``wanted`` and ``options``.
+    """
 
     def __init__(self, wanted: str = "auto", options: BackendOptions | None = None,
-                 manifest: Manifest | None = None, registry: Registry | None = None) -> None:
-        base = options or BackendOptions()
-        self.options = base if base.soc else BackendOptions(base.threads, base.core_mask, read_soc())
+                 manifest: Manifest | None = None, registry: Registry | None = None,
+                 lanes: dict[str, LaneSettings] | None = None) -> None:
+        self.options = _with_soc(options or BackendOptions())
         self.wanted = wanted
         self.manifest = manifest or Manifest.load()
         self.registry = registry or Registry.discover()
+        self.lanes = {name: LaneSettings(lane.backend, _with_soc(lane.options, self.options.soc))
+                      for name, lane in (lanes or {}).items()}
+        for name in self.lanes:
+            self.manifest.spec(name)
         self.chosen: dict[str, str] = {}
+
+    def settings(self, model: str) -> LaneSettings:
+        """The backend and options ``model`` is loaded with."""
+        return self.lanes.get(model) or LaneSettings(self.wanted, self.options)
 
     def load(self, model: str) -> Runner:
         spec = self.manifest.spec(model)
-        plugin = self.registry.choose(spec, self.manifest, self.wanted, self.options)
-        runner = plugin.load(spec, self.manifest, self.options)
+        lane = self.settings(model)
+        options = lane.options
+        plugin = self.registry.choose(spec, self.manifest, lane.backend, options)
+        runner = plugin.load(spec, self.manifest, options)
         self.chosen[model] = plugin.name
         log.info("model %s on backend %s (soc %s, %d CPU threads, NPU cores %s; %s)", model, plugin.name,
-                 self.options.soc or "none", self.options.threads, self.options.core_mask,
+                 options.soc or "none", options.threads, options.core_mask,
                  ", ".join(f"{k} {v}" for k, v in plugin.versions().items()) or "versions unknown")
         return runner
 
@@ -137,3 +160,10 @@ class Inference:
         """The backend(s) in use, e.g. ``litert`` or ``rknn+litert``."""
         names = list(dict.fromkeys(self.chosen.values()))
         return "+".join(names) if names else self.wanted
+
+
+def _with_soc(options: BackendOptions, soc: str | None = None) -> BackendOptions:
+    """``options`` naming the board's SoC (read once: ``soc`` when given, else from the device tree)."""
+    if options.soc:
+        return options
+    return BackendOptions(options.threads, options.core_mask, soc or read_soc())

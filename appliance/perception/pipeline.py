@@ -1,28 +1,51 @@
-"""Per-frame perception for live video, and the worker thread that runs it beside the render loop."""
+"""Per-frame perception for live video, and the worker thread that runs it beside the render loop.
+
+Invariants:
+
+- Only what the current experience needs runs (``Needs``, handed over through a
+  latest-value slot and read once per frame): segmentation always (at its
+  asked rate, at least PRESENCE_RATE for presence), hands (landmarks and
+  gestures) only while wanted, at their rate.  Pose and face have no model in
+  this version: asking for them is logged once and the rest runs.
+- Every result names its frame (``index``) and the models that ran on it
+  (``ran``); a model that did not run leaves its last answer in place (the
+  matte, the gestures), except hands switched off, which leave no gestures and
+  a reset tracker, so a half-made swipe never fires later.
+- Sequential (default): hands search where this frame's segmentation puts the
+  person.  Parallel (``[inference] parallel``): each stage runs in its own lane
+  thread and hands use the previous frame's person box, so neither waits for
+  the other.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
-from appliance.perception.gesture_tracker import GestureTracker
 from appliance.perception.hand import GestureState
-from appliance.perception.hand_search import person_box
-from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, HandTracker
-from appliance.perception.landmarks import HandLandmarker
-from appliance.perception.matte import LiveMatte, MatteSettings
-from appliance.perception.palm import PalmDetector
-from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, coverage
+from appliance.perception.lanes import Lane
+from appliance.perception.matte import MatteSettings
+from appliance.perception.needs import MODELS, Needs
+from appliance.perception.schedule import RateGate, segmentation_rate
+from appliance.perception.stages import HandStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
 from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
+
+#: What runs when nobody asked otherwise: the default experience's needs (segmentation and hands, every frame).
+DEFAULT_NEEDS = Needs()
+#: The models this version has a stage for; the others of needs.MODELS come with later versions.
+AVAILABLE = ("segmentation", "hands")
+NO_GESTURES = GestureState()
 
 
 @dataclass(frozen=True)
@@ -32,52 +55,143 @@ class Perception:
     frame: Frame
     alpha: np.ndarray          # uint8 person matte at the frame's size
     coverage: float            # share of the frame that is person, 0..1
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    gestures: GestureState = GestureState()
+    timings_ms: dict[str, float] = field(default_factory=dict)   # per model that ran on this frame
+    gestures: GestureState = NO_GESTURES
+    ran: tuple[str, ...] = ()  # the models that ran on this frame (the others' answers are older)
+
+    @property
+    def index(self) -> int:
+        """The capture's frame counter of the frame this result came from."""
+        return self.frame.index
+
+
+def unavailable(needs: Needs) -> list[str]:
+    """The models ``needs`` asks for that this version has no stage for."""
+    return [model for model in MODELS if model not in AVAILABLE and needs.wants(model)]
 
 
 class Perceiver:
-    """The models a live frame goes through; one instance per stream (it keeps temporal state).
+    """The stages a live frame goes through; one instance per stream (the stages keep temporal state)."""
 
-    Segmentation runs first: its mask says where the person stands, which is
-    where the hand search looks.
-    """
+    def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings(), parallel: bool = False) -> None:
+        self.segmentation = SegmentationStage(inference, matte=matte)
+        self.hands = HandStage(inference)
+        self.parallel = parallel
+        self._lanes = {name: Lane(name).start() for name in AVAILABLE} if parallel else {}
+        self._gates = {name: RateGate() for name in AVAILABLE}
+        self._segmented: Segmented | None = None
+        self._gestures = NO_GESTURES
+        self._hands_on = False
+        self._told: set[str] = set()
 
-    def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings()) -> None:
-        self.segmenter = PersonSegmenter(inference.load(LIVE_MODEL), inference.manifest.spec(LIVE_MODEL))
-        self.matte = LiveMatte(matte)
-        self.hands = HandTracker(PalmDetector(inference.load(PALM_MODEL)), HandLandmarker(inference.load(LANDMARK_MODEL)))
-        self.gestures = GestureTracker()
+    def process(self, frame: Frame, needs: Needs = DEFAULT_NEEDS) -> Perception:
+        now = frame.captured_at
+        self._tell_unavailable(needs)
+        self._switch_hands(needs.wants("hands"))
+        last = self._segmented
+        jobs: dict[str, Callable[[], Any]] = {}
+        if (last is None or last.alpha.shape[:2] != frame.image.shape[:2]
+                or self._gates["segmentation"].due(segmentation_rate(needs), now)):
+            jobs["segmentation"] = lambda: self.segmentation.run(frame.image)
+        hands_due = self._gates["hands"].due(needs.hands, now)
+        if hands_due and self._lanes:
+            person = last.person if last else None
+            jobs["hands"] = lambda: self.hands.run(frame.image, person, now)
+        results, timings = self._run(jobs)
+        self._segmented = results.get("segmentation", last)
+        if hands_due and not self._lanes:
+            person = self._segmented.person if self._segmented else None
+            hand_results, hand_timings = self._run({"hands": lambda: self.hands.run(frame.image, person, now)})
+            results.update(hand_results)
+            timings.update(hand_timings)
+        if "hands" in results:
+            self._gestures = results["hands"]
+        for name in results:
+            self._gates[name].ran(now)
+        ran = tuple(name for name in AVAILABLE if name in results)
+        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran)
 
-    def process(self, frame: Frame) -> Perception:
+    def close(self) -> None:
+        """Stop the lane threads (parallel mode)."""
+        for lane in self._lanes.values():
+            lane.stop()
+
+    def _run(self, jobs: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dict[str, float]]:
+        """Each job's result and its ms: one after another here, or all at once in their lanes."""
+        timed = {name: _timed(job) for name, job in jobs.items()}
+        if not self._lanes:
+            outcomes = {name: job() for name, job in timed.items()}
+        else:
+            numbers = {name: self._lanes[name].submit(job) for name, job in timed.items()}
+            outcomes, errors = {}, []
+            for name, number in numbers.items():
+                try:
+                    outcomes[name] = self._lanes[name].collect(number)
+                except Exception as exc:  # noqa: BLE001 - every lane's job is collected before the first error is raised
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+        return ({name: value for name, (value, _) in outcomes.items()},
+                {name: ms for name, (_, ms) in outcomes.items()})
+
+    def _switch_hands(self, wanted: bool) -> None:
+        if self._hands_on and not wanted:
+            if self._lanes:
+                self._lanes["hands"].collect(self._lanes["hands"].submit(self.hands.reset))
+            else:
+                self.hands.reset()
+            self._gestures = NO_GESTURES
+            self._gates["hands"].forget()
+        self._hands_on = wanted
+
+    def _tell_unavailable(self, needs: Needs) -> None:
+        for model in unavailable(needs):
+            if model not in self._told:
+                self._told.add(model)
+                log.warning("the experience asks for %s, but there is no %s model in this version; running "
+                            "the rest", model, model)
+
+
+def _timed(job: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:
+    def run() -> tuple[Any, float]:
         started = time.perf_counter()
-        probabilities = self.segmenter.probabilities(frame.image)
-        alpha = self.matte.update(frame.image, probabilities)
-        segmented = time.perf_counter()
-        hands = self.hands.update(frame.image, person_box(probabilities, frame.size))
-        gestures = self.gestures.update(hands, frame.captured_at, frame.size)
-        done = time.perf_counter()
-        timings = {"segmentation": (segmented - started) * 1000.0, "hands": (done - segmented) * 1000.0}
-        return Perception(frame, alpha, coverage(probabilities), timings, gestures)
+        value = job()
+        return value, (time.perf_counter() - started) * 1000.0
+    return run
 
 
 class PerceptionThread(Worker):
-    """Takes the newest captured frame, perceives it, publishes the result; never queues."""
+    """Takes the newest captured frame, perceives what is wanted of it, publishes the result; never queues.
 
-    def __init__(self, perceiver: Perceiver, frames: LatestSlot[Frame], results: LatestSlot[Perception]) -> None:
+    ``want`` (from any thread, e.g. the render loop when the experience changes)
+    takes effect on the next frame perceived.
+    """
+
+    def __init__(self, perceiver: Perceiver, frames: LatestSlot[Frame], results: LatestSlot[Perception],
+                 needs: Needs = DEFAULT_NEEDS) -> None:
         super().__init__("perception")
         self.perceiver = perceiver
         self.frames = frames
         self.results = results
+        self._needs: LatestSlot[Needs] = LatestSlot()
+        self._needs.put(needs)
         self._seen = 0
+
+    def want(self, needs: Needs) -> None:
+        self._needs.put(needs)
+
+    def stop(self) -> None:
+        super().stop()
+        self.perceiver.close()
 
     def step(self) -> None:
         version, frame = self.frames.newer_than(self._seen, timeout=0.2)
         if frame is None or version == self._seen:
             return
         self._seen = version
+        _, needs = self._needs.latest()
         try:
-            self.results.put(self.perceiver.process(frame))
+            self.results.put(self.perceiver.process(frame, needs or DEFAULT_NEEDS))
             self.problem = None
         except ApplianceError as exc:
             if self.problem != str(exc):

@@ -1,0 +1,83 @@
+"""The perception stages, one per model family, each in a live and a still mode.
+
+Live (the kiosk, ``bench``): one instance per video stream, fed every frame it
+runs on, in order; it keeps temporal state (the smoothed matte, hand tracks,
+held gestures).  Still (``analyze``, ``eval``): no state at all, every image
+stands alone; segmentation uses the square model (the contract's choice for
+stills) and hands get every step of the search plan at once.  Both modes are
+the same classes around the same model objects, so a still answer is what the
+live path would see on a first frame with unlimited search time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from appliance.inference.backend import Inference
+from appliance.perception.gesture_tracker import GestureTracker
+from appliance.perception.hand import GestureState, Hand
+from appliance.perception.hand_search import person_box
+from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, HandTracker, hands_in_still
+from appliance.perception.landmarks import HandLandmarker
+from appliance.perception.matte import LiveMatte, MatteSettings
+from appliance.perception.palm import PalmDetector
+from appliance.perception.segmentation import LIVE_MODEL, STILL_MODEL, PersonSegmenter, coverage, mask_at
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Segmented:
+    """One image's segmentation: ``alpha`` is the live matte or, for a still, the raw mask (uint8, image size)."""
+
+    probabilities: np.ndarray     # float32 0..1 at the model's resolution
+    alpha: np.ndarray
+    coverage: float               # share of the model's pixels above one half
+    person: Box | None            # the person's box in image pixels, where the hand search looks
+
+
+class SegmentationStage:
+    def __init__(self, inference: Inference, still: bool = False, matte: MatteSettings = MatteSettings()) -> None:
+        model = STILL_MODEL if still else LIVE_MODEL
+        self.model = model
+        self.segmenter = PersonSegmenter(inference.load(model), inference.manifest.spec(model))
+        self.matte = None if still else LiveMatte(matte)
+
+    def run(self, image: np.ndarray) -> Segmented:
+        size = (image.shape[1], image.shape[0])
+        probabilities = self.segmenter.probabilities(image)
+        alpha = self.matte.update(image, probabilities) if self.matte else mask_at(probabilities, size)
+        return Segmented(probabilities, alpha, coverage(probabilities), person_box(probabilities, size))
+
+
+class HandStage:
+    """Palm detection and hand landmarks (the models named in hands.py), and gestures from them."""
+
+    models = (PALM_MODEL, LANDMARK_MODEL)
+
+    def __init__(self, inference: Inference, still: bool = False) -> None:
+        self.detector = PalmDetector(inference.load(PALM_MODEL))
+        self.landmarker = HandLandmarker(inference.load(LANDMARK_MODEL))
+        self.still = still
+        self.tracker = None if still else HandTracker(self.detector, self.landmarker)
+        self.gestures = None if still else GestureTracker()
+
+    def find(self, image: np.ndarray, person: Box | None) -> list[Hand]:
+        """The hands in ``image``: tracked from the previous frame (live) or searched for everywhere (still)."""
+        if self.tracker is None:
+            return hands_in_still(self.detector, self.landmarker, image, person)
+        return self.tracker.update(image, person)
+
+    def run(self, image: np.ndarray, person: Box | None, captured_at: float) -> GestureState:
+        """Live: this frame's hands and the gestures held over the last frames."""
+        if self.tracker is None or self.gestures is None:
+            raise ValueError("a still hand stage has no gestures over time: use find()")
+        return self.gestures.update(self.find(image, person), captured_at, (image.shape[1], image.shape[0]))
+
+    def reset(self) -> None:
+        """Forget tracks and held gestures (hands were off): nothing stale, e.g. half a swipe, carries over."""
+        if self.tracker is not None:
+            self.tracker.reset()
+            self.gestures = GestureTracker()
