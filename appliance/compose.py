@@ -18,6 +18,7 @@ from appliance.configtrial import READY_DEADLINE_S, ConfigTrial, Rollback
 from appliance.content import Bundle, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
+from appliance.experience.registry import Registry, installed
 from appliance.fleet.runtime import FleetRuntime
 from appliance.inference.backend import BackendOptions, Inference
 from appliance.kiosk.app import Kiosk, Workers
@@ -45,8 +46,10 @@ def camera_mode_from(config: Config) -> CameraMode:
 
 
 @contextmanager
-def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT_CONFIG_PATH) -> Iterator[Kiosk]:
-    """A kiosk with its threads running (and its fleet side, when a broker is configured).
+def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT_CONFIG_PATH,
+                  registry: Registry | None = None) -> Iterator[Kiosk]:
+    """A kiosk with its threads running (and its fleet side, when a broker is configured), showing the
+    experiences of ``registry`` (default: those installed).
 
     Everything is released on the way out, in order: the loop has stopped, then
     capture and perception, then the fleet side (the event spool is flushed
@@ -55,33 +58,34 @@ def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT
     alerts = Alerts()
     fleet = FleetRuntime(config, config_path, alerts).start() if config.fleet.broker else None
     try:
-        with _kiosk(config, mode, fleet, alerts) as kiosk:
+        with _kiosk(config, mode, fleet, alerts, registry or installed()) as kiosk:
             yield kiosk
     finally:
         if fleet is not None:
             fleet.stop()
 
 
-def first_bundle(config: Config, fleet: FleetRuntime | None) -> Bundle:
+def first_bundle(config: Config, fleet: FleetRuntime | None, registry: Registry) -> Bundle:
     """The campaign the schedule picks, or the configured bundle when there is none or it cannot load
     (a bad campaign on disk must not keep the screen from starting: the campaign side falls back to
     the last good campaign and raises the alert)."""
     if fleet is not None:
         picked = fleet.schedule.pick()
         try:
-            bundle = load_bundle(picked)
+            bundle = load_bundle(picked, registry)
         except ApplianceError as exc:
             log.error("campaign bundle %s cannot be shown, starting on %s: %s", picked, config.kiosk.content, exc)
             fleet.schedule.failed(picked, one_line(exc))
-            bundle = load_bundle(config.kiosk.content)
+            bundle = load_bundle(config.kiosk.content, registry)
         fleet.schedule.shown(bundle.directory)
         return bundle
-    return load_bundle(config.kiosk.content)
+    return load_bundle(config.kiosk.content, registry)
 
 
 @contextmanager
-def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts: Alerts) -> Iterator[Kiosk]:
-    bundle = first_bundle(config, fleet)
+def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts: Alerts,
+           registry: Registry) -> Iterator[Kiosk]:
+    bundle = first_bundle(config, fleet, registry)
     inference = inference_from(config)
     perceiver = Perceiver(inference, config.segmentation.matte())
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media)
@@ -90,7 +94,8 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     results = LatestSlot()
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
-    kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts)
+    kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts,
+                  registry=registry)
     kiosk.notifier = ServiceNotifier.from_environment()
     if fleet is not None:
         kiosk.bundle_source = fleet.schedule
@@ -100,6 +105,7 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     finally:
         if kiosk.notifier is not None:
             kiosk.notifier.stopping()
+        kiosk.close()
         workers.perception.stop()
         workers.capture.stop()
         display.close()

@@ -122,7 +122,9 @@ star_image = "star.png"
 
 
 def test_the_default_campaign_offers_rps_with_a_drawn_star(default_bundle: Path) -> None:
-    rps = load_bundle(default_bundle).rps
+    bundle = load_bundle(default_bundle)
+    rps = bundle.configs["rps"]
+    assert bundle.experiences == ("mirror", "rps")
     assert rps is not None and rps.star_name == "Nova" and rps.win_rate is None and rps.rounds_to_win == 2
     for name in (rps.star_image, rps.star_happy_image, rps.star_sad_image):
         star = cv2.imread(str(default_bundle / name), cv2.IMREAD_UNCHANGED)
@@ -133,12 +135,13 @@ def test_the_default_campaign_offers_rps_with_a_drawn_star(default_bundle: Path)
 
 
 def test_rps_is_optional_and_its_star_is_checked(tmp_path: Path) -> None:
-    assert load_bundle(_bundle(tmp_path, MINIMAL)).rps is None
+    bundle = load_bundle(_bundle(tmp_path, MINIMAL))
+    assert "rps" not in bundle.configs and bundle.experiences == ("mirror",)
     _bundle(tmp_path, MINIMAL + RPS)
     with pytest.raises(ApplianceError, match=r"rps\.star_image: .*star\.png does not exist"):
         load_bundle(tmp_path)
     cv2.imwrite(str(tmp_path / "star.png"), np.zeros((8, 8, 4), np.uint8))
-    assert load_bundle(tmp_path).rps.rounds_to_win == 2
+    assert load_bundle(tmp_path).configs["rps"].rounds_to_win == 2
     _bundle(tmp_path, MINIMAL + RPS + "star_sad_image = 'sad.png'\n")
     with pytest.raises(ApplianceError, match=r"rps\.star_sad_image: .*sad\.png does not exist"):
         load_bundle(tmp_path)

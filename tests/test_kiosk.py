@@ -274,3 +274,62 @@ def test_a_world_that_cannot_be_built_falls_back_once_not_every_frame(
     assert len(schedule.failures) == 1 and schedule.failures[0][0] == broken
     assert "not-a-picture.png" in schedule.failures[0][1]
     assert sum("failsafe" in record.getMessage() for record in caplog.records) <= 1
+
+
+def test_an_experience_that_keeps_raising_is_quarantined_for_the_day_and_reported(
+        astronaut_file: Path, content_dir: Path, tmp_path: Path, caplog) -> None:
+    """Before: a scene raising in ``draw`` was re-entered every frame (37 failsafe draws and tracebacks in 30
+    frames), its ``exit`` never called.  Now each failure is the failsafe state (the scene's exit is called),
+    logged once a minute, and the third within a minute disables the experience for the day, with an alert."""
+    from appliance.experience.api import API_VERSION, Card, Experience
+    from appliance.experience.registry import Registry, installed
+    from appliance.kiosk.failsafe import LIMIT
+
+    exits: list[str] = []
+
+    class BoomScene:
+        def enter(self, context, moment) -> None:
+            pass
+
+        def update(self, context, moment) -> None:
+            return None
+
+        def draw(self, context, moment) -> None:
+            raise RuntimeError("boom in draw")
+
+        def exit(self, context, reason: str) -> None:
+            exits.append(reason)
+
+    boom = Experience(name="boom", api=API_VERSION, scene=BoomScene, card=lambda config: Card("Boom"))
+    registry = Registry.of([*installed().experiences.values(), boom])
+    bundle = tmp_path / "bundle"
+    shutil.copytree(content_dir, bundle)
+    toml = bundle / "campaign.toml"
+    toml.write_text('experiences = ["boom", "mirror"]\n' + toml.read_text())
+    with kiosk_session(config_for(f"image:{astronaut_file}", bundle), DisplayMode.HEADLESS,
+                       registry=registry) as kiosk:
+        chosen: list[str] = []
+
+        def on_event(event) -> None:
+            if event.type == "experience_chosen":
+                chosen.append(event.data["experience"])
+                if event.data["experience"] == "mirror":
+                    kiosk.stop()
+
+        kiosk.events.subscribe(on_event)
+        pygame.time.set_timer(key(pygame.K_RETURN), 300)
+        pygame.time.set_timer(pygame.QUIT, 40_000, loops=1)
+        try:
+            kiosk.run()
+        finally:
+            pygame.time.set_timer(pygame.KEYDOWN, 0)
+            pygame.time.set_timer(pygame.QUIT, 0)
+        assert [offer.name for offer in kiosk.offers] == ["mirror"]
+        alerts = kiosk.alerts.wire()
+    assert chosen == ["boom"] * LIMIT + ["mirror"]
+    assert exits == ["failed"] * LIMIT
+    assert [alert["code"] for alert in alerts] == ["experience"]
+    assert alerts[0]["reason"].startswith(f"boom disabled for the rest of the day after {LIMIT} failures")
+    assert "boom in draw" in alerts[0]["reason"]
+    logged = [record for record in caplog.records if "experience boom failed" in record.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from scripted import frames, state
 
-from appliance.kiosk.navigation import Action, Hold, Navigator
+from appliance.experience.api import Action, Hold
+from appliance.kiosk.navigation import Navigator
 from appliance.perception.hand import Swipe
 
 

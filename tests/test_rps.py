@@ -10,7 +10,7 @@ import pytest
 from scripted import frames, state
 
 from appliance.events import EventBus
-from appliance.kiosk.rps import BEATS, MOVES, Phase, RpsGame, Rules, outcome, star_move
+from appliance.experiences.rps.game import BEATS, MOVES, Phase, RpsGame, Rules, outcome, star_move
 from appliance.perception.hand import GestureState
 
 RULES = Rules(beat_s=0.7, grace_s=0.35)

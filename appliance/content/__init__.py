@@ -8,7 +8,6 @@ from appliance.content.bundle import (
     Bundle,
     Campaign,
     OverlaySpec,
-    RpsSpec,
     SceneSpec,
     SnowSpec,
     load_bundle,
@@ -16,4 +15,4 @@ from appliance.content.bundle import (
 from appliance.content.generate import generate_default
 
 __all__ = ["CAMPAIGN_FILE", "DEFAULT_BUNDLE_DIR", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Bundle", "Campaign",
-           "OverlaySpec", "RpsSpec", "SceneSpec", "SnowSpec", "generate_default", "load_bundle"]
+           "OverlaySpec", "SceneSpec", "SnowSpec", "generate_default", "load_bundle"]

@@ -7,15 +7,20 @@ Errors come out as one line naming the file and the key.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from appliance.errors import ApplianceError
+from appliance.experience.api import ATTRACT, MENU, AssetRef, ExperienceConfig
+from appliance.experience.assets import assets
+from appliance.experience.registry import Registry, installed
 from appliance.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from appliance.tomlfile import read_toml, reject_duplicates, validated
+from appliance.tomlfile import InvalidFile, line_of, read_toml, reject_duplicates, validated
 
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[2] / "content" / "default"
 CAMPAIGN_FILE = "campaign.toml"
@@ -85,57 +90,60 @@ class SceneSpec(_Strict):
         return value
 
 
-class RpsSpec(_Strict):
-    """Rock–paper–scissors against the campaign's star."""
-
-    star_name: str = Field(min_length=1, max_length=24, description="The star's name, shown on screen.")
-    star_image: str = Field(description="PNG with alpha of the star, relative to the bundle.")
-    star_happy_image: str | None = Field(None, description="The star when it wins; absent: star_image.")
-    star_sad_image: str | None = Field(None, description="The star when it loses; absent: star_image.")
-    win_rate: float | None = Field(
-        None, ge=0, le=1,
-        description="Probability that the shopper wins a round (prize campaigns); absent: the star throws at random.",
-    )
-    rounds_to_win: int = Field(2, ge=1, le=5, description="Rounds a player needs to win the game (2: best of three).")
-    beat_s: float = Field(0.7, ge=0.05, le=3.0, description="Seconds per countdown word (rock, paper, scissors, shoot).")
-
-    _images_are_png = field_validator("star_image", "star_happy_image", "star_sad_image")(_png)
-
-    def images(self) -> dict[str, str]:
-        """Key → path of every image the spec names (for the media check)."""
-        keys = ("star_image", "star_happy_image", "star_sad_image")
-        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
-
-
 class Campaign(_Strict):
-    """The contents of campaign.toml."""
+    """The core of campaign.toml; each experience's table is a field added per device (``campaign_model``)."""
 
     name: str = Field(min_length=1, description="Campaign name, for operators and logs.")
     scenes: list[SceneSpec] = Field(min_length=1, description="The worlds on offer, the first is the default.")
-    rps: RpsSpec | None = Field(None, description="Rock–paper–scissors; absent: the menu does not offer it.")
+    experiences: list[str] | None = Field(
+        None, description="The experiences the menu offers, in this order; absent: the live mirror, then each "
+                          "experience that has its table here (rps).")
 
     @field_validator("scenes")
     def _unique_ids(cls, scenes: list[SceneSpec]) -> list[SceneSpec]:
         reject_duplicates([scene.id for scene in scenes], "scene id")
         return scenes
 
+    @field_validator("experiences")
+    def _listed_once(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None:
+            reject_duplicates(names, "experience")
+            for role in (ATTRACT, MENU):
+                if role in names:
+                    raise ValueError(f"{role!r} is not offered on the menu (the kiosk shows it by itself)")
+        return names
+
+
+@lru_cache(maxsize=8)
+def campaign_model(configs: tuple[tuple[str, type[ExperienceConfig]], ...]) -> type[Campaign]:
+    """``Campaign`` with an optional field for each installed experience's table."""
+    fields: dict[str, Any] = {name: (model | None, None) for name, model in configs}
+    return create_model("Campaign", __base__=Campaign, **fields)
+
 
 @dataclass(frozen=True)
 class Bundle:
-    """A validated campaign and the directory its media paths are relative to."""
+    """A validated campaign and the directory its media paths are relative to.
+
+    ``experiences`` are the names the menu offers, in the campaign's order, each installed here;
+    ``configs`` holds each experience's validated table (only those the campaign has)."""
 
     directory: Path
     name: str
     scenes: tuple[SceneSpec, ...]
-    rps: RpsSpec | None = None
+    experiences: tuple[str, ...] = ()
+    configs: Mapping[str, ExperienceConfig] = field(default_factory=dict)
+
+    def assets(self) -> list[tuple[str, str, AssetRef]]:
+        """(key, path, ref) of every file the experiences' tables name."""
+        return [found for name, config in self.configs.items() for found in assets(config, name)]
 
     def media(self) -> list[str]:
-        """Every media path the campaign names (backgrounds, overlays, the star), normalised, each once."""
+        """Every media path the campaign names (backgrounds, overlays, experience assets), normalised, each once."""
         names: list[str] = []
         for scene in self.scenes:
             names += [scene.background, *(overlay.image for overlay in scene.overlays)]
-        if self.rps:
-            names += list(self.rps.images().values())
+        names += [path for _, path, _ in self.assets()]
         return list(dict.fromkeys(str(PurePosixPath(name)) for name in names))
 
     def scene(self, scene_id: str) -> SceneSpec:
@@ -160,19 +168,67 @@ def _check_media(bundle_dir: Path, toml_path: Path, key: str, relative: str) -> 
         raise ApplianceError(f"{toml_path}: {key}: {path} is not readable (check its permissions)")
 
 
-def load_bundle(bundle_dir: Path) -> Bundle:
-    """Parse and validate ``bundle_dir/campaign.toml`` and check every media file it names.
+def load_bundle(bundle_dir: Path, registry: Registry | None = None) -> Bundle:
+    """Parse and validate ``bundle_dir/campaign.toml`` against the experiences installed (``registry``,
+    default: this environment's) and check every media file it names.
 
-    Decoding the media is left to the compositor, which has to decode them anyway and
-    reports an undecodable file by name when a scene is built.
+    A table of an experience that is not installed, or an ``experiences`` entry naming one, is
+    refused with its line: a campaign is never half-shown.  Decoding the media is left to the
+    compositor and the kiosk, which decode them anyway and report an undecodable file by name.
     """
+    registry = registry if registry is not None else installed()
     toml_path = Path(bundle_dir) / CAMPAIGN_FILE
-    campaign = validated(Campaign, read_toml(toml_path), toml_path)
+    data = read_toml(toml_path)
+    lines = getattr(data, "lines", {})
+    core = set(Campaign.model_fields)
+    configs = tuple((name, registry[name].config) for name in registry.names() if registry[name].config is not None)
+    for key in data:
+        if key not in core and key not in registry:
+            raise InvalidFile(toml_path, [f"[{key}]: no experience {key!r} on this device ({_installed(registry)})"
+                                          + _at(lines, (key,))])
+    campaign = validated(campaign_model(configs), data, toml_path)
     for i, scene in enumerate(campaign.scenes):
         _check_media(bundle_dir, toml_path, f"scenes[{i}].background", scene.background)
         for j, overlay in enumerate(scene.overlays):
             _check_media(bundle_dir, toml_path, f"scenes[{i}].overlays[{j}].image", overlay.image)
-    if campaign.rps:
-        for key, image in campaign.rps.images().items():
-            _check_media(bundle_dir, toml_path, f"rps.{key}", image)
-    return Bundle(directory=Path(bundle_dir), name=campaign.name, scenes=tuple(campaign.scenes), rps=campaign.rps)
+    tables = {name: getattr(campaign, name) for name, _ in configs if getattr(campaign, name) is not None}
+    offered = _offered(campaign.experiences, tables, registry, toml_path, lines)
+    for name in offered:   # an experience listed without its table gets its config's defaults
+        model = registry[name].config
+        if model is not None and name not in tables:
+            tables[name] = model()
+    bundle = Bundle(Path(bundle_dir), campaign.name, tuple(campaign.scenes), offered, tables)
+    for key, path, ref in bundle.assets():
+        if PurePosixPath(path).suffix.lower() not in ref.suffixes:
+            wanted = f"a {ref.suffixes[0]}" if len(ref.suffixes) == 1 else f"one of {', '.join(ref.suffixes)}"
+            raise InvalidFile(toml_path, [f"{key}: {path!r} must be {wanted}" + _at(lines, tuple(key.split(".")))])
+    for key, path, _ in bundle.assets():
+        _check_media(bundle_dir, toml_path, key, path)
+    return bundle
+
+
+def _installed(registry: Registry) -> str:
+    return f"installed: {', '.join(registry.names())}" if registry.names() else "none installed"
+
+
+def _at(lines: dict, location: tuple[str | int, ...]) -> str:
+    line = line_of(lines, location)
+    return f" (line {line})" if line else ""
+
+
+def _offered(listed: list[str] | None, tables: Mapping[str, ExperienceConfig], registry: Registry, toml_path: Path,
+             lines: dict) -> tuple[str, ...]:
+    """What the menu offers: the campaign's list (each installed, with its table when it has a config), or,
+    without one, the experiences ``offered`` "always", then those "with_table" whose table is here."""
+    if listed is None:
+        always = [name for name in registry.names() if registry[name].offered == "always"]
+        return tuple(always + [name for name in tables if registry[name].offered == "with_table"])
+    for index, name in enumerate(listed):
+        where = _at(lines, ("experiences",))
+        if name not in registry:
+            raise InvalidFile(toml_path, [f"experiences[{index}]: no experience {name!r} on this device "
+                                          f"({_installed(registry)}){where}"])
+        model = registry[name].config
+        if model is not None and name not in tables and any(f.is_required() for f in model.model_fields.values()):
+            raise InvalidFile(toml_path, [f"experiences[{index}]: {name!r} needs its [{name}] table{where}"])
+    return tuple(listed)

@@ -1,8 +1,17 @@
-"""The kiosk's render loop: newest perception in, scene state machine, composite out to the display.
+"""The kiosk's render loop: newest perception in, the experiences' state machine, composite out to the display.
 
-Threads: capture (source → frame slot) and perception (frame slot → result
-slot) run beside this loop; the loop only ever takes the newest result, so a
-slow stage drops frames instead of adding latency.
+Threads: capture (source → frame slot), perception (frame slot → result slot) and
+jobs run beside this loop; the loop only ever takes the newest result, so a slow
+stage drops frames instead of adding latency, and it never waits on a job.
+
+The state machine: ``attract`` while nobody is in front (or no camera works), the
+menu and the experiences it offers while somebody is, and the failsafe state when
+an experience's hook raises (``appliance.kiosk.failsafe``: the scene's ``exit`` is
+called, the failure logged with a rate limit, an experience that keeps failing is
+disabled for the day and reported as an ``experience`` alert).  Experiences are
+plug-ins (``appliance.experience``): the kiosk gives each a ``SceneContext`` and
+never imports one.  CONFIRM is held back for the reading time (``[kiosk]
+reading_s``) after an experience starts or shows a new choice.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,16 +33,22 @@ from appliance.config import Config
 from appliance.content import Bundle, SceneSpec, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
+from appliance.experience.api import ATTRACT, MENU, Action, Moment, Offer, Scene
+from appliance.experience.assets import assets
+from appliance.experience.registry import Registry, installed
+from appliance.kiosk.context import ExperienceJobs, KioskStage, SceneContext, ScreenCanvas
 from appliance.kiosk.display import Display
-from appliance.kiosk.navigation import Action, Navigator
+from appliance.kiosk.failsafe import Failsafe, LogGate, Quarantine
+from appliance.kiosk.jobs import JobRunner
+from appliance.kiosk.navigation import Navigator
 from appliance.kiosk.presence import Presence
-from appliance.kiosk.scenes import all_scenes
 from appliance.kiosk.session import Sessions
-from appliance.kiosk.tick import NO_GESTURES, Scene, Tick
 from appliance.media import verify_media
+from appliance.perception.hand import GestureState
 from appliance.perception.pipeline import Perception, PerceptionThread
 from appliance.readiness import Readiness
 from appliance.render.compositor import Compositor
+from appliance.render.layout import Layout, head_box
 from appliance.service.logging import journal_context
 from appliance.service.notify import ServiceNotifier
 from appliance.slot import LatestSlot
@@ -69,11 +85,13 @@ class BundleSource(Protocol):
 class ScreenRequest:
     done: threading.Event = field(default_factory=threading.Event)
     image: np.ndarray | None = None
-#: The technician's keyboard, standing in for gestures (F2 and Ctrl+Q are handled apart).
+#: The technician's keyboard, standing in for gestures (F2 and Ctrl+Q are handled apart); the current
+#: experience's own keys (``Experience.keys``) come as ``Moment.inputs``.
 KEY_ACTIONS = {
     "left": Action.PREVIOUS, "right": Action.NEXT, "return": Action.CONFIRM, "enter": Action.CONFIRM,
-    "backspace": Action.BACK, "r": Action.ROCK, "p": Action.PAPER, "s": Action.SCISSORS,
+    "backspace": Action.BACK,
 }
+NO_GESTURES = GestureState()
 
 
 @dataclass
@@ -88,15 +106,17 @@ class Workers:
 
 
 class Kiosk:
-    """Owns the display and the scenes; scenes draw through ``show_composite`` and ``display``.
+    """Owns the display, the experiences' state machine and their contexts.
 
-    ``events`` is the kiosk's one event bus (the fleet link drains it); ``rng`` decides the
-    RPS star's throws, injectable so a test can fix them.
+    ``events`` is the kiosk's one event bus (the fleet link drains it); ``rng`` is the experiences'
+    random source (the RPS star's throws), injectable so a test can fix it; ``registry`` the
+    installed experiences; ``today`` the local day, for the quarantine.
     """
 
     def __init__(self, config: Config, display: Display, bundle: Bundle, workers: Workers,
                  backend: str, events: EventBus | None = None, rng: random.Random | None = None,
-                 alerts: Alerts | None = None) -> None:
+                 alerts: Alerts | None = None, registry: Registry | None = None,
+                 today: Callable[[], str] = lambda: date.today().isoformat()) -> None:
         self.config = config
         self.display = display
         self.bundle = bundle
@@ -118,7 +138,6 @@ class Kiosk:
         self.navigator = Navigator()
         self.sessions = Sessions(self.events, self.navigator)
         self.world_index = 0
-        self.on_world_change: Callable[[float], None] | None = None
         #: systemd's READY/WATCHDOG/STATUS link; None when not run by systemd (see service.notify).
         self.notifier: ServiceNotifier | None = None
         #: The campaign schedule's current bundle directory; None when no fleet side runs.
@@ -130,9 +149,26 @@ class Kiosk:
         self.overlay = False
         self.frames_shown = 0
         self._compositors: dict[int, Compositor] = {}
+        self._broken: dict[int, str] = {}  # worlds of this bundle that cannot be built: shown dark, told once
         self._empty: dict[tuple[int, int], np.ndarray] = {}
         self._images: dict[tuple[str, int], Any] = {}
-        self._scenes = all_scenes()
+        self.registry = registry if registry is not None else installed()
+        self._today = today
+        self.jobs = JobRunner().start()
+        self.quarantine = Quarantine()
+        self._log_gate = LogGate()
+        self.failsafe: Failsafe | None = None
+        #: The experience shown now (None in the failsafe state), its scene run and the run's token.
+        self.current: str | None = None
+        self._scene: Scene | None = None
+        self._token = 0
+        self._reading_until = float("-inf")
+        self._now = 0.0
+        self._frame_perception: Any = None
+        self._layout: Layout | None = None
+        self._canvas = ScreenCanvas(display)
+        self._stage = KioskStage(self)
+        self._contexts = self._make_contexts(bundle)
         self._presence = Presence(config.kiosk.person_enter, config.kiosk.person_leave,
                                   config.kiosk.attract_after_s)
         self._running = True
@@ -149,10 +185,14 @@ class Kiosk:
         """The current world's compositor.  A world that cannot be built breaks its whole bundle: the
         schedule is told (the campaign side falls back to the last good campaign, with an alert) and the
         next frame between sessions shows what it picks instead, so the failure shows once, not every frame."""
+        if self.world_index in self._broken:
+            raise ApplianceError(self._broken[self.world_index])
         if self.world_index not in self._compositors:
             try:
                 self._compositors[self.world_index] = self._build_compositor(self.world, self.bundle)
             except ApplianceError as exc:
+                self._broken[self.world_index] = one_line(exc)
+                log.error("world %s of campaign %s cannot be shown: %s", self.world.id, self.bundle.name, exc)
                 self._refused_bundle, self._reload_requested = self.bundle.directory, True
                 if self.bundle_source:
                     self.bundle_source.failed(self.bundle.directory, one_line(exc))
@@ -176,11 +216,10 @@ class Kiosk:
         if not reload and (path == self.bundle.directory or path == self._refused_bundle):
             return
         try:
-            bundle = load_bundle(path)
+            bundle = load_bundle(path, self.registry)
             compositors = {index: self._build_compositor(scene, bundle) for index, scene in enumerate(bundle.scenes)}
-            if bundle.rps:
-                for image in bundle.rps.images().values():
-                    verify_media(bundle.directory / image, self.config.media)
+            for _, image, _ in bundle.assets():
+                verify_media(bundle.directory / image, self.config.media)
         except ApplianceError as exc:
             self._refused_bundle = path
             log.error("campaign bundle %s cannot be shown, keeping %s: %s", path, self.bundle.name, exc)
@@ -190,17 +229,16 @@ class Kiosk:
         log.info("showing campaign %s (%s)", bundle.name, path)
         self.bundle, self.world_index = bundle, 0
         journal_context.update(campaign=bundle.name)
-        self._compositors = compositors
+        self._compositors, self._broken = compositors, {}
         self._images.clear()
+        self._contexts = self._make_contexts(bundle)
         self._refused_bundle = None
         if self.bundle_source:
             self.bundle_source.shown(path)
 
-    def switch_world(self, step: int, now: float) -> None:
+    def switch_world(self, step: int) -> None:
         self.world_index = (self.world_index + step) % len(self.bundle.scenes)
         log.info("world %s", self.world.id)
-        if self.on_world_change:
-            self.on_world_change(now)
 
     def empty_alpha(self, frame: np.ndarray) -> np.ndarray:
         shape = frame.shape[:2]
@@ -233,18 +271,191 @@ class Kiosk:
         """An event of the current shopper's session."""
         self.events.publish(type, {"session": self.sessions.current, **data})
 
-    def draw_hand(self, tick: Tick, progress: float) -> None:
+    # -- the stage, as experiences see it (appliance.kiosk.context.StageHost) --------------------------
+
+    def show_perception(self, perception: Any, person: bool) -> np.ndarray:
+        """The world with the person; a world that cannot be built is the campaign's failure, not the
+        experience's: the screen stays dark until the schedule's next pick is shown (``compositor``)."""
+        try:
+            if perception is None:
+                return self.show_composite(None, None, self._now)
+            alpha = perception.alpha if person else self.empty_alpha(perception.frame.image)
+            return self.show_composite(perception.frame.image, alpha, self._now)
+        except ApplianceError:
+            width, height = self.display.size
+            dark = np.full((height, width, 3), 24, np.uint8)
+            self.display.show(dark)
+            return dark
+
+    def step_world(self, step: int) -> None:
+        self.switch_world(step)
+
+    @property
+    def layout(self) -> Layout:
+        """This frame's layout: clear of the shopper's head as the mask shows it (computed once a frame)."""
+        if self._layout is None:
+            head = None
+            perception = self._frame_perception
+            if perception is not None:
+                box = head_box(perception.alpha)
+                if box is not None:
+                    height, width = perception.alpha.shape[:2]
+                    x, y, w, h = box
+                    corners = [self.compositor().screen_point(point, (width, height))
+                               for point in ((x, y), (x + w, y + h))]
+                    xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
+                    head = (round(xs[0]), round(ys[0]), round(xs[1] - xs[0]), round(ys[1] - ys[0]))
+            self._layout = Layout(self.display.size, head)
+        return self._layout
+
+    def draw_cursor(self, moment: Moment, progress: float) -> None:
         """The cursor at the driving hand's palm, where the shopper sees it on the mirrored screen,
         with the open palm's ``progress`` (0..1) as a ring around it."""
-        primary = tick.gestures.primary
-        if primary is None or tick.perception is None:
+        primary = moment.gestures.primary
+        if primary is None or moment.perception is None:
             return
-        height, width = tick.perception.frame.image.shape[:2]
+        height, width = moment.perception.frame.image.shape[:2]
         x, y = self.compositor().screen_point(primary.hand.palm_centre, (width, height))
         centre, radius = (round(x), round(y)), max(8, self.display.size[1] // 30)
         self.display.circle(centre, radius, (255, 255, 255), opacity=0.35)
         self.display.circle(centre, radius, (255, 255, 255), width=max(2, radius // 8))
         self.display.ring(centre, radius + radius // 2, progress, (255, 214, 90), max(3, radius // 4))
+
+    # -- the experiences -----------------------------------------------------------------------------
+
+    def _make_contexts(self, bundle: Bundle) -> dict[str, SceneContext]:
+        """A context per installed experience for ``bundle`` (the campaign's configs and offers)."""
+        contexts = {}
+        for name in self.registry.names():
+            jobs = ExperienceJobs(self.jobs, lambda: self._token)
+            contexts[name] = SceneContext(name, bundle.configs.get(name), (), self._canvas, self._stage, jobs,
+                                          self.rng, self.image, self.publish, self._new_screen)
+        self._contexts = contexts
+        self._refresh_offers()
+        return contexts
+
+    def _refresh_offers(self) -> None:
+        """The menu's offers: the campaign's enabled experiences that are installed and not quarantined today."""
+        day = self._today()
+        offers = []
+        for name in self.bundle.experiences:
+            if name not in self.registry or self.quarantine.disabled(name, day):
+                continue
+            config = self.bundle.configs.get(name)
+            try:
+                card = self.registry[name].card(config)
+            except Exception as exc:  # noqa: BLE001 - a plug-in's card is its code: it is left out, not fatal
+                log.error("experience %s: its menu card failed, not offered: %s", name, one_line(exc))
+                continue
+            names = {path for _, path, _ in assets(config, name)} if config is not None else set()
+            if card.icon is not None and card.icon not in names:
+                log.error("experience %s: card icon %r is not an asset of its table; shown without", name, card.icon)
+                card = type(card)(card.title, card.subtitle, None, card.live)
+            offers.append(Offer(name, card))
+        for context in self._contexts.values():
+            context.offers = tuple(offers)
+
+    @property
+    def offers(self) -> tuple[Offer, ...]:
+        return next(iter(self._contexts.values())).offers if self._contexts else ()
+
+    def _new_screen(self) -> None:
+        self._reading_until = self._now + self.config.kiosk.reading_s
+
+    def _resolve(self, target: str) -> str | None:
+        """Where ``target`` really leads: a quarantined menu to the first offer, anything quarantined (or not
+        installed) to attract; None when attract itself is unavailable (the core shows the world alone)."""
+        day = self._today()
+        if target == MENU and (MENU not in self.registry or self.quarantine.disabled(MENU, day)):
+            target = self.offers[0].name if self.offers else ATTRACT
+        if target not in self.registry or self.quarantine.disabled(target, day):
+            target = ATTRACT
+        if ATTRACT not in self.registry or self.quarantine.disabled(ATTRACT, day):
+            return None if target == ATTRACT else target
+        return target
+
+    def _enter(self, target: str, moment: Moment) -> None:
+        """Start a run of ``target`` (or of the plain world when it resolves to nothing)."""
+        name = self._resolve(target)
+        self.current, self._scene = name, None
+        self._token += 1
+        self.jobs.open(self._token)
+        self._reading_until = moment.now + self.config.kiosk.reading_s
+        needs = self.registry[name].needs if name is not None else self.registry[ATTRACT].needs \
+            if ATTRACT in self.registry else None
+        if needs is not None:
+            self.workers.perception.want(needs)
+        log.info("scene %s", name or "world (no attract experience)")
+        if name is None:
+            return
+        self._scene = self.registry[name].scene()
+        self._scene.enter(self._contexts[name], moment)
+
+    def _leave(self, reason: str) -> None:
+        """End the current run: its jobs are cancelled and its ``exit`` called (may raise: a failure)."""
+        self.jobs.cancel(self._token)
+        scene, self._scene = self._scene, None
+        if scene is not None and self.current is not None:
+            scene.exit(self._contexts[self.current], reason)
+
+    def _fail(self, error: Exception, moment: Moment) -> None:
+        """The failsafe state: the failed scene's exit, one log line (rate-limited), the quarantine."""
+        name, scene = self.current or "world", self._scene
+        reason = one_line(error)
+        allowed, held_back = self._log_gate.allow(name, moment.now)
+        if allowed:
+            more = f" ({held_back} more failures since the last report)" if held_back else ""
+            log.error("experience %s failed, showing the failsafe screen%s: %s", name, more, reason, exc_info=error)
+        self.jobs.cancel(self._token)
+        self._scene = None
+        if scene is not None and self.current is not None:
+            try:
+                scene.exit(self._contexts[self.current], "failed")
+            except Exception as exc:  # noqa: BLE001 - already failing: its exit's failure is only logged
+                log.error("experience %s: exit after a failure failed too: %s", name, one_line(exc))
+        self.current = None
+        day = self._today()
+        if self.quarantine.failed(name, moment.now, day, reason):
+            log.error("%s", self.quarantine.reasons(day)[-1])
+            self.alerts.raise_alert("experience", "; ".join(self.quarantine.reasons(day)))
+            self._refresh_offers()
+        self.failsafe = Failsafe(name, reason, moment.now)
+
+    def _step(self, moment: Moment, present: bool, problem: str | None) -> None:
+        """One frame of the state machine: where to go, then the current scene's drawing."""
+        if self.failsafe is not None:
+            self._draw_failsafe()
+            if self.failsafe.over(moment.now):
+                self.failsafe = None
+                self._enter(MENU if present and not problem else ATTRACT, moment)
+            return
+        if not self.quarantine.reasons(self._today()):
+            self.alerts.clear("experience")   # a new day: yesterday's quarantine is over
+        try:
+            away = not present or problem is not None
+            if self.current in (ATTRACT, None):
+                if self._scene is not None:
+                    self._scene.update(self._contexts[ATTRACT], moment)
+                target = None if away else MENU
+                reason = "done"
+            elif away:
+                target, reason = ATTRACT, "left"
+            else:
+                target = self._scene.update(self._contexts[self.current], moment) if self._scene else MENU
+                reason = "done"
+            if target is not None:
+                if target not in (ATTRACT, MENU) and target not in {offer.name for offer in self.offers}:
+                    raise ApplianceError(f"experience {self.current} asked for {target!r}, which this campaign "
+                                         "does not offer")
+                self._leave(reason)
+                self._enter(target, moment)
+            if self._scene is not None and self.current is not None:
+                self._scene.draw(self._contexts[self.current], moment)
+            else:
+                self.show_perception(moment.perception, person=False)
+        except Exception as error:  # noqa: BLE001 - an experience's failure is the failsafe state's to handle
+            self._fail(error, moment)
+            self._draw_failsafe()
 
     def stop(self, exit_status: int = 0) -> None:
         """End the loop after this frame; ``run`` returns ``exit_status`` (RESTART_STATUS: start me again)."""
@@ -274,53 +485,55 @@ class Kiosk:
                 request.image = image
                 request.done.set()
 
-    def _handle_events(self) -> tuple[Action, ...]:
-        """Window and technician keys; returns the keys that stand in for gestures."""
+    def _handle_events(self) -> tuple[tuple[Action, ...], tuple[str, ...]]:
+        """Window and technician keys: the actions their keys stand for, and every other key's name."""
         import pygame
 
-        typed = []
+        typed, names = [], []
         for event in self.display.events():
             if event.type == pygame.QUIT:
                 self.stop()
             elif event.type == pygame.KEYDOWN:
+                name = pygame.key.name(event.key)
                 if event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
                     self.stop()
                 elif event.key == pygame.K_F2:
                     self.overlay = not self.overlay
-                elif pygame.key.name(event.key) in KEY_ACTIONS:
-                    typed.append(KEY_ACTIONS[pygame.key.name(event.key)])
-        return tuple(typed)
+                elif name in KEY_ACTIONS:
+                    typed.append(KEY_ACTIONS[name])
+                else:
+                    names.append(name)
+        return tuple(typed), tuple(names)
 
-    def _draw_overlay(self, tick: Tick, scene: Scene) -> None:
-        lines = [f"{self.shown.rate:5.1f} fps shown · scene {scene.name} · world {self.world.id} · "
+    def _draw_overlay(self, moment: Moment, present: bool, problem: str | None) -> None:
+        lines = [f"{self.shown.rate:5.1f} fps shown · scene {self.current or 'failsafe'} · world {self.world.id} · "
                  f"backend {self.backend} · source {self.workers.capture.source.description}"]
         for stage, summary in sorted(self.stats.summary().items()):
             lines.append(f"{stage:>13s}  p50 {summary['p50']:6.2f} ms   p95 {summary['p95']:6.2f} ms")
-        if tick.perception:
-            lines.append(f"person coverage {tick.perception.coverage:.2f} · present {tick.present}")
-        if tick.source_problem:
-            lines.append(f"problem: {tick.source_problem}")
+        if moment.perception:
+            lines.append(f"person coverage {moment.perception.coverage:.2f} · present {present}")
+        if problem:
+            lines.append(f"problem: {problem}")
+        lines += self.quarantine.reasons(self._today())
         for row, line in enumerate(lines):
             self.display.text(line, (12, 12 + row * 26), size=26, colour=(120, 255, 120), backdrop=True)
 
-    def _draw_failsafe(self, error: Exception) -> None:
+    def _draw_failsafe(self) -> None:
         width, height = self.display.size
         self.display.show(np.full((height, width, 3), 24, np.uint8))
         self.display.text("Back in a moment", (width // 2, height // 2), size=height // 12, anchor="center")
-        if str(error) != self._last_failure:   # a failure that repeats frame after frame is logged once
-            self._last_failure = str(error)
-            log.error("scene failed, showing the failsafe screen: %s", error, exc_info=error)
 
     def run(self, max_frames: int | None = None) -> int:
         """Loop until Ctrl+Q / window close, or until ``max_frames`` camera frames were shown."""
-        scene: Scene = self._scenes["attract"]
         seen = 0
-        start = time.monotonic()
-        scene.enter(self, Tick(None, start, False, None))
+        self._now = time.monotonic()
+        self._leave("stopped")   # each run starts at attract (a run of ``--frames`` after another, in tests)
+        self.failsafe = None
+        self._enter(ATTRACT, Moment(self._now, None))
         while self._running and (max_frames is None or self.frames_shown < max_frames):
             version, perception = self.workers.results.newer_than(seen, IDLE_REDRAW_S)
-            now = time.monotonic()
-            typed = self._handle_events()
+            now = self._now = time.monotonic()
+            typed, keys = self._handle_events()
             fresh = version != seen
             present = self._presence.present
             if fresh and perception is not None:
@@ -328,38 +541,46 @@ class Kiosk:
                 self.stats.add_all(perception.timings_ms)
                 present = self._presence.update(perception.coverage, now)
             gestured = self.navigator.update(perception.gestures if perception else NO_GESTURES, now)
-            tick = Tick(perception, now, present, self.workers.problem, typed + tuple(gestured), typed,
-                        self.navigator.back.progress(now))
+            problem = self.workers.problem
+            self.jobs.deliver()
+            reading = now < self._reading_until
+            if reading:   # a fist confirms only once the screen could be read (a technician's Enter at once)
+                gestured = [action for action in gestured if action is not Action.CONFIRM]
+            actions = typed + tuple(gestured)
+            own_keys = self.registry[self.current].keys if self.current in self.registry else {}
+            moment = Moment(now, None if problem else perception, actions, typed,
+                            tuple(own_keys[key] for key in keys if key in own_keys),
+                            self.navigator.back.progress(now), reading)
+            self._frame_perception, self._layout = moment.perception, None
             self.sessions.update(present, now)
-            if scene.name == "attract":
+            if self.current in (ATTRACT, None) and self.failsafe is None:
                 self.follow_campaign(now)
-            try:
-                following = scene.next_scene(self, tick)
-                if following:
-                    scene.exit(self)
-                    scene = self._scenes[following]
-                    scene.enter(self, tick)
-                    log.info("scene %s", following)
-                scene.draw(self, tick)
-            except Exception as error:  # noqa: BLE001 - the failsafe screen is the edge for scene bugs
-                self._draw_failsafe(error)
-                scene = self._scenes["attract"]
-                scene.enter(self, tick)
+            self._step(moment, present, problem)
             if self.overlay:
-                self._draw_overlay(tick, scene)
+                self._draw_overlay(moment, present, problem)
             self.display.flip()
             self._answer_screen_requests()
-            if fresh and perception is not None:
+            shown = fresh and perception is not None
+            if shown:
                 self.frames_shown += 1
                 self.shown.tick(now)
                 self.stats.add("latency", (time.monotonic() - perception.frame.captured_at) * 1000)
             if self.notifier is not None:
-                if fresh and perception is not None:
+                if shown and not (self.failsafe is not None and self.failsafe.starving(now)):
                     self.notifier.frame_shown(now, self.shown.rate, self.backend, self.bundle.name)
                 else:
-                    self.notifier.frame_missed(now, self.workers.problem)
-            self._watch(now, fresh and perception is not None, max_frames is not None)
+                    self.notifier.frame_missed(now, problem or (f"experience {self.failsafe.experience} failing"
+                                                                if self.failsafe else None))
+            self._watch(now, shown, max_frames is not None)
         return self._exit_status
+
+    def close(self) -> None:
+        """Ends the current run (its exit, reason ``stopped``) and stops the jobs thread."""
+        try:
+            self._leave("stopped")
+        except Exception as exc:  # noqa: BLE001 - stopping: a failing exit is only logged
+            log.error("experience %s: exit on stop failed: %s", self.current, one_line(exc))
+        self.jobs.stop()
 
     def _watch(self, now: float, frame_shown: bool, counting_frames: bool) -> None:
         """Readiness, the camera alert, and giving up a ``--frames`` run that no camera frame will end."""

@@ -10,65 +10,16 @@ level has lasted.
 from __future__ import annotations
 
 from collections import Counter
-from enum import Enum
 
+from appliance.experience.api import Action, Hold, held_gesture
 from appliance.perception.hand import GestureState
 
 #: How long an open palm must stay up to mean "back".
 BACK_HOLD_S = 1.0
 
 
-class Action(Enum):
-    PREVIOUS = "previous"
-    NEXT = "next"
-    CONFIRM = "confirm"
-    BACK = "back"
-    SWITCH = "switch"          # victory sign: another world in the live mirror
-    ROCK = "rock"              # throws typed by a technician (R / P / S), so RPS runs without a camera
-    PAPER = "paper"
-    SCISSORS = "scissors"
-
-
 #: A swipe moves content with the hand, as on a phone: a leftward swipe brings in the next item.
 SWIPE_ACTIONS = {"left": Action.NEXT, "right": Action.PREVIOUS}
-
-
-class Hold:
-    """A level that must last ``seconds`` to count; it fires once, then waits for a release."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._since: float | None = None
-        self._spent = False
-
-    def update(self, active: bool, now: float) -> bool:
-        """True on the one update at which the level has lasted long enough."""
-        if not active:
-            self._since, self._spent = None, False
-            return False
-        if self._spent:
-            return False
-        if self._since is None:
-            self._since = now
-        if now - self._since >= self.seconds:
-            self._spent = True
-            return True
-        return False
-
-    def consume(self) -> None:
-        """Cancel the current hold: it counts again only after a release (e.g. a palm that was a throw)."""
-        self._spent = True
-
-    def progress(self, now: float) -> float:
-        """0..1 while the level is building up; 0 when idle or already fired."""
-        if self._since is None or self._spent:
-            return 0.0
-        return min(1.0, max(0.0, (now - self._since) / self.seconds))
-
-
-def held_gesture(gestures: GestureState) -> str | None:
-    """The stabilised gesture of the hand that drives the screen, if any."""
-    return gestures.primary.held if gestures.primary else None
 
 
 class Navigator:

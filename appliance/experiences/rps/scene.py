@@ -4,61 +4,55 @@ from __future__ import annotations
 
 import math
 
-from appliance.errors import ApplianceError
-from appliance.kiosk.navigation import Action
-from appliance.kiosk.rps import Phase, RpsGame, Rules
-from appliance.kiosk.tick import Stage, Tick
+from appliance.experience.api import MENU, Action, Context, Moment, TextBlock
+from appliance.experiences.rps.config import RpsConfig
+from appliance.experiences.rps.game import Phase, RpsGame, Rules
 
 #: How long the result stays up unless the shopper makes a fist.
 RESULT_S = 6.0
 #: A fist on the result screen counts only after this, so the final throw cannot skip it.
 RESULT_MIN_S = 1.0
-TYPED_MOVES = {Action.ROCK: "rock", Action.PAPER: "paper", Action.SCISSORS: "scissors"}
+#: The technician's keys standing in for throws (``Moment.inputs``).
+KEYS = {"r": "rock", "p": "paper", "s": "scissors"}
 GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
 
 
 class RpsScene:
     """Drives the game from gestures (and R/P/S, Backspace), draws it, and leaves for the menu at its end."""
 
-    name = "rps"
+    def enter(self, context: Context, moment: Moment) -> None:
+        config: RpsConfig = context.config
+        self._spec = config
+        rules = Rules(rounds_to_win=config.rounds_to_win, win_rate=config.win_rate, beat_s=config.beat_s,
+                      intro_beats=config.intro_s / config.beat_s)
+        self.game = RpsGame(rules, context.rng, context.publish, moment.now)
+        self._result_shown = False
+        self._now = moment.now
 
-    def enter(self, kiosk: Stage, tick: Tick) -> None:
-        spec = kiosk.bundle.rps
-        if spec is None:
-            raise ApplianceError("the rps scene needs the campaign's [rps] table")
-        self._spec = spec
-        rules = Rules(rounds_to_win=spec.rounds_to_win, win_rate=spec.win_rate, beat_s=spec.beat_s)
-        self.game = RpsGame(rules, kiosk.rng, kiosk.publish, tick.now)
-
-    def next_scene(self, kiosk: Stage, tick: Tick) -> str | None:
-        game = self.game
-        if not tick.present or tick.source_problem:
-            game.abandon(tick.now, "left")
-            return "attract"
-        for action in tick.typed:
-            if action in TYPED_MOVES:
-                game.throw(TYPED_MOVES[action])
-            elif action is Action.BACK:
-                game.abandon(tick.now, "key")
-        game.update(tick.now, tick.gestures)
+    def update(self, context: Context, moment: Moment) -> str | None:
+        game, self._now = self.game, moment.now
+        for move in moment.inputs:
+            game.throw(move)
+        if Action.BACK in moment.typed:
+            game.abandon(moment.now, "key")
+        game.update(moment.now, moment.gestures)
         if game.phase is Phase.ABANDONED:
-            return "menu"
+            return MENU
         if game.phase is Phase.RESULT:
-            shown = tick.now - game.since
-            if shown >= RESULT_S or (shown >= RESULT_MIN_S and Action.CONFIRM in tick.actions):
-                return "menu"
+            if not self._result_shown:   # a screen with a choice (make a fist to continue)
+                self._result_shown = True
+                context.new_screen()
+            shown = moment.now - game.since
+            if shown >= RESULT_S or (shown >= RESULT_MIN_S and Action.CONFIRM in moment.actions):
+                return MENU
         return None
 
-    def draw(self, kiosk: Stage, tick: Tick) -> None:
-        perception = tick.perception
-        if perception is not None:
-            kiosk.show_composite(perception.frame.image, perception.alpha, tick.now)
-        else:
-            kiosk.show_composite(None, None, tick.now)
-        self._draw_star(kiosk, tick.now)
-        self._draw_score(kiosk)
-        self._draw_message(kiosk, tick.now)
-        kiosk.draw_hand(tick, self.game.abandon_progress(tick.now))
+    def draw(self, context: Context, moment: Moment) -> None:
+        context.stage.show(moment.perception)
+        self._draw_star(context, moment.now)
+        self._draw_score(context)
+        self._draw_message(context, moment.now)
+        context.stage.cursor(moment, self.game.abandon_progress(moment.now))
 
     def _mood(self) -> str:
         """The star is happy when it wins, sad when it loses: the whole game at the end, else the round."""
@@ -69,11 +63,11 @@ class RpsScene:
             return {"win": "sad", "lose": "happy", "draw": "neutral"}[game.last.outcome]
         return "neutral"
 
-    def _draw_star(self, kiosk: Stage, now: float) -> None:
-        width, height = kiosk.display.size
+    def _draw_star(self, context: Context, now: float) -> None:
+        width, height = context.canvas.size
         mood = self._mood()
         path = {"happy": self._spec.star_happy_image, "sad": self._spec.star_sad_image}.get(mood)
-        star = kiosk.image(path or self._spec.star_image, int(height * 0.42))
+        star = context.image(path or self._spec.star_image, int(height * 0.42))
         elapsed = now - self.game.since
         angle, lift, scale = 0.0, 0.0, 1.0
         if mood == "happy":                        # jumping for joy
@@ -86,19 +80,22 @@ class RpsScene:
             beat = (elapsed / self.game.rules.beat_s) % 1.0
             scale = 1.0 + 0.06 * max(0.0, 1.0 - beat * 4)
         centre = (int(width * 0.85), int(height * 0.62 - lift))
-        kiosk.display.blit(star, centre, angle=angle, scale=scale)
-        kiosk.display.text(self._spec.star_name, (int(width * 0.85), int(height * 0.87)), size=height // 18,
+        context.canvas.blit(star, centre, angle=angle, scale=scale)
+        context.canvas.text(self._spec.star_name, (int(width * 0.85), int(height * 0.87)), size=height // 18,
                            colour=GOLD, anchor="center", backdrop=True)
 
-    def _draw_score(self, kiosk: Stage) -> None:
-        width, height = kiosk.display.size
+    def _draw_score(self, context: Context) -> None:
+        canvas = context.canvas
+        width, height = canvas.size
         score = self.game.score
         line = f"You  {score['shopper']}  –  {score['star']}  {self._spec.star_name}"
-        kiosk.display.text(line, (width // 2, height // 14), size=height // 14, anchor="center", backdrop=True)
+        size = height // 14
+        centre = context.stage.layout.place(canvas.text_size(line, size), (0.5, 1 / 14))
+        canvas.text(line, centre, size=size, anchor="center", backdrop=True)
 
-    def _draw_message(self, kiosk: Stage, now: float) -> None:
-        game, display = self.game, kiosk.display
-        width, height = display.size
+    def _draw_message(self, context: Context, now: float) -> None:
+        game, display = self.game, TextBlock(context)
+        width, height = context.canvas.size
         centre_x, big, small = int(width * 0.42), height // 6, height // 20
         name = self._spec.star_name
         if game.phase is Phase.INTRO:
@@ -138,6 +135,9 @@ class RpsScene:
             if now - game.since >= RESULT_MIN_S:
                 display.text("Make a fist to continue", (centre_x, int(height * 0.62)), size=small,
                              colour=SOFT, anchor="center", backdrop=True)
+        display.draw()
 
-    def exit(self, kiosk: Stage) -> None:
-        """Nothing to release: the game's events are already on the bus."""
+    def exit(self, context: Context, reason: str) -> None:
+        """A game left unfinished (the shopper walked away, the scene failed, the campaign changed) is
+        abandoned, so its events say so; a finished one has nothing to release."""
+        self.game.abandon(self._now, reason)

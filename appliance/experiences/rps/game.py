@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from appliance.kiosk.navigation import Hold, held_gesture
-from appliance.perception.hand import GestureState
+from appliance.experience.api import GestureState, Hold, held_gesture
 
 Move = Literal["rock", "paper", "scissors"]
 Outcome = Literal["win", "lose", "draw"]     # from the shopper's side
