@@ -44,14 +44,14 @@ technician-help:
 	@echo "make doctor [HOST=user@board]  the health checks, here or on the board"
 
 ca: $(INSTALLED)
-	$(PY) -m appliance.service.provision ca --dir $(CA_DIR)
+	$(PY) -m appliance.tools.provision ca --dir $(CA_DIR)
 
 operator-ca: $(INSTALLED)
-	$(PY) -m appliance.service.provision ca --dir $(OPERATORS_CA_DIR) --name "OIVIS operators CA"
+	$(PY) -m appliance.tools.provision ca --dir $(OPERATORS_CA_DIR) --name "OIVIS operators CA"
 
 operator-cert: operator-ca
 	@test -n "$(NAME)" || { echo "usage: make operator-cert NAME=operator-alice|ingest|console [FORCE=1]" >&2; exit 2; }
-	$(PY) -m appliance.service.provision service --name "$(NAME)" --ca-dir $(OPERATORS_CA_DIR) \
+	$(PY) -m appliance.tools.provision service --name "$(NAME)" --ca-dir $(OPERATORS_CA_DIR) \
 	    --out $(OPERATORS_DIR) $(if $(filter 1,$(FORCE)),--force)
 
 keys: $(INSTALLED)
@@ -61,14 +61,14 @@ keys: $(INSTALLED)
 define csr_recipe
 @test -n "$(DEVICE_ID)" -a -n "$(SITE)" -a -n "$(BROKER)" || \
     { echo "usage: make provision DEVICE_ID=... SITE=... BROKER=host:port [FORCE=1] [KEYS_DIR=dir]" >&2; exit 2; }
-$(PY) -m appliance.service.provision request --device-id "$(DEVICE_ID)" --site "$(SITE)" \
+$(PY) -m appliance.tools.provision request --device-id "$(DEVICE_ID)" --site "$(SITE)" \
     --broker "$(BROKER)" --out "$(BUNDLE)" --keys-dir "$(KEYS_DIR)" $(if $(filter 1,$(FORCE)),--force)
 endef
 
 # The CA's step; with a production PKI, hand it $(BUNDLE)/device.csr and put the answer in tls/device.pem.
 define sign_recipe
 @test -n "$(DEVICE_ID)" || { echo "usage: make sign DEVICE_ID=..." >&2; exit 2; }
-$(PY) -m appliance.service.provision sign --csr "$(BUNDLE)/device.csr" --ca-dir "$(CA_DIR)" \
+$(PY) -m appliance.tools.provision sign --csr "$(BUNDLE)/device.csr" --ca-dir "$(CA_DIR)" \
     --out "$(BUNDLE)/tls/device.pem"
 install -m 0644 "$(CA_DIR)/ca.pem" "$(BUNDLE)/tls/ca.pem"
 endef
@@ -84,19 +84,19 @@ provision: ca
 	$(sign_recipe)
 
 package: models content
-	$(PY) -m appliance.service.package --arch $(ARCH) --python $(BOARD_PYTHON) --out $(DIST) \
+	$(PY) -m appliance.tools.package --arch $(ARCH) --python $(BOARD_PYTHON) --out $(DIST) \
 	    $(if $(WHEELHOUSE),--wheelhouse "$(WHEELHOUSE)") $(if $(RKNN_WHEEL),--rknn-wheel "$(RKNN_WHEEL)")
 
 install: $(INSTALLED)
 	@test -n "$(HOST)" -a -n "$(DEVICE_ID)" || \
 	    { echo "usage: make install HOST=user@board DEVICE_ID=... [DRY_RUN=1]" >&2; exit 2; }
-	$(PY) -m appliance.service.remote install --host "$(HOST)" --deb "$(DEB)" --bundle "$(BUNDLE)" \
+	$(PY) -m appliance.tools.remote install --host "$(HOST)" --deb "$(DEB)" --bundle "$(BUNDLE)" \
 	    $(if $(DRY_RUN),--dry-run)
 
 flash: $(INSTALLED)
 	@test -n "$(IMAGE)" -a -n "$(DEVICE)" || { echo "usage: make flash IMAGE=os.img[.xz] DEVICE=/dev/sdX" >&2; exit 2; }
-	$(PY) -m appliance.service.flash "$(IMAGE)" "$(DEVICE)" $(if $(filter 1,$(YES)),--yes)
+	$(PY) -m appliance.tools.flash "$(IMAGE)" "$(DEVICE)" $(if $(filter 1,$(YES)),--yes)
 
 doctor: $(INSTALLED)
-	$(if $(HOST),$(PY) -m appliance.service.remote doctor --host "$(HOST)" $(if $(DRY_RUN),--dry-run),\
+	$(if $(HOST),$(PY) -m appliance.tools.remote doctor --host "$(HOST)" $(if $(DRY_RUN),--dry-run),\
 	    $(PY) -m appliance doctor $(if $(CONFIG),--config "$(CONFIG)"))

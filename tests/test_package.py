@@ -21,7 +21,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from test_provisioning import make
 
 from appliance.errors import ApplianceError
-from appliance.service.package import (
+from appliance.tomlfile import read_toml
+from appliance.tools.package import (
     DEBIAN_PACKAGES,
     LOCK,
     RKNN,
@@ -35,8 +36,7 @@ from appliance.service.package import (
     pins_for,
     read_lock,
 )
-from appliance.service.remote import DOCTOR, install_commands
-from appliance.tomlfile import read_toml
+from appliance.tools.remote import DOCTOR, install_commands
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_LOCK = REPO / "requirements/dev.txt"
@@ -76,7 +76,7 @@ def wheelhouse_and_lock(directory: Path, arch: str) -> tuple[Path, Path]:
 
 def package_command(arch: str, wheels: Path, lock: Path, out: Path) -> list[str]:
     """`make package`'s Python entry (technician.mk runs it with the default --lock, requirements/device.txt)."""
-    return [sys.executable, "-m", "appliance.service.package", "--arch", arch, "--python", "3.11",
+    return [sys.executable, "-m", "appliance.tools.package", "--arch", arch, "--python", "3.11",
             "--wheelhouse", str(wheels), "--lock", str(lock), "--out", str(out)]
 
 
@@ -282,7 +282,7 @@ def test_wheels_are_downloaded_for_the_boards_platform_from_the_lock(tmp_path: P
     assert "--abi cp311" in joined and command[-2:] == ["--requirement", str(tmp_path / "requirements.txt")]
     # `make package` runs the Python entry without --lock: the repository's device lock
     dry = make("-n", "package", "ARCH=arm64")
-    assert "-m appliance.service.package --arch arm64 --python 3.11" in dry.stdout and "--lock" not in dry.stdout
+    assert "-m appliance.tools.package --arch arm64 --python 3.11" in dry.stdout and "--lock" not in dry.stdout
     assert LOCK == REPO / "requirements/device.txt"
 
 

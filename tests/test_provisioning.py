@@ -22,9 +22,9 @@ from cryptography.x509.oid import NameOID
 from appliance.config import load_config
 from appliance.doctor import PASS, check_broker
 from appliance.errors import ApplianceError
-from appliance.service.flash import System, flash, refusal
-from appliance.service.provision import create_ca, request_identity, server_request, service_identity, sign_request
 from appliance.tomlfile import InvalidFile
+from appliance.tools.flash import System, flash, refusal
+from appliance.tools.provision import create_ca, request_identity, server_request, service_identity, sign_request
 
 REPO = Path(__file__).resolve().parents[1]
 

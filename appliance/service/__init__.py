@@ -1,6 +1,7 @@
-"""The daemon's life under systemd and the technician's tooling around it.
+"""The daemon's life under systemd, and nothing else of the technician's.
 
 notify (READY / WATCHDOG / STATUS / STOPPING), logging (journald or stderr),
-signals (ordered shutdown), and the host-side tools the technician's make
-targets drive: provision, package, flash, remote.
+signals (ordered shutdown), status (the exit statuses systemd acts on).  The
+host-side tools the technician's make targets drive (provision, package, flash,
+remote) live in appliance.tools: the device runtime never imports them.
 """

@@ -337,7 +337,7 @@ def build_package(arch: str, python: str, out: Path, wheelhouse: Path, rknn_whee
 
 @command_line
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance.service.package", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m appliance.tools.package", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", default="arm64", choices=sorted(MACHINES), help="the board's Debian architecture")
     parser.add_argument("--python", default="3.11", help="the board's python3 version (Debian 12: 3.11)")
     parser.add_argument("--out", type=Path, default=REPO / "dist")

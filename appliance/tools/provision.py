@@ -257,7 +257,7 @@ def server_request(name: str, out: Path) -> Path:
 
 @command_line
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance.service.provision",
+    parser = argparse.ArgumentParser(prog="python -m appliance.tools.provision",
                                      description="fleet CA and device identities (CSR flow)")
     steps = parser.add_subparsers(dest="step", required=True)
     ca = steps.add_parser("ca", help="create a development CA: the fleet's or the operators' (kept when it exists)")

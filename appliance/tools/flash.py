@@ -182,7 +182,7 @@ def _readback(device: Path, length: int) -> str:
 
 @command_line
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance.service.flash", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m appliance.tools.flash", description=__doc__.split("\n")[0])
     parser.add_argument("image", type=Path, help="the vendor OS image (.img or .img.xz)")
     parser.add_argument("device", type=Path, help="the whole SD card / eMMC device, e.g. /dev/sdX")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")

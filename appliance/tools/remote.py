@@ -91,7 +91,7 @@ def install(host: str, deb: Path, bundle: Path, dry_run: bool = False) -> int:
 
 @command_line
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance.service.remote", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m appliance.tools.remote", description=__doc__.split("\n")[0])
     steps = parser.add_subparsers(dest="step", required=True)
     inst = steps.add_parser("install", help="identity bundle + package onto the board, enable, doctor")
     inst.add_argument("--host", required=True)
