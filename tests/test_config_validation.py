@@ -21,8 +21,8 @@ from appliance.config import Config
 from appliance.configtrial import ConfigTrial
 from appliance.errors import ApplianceError
 from appliance.fleet.setconfig import apply_settings
-from appliance.kiosk.app import RESTART_STATUS
 from appliance.kiosk.display import DisplayMode
+from appliance.service.status import RESTART_STATUS
 
 REPO = Path(__file__).resolve().parents[1]
 

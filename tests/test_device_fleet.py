@@ -18,10 +18,10 @@ from test_campaigns_device import make_bundle
 from appliance.campaigns.signing import load_private_key, sign_document, write_keypair
 from appliance.compose import kiosk_session
 from appliance.config import Config
-from appliance.kiosk.app import RESTART_STATUS
 from appliance.kiosk.display import DisplayMode
 from appliance.ops.build import build
 from appliance.ops.serve import make_server
+from appliance.service.status import RESTART_STATUS
 
 DEVICE = "mall-07-screen-1"
 

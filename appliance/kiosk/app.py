@@ -63,8 +63,6 @@ PLACEHOLDER_FRAME_SIZE = (1280, 720)
 IDLE_REDRAW_S = 1 / 30
 #: How often the campaign schedule is asked which bundle to show.
 BUNDLE_CHECK_S = 1.0
-#: Exit status asking the service manager for a restart (EX_TEMPFAIL; the unit restarts on failure).
-RESTART_STATUS = 75
 #: A source problem lasting this long is a ``camera`` alert to the fleet (shorter blips are retried quietly).
 CAMERA_ALERT_AFTER_S = 3.0
 #: With ``--frames`` and no camera frame at all for this long, ``run`` gives up with the source's problem.
@@ -458,7 +456,7 @@ class Kiosk:
             self._draw_failsafe()
 
     def stop(self, exit_status: int = 0) -> None:
-        """End the loop after this frame; ``run`` returns ``exit_status`` (RESTART_STATUS: start me again)."""
+        """End the loop after this frame; ``run`` returns ``exit_status`` (service.status.RESTART_STATUS: start me again)."""
         self._exit_status = exit_status
         self._running = False
 
