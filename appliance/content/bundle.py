@@ -184,7 +184,7 @@ def load_bundle(bundle_dir: Path, registry: Registry | None = None) -> Bundle:
     configs = tuple((name, registry[name].config) for name in registry.names() if registry[name].config is not None)
     for key in data:
         if key not in core and key not in registry:
-            raise InvalidFile(toml_path, [f"[{key}]: no experience {key!r} on this device ({_installed(registry)})"
+            raise InvalidFile(toml_path, [f"[{key}]: no experience {key!r} is installed here ({_installed(registry)})"
                                           + _at(lines, (key,))])
     campaign = validated(campaign_model(configs), data, toml_path)
     for i, scene in enumerate(campaign.scenes):
@@ -226,7 +226,7 @@ def _offered(listed: list[str] | None, tables: Mapping[str, ExperienceConfig], r
     for index, name in enumerate(listed):
         where = _at(lines, ("experiences",))
         if name not in registry:
-            raise InvalidFile(toml_path, [f"experiences[{index}]: no experience {name!r} on this device "
+            raise InvalidFile(toml_path, [f"experiences[{index}]: no experience {name!r} is installed here "
                                           f"({_installed(registry)}){where}"])
         model = registry[name].config
         if model is not None and name not in tables and any(f.is_required() for f in model.model_fields.values()):

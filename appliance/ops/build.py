@@ -21,6 +21,7 @@ from appliance.campaigns.document import CAMPAIGN_ID_PATTERN, DocumentBody, Sche
 from appliance.content import CAMPAIGN_FILE, load_bundle
 from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
+from appliance.experience.registry import Registry
 from appliance.tomlfile import read_toml, validated
 
 META_FILE = "campaign-meta.toml"
@@ -64,14 +65,16 @@ def bundle_dirs(campaign_dir: Path) -> list[Path]:
     return found
 
 
-def build(campaign_dir: Path, asset_base_url: str, progress: Callable[[str], None] = lambda line: None) -> Built:
-    """Validate every bundle of ``campaign_dir`` and describe it as a document body with hashed assets."""
+def build(campaign_dir: Path, asset_base_url: str, progress: Callable[[str], None] = lambda line: None,
+          registry: Registry | None = None) -> Built:
+    """Validate every bundle of ``campaign_dir`` against the experiences installed here (``registry``) and
+    describe it as a document body with hashed assets."""
     campaign_dir = Path(campaign_dir)
     base = asset_base_url.rstrip("/")
     campaigns: list[dict] = []
     files: dict[str, Path] = {}
     for bundle_dir in bundle_dirs(campaign_dir):
-        bundle = load_bundle(bundle_dir)
+        bundle = load_bundle(bundle_dir, registry)
         meta_path = bundle_dir / META_FILE
         meta = validated(CampaignMeta, read_toml(meta_path), meta_path) if meta_path.is_file() else CampaignMeta()
         assets = []
