@@ -141,3 +141,53 @@ def test_plugins_for_another_api_or_that_do_not_import_are_skipped_with_the_reas
     logged = [record.getMessage() for record in caplog.records]
     assert any("'future'" in line and "needs experience API 2.0" in line for line in logged)
     assert any("'broken'" in line and "a_module_nobody_installed" in line for line in logged)
+
+
+def test_quiz_in_the_real_kiosk(site: Path, content_dir: Path, astronaut_file: Path, tmp_path: Path) -> None:
+    """The installed quiz on the real menu, played with the technician's keys: chosen second, answered with →
+    and Enter, its result up for its 4 s, then the menu again; every event in the shopper's session."""
+    bundle = campaign(content_dir, tmp_path, '["mirror", "quiz", "rps"]', QUIZ_TABLE)
+    code = textwrap.dedent(f"""
+        import json
+        import threading
+        import pygame
+        from appliance.compose import kiosk_session
+        from appliance.config import Config
+        from appliance.kiosk.display import DisplayMode
+
+        config = Config.model_validate({{"source": {{"uri": "image:{astronaut_file}"}},
+                                         "display": {{"width": 960, "height": 540}},
+                                         "kiosk": {{"content": {str(bundle)!r}}}}})
+        def key(name):
+            return pygame.event.Event(pygame.KEYDOWN, key=name, mod=0)
+        with kiosk_session(config, DisplayMode.HEADLESS) as kiosk:
+            seen = {{}}
+            def on_event(event):
+                if event.type == "session_start":                  # the menu: the quiz is second
+                    seen["offers"] = [offer.name for offer in kiosk.offers]
+                    pygame.event.post(key(pygame.K_RIGHT))
+                    pygame.event.post(key(pygame.K_RETURN))
+                elif event.type == "experience_chosen":            # the question: the second answer
+                    pygame.event.post(key(pygame.K_RIGHT))
+                    pygame.event.post(key(pygame.K_RETURN))
+                elif event.type == "quiz_answered":                # the result stays 4 s, then the menu
+                    seen["answered_in"] = kiosk.current
+                    threading.Timer(3.0, lambda: seen.setdefault("after_3s", kiosk.current)).start()
+                    pygame.time.set_timer(pygame.QUIT, 5_000, loops=1)
+            kiosk.events.subscribe(on_event)
+            pygame.time.set_timer(pygame.QUIT, 60_000, loops=1)   # a safety net
+            kiosk.run()
+            events = [(event.type, event.data) for event in kiosk.events.drain(100)]
+            print(json.dumps({{"events": events, "current": kiosk.current, **seen}}))
+    """)
+    done = run(code, site)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer["offers"] == ["mirror", "quiz", "rps"]
+    types = [kind for kind, _ in answer["events"]]
+    assert types[:3] == ["session_start", "experience_chosen", "quiz_answered"], types
+    chosen, answered = answer["events"][1][1], answer["events"][2][1]
+    assert chosen["experience"] == "quiz" and answer["answered_in"] == "quiz"
+    assert (answered["correct"], answered["answer"]) == (True, 1)
+    assert len({data["session"] for _, data in answer["events"]}) == 1
+    assert answer["after_3s"] == "quiz" and answer["current"] == "menu"   # the result was up for its 4 s
