@@ -24,7 +24,7 @@ def test_the_menu_shows_the_offers_and_a_fist_starts_the_one_in_the_middle() -> 
     context = FakeContext(menu, offers=OFFERS)
     result = play(menu, None, [moment(0.0), moment(0.5, actions=(Action.NEXT,)), moment(1.0),
                                moment(1.5, actions=(Action.CONFIRM,))], context=context)
-    assert (result.target, result.reason) == ("rps", "done")
+    assert (result.target, result.exits) == ("rps", ["done"])
     assert context.published("experience_chosen") == [{"session": "test-session", "experience": "rps"}]
     assert {"Choose your experience", "Live mirror", "Rock · Paper · Scissors", "Beat Nova!"} <= set(context.texts(0))
     selected = [call.args["rect"] for call in context.named("panel", 2) if call.args["border"] is not None]
@@ -67,27 +67,26 @@ class Leaver:
 
 def test_rps_typed_rock_is_thrown_at_shoot_and_the_result_leads_back_to_the_menu() -> None:
     script = [moment(0.0), moment(0.1, inputs=("rock",)), *frames(0.15, 8.0)]
-    result = play(rps, STAR, script)
-    context = result.context
+    context = play(rps, STAR, script)
     (round_,) = context.published("rps_round")
     assert (round_["shopper"], round_["typed"], round_["outcome"]) == ("rock", True, "win")
     assert context.published("rps_result")[0]["winner"] == "shopper"
     assert "You win!" in context.texts()
     assert any(call.args["image"].asset == "sad.png" for call in context.named("blit"))   # the star lost: sad
-    assert result.target == MENU and context.exits == ["done"]
+    assert context.target == MENU and context.exits == ["done"]
 
 
 def test_rps_reads_a_held_paper_at_shoot_from_scripted_gestures() -> None:
     script = [moment(0.0), *frames(0.05, 0.8), *frames(0.8, 1.6, gestures=gestures("paper"))]
     result = play(rps, STAR, script)
-    assert [event["shopper"] for event in result.context.published("rps_round")] == ["paper"]
-    assert result.target is None and result.context.exits == ["left"]
-    assert result.context.published("rps_abandon") == []   # finished: leaving then abandons nothing
+    assert [event["shopper"] for event in result.published("rps_round")] == ["paper"]
+    assert result.target is None and result.exits == ["left"]
+    assert result.published("rps_abandon") == []   # finished: leaving then abandons nothing
 
 
 def test_rps_left_midgame_publishes_the_abandon_with_the_reason() -> None:
     result = play(rps, STAR, [moment(0.0), moment(0.1)], end="left")
-    assert result.context.published("rps_abandon")[0]["reason"] == "left"
+    assert result.published("rps_abandon")[0]["reason"] == "left"
 
 
 def test_an_input_that_is_not_one_of_the_experiences_keys_is_refused() -> None:

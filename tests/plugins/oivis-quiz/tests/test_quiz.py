@@ -17,9 +17,8 @@ NEXT, PREVIOUS, CONFIRM, BACK = Action.NEXT, Action.PREVIOUS, Action.CONFIRM, Ac
 def test_a_right_answer_is_published_shown_with_the_badge_and_leads_back_to_the_menu() -> None:
     script = [moment(0.0), moment(0.5, actions=(NEXT,)), moment(1.0, actions=(CONFIRM,)), moment(1.1),
               moment(1.0 + RESULT_S - 0.1), moment(1.0 + RESULT_S)]
-    result = play(experience, TABLE, script)
-    context = result.context
-    assert (result.target, result.reason) == (MENU, "done")
+    context = play(experience, TABLE, script)
+    assert (context.target, context.exits) == (MENU, ["done"])
     assert context.published("quiz_answered") == [{"session": "test-session", "correct": True, "answer": 1}]
     assert "Right!" in context.texts(3) and "The answer: Saturn" in context.texts(3)
     assert [call.args["image"].asset for call in context.named("blit", 3)] == ["badge.png"]
@@ -30,10 +29,10 @@ def test_a_right_answer_is_published_shown_with_the_badge_and_leads_back_to_the_
 def test_a_wrong_answer_shows_no_badge_and_swipes_wrap_around() -> None:
     script = [moment(0.0), moment(0.5, actions=(PREVIOUS,)), moment(1.0, actions=(CONFIRM,)), moment(1.1)]
     result = play(experience, TABLE, script)
-    assert result.context.published("quiz_answered") == [{"session": "test-session", "correct": False, "answer": 2}]
-    assert "Not quite" in result.context.texts(3)
-    assert not result.context.named("blit")
-    assert result.target is None and result.context.exits == ["left"]
+    assert result.published("quiz_answered") == [{"session": "test-session", "correct": False, "answer": 2}]
+    assert "Not quite" in result.texts(3)
+    assert not result.named("blit")
+    assert result.target is None and result.exits == ["left"]
 
 
 def test_a_fist_while_the_question_is_read_does_not_answer_but_enter_does() -> None:
@@ -59,7 +58,7 @@ def test_the_hint_shows_once_a_fist_counts_and_a_fist_on_the_result_goes_back() 
 
 def test_an_open_palm_before_answering_goes_back_without_an_answer() -> None:
     result = play(experience, TABLE, [moment(0.0), moment(0.4, actions=(BACK,))])
-    assert result.target == MENU and not result.context.events
+    assert result.target == MENU and not result.events
 
 
 def test_the_answers_keep_clear_of_the_shoppers_head() -> None:
