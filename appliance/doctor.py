@@ -25,6 +25,8 @@ from typing import TextIO
 from appliance.campaigns.clock import system_clock_synced
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError
+from appliance.experience.api import API_VERSION, ATTRACT, MENU
+from appliance.experience.registry import Registry, installed
 from appliance.fleet.link import parse_broker
 from appliance.inference.soc import has_rknn_npu, read_soc
 
@@ -241,6 +243,21 @@ def check_clock(synced: Callable[[], bool] = system_clock_synced) -> Check:
                  "schedules need the right time")
 
 
+def check_experiences(registry: Registry) -> Check:
+    """The experience plug-ins installed, and any that were skipped with why (a campaign enabling one fails)."""
+    names = ", ".join(registry.names()) or "none"
+    if registry.skipped:
+        skipped = "; ".join(f"{name}: {reason}" for name, reason in sorted(registry.skipped.items()))
+        return Check("experiences", FAIL, f"{names}; skipped {skipped}",
+                     "install a version of each skipped plug-in made for this appliance's experience API "
+                     f"({API_VERSION}), or uninstall it (pip uninstall in the appliance's venv)")
+    missing = [role for role in (ATTRACT, MENU) if role not in registry]
+    if missing:
+        return Check("experiences", FAIL, f"{names}: no {' and no '.join(missing)}",
+                     "reinstall the appliance: its built-in experiences are missing")
+    return Check("experiences", PASS, names)
+
+
 def run_checks(config: Config) -> list[Check]:
     soc = read_soc()
     from appliance.inference.manifest import Manifest
@@ -251,6 +268,7 @@ def run_checks(config: Config) -> list[Check]:
         ("NPU driver", lambda: check_npu(soc)),
         ("librknnrt", lambda: check_runtime(soc, Manifest.load().cache_dir / "rknn")),
         ("models", check_models),
+        ("experiences", lambda: check_experiences(installed())),
         ("broker", lambda: check_broker(config)),
         ("disk", lambda: check_disk(config.paths.state_dir)),
         ("clock", check_clock),

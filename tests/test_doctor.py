@@ -113,3 +113,17 @@ def test_doctor_exits_zero_when_nothing_fails(tmp_path: Path, astronaut_file: Pa
                             capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"})
     assert broken.returncode == 1
     assert "source.framerate: unknown key (line 3)" in broken.stdout
+
+
+def test_experiences_pass_with_the_built_ins_and_fail_naming_a_skipped_plug_in() -> None:
+    from appliance.doctor import check_experiences
+    from appliance.experience.registry import Registry, installed
+
+    check = check_experiences(installed())
+    assert check.status == PASS and check.detail == "attract, menu, mirror, rps"
+    broken = Registry(installed().experiences, {"quiz": "needs experience API 2.0; this kiosk runs 1.0"})
+    check = check_experiences(broken)
+    assert check.status == FAIL and "skipped quiz: needs experience API 2.0" in check.detail
+    assert "uninstall" in check.fix
+    check = check_experiences(Registry.of([installed()["mirror"]]))
+    assert check.status == FAIL and check.detail == "mirror: no attract and no menu"
