@@ -54,7 +54,7 @@ def _recorded(protocol: type, name: str, answer: Callable[[Any, Call], Any] = la
 
 
 class FakeCanvas:
-    panel, blit, picture, circle, ring = (_recorded(api.Canvas, name) for name in "panel blit picture circle ring".split())
+    panel, blit, picture, circle, ring = (_recorded(api.Canvas, n) for n in "panel blit picture circle ring".split())
 
     def __init__(self, context: FakeContext, size: tuple[int, int]) -> None:
         self._context, self.size = context, size
@@ -100,7 +100,7 @@ class FakeJob:
 
 class FakeJobs:
     def __init__(self, run_at_once: bool) -> None:
-        self.run_at_once, self.submitted, self._dropped = run_at_once, [], 0   # jobs before _dropped: cancelled
+        self.run_at_once, self.submitted, self._dropped = run_at_once, [], 0   # those before _dropped: cancelled
 
     def submit(self, function: Callable[[], Any], name: str) -> FakeJob:
         self.submitted.append(FakeJob(function, name))
@@ -141,8 +141,7 @@ class FakeContext:
         if api_problem(experience.api) is not None:
             raise ValueError(f"experience {experience.name}: {api_problem(experience.api)}")
         self.experience, self.config, self.offers = experience, configure(experience, table), tuple(offers)
-        self.calls: list[Call] = []
-        self.events: list[tuple[str, dict[str, Any]]] = []   # (type, data with the session)
+        self.calls, self.events = [], []                     # Call; (type, data with the session id)
         self.exits: list[str] = []                           # the reasons ``exit`` was given
         self.target: str | None = None                       # where the scene asked to go (``play``)
         self.frame, self.now, self.rng = 0, 0.0, random.Random(seed)
@@ -221,8 +220,8 @@ def moment(now: float, actions: Sequence[api.Action] = (), inputs: Sequence[str]
 
 def play(experience: api.Experience, table: Mapping[str, Any] | None, script: Sequence[api.Moment],
          context: FakeContext | None = None, end: str = "left") -> FakeContext:
-    """Run one scene of ``experience`` through ``script`` (see the module's invariants); returns the context,
-    whose ``target`` is where the scene asked to go (None when the script ran out first)."""
+    """Run one scene of ``experience`` through ``script`` in ``context`` (default: one made with ``table``); returns
+    the context, its ``target`` where the scene asked to go (None when the script ran out first)."""
     context = context if context is not None else FakeContext(experience, table)
     scene, inputs, reason = experience.scene(), set(experience.keys.values()), end
     context.reading_until = (script[0].now if script else 0.0) + context.reading_s
@@ -235,8 +234,9 @@ def play(experience: api.Experience, table: Mapping[str, Any] | None, script: Se
                 frame = replace(frame, actions=kept, reading=True)
             if set(frame.inputs) - inputs:
                 raise ValueError(f"moment {index}: inputs {frame.inputs} are not all {experience.name}'s keys")
-            target = scene.update(context, frame) if index else scene.enter(context, frame)
-            if target is not None:
+            if index == 0:
+                scene.enter(context, frame)
+            elif (target := scene.update(context, frame)) is not None:
                 if target not in (api.ATTRACT, api.MENU, *(offer.name for offer in context.offers)):
                     raise ValueError(f"experience {experience.name} asked for {target!r}, which is not offered")
                 context.target, reason = target, "done"
