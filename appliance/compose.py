@@ -95,10 +95,9 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
     kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts,
-                  registry=registry)
-    kiosk.notifier = ServiceNotifier.from_environment()
+                  registry=registry, notifier=ServiceNotifier.from_environment(),
+                  bundle_source=fleet.schedule if fleet is not None else None)
     if fleet is not None:
-        kiosk.bundle_source = fleet.schedule
         fleet.attach(kiosk)
     try:
         yield kiosk

@@ -114,7 +114,8 @@ class Kiosk:
     def __init__(self, config: Config, display: Display, bundle: Bundle, workers: Workers,
                  backend: str, events: EventBus | None = None, rng: random.Random | None = None,
                  alerts: Alerts | None = None, registry: Registry | None = None,
-                 today: Callable[[], str] = lambda: date.today().isoformat()) -> None:
+                 today: Callable[[], str] = lambda: date.today().isoformat(),
+                 notifier: ServiceNotifier | None = None, bundle_source: BundleSource | None = None) -> None:
         self.config = config
         self.display = display
         self.bundle = bundle
@@ -131,15 +132,14 @@ class Kiosk:
         #: after its first frame.
         self.not_ready_by: list[tuple[float, Callable[[], None]]] = []
         self._problem_since: float | None = None
-        self._last_failure: str | None = None
         self.rng = rng if rng is not None else random.Random()
         self.navigator = Navigator()
         self.sessions = Sessions(self.events, self.navigator)
         self.world_index = 0
         #: systemd's READY/WATCHDOG/STATUS link; None when not run by systemd (see service.notify).
-        self.notifier: ServiceNotifier | None = None
+        self.notifier = notifier
         #: The campaign schedule's current bundle directory; None when no fleet side runs.
-        self.bundle_source: BundleSource | None = None
+        self.bundle_source = bundle_source
         self._bundle_checked = float("-inf")
         self._refused_bundle: Path | None = None
         self.stats = StageStats()
