@@ -76,7 +76,6 @@ class Perceiver:
     def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings(), parallel: bool = False) -> None:
         self.segmentation = SegmentationStage(inference, matte=matte)
         self.hands = HandStage(inference)
-        self.parallel = parallel
         self._lanes = {name: Lane(name).start() for name in AVAILABLE} if parallel else {}
         self._gates = {name: RateGate() for name in AVAILABLE}
         self._segmented: Segmented | None = None

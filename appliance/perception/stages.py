@@ -19,13 +19,11 @@ from appliance.inference.backend import Inference
 from appliance.perception.gesture_tracker import GestureTracker
 from appliance.perception.hand import GestureState, Hand
 from appliance.perception.hand_search import person_box
-from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, HandTracker, hands_in_still
+from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, Box, HandTracker, hands_in_still
 from appliance.perception.landmarks import HandLandmarker
 from appliance.perception.matte import LiveMatte, MatteSettings
 from appliance.perception.palm import PalmDetector
 from appliance.perception.segmentation import LIVE_MODEL, STILL_MODEL, PersonSegmenter, coverage, mask_at
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
