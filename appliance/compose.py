@@ -20,7 +20,6 @@ from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
 from appliance.experience.registry import Registry, installed
 from appliance.fleet.runtime import FleetRuntime
-from appliance.inference.backend import BackendOptions, Inference
 from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
 from appliance.perception.pipeline import Perceiver, PerceptionThread
@@ -35,9 +34,6 @@ from appliance.sources.open import open_source
 log = logging.getLogger(__name__)
 
 
-def inference_from(config: Config) -> Inference:
-    settings = config.inference
-    return Inference(settings.backend, BackendOptions(threads=settings.threads, core_mask=settings.core_mask))
 
 
 def camera_mode_from(config: Config) -> CameraMode:
@@ -86,8 +82,8 @@ def first_bundle(config: Config, fleet: FleetRuntime | None, registry: Registry)
 def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts: Alerts,
            registry: Registry) -> Iterator[Kiosk]:
     bundle = first_bundle(config, fleet, registry)
-    inference = inference_from(config)
-    perceiver = Perceiver(inference, config.segmentation.matte())
+    inference = config.inference.inference()
+    perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel)
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media)
     display = Display(mode, (config.display.width, config.display.height))
     frames = LatestSlot()

@@ -101,7 +101,19 @@ def problems(config: Config) -> list[Problem]:
             problem = one_line(exc)
         if problem:
             found.append((location, problem.removeprefix(f"{key_path(location)}: ")))
-    return found
+    return found + _lane_backends(config)
+
+
+def _lane_backends(config: Config) -> list[Problem]:
+    """Each ``[inference.models.<name>] backend`` that does not exist here, at its own key."""
+    lanes = [(name, lane.backend) for name, lane in config.inference.models.items() if lane.backend]
+    if not lanes:
+        return []
+    from appliance.inference.backend import Registry
+
+    registry = Registry.discover()
+    return [(("inference", "models", name, "backend"), refusal) for name, backend in lanes
+            if (refusal := registry.refusal(backend))]
 
 
 def require(config: Config, path: Path | None) -> Config:

@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 BAD = {
     "backend": ('[inference]\nbackend = "bogus"\n', "inference.backend: unknown backend 'bogus'", 2),
+    "lane backend": ('[inference.models.hand_landmark_full]\nthreads = 1\nbackend = "bogus"\n',
+                     "inference.models.hand_landmark_full.backend: unknown backend 'bogus'", 3),
     "source": ('[source]\nuri = "vdeo:clip.mp4"\n', "source.uri: unknown source 'vdeo:clip.mp4'", 2),
     "content": ('[kiosk]\ncontent = "/nowhere/bundle"\n', "kiosk.content: /nowhere/bundle/campaign.toml does not "
                 "exist", 2),
