@@ -426,3 +426,20 @@ def test_make_install_dry_run_prints_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"$ tar -C {bundle} -cf - appliance.toml tls keys | ssh" in result.stdout
     assert "sudo /usr/bin/oivis doctor" in result.stdout
+
+
+def test_the_board_finds_the_built_in_experiences_in_the_package(deb: Path, tmp_path: Path) -> None:
+    """/opt/oivis/app is on the board's sys.path, not installed by pip: without the staged dist-info the
+    kiosk found no experience at all (no attract, no menu, every campaign with [rps] refused)."""
+    from importlib.metadata import distributions
+
+    from appliance.experience.registry import GROUP, load
+
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path)], check=True)
+    app = tmp_path / "opt/oivis/app"
+    (found,) = distributions(path=[str(app)])
+    assert found.metadata["Name"] == "oivis-appliance"
+    registry = load(entry for entry in found.entry_points if entry.group == GROUP)
+    assert registry.names() == ["attract", "menu", "mirror", "rps"] and not registry.skipped
+    setup = (tmp_path / "opt/oivis/bin/oivis-setup-venv").read_text()
+    assert "/var/lib/oivis/plugins" in setup  # plug-ins outside the venv that each upgrade rebuilds

@@ -43,6 +43,7 @@ from appliance.content.bundle import DEFAULT_BUNDLE_DIR
 from appliance.errors import ApplianceError, command_line
 from appliance.inference.fetch import missing_or_corrupt
 from appliance.inference.manifest import Manifest
+from appliance.tomlfile import read_toml
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISIONING = REPO / "provisioning"
@@ -255,6 +256,20 @@ def control(arch: str, version: str, python: str, installed_kb: int) -> str:
     )
 
 
+def distribution_info(target: Path, version: str, pyproject: Path = REPO / "pyproject.toml") -> Path:
+    """``oivis_appliance-<version>.dist-info`` in ``target`` (the board's /opt/oivis/app, on sys.path), with the
+    entry points of ``pyproject``: how the board's kiosk finds its built-in experiences (group
+    ``oivis.experiences``), exactly as an installed distribution would."""
+    project = read_toml(pyproject)["project"]
+    info = target / f"{PACKAGE.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {version}\n")
+    groups = [f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in entries.items())
+              for group, entries in sorted(project.get("entry-points", {}).items())]
+    (info / "entry_points.txt").write_text("\n".join(groups))
+    return info
+
+
 def _copy_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
@@ -268,6 +283,7 @@ def stage(root: Path, arch: str, python: str, wheels: dict[Pin, Path], version: 
     load_bundle(DEFAULT_BUNDLE_DIR)  # refuses ungenerated or broken default content, naming the file
     app = root / "opt/oivis/app"
     _copy_tree(REPO / "appliance", app / "appliance")
+    distribution_info(app, version)
     (app / "models/cache").mkdir(parents=True)
     shutil.copy2(manifest.cache_dir.parent / "manifest.toml", app / "models/manifest.toml")
     for name in manifest.models:
