@@ -157,3 +157,15 @@ def test_bad_rps_settings_name_the_key(tmp_path: Path, line: str, message: str) 
     _bundle(tmp_path, MINIMAL + RPS + line + "\n")
     with pytest.raises(ApplianceError, match=message):
         load_bundle(tmp_path)
+
+
+def test_no_experience_can_take_a_campaign_key_and_a_menu_offers_something(tmp_path: Path) -> None:
+    from appliance.content import Campaign
+    from appliance.experience.api import API_VERSION, RESERVED, Card, Experience
+
+    assert set(Campaign.model_fields) == set(RESERVED)
+    with pytest.raises(ValueError, match="'scenes' is a campaign key of its own"):
+        Experience(name="scenes", api=API_VERSION, scene=object, card=lambda config: Card("x"))
+    _bundle(tmp_path, "experiences = []\n" + MINIMAL)
+    with pytest.raises(ApplianceError, match=r"experiences: .*at least 1 item.*\(line 1\)"):
+        load_bundle(tmp_path)

@@ -335,7 +335,7 @@ def test_the_service_as_systemd_runs_it_notifies_and_logs_to_the_journal(
     ready = [entry for entry in entries if entry["LOGGER"] == "appliance.service.notify"
              and entry["MESSAGE"] == "ready (first camera frame shown)"]
     assert len(ready) == 1 and ready[0]["PRIORITY"] == "6" and ready[0]["CODE_FUNC"] == "_mark_ready"
-    assert any(entry["LOGGER"] == "appliance.kiosk.app" and entry["MESSAGE"] == "scene menu" for entry in entries)
+    assert any(entry["LOGGER"] == "appliance.kiosk.machine" and entry["MESSAGE"] == "scene menu" for entry in entries)
     assert "scene menu" not in run.stderr  # the journal has it, not stderr as well
     scene = next(entry for entry in entries if entry["MESSAGE"] == "scene menu")
     assert scene["OIVIS_DEVICE"] == "dev-unprovisioned" and scene["OIVIS_CAMPAIGN"] == "OIVIS winter demo"

@@ -96,7 +96,7 @@ class Campaign(_Strict):
     name: str = Field(min_length=1, description="Campaign name, for operators and logs.")
     scenes: list[SceneSpec] = Field(min_length=1, description="The worlds on offer, the first is the default.")
     experiences: list[str] | None = Field(
-        None, description="The experiences the menu offers, in this order; absent: the live mirror, then each "
+        None, min_length=1, description="The experiences the menu offers, in this order; absent: the live mirror, then each "
                           "experience that has its table here (rps).")
 
     @field_validator("scenes")

@@ -16,7 +16,8 @@ Invariants:
 - A scene's hooks run on the render loop, one at a time: ``enter`` once, then per frame
   ``update`` (which returns where to go) and ``draw``, and ``exit`` once with the reason
   (``EXIT_REASONS``).  Hooks never block: work longer than a frame goes to
-  ``Context.jobs``, whose results arrive in a later frame, on the loop.
+  ``Context.jobs``, whose results arrive in a later frame, on the loop.  An exception
+  from any hook (and from ``Experience.scene`` or ``card``) is the kiosk's failsafe state.
 - What a scene may not touch stays behind the context: pygame, threads, the fleet,
   stopping the kiosk, other plug-ins.  Events published go out with the shopper's session.
 - An experience's campaign table (``[<name>]`` in campaign.toml) is validated by its
@@ -50,6 +51,8 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 #: campaign changed under it, the kiosk is stopping.
 EXIT_REASONS = ("done", "left", "failed", "campaign", "stopped")
 OFFERED = ("always", "with_table", "listed")
+#: The campaign's own top-level keys: no experience may be named so (its table would be one of them).
+RESERVED = ("name", "scenes", "experiences")
 
 T = TypeVar("T")
 
@@ -214,8 +217,9 @@ class Job(Protocol, Generic[T]):
 
 class Jobs(Protocol):
     def submit(self, function: Callable[[], T], name: str) -> Job[T]:
-        """Run ``function`` off the loop (one at a time per experience, in order); its result comes back to the
-        scene in a later frame.  The jobs of a scene that has exited are dropped when they finish."""
+        """Run ``function`` off the loop (this run's jobs one at a time, in order, on a thread of their own);
+        its result comes back to the scene in a later frame.  When the scene exits, its jobs not started are
+        dropped, and the result of one running is."""
 
 
 class Context(Protocol):
@@ -279,5 +283,7 @@ class Experience:
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
             raise ValueError(f"experience name {self.name!r}: a lower-case letter, then up to 31 of a-z 0-9 _")
+        if self.name in RESERVED:
+            raise ValueError(f"experience name {self.name!r} is a campaign key of its own ({', '.join(RESERVED)})")
         if self.offered not in OFFERED:
             raise ValueError(f"experience {self.name}: offered {self.offered!r} is not one of {', '.join(OFFERED)}")

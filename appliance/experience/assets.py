@@ -38,6 +38,18 @@ def assets(config: BaseModel, prefix: str) -> Iterator[tuple[str, str, AssetRef]
         yield from _values(value, ref, f"{prefix}.{name}")
 
 
+def asset_paths(config: BaseModel | None, name: str) -> frozenset[str]:
+    """The bundle-relative paths of every asset experience ``name``'s validated table names."""
+    return frozenset(path for _, path, _ in assets(config, name)) if config is not None else frozenset()
+
+
+def own_asset(paths: frozenset[str], name: str, asset: str) -> str:
+    """``asset`` when it is one of ``paths`` (experience ``name``'s); KeyError naming it otherwise."""
+    if asset not in paths:
+        raise KeyError(f"experience {name}: {asset!r} is not an asset of its [{name}] table")
+    return asset
+
+
 def _values(value: Any, ref: AssetRef | None, key: str) -> Iterator[tuple[str, str, AssetRef]]:
     if isinstance(value, str) and ref is not None:
         yield key, value, ref

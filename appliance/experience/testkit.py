@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from appliance.experience import api
-from appliance.experience.assets import assets
+from appliance.experience.assets import asset_paths, own_asset
 from appliance.experience.registry import api_problem
 from appliance.render.layout import Layout
 from appliance.sources.base import Frame
@@ -147,7 +147,7 @@ class FakeContext:
         self.frame, self.now, self.rng = 0, 0.0, random.Random(seed)
         self.reading_s, self.reading_until = reading_s, float("-inf")
         self.canvas, self.stage, self.jobs = FakeCanvas(self, size), FakeStage(self, world, size), FakeJobs(run_jobs)
-        self._assets = {path for _, path, _ in assets(self.config, experience.name)} if self.config else set()
+        self._assets = asset_paths(self.config, experience.name)
 
     def record(self, name: str, signature: inspect.Signature, *args: Any, **kwargs: Any) -> Call:
         bound = signature.bind(*args, **kwargs)
@@ -170,9 +170,7 @@ class FakeContext:
         self.jobs.run()
 
     def image(self, asset: str, height: int) -> FakeImage:
-        if asset not in self._assets:
-            name = self.experience.name
-            raise KeyError(f"experience {name}: {asset!r} is not an asset of its [{name}] table")
+        own_asset(self._assets, self.experience.name, asset)
         self.record("image", inspect.signature(api.Context.image), self, asset, height)
         return FakeImage(asset, height)
 

@@ -33,13 +33,12 @@ from appliance.config import Config
 from appliance.content import Bundle, SceneSpec, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
-from appliance.experience.api import ATTRACT, MENU, Action, Moment, Offer, Scene
-from appliance.experience.assets import assets
+from appliance.experience.api import ATTRACT, Action, Moment, Offer
 from appliance.experience.registry import Registry, installed
 from appliance.kiosk.context import ExperienceJobs, KioskStage, SceneContext, ScreenCanvas
 from appliance.kiosk.display import Display
-from appliance.kiosk.failsafe import Failsafe, LogGate, Quarantine
 from appliance.kiosk.jobs import JobRunner
+from appliance.kiosk.machine import Core, Machine
 from appliance.kiosk.navigation import Navigator
 from appliance.kiosk.presence import Presence
 from appliance.kiosk.session import Sessions
@@ -151,22 +150,18 @@ class Kiosk:
         self._empty: dict[tuple[int, int], np.ndarray] = {}
         self._images: dict[tuple[str, int], Any] = {}
         self.registry = registry if registry is not None else installed()
-        self._today = today
-        self.jobs = JobRunner().start()
-        self.quarantine = Quarantine()
-        self._log_gate = LogGate()
-        self.failsafe: Failsafe | None = None
-        #: The experience shown now (None in the failsafe state), its scene run and the run's token.
-        self.current: str | None = None
-        self._scene: Scene | None = None
-        self._token = 0
-        self._reading_until = float("-inf")
+        self.jobs = JobRunner()
         self._now = 0.0
         self._frame_perception: Any = None
         self._layout: Layout | None = None
         self._canvas = ScreenCanvas(display)
-        self._stage = KioskStage(self)
-        self._contexts = self._make_contexts(bundle)
+        self._stage = KioskStage(lambda: self.world, lambda: self.layout, self.show_perception, self.switch_world,
+                                 self.draw_cursor)
+        core = Core(self._draw_failsafe, lambda moment: self.show_perception(moment.perception, False),
+                    lambda needs: self.workers.perception.want(needs), self._context,
+                    lambda: self.config.kiosk.reading_s)
+        self.machine = Machine(self.registry, core, self.alerts, self.jobs, today)
+        self.machine.use(bundle)
         self._presence = Presence(config.kiosk.person_enter, config.kiosk.person_leave,
                                   config.kiosk.attract_after_s)
         self._running = True
@@ -229,7 +224,8 @@ class Kiosk:
         journal_context.update(campaign=bundle.name)
         self._compositors, self._broken = compositors, {}
         self._images.clear()
-        self._contexts = self._make_contexts(bundle)
+        moment = Moment(now, self._frame_perception)
+        self.machine.switch_campaign(bundle, moment)
         self._refused_bundle = None
         if self.bundle_source:
             self.bundle_source.shown(path)
@@ -294,17 +290,24 @@ class Kiosk:
         if self._layout is None:
             head = None
             perception = self._frame_perception
-            if perception is not None:
-                box = head_box(perception.alpha)
-                if box is not None:
-                    height, width = perception.alpha.shape[:2]
-                    x, y, w, h = box
-                    corners = [self.compositor().screen_point(point, (width, height))
-                               for point in ((x, y), (x + w, y + h))]
+            box = head_box(perception.alpha) if perception is not None else None
+            if box is not None:
+                height, width = perception.alpha.shape[:2]
+                x, y, w, h = box
+                corners = [self._screen_point(point, (width, height)) for point in ((x, y), (x + w, y + h))]
+                if None not in corners:
                     xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
                     head = (round(xs[0]), round(ys[0]), round(xs[1] - xs[0]), round(ys[1] - ys[0]))
             self._layout = Layout(self.display.size, head)
         return self._layout
+
+    def _screen_point(self, point: tuple[float, float], frame: tuple[int, int]) -> tuple[float, float] | None:
+        """Where a camera point shows on screen in the current world; None while the world cannot be built
+        (the campaign's failure: see ``compositor``)."""
+        try:
+            return self.compositor().screen_point(point, frame)
+        except ApplianceError:
+            return None
 
     def draw_cursor(self, moment: Moment, progress: float) -> None:
         """The cursor at the driving hand's palm, where the shopper sees it on the mirrored screen,
@@ -313,147 +316,34 @@ class Kiosk:
         if primary is None or moment.perception is None:
             return
         height, width = moment.perception.frame.image.shape[:2]
-        x, y = self.compositor().screen_point(primary.hand.palm_centre, (width, height))
+        point = self._screen_point(primary.hand.palm_centre, (width, height))
+        if point is None:
+            return
+        x, y = point
         centre, radius = (round(x), round(y)), max(8, self.display.size[1] // 30)
         self.display.circle(centre, radius, (255, 255, 255), opacity=0.35)
         self.display.circle(centre, radius, (255, 255, 255), width=max(2, radius // 8))
         self.display.ring(centre, radius + radius // 2, progress, (255, 214, 90), max(3, radius // 4))
 
-    # -- the experiences -----------------------------------------------------------------------------
+    # -- the experiences (appliance.kiosk.machine) ------------------------------------------------------
 
-    def _make_contexts(self, bundle: Bundle) -> dict[str, SceneContext]:
-        """A context per installed experience for ``bundle`` (the campaign's configs and offers)."""
-        contexts = {}
-        for name in self.registry.names():
-            jobs = ExperienceJobs(self.jobs, lambda: self._token)
-            contexts[name] = SceneContext(name, bundle.configs.get(name), (), self._canvas, self._stage, jobs,
-                                          self.rng, self.image, self.publish, self._new_screen)
-        self._contexts = contexts
-        self._refresh_offers()
-        return contexts
+    def _context(self, name: str, bundle: Bundle) -> SceneContext:
+        """Experience ``name``'s context for ``bundle``."""
+        jobs = ExperienceJobs(lambda function, job: self.jobs.submit(function, job, self.machine.token))
+        return SceneContext(name, bundle.configs.get(name), self._canvas, self._stage, jobs, self.rng, self.image,
+                            self.publish, self._new_screen)
 
-    def _refresh_offers(self) -> None:
-        """The menu's offers: the campaign's enabled experiences that are installed and not quarantined today."""
-        day = self._today()
-        offers = []
-        for name in self.bundle.experiences:
-            if name not in self.registry or self.quarantine.disabled(name, day):
-                continue
-            config = self.bundle.configs.get(name)
-            try:
-                card = self.registry[name].card(config)
-            except Exception as exc:  # noqa: BLE001 - a plug-in's card is its code: it is left out, not fatal
-                log.error("experience %s: its menu card failed, not offered: %s", name, one_line(exc))
-                continue
-            names = {path for _, path, _ in assets(config, name)} if config is not None else set()
-            if card.icon is not None and card.icon not in names:
-                log.error("experience %s: card icon %r is not an asset of its table; shown without", name, card.icon)
-                card = type(card)(card.title, card.subtitle, None, card.live)
-            offers.append(Offer(name, card))
-        for context in self._contexts.values():
-            context.offers = tuple(offers)
+    def _new_screen(self) -> None:
+        self.machine.reading_until = self._now + self.config.kiosk.reading_s
+
+    @property
+    def current(self) -> str | None:
+        """The experience shown now (None in the failsafe state or on the plain world)."""
+        return self.machine.current
 
     @property
     def offers(self) -> tuple[Offer, ...]:
-        return next(iter(self._contexts.values())).offers if self._contexts else ()
-
-    def _new_screen(self) -> None:
-        self._reading_until = self._now + self.config.kiosk.reading_s
-
-    def _resolve(self, target: str) -> str | None:
-        """Where ``target`` really leads: a quarantined menu to the first offer, anything quarantined (or not
-        installed) to attract; None when attract itself is unavailable (the core shows the world alone)."""
-        day = self._today()
-        if target == MENU and (MENU not in self.registry or self.quarantine.disabled(MENU, day)):
-            target = self.offers[0].name if self.offers else ATTRACT
-        if target not in self.registry or self.quarantine.disabled(target, day):
-            target = ATTRACT
-        if ATTRACT not in self.registry or self.quarantine.disabled(ATTRACT, day):
-            return None if target == ATTRACT else target
-        return target
-
-    def _enter(self, target: str, moment: Moment) -> None:
-        """Start a run of ``target`` (or of the plain world when it resolves to nothing)."""
-        name = self._resolve(target)
-        self.current, self._scene = name, None
-        self._token += 1
-        self.jobs.open(self._token)
-        self._reading_until = moment.now + self.config.kiosk.reading_s
-        needs = self.registry[name].needs if name is not None else self.registry[ATTRACT].needs \
-            if ATTRACT in self.registry else None
-        if needs is not None:
-            self.workers.perception.want(needs)
-        log.info("scene %s", name or "world (no attract experience)")
-        if name is None:
-            return
-        self._scene = self.registry[name].scene()
-        self._scene.enter(self._contexts[name], moment)
-
-    def _leave(self, reason: str) -> None:
-        """End the current run: its jobs are cancelled and its ``exit`` called (may raise: a failure)."""
-        self.jobs.cancel(self._token)
-        scene, self._scene = self._scene, None
-        if scene is not None and self.current is not None:
-            scene.exit(self._contexts[self.current], reason)
-
-    def _fail(self, error: Exception, moment: Moment) -> None:
-        """The failsafe state: the failed scene's exit, one log line (rate-limited), the quarantine."""
-        name, scene = self.current or "world", self._scene
-        reason = one_line(error)
-        allowed, held_back = self._log_gate.allow(name, moment.now)
-        if allowed:
-            more = f" ({held_back} more failures since the last report)" if held_back else ""
-            log.error("experience %s failed, showing the failsafe screen%s: %s", name, more, reason, exc_info=error)
-        self.jobs.cancel(self._token)
-        self._scene = None
-        if scene is not None and self.current is not None:
-            try:
-                scene.exit(self._contexts[self.current], "failed")
-            except Exception as exc:  # noqa: BLE001 - already failing: its exit's failure is only logged
-                log.error("experience %s: exit after a failure failed too: %s", name, one_line(exc))
-        self.current = None
-        day = self._today()
-        if self.quarantine.failed(name, moment.now, day, reason):
-            log.error("%s", self.quarantine.reasons(day)[-1])
-            self.alerts.raise_alert("experience", "; ".join(self.quarantine.reasons(day)))
-            self._refresh_offers()
-        self.failsafe = Failsafe(name, reason, moment.now)
-
-    def _step(self, moment: Moment, present: bool, problem: str | None) -> None:
-        """One frame of the state machine: where to go, then the current scene's drawing."""
-        if self.failsafe is not None:
-            self._draw_failsafe()
-            if self.failsafe.over(moment.now):
-                self.failsafe = None
-                self._enter(MENU if present and not problem else ATTRACT, moment)
-            return
-        if not self.quarantine.reasons(self._today()):
-            self.alerts.clear("experience")   # a new day: yesterday's quarantine is over
-        try:
-            away = not present or problem is not None
-            if self.current in (ATTRACT, None):
-                if self._scene is not None:
-                    self._scene.update(self._contexts[ATTRACT], moment)
-                target = None if away else MENU
-                reason = "done"
-            elif away:
-                target, reason = ATTRACT, "left"
-            else:
-                target = self._scene.update(self._contexts[self.current], moment) if self._scene else MENU
-                reason = "done"
-            if target is not None:
-                if target not in (ATTRACT, MENU) and target not in {offer.name for offer in self.offers}:
-                    raise ApplianceError(f"experience {self.current} asked for {target!r}, which this campaign "
-                                         "does not offer")
-                self._leave(reason)
-                self._enter(target, moment)
-            if self._scene is not None and self.current is not None:
-                self._scene.draw(self._contexts[self.current], moment)
-            else:
-                self.show_perception(moment.perception, person=False)
-        except Exception as error:  # noqa: BLE001 - an experience's failure is the failsafe state's to handle
-            self._fail(error, moment)
-            self._draw_failsafe()
+        return self.machine.offers
 
     def stop(self, exit_status: int = 0) -> None:
         """End the loop after this frame; ``run`` returns ``exit_status`` (service.status.RESTART_STATUS: start me again)."""
@@ -512,7 +402,7 @@ class Kiosk:
             lines.append(f"person coverage {moment.perception.coverage:.2f} · present {present}")
         if problem:
             lines.append(f"problem: {problem}")
-        lines += self.quarantine.reasons(self._today())
+        lines += self.machine.quarantine.reasons(self.machine.day)
         for row, line in enumerate(lines):
             self.display.text(line, (12, 12 + row * 26), size=26, colour=(120, 255, 120), backdrop=True)
 
@@ -525,9 +415,7 @@ class Kiosk:
         """Loop until Ctrl+Q / window close, or until ``max_frames`` camera frames were shown."""
         seen = 0
         self._now = time.monotonic()
-        self._leave("stopped")   # each run starts at attract (a run of ``--frames`` after another, in tests)
-        self.failsafe = None
-        self._enter(ATTRACT, Moment(self._now, None))
+        self.machine.start(Moment(self._now, None))   # each run starts at attract (``--frames`` runs, tests)
         while self._running and (max_frames is None or self.frames_shown < max_frames):
             version, perception = self.workers.results.newer_than(seen, IDLE_REDRAW_S)
             now = self._now = time.monotonic()
@@ -541,7 +429,7 @@ class Kiosk:
             gestured = self.navigator.update(perception.gestures if perception else NO_GESTURES, now)
             problem = self.workers.problem
             self.jobs.deliver()
-            reading = now < self._reading_until
+            reading = now < self.machine.reading_until
             if reading:   # a fist confirms only once the screen could be read (a technician's Enter at once)
                 gestured = [action for action in gestured if action is not Action.CONFIRM]
             actions = typed + tuple(gestured)
@@ -550,10 +438,13 @@ class Kiosk:
                             tuple(own_keys[key] for key in keys if key in own_keys),
                             self.navigator.back.progress(now), reading)
             self._frame_perception, self._layout = moment.perception, None
-            self.sessions.update(present, now)
-            if self.current in (ATTRACT, None) and self.failsafe is None:
+            if present:   # a session starts before its first experience and ends after its last one's exit
+                self.sessions.update(present, now)
+            if self.current in (ATTRACT, None) and self.machine.failsafe is None:
                 self.follow_campaign(now)
-            self._step(moment, present, problem)
+            self.machine.step(moment, away=not present or problem is not None)
+            if not present:
+                self.sessions.update(present, now)
             if self.overlay:
                 self._draw_overlay(moment, present, problem)
             self.display.flip()
@@ -564,20 +455,17 @@ class Kiosk:
                 self.shown.tick(now)
                 self.stats.add("latency", (time.monotonic() - perception.frame.captured_at) * 1000)
             if self.notifier is not None:
-                if shown and not (self.failsafe is not None and self.failsafe.starving(now)):
+                failing = self.machine.streak.starving(now)
+                if shown and not failing:
                     self.notifier.frame_shown(now, self.shown.rate, self.backend, self.bundle.name)
                 else:
-                    self.notifier.frame_missed(now, problem or (f"experience {self.failsafe.experience} failing"
-                                                                if self.failsafe else None))
+                    self.notifier.frame_missed(now, problem or ("experiences keep failing" if failing else None))
             self._watch(now, shown, max_frames is not None)
         return self._exit_status
 
     def close(self) -> None:
-        """Ends the current run (its exit, reason ``stopped``) and stops the jobs thread."""
-        try:
-            self._leave("stopped")
-        except Exception as exc:  # noqa: BLE001 - stopping: a failing exit is only logged
-            log.error("experience %s: exit on stop failed: %s", self.current, one_line(exc))
+        """Ends the current run (its exit, reason ``stopped``) and the jobs' lanes."""
+        self.machine.stop()
         self.jobs.stop()
 
     def _watch(self, now: float, frame_shown: bool, counting_frames: bool) -> None:

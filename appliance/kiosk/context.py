@@ -8,19 +8,19 @@ Invariants:
   the display.  ``image`` decodes only the assets the experience's own validated table
   names (``KeyError`` otherwise).
 - ``jobs`` submits under the current scene run's token: when the scene exits, its jobs
-  are cancelled by the kiosk (see ``appliance.kiosk.jobs``).
+  are cancelled by the kiosk (see ``appliance.kiosk.jobs``).  The stage and the jobs are
+  handed functions, never the kiosk or the job runner themselves.
+- ``offers`` is set by the state machine (``appliance.kiosk.machine``) whenever they change.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from appliance.experience.api import Card, ExperienceConfig, Job, Layout, Moment, Offer, Perception, World
-from appliance.experience.assets import assets
-from appliance.kiosk.jobs import JobRunner
+from appliance.experience.assets import asset_paths, own_asset
 
 if TYPE_CHECKING:
     from appliance.kiosk.display import Display
@@ -60,66 +60,56 @@ class ScreenCanvas:
         self._display.ring(*args, **kwargs)
 
 
-class StageHost:
-    """What the kiosk does for the stage (``appliance.kiosk.app.Kiosk`` implements it)."""
-
-    world: Any
-    layout: Layout
-
-    def show_perception(self, perception: Perception | None, person: bool) -> Any: ...
-
-    def step_world(self, step: int) -> None: ...
-
-    def draw_cursor(self, moment: Moment, progress: float) -> None: ...
-
-
 class KioskStage:
-    def __init__(self, host: StageHost) -> None:
-        self._host = host
+    """The stage as a scene sees it: what the kiosk lends it, as functions (never the kiosk itself)."""
+
+    def __init__(self, world: Callable[[], Any], layout: Callable[[], Layout],
+                 show: Callable[[Perception | None, bool], Any], switch_world: Callable[[int], None],
+                 cursor: Callable[[Moment, float], None]) -> None:
+        self._world, self._layout, self._show, self._switch, self._cursor = world, layout, show, switch_world, cursor
 
     @property
     def world(self) -> World:
-        return World(self._host.world.id, self._host.world.title)
+        spec = self._world()
+        return World(spec.id, spec.title)
 
     @property
     def layout(self) -> Layout:
-        return self._host.layout
+        return self._layout()
 
     def show(self, perception: Perception | None, person: bool = True) -> Any:
-        return self._host.show_perception(perception, person)
+        return self._show(perception, person)
 
     def switch_world(self, step: int) -> None:
-        self._host.step_world(step)
+        self._switch(step)
 
     def cursor(self, moment: Moment, progress: float = 0.0) -> None:
-        self._host.draw_cursor(moment, progress)
+        self._cursor(moment, progress)
 
 
-@dataclass
 class ExperienceJobs:
-    runner: JobRunner
-    token: Callable[[], int]
+    """``Context.jobs``: submits under the current run's token (the runner stays behind it)."""
+
+    def __init__(self, submit: Callable[[Callable[[], Any], str], Job[Any]]) -> None:
+        self._submit = submit
 
     def submit(self, function: Callable[[], T], name: str) -> Job[T]:
-        return self.runner.submit(function, name, self.token())
+        return self._submit(function, name)
 
 
 class SceneContext:
     """One experience's context (see the module's invariants)."""
 
-    def __init__(self, name: str, config: ExperienceConfig | None, offers: tuple[Offer, ...], canvas: ScreenCanvas,
-                 stage: KioskStage, jobs: ExperienceJobs, rng: random.Random,
-                 load_image: Callable[[str, int], Any], publish: Callable[[str, dict[str, Any]], None],
-                 new_screen: Callable[[], None]) -> None:
-        self.name, self.config, self.offers = name, config, offers
+    def __init__(self, name: str, config: ExperienceConfig | None, canvas: ScreenCanvas, stage: KioskStage,
+                 jobs: ExperienceJobs, rng: random.Random, load_image: Callable[[str, int], Any],
+                 publish: Callable[[str, dict[str, Any]], None], new_screen: Callable[[], None]) -> None:
+        self.name, self.config, self.offers = name, config, ()
         self.canvas, self.stage, self.jobs, self.rng = canvas, stage, jobs, rng
         self._load_image, self._publish, self._new_screen = load_image, publish, new_screen
-        self._assets = {path for _, path, _ in assets(config, name)} if config is not None else set()
+        self._assets = asset_paths(config, name)
 
     def image(self, asset: str, height: int) -> Any:
-        if asset not in self._assets:
-            raise KeyError(f"experience {self.name}: {asset!r} is not an asset of its [{self.name}] table")
-        return self._load_image(asset, height)
+        return self._load_image(own_asset(self._assets, self.name, asset), height)
 
     def icon(self, offer: Offer, height: int) -> Any:
         card: Card = offer.card

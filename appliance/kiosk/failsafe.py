@@ -5,16 +5,18 @@ Invariants (pure: every call takes the time, and the local day for the quarantin
 
 - Any exception from an experience's hook sends the kiosk to the failsafe state; the
   failed scene's ``exit`` is called (its own failure there is only logged).  The state
-  lasts at least ``FAILSAFE_S``, then the kiosk goes to the menu when somebody is in
-  front, else to attract.
+  lasts ``FAILSAFE_S``, then the kiosk goes to the menu when somebody is in front, else
+  to attract.  A failure of the core's own drawing (no experience running) is the
+  failsafe state too, but no experience's: never quarantined, never an alert.
 - ``Quarantine``: an experience that fails ``LIMIT`` times within ``WINDOW_S`` is disabled
   until the local day changes; a new day clears every quarantine.  Disabled
   experiences are neither offered nor entered.
 - ``LogGate``: the first failure of an experience is logged with its traceback; more
   within ``LOG_EVERY_S`` are counted and summed up in the next line that is logged.
-- The watchdog is fed while the loop shows frames in a healthy state, and for at most
-  ``WATCHDOG_GRACE_S`` of failsafe in a row: an appliance that can only fail is
-  restarted by its service manager.
+- ``Streak``: failures less than ``HEALTHY_S`` apart are one streak.  The watchdog is fed
+  until a streak has lasted ``WATCHDOG_GRACE_S``: a screen that can only fail (every
+  experience failing, or the core itself) is restarted by its service manager, while one
+  failing experience is quarantined long before that.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ WINDOW_S = 60.0
 FAILSAFE_S = 2.0
 LOG_EVERY_S = 60.0
 WATCHDOG_GRACE_S = 30.0
+HEALTHY_S = 10.0
 
 
 @dataclass
@@ -40,9 +43,23 @@ class Failsafe:
     def over(self, now: float) -> bool:
         return now - self.since >= FAILSAFE_S
 
+
+@dataclass
+class Streak:
+    """Failures in a row (see the module's invariants)."""
+
+    since: float | None = None
+    last: float | None = None
+
+    def failed(self, now: float) -> None:
+        if self.since is None or self.last is None or now - self.last >= HEALTHY_S:
+            self.since = now
+        self.last = now
+
     def starving(self, now: float) -> bool:
-        """True once the failsafe has lasted long enough that the watchdog should no longer be fed."""
-        return now - self.since >= WATCHDOG_GRACE_S
+        """True while a streak has lasted ``WATCHDOG_GRACE_S`` and the last failure is recent."""
+        return (self.since is not None and self.last is not None and now - self.last < HEALTHY_S
+                and now - self.since >= WATCHDOG_GRACE_S)
 
 
 @dataclass

@@ -1,17 +1,17 @@
 """Jobs off the render loop: work longer than a frame (a full-resolution still, a composite, an upload,
-a print, a slow model), run by one worker thread, its result handed back on the loop.
+a print, a slow model), run beside the loop, its result handed back on the loop.
 
 Invariants:
 
 - ``submit`` never blocks the loop: it queues the function and returns a ``JobHandle``.
-- Jobs run one at a time, in the order they were submitted (one thread: a print
-  never races an upload of the same photo).
-- A handle's ``done`` turns true only in ``deliver``, which the loop calls at the start
-  of a frame: a scene sees a job finish between frames, never in the middle of one.
-- Owners are tokens (a scene run's number, never reused): a job runs and is delivered
-  only while its owner is open (``open`` … ``cancel``).  A job whose owner was
-  cancelled (its scene exited) finishes if it had started, but its result is dropped;
-  one not started yet is never run.  Only open owners are remembered.
+- Each owner (a scene run's token, never reused) has its own lane, a worker thread made at its first
+  job: its jobs run one at a time in submission order, and a job that hangs holds up only its own
+  run's later jobs, never another run's or another experience's.
+- A handle's ``done`` turns true only in ``deliver``, which the loop calls at the start of a frame:
+  a scene sees a job finish between frames, never in the middle of one.
+- ``cancel`` (the run exited) is told to the lane without waiting for it: a job that had started
+  finishes on its thread and its result is dropped; one not started yet never runs; the lane's
+  thread then ends.  Only open owners' lanes are kept.
 - A job that raises keeps its exception, re-raised by ``result()`` on the loop.
 """
 
@@ -37,7 +37,6 @@ class JobHandle(Generic[T]):
         self._done = False
         self._value: object = _PENDING
         self._error: BaseException | None = None
-        self._finished = threading.Event()
 
     @property
     def done(self) -> bool:
@@ -51,50 +50,79 @@ class JobHandle(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-class JobRunner(Worker):
-    def __init__(self) -> None:
-        super().__init__("jobs")
-        self._queue: queue.Queue[JobHandle] = queue.Queue()
-        self._lock = threading.Lock()
-        self._finished: list[JobHandle] = []
-        self._open: set[int] = set()
+class _Lane(Worker):
+    """One owner's jobs, in order, on a thread of their own; finished ones go to ``finished``."""
 
-    def open(self, owner: int) -> None:
-        with self._lock:
-            self._open.add(owner)
+    def __init__(self, owner: int, finished: Callable[[JobHandle], None]) -> None:
+        super().__init__(f"jobs-{owner}")
+        self.queue: queue.Queue[JobHandle] = queue.Queue()
+        self._finished = finished
 
-    def submit(self, function: Callable[[], T], name: str, owner: int) -> JobHandle[T]:
-        handle: JobHandle[T] = JobHandle(function, name, owner)
-        self._queue.put(handle)
-        return handle
-
-    def cancel(self, owner: int) -> None:
-        """Drop the results of ``owner``'s jobs, and never start those still waiting (on the loop)."""
-        with self._lock:
-            self._open.discard(owner)
-
-    def deliver(self) -> list[JobHandle]:
-        """On the loop: mark the jobs finished since the last call done; returns them."""
-        with self._lock:
-            finished, self._finished = self._finished, []
-            live = set(self._open)
-        delivered = [handle for handle in finished if handle.owner in live]
-        for handle in delivered:
-            handle._done = True
-        return delivered
+    def close(self) -> None:
+        """Stop after the job running now (if any), without waiting for it."""
+        self._stopping.set()
 
     def step(self) -> None:
         try:
-            handle = self._queue.get(timeout=0.2)
+            handle = self.queue.get(timeout=0.2)
         except queue.Empty:
             return
-        with self._lock:
-            if handle.owner not in self._open:
-                return
+        if self.stopping:
+            return
         try:
             handle._value = handle.function()
         except Exception as exc:  # noqa: BLE001 - the job's failure belongs to the scene that asked
             log.warning("job %s failed: %s", handle.name, exc)
             handle._error = exc
+        self._finished(handle)
+
+
+class JobRunner:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lanes: dict[int, _Lane] = {}
+        self._finished: list[JobHandle] = []
+
+    def open(self, owner: int) -> None:
+        """``owner`` may submit; its lane's thread starts with its first job."""
+        with self._lock:
+            self._lanes.setdefault(owner, _Lane(owner, self._done))
+
+    def submit(self, function: Callable[[], T], name: str, owner: int) -> JobHandle[T]:
+        handle: JobHandle[T] = JobHandle(function, name, owner)
+        with self._lock:
+            lane = self._lanes.get(owner)
+            if lane is None:
+                raise ValueError(f"job {name!r}: its scene has exited")
+            if not lane._thread.is_alive():
+                lane.start()
+        lane.queue.put(handle)
+        return handle
+
+    def cancel(self, owner: int) -> None:
+        """Drop ``owner``'s jobs' results, and never start those still waiting (on the loop; never waits)."""
+        with self._lock:
+            lane = self._lanes.pop(owner, None)
+        if lane is not None:
+            lane.close()
+
+    def _done(self, handle: JobHandle) -> None:
         with self._lock:
             self._finished.append(handle)
+
+    def deliver(self) -> list[JobHandle]:
+        """On the loop: mark the jobs finished since the last call done (their owners still open); returns them."""
+        with self._lock:
+            finished, self._finished = self._finished, []
+            live = set(self._lanes)
+        delivered = [handle for handle in finished if handle.owner in live]
+        for handle in delivered:
+            handle._done = True
+        return delivered
+
+    def stop(self) -> None:
+        """Close every lane (the kiosk is stopping); threads still in a job end with it (daemon threads)."""
+        with self._lock:
+            lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            lane.close()

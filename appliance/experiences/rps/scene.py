@@ -140,4 +140,5 @@ class RpsScene:
     def exit(self, context: Context, reason: str) -> None:
         """A game left unfinished (the shopper walked away, the scene failed, the campaign changed) is
         abandoned, so its events say so; a finished one has nothing to release."""
-        self.game.abandon(self._now, reason)
+        if hasattr(self, "game"):   # enter may have failed before the game existed
+            self.game.abandon(self._now, reason)
