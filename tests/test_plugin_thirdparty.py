@@ -22,6 +22,7 @@ import pytest
 
 from appliance.content.bundle import load_bundle
 from appliance.experience import registry
+from appliance.experience.api import API_VERSION
 from appliance.tomlfile import InvalidFile
 
 PLUGIN = Path(__file__).resolve().parent / "plugins" / "oivis-quiz"
@@ -136,7 +137,7 @@ def test_plugins_for_another_api_or_that_do_not_import_are_skipped_with_the_reas
     with caplog.at_level(logging.WARNING, logger=registry.__name__):
         found = registry.load(entries)
     assert found.names() == ["fine"]
-    assert found.skipped["future"] == "needs experience API 2.0; this kiosk runs 1.0"
+    assert found.skipped["future"] == f"needs experience API 2.0; this kiosk runs {API_VERSION}"
     assert found.skipped["broken"].startswith("it does not import: ModuleNotFoundError")
     logged = [record.getMessage() for record in caplog.records]
     assert any("'future'" in line and "needs experience API 2.0" in line for line in logged)

@@ -39,11 +39,12 @@ from pydantic import BaseModel, ConfigDict
 
 from appliance.experience.gestures import Hold, held_gesture
 from appliance.experience.textblock import TextBlock
+from appliance.perception.body import LIMBS, Pose
 from appliance.perception.hand import GestureState, Hand, HandGesture, Swipe
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"  # 1.1: Pose and LIMBS (bodies, for pose experiences)
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -57,7 +58,7 @@ RESERVED = ("name", "scenes", "experiences")
 T = TypeVar("T")
 
 __all__ = [
-    "API_VERSION", "ATTRACT", "EVERY_FRAME", "EXIT_REASONS", "MENU", "Action", "Asset", "AssetRef", "Canvas",
+    "API_VERSION", "ATTRACT", "EVERY_FRAME", "EXIT_REASONS", "LIMBS", "MENU", "Pose", "Action", "Asset", "AssetRef", "Canvas",
     "Card", "Context", "Experience", "ExperienceConfig", "GestureState", "Hand", "HandGesture", "Hold", "Image",
     "Job", "Jobs", "Layout", "Moment", "Needs", "Offer", "Perception", "Scene", "Stage", "Swipe", "TextBlock",
     "World",

@@ -29,6 +29,7 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
+from appliance.perception.body import Pose
 from appliance.perception.hand import GestureState
 from appliance.perception.lanes import Lane
 from appliance.perception.matte import MatteSettings
@@ -58,6 +59,7 @@ class Perception:
     timings_ms: dict[str, float] = field(default_factory=dict)   # per model that ran on this frame
     gestures: GestureState = NO_GESTURES
     ran: tuple[str, ...] = ()  # the models that ran on this frame (the others' answers are older)
+    poses: tuple[Pose, ...] = ()  # every person's body, largest first (when pose is wanted)
 
     @property
     def index(self) -> int:
