@@ -52,10 +52,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="take content, segmentation settings and [media] limits from this file")
 
     evaluate = commands.add_parser("eval", help="measure perception on labelled data")
-    evaluate.add_argument("task", choices=["gestures"])
-    evaluate.add_argument("directory", type=Path, metavar="DIR", help="one subfolder per expected label")
+    evaluate.add_argument("task", choices=["gestures", "pose"])
+    evaluate.add_argument("directory", type=Path, metavar="DIR",
+                          help="gestures: one subfolder per expected label; pose: images and their labels.toml")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.add_argument("--backend", default="auto")
+    evaluate.add_argument("--reference-python", metavar="PYTHON",
+                          help="pose: also score the reference (a python with mediapipe, e.g. .venv-ref/bin/python)")
+    evaluate.add_argument("--reference-poses", type=int, default=4, metavar="N",
+                          help="pose: the reference's num_poses (default 4)")
 
     models = commands.add_parser("models", help="fetch and verify the model files")
     models.add_argument("action", choices=["fetch", "verify"])
@@ -156,9 +161,13 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from appliance.evaluate import eval_gestures, format_report
+    from appliance.evaluate import eval_gestures, eval_pose, format_pose_report, format_report
     from appliance.inference.backend import Inference
 
+    if args.task == "pose":
+        report = eval_pose(args.directory, Inference(args.backend), args.reference_python, args.reference_poses)
+        print(json.dumps(report) if args.json else format_pose_report(report))
+        return 0
     report = eval_gestures(args.directory, Inference(args.backend))
     print(json.dumps(report) if args.json else format_report(report))
     return 0
