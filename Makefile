@@ -14,7 +14,7 @@ MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
 DEVICE_LOCK := requirements/device.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: help setup lock models content run test fleet-load bench bench-source bench-compare eval-hands clean rknn-models rknn-check
+.PHONY: help setup lock models content run test fleet-load bench bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench    per-stage timings on BENCH_SOURCE (default: the kiosk video in OIVIS_TEST_MEDIA or ../shared/devset)"
 	@echo "make bench-compare   segmentation speed side by side with the reference (mediapipe)"
 	@echo "make eval-hands      hand detection recall side by side with the reference, at simulated distances"
+	@echo "make eval-pose       people found and false poses on a composed, labelled multi-person set, beside the reference"
+	@echo "make bench-compare-pose   pose speed, landmark agreement and jitter side by side with the reference"
 	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
 	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
 	@echo "make technician-help          provisioning, packaging, flashing, doctor"
@@ -139,5 +141,14 @@ bench-compare: bench-source models content $(REF_VENV)/.installed
 
 eval-hands: bench-source models content $(REF_VENV)/.installed
 	$(PY) models/reference/compare_hands.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python
+
+# The labelled multi-person set is composed from the devset and scikit-image at each run (never committed).
+POSE_SET := models/cache/pose_set
+eval-pose: bench-source models content $(REF_VENV)/.installed
+	$(PY) models/reference/pose_set.py $(POSE_SET) --media $(MEDIA)
+	$(PY) -m appliance eval pose $(POSE_SET) --reference-python $(REF_VENV)/bin/python
+
+bench-compare-pose: bench-source models content $(REF_VENV)/.installed
+	$(PY) models/reference/compare_pose.py $(BENCH_SOURCE) --media $(MEDIA) --reference-python $(REF_VENV)/bin/python
 
 include provisioning/technician.mk
