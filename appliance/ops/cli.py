@@ -132,6 +132,22 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _star_pose(args: argparse.Namespace) -> int:
+    from appliance.inference.backend import Inference
+    from appliance.ops.star_pose import append, entry, find_star, image_path, playable
+
+    pose, size = find_star(args.photo, Inference(args.backend), progress=_progress)
+    text = entry(pose, size, args.image or image_path(args.photo, args.out), args.name)
+    if (problem := playable(pose)) is not None:
+        _progress(f"warning: {args.photo}: {problem}")
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        append(args.out, text)
+        _progress(f"appended the pose of {args.photo} to {args.out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m appliance.ops", description="OIVIS Edge operator tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -176,6 +192,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--bind", default="", metavar="ADDR", help="address to listen on (default: all)")
     serve.set_defaults(handler=_serve)
+
+    star = commands.add_parser("star-pose", help="the star's pose from a photo, as a [[pose.poses]] entry of a "
+                               "campaign's pose game")
+    star.add_argument("photo", type=Path, metavar="PHOTO", help="the star's photo or cut-out (PNG or JPEG)")
+    star.add_argument("--out", type=Path, metavar="FILE", help="append the entry to FILE (a poses.toml, or the "
+                      "campaign.toml itself) instead of writing it to stdout")
+    star.add_argument("--image", metavar="PATH", help="the cut-out the game shows, relative to the bundle "
+                      "(default: PHOTO, relative to FILE's folder when inside it)")
+    star.add_argument("--name", default="", help="what the pose is called on screen")
+    star.add_argument("--backend", default="auto", help="auto, litert or rknn")
+    star.set_defaults(handler=_star_pose)
 
     add_fleet_commands(commands)
     return parser
