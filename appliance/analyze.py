@@ -18,27 +18,33 @@ import numpy as np
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
+from appliance.perception.body import Pose
 from appliance.perception.gestures import classify
 from appliance.perception.hand import Hand
-from appliance.perception.stages import HandStage, SegmentationStage
+from appliance.perception.pose_tracker import PoseSettings
+from appliance.perception.stages import HandStage, PoseStage, SegmentationStage
 
 
 @dataclass(frozen=True)
 class StillResult:
     mask: np.ndarray        # uint8 person probability at the image's size
     hands: list[Hand]
+    poses: list[Pose]       # every person, largest first
 
 
 class StillPerception:
-    """The live path's stages in still mode: the square segmentation model, every hand-search step, no state."""
+    """The live path's stages in still mode: the square segmentation model, every hand-search step, the pose
+    detector on the whole image and the mask's person regions; no state."""
 
-    def __init__(self, inference: Inference) -> None:
+    def __init__(self, inference: Inference, pose: PoseSettings = PoseSettings()) -> None:
         self.segmentation = SegmentationStage(inference, still=True)
         self.hands = HandStage(inference, still=True)
+        self.pose = PoseStage(inference, still=True, settings=pose)
 
     def perceive(self, image: np.ndarray) -> StillResult:
         segmented = self.segmentation.run(image)
-        return StillResult(segmented.alpha, self.hands.find(image, segmented.person))
+        return StillResult(segmented.alpha, self.hands.find(image, segmented.person),
+                           self.pose.find(image, segmented))
 
 
 def hand_record(hand: Hand) -> dict:
@@ -53,10 +59,20 @@ def hand_record(hand: Hand) -> dict:
     }
 
 
+def pose_record(pose: Pose) -> dict:
+    """One person as the contract's ``poses`` entry: score, box and 33 × [x, y, z, visibility] in input pixels."""
+    return {
+        "score": round(pose.score, 4),
+        "box": [round(value, 2) for value in pose.box],
+        "landmarks": [[round(float(x), 2), round(float(y), 2), round(float(z), 2), round(float(v), 4)]
+                      for x, y, z, v in pose.landmarks],
+    }
+
+
 def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, out: IO[str],
-            limits: MediaLimits = DEFAULT_LIMITS) -> int:
+            limits: MediaLimits = DEFAULT_LIMITS, pose: PoseSettings = PoseSettings()) -> int:
     """Write one JSON object per input to ``out``; returns how many inputs failed."""
-    perception = StillPerception(inference)
+    perception = StillPerception(inference, pose)
     if mask_dir:
         mask_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -92,5 +108,7 @@ def _analyze_one(path: Path, perception: StillPerception, mask_path: Path | None
         if not cv2.imwrite(str(mask_path), result.mask):
             raise ApplianceError(f"cannot write mask {mask_path} (disk full or no permission?)")
         person["mask"] = str(mask_path)
+    poses = [pose_record(pose) for pose in result.poses]
     return {"path": str(path), "size": [width, height], "person": person,
-            "hands": [hand_record(hand) for hand in result.hands]}
+            "hands": [hand_record(hand) for hand in result.hands],
+            "pose": poses[0] if poses else None, "poses": poses}

@@ -3,12 +3,15 @@
 Stages run one after another on the calling thread so each is timed alone:
 capture (decode the next frame), segmentation (pre-processing, inference and the
 full-resolution matte), hands (tracking, the hand search when needed, gestures),
-composite (the world's filter chain to the screen size), present (blit and flip
-through SDL's dummy driver), total (all of them).  With ``[inference] parallel``
-segmentation and hands run at once in their lanes, each timed in its own thread.
-``--models`` picks what perception runs, as an experience's needs would (default:
-the default experience's, segmentation and hands); a model this version has no
-stage for is refused before anything loads.
+pose (with ``--models …,pose``: every person's landmarks, tracked, the detector
+when someone is missing), composite (the world's filter chain to the screen
+size), present (blit and flip through SDL's dummy driver), total (all of them).
+With ``[inference] parallel`` segmentation, hands and pose run at once in their
+lanes, each timed in its own thread.  ``--models`` picks what perception runs,
+as an experience's needs would (default: the default experience's, segmentation
+and hands); a model this version has no stage for (face) is refused before
+anything loads.  The report counts the people pose found per frame
+(``people``: p50 and max), so a 2-person run says it was one.
 Targets live here and in the README, never in timed tests.
 """
 
@@ -27,6 +30,7 @@ from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
 from appliance.perception.pipeline import DEFAULT_NEEDS, Perceiver, unavailable
+from appliance.perception.pose_tracker import PoseSettings
 from appliance.render.compositor import Compositor
 from appliance.sources.base import FrameSource
 from appliance.stats import StageStats
@@ -46,6 +50,7 @@ class BenchSetup:
     limits: MediaLimits = DEFAULT_LIMITS
     needs: Needs = DEFAULT_NEEDS
     parallel: bool = False
+    pose: PoseSettings = PoseSettings()
 
 
 def needs_of(models: str | None) -> Needs:
@@ -70,10 +75,11 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
     bundle = load_bundle(setup.content)
     if not 0 <= setup.world < len(bundle.scenes):
         raise ApplianceError(f"--world {setup.world}: the bundle has {len(bundle.scenes)} world(s)")
-    perceiver = Perceiver(setup.inference, setup.matte, setup.parallel)
+    perceiver = Perceiver(setup.inference, setup.matte, setup.parallel, setup.pose)
     compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen, setup.limits)
     display = Display(DisplayMode.HEADLESS, setup.screen)
     stats = StageStats(window=frames)
+    people: list[int] = []
     timed_start = 0.0
     try:
         for index in range(WARMUP_FRAMES + frames):
@@ -90,6 +96,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
             display.flip()
             t4 = time.perf_counter()
             if index >= WARMUP_FRAMES:
+                people.append(len(perception.poses))
                 stats.add_all({"capture": (t1 - t0) * 1000, **perception.timings_ms,
                                "composite": (t3 - t2) * 1000, "present": (t4 - t3) * 1000,
                                "total": (t4 - t0) * 1000})
@@ -107,6 +114,8 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         "source": setup.source.description,
         "screen": list(setup.screen),
         "stages": stats.summary(),
+        **({"people": {"p50": float(sorted(people)[len(people) // 2]), "max": max(people)}}
+           if setup.needs.wants("pose") else {}),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

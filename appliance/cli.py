@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="JSON Lines, one object per input: the default and only output (accepted for scripts)")
     analyze.add_argument("--mask-out", type=Path, metavar="DIR", help="write each person mask here as PNG")
     analyze.add_argument("--backend", default="auto")
-    analyze.add_argument("--config", type=Path, help="take the [media] size limits from this file")
+    analyze.add_argument("--config", type=Path, help="take the [media] size limits and the [pose] keys from this file")
 
     bench = commands.add_parser("bench", help="time the full pipeline per stage")
     bench.add_argument("source", help="camera:N, video:PATH, image:PATH, demo, or a video or image path")
@@ -128,8 +128,9 @@ def _analyze(args: argparse.Namespace) -> int:
     from appliance.config import load_config
     from appliance.inference.backend import Inference
 
-    limits = load_config(args.config).media
-    failures = analyze(args.paths, Inference(args.backend), args.mask_out, sys.stdout, limits)
+    config = load_config(args.config)
+    failures = analyze(args.paths, Inference(args.backend), args.mask_out, sys.stdout, config.media,
+                       config.pose.settings())
     if failures:
         raise ApplianceError(f"{failures} of {len(args.paths)} input(s) could not be analysed (see their \"error\")")
     return 0
@@ -154,6 +155,7 @@ def _bench(args: argparse.Namespace) -> int:
         limits=config.media,
         needs=needs,
         parallel=settings.parallel,
+        pose=config.pose.settings(),
     )
     result = run_bench(setup, args.frames)
     print(json.dumps(result) if args.json else format_table(result))

@@ -29,6 +29,7 @@ from appliance.inference.backend import BackendOptions, Inference, LaneSettings
 from appliance.inference.manifest import Manifest
 from appliance.media import MediaLimits
 from appliance.perception.matte import MatteSettings
+from appliance.perception.pose_tracker import PoseSettings, Smoothing
 from appliance.tomlfile import read_toml, validated
 
 
@@ -122,6 +123,27 @@ class KioskConfig(Section):
                              "a fist can confirm (reading time)")
 
 
+class PoseConfig(Section):
+    """``[pose]``: several people's bodies, tracked (only while an experience asks for pose)."""
+
+    max_people: int = Field(PoseSettings.max_people, ge=1, le=8, description="people tracked at most; each costs "
+                            "one landmark inference per frame")
+    recheck_every: int = Field(PoseSettings.recheck_every, ge=1, le=600, description="frames between whole-frame "
+                               "detector runs while fewer than max_people are tracked")
+    uncovered_every: int = Field(PoseSettings.uncovered_every, ge=1, le=600, description="frames between detector "
+                                 "runs on person-mask regions nobody tracked covers")
+    min_cutoff: float = Field(Smoothing.min_cutoff, gt=0, le=30, description="One Euro filter: cutoff (Hz) of a "
+                              "still landmark; lower = less jitter")
+    beta: float = Field(Smoothing.beta, ge=0, le=1000, description="One Euro filter: how fast the cutoff rises with "
+                        "speed (body sizes per second); higher = less lag")
+    derivative_cutoff: float = Field(Smoothing.derivative_cutoff, gt=0, le=30, description="One Euro filter: "
+                                     "cutoff (Hz) of the speed estimate")
+
+    def settings(self) -> PoseSettings:
+        return PoseSettings(self.max_people, self.recheck_every, self.uncovered_every,
+                            Smoothing(self.min_cutoff, self.beta, self.derivative_cutoff))
+
+
 class FleetConfig(Section):
     broker: str | None = Field(None, description="host:port; fleet link disabled when absent")
     tls: bool = Field(True, description="mutual TLS with the device certificate; false only for development brokers")
@@ -187,6 +209,7 @@ class Config(Section):
     display: DisplayConfig = DisplayConfig()
     segmentation: SegmentationConfig = SegmentationConfig()
     kiosk: KioskConfig = KioskConfig()
+    pose: PoseConfig = PoseConfig()
     fleet: FleetConfig = FleetConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     paths: PathsConfig = PathsConfig()

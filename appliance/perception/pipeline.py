@@ -5,16 +5,18 @@ Invariants:
 - Only what the current experience needs runs (``Needs``, handed over through a
   latest-value slot and read once per frame): segmentation always (at its
   asked rate, at least PRESENCE_RATE for presence), hands (landmarks and
-  gestures) only while wanted, at their rate.  Pose and face have no model in
-  this version: asking for them is logged once and the rest runs.
+  gestures) and pose (every person's body, tracked) only while wanted, at
+  their rates.  Face has no model in this version: asking for it is logged
+  once and the rest runs.
 - Every result names its frame (``index``) and the models that ran on it
   (``ran``); a model that did not run leaves its last answer in place (the
-  matte, the gestures), except hands switched off, which leave no gestures and
-  a reset tracker, so a half-made swipe never fires later.
-- Sequential (default): hands search where this frame's segmentation puts the
-  person.  Parallel (``[inference] parallel``): each stage runs in its own lane
-  thread and hands use the previous frame's person box, so neither waits for
-  the other.
+  matte, the gestures, the poses), except hands or pose switched off, which
+  leave no gestures (no poses) and a reset tracker, so a half-made swipe never
+  fires later and nobody's old pose reappears.
+- Sequential (default): hands and pose search where this frame's
+  segmentation puts people.  Parallel (``[inference] parallel``): each stage
+  runs in its own lane thread and hands and pose use the previous frame's
+  mask, so none waits for another.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from appliance.perception.hand import GestureState
 from appliance.perception.lanes import Lane
 from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import MODELS, Needs
+from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.schedule import RateGate, segmentation_rate
-from appliance.perception.stages import HandStage, SegmentationStage, Segmented
+from appliance.perception.stages import HandStage, PoseStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
 from appliance.worker import Worker
@@ -45,7 +48,7 @@ log = logging.getLogger(__name__)
 #: What runs when nobody asked otherwise: the default experience's needs (segmentation and hands, every frame).
 DEFAULT_NEEDS = Needs()
 #: The models this version has a stage for; the others of needs.MODELS come with later versions.
-AVAILABLE = ("segmentation", "hands")
+AVAILABLE = ("segmentation", "hands", "pose")
 NO_GESTURES = GestureState()
 
 
@@ -75,20 +78,27 @@ def unavailable(needs: Needs) -> list[str]:
 class Perceiver:
     """The stages a live frame goes through; one instance per stream (the stages keep temporal state)."""
 
-    def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings(), parallel: bool = False) -> None:
+    def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings(), parallel: bool = False,
+                 pose: PoseSettings = PoseSettings()) -> None:
         self.segmentation = SegmentationStage(inference, matte=matte)
         self.hands = HandStage(inference)
-        self._lanes = {name: Lane(name).start() for name in AVAILABLE} if parallel else {}
+        self._inference = inference
+        self._pose_settings = pose
+        self.pose: PoseStage | None = None   # loaded the first time an experience asks for pose
+        self._lanes = {name: Lane(name).start() for name in ("segmentation", "hands")} if parallel else {}
         self._gates = {name: RateGate() for name in AVAILABLE}
         self._segmented: Segmented | None = None
         self._gestures = NO_GESTURES
         self._hands_on = False
+        self._poses: tuple[Pose, ...] = ()
+        self._pose_on = False
         self._told: set[str] = set()
 
     def process(self, frame: Frame, needs: Needs = DEFAULT_NEEDS) -> Perception:
         now = frame.captured_at
         self._tell_unavailable(needs)
         self._switch_hands(needs.wants("hands"))
+        self._switch_pose(needs.wants("pose"))
         last = self._segmented
         jobs: dict[str, Callable[[], Any]] = {}
         if (last is None or last.alpha.shape[:2] != frame.image.shape[:2]
@@ -98,19 +108,32 @@ class Perceiver:
         if hands_due and self._lanes:
             person = last.person if last else None
             jobs["hands"] = lambda: self.hands.run(frame.image, person, now)
+        pose = self.pose
+        pose_due = pose is not None and self._gates["pose"].due(needs.pose, now)
+        if pose_due and self._lanes:
+            jobs["pose"] = lambda: pose.run(frame.image, last, now)
         results, timings = self._run(jobs)
         self._segmented = results.get("segmentation", last)
+        later: dict[str, Callable[[], Any]] = {}
         if hands_due and not self._lanes:
             person = self._segmented.person if self._segmented else None
-            hand_results, hand_timings = self._run({"hands": lambda: self.hands.run(frame.image, person, now)})
-            results.update(hand_results)
-            timings.update(hand_timings)
+            later["hands"] = lambda: self.hands.run(frame.image, person, now)
+        if pose_due and not self._lanes:
+            segmented = self._segmented
+            later["pose"] = lambda: pose.run(frame.image, segmented, now)
+        if later:
+            later_results, later_timings = self._run(later)
+            results.update(later_results)
+            timings.update(later_timings)
         if "hands" in results:
             self._gestures = results["hands"]
+        if "pose" in results:
+            self._poses = results["pose"]
         for name in results:
             self._gates[name].ran(now)
         ran = tuple(name for name in AVAILABLE if name in results)
-        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran)
+        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran,
+                          self._poses)
 
     def close(self) -> None:
         """Stop the lane threads (parallel mode)."""
@@ -144,6 +167,21 @@ class Perceiver:
             self._gestures = NO_GESTURES
             self._gates["hands"].forget()
         self._hands_on = wanted
+
+    def _switch_pose(self, wanted: bool) -> None:
+        """Load the pose models on first use; switched off, forget every track and pose."""
+        if wanted and self.pose is None:
+            self.pose = PoseStage(self._inference, settings=self._pose_settings)
+            if self._lanes:
+                self._lanes["pose"] = Lane("pose").start()
+        if self._pose_on and not wanted and self.pose is not None:
+            if self._lanes:
+                self._lanes["pose"].collect(self._lanes["pose"].submit(self.pose.reset))
+            else:
+                self.pose.reset()
+            self._poses = ()
+            self._gates["pose"].forget()
+        self._pose_on = wanted
 
     def _tell_unavailable(self, needs: Needs) -> None:
         for model in unavailable(needs):

@@ -4,7 +4,9 @@ Live (the kiosk, ``bench``): one instance per video stream, fed every frame it
 runs on, in order; it keeps temporal state (the smoothed matte, hand tracks,
 held gestures).  Still (``analyze``, ``eval``): no state at all, every image
 stands alone; segmentation uses the square model (the contract's choice for
-stills) and hands get every step of the search plan at once.  Both modes are
+stills), hands get every step of the search plan at once, and pose runs the
+detector on the whole image and on the mask's person regions (no tracking, no
+smoothing).  Both modes are
 the same classes around the same model objects, so a still answer is what the
 live path would see on a first frame with unlimited search time.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from appliance.inference.backend import Inference
+from appliance.perception.body import Pose
 from appliance.perception.gesture_tracker import GestureTracker
 from appliance.perception.hand import GestureState, Hand
 from appliance.perception.hand_search import person_box
@@ -23,6 +26,19 @@ from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, Box, HandTrac
 from appliance.perception.landmarks import HandLandmarker
 from appliance.perception.matte import LiveMatte, MatteSettings
 from appliance.perception.palm import PalmDetector
+from appliance.perception.pose_detection import PoseDetector
+from appliance.perception.pose_landmarks import PoseLandmarker
+from appliance.perception.pose_tracker import (
+    DETECTOR_MODEL as POSE_DETECTOR_MODEL,
+)
+from appliance.perception.pose_tracker import (
+    LANDMARK_MODEL as POSE_LANDMARK_MODEL,
+)
+from appliance.perception.pose_tracker import (
+    PoseSettings,
+    PoseTracker,
+    poses_in_still,
+)
 from appliance.perception.segmentation import LIVE_MODEL, STILL_MODEL, PersonSegmenter, coverage, mask_at
 
 
@@ -79,3 +95,32 @@ class HandStage:
         if self.tracker is not None:
             self.tracker.reset()
             self.gestures = GestureTracker()
+
+
+class PoseStage:
+    """Pose detection and pose landmarks (the models named in pose_tracker.py), for up to ``max_people`` people."""
+
+    models = (POSE_DETECTOR_MODEL, POSE_LANDMARK_MODEL)
+
+    def __init__(self, inference: Inference, still: bool = False, settings: PoseSettings = PoseSettings()) -> None:
+        self.detector = PoseDetector(inference.load(POSE_DETECTOR_MODEL))
+        self.landmarker = PoseLandmarker(inference.load(POSE_LANDMARK_MODEL))
+        self.settings = settings
+        self.tracker = None if still else PoseTracker(self.detector, self.landmarker, settings)
+
+    def find(self, image: np.ndarray, segmented: Segmented | None) -> list[Pose]:
+        """A still's people: the whole image and the mask's person regions searched at once, largest first."""
+        probabilities = segmented.probabilities if segmented else None
+        return poses_in_still(self.detector, self.landmarker, image, probabilities, self.settings.max_people)
+
+    def run(self, image: np.ndarray, segmented: Segmented | None, captured_at: float) -> tuple[Pose, ...]:
+        """Live: this frame's people, tracked from the previous frame, smoothed, largest first."""
+        if self.tracker is None:
+            raise ValueError("a still pose stage does not track: use find()")
+        probabilities = segmented.probabilities if segmented else None
+        return tuple(self.tracker.update(image, probabilities, captured_at))
+
+    def reset(self) -> None:
+        """Forget every track (pose was off): whoever comes back is found afresh."""
+        if self.tracker is not None:
+            self.tracker.reset()

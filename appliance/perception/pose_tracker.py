@@ -1,0 +1,248 @@
+"""Several people's poses in video and in stills: detection when someone is missing, landmark tracking every frame.
+
+Video: each tracked person costs one landmark inference per frame, on the
+region their last landmarks' auxiliary points give; a person whose pose flag
+falls below MIN_PRESENCE is dropped.  The detector runs only while fewer than
+``max_people`` are tracked, and then only when it may find someone: every frame
+while nobody is tracked and the mask shows a person, on the mask's regions that
+no tracked person covers (at most every ``uncovered_every`` frames), and on the
+whole frame every ``recheck_every`` frames (people the mask misses).  So the
+steady state with everyone tracked is one landmark inference per person.
+Stills: the whole frame, every close-up of the mask's regions and, for a
+frame much wider than tall, its squares, all at once.
+
+Invariants: one person is reported once (duplicates from overlapping windows
+or two tracks converging on one body are merged, the older track kept); a new
+person gets a new id, except one found again within REMEMBER_S where a track
+was just lost (a missed frame does not renumber anyone); the reported landmarks
+are One Euro filtered per track on the frames' capture times, while the next
+region comes from the raw landmarks (smoothing never makes tracking lag);
+poses are listed largest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from appliance.perception.body import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER, Pose
+from appliance.perception.oneeuro import OneEuroFilter
+from appliance.perception.pose_detection import HIP_KEYPOINT, SCALE_KEYPOINT, PoseDetection, PoseDetector
+from appliance.perception.pose_landmarks import MIN_PRESENCE, BodyEstimate, PoseLandmarker, region_from_detection
+from appliance.perception.pose_search import Box, frame_squares, person_regions, search_windows
+from appliance.perception.tensor import Region
+
+#: The models, as named in models/manifest.toml.
+DETECTOR_MODEL = "pose_detection"
+LANDMARK_MODEL = "pose_landmark_full"
+TORSO = [LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP]
+#: Two poses whose torso points are this close (mean, in torso lengths of the larger) are one person.
+SAME_PERSON = 0.35
+#: Two detections whose mid-hips are this close (in body sizes of the larger) are one person.
+SAME_DETECTION = 0.1
+#: A detection whose mid-hip is this close to a known pose's (in its torso lengths) is that person: no landmarks.
+KNOWN_HIP = 0.4
+#: A tracked person's landmark box grows by this share before it hides the mask under it from the search.
+COVER_MARGIN = 0.15
+#: A lost track's id is given back to a person found this soon (s) in the same place.
+REMEMBER_S = 1.0
+#: Close-up windows the live search spends per frame at most.
+LIVE_WINDOWS = 3
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """The One Euro filter on landmark positions; speed in body sizes per second.
+
+    MediaPipe smooths pose with min_cutoff 0.05 and beta 80; beta 20 keeps a quarter of
+    the jitter that leaves (2 px on a 400 px body at rest: 0.11 against 0.25 of the raw
+    frame-to-frame movement) and still follows a quarter-body step within two frames.
+    """
+
+    min_cutoff: float = 0.05
+    beta: float = 20.0
+    derivative_cutoff: float = 1.0
+
+    def filter(self) -> OneEuroFilter:
+        return OneEuroFilter(self.min_cutoff, self.beta, self.derivative_cutoff)
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """What ``[pose]`` configures: how many people, how often the detector looks again, the smoothing."""
+
+    max_people: int = 4
+    recheck_every: int = 15       # frames between whole-frame searches while fewer than max_people are tracked
+    uncovered_every: int = 3      # frames between searches of mask regions nobody tracked covers
+    smoothing: Smoothing = Smoothing()
+
+
+@dataclass
+class Track:
+    pose: Pose                 # smoothed, what is reported
+    region: Region             # where to look next frame
+    raw: Pose                  # this frame's landmarks as the model gave them
+    smoother: OneEuroFilter = field(repr=False, default_factory=OneEuroFilter)
+
+
+@dataclass(frozen=True)
+class Lost:
+    track_id: int
+    box: Box
+    at: float
+
+
+def _torso_length(pose: Pose) -> float:
+    points = pose.landmarks[TORSO, :2]
+    return float(np.linalg.norm((points[0] + points[1]) / 2 - (points[2] + points[3]) / 2))
+
+
+def same_person(a: Pose, b: Pose) -> bool:
+    """Whether two poses are one body: their shoulders and hips nearly coincide."""
+    distance = np.linalg.norm(a.landmarks[TORSO, :2] - b.landmarks[TORSO, :2], axis=1).mean()
+    return bool(distance < SAME_PERSON * max(_torso_length(a), _torso_length(b), 1.0))
+
+
+def _same_detection(a: PoseDetection, b: PoseDetection) -> bool:
+    size = max(np.linalg.norm(d.keypoints[SCALE_KEYPOINT] - d.keypoints[HIP_KEYPOINT]) for d in (a, b))
+    return bool(np.linalg.norm(a.keypoints[HIP_KEYPOINT] - b.keypoints[HIP_KEYPOINT]) < SAME_DETECTION * 2 * size)
+
+
+def _explained(detection: PoseDetection, pose: Pose) -> bool:
+    """Whether ``detection`` is ``pose``'s person seen again (their mid-hips coincide)."""
+    hip = pose.landmarks[[LEFT_HIP, RIGHT_HIP], :2].mean(axis=0)
+    return bool(np.linalg.norm(detection.keypoints[HIP_KEYPOINT] - hip) < KNOWN_HIP * max(_torso_length(pose), 1.0))
+
+
+def _iou(a: Box, b: Box) -> float:
+    overlap_w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    overlap_h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    overlap = overlap_w * overlap_h
+    union = a[2] * a[3] + b[2] * b[3] - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+def _cover(pose: Pose) -> Box:
+    """All the landmarks' box, widened: the mask under it is this person's."""
+    low, high = pose.landmarks[:, :2].min(axis=0), pose.landmarks[:, :2].max(axis=0)
+    margin = (high - low) * COVER_MARGIN
+    return (float(low[0] - margin[0]), float(low[1] - margin[1]), float(high[0] - low[0] + 2 * margin[0]),
+            float(high[1] - low[1] + 2 * margin[1]))
+
+
+def largest_first(poses: list[Pose]) -> list[Pose]:
+    return sorted(poses, key=lambda pose: -pose.area)
+
+
+def candidates(detector: PoseDetector, landmarker: PoseLandmarker, image: np.ndarray,
+               windows: list[Region], known: list[Pose]) -> list[BodyEstimate]:
+    """The people the detector finds in ``windows`` that are not ``known``: one landmark inference each
+    (none for a detection of someone known)."""
+    detections: list[PoseDetection] = []
+    for window in windows:
+        for detection in detector.detect(image, window):
+            if not any(_same_detection(detection, other) for other in detections) and \
+                    not any(_explained(detection, pose) for pose in known):
+                detections.append(detection)
+    found: list[BodyEstimate] = []
+    for detection in sorted(detections, key=lambda d: -d.score):
+        estimate = landmarker.landmarks(image, region_from_detection(detection))
+        if estimate.presence < MIN_PRESENCE:
+            continue
+        if any(same_person(estimate.pose, other) for other in known + [e.pose for e in found]):
+            continue
+        found.append(BodyEstimate(replace(estimate.pose, score=detection.score), estimate.presence,
+                                  estimate.next_region))
+    return found
+
+
+def poses_in_still(detector: PoseDetector, landmarker: PoseLandmarker, image: np.ndarray,
+                   probabilities: np.ndarray | None, max_people: int = 4) -> list[Pose]:
+    """Every person in a still: the whole frame and each mask region's close-ups, largest first, numbered 1…"""
+    size = (image.shape[1], image.shape[0])
+    regions = person_regions(probabilities, size) if probabilities is not None else []
+    found = candidates(detector, landmarker, image, search_windows(size, regions) + frame_squares(size), [])
+    poses = largest_first([estimate.pose for estimate in found])[:max_people]
+    return [replace(pose, track_id=number) for number, pose in enumerate(poses, start=1)]
+
+
+class PoseTracker:
+    """Tracks up to ``max_people`` people from frame to frame; call ``update`` once per frame, in order."""
+
+    def __init__(self, detector: PoseDetector, landmarker: PoseLandmarker, settings: PoseSettings = PoseSettings()
+                 ) -> None:
+        self.detector = detector
+        self.landmarker = landmarker
+        self.max_people = settings.max_people
+        self.recheck_every = settings.recheck_every
+        self.uncovered_every = settings.uncovered_every
+        self.smoothing = settings.smoothing
+        self._tracks: list[Track] = []
+        self._lost: list[Lost] = []
+        self._next_id = 1
+        self._since_search = self.recheck_every
+
+    def reset(self) -> None:
+        self._tracks = []
+        self._lost = []
+        self._since_search = self.recheck_every
+
+    def update(self, image: np.ndarray, probabilities: np.ndarray | None, captured_at: float) -> list[Pose]:
+        """The people in this frame, largest first; ``probabilities`` is the person mask (None: unknown)."""
+        tracks: list[Track] = []
+        for track in self._tracks:
+            estimate = self.landmarker.landmarks(image, track.region)
+            if estimate.presence >= MIN_PRESENCE and not any(same_person(estimate.pose, t.raw) for t in tracks):
+                tracks.append(self._follow(track, estimate, captured_at))
+            else:
+                self._lost.append(Lost(track.pose.track_id, _cover(track.raw), captured_at))
+        self._lost = [lost for lost in self._lost if captured_at - lost.at <= REMEMBER_S]
+        self._since_search += 1
+        windows = self._windows(image, probabilities, tracks)
+        if windows:
+            self._since_search = 0
+            for estimate in candidates(self.detector, self.landmarker, image, windows, [t.raw for t in tracks]):
+                if len(tracks) >= self.max_people:
+                    break
+                tracks.append(self._start(estimate, captured_at))
+        self._tracks = tracks
+        return largest_first([track.pose for track in tracks])
+
+    def _windows(self, image: np.ndarray, probabilities: np.ndarray | None, tracks: list[Track]) -> list[Region]:
+        """Where to run the detector this frame (none when everyone is tracked or nothing new can be there)."""
+        if len(tracks) >= self.max_people:
+            return []
+        size = (image.shape[1], image.shape[0])
+        periodic = self._since_search >= self.recheck_every
+        if probabilities is None:
+            return search_windows(size, []) if periodic or not tracks else []
+        regions = person_regions(probabilities, size, [_cover(t.raw) for t in tracks])
+        if periodic or (regions and (not tracks or self._since_search >= self.uncovered_every)):
+            return search_windows(size, regions, whole_frame=periodic or not tracks, limit=LIVE_WINDOWS)
+        return []
+
+    def _follow(self, track: Track, estimate: BodyEstimate, at: float) -> Track:
+        pose = replace(estimate.pose, track_id=track.pose.track_id)
+        return Track(self._smoothed(pose, track.smoother, at), estimate.next_region, pose, track.smoother)
+
+    def _start(self, estimate: BodyEstimate, at: float) -> Track:
+        box = _cover(estimate.pose)
+        again = max(self._lost, key=lambda lost: _iou(lost.box, box), default=None)
+        if again is not None and _iou(again.box, box) > 0.3:
+            self._lost.remove(again)
+            track_id = again.track_id
+        else:
+            track_id = self._next_id
+            self._next_id += 1
+        pose = replace(estimate.pose, track_id=track_id)
+        smoother = self.smoothing.filter()
+        return Track(self._smoothed(pose, smoother, at), estimate.next_region, pose, smoother)
+
+    @staticmethod
+    def _smoothed(pose: Pose, smoother: OneEuroFilter, at: float) -> Pose:
+        _, _, w, h = _cover(pose)
+        scale = (w + h) / 2 / (1 + 2 * COVER_MARGIN)
+        positions = smoother(pose.landmarks[:, :3], at, 1.0 / max(scale, 1.0))
+        landmarks = np.column_stack([positions, pose.landmarks[:, 3]]).astype(np.float32)
+        return replace(pose, landmarks=landmarks)
