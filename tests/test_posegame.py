@@ -20,6 +20,7 @@ from appliance.experience.registry import Registry
 from appliance.experience.testkit import FakeContext, moment, play
 from appliance.experiences.posegame import experience
 from appliance.experiences.posegame.game import Phase, PoseGame, Rules, Target
+from appliance.experiences.posegame.scene import on_screen
 from appliance.experiences.posegame.scoring import match, mirrored, shopper_limbs
 
 UP, DOWN, OUT = 90.0, -90.0, 0.0
@@ -251,6 +252,24 @@ def test_the_pose_game_through_the_kit_matches_draws_green_limbs_and_ends_on_the
     assert "Copy Nova!" in context.texts(0) and "Score 100" in context.texts()
     assert {call.args["asset"] for call in context.named("image")} >= {"nova_arm.png", "nova_arm2.png",
                                                                         "nova_happy.png"}
+
+
+def test_two_shoppers_through_the_kit_each_have_a_skeleton_and_the_left_one_wins() -> None:
+    people = [pose(COPY, 1, shift=+300, scale=0.5), pose(body(), 2, shift=-300, scale=0.5)]   # camera right: screen left
+    context = play(experience, {**TABLE, "poses_per_round": 1}, [scripted(i / 10, people) for i in range(100)])
+    assert context.published("pose_final")[0]["winner"] == "left"
+    assert "Left player wins!" in context.texts() and "Left 100  ·  Right " in " ".join(context.texts())
+    greens = [call.args["centre"][0] for call in context.named("circle", 20) if call.args["colour"] == (60, 230, 110)]
+    assert greens and max(greens) < 960                   # the left player's limbs turn green, on the screen's left
+
+
+def test_skeletons_land_where_the_kiosk_shows_the_camera_mirrored_and_cover_fitted() -> None:
+    from appliance.render.fit import cover_point
+
+    for frame, screen in (((1280, 720), (1920, 1080)), ((640, 480), (1920, 1080)), ((1280, 720), (1080, 1920))):
+        for point in ((0.0, 0.0), (100.5, 300.0), (frame[0] - 1.0, frame[1] / 2)):
+            expected = cover_point((frame[0] - point[0], point[1]), frame, screen)
+            assert on_screen(point, frame, screen) == (round(expected[0]), round(expected[1]))
 
 
 def test_the_text_keeps_clear_of_the_shoppers_head() -> None:

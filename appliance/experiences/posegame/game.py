@@ -69,7 +69,6 @@ class Player:
     centre: float                 # the body's centre x on the mirrored screen (negated camera x)
     points: list[int] = field(default_factory=list)      # per finished pose
     matched: list[bool] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)   # to match (the countdown when missed)
     pose: Pose | None = None      # this frame's body, None when not seen
     current: Match | None = None  # this frame's match against the pose being copied
     best: int = 0
@@ -206,7 +205,6 @@ class PoseGame:
         points = player.current.score if matched and player.current else player.best // 2
         player.points.append(points)
         player.matched.append(matched)
-        player.seconds.append(seconds)
         player.done_at = now
         data = {"pose": self.index + 1, "name": self.target.name, "player": player.side, "score": points,
                 "seconds": seconds, "players": len(self.players)}

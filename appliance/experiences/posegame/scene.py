@@ -30,9 +30,13 @@ STAR_CENTRE = (0.85, 0.55)  # of the screen
 
 def on_screen(point: tuple[float, float], frame: tuple[int, int], screen: tuple[int, int]) -> tuple[int, int]:
     """Where a camera point (frame pixels, frame = (w, h)) shows on a mirroring, cover-fitted screen."""
-    scale = max(screen[0] / frame[0], screen[1] / frame[1])
-    left, top = (frame[0] * scale - screen[0]) / 2, (frame[1] * scale - screen[1]) / 2
-    return round((frame[0] - point[0]) * scale - left), round(point[1] * scale - top)
+    (frame_w, frame_h), (screen_w, screen_h) = frame, screen
+    if frame_w * screen_h > frame_h * screen_w:    # the frame's centred crop of the screen's aspect
+        width, height = round(frame_h * screen_w / screen_h), frame_h
+    else:
+        width, height = frame_w, round(frame_w * screen_h / screen_w)
+    left, top = (frame_w - width) // 2, (frame_h - height) // 2
+    return round((frame_w - point[0] - left) * screen_w / width), round((point[1] - top) * screen_h / height)
 
 
 class PoseScene:
