@@ -40,6 +40,9 @@ def on_screen(point: tuple[float, float], frame: tuple[int, int], screen: tuple[
 
 
 class PoseScene:
+    """Drives the game from the poses (Backspace, or an open hand outside a pose, quits), draws it, and
+    leaves for the menu after the result."""
+
     def enter(self, context: Context, moment: Moment) -> None:
         config: PoseConfig = context.config
         self._spec, self._now, self._result_shown = config, moment.now, False
