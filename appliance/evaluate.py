@@ -133,17 +133,17 @@ def score_image(label: LabelledPeople, poses: list[np.ndarray]) -> tuple[int, in
     """(people found, false poses) for the landmarks (33×≥2, pixels) of the poses found in one image."""
     if not label.boxes:
         return min(len(poses), label.people), max(0, len(poses) - label.people)
-    free, false = list(range(len(label.boxes))), 0
+    boxes = np.array(label.boxes)
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    free, false = list(range(len(boxes))), 0
     for landmarks in poses:
-        x, y = (landmarks[LEFT_SHOULDER, :2] + landmarks[RIGHT_SHOULDER, :2]) / 2
-        holding = [i for i in free if label.boxes[i][0] <= x <= label.boxes[i][0] + label.boxes[i][2]
-                   and label.boxes[i][1] <= y <= label.boxes[i][1] + label.boxes[i][3]]
+        point = (landmarks[LEFT_SHOULDER, :2] + landmarks[RIGHT_SHOULDER, :2]) / 2
+        holding = [i for i in free if (boxes[i, :2] <= point).all() and (point <= boxes[i, :2] + boxes[i, 2:]).all()]
         if not holding:
             false += 1
             continue
-        free.remove(min(holding, key=lambda i: np.hypot(label.boxes[i][0] + label.boxes[i][2] / 2 - x,
-                                                         label.boxes[i][1] + label.boxes[i][3] / 2 - y)))
-    return len(label.boxes) - len(free), false
+        free.remove(min(holding, key=lambda i: np.linalg.norm(centres[i] - point)))
+    return len(boxes) - len(free), false
 
 
 def appliance_poses(paths: list[Path], inference: Inference) -> dict[Path, list[np.ndarray] | str]:
@@ -153,12 +153,8 @@ def appliance_poses(paths: list[Path], inference: Inference) -> dict[Path, list[
     found: dict[Path, list[np.ndarray] | str] = {}
     for path, line in zip(paths, out.getvalue().splitlines(), strict=True):
         record = json.loads(line)
-        if "error" in record:
-            found[path] = record["error"]
-        elif "poses" not in record:
-            raise ApplianceError("analyze reports no poses: this version has no pose stage")
-        else:
-            found[path] = [np.array(pose["landmarks"], float) for pose in record["poses"]]
+        found[path] = record["error"] if "error" in record else [np.array(pose["landmarks"], float)
+                                                                 for pose in record["poses"]]
     return found
 
 
