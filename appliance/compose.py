@@ -83,7 +83,7 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
            registry: Registry) -> Iterator[Kiosk]:
     bundle = first_bundle(config, fleet, registry)
     inference = config.inference.inference()
-    perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel)
+    perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel, config.pose.settings())
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media)
     display = Display(mode, (config.display.width, config.display.height))
     frames = LatestSlot()

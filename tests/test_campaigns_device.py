@@ -477,24 +477,24 @@ def test_a_signed_campaign_whose_media_do_not_decode_fails_before_activation(
 
 def test_a_campaign_enabling_an_experience_the_screen_does_not_have_fails_naming_it(
         tmp_path, server, keys, device_factory) -> None:
-    """Built where a ``pose`` plug-in is installed (the operator's machine), sent to a screen without it."""
+    """Built where a ``hologram`` plug-in is installed (the operator's machine), sent to a screen without it."""
     from appliance.experience.api import API_VERSION, Card, Experience
     from appliance.experience.registry import Registry, installed
 
     make_bundle(tmp_path / "good", "Good")
     posing = make_bundle(tmp_path / "posing", "Posing")
     toml = posing / "campaign.toml"
-    toml.write_text('experiences = ["mirror", "pose"]\n' + toml.read_text())
-    pose = Experience(name="pose", api=API_VERSION, scene=object, card=lambda config: Card("Pose"))
+    toml.write_text('experiences = ["mirror", "hologram"]\n' + toml.read_text())
+    hologram = Experience(name="hologram", api=API_VERSION, scene=object, card=lambda config: Card("Hologram"))
     device = device_factory()
     device.apply(signed(tmp_path / "good", 1, server, keys[0]))
-    with_pose = build(posing, server.url, registry=Registry.of([*installed().experiences.values(), pose]))
-    server.files.update(with_pose.files)
-    report = device.outcome(device.send(sign_document({"version": 2, **with_pose.unsigned()}, keys[0])))
+    with_hologram = build(posing, server.url, registry=Registry.of([*installed().experiences.values(), hologram]))
+    server.files.update(with_hologram.files)
+    report = device.outcome(device.send(sign_document({"version": 2, **with_hologram.unsigned()}, keys[0])))
     assert report["phase"] == "failed" and report["applied_version"] == 1, report
-    assert "experiences[1]: no experience 'pose' is installed here (installed: attract, menu, mirror, rps)" \
+    assert "experiences[1]: no experience 'hologram' is installed here (installed: attract, menu, mirror, pose, rps)" \
         in report["errors"][0]
-    with pytest.raises(ApplianceError, match="no experience 'pose' is installed here"):
+    with pytest.raises(ApplianceError, match="no experience 'hologram' is installed here"):
         build(posing, server.url)  # an operator without the plug-in is refused before signing
 
 
