@@ -17,7 +17,10 @@ venv.  Both see the same pixels.  Printed as markdown tables (README-ready):
 - **jitter**: frame-to-frame movement of the visible landmarks of the largest person,
   in torso lengths, on a still photo as a noisy video (still_video.py: all of it is
   the estimator's) and on the head and shoulders of the kiosk video's person (who
-  stands still while her hand moves).
+  stands still while her hand moves);
+- **lag**: how many frames each one's wrists follow those of the reference run on
+  every frame alone (IMAGE mode: no tracking, no smoothing), on the kiosk video —
+  smoothing that buys its low jitter with lag shows here.
 
 Run with ``make bench-compare-pose``.
 """
@@ -41,7 +44,7 @@ from still_video import still_frames
 
 from appliance.analyze import analyze
 from appliance.inference.backend import Inference
-from appliance.perception.body import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
+from appliance.perception.body import LEFT_HIP, LEFT_SHOULDER, LEFT_WRIST, RIGHT_HIP, RIGHT_SHOULDER, RIGHT_WRIST
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver
 from appliance.sources.base import Frame
@@ -54,6 +57,8 @@ VISIBLE = 0.5
 SAME_PERSON = 0.5  # mid-shoulders closer than this many torso lengths: the same person
 FRAME_SUM = ("segmentation", "hands", "pose", "composite", "present")
 WARM_UP = 10
+WRISTS = [LEFT_WRIST, RIGHT_WRIST]
+MAX_LAG = 6  # frames
 
 
 def torso(landmarks: np.ndarray) -> float:
@@ -95,6 +100,17 @@ def jitter(track: list[np.ndarray | None], points: slice = slice(None)) -> list[
     return moves
 
 
+def lag(track: list[np.ndarray | None], truth: list[np.ndarray | None]) -> int:
+    """How many frames ``track`` follows the lag-free ``truth`` late: the shift that lines their wrists up best."""
+    costs = []
+    for shift in range(MAX_LAG + 1):
+        distances = [np.linalg.norm(late[WRISTS, :2] - early[WRISTS, :2], axis=1)[early[WRISTS, 3] >= VISIBLE]
+                     for late, early in zip(track[shift:], truth[:len(truth) - shift], strict=True)
+                     if late is not None and early is not None]
+        costs.append(float(np.concatenate(distances).mean()))
+    return int(np.argmin(costs))
+
+
 def largest(poses: list[np.ndarray]) -> np.ndarray | None:
     return max(poses, key=torso, default=None)
 
@@ -112,12 +128,13 @@ def reference_poses(frame: list[dict]) -> list[np.ndarray]:
 
 
 def our_bench(video: Path, frames: int) -> dict:
+    """The bench's JSON: per-stage timings and the people it tracked per frame."""
     command = [sys.executable, "-m", "appliance", "bench", str(video), "--frames", str(frames),
                "--models", "segmentation,hands,pose", "--json"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"error: {' '.join(command)} failed: {result.stderr.strip().splitlines()[-1:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])["stages"]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def our_video(images) -> list[list[np.ndarray]]:
@@ -168,20 +185,21 @@ def two_people_video(video: Path, out: Path) -> Path:
 
 # --- the measurements --------------------------------------------------------------------------------
 def speed(videos: dict[str, Path], python: str, rounds: int, frames: int) -> list[str]:
-    lines = ["| video | round | reference ms/frame p50 | appliance pose p50 | ratio | appliance frame sum p50 |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| video | round | reference ms/frame p50 | appliance pose p50 | ratio | appliance frame sum p50 | "
+             "people/frame p50 (ref / ours) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for label, video in videos.items():
         ratios = []
         for round_number in range(1, rounds + 1):
-            theirs = float(np.median(reference_json(python, "video", str(video), "--num-poses", "2", "--frames",
-                                                    str(frames))["ms"][WARM_UP:]))
-            stages = our_bench(video, frames)
-            ours = stages["pose"]["p50"]
+            reference = reference_json(python, "video", str(video), "--num-poses", "2", "--frames", str(frames))
+            theirs = float(np.median(reference["ms"][WARM_UP:]))
+            bench = our_bench(video, frames)
+            ours = bench["stages"]["pose"]["p50"]
             ratios.append(ours / theirs)
-            frame_sum = sum(stages[stage]["p50"] for stage in FRAME_SUM)
+            frame_sum = sum(bench["stages"][stage]["p50"] for stage in FRAME_SUM)
+            people = float(np.median([len(frame) for frame in reference["frames"]]))
             lines.append(f"| {label} | {round_number} | {theirs:.1f} | {ours:.1f} | {ours / theirs:.2f} | "
-                         f"{frame_sum:.1f} |")
-        lines.append(f"| {label} | median ratio | | | **{statistics.median(ratios):.2f}** | |")
+                         f"{frame_sum:.1f} | {people:g} / {bench['people']['p50']:g} |")
+        lines.append(f"| {label} | median ratio | | | **{statistics.median(ratios):.2f}** | | |")
     return lines
 
 
@@ -222,6 +240,12 @@ def quality(media: Path, video: Path, python: str, still_count: int) -> list[str
             continue
         lines.append(f"| {label} | {np.median(theirs):.4f} | {np.median(ours):.4f} | "
                      f"{np.percentile(theirs, 95):.4f} | {np.percentile(ours, 95):.4f} |")
+    truth = [largest(reference_poses(frame)) for frame in
+             reference_json(python, "video", str(video), "--each-alone", "--num-poses", "2")["frames"]]
+    lines += ["", "| lag behind the reference's per-frame IMAGE-mode wrists (frames at 25 fps) | reference | appliance |",
+              "| --- | --- | --- |",
+              f"| {video.name} | {lag([largest(f) for f in their_video], truth)} | "
+              f"{lag([largest(f) for f in our_video_poses], truth)} |"]
     return lines
 
 

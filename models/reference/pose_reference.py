@@ -10,7 +10,8 @@ appliance's models (``models/cache/reference/``, never committed).
 ``images PATH...`` runs IMAGE mode on each still; ``video PATH`` runs VIDEO mode
 (tracking regions between frames, the detector only while fewer than
 ``num_poses`` people are tracked) on a video, or with ``--still N`` on N noisy
-copies of a photo (still_video.py).  Prints one JSON object whose poses carry 33
+copies of a photo (still_video.py); ``--each-alone`` runs each frame of it in
+IMAGE mode instead (no tracking or smoothing: landmarks without lag).  Prints one JSON object whose poses carry 33
 landmarks ``[x, y, z, visibility]`` in the input's pixels (z on x's scale) and
 whose ``ms`` is the per-image or per-frame time, colour conversion included.
 Development tooling only: the appliance never depends on mediapipe.
@@ -101,9 +102,9 @@ def video_frames(path: str, still: int):
     capture.release()
 
 
-def run_video(path: str, num_poses: int, still: int, limit: int) -> dict:
+def run_video(path: str, num_poses: int, still: int, limit: int, each_alone: bool) -> dict:
     frames, timings, size = [], [], [0, 0]
-    with landmarker(RunningMode.VIDEO, num_poses) as model:
+    with landmarker(RunningMode.IMAGE if each_alone else RunningMode.VIDEO, num_poses) as model:
         for index, frame in enumerate(video_frames(path, still)):
             if limit and index >= limit:
                 break
@@ -111,7 +112,7 @@ def run_video(path: str, num_poses: int, still: int, limit: int) -> dict:
             size = [width, height]
             started = time.perf_counter()
             image = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            result = model.detect_for_video(image, index * FRAME_MS)
+            result = model.detect(image) if each_alone else model.detect_for_video(image, index * FRAME_MS)
             timings.append(round((time.perf_counter() - started) * 1000, 3))
             frames.append(poses_of(result, width, height))
     return {"size": size, "frames": frames, "ms": timings}
@@ -124,11 +125,13 @@ def main() -> int:
     parser.add_argument("--num-poses", type=int, default=2)
     parser.add_argument("--still", type=int, default=0, help="video mode: N noisy copies of the photo PATH")
     parser.add_argument("--frames", type=int, default=0, help="video mode: stop after N frames (0: all)")
+    parser.add_argument("--each-alone", action="store_true",
+                        help="video mode: every frame in IMAGE mode (no tracking, no smoothing: no lag)")
     args = parser.parse_args()
     if args.mode == "images":
         report = run_images(args.paths, args.num_poses)
     else:
-        report = run_video(args.paths[0], args.num_poses, args.still, args.frames)
+        report = run_video(args.paths[0], args.num_poses, args.still, args.frames, args.each_alone)
     report["num_poses"] = args.num_poses
     print(json.dumps(report))
     return 0
