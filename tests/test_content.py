@@ -7,10 +7,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tomllib
 
 from appliance.content import generate_default, load_bundle
-from appliance.content.generate import main
+from appliance.content.bundle import DEFAULT_BUNDLE_DIR
+from appliance.content.generate import STAR_POSES, main, pose_landmark_rows, pose_table
 from appliance.errors import ApplianceError
+from appliance.experiences.posegame.scoring import SEEN, SWAP, match
 
 MINIMAL = """
 name = "test"
@@ -54,7 +57,7 @@ def test_generated_default_is_accepted_and_decodes(default_bundle: Path) -> None
 def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> None:
     lines: list[str] = []
     assert generate_default(default_bundle, progress=lines.append) == []
-    assert len(lines) == 8 and all(line.startswith("kept") for line in lines)
+    assert len(lines) == 11 and all(line.startswith("kept") for line in lines)
     logo = default_bundle / "logo.png"
     before = logo.read_bytes()
     logo.unlink()
@@ -64,7 +67,7 @@ def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> Non
 
 def test_cli_prints_one_line_per_file(default_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", str(default_bundle)]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 8
+    assert len(capsys.readouterr().out.strip().splitlines()) == 11
 
 
 def test_unknown_key_is_refused_by_name(tmp_path: Path) -> None:
@@ -124,7 +127,7 @@ star_image = "star.png"
 def test_the_default_campaign_offers_rps_with_a_drawn_star(default_bundle: Path) -> None:
     bundle = load_bundle(default_bundle)
     rps = bundle.configs["rps"]
-    assert bundle.experiences == ("mirror", "rps")
+    assert bundle.experiences == ("mirror", "rps", "pose")
     assert rps is not None and rps.star_name == "Nova" and rps.win_rate is None and rps.rounds_to_win == 2
     for name in (rps.star_image, rps.star_happy_image, rps.star_sad_image):
         star = cv2.imread(str(default_bundle / name), cv2.IMREAD_UNCHANGED)
@@ -169,3 +172,55 @@ def test_no_experience_can_take_a_campaign_key_and_a_menu_offers_something(tmp_p
     _bundle(tmp_path, "experiences = []\n" + MINIMAL)
     with pytest.raises(ApplianceError, match=r"experiences: .*at least 1 item.*\(line 1\)"):
         load_bundle(tmp_path)
+
+
+def test_the_default_campaign_offers_the_pose_game_with_nova_drawn_on_her_landmarks(default_bundle: Path) -> None:
+    bundle = load_bundle(default_bundle)
+    pose = bundle.configs["pose"]
+    assert bundle.experiences == ("mirror", "rps", "pose")
+    assert pose.star_name == "Nova" and pose.tolerance_deg == 30 and pose.seconds_per_pose == 10
+    assert [(star.image, star.name) for star in pose.poses] == [(image, name) for image, name, _ in STAR_POSES]
+    body = [0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]   # the face's middle and every joint
+    for star in pose.poses:
+        picture = cv2.imread(str(default_bundle / star.image), cv2.IMREAD_UNCHANGED)
+        assert picture.shape == (800, 640, 4)
+        alpha = picture[..., 3]
+        assert alpha[:4, :4].max() == 0 and alpha[-4:, -4:].max() == 0, "a cut-out: transparent around Nova"
+        points = np.round(star.points((640, 800))[:, :2]).astype(int)
+        assert all(alpha[y, x] == 255 for x, y in points[body]), f"{star.image}: a joint off the drawn body"
+        assert ((points >= 0) & (points < (640, 800))).all(), f"{star.image}: a landmark outside the picture"
+        assert (points[[11, 13, 23, 25], 0] > points[[12, 14, 24, 26], 0]).all(), "MediaPipe's left is the picture's right"
+
+
+def test_the_committed_pose_table_is_what_generate_computes() -> None:
+    text = (DEFAULT_BUNDLE_DIR / "campaign.toml").read_text()
+    committed = tomllib.loads(text)["pose"]["poses"]
+    assert [(pose["image"], pose["name"]) for pose in committed] == [(image, name) for image, name, _ in STAR_POSES]
+    for pose, (_, _, stance) in zip(committed, STAR_POSES, strict=True):
+        assert pose["landmarks"] == pose_landmark_rows(stance), f"{pose['image']}: run `python -m appliance.content pose-table`"
+    assert pose_table() in text
+
+
+def _copied(star: np.ndarray, frame: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    """The shopper's camera landmarks when they copy the star's picture: the screen mirrors them, so their
+    own left arm is where the star's right arm is, and the camera sees them left–right reversed."""
+    shopper = star[SWAP].copy()
+    shopper[:, :2] = shopper[:, :2] * 0.6 + (frame[0] * 0.2, frame[1] * 0.1)   # smaller and elsewhere in the frame
+    shopper[:, 0] = frame[0] - shopper[:, 0]
+    return shopper
+
+
+def test_each_default_pose_copied_by_a_shopper_scores_100_and_only_matches_itself(default_bundle: Path) -> None:
+    pose = load_bundle(default_bundle).configs["pose"]
+    stars = [star.points(cv2.imread(str(default_bundle / star.image), cv2.IMREAD_UNCHANGED).shape[1::-1])
+             for star in pose.poses]
+    for index, star in enumerate(stars):
+        assert (star[:, 2] >= SEEN).all()
+        copy = match(star, _copied(star), pose.tolerance_deg, pose.legs)
+        assert copy.score == 100 and copy.matched and len(copy.parts) == 9, pose.poses[index].name
+        for other, other_star in enumerate(stars):
+            if other != index:
+                wrong = match(other_star, _copied(star), pose.tolerance_deg, pose.legs)
+                assert not wrong.matched, f"copying {pose.poses[index].name} also matches {pose.poses[other].name}"
+    wave = stars[[star.name for star in pose.poses].index("Wave")]
+    assert not match(wave, wave, pose.tolerance_deg, pose.legs).matched, "waving the other hand is not the pose"

@@ -2,13 +2,16 @@
 
 Images are built as float RGB (or premultiplied RGBA) in 0..1 and converted to
 8-bit BGR(A) only when written; each drawing takes a seeded generator so the
-result is the same on every machine.
+result is the same on every machine.  The star's poses are drawn from their own
+33 MediaPipe landmarks (``pose_landmarks``), so the picture and the landmarks a
+campaign gives for it agree exactly.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -296,6 +299,10 @@ def draw_frame(width: int = 1920, height: int = 1080) -> np.ndarray:
     return _bgra8(canvas, (width, height))
 
 
+#: Where draw_star puts the star: its centre and outer radius, as fractions of the picture's side.
+STAR_CENTRE, STAR_OUTER = (0.5, 0.54), 0.44
+
+
 def _star_mask(size: int, centre: tuple[float, float], outer: float, inner: float, roundness: float) -> np.ndarray:
     """A five-pointed star's coverage, its points rounded off (blur, then threshold) so it looks soft."""
     points = []
@@ -316,8 +323,8 @@ def draw_star(mood: str = "neutral", size: int = 640) -> np.ndarray:
     warmer) or ``sad`` (the star lost: frown, raised inner brows, a tear, paler and cooler).
     """
     big = size * 2
-    cx, cy = big / 2, big * 0.54
-    outer = big * 0.44
+    cx, cy = big * STAR_CENTRE[0], big * STAR_CENTRE[1]
+    outer = big * STAR_OUTER
     body = {"neutral": (1.0, 0.8, 0.18), "happy": (1.0, 0.72, 0.12), "sad": (0.86, 0.82, 0.55)}[mood]
     rim = {"neutral": (0.86, 0.42, 0.08), "happy": (0.9, 0.36, 0.06), "sad": (0.55, 0.52, 0.5)}[mood]
     ink = (0.28, 0.14, 0.06)
@@ -394,3 +401,130 @@ def draw_star(mood: str = "neutral", size: int = 640) -> np.ndarray:
             cv2.fillPoly(sparkles, [np.array(star4)], 255, cv2.LINE_AA)
         _over(canvas, sparkles, (1.0, 0.95, 0.55))
     return _bgra8(canvas, (size, size))
+
+
+@dataclass(frozen=True)
+class Stance:
+    """A pose of the star's body: each limb's two segments as angles in degrees from straight down,
+    positive towards the picture's right (the person's left, facing the camera); 180 is straight up."""
+
+    left_arm: tuple[float, float]     # upper arm, forearm (the person's left: the picture's right)
+    right_arm: tuple[float, float]
+    left_leg: tuple[float, float]     # thigh, shin
+    right_leg: tuple[float, float]
+    mood: str = "neutral"             # the star's face, as draw_star
+
+
+#: The star's poses: a star jump, a T, a wave (the left hand up and waving, the right arm down).
+STANCES = {
+    "star-jump": Stance((145, 150), (-145, -150), (20, 20), (-20, -20), "happy"),
+    "t": Stance((90, 90), (-90, -90), (4, 4), (-4, -4)),
+    "wave": Stance((95, 165), (-25, -12), (7, 5), (-7, -5), "happy"),
+}
+#: A pose picture's size (w, h); the body is measured in units (the star head's outer radius) from the
+#: mid-hip, which stands at POSE_HIP (fractions of the picture), UNIT pixels to a unit.
+POSE_SIZE, POSE_HIP, UNIT = (640, 800), (0.5, 0.56), 76.0
+HIP, SHOULDER, NECK = 0.45, 0.8, 2.6          # half hip width, half shoulder width, mid-hip to mid-shoulder
+UPPER_ARM, FOREARM, THIGH, SHIN = 1.25, 1.15, 1.7, 1.6
+HEAD, HEAD_RADIUS = 1.2, 1.35                  # mid-shoulder to the head star's centre; its outer radius
+#: The face's landmarks on draw_star's star, in outer radii from its centre (x towards the person's left).
+FACE = {0: (0.0, 0.04), 1: (0.13, -0.06), 2: (0.2, -0.06), 3: (0.27, -0.06), 4: (-0.13, -0.06),
+        5: (-0.2, -0.06), 6: (-0.27, -0.06), 7: (0.38, -0.04), 8: (-0.38, -0.04), 9: (0.15, 0.1), 10: (-0.15, 0.1)}
+
+
+def _towards(degrees: float) -> np.ndarray:
+    angle = math.radians(degrees)
+    return np.array([math.sin(angle), math.cos(angle)])
+
+
+def pose_landmarks(stance: Stance) -> np.ndarray:
+    """The 33 MediaPipe landmarks of ``stance`` as (x, y) fractions of the picture, to 4 decimals."""
+    points = np.zeros((33, 2))
+    head = np.array([0.0, -NECK - HEAD])
+    for index, (x, y) in FACE.items():
+        points[index] = head + np.array((x, y)) * HEAD_RADIUS
+    for side, arm, leg, first in ((1, stance.left_arm, stance.left_leg, 0), (-1, stance.right_arm, stance.right_leg, 1)):
+        shoulder, hip = np.array([side * SHOULDER, -NECK]), np.array([side * HIP, 0.0])
+        elbow = shoulder + UPPER_ARM * _towards(arm[0])
+        hand = _towards(arm[1])
+        wrist = elbow + FOREARM * hand
+        thumb_side = side * np.array([hand[1], -hand[0]])
+        knee = hip + THIGH * _towards(leg[0])
+        ankle = knee + SHIN * _towards(leg[1])
+        for index, point in ((11, shoulder), (13, elbow), (15, wrist), (17, wrist + 0.36 * hand - 0.12 * thumb_side),
+                             (19, wrist + 0.44 * hand), (21, wrist + 0.22 * hand + 0.2 * thumb_side), (23, hip),
+                             (25, knee), (27, ankle), (29, ankle + (-side * 0.05, 0.2)),
+                             (31, ankle + (side * 0.3, 0.3))):
+            points[index + first] = point
+    fractions = (np.array(POSE_HIP) * POSE_SIZE + points * UNIT) / POSE_SIZE
+    return np.round(fractions, 4)
+
+
+def _paste(canvas: np.ndarray, bgra: np.ndarray, top_left: tuple[int, int]) -> None:
+    """Lay an 8-bit BGRA picture over a premultiplied RGBA canvas, clipped to the canvas."""
+    height, width = canvas.shape[:2]
+    x, y = top_left
+    left, top = max(0, -x), max(0, -y)
+    right, bottom = min(bgra.shape[1], width - x), min(bgra.shape[0], height - y)
+    piece = bgra[top:bottom, left:right].astype(np.float32) / 255.0
+    alpha = piece[..., 3:]
+    region = canvas[y + top : y + bottom, x + left : x + right]
+    region[..., :3] = region[..., :3] * (1.0 - alpha) + piece[..., 2::-1] * alpha
+    region[..., 3:] = region[..., 3:] * (1.0 - alpha) + alpha
+
+
+def draw_star_pose(stance: Stance) -> np.ndarray:
+    """Nova striking ``stance``: a cartoon body in a purple tracksuit with white gloves and red trainers,
+    the star (draw_star) as its head, drawn on its own landmarks (pose_landmarks); BGRA, POSE_SIZE."""
+    width, height = POSE_SIZE
+    big, unit = 2, 2 * UNIT
+    points = pose_landmarks(stance) * (width * big, height * big)
+
+    def at(index: int) -> tuple[int, int]:
+        return round(points[index][0]), round(points[index][1])
+
+    def part(draw) -> np.ndarray:
+        mask = np.zeros((height * big, width * big), np.uint8)
+        draw(mask)
+        return mask
+
+    def limb(joints: Sequence[int], thickness: float):
+        return lambda mask: cv2.polylines(mask, [np.array([at(j) for j in joints])], False, 255,
+                                          round(thickness * unit), cv2.LINE_AA)
+
+    def torso(mask: np.ndarray) -> None:
+        corners = np.array([at(11), at(12), at(24), at(23)])
+        cv2.fillConvexPoly(mask, corners, 255, cv2.LINE_AA)
+        cv2.polylines(mask, [corners], True, 255, round(0.45 * unit), cv2.LINE_AA)
+
+    def gloves(mask: np.ndarray) -> None:
+        for wrist, index, thumb in ((15, 19, 21), (16, 20, 22)):
+            palm = (np.array(at(wrist)) + np.array(at(index))) / 2
+            cv2.circle(mask, (round(palm[0]), round(palm[1])), round(0.3 * unit), 255, -1, cv2.LINE_AA)
+            cv2.line(mask, at(wrist), at(thumb), 255, round(0.2 * unit), cv2.LINE_AA)
+
+    ink, purple, gold, white, red = (0.2, 0.1, 0.28), (0.45, 0.3, 0.86), (1.0, 0.8, 0.18), (1.0, 1.0, 1.0), (0.9, 0.2, 0.25)
+    head = points[0] - np.array(FACE[0]) * HEAD_RADIUS * unit      # the star's centre
+    chin = head + (0.0, 0.5 * HEAD_RADIUS * unit)
+    shoulders = (points[11] + points[12]) / 2
+    layers = [
+        (part(limb((23, 25, 27), 0.55)), purple), (part(limb((24, 26, 28), 0.55)), purple),
+        (part(limb((29, 31), 0.4)), red), (part(limb((30, 32), 0.4)), red),
+        (part(lambda mask: cv2.line(mask, (round(shoulders[0]), round(shoulders[1])), (round(chin[0]), round(chin[1])),
+                                    255, round(0.45 * unit), cv2.LINE_AA)), gold),
+        (part(torso), purple),
+        (part(limb((11, 13, 15), 0.42)), gold), (part(limb((12, 14, 16), 0.42)), gold),
+        (part(gloves), white),
+    ]
+    canvas = np.zeros((height * big, width * big, 4), np.float32)
+    outline = np.ones((round(0.12 * unit),) * 2, np.uint8)
+    silhouette = np.max([mask for mask, _ in layers], axis=0)
+    shadow = np.roll(cv2.GaussianBlur(silhouette, (0, 0), 0.15 * unit), (round(0.08 * unit),) * 2, (0, 1))
+    _over(canvas, shadow, (0.0, 0.0, 0.0), opacity=0.3)
+    for mask, colour in layers:
+        _over(canvas, cv2.dilate(mask, outline), ink)
+        _over(canvas, mask, colour)
+    side = round(HEAD_RADIUS * unit / STAR_OUTER)
+    top_left = (round(head[0] - STAR_CENTRE[0] * side), round(head[1] - STAR_CENTRE[1] * side))
+    _paste(canvas, draw_star(stance.mood, side), top_left)
+    return _bgra8(canvas, POSE_SIZE)

@@ -1,4 +1,9 @@
-"""Writing the bundled default content: ``python -m appliance.content generate [DIR] [--force]``."""
+"""Writing the bundled default content: ``python -m appliance.content generate [DIR] [--force]``.
+
+``python -m appliance.content pose-table`` prints the default campaign's ``[[pose.poses]]``: each
+pose's picture and its landmarks come from the same stance (artwork.STANCES), and
+content/default/campaign.toml carries this text (a test holds them equal).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from appliance.content.artwork import aurora_frames, draw_frame, draw_logo, draw_stage, draw_star, draw_street
+from appliance.content.artwork import (
+    STANCES,
+    aurora_frames,
+    draw_frame,
+    draw_logo,
+    draw_stage,
+    draw_star,
+    draw_star_pose,
+    draw_street,
+    pose_landmarks,
+)
 from appliance.content.bundle import CAMPAIGN_FILE, DEFAULT_BUNDLE_DIR
 from appliance.errors import ApplianceError, command_line
 
@@ -47,7 +62,35 @@ MEDIA: dict[str, Callable[[Path], None]] = {
     "star.png": lambda path: _write_image(path, draw_star("neutral")),
     "star_happy.png": lambda path: _write_image(path, draw_star("happy")),
     "star_sad.png": lambda path: _write_image(path, draw_star("sad")),
+    "nova_star_jump.png": lambda path: _write_image(path, draw_star_pose(STANCES["star-jump"])),
+    "nova_t.png": lambda path: _write_image(path, draw_star_pose(STANCES["t"])),
+    "nova_wave.png": lambda path: _write_image(path, draw_star_pose(STANCES["wave"])),
 }
+#: The default campaign's star poses, in its order: (picture, name on screen, stance).
+STAR_POSES = (("nova_star_jump.png", "Star jump", "star-jump"), ("nova_t.png", "T", "t"), ("nova_wave.png", "Wave", "wave"))
+#: The visibility given to every landmark of a drawn pose: all of them are in the picture.
+DRAWN = 0.99
+LANDMARK_NAMES = ("nose", "left eye inner", "left eye", "left eye outer", "right eye inner", "right eye",
+                  "right eye outer", "left ear", "right ear", "mouth left", "mouth right", "left shoulder",
+                  "right shoulder", "left elbow", "right elbow", "left wrist", "right wrist", "left pinky",
+                  "right pinky", "left index", "right index", "left thumb", "right thumb", "left hip", "right hip",
+                  "left knee", "right knee", "left ankle", "right ankle", "left heel", "right heel",
+                  "left foot index", "right foot index")
+
+
+def pose_landmark_rows(stance: str) -> list[list[float]]:
+    """A stance's 33 ``[x, y, visibility]`` rows, as the campaign's ``landmarks`` carry them."""
+    return [[float(x), float(y), DRAWN] for x, y in pose_landmarks(STANCES[stance])]
+
+
+def pose_table() -> str:
+    """The default campaign's ``[[pose.poses]]`` entries as TOML, one commented landmark per line."""
+    blocks = []
+    for image, name, stance in STAR_POSES:
+        rows = "\n".join(f"    [{x:.4f}, {y:.4f}, {v}],  # {index} {LANDMARK_NAMES[index]}"
+                         for index, (x, y, v) in enumerate(pose_landmark_rows(stance)))
+        blocks.append(f'[[pose.poses]]\nimage = "{image}"\nname = "{name}"\nlandmarks = [\n{rows}\n]\n')
+    return "\n".join(blocks)
 
 
 def generate_default(
@@ -90,5 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     generate = commands.add_parser("generate", help="draw the default bundle's media")
     generate.add_argument("dir", nargs="?", type=Path, default=DEFAULT_BUNDLE_DIR, help="target directory")
     generate.add_argument("--force", action="store_true", help="rewrite files that already exist")
+    commands.add_parser("pose-table", help="print the default campaign's [[pose.poses]] (what its campaign.toml carries)")
     args = parser.parse_args(argv)
-    generate_default(args.dir, force=args.force, progress=print)
+    if args.command == "pose-table":
+        print(pose_table(), end="")
+    else:
+        generate_default(args.dir, force=args.force, progress=print)
