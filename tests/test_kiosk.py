@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pygame
+from bundles import offering
 
 from appliance.compose import kiosk_session
 from appliance.config import Config
@@ -172,7 +173,7 @@ def test_backspace_leaves_the_game_for_the_menu_and_the_mirror_can_be_chosen(
     with kiosk_session(config_for(f"image:{astronaut_file}", bundle), DisplayMode.HEADLESS) as kiosk:
         def on_event(event) -> None:
             if event.type == "session_start":
-                for name in (pygame.K_LEFT, pygame.K_RETURN):   # the carousel wraps round to the game
+                for name in (pygame.K_RIGHT, pygame.K_RETURN):   # the second offer: the game
                     pygame.event.post(key(name))
             elif event.type == "experience_chosen" and event.data["experience"] == "rps":
                 pygame.event.post(key(pygame.K_BACKSPACE))
@@ -302,10 +303,7 @@ def test_an_experience_that_keeps_raising_is_quarantined_for_the_day_and_reporte
 
     boom = Experience(name="boom", api=API_VERSION, scene=BoomScene, card=lambda config: Card("Boom"))
     registry = Registry.of([*installed().experiences.values(), boom])
-    bundle = tmp_path / "bundle"
-    shutil.copytree(content_dir, bundle)
-    toml = bundle / "campaign.toml"
-    toml.write_text('experiences = ["boom", "mirror"]\n' + toml.read_text())
+    bundle = offering(content_dir, tmp_path / "bundle", '["boom", "mirror"]')
     with kiosk_session(config_for(f"image:{astronaut_file}", bundle), DisplayMode.HEADLESS,
                        registry=registry) as kiosk:
         chosen: list[str] = []

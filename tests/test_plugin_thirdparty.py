@@ -19,6 +19,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
+from bundles import offering
 
 from appliance.content.bundle import load_bundle
 from appliance.experience import registry
@@ -57,12 +58,8 @@ def run(code: str, site: Path | None, cwd: Path | None = None, *args: str) -> su
 
 
 def campaign(content_dir: Path, tmp_path: Path, experiences: str, table: str) -> Path:
-    """A copy of the default campaign with ``experiences`` at its top and ``table`` at its end."""
-    bundle = tmp_path / "bundle"
-    shutil.copytree(content_dir, bundle)
-    toml = bundle / "campaign.toml"
-    toml.write_text(f"experiences = {experiences}\n" + toml.read_text() + table)
-    return bundle
+    """A copy of the default campaign offering ``experiences``, with ``table`` at its end."""
+    return offering(content_dir, tmp_path / "bundle", experiences, table)
 
 
 def test_the_installed_plugin_is_found_and_a_campaign_offers_it(site: Path, content_dir: Path,
@@ -104,7 +101,9 @@ def test_a_campaign_table_with_a_mistake_is_refused_by_the_plugins_model(site: P
 def test_a_campaign_enabling_quiz_without_the_plugin_is_refused(content_dir: Path, tmp_path: Path) -> None:
     assert "quiz" not in registry.installed()   # this process: the appliance alone
     listed = campaign(content_dir, tmp_path / "listed", '["mirror", "quiz"]', "")
-    with pytest.raises(InvalidFile, match=r"experiences\[1\]: no experience 'quiz' .*\(line 1\)"):
+    line = next(number for number, text in enumerate((listed / "campaign.toml").read_text().splitlines(), 1)
+                if text.startswith("experiences = "))
+    with pytest.raises(InvalidFile, match=rf"experiences\[1\]: no experience 'quiz' .*\(line {line}\)"):
         load_bundle(listed)
     tabled = campaign(content_dir, tmp_path / "tabled", '["mirror"]', QUIZ_TABLE)
     with pytest.raises(InvalidFile, match=r"\[quiz\]: no experience 'quiz' .*\(line \d+\)"):
