@@ -34,6 +34,14 @@ def test_the_menu_shows_the_offers_and_a_fist_starts_the_one_in_the_middle() -> 
     assert len(context.named("new_screen", 0)) == 1
 
 
+def test_the_carousel_wraps_round_so_the_last_offer_shows_left_of_the_first() -> None:
+    third = Experience(name="third", api="1.0", scene=object, card=lambda config: Card("Third"))
+    context = FakeContext(menu, offers=(*OFFERS, offer(third)))
+    play(menu, None, [moment(0.0)], context=context)
+    titles = {call.args["line"]: call.args["position"][0] for call in context.named("text", 0)}
+    assert titles["Third"] < titles["Live mirror"] == 960 < titles["Rock · Paper · Scissors"]
+
+
 def test_the_menu_title_keeps_clear_of_the_head() -> None:
     context = FakeContext(menu, offers=OFFERS)
     context.stage.head = (860, 40, 200, 260)    # the head right where the title prefers to be

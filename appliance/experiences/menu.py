@@ -50,8 +50,11 @@ class MenuScene:
         top = int(height * 0.6)
         slide = max(0.0, 1.0 - (moment.now - self._moved_at) / 0.25)   # a swipe visibly moves the carousel
         offers = context.offers
+        count = len(offers)
         for index, offer in enumerate(offers):
-            offset = index - self._selected % max(1, len(offers))
+            offset = index - self._selected % max(1, count)
+            if count > 2:   # a carousel: the neighbours wrap round, so the last offer shows left of the first
+                offset = (offset + count // 2) % count - count // 2
             if abs(offset) > 1:
                 continue
             self._card(context, screen, offer, offset, slide, (card_w, card_h), top)
