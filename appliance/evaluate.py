@@ -178,9 +178,8 @@ def eval_pose(directory: Path, inference: Inference, reference_python: str | Non
               reference_poses_max: int = 4) -> dict:
     labels = pose_labels(directory)
     paths = list(labels)
-    found = {APPLIANCE: appliance_poses(paths, inference)}
-    if reference_python:
-        found[REFERENCE] = reference_poses(paths, reference_python, reference_poses_max)
+    theirs = reference_poses(paths, reference_python, reference_poses_max) if reference_python else None
+    found = {APPLIANCE: appliance_poses(paths, inference), **({REFERENCE: theirs} if theirs else {})}
     people = sum(label.people for label in labels.values())
     per_image: dict[str, dict] = {}
     totals = {name: {"found": 0, "false": 0} for name in found}
