@@ -179,7 +179,7 @@ def eval_pose(directory: Path, inference: Inference, reference_python: str | Non
     labels = pose_labels(directory)
     paths = list(labels)
     theirs = reference_poses(paths, reference_python, reference_poses_max) if reference_python else None
-    found = {APPLIANCE: appliance_poses(paths, inference), **({REFERENCE: theirs} if theirs else {})}
+    found = {APPLIANCE: appliance_poses(paths, inference), **({REFERENCE: theirs} if theirs is not None else {})}
     people = sum(label.people for label in labels.values())
     per_image: dict[str, dict] = {}
     totals = {name: {"found": 0, "false": 0} for name in found}
