@@ -154,6 +154,17 @@ def test_switching_pose_on_and_off_takes_effect(astronaut: np.ndarray) -> None:
     assert len(back.poses) == 1 and back.poses[0].track_id != first_id
 
 
+@pytest.mark.parametrize("size", [None, (1280, 720)])
+def test_one_person_stays_one_person_live(astronaut: np.ndarray, size: tuple[int, int] | None) -> None:
+    """Before: live on the astronaut, a second 'person' came and went (her face and neck, or her arm and
+    chest, taken for a small or a lying body): the pose game saw two players.  Parts of a body, bodies
+    lying across one, and one body estimated twice are one person."""
+    image = astronaut if size is None else cv2.resize(astronaut, size)
+    perceiver = Perceiver(CountingInference())
+    counts = [len(perceiver.process(Frame(image, index, index / 30.0), POSE_ONLY).poses) for index in range(60)]
+    assert counts == [1] * 60
+
+
 def test_pose_at_a_rate_runs_on_the_capture_clock(astronaut: np.ndarray) -> None:
     perceiver = Perceiver(CountingInference())
     results = [perceiver.process(Frame(astronaut, index, index / 30.0), Needs(hands=0, pose=10))

@@ -115,7 +115,7 @@ def test_finds_at_least_as_many_people_as_the_reference(composed: Path) -> None:
         print(image, row["people"], row["appliance"], "reference found", REFERENCE_FOUND[image])
         assert row["appliance"]["found"] >= REFERENCE_FOUND[image], image
     assert report["totals"]["appliance"]["found"] > sum(REFERENCE_FOUND.values())
-    assert report["totals"]["appliance"]["false"] <= 1
+    assert report["totals"]["appliance"]["false"] == 0   # the reference's count too (recorded above)
 
 
 @pytest.mark.skipif(not REFERENCE_PYTHON.is_file(), reason="no .venv-ref (make .venv-ref/.installed)")

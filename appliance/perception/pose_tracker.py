@@ -12,7 +12,10 @@ Stills: the whole frame, every close-up of the mask's regions and, for a
 frame much wider than tall, its squares, all at once.
 
 Invariants: one person is reported once (duplicates from overlapping windows
-or two tracks converging on one body are merged, the older track kept); a new
+or two tracks converging on one body are merged, the older track kept; a new
+person is tracked only upright; two poses with nearly the same box are one; a pose
+that is a part of another's body — a much smaller box within its outline — is no
+person and is dropped, whichever is older); a new
 person gets a new id, except one found again within REMEMBER_S where a track
 was just lost (a missed frame does not renumber anyone); the reported landmarks
 are One Euro filtered per track on the frames' capture times, while the next
@@ -45,6 +48,16 @@ SAME_DETECTION = 0.1
 KNOWN_HIP = 0.4
 #: A tracked person's landmark box grows by this share before it hides the mask under it from the search.
 COVER_MARGIN = 0.15
+#: A pose whose box is this much smaller than another's and lies (NESTED_INSIDE of it) within that one's
+#: outline is a part of it (a face and neck, or an arm and the chest, taken for a whole body): no second person.
+NESTED = 0.5
+NESTED_INSIDE = 0.9
+#: Two poses whose boxes overlap this much (IoU) are one person estimated twice (torsos of different
+#: lengths from two windows), however their torsos differ.
+SAME_BOX = 0.6
+#: A new person is tracked only when their torso leans less than this (degrees) from upright: shoppers
+#: stand or sit; a body found lying across another is that one's arm and chest (a tracked person may bend).
+UPRIGHT_DEG = 60.0
 #: A lost track's id is given back to a person found this soon (s) in the same place.
 REMEMBER_S = 1.0
 #: Close-up windows the live search spends per frame at most.
@@ -104,6 +117,29 @@ def same_person(a: Pose, b: Pose) -> bool:
     return bool(distance < SAME_PERSON * max(_torso_length(a), _torso_length(b), 1.0))
 
 
+def nested(part: Pose, body: Pose) -> bool:
+    """Whether ``part`` is a piece of ``body`` taken for a person: a much smaller box, nearly all inside
+    ``body``'s outline."""
+    if part.area >= NESTED * body.area or part.area <= 0:
+        return False
+    px, py, pw, ph = part.box
+    x, y, w, h = _cover(body)
+    inside = max(0.0, min(px + pw, x + w) - max(px, x)) * max(0.0, min(py + ph, y + h) - max(py, y))
+    return inside >= NESTED_INSIDE * part.area
+
+
+def upright(pose: Pose) -> bool:
+    """Whether the torso (mid-hip to mid-shoulder) leans less than UPRIGHT_DEG from straight up."""
+    points = pose.landmarks[TORSO, :2]
+    dx, dy = (points[0] + points[1]) / 2 - (points[2] + points[3]) / 2
+    return bool(-dy > 0 and np.degrees(np.arctan2(abs(dx), -dy)) < UPRIGHT_DEG)
+
+
+def one_body(a: Pose, b: Pose) -> bool:
+    """Whether two poses are one person: the same torso, nearly the same box, or one a part of the other."""
+    return same_person(a, b) or _iou(a.box, b.box) >= SAME_BOX or nested(a, b) or nested(b, a)
+
+
 def _same_detection(a: PoseDetection, b: PoseDetection) -> bool:
     size = max(np.linalg.norm(d.keypoints[SCALE_KEYPOINT] - d.keypoints[HIP_KEYPOINT]) for d in (a, b))
     return bool(np.linalg.norm(a.keypoints[HIP_KEYPOINT] - b.keypoints[HIP_KEYPOINT]) < SAME_DETECTION * 2 * size)
@@ -150,7 +186,7 @@ def candidates(detector: PoseDetector, landmarker: PoseLandmarker, image: np.nda
         estimate = landmarker.landmarks(image, region_from_detection(detection))
         if estimate.presence < MIN_PRESENCE:
             continue
-        if any(same_person(estimate.pose, other) for other in known + [e.pose for e in found]):
+        if any(one_body(estimate.pose, other) for other in known + [e.pose for e in found]):
             continue
         found.append(BodyEstimate(replace(estimate.pose, score=detection.score), estimate.presence,
                                   estimate.next_region))
@@ -190,13 +226,16 @@ class PoseTracker:
 
     def update(self, image: np.ndarray, probabilities: np.ndarray | None, captured_at: float) -> list[Pose]:
         """The people in this frame, largest first; ``probabilities`` is the person mask (None: unknown)."""
-        tracks: list[Track] = []
+        followed: list[Track] = []
         for track in self._tracks:
             estimate = self.landmarker.landmarks(image, track.region)
-            if estimate.presence >= MIN_PRESENCE and not any(same_person(estimate.pose, t.raw) for t in tracks):
-                tracks.append(self._follow(track, estimate, captured_at))
+            if estimate.presence >= MIN_PRESENCE and not any(same_person(estimate.pose, t.raw) for t in followed):
+                followed.append(self._follow(track, estimate, captured_at))
             else:
                 self._lost.append(Lost(track.pose.track_id, _cover(track.raw), captured_at))
+        # a track that shrank onto a part of another person's body is dropped, whichever is older
+        tracks = [track for track in followed if not any(nested(track.raw, other.raw) for other in followed
+                                                         if other is not track)]
         self._lost = [lost for lost in self._lost if captured_at - lost.at <= REMEMBER_S]
         self._since_search += 1
         windows = self._windows(image, probabilities, tracks)
@@ -205,7 +244,8 @@ class PoseTracker:
             for estimate in candidates(self.detector, self.landmarker, image, windows, [t.raw for t in tracks]):
                 if len(tracks) >= self.max_people:
                     break
-                tracks.append(self._start(estimate, captured_at))
+                if upright(estimate.pose):
+                    tracks.append(self._start(estimate, captured_at))
         self._tracks = tracks
         return largest_first([track.pose for track in tracks])
 
