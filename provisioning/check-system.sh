@@ -4,8 +4,8 @@
 # fresh Debian machine) the missing packages are installed instead (apt-get update, then install),
 # and checked again.
 #   PYTHON                the interpreter the virtualenv is made from (3.10 or newer, with venv)
-#   BUILD_SYSTEMD_PYTHON  1 (make setup on Linux): what systemd-python builds with from PyPI —
-#                         pkg-config, libsystemd's headers, a C compiler, Python's headers
+#   BUILD_SYSTEMD_PYTHON  1 (make setup on Linux): what systemd-python and pycups build with from
+#                         PyPI — pkg-config, libsystemd's and libcups' headers, a C compiler, Python's headers
 #   EXTRA_PACKAGES        "package:path" pairs a target needs besides Python (make test: the broker)
 PYTHON=${PYTHON:-python3}
 
@@ -22,6 +22,7 @@ check() {
             else
                 [ -e /usr/include/systemd/sd-daemon.h ] || missing="$missing libsystemd-dev"
             fi
+            [ -e /usr/include/cups/cups.h ] || missing="$missing libcups2-dev"   # pycups (printing)
             command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
             "$PYTHON" -c 'import os, sys, sysconfig
 sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
