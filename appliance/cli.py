@@ -1,4 +1,4 @@
-"""The command line (a contract: see shared/design/ARCHITECTURE.md): run, analyze, eval, bench, models,
+"""The command line (a contract: see shared/design/ARCHITECTURE.md): run, analyze, photo, eval, bench, models,
 config check, doctor.
 
 This is an edge: ApplianceError becomes one line on stderr and exit status 1.
@@ -37,6 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--mask-out", type=Path, metavar="DIR", help="write each person mask here as PNG")
     analyze.add_argument("--backend", default="auto")
     analyze.add_argument("--config", type=Path, help="take the [media] size limits and the [pose] keys from this file")
+
+    photo = commands.add_parser("photo", help="the photo booth's photo of still images, JSON Lines on stdout")
+    photo.add_argument("paths", nargs="+", type=Path, metavar="INPUT", help="PNG or JPEG camera frames")
+    photo.add_argument("--campaign", type=Path, required=True, metavar="DIR", help="the campaign bundle ([photo])")
+    photo.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="write the photos here")
+    photo.add_argument("--json", action="store_true",
+                       help="JSON Lines, one object per input: the default and only output (accepted for scripts)")
+    photo.add_argument("--world", metavar="ID", help="the scene to take the photo in (default: [photo] world, "
+                       "else the campaign's first)")
+    photo.add_argument("--backend", default="auto")
+    photo.add_argument("--config", type=Path, help="take the [media] size limits and the [pose] keys from this file")
 
     bench = commands.add_parser("bench", help="time the full pipeline per stage")
     bench.add_argument("source", help="camera:N, video:PATH, image:PATH, demo, or a video or image path")
@@ -136,6 +147,19 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _photo(args: argparse.Namespace) -> int:
+    from appliance.config import load_config
+    from appliance.inference.backend import Inference
+    from appliance.photo.command import photo
+
+    config = load_config(args.config)
+    failures = photo(args.paths, args.campaign, args.out_dir, Inference(args.backend), sys.stdout, config.media,
+                     args.world, pose=config.pose.settings())
+    if failures:
+        raise ApplianceError(f"{failures} of {len(args.paths)} input(s) gave no photo (see their \"error\")")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from appliance.bench import BenchSetup, format_table, needs_of, run_bench
     from appliance.config import load_config
@@ -216,7 +240,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": _run, "analyze": _analyze, "bench": _bench, "eval": _eval, "models": _models,
-            "config": _config, "doctor": _doctor}
+            "config": _config, "doctor": _doctor, "photo": _photo}
 
 
 @command_line

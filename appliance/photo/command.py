@@ -1,0 +1,84 @@
+"""``photo``: the photo booth's still path as a command (the CLI contract), the same code the kiosk runs.
+
+JSON Lines on ``out``, one object per input: ``{"path", "photo", "screen", "size", "person": {"box"},
+"star": {"box"}, "timings_ms"}`` (``screen`` and ``timings_ms`` extend the contract: the screen
+version's file, and each step's milliseconds, ``total`` being capture to finished photo; ``read``
+and ``write`` are the command's own file work, outside ``total``).
+
+Invariants: the campaign is loaded and its desk prepared before any input (a campaign problem
+stops the command, naming the file and key); each input is read within the media limits, and one
+that cannot be read, has nobody in it or cannot be written is an ``{"path", "error"}`` line, never
+a result; files are ``DIR/<stem>.jpg`` and ``DIR/<stem>-screen.jpg``, the stem numbered
+(``x-2``) when another input of the run had it; each file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+import cv2
+
+from appliance.atomicfile import write_atomically
+from appliance.content import load_bundle
+from appliance.errors import ApplianceError
+from appliance.experience.registry import Registry
+from appliance.inference.backend import Inference
+from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
+from appliance.perception.pose_tracker import PoseSettings
+from appliance.photo.compose import compose_photo
+from appliance.photo.desk import PhotoDesk
+
+
+def photo(paths: Iterable[Path], campaign: Path, out_dir: Path, inference: Inference, out: IO[str],
+          limits: MediaLimits = DEFAULT_LIMITS, scene_id: str | None = None, registry: Registry | None = None,
+          pose: PoseSettings = PoseSettings()) -> int:
+    """Write one JSON object per input to ``out``; returns how many inputs failed."""
+    desk = PhotoDesk(load_bundle(campaign, registry), inference, scene_id, limits, pose=pose)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApplianceError(f"cannot create --out-dir {out_dir}: {exc.strerror or exc}") from exc
+    failures = 0
+    stems: set[str] = set()
+    for path in paths:
+        try:
+            record = _one(path, desk, out_dir / _unused_stem(path.stem, stems), limits)
+        except ApplianceError as exc:
+            record = {"path": str(path), "error": str(exc)}
+            failures += 1
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+    return failures
+
+
+def _unused_stem(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem-2``… when another input of this run had it (a/x.jpg, b/x.png)."""
+    name, number = stem, 1
+    while name in used:
+        number += 1
+        name = f"{stem}-{number}"
+    used.add(name)
+    return name
+
+
+def _one(path: Path, desk: PhotoDesk, stem: Path, limits: MediaLimits) -> dict:
+    start = time.perf_counter()
+    frame = read_image(path, limits=limits)
+    read_ms = (time.perf_counter() - start) * 1000.0
+    result = compose_photo(frame, desk)
+    start = time.perf_counter()
+    photo_path, screen_path = stem.with_name(f"{stem.name}.jpg"), stem.with_name(f"{stem.name}-screen.jpg")
+    ok, screen = cv2.imencode(".jpg", result.screen, [cv2.IMWRITE_JPEG_QUALITY, desk.config.jpeg_quality])
+    if not ok:
+        raise ApplianceError(f"{path}: the screen version could not be encoded as JPEG")
+    write_atomically(photo_path, result.jpeg)
+    write_atomically(screen_path, screen.tobytes())
+    write_ms = (time.perf_counter() - start) * 1000.0
+    width, height = desk.size
+    return {"path": str(path), "photo": str(photo_path), "screen": str(screen_path), "size": [width, height],
+            "person": {"box": list(result.person_box)}, "star": {"box": list(result.star_box)},
+            "timings_ms": {**result.timings_ms, "read": round(read_ms, 1), "write": round(write_ms, 1)}}

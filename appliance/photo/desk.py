@@ -1,0 +1,80 @@
+"""The photo desk: everything a campaign's photo needs, decoded and prepared once, before any shopper poses.
+
+Invariants: built from a validated bundle and its ``[photo]`` table; every file is decoded here
+within the media limits (a bad one fails now, naming the file, never while a shopper waits);
+the world is the scene ``scene_id``, else the table's ``world``, else the campaign's first; a
+video world gives its first frame; the world's background is held at the photo's size, the
+star's cut-out trimmed to its visible pixels; the layers (the world's snow and overlays when
+``world_overlays``, then the frame, then the logo) are prepared for the photo's size; one-time
+library set-up (OpenCV's Lab tables) is done here too, so no photo pays for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from appliance.content import Bundle, OverlaySpec
+from appliance.errors import ApplianceError
+from appliance.inference.backend import Inference
+from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
+from appliance.perception.pose_tracker import PoseSettings
+from appliance.perception.stages import PoseStage
+from appliance.photo.config import PhotoConfig
+from appliance.photo.harmonize import bgr, lab
+from appliance.photo.matte import StillMatte
+from appliance.render.background import open_background
+from appliance.render.compositor import Layer
+from appliance.render.overlay import Overlay
+from appliance.render.snow import Snow
+
+PHOTO = "photo"
+LOGO_MARGIN = 0.03
+
+
+def photo_config(bundle: Bundle) -> PhotoConfig:
+    """The bundle's validated ``[photo]`` table; an ApplianceError naming the campaign when it has none."""
+    config = bundle.configs.get(PHOTO)
+    if not isinstance(config, PhotoConfig):
+        raise ApplianceError(f"{bundle.directory / 'campaign.toml'}: campaign {bundle.name!r} has no [photo] table "
+                             "(it names the star to put in the photo)")
+    return config
+
+
+def trimmed(picture: np.ndarray, path: Path) -> np.ndarray:
+    """A BGRA cut-out cropped to its visible pixels; an ApplianceError naming ``path`` when none is visible."""
+    rows = np.flatnonzero(picture[:, :, 3].any(axis=1))
+    if not len(rows):
+        raise ApplianceError(f"{path}: the cut-out is fully transparent (no star to place)")
+    cols = np.flatnonzero(picture[rows[0]:rows[-1] + 1, :, 3].any(axis=0))
+    return np.ascontiguousarray(picture[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+
+
+class PhotoDesk:
+    """One campaign's photo, ready to compose: models loaded, media decoded, layers sized."""
+
+    def __init__(self, bundle: Bundle, inference: Inference, scene_id: str | None = None,
+                 limits: MediaLimits = DEFAULT_LIMITS, find_pose: bool = True,
+                 pose: PoseSettings = PoseSettings()) -> None:
+        self.config = config = photo_config(bundle)
+        self.size = config.photo_size()
+        self.scene = bundle.scene(scene_id or config.world or bundle.scenes[0].id)
+        directory = Path(bundle.directory)
+        self.background = np.array(open_background(directory / self.scene.background, limits).frame(self.size, 0.0))
+        star_path = directory / config.star
+        self.star = trimmed(read_bgra(star_path, limits), star_path)
+        self.layers: list[Layer] = []
+        if config.world_overlays:
+            self.layers += [Snow(self.scene.snow, self.size)] if self.scene.snow else []
+            self.layers += [Overlay(spec, directory / spec.image, self.size, limits) for spec in self.scene.overlays]
+        if config.frame:
+            self.layers.append(Overlay(OverlaySpec(image=config.frame, anchor="fill"), directory / config.frame,
+                                       self.size, limits))
+        if config.logo:
+            spec = OverlaySpec(image=config.logo, anchor=config.logo_anchor, margin=LOGO_MARGIN,
+                               scale=config.logo_scale)
+            self.layers.append(Overlay(spec, directory / config.logo, self.size, limits))
+        bgr(lab(self.background[:1, :1]))   # OpenCV builds its Lab tables on first use: now, not as a shopper waits
+        self.matte = StillMatte(inference)
+        self.pose = PoseStage(inference, still=True, settings=pose) if find_pose else None
