@@ -148,6 +148,15 @@ def _star_pose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _star_cutout(args: argparse.Namespace) -> int:
+    from appliance.inference.backend import Inference
+    from appliance.ops.star_cutout import star_cutout
+
+    width, height = star_cutout(args.photo, args.out, Inference(args.backend))
+    _progress(f"wrote {args.out}: the star cut out of {args.photo}, {width}x{height} with alpha")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m appliance.ops", description="OIVIS Edge operator tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -203,6 +212,13 @@ def _parser() -> argparse.ArgumentParser:
     star.add_argument("--name", default="", help="what the pose is called on screen")
     star.add_argument("--backend", default="auto", help="auto, litert or rknn")
     star.set_defaults(handler=_star_pose)
+
+    cutout = commands.add_parser("star-cutout", help="cut the star out of a photo (a PNG with alpha for a "
+                                 "campaign's [photo] star) with the appliance's own still segmentation")
+    cutout.add_argument("photo", type=Path, metavar="PHOTO", help="the star's photo (PNG or JPEG)")
+    cutout.add_argument("--out", type=Path, required=True, metavar="FILE", help="the cut-out to write (.png)")
+    cutout.add_argument("--backend", default="auto", help="auto, litert or rknn")
+    cutout.set_defaults(handler=_star_cutout)
 
     add_fleet_commands(commands)
     return parser
