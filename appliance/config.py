@@ -198,6 +198,36 @@ class CampaignsConfig(Section):
     )
 
 
+class ShareConfig(Section):
+    """``[share]``: finished photos taken home by QR through the operator's S3-compatible storage.
+
+    The access keys are never in this file: they are the systemd credentials ``s3-access-key`` and
+    ``s3-secret-key`` (``$CREDENTIALS_DIRECTORY``), else the files of the same names in
+    ``credentials_dir`` (development, tests, ``config check`` run as root).
+    """
+
+    enabled: bool = Field(True, description="offer the QR code (false: photos are only printed); sharing also "
+                          "stays off while no bucket is set")
+    endpoint_url: str | None = Field(None, description="the storage's S3 endpoint, e.g. https://s3.example.com "
+                                     "(phones open pre-signed links on it); absent = AWS S3 of region")
+    bucket: str | None = Field(None, min_length=3, max_length=63, description="bucket holding photos/<device_id>/")
+    region: str = Field("us-east-1", min_length=1, description="the bucket's region (signs the requests)")
+    link_expiry_h: int = Field(24, ge=1, le=168, description="hours a pre-signed link works (S3 allows 7 days "
+                               "at most); the bucket's lifecycle rule deletes photos after it, in whole days")
+    short_link_base: str | None = Field(None, description="operator console URL; the QR then shows "
+                                        "<short_link_base>/p/<photo_id> instead of a pre-signed link")
+    retention_min: float = Field(10.0, gt=0, le=24 * 60, description="minutes a photo stays on the device at most, "
+                                 "uploaded or not")
+    credentials_dir: Path | None = Field(None, description="directory with s3-access-key and s3-secret-key, used "
+                                         "when the service has no systemd credentials of those names")
+
+    @field_validator("endpoint_url", "short_link_base")
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+
 class PathsConfig(Section):
     state_dir: Path = Field(Path("/var/lib/oivis"), description="spool, content store, photos")
 
@@ -214,6 +244,7 @@ class Config(Section):
     campaigns: CampaignsConfig = CampaignsConfig()
     paths: PathsConfig = PathsConfig()
     media: MediaLimits = MediaLimits()
+    share: ShareConfig = ShareConfig()
 
     @field_validator("device_id")
     def _device_id(cls, value: str) -> str:

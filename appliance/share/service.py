@@ -1,0 +1,88 @@
+"""The photo desk's one door to sharing: submit a finished photo, get the link for the QR code at once.
+
+Invariants: ``submit`` never waits for the network (it copies the photo into the queue and computes
+the link locally: a pre-signed GET can be signed before the object exists); a ticket's ``url`` is
+left out of its ``repr`` and never logged; ``from_config`` gives None when sharing is off (the
+``[share]`` switch, or no bucket), and raises ``ApplianceError`` with one line when it is on but
+cannot work (no credentials, state directory not writable).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from appliance.share.credentials import load_keys
+from appliance.share.links import check_photo_id, short_link
+from appliance.share.queue import ShareQueue
+from appliance.share.store import Store
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShareTicket:
+    photo_id: str
+    url: str = field(repr=False)
+    #: Wall-clock seconds after which the link no longer works.
+    expires_at: float
+    #: True for the operator's short link, False for a pre-signed GET on the storage.
+    short: bool
+
+
+class ShareService:
+    def __init__(self, store: Store, queue: ShareQueue, link_expiry_h: int, short_link_base: str | None) -> None:
+        self.store = store
+        self.queue = queue
+        self.link_expiry_s = link_expiry_h * 3600
+        self.short_link_base = short_link_base
+
+    @classmethod
+    def from_config(cls, config: Config, device_id: str | None = None,
+                    environ: Mapping[str, str] | None = None) -> ShareService | None:
+        share = config.share
+        if not share.enabled or not share.bucket:
+            log.info("share: off (%s)", "[share] enabled = false" if not share.enabled else "no [share] bucket")
+            return None
+        keys = load_keys(share.credentials_dir, os.environ if environ is None else environ)
+        store = Store(share.endpoint_url, share.bucket, share.region, keys, device_id or config.device_id)
+        queue = ShareQueue(config.paths.state_dir / "share" / "queue", store, share.retention_min * 60)
+        return cls(store, queue.start(), share.link_expiry_h, share.short_link_base)
+
+    def submit(self, photo_id: str, jpeg: Path) -> ShareTicket:
+        """Queue the upload of ``jpeg`` (copied) as ``photo_id`` (``links.new_photo_id()``); the link to show."""
+        check_photo_id(photo_id)
+        self.queue.submit(photo_id, jpeg)
+        expires_at = time.time() + self.link_expiry_s
+        if self.short_link_base:
+            return ShareTicket(photo_id, short_link(self.short_link_base, photo_id), expires_at, short=True)
+        return ShareTicket(photo_id, self.store.presigned_get(photo_id, self.link_expiry_s), expires_at, short=False)
+
+    @property
+    def online(self) -> bool:
+        """The storage answered last time it was asked: a QR code may be offered."""
+        return self.queue.online is True
+
+    @property
+    def problem(self) -> str | None:
+        """Why the storage is not available, on one line (for the health report), else None."""
+        return self.queue.problem
+
+    def done(self, photo_id: str) -> bool:
+        """Uploaded (the link works); known until the photo's retention has passed."""
+        return self.queue.done(photo_id)
+
+    def discard(self, photo_id: str) -> None:
+        """Delete the device's copy now, and the upload with it if still waiting."""
+        self.queue.discard(photo_id)
+
+    def stop(self) -> None:
+        self.queue.stop()

@@ -1,0 +1,136 @@
+"""The device's photos in the operator's S3-compatible storage, through boto3.
+
+Objects live at ``photos/<device_id>/<photo_id>.jpg``: the device's credentials need rights on that
+prefix only.  A pre-signed GET is computed locally (no request), so it can be handed out before the
+object exists.  The lifecycle rule (``photos/`` expires after the link's expiry rounded up to whole
+days, S3 counts days) needs rights on the bucket: the operator sets it (``python -m appliance.share
+lifecycle``), not the device.
+
+Invariants: every failure leaves as a ``StorageError`` with one line that says what is wrong
+(unreachable endpoint, refused credentials, missing bucket, denied prefix) and never carries a key,
+a signature or a pre-signed URL; botocore's own debug lines (they print the Authorization header:
+the access key and request signatures) are never emitted, whatever the appliance's log level;
+requests are tried once with short timeouts (the upload queue retries, with backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from appliance.errors import ApplianceError, one_line
+from appliance.share.credentials import Keys
+
+#: The lifecycle rule's ID: replaced in place, other rules of the bucket kept.
+LIFECYCLE_RULE_ID = "oivis-photos-expiry"
+PREFIX = "photos/"
+
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+
+
+class StorageError(ApplianceError):
+    """The storage did not do what was asked; ``unreachable`` when it could not be reached at all."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def lifecycle_days(link_expiry_h: int) -> int:
+    """Whole days an object must live for its link to work to the end."""
+    return max(1, math.ceil(link_expiry_h / 24))
+
+
+class Store:
+    def __init__(self, endpoint_url: str | None, bucket: str, region: str, keys: Keys, device_id: str,
+                 timeout_s: float = 5.0) -> None:
+        self.endpoint_url = endpoint_url
+        self.bucket = bucket
+        self.device_id = device_id
+        for library in ("botocore", "boto3"):
+            logging.getLogger(library).setLevel(max(logging.INFO, logging.getLogger(library).level))
+        self._client = boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url, region_name=region,
+            aws_access_key_id=keys.access_key, aws_secret_access_key=keys.secret_key,
+            config=BotoConfig(connect_timeout=timeout_s, read_timeout=2 * timeout_s, retries={"total_max_attempts": 1},
+                              signature_version="s3v4", s3={"addressing_style": "path"}))
+
+    def key(self, photo_id: str) -> str:
+        return f"{PREFIX}{self.device_id}/{photo_id}.jpg"
+
+    def _failure(self, exc: Exception, doing: str) -> StorageError:
+        where = self.endpoint_url or "AWS S3"
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _CREDENTIAL_CODES:
+                return StorageError(f"{doing}: the storage at {where} refused the credentials ({code}); "
+                                    "check s3-access-key and s3-secret-key")
+            if code == "NoSuchBucket":
+                return StorageError(f"{doing}: bucket {self.bucket!r} does not exist at {where}")
+            if code in {"AccessDenied", "403"}:
+                return StorageError(f"{doing}: access denied to {self.bucket}/{PREFIX}{self.device_id}/ at {where} "
+                                    "(are the credentials this device's?)")
+            return StorageError(f"{doing}: the storage at {where} answered {code or status}")
+        if isinstance(exc, EndpointConnectionError):
+            return StorageError(f"{doing}: storage unreachable at {where}", unreachable=True)
+        return StorageError(f"{doing}: storage at {where} failed: {one_line(type(exc).__name__)}", unreachable=True)
+
+    def upload(self, photo_id: str, path: Path) -> None:
+        try:
+            with path.open("rb") as body:
+                self._client.put_object(Bucket=self.bucket, Key=self.key(photo_id), Body=body,
+                                        ContentType="image/jpeg", CacheControl="private, no-store")
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failure(exc, f"upload of photo {photo_id}") from None
+        except OSError as exc:
+            raise StorageError(f"upload of photo {photo_id}: cannot read {path}: {exc.strerror}") from None
+
+    def presigned_get(self, photo_id: str, expiry_s: int) -> str:
+        """A link that GETs the photo until ``expiry_s`` from now; secret: never log it."""
+        return self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.key(photo_id)}, ExpiresIn=expiry_s)
+
+    def probe(self) -> None:
+        """Reachable, credentials accepted and the bucket there: a GET of a key that never exists in the
+        device's prefix must answer NoSuchKey (a HEAD could not tell a missing bucket from a missing key)."""
+        try:
+            self._client.get_object(Bucket=self.bucket, Key=f"{PREFIX}{self.device_id}/.probe")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                return
+            raise self._failure(exc, "storage check") from None
+        except BotoCoreError as exc:
+            raise self._failure(exc, "storage check") from None
+
+    def ensure_lifecycle(self, link_expiry_h: int) -> tuple[dict, bool]:
+        """The rule expiring ``photos/`` after ``lifecycle_days``, put unless already so; other rules kept.
+
+        Returns the rule and whether it was changed.  Needs the bucket's lifecycle rights (the operator's)."""
+        rule = {"ID": LIFECYCLE_RULE_ID, "Filter": {"Prefix": PREFIX}, "Status": "Enabled",
+                "Expiration": {"Days": lifecycle_days(link_expiry_h)}}
+        try:
+            rules = self.lifecycle_rules()
+            if rule in rules:
+                return rule, False
+            kept = [other for other in rules if other.get("ID") != LIFECYCLE_RULE_ID]
+            self._client.put_bucket_lifecycle_configuration(Bucket=self.bucket,
+                                                            LifecycleConfiguration={"Rules": [*kept, rule]})
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failure(exc, "lifecycle rule") from None
+        return rule, True
+
+    def lifecycle_rules(self) -> list[dict]:
+        try:
+            return self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+                return []
+            raise self._failure(exc, "lifecycle rule") from None
+        except BotoCoreError as exc:
+            raise self._failure(exc, "lifecycle rule") from None
