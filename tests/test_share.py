@@ -186,6 +186,8 @@ def test_a_restart_finishes_the_queue(s3: S3Server, tmp_path: Path, photo: Path)
     queue = down.paths.state_dir / "share" / "queue"
     assert queue_files(down) == [f"{photo_id}.jpg", f"{photo_id}.json"]
     (queue / f"{new_photo_id()}.jpg").write_bytes(b"half a submission")  # no JSON: deleted at start
+    lost = new_photo_id()
+    (queue / f"{lost}.json").write_text(f'{{"photo_id": "{lost}", "created": {time.time()}}}')  # no photo
     share = service(config(tmp_path, s3))
     try:
         assert wait_for(lambda: share.done(photo_id))

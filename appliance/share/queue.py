@@ -9,7 +9,9 @@ Invariants:
 - a job is on disk before ``submit`` returns (the photo, then its JSON, each written atomically); a
   photo without its JSON is an unfinished submission and is deleted at start, as are temporary files;
 - the local photo is deleted as soon as it is uploaded, and photo and JSON both once ``retention_s``
-  has passed since submission, uploaded or not (wall clock, so a restart does not extend it);
+  has passed since submission, uploaded or not (wall clock, so a restart does not extend it; a clock
+  set back before the submission counts as expired too);
+- a job whose photo cannot be read is dropped with a warning (it does not make the storage offline);
 - a failed attempt waits 2 s, 4 s, 8 s… (at most 5 min, less up to 20 % jitter); when the storage
   answers again every waiting job is due at once;
 - ``online`` is None until the first answer, then whether the last upload or probe succeeded;
@@ -103,7 +105,11 @@ class ShareQueue(Worker):
                     log.warning("share: dropping unreadable queue entry %s (%s)", path.name, type(exc).__name__)
                     self._delete(path.stem)
                     continue
-                jobs[job.photo_id] = job
+                if job.uploaded or self._photo(job.photo_id).is_file():
+                    jobs[job.photo_id] = job
+                else:
+                    log.warning("share: photo %s dropped: its file is gone", job.photo_id)
+                    self._delete(job.photo_id)
         for path in self.directory.glob("*.jpg"):
             if path.stem not in jobs:
                 path.unlink(missing_ok=True)
@@ -161,7 +167,7 @@ class ShareQueue(Worker):
 
     def _expire(self, now: float) -> None:
         with self._lock:
-            old = [job for job in self._jobs.values() if now - job.created >= self.retention_s]
+            old = [job for job in self._jobs.values() if not 0 <= now - job.created < self.retention_s]
             for job in old:
                 del self._jobs[job.photo_id]
                 self._delete(job.photo_id)
@@ -185,6 +191,10 @@ class ShareQueue(Worker):
                     self._save(job)
             if job.attempts == 1:
                 log.warning("share: photo %s not uploaded yet: %s", job.photo_id, exc)
+            return
+        except ApplianceError as exc:
+            log.warning("share: photo %s dropped: %s", job.photo_id, exc)
+            self.discard(job.photo_id)
             return
         with self._lock:
             if job.photo_id not in self._jobs:  # discarded while uploading

@@ -6,7 +6,8 @@ object exists.  The lifecycle rule (``photos/`` expires after the link's expiry 
 days, S3 counts days) needs rights on the bucket: the operator sets it (``python -m appliance.share
 lifecycle``), not the device.
 
-Invariants: every failure leaves as a ``StorageError`` with one line that says what is wrong
+Invariants: every failure of the storage leaves as a ``StorageError`` (a photo that cannot be read, as
+a plain ``ApplianceError``) with one line that says what is wrong
 (unreachable endpoint, refused credentials, missing bucket, denied prefix) and never carries a key,
 a signature or a pre-signed URL; botocore's own debug lines (they print the Authorization header:
 the access key and request signatures) are never emitted, whatever the appliance's log level;
@@ -88,8 +89,8 @@ class Store:
                                         ContentType="image/jpeg", CacheControl="private, no-store")
         except (BotoCoreError, ClientError) as exc:
             raise self._failure(exc, f"upload of photo {photo_id}") from None
-        except OSError as exc:
-            raise StorageError(f"upload of photo {photo_id}: cannot read {path}: {exc.strerror}") from None
+        except OSError as exc:  # the device's side, not the storage's: no retry helps
+            raise ApplianceError(f"upload of photo {photo_id}: cannot read {path}: {exc.strerror}") from None
 
     def presigned_get(self, photo_id: str, expiry_s: int) -> str:
         """A link that GETs the photo until ``expiry_s`` from now; secret: never log it."""
