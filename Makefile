@@ -60,7 +60,7 @@ run: models content
 	fi
 
 test: models content
-	@EXTRA_PACKAGES="mosquitto:/usr/sbin/mosquitto iproute2:/usr/sbin/ip iptables:/usr/sbin/iptables" sh provisioning/check-system.sh
+	@EXTRA_PACKAGES="mosquitto:/usr/sbin/mosquitto iproute2:/usr/sbin/ip iptables:/usr/sbin/iptables cups:/usr/sbin/cupsd printer-driver-cups-pdf:/usr/lib/cups/backend/cups-pdf" sh provisioning/check-system.sh
 	$(PY) -m ruff check appliance tests models
 	OIVIS_TEST_MEDIA=$(OIVIS_TEST_MEDIA) SDL_VIDEODRIVER=dummy $(PY) -m pytest
 

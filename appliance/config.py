@@ -228,6 +228,34 @@ class ShareConfig(Section):
         return value
 
 
+class PrintingConfig(Section):
+    """``[printing]``: the photo booth's prints through CUPS (appliance/printing)."""
+
+    enabled: bool = Field(True, description="print photos the shopper asks for; false = the QR code only")
+    queue: str | None = Field(None, description="CUPS queue name; CUPS's default destination when absent")
+    server: str | None = Field(None, description="CUPS scheduler (socket path or host:port); CUPS's own default "
+                               "(CUPS_SERVER, client.conf, /run/cups/cups.sock) when absent")
+    media: str = Field("4x6", description="media name as the printer's driver knows it (4x6, na_index-4x6_4x6in, "
+                       "iso_a6_105x148mm, Custom.100x150mm, w288h432 …): the page is made at its exact size")
+    bleed_mm: float = Field(1.0, ge=0, le=10, description="photo beyond each edge of the page, cut off, so no edge "
+                            "is left blank")
+    dpi: int = Field(300, ge=100, le=1200, description="resolution of the page sent to CUPS")
+    scaling: Literal["fill", "fit", "none", "auto"] = Field("fill", description="CUPS print-scaling: fill covers "
+                                                             "the paper (the page is already its size)")
+    daily_limit: int = Field(0, ge=0, description="pages per campaign per day (the device's local date); 0 = no "
+                             "limit")
+    job_timeout_s: float = Field(120.0, gt=0, le=3600, description="a photo not printed this long after it was "
+                                 "asked for is cancelled (and purged from CUPS) and reported as failed")
+    poll_s: float = Field(1.0, gt=0, le=30, description="seconds between looks at the queue and its jobs")
+
+    @field_validator("media")
+    def _known_media(cls, value: str) -> str:
+        from appliance.printing.layout import parse_media
+
+        parse_media(value)
+        return value
+
+
 class PathsConfig(Section):
     state_dir: Path = Field(Path("/var/lib/oivis"), description="spool, content store, photos")
 
@@ -243,6 +271,7 @@ class Config(Section):
     fleet: FleetConfig = FleetConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     paths: PathsConfig = PathsConfig()
+    printing: PrintingConfig = PrintingConfig()
     media: MediaLimits = MediaLimits()
     share: ShareConfig = ShareConfig()
 
