@@ -54,14 +54,24 @@ class BenchSetup:
 
 
 def needs_of(models: str | None) -> Needs:
-    """``--models segmentation,hands`` as Needs (every frame each); None is the default experience's needs."""
+    """``--models segmentation,hands,pose@15`` as Needs: every frame each, or ``@N`` times a second (as an
+    experience may ask); None is the default experience's needs."""
     if models is None:
         return DEFAULT_NEEDS
-    names = [name.strip() for name in models.split(",") if name.strip()]
-    for name in names:
+    rates: dict[str, float] = {}
+    for item in (item.strip() for item in models.split(",")):
+        if not item:
+            continue
+        name, _, rate = item.partition("@")
         if name not in MODELS:
             raise ApplianceError(f"--models: unknown model {name!r} (known: {', '.join(MODELS)})")
-    needs = Needs(**{model: EVERY_FRAME if model in names else 0 for model in MODELS})
+        try:
+            rates[name] = float(rate) if rate else EVERY_FRAME
+            if rate and not 0 < rates[name] <= 240:
+                raise ValueError(rate)
+        except ValueError as exc:
+            raise ApplianceError(f"--models {item}: a rate is @N times a second, 0 < N <= 240") from exc
+    needs = Needs(**{model: rates.get(model, 0) for model in MODELS})
     missing = unavailable(needs)
     if missing:
         raise ApplianceError(f"--models {','.join(missing)}: no {' or '.join(missing)} model in this version "

@@ -195,3 +195,44 @@ def test_bench_has_a_pose_stage_when_asked(astronaut_file: Path) -> None:
     assert report["people"] == {"p50": 1.0, "max": 1}
     default = json.loads(cli("bench", str(astronaut_file), "--frames", "2", "--json", "--screen", "320x180").stdout)
     assert "pose" not in default["stages"] and "people" not in default
+
+
+def test_close_ups_of_an_unconfirmed_region_never_hold_back_the_whole_frame_recheck() -> None:
+    """Before: every search reset one counter, so a mask region the detector never confirms (a mannequin)
+    searched every 3 frames kept the whole-frame recheck from ever coming round."""
+    from appliance.perception.pose_detection import PoseDetection
+    from appliance.perception.pose_landmarks import BodyEstimate
+    from appliance.perception.pose_tracker import PoseSettings, PoseTracker
+    from appliance.perception.tensor import Region
+
+    width, height = 1280, 720
+    landmarks = np.zeros((33, 4), np.float32)
+    landmarks[:, 3] = 1.0
+    landmarks[:, 0], landmarks[:, 1] = np.linspace(240, 360, 33), np.linspace(150, 650, 33)
+    landmarks[[11, 12, 23, 24], :2] = [[260, 250], [340, 250], [270, 450], [330, 450]]
+
+    class Detector:
+        def __init__(self) -> None:
+            self.widths: list[float] = []
+
+        def detect(self, image: np.ndarray, window: Region) -> list[PoseDetection]:
+            self.widths.append(window.width)
+            if window.width >= width - 1:   # the whole frame finds the person
+                return [PoseDetection(0.9, np.array([280, 150, 320, 200.0]),
+                                      np.array([[300, 450], [300, 200], [0, 0], [0, 0]], float))]
+            return []
+
+    class Landmarker:
+        def landmarks(self, image: np.ndarray, region: Region) -> BodyEstimate:
+            return BodyEstimate(Pose(0.99, landmarks.copy()), 0.99, Region(300, 400, 600, 600))
+
+    detector = Detector()
+    settings = PoseSettings()
+    tracker = PoseTracker(detector, Landmarker(), settings)
+    mask = np.zeros((144, 256), np.float32)
+    mask[20:140, 40:80] = 1.0      # the tracked person
+    mask[30:140, 200:240] = 1.0    # a region the detector never confirms
+    for index in range(120):
+        tracker.update(np.zeros((height, width, 3), np.uint8), mask, index / 30)
+    whole = sum(1 for seen in detector.widths if seen >= width - 1)
+    assert whole >= 120 // settings.recheck_every - 1

@@ -20,7 +20,6 @@ from appliance.experience.registry import Registry
 from appliance.experience.testkit import FakeContext, moment, play
 from appliance.experiences.posegame import experience
 from appliance.experiences.posegame.game import Phase, PoseGame, Rules, Target
-from appliance.experiences.posegame.scene import on_screen
 from appliance.experiences.posegame.scoring import match, mirrored, shopper_limbs
 
 UP, DOWN, OUT = 90.0, -90.0, 0.0
@@ -263,13 +262,39 @@ def test_two_shoppers_through_the_kit_each_have_a_skeleton_and_the_left_one_wins
     assert greens and max(greens) < 960                   # the left player's limbs turn green, on the screen's left
 
 
-def test_skeletons_land_where_the_kiosk_shows_the_camera_mirrored_and_cover_fitted() -> None:
-    from appliance.render.fit import cover_point
+def test_skeletons_land_where_the_kiosk_shows_the_camera_mirrored_or_not_and_cover_fitted() -> None:
+    from appliance.render.fit import cover_point, shown_point
 
     for frame, screen in (((1280, 720), (1920, 1080)), ((640, 480), (1920, 1080)), ((1280, 720), (1080, 1920))):
         for point in ((0.0, 0.0), (100.5, 300.0), (frame[0] - 1.0, frame[1] / 2)):
-            expected = cover_point((frame[0] - point[0], point[1]), frame, screen)
-            assert on_screen(point, frame, screen) == (round(expected[0]), round(expected[1]))
+            assert shown_point(point, frame, screen, True) == cover_point((frame[0] - point[0], point[1]), frame,
+                                                                          screen)
+            assert shown_point(point, frame, screen, False) == cover_point(point, frame, screen)
+
+
+def test_a_world_that_does_not_mirror_compares_and_draws_the_camera_as_it_is() -> None:
+    """Before: the game mirrored always; on a world with mirror = false the skeleton was drawn flipped and
+    a shopper copying what they saw (the star's own arm) scored as wrong."""
+    from appliance.experience.api import World
+
+    table = {**TABLE, "poses_per_round": 1}
+    as_shown = [pose(STAR[:, :3], 1, scale=0.5, shift=+200)]   # camera right: on a plain screen, the right
+    context = FakeContext(experience, table, world=World("plain", "Plain", mirror=False))
+    play(experience, table, [scripted(i / 10, as_shown) for i in range(60)], context=context)
+    assert context.published("pose_matched") and not context.published("pose_missed")
+    dots = [call.args["centre"][0] for call in context.named("circle", 20)
+            if call.args["colour"] in ((60, 230, 110), (255, 255, 255))]
+    assert dots and min(dots) > 960                      # drawn where the plain screen shows the camera's right
+    mirrored_world = play(experience, table, [scripted(i / 10, as_shown) for i in range(60)])
+    assert not mirrored_world.published("pose_matched")  # on a mirror the same arm is the wrong one
+
+
+def test_two_players_are_left_and_right_as_the_screen_shows_them_mirrored_or_not() -> None:
+    from appliance.experiences.posegame.game import players_in_front
+
+    people = [pose(COPY, 1, shift=+300, scale=0.5), pose(body(), 2, shift=-300, scale=0.5)]
+    assert [p.track_id for p in players_in_front(people, mirror=True)] == [1, 2]
+    assert [p.track_id for p in players_in_front(people, mirror=False)] == [2, 1]
 
 
 def test_the_text_keeps_clear_of_the_shoppers_head() -> None:
@@ -279,6 +304,17 @@ def test_the_text_keeps_clear_of_the_shoppers_head() -> None:
     for call in context.named("text"):
         x, y, w, h = context.canvas.box(call)
         assert x + w <= 660 or x >= 1060 or y >= 520, call
+
+
+def test_the_text_keeps_clear_of_both_players_heads() -> None:
+    context = FakeContext(experience, TABLE)
+    context.stage.heads = [(400, 60, 320, 420), (1200, 60, 320, 420)]
+    people = [pose(COPY, 1, shift=+300, scale=0.5), pose(body(), 2, shift=-300, scale=0.5)]
+    play(experience, TABLE, [scripted(i / 10, people) for i in range(60)], context=context)
+    for call in context.named("text"):
+        x, y, w, h = context.canvas.box(call)
+        assert all(x + w <= hx or x >= hx + hw or y + h <= hy or y >= hy + hh
+                   for hx, hy, hw, hh in context.stage.heads), call
 
 
 def test_an_open_palm_quits_between_poses_but_not_during_one() -> None:

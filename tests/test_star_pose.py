@@ -20,8 +20,8 @@ from appliance.experience.registry import Registry
 from appliance.experiences.posegame import experience
 from appliance.experiences.posegame.scoring import match, mirrored
 from appliance.ops.cli import main
-from appliance.ops.star_pose import NAMES, append, entry, image_path, over_white, playable
-from appliance.perception.body import Pose
+from appliance.ops.star_pose import append, entry, image_path, over_white, playable
+from appliance.perception.body import LANDMARK_NAMES, Pose
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,7 +56,7 @@ def test_the_entry_is_toml_with_each_landmark_named_in_fractions_of_the_picture(
     (parsed,) = tomllib.loads(text)["pose"]["poses"]
     assert parsed["image"] == "star/wave.png" and parsed["name"] == "Wave \"hi\""
     assert parsed["landmarks"][0] == [0.025, 0.025, 0.9] and parsed["landmarks"][32] == [0.825, 0.775, 0.9]
-    assert all(f"# {index} {name}" in text for index, name in enumerate(NAMES))
+    assert all(f"# {index} {name}" in text for index, name in enumerate(LANDMARK_NAMES))
     assert playable(a_pose()) is None and "shoulders" in (playable(a_pose(seen=0.2)) or "")
 
 
@@ -133,3 +133,17 @@ def test_star_pose_without_a_person_fails_naming_the_photo(inference: object, tm
     cv2.imwrite(str(blank), np.full((480, 360, 3), 255, np.uint8))
     assert main(["star-pose", str(blank), "--backend", "litert"]) == 1
     assert f"error: {blank}: no person found" in capsys.readouterr().err
+
+
+def test_a_pose_the_game_cannot_play_is_refused_with_the_tables_legs(tmp_path: Path) -> None:
+    from appliance.ops.star_pose import legs_of
+
+    no_hips = a_pose()
+    no_hips.landmarks[[23, 24], 3] = 0.1
+    no_hips.landmarks[11], no_hips.landmarks[12] = [100, 100, 0, 0.9], [200, 100, 0, 0.9]
+    assert "legs = false" in (playable(no_hips, legs=True) or "")
+    assert playable(no_hips, legs=False) is None
+    campaign = tmp_path / "campaign.toml"
+    assert legs_of(campaign) is True   # no file yet: the game's default
+    campaign.write_text('name = "x"\n[pose]\nlegs = false\n')
+    assert legs_of(campaign) is False

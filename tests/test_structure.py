@@ -60,9 +60,11 @@ LAYERS: list[dict[str, list[str]]] = [
 #: What a built-in experience may import: the API and the basics, like any third party's.
 PLUGIN_MAY_IMPORT = ("experience", "experiences", "basics")
 
-#: Who may import the built-in experiences (everyone else finds them through entry points).
+#: Who may import the built-in experiences (everyone else finds them through entry points): the composition
+#: root, and the operator's tools, which prepare the built-ins' campaign tables (star-pose checks a pose with
+#: the pose game's own scoring).
 EXPERIENCES = "appliance.experiences"
-MAY_IMPORT_EXPERIENCES = (EXPERIENCES, "appliance.compose")
+MAY_IMPORT_EXPERIENCES = (EXPERIENCES, "appliance.compose", "appliance.ops")
 
 
 def module_name(path: Path) -> str:

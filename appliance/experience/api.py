@@ -44,7 +44,7 @@ from appliance.perception.hand import GestureState, Hand, HandGesture, Swipe
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
 
-API_VERSION = "1.1"  # 1.1: Pose and LIMBS (bodies, for pose experiences)
+API_VERSION = "1.2"  # 1.1: Pose and LIMBS; 1.2: World.mirror and Stage.screen_point
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -114,10 +114,12 @@ class Offer:
 
 @dataclass(frozen=True)
 class World:
-    """The campaign's world the shopper is shown in."""
+    """The campaign's world the shopper is shown in; ``mirror``: the camera is shown flipped, like a mirror
+    (so a shopper copying what they see raises the arm opposite to the one shown)."""
 
     id: str
     title: str
+    mirror: bool = True
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,10 @@ class Stage(Protocol):
 
     def cursor(self, moment: Moment, progress: float = 0.0) -> None:
         """The hand cursor where the shopper sees their driving hand, with ``progress`` (0..1) as a ring."""
+
+    def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float] | None:
+        """Where a point of the camera frame (pixels of a (w, h) frame) shows on the screen in this world
+        (mirrored or not, cover-fitted); None while the world cannot be shown."""
 
 
 class Job(Protocol, Generic[T]):

@@ -26,6 +26,7 @@ import numpy as np
 from appliance.experience import api
 from appliance.experience.assets import asset_paths, own_asset
 from appliance.experience.registry import api_problem
+from appliance.render.fit import shown_point
 from appliance.render.layout import Layout
 from appliance.sources.base import Frame
 
@@ -79,8 +80,13 @@ class FakeStage:
     def __init__(self, context: FakeContext, world: api.World, size: tuple[int, int]) -> None:
         self._context, self.world, self._size = context, world, size
         self.head: tuple[int, int, int, int] | None = None   # the shopper's head box on screen, to keep clear of
+        self.heads: list[tuple[int, int, int, int]] = []     # or several shoppers' heads
 
-    layout = property(lambda stage: Layout(stage._size, stage.head))
+    layout = property(lambda stage: Layout(stage._size, [*([stage.head] if stage.head else []), *stage.heads]))
+
+    def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
+        """As the kiosk's compositor: mirrored when the world mirrors, then cover-fitted to the screen."""
+        return shown_point(point, frame_size, self._size, self.world.mirror)
 
 
 @dataclass

@@ -43,11 +43,12 @@ from appliance.kiosk.navigation import Navigator
 from appliance.kiosk.presence import Presence
 from appliance.kiosk.session import Sessions
 from appliance.media import verify_media
+from appliance.perception.body import FACE
 from appliance.perception.hand import GestureState
 from appliance.perception.pipeline import Perception, PerceptionThread
 from appliance.readiness import Readiness
 from appliance.render.compositor import Compositor
-from appliance.render.layout import Layout, head_box
+from appliance.render.layout import Layout, head_box, landmarks_box
 from appliance.service.logging import journal_context
 from appliance.service.notify import ServiceNotifier
 from appliance.slot import LatestSlot
@@ -156,7 +157,7 @@ class Kiosk:
         self._layout: Layout | None = None
         self._canvas = ScreenCanvas(display)
         self._stage = KioskStage(lambda: self.world, lambda: self.layout, self.show_perception, self.switch_world,
-                                 self.draw_cursor)
+                                 self.draw_cursor, self._screen_point)
         core = Core(self._draw_failsafe, lambda moment: self.show_perception(moment.perception, False),
                     lambda needs: self.workers.perception.want(needs), self._context,
                     lambda: self.config.kiosk.reading_s)
@@ -286,20 +287,29 @@ class Kiosk:
 
     @property
     def layout(self) -> Layout:
-        """This frame's layout: clear of the shopper's head as the mask shows it (computed once a frame)."""
+        """This frame's layout: clear of every shopper's face where pose gives one (its face landmarks), else of
+        the head the mask shows (computed once a frame)."""
         if self._layout is None:
-            head = None
             perception = self._frame_perception
-            box = head_box(perception.alpha) if perception is not None else None
-            if box is not None:
+            heads: list[tuple[int, int, int, int]] = []
+            if perception is not None:
                 height, width = perception.alpha.shape[:2]
-                x, y, w, h = box
-                corners = [self._screen_point(point, (width, height)) for point in ((x, y), (x + w, y + h))]
-                if None not in corners:
-                    xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
-                    head = (round(xs[0]), round(ys[0]), round(xs[1] - xs[0]), round(ys[1] - ys[0]))
-            self._layout = Layout(self.display.size, head)
+                boxes = [landmarks_box(pose.landmarks[list(FACE)][pose.landmarks[list(FACE), 3] >= 0.5],
+                                       (width, height)) for pose in perception.poses]
+                boxes = [box for box in boxes if box is not None] or [head_box(perception.alpha)]
+                heads = [head for box in boxes if box is not None
+                         and (head := self._screen_box(box, (width, height))) is not None]
+            self._layout = Layout(self.display.size, heads)
         return self._layout
+
+    def _screen_box(self, box: tuple[int, int, int, int], frame: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """A camera box as the screen shows it (None while the world cannot be built)."""
+        x, y, w, h = box
+        corners = [self._screen_point(point, frame) for point in ((x, y), (x + w, y + h))]
+        if None in corners:
+            return None
+        xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
+        return round(xs[0]), round(ys[0]), round(xs[1] - xs[0]), round(ys[1] - ys[0])
 
     def _screen_point(self, point: tuple[float, float], frame: tuple[int, int]) -> tuple[float, float] | None:
         """Where a camera point shows on screen in the current world; None while the world cannot be built

@@ -65,13 +65,15 @@ class KioskStage:
 
     def __init__(self, world: Callable[[], Any], layout: Callable[[], Layout],
                  show: Callable[[Perception | None, bool], Any], switch_world: Callable[[int], None],
-                 cursor: Callable[[Moment, float], None]) -> None:
+                 cursor: Callable[[Moment, float], None],
+                 screen_point: Callable[[tuple[float, float], tuple[int, int]], tuple[float, float] | None]) -> None:
         self._world, self._layout, self._show, self._switch, self._cursor = world, layout, show, switch_world, cursor
+        self._screen_point = screen_point
 
     @property
     def world(self) -> World:
         spec = self._world()
-        return World(spec.id, spec.title)
+        return World(spec.id, spec.title, spec.mirror)
 
     @property
     def layout(self) -> Layout:
@@ -85,6 +87,9 @@ class KioskStage:
 
     def cursor(self, moment: Moment, progress: float = 0.0) -> None:
         self._cursor(moment, progress)
+
+    def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float] | None:
+        return self._screen_point(point, frame_size)
 
 
 class ExperienceJobs:

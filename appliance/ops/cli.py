@@ -134,11 +134,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _star_pose(args: argparse.Namespace) -> int:
     from appliance.inference.backend import Inference
-    from appliance.ops.star_pose import append, entry, find_star, image_path, playable
+    from appliance.ops.star_pose import append, entry, find_star, image_path, legs_of, playable
 
     pose, size = find_star(args.photo, Inference(args.backend), progress=_progress)
     text = entry(pose, size, args.image or image_path(args.photo, args.out), args.name)
-    if (problem := playable(pose)) is not None:
+    if (problem := playable(pose, legs_of(args.out))) is not None:
+        if not args.force:
+            raise ApplianceError(f"{args.photo}: {problem} (nothing written; --force writes it anyway)")
         _progress(f"warning: {args.photo}: {problem}")
     if args.out is None:
         sys.stdout.write(text)
@@ -211,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
                       "(default: PHOTO, relative to FILE's folder when inside it)")
     star.add_argument("--name", default="", help="what the pose is called on screen")
     star.add_argument("--backend", default="auto", help="auto, litert or rknn")
+    star.add_argument("--force", action="store_true", help="write a pose the game could not play (shoulders or, "
+                      "with legs, hips not seen)")
     star.set_defaults(handler=_star_pose)
 
     cutout = commands.add_parser("star-cutout", help="cut the star out of a photo (a PNG with alpha for a "

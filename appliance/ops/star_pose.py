@@ -7,9 +7,8 @@ as fractions of the photo's width and height, one landmark a line with its name.
 Invariants: the photo's transparent pixels (a cut-out) are shown to the model over white;
 the largest person found is the star (the others are named on stderr); the entry written is
 parsed back and compared, and a file it is appended to must still be valid TOML, else
-nothing is written.  A pose whose shoulders or hips are not seen (visibility below 0.5, as the
-game's scoring counts) is written with a warning: the campaign's validation says where it
-can be played.
+nothing is written.  A pose the game could not play (``posegame.scoring.scorable``, with the
+``legs`` of the file's ``[pose]`` table) is refused, nothing written, unless forced.
 """
 
 from __future__ import annotations
@@ -24,23 +23,16 @@ import numpy as np
 from appliance.analyze import StillPerception
 from appliance.atomicfile import write_atomically
 from appliance.errors import ApplianceError
+from appliance.experiences.posegame.scoring import scorable
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
-from appliance.perception.body import Pose
+from appliance.perception.body import LANDMARK_NAMES, Pose
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - boards with Python 3.10
     import tomli as tomllib
 
-#: MediaPipe's 33 body landmarks, in order.
-NAMES = ("nose", "left eye inner", "left eye", "left eye outer", "right eye inner", "right eye", "right eye outer",
-         "left ear", "right ear", "mouth left", "mouth right", "left shoulder", "right shoulder", "left elbow",
-         "right elbow", "left wrist", "right wrist", "left pinky", "right pinky", "left index", "right index",
-         "left thumb", "right thumb", "left hip", "right hip", "left knee", "right knee", "left ankle",
-         "right ankle", "left heel", "right heel", "left foot index", "right foot index")
-SEEN = 0.5
-NEEDED = {"shoulders": (11, 12), "hips": (23, 24)}
 
 
 def over_white(picture: np.ndarray) -> np.ndarray:
@@ -69,7 +61,7 @@ def entry(pose: Pose, size: tuple[int, int], image: str, name: str = "") -> str:
     if name:
         lines.append(f"name = {json.dumps(name, ensure_ascii=False)}")
     lines.append("landmarks = [  # x, y (fractions of the picture), visibility")
-    lines += [f"  [{x}, {y}, {v}],  # {index} {NAMES[index]}" for index, (x, y, v) in enumerate(rows)]
+    lines += [f"  [{x}, {y}, {v}],  # {index} {LANDMARK_NAMES[index]}" for index, (x, y, v) in enumerate(rows)]
     lines.append("]")
     text = "\n".join(lines) + "\n"
     expected = {"image": image, "landmarks": rows, **({"name": name} if name else {})}
@@ -78,14 +70,12 @@ def entry(pose: Pose, size: tuple[int, int], image: str, name: str = "") -> str:
     return text
 
 
-def playable(pose: Pose) -> str | None:
-    """What the game cannot do with ``pose`` (its shoulders or hips not seen), or None."""
-    unseen = [part for part, points in NEEDED.items() if (pose.landmarks[list(points), 3] < SEEN).any()]
-    if "shoulders" in unseen:
-        return "the shoulders are not seen: the game cannot score this pose"
-    if unseen:
-        return "the hips are not seen: only a [pose] table with legs = false can play this pose"
-    return None
+def playable(pose: Pose, legs: bool = True) -> str | None:
+    """Why the pose game cannot play ``pose`` (with or without ``legs``), or None: the game's own check."""
+    problem = scorable(pose.landmarks[:, [0, 1, 3]], legs)
+    if problem is not None and legs and scorable(pose.landmarks[:, [0, 1, 3]], False) is None:
+        return f"{problem}: only a [pose] table with legs = false can play this pose"
+    return problem
 
 
 def append(path: Path, text: str) -> None:
@@ -104,6 +94,17 @@ def append(path: Path, text: str) -> None:
         write_atomically(path, after.encode("utf-8"))
     except OSError as exc:
         raise ApplianceError(f"cannot write {path}: {exc}") from exc
+
+
+def legs_of(out: Path | None) -> bool:
+    """The ``legs`` of the ``[pose]`` table in ``out`` (True, the game's default, without one)."""
+    if out is None or not out.is_file():
+        return True
+    try:
+        table = tomllib.loads(out.read_text(encoding="utf-8")).get("pose", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ApplianceError(f"cannot read {out}: {exc}") from exc
+    return bool(table.get("legs", True)) if isinstance(table, dict) else True
 
 
 def image_path(photo: Path, out: Path | None) -> str:

@@ -5,7 +5,8 @@ experience API); the scoring of a pose game only ever sees landmarks, never pixe
 
 Invariants: landmarks are in the input image's pixels (x, y), z is relative depth on x's
 scale, visibility 0..1; ``track_id`` stays the same for one person while they are
-tracked from frame to frame (a new person gets a new id, never a reused one);
+tracked from frame to frame (a new person gets a new id; one found again within a
+second where a track was just lost gets that track's id back);
 ``Perception.poses`` lists every person found, largest first.
 """
 
@@ -24,6 +25,13 @@ LEFT_WRIST, RIGHT_WRIST = 15, 16
 LEFT_HIP, RIGHT_HIP = 23, 24
 LEFT_KNEE, RIGHT_KNEE = 25, 26
 LEFT_ANKLE, RIGHT_ANKLE = 27, 28
+#: MediaPipe's 33 body landmarks, in order (the names campaign files carry as comments).
+LANDMARK_NAMES = ("nose", "left eye inner", "left eye", "left eye outer", "right eye inner", "right eye",
+                  "right eye outer", "left ear", "right ear", "mouth left", "mouth right", "left shoulder",
+                  "right shoulder", "left elbow", "right elbow", "left wrist", "right wrist", "left pinky",
+                  "right pinky", "left index", "right index", "left thumb", "right thumb", "left hip", "right hip",
+                  "left knee", "right knee", "left ankle", "right ankle", "left heel", "right heel",
+                  "left foot index", "right foot index")
 #: The face's points (0..10): what a layout keeps text off.
 FACE = tuple(range(11))
 #: The skeleton's limbs, as pairs of landmark indices (MediaPipe's POSE_CONNECTIONS, body only).

@@ -96,7 +96,7 @@ class Track:
     pose: Pose                 # smoothed, what is reported
     region: Region             # where to look next frame
     raw: Pose                  # this frame's landmarks as the model gave them
-    smoother: OneEuroFilter = field(repr=False, default_factory=OneEuroFilter)
+    smoother: OneEuroFilter = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -217,30 +217,33 @@ class PoseTracker:
         self._tracks: list[Track] = []
         self._lost: list[Lost] = []
         self._next_id = 1
-        self._since_search = self.recheck_every
+        self._since_whole = self._since_uncovered = self.recheck_every
 
     def reset(self) -> None:
         self._tracks = []
         self._lost = []
-        self._since_search = self.recheck_every
+        self._since_whole = self._since_uncovered = self.recheck_every
 
     def update(self, image: np.ndarray, probabilities: np.ndarray | None, captured_at: float) -> list[Pose]:
         """The people in this frame, largest first; ``probabilities`` is the person mask (None: unknown)."""
         followed: list[Track] = []
         for track in self._tracks:
             estimate = self.landmarker.landmarks(image, track.region)
-            if estimate.presence >= MIN_PRESENCE and not any(same_person(estimate.pose, t.raw) for t in followed):
-                followed.append(self._follow(track, estimate, captured_at))
-            else:
+            if estimate.presence < MIN_PRESENCE:
                 self._lost.append(Lost(track.pose.track_id, _cover(track.raw), captured_at))
+            elif not any(same_person(estimate.pose, t.raw) for t in followed):   # else merged: no one was lost
+                followed.append(self._follow(track, estimate, captured_at))
         # a track that shrank onto a part of another person's body is dropped, whichever is older
         tracks = [track for track in followed if not any(nested(track.raw, other.raw) for other in followed
                                                          if other is not track)]
         self._lost = [lost for lost in self._lost if captured_at - lost.at <= REMEMBER_S]
-        self._since_search += 1
-        windows = self._windows(image, probabilities, tracks)
+        self._since_whole += 1
+        self._since_uncovered += 1
+        windows, whole = self._windows(image, probabilities, tracks)
         if windows:
-            self._since_search = 0
+            self._since_uncovered = 0
+            if whole:
+                self._since_whole = 0
             for estimate in candidates(self.detector, self.landmarker, image, windows, [t.raw for t in tracks]):
                 if len(tracks) >= self.max_people:
                     break
@@ -249,18 +252,22 @@ class PoseTracker:
         self._tracks = tracks
         return largest_first([track.pose for track in tracks])
 
-    def _windows(self, image: np.ndarray, probabilities: np.ndarray | None, tracks: list[Track]) -> list[Region]:
-        """Where to run the detector this frame (none when everyone is tracked or nothing new can be there)."""
+    def _windows(self, image: np.ndarray, probabilities: np.ndarray | None,
+                 tracks: list[Track]) -> tuple[list[Region], bool]:
+        """Where to run the detector this frame (none when everyone is tracked or nothing new can be there), and
+        whether the whole frame is among them.  The whole-frame recheck and the close-ups of uncovered regions
+        keep their own counts, so close-ups every few frames never hold the recheck back."""
         if len(tracks) >= self.max_people:
-            return []
+            return [], False
         size = (image.shape[1], image.shape[0])
-        periodic = self._since_search >= self.recheck_every
+        periodic = self._since_whole >= self.recheck_every
         if probabilities is None:
-            return search_windows(size, []) if periodic or not tracks else []
+            return (search_windows(size, []), True) if periodic or not tracks else ([], False)
         regions = person_regions(probabilities, size, [_cover(t.raw) for t in tracks])
-        if periodic or (regions and (not tracks or self._since_search >= self.uncovered_every)):
-            return search_windows(size, regions, whole_frame=periodic or not tracks, limit=LIVE_WINDOWS)
-        return []
+        if periodic or (regions and (not tracks or self._since_uncovered >= self.uncovered_every)):
+            whole = periodic or not tracks
+            return search_windows(size, regions, whole_frame=whole, limit=LIVE_WINDOWS), whole
+        return [], False
 
     def _follow(self, track: Track, estimate: BodyEstimate, at: float) -> Track:
         pose = replace(estimate.pose, track_id=track.pose.track_id)

@@ -69,7 +69,6 @@ class SegmentationStage:
 class HandStage:
     """Palm detection and hand landmarks (the models named in hands.py), and gestures from them."""
 
-    models = (PALM_MODEL, LANDMARK_MODEL)
 
     def __init__(self, inference: Inference, still: bool = False) -> None:
         self.detector = PalmDetector(inference.load(PALM_MODEL))
@@ -100,7 +99,6 @@ class HandStage:
 class PoseStage:
     """Pose detection and pose landmarks (the models named in pose_tracker.py), for up to ``max_people`` people."""
 
-    models = (POSE_DETECTOR_MODEL, POSE_LANDMARK_MODEL)
 
     def __init__(self, inference: Inference, still: bool = False, settings: PoseSettings = PoseSettings()) -> None:
         self.detector = PoseDetector(inference.load(POSE_DETECTOR_MODEL))

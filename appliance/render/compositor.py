@@ -18,7 +18,7 @@ from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.render.background import open_background
-from appliance.render.fit import cover_fit, cover_point
+from appliance.render.fit import cover_fit, shown_point
 from appliance.render.overlay import Overlay
 from appliance.render.snow import Snow
 
@@ -108,10 +108,7 @@ class Compositor:
 
     def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
         """Where a point of the camera frame (w, h) appears on the screen: mirrored like the image, then fitted."""
-        x, y = point
-        if self.scene.mirror:
-            x = frame_size[0] - x
-        return cover_point((x, y), frame_size, self.screen_size)
+        return shown_point(point, frame_size, self.screen_size, self.scene.mirror)
 
     def _scratch_for(self, frame: np.ndarray) -> _Scratch:
         if self._scratch is None or self._scratch.camera.shape != frame.shape:

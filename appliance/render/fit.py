@@ -23,6 +23,14 @@ def cover_point(point: tuple[float, float], source: tuple[int, int], target: tup
     return (point[0] - x) * target[0] / width, (point[1] - y) * target[1] / height
 
 
+def shown_point(point: tuple[float, float], frame: tuple[int, int], screen: tuple[int, int],
+                mirror: bool) -> tuple[float, float]:
+    """Where a camera point (pixels of a ``frame`` (w, h)) shows on a ``screen`` that flips the camera when
+    ``mirror`` and cover-fits it."""
+    x, y = point
+    return cover_point((frame[0] - x if mirror else x, y), frame, screen)
+
+
 def cover_fit(image: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """``image`` cropped to ``size``'s aspect and resized to ``size`` (w, h).
 

@@ -6,13 +6,15 @@ Invariants:
   pygame.Rect's ``center``.
 - ``head_box`` reads the person matte alone and is deterministic; a narrow column (a raised arm) is never taken
   for the head. ``landmarks_box`` serves instead when face or pose landmarks are present.
-- ``Layout.place`` keeps a box on screen within the margin and clear of the head box grown by the clearance
-  whenever any position allows it; otherwise it returns the position that overlaps the head least. Among equal
-  candidates it takes the one nearest the preferred point. Pure numpy, no pygame.
+- ``Layout.place`` keeps a box on screen within the margin and clear of every head box grown by the clearance
+  (one per person: several shoppers have several heads) whenever one of its candidate positions allows it;
+  otherwise it returns the candidate that overlaps the heads least. Among equal candidates it takes the one
+  nearest the preferred point. Pure numpy, no pygame.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from statistics import median
 
 import numpy as np
@@ -114,41 +116,36 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
 
 
 class Layout:
-    """Places boxes on a screen of ``size`` (w, h) around ``head`` (screen pixels, or None when nobody)."""
+    """Places boxes on a screen of ``size`` (w, h) around the ``heads`` (screen pixels: one box, several, or None
+    when nobody), each grown by ``clearance``."""
 
-    def __init__(self, size: tuple[int, int], head: Box | None, margin: int = 24, clearance: int = 16) -> None:
+    def __init__(self, size: tuple[int, int], heads: Box | Sequence[Box] | None, margin: int = 24,
+                 clearance: int = 16) -> None:
         self.size = size
         self.margin = margin
-        self.protected: Box | None = None
-        if head is not None and head[2] > 0 and head[3] > 0:
-            x, y, w, h = head
-            self.protected = (x - clearance, y - clearance, w + 2 * clearance, h + 2 * clearance)
+        boxes = [] if heads is None else [heads] if len(heads) == 4 and isinstance(heads[0], (int, np.integer)) \
+            else list(heads)
+        self.protected: list[Box] = [(x - clearance, y - clearance, w + 2 * clearance, h + 2 * clearance)
+                                     for x, y, w, h in boxes if w > 0 and h > 0]
 
     def place(self, size: tuple[int, int], prefer: tuple[float, float] = (0.5, 0.5)) -> tuple[int, int]:
         """The centre for a box of ``size`` (w, h) nearest ``prefer`` (fractions of the screen) that keeps it on
-        screen within the margin and off the protected head box; the least overlapping position when none does."""
+        screen within the margin and off every protected head; the least overlapping position when none does.
+
+        The candidates along each axis are the wanted position, the range's ends and the positions just
+        before and just after each head; every combination is tried (at most (3 + 2n)² for n heads)."""
         w, h = size
         want = (round(prefer[0] * self.size[0]) - w // 2, round(prefer[1] * self.size[1]) - h // 2)
         ranges = [self._range(self.size[0], w), self._range(self.size[1], h)]
-        if self.protected is None:
-            x, y = (min(max(want[axis], ranges[axis][0]), ranges[axis][1]) for axis in (0, 1))
-            return x + w // 2, y + h // 2
-        px, py, pw, ph = self.protected
-        candidates = []
-        for axis, (low, high) in enumerate(((px - w, px + pw), (py - h, py + ph))):
-            # Clear of the head along ``axis``: at or before ``low``, or at or after ``high``; anywhere on the other.
+        axes = []
+        for axis, length in ((0, w), (1, h)):
             lo, hi = ranges[axis]
-            other = 1 - axis
-            for a, b in ((lo, min(hi, low)), (max(lo, high), hi)):
-                if a <= b:
-                    spot = [0, 0]
-                    spot[axis] = min(max(want[axis], a), b)
-                    spot[other] = min(max(want[other], ranges[other][0]), ranges[other][1])
-                    candidates.append((spot[0], spot[1]))
-        if not candidates:
-            candidates = [(x, y) for x in self._least(0, w, want[0]) for y in self._least(1, h, want[1])]
-        x, y = min(candidates, key=lambda spot: (self._covered(spot, size), (spot[0] - want[0]) ** 2 +
-                                                 (spot[1] - want[1]) ** 2))
+            points = {want[axis], lo, hi}
+            for box in self.protected:
+                points |= {box[axis] - length, box[axis] + box[axis + 2]}
+            axes.append({min(max(p, lo), hi) for p in points})
+        x, y = min(((x, y) for x in axes[0] for y in axes[1]),
+                   key=lambda spot: (self._covered(spot, size), (spot[0] - want[0]) ** 2 + (spot[1] - want[1]) ** 2))
         return x + w // 2, y + h // 2
 
     def _range(self, extent: int, length: int) -> tuple[int, int]:
@@ -158,16 +155,7 @@ class Layout:
             return middle, middle
         return self.margin, extent - self.margin - length
 
-    def _least(self, axis: int, length: int, want: int) -> list[int]:
-        """The positions along ``axis`` where the overlap with the head is least, among the ends of the range, the
-        points where the overlap stops changing and ``want`` (the overlap is linear between them)."""
-        lo, hi = self._range(self.size[axis], length)
-        start, extent = self.protected[axis], self.protected[axis + 2]
-        points = {min(max(p, lo), hi) for p in (lo, hi, want, start - length, start, start + extent - length,
-                                                start + extent)}
-        best = min(_overlap(p, p + length, start, start + extent) for p in points)
-        return sorted(p for p in points if _overlap(p, p + length, start, start + extent) == best)
-
     def _covered(self, spot: tuple[int, int], size: tuple[int, int]) -> int:
-        px, py, pw, ph = self.protected
-        return _overlap(spot[0], spot[0] + size[0], px, px + pw) * _overlap(spot[1], spot[1] + size[1], py, py + ph)
+        """How much of the heads a box of ``size`` at ``spot`` covers (pixels)."""
+        return sum(_overlap(spot[0], spot[0] + size[0], px, px + pw) * _overlap(spot[1], spot[1] + size[1], py, py + ph)
+                   for px, py, pw, ph in self.protected)

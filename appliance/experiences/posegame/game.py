@@ -60,13 +60,14 @@ class Rules:
     hold_s: float = 0.5           # every part within tolerance this long: matched (a flicker is not)
     verdict_s: float = 2.0        # the pose's outcome on screen
     find_s: float = 20.0          # nobody in front this long after the introduction: the game is given up
+    mirror: bool = True           # the world shows the camera flipped (appliance.experience.api.World.mirror)
 
 
 @dataclass
 class Player:
     side: str
     track_id: int
-    centre: float                 # the body's centre x on the mirrored screen (negated camera x)
+    centre: float                 # the body's centre x as the screen shows it (camera x, negated when mirrored)
     points: list[int] = field(default_factory=list)      # per finished pose
     matched: list[bool] = field(default_factory=list)
     pose: Pose | None = None      # this frame's body, None when not seen
@@ -80,18 +81,19 @@ class Player:
         return round(sum(self.points) / len(self.points)) if self.points else 0
 
 
-def screen_centre(pose: Pose) -> float:
+def screen_centre(pose: Pose, mirror: bool = True) -> float:
+    """The body's centre x in the order the screen shows people left to right."""
     x, _, w, _ = pose.box
-    return -(x + w / 2)
+    return -(x + w / 2) if mirror else x + w / 2
 
 
-def players_in_front(poses: Sequence[Pose]) -> list[Pose]:
-    """The people big enough to play (at most two), ordered left to right on the mirrored screen."""
+def players_in_front(poses: Sequence[Pose], mirror: bool = True) -> list[Pose]:
+    """The people big enough to play (at most two), ordered left to right as the screen shows them."""
     if not poses:
         return []
     largest = max(pose.area for pose in poses)
     big = sorted((pose for pose in poses if pose.area >= PLAYER_AREA * largest), key=lambda pose: -pose.area)[:2]
-    return sorted(big, key=screen_centre)
+    return sorted(big, key=lambda pose: screen_centre(pose, mirror))
 
 
 class PoseGame:
@@ -145,7 +147,7 @@ class PoseGame:
                 self._next(now)
 
     def _start(self, now: float, poses: Sequence[Pose]) -> None:
-        front = players_in_front(poses)
+        front = players_in_front(poses, self.rules.mirror)
         if not front:
             if self.phase is not Phase.FIND:
                 self._enter(Phase.FIND, now)
@@ -153,7 +155,7 @@ class PoseGame:
                 self.abandon(now, "nobody")
             return
         sides = (SOLO,) if len(front) == 1 else (LEFT, RIGHT)
-        self.players = [Player(side, pose.track_id, screen_centre(pose)) for side, pose in zip(sides, front,
+        self.players = [Player(side, pose.track_id, screen_centre(pose, self.rules.mirror)) for side, pose in zip(sides, front,
                                                                                                  strict=True)]
         self.publish("pose_round_started", {"players": len(self.players), "poses": len(self.targets),
                                             "names": [target.name for target in self.targets],
@@ -164,17 +166,17 @@ class PoseGame:
 
     def _follow(self, poses: Sequence[Pose]) -> None:
         """Give each player this frame's body: its track id's, else the nearest unclaimed big enough one."""
-        free = list(players_in_front(poses))
+        free = list(players_in_front(poses, self.rules.mirror))
         for player in self.players:
             player.pose = next((pose for pose in free if pose.track_id == player.track_id), None)
             if player.pose is not None:
                 free.remove(player.pose)
         for player in self.players:
             if player.pose is None and free:
-                player.pose = min(free, key=lambda pose: abs(screen_centre(pose) - player.centre))
+                player.pose = min(free, key=lambda pose: abs(screen_centre(pose, self.rules.mirror) - player.centre))
                 free.remove(player.pose)
             if player.pose is not None:
-                player.track_id, player.centre = player.pose.track_id, screen_centre(player.pose)
+                player.track_id, player.centre = player.pose.track_id, screen_centre(player.pose, self.rules.mirror)
 
     def _judge(self, now: float) -> None:
         rules = self.rules
@@ -183,7 +185,7 @@ class PoseGame:
                 continue
             pose = player.pose
             player.current = None if pose is None else match(self.target.points, pose.landmarks[:, [0, 1, 3]],
-                                                             rules.tolerance_deg, rules.legs)
+                                                             rules.tolerance_deg, rules.legs, rules.mirror)
             if player.current is None or not player.current.matched:
                 player.holding_since = None
                 player.best = max(player.best, player.current.score if player.current else 0)

@@ -2,10 +2,11 @@
 match, the star's cut-out and skeleton beside, a countdown ring, and the text clear of faces.
 
 Invariants: drawing only (the game is ``game.PoseGame``); every line of text goes through a
-``TextBlock`` or the stage's layout; a frame's skeleton is drawn from the poses of the frame the
-stage shows (the perception travels with its frame).  The API has no camera-to-screen mapping and
-no line: ``on_screen`` mirrors and cover-fits a camera point as the kiosk's compositor does for a
-mirroring world, and limbs are rows of overlapping dots.
+``TextBlock`` or the stage's layout; a skeleton is drawn where the stage says its camera points show
+(``Stage.screen_point``: mirrored or not as the world is).  The poses are the newest perception's: asked
+for 15 times a second, a skeleton may be a frame older than the image under it.  The star stands at the
+side (in the middle, above the players, when two play) and is drawn before the players, so it never
+hides a shopper.  Limbs are rows of overlapping dots (the API has no line).
 """
 
 from __future__ import annotations
@@ -28,17 +29,6 @@ STAR_HEIGHT = 0.55          # of the screen's height
 STAR_CENTRE = (0.85, 0.55)  # of the screen
 
 
-def on_screen(point: tuple[float, float], frame: tuple[int, int], screen: tuple[int, int]) -> tuple[int, int]:
-    """Where a camera point (frame pixels, frame = (w, h)) shows on a mirroring, cover-fitted screen."""
-    (frame_w, frame_h), (screen_w, screen_h) = frame, screen
-    if frame_w * screen_h > frame_h * screen_w:    # the frame's centred crop of the screen's aspect
-        width, height = round(frame_h * screen_w / screen_h), frame_h
-    else:
-        width, height = frame_w, round(frame_w * screen_h / screen_w)
-    left, top = (frame_w - width) // 2, (frame_h - height) // 2
-    return round((frame_w - point[0] - left) * screen_w / width), round((point[1] - top) * screen_h / height)
-
-
 class PoseScene:
     """Drives the game from the poses (Backspace, or an open hand outside a pose, quits), draws it, and
     leaves for the menu after the result."""
@@ -53,7 +43,7 @@ class PoseScene:
         targets = [Target(pose.points(context.image(pose.image, self._star_h).get_size()), pose.name)
                    for pose in chosen]
         rules = Rules(seconds_per_pose=config.seconds_per_pose, tolerance_deg=config.tolerance_deg, legs=config.legs,
-                      intro_s=config.intro_s)
+                      intro_s=config.intro_s, mirror=context.stage.world.mirror)
         self.game = PoseGame(rules, targets, context.publish, moment.now)
 
     def update(self, context: Context, moment: Moment) -> str | None:
@@ -76,19 +66,21 @@ class PoseScene:
 
     def draw(self, context: Context, moment: Moment) -> None:
         context.stage.show(moment.perception)
+        self._draw_star(context, moment.now)
         if moment.perception is not None and self.game.phase in (Phase.POSE, Phase.VERDICT):
             self._draw_players(context, moment.perception.frame.image.shape[1::-1])
-        self._draw_star(context, moment.now)
         self._draw_text(context, moment.now)
         context.stage.cursor(moment, 0.0)
 
     def _draw_players(self, context: Context, frame: tuple[int, int]) -> None:
-        screen = context.canvas.size
         for player in self.game.players:
             if player.pose is None:
                 continue
             states = shopper_limbs(player.current) if player.current is not None else {}
-            points = [on_screen((x, y), frame, screen) for x, y in player.pose.landmarks[:, :2]]
+            shown = [context.stage.screen_point((x, y), frame) for x, y in player.pose.landmarks[:, :2]]
+            if None in shown:
+                continue
+            points = [(round(x), round(y)) for x, y in shown]
             visible = player.pose.landmarks[:, 3] >= SEEN
             for limb in LIMBS:
                 state = states.get(limb)
@@ -99,7 +91,8 @@ class PoseScene:
     def _draw_star(self, context: Context, now: float) -> None:
         canvas, game = context.canvas, self.game
         width, height = canvas.size
-        centre = (int(width * STAR_CENTRE[0]), int(height * STAR_CENTRE[1]))
+        duel = len(game.players) == 2   # in the middle, smaller and higher, between and above the two players
+        centre = (width // 2, int(height * 0.3)) if duel else (int(width * STAR_CENTRE[0]), int(height * STAR_CENTRE[1]))
         mood = self._mood()
         reaction = {"happy": self._spec.star_happy_image, "sad": self._spec.star_sad_image}.get(mood)
         if reaction is not None:
@@ -116,8 +109,10 @@ class PoseScene:
                 for a, b in LIMBS:
                     if star[a, 2] >= SEEN and star[b, 2] >= SEEN:
                         self._bone(context, points[a], points[b], GOLD)
-        canvas.text(self._spec.star_name, (centre[0], int(height * 0.88)), size=height // 18, colour=GOLD,
-                    anchor="center", backdrop=True)
+        name = TextBlock(context)
+        name.text(self._spec.star_name, (centre[0], centre[1] + self._star_h // 2 + height // 30), size=height // 18,
+                  colour=GOLD, backdrop=True)
+        name.draw()
 
     def _mood(self) -> str:
         if self.game.phase is not Phase.RESULT:

@@ -8,8 +8,9 @@ Invariants:
   body (``legs=False``), up is square to the shoulder line and arms alone are scored.
 - Points are (N, 3) arrays: x, y in pixels of one isotropic image (y down), visibility 0..1.  A
   point is seen when its visibility is at least ``SEEN``.
-- The screen is a mirror and the star's picture is not: the shopper copies what they see, so their
-  pose is compared mirrored (x negated, left and right swapped) with the star's as it is.
+- On a mirroring screen (the default) the star's picture is not mirrored: the shopper copies what they
+  see, so their pose is compared mirrored (x negated, left and right swapped) with the star's as it is.
+  On a screen that shows the camera as it is, the shopper's pose is compared as it is.
 - A part of the star's pose that is not seen is not scored; a part the shopper's camera does not
   see scores 0.  A part matches within ``tolerance`` degrees; its score is 1 at no error, 0.5 at
   the tolerance, falling towards 0 beyond.  The overall score is the mean of part scores, weighted
@@ -60,6 +61,7 @@ class Match:
     parts: tuple[Part, ...]
     score: int                  # 0..100
     seen: bool                  # the shopper's body is seen enough to measure it (its "up")
+    mirror: bool = True         # the shopper was compared mirrored (their left limb is the star's right)
 
     @property
     def matched(self) -> bool:
@@ -87,9 +89,10 @@ def scorable(star: np.ndarray, legs: bool) -> str | None:
     return None
 
 
-def match(star: np.ndarray, shopper: np.ndarray, tolerance: float, legs: bool = True) -> Match:
-    """How the shopper's pose (camera frame, not mirrored) matches the star's (its picture's)."""
-    mine = mirrored(shopper)
+def match(star: np.ndarray, shopper: np.ndarray, tolerance: float, legs: bool = True, mirror: bool = True) -> Match:
+    """How the shopper's pose (camera frame) matches the star's (its picture's), on a screen that mirrors the
+    camera or not."""
+    mine = mirrored(shopper) if mirror else shopper.astype(np.float64)
     star_up, my_up = _up(star, legs), _up(mine, legs)
     if star_up is None:
         raise ValueError("the star's pose has no measurable up (see scorable)")
@@ -105,7 +108,7 @@ def match(star: np.ndarray, shopper: np.ndarray, tolerance: float, legs: bool = 
         parts.append(Part(name, points, weight, error, score, error is not None and error <= tolerance))
     total = sum(part.weight for part in parts)
     overall = round(100 * sum(part.weight * part.score for part in parts) / total) if total else 0
-    return Match(tuple(parts), overall, my_up is not None)
+    return Match(tuple(parts), overall, my_up is not None, mirror)
 
 
 def shopper_limbs(result: Match) -> dict[tuple[int, int], bool | None]:
@@ -113,7 +116,7 @@ def shopper_limbs(result: Match) -> dict[tuple[int, int], bool | None]:
     False when it does not, None when it is not scored."""
     state: dict[tuple[int, int], bool | None] = {}
     for limb in LIMBS:
-        star_side = (int(SWAP[limb[0]]), int(SWAP[limb[1]]))   # the shopper's limb as the mirror shows it
+        star_side = (int(SWAP[limb[0]]), int(SWAP[limb[1]])) if result.mirror else limb   # as the screen shows it
         owner = next((part for part in result.parts if set(star_side) <= set(part.points)), None)
         state[limb] = None if owner is None else owner.matched
     return state
