@@ -193,10 +193,10 @@ def _eval(args: argparse.Namespace) -> int:
     if args.task == "pose":
         report = eval_pose(args.directory, Inference(args.backend), args.reference_python, args.reference_poses)
         print(json.dumps(report) if args.json else format_pose_report(report))
-        return 0
-    report = eval_gestures(args.directory, Inference(args.backend))
-    print(json.dumps(report) if args.json else format_report(report))
-    return 0
+    else:
+        report = eval_gestures(args.directory, Inference(args.backend))
+        print(json.dumps(report) if args.json else format_report(report))
+    return 1 if report["errors"] else 0   # as analyze: an image that could not be read fails the run
 
 
 def _models(args: argparse.Namespace) -> int:

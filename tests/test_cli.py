@@ -216,6 +216,14 @@ def test_eval_gestures_reports_recall_accuracy_and_confusion(gesture_set: Path) 
     assert sum(report["confusion"]["rock"].values()) == 6
 
 
+def test_eval_with_an_unreadable_image_reports_it_and_fails(tmp_path: Path) -> None:
+    (tmp_path / "rock").mkdir()
+    (tmp_path / "rock" / "broken.jpg").write_bytes(b"not a jpeg")
+    result = cli("eval", "gestures", str(tmp_path), "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["errors"][0]["path"].endswith("broken.jpg")
+
+
 def test_eval_refuses_an_unknown_label_folder(tmp_path: Path) -> None:
     (tmp_path / "fist").mkdir()
     result = cli("eval", "gestures", str(tmp_path))
