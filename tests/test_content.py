@@ -10,6 +10,7 @@ import pytest
 import tomllib
 
 from appliance.content import generate_default, load_bundle
+from appliance.content.artwork import draw_star_pose
 from appliance.content.bundle import DEFAULT_BUNDLE_DIR
 from appliance.content.generate import STAR_POSES, main, pose_landmark_rows, pose_table
 from appliance.errors import ApplianceError
@@ -63,6 +64,12 @@ def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> Non
     logo.unlink()
     assert generate_default(default_bundle) == [logo]
     assert logo.read_bytes() == before
+    star = default_bundle / "star.png"
+    before = star.read_bytes()
+    star.unlink()
+    draw_star_pose.cache_clear()
+    assert generate_default(default_bundle) == [star]
+    assert star.read_bytes() == before, "the star is drawn the same, byte for byte"
 
 
 def test_cli_prints_one_line_per_file(default_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,10 +136,17 @@ def test_the_default_campaign_offers_rps_with_a_drawn_star(default_bundle: Path)
     rps = bundle.configs["rps"]
     assert bundle.experiences == ("mirror", "rps", "pose")
     assert rps is not None and rps.star_name == "Nova" and rps.win_rate is None and rps.rounds_to_win == 2
+    shapes = set()
     for name in (rps.star_image, rps.star_happy_image, rps.star_sad_image):
         star = cv2.imread(str(default_bundle / name), cv2.IMREAD_UNCHANGED)
-        assert star.shape == (640, 640, 4)
-        assert star[0, 0, 3] == 0 and star[320, 320, 3] == 255, "transparent around, opaque in the middle"
+        height, width = star.shape[:2]
+        shapes.add(star.shape)
+        assert star.shape[2] == 4 and height > 1.6 * width, "Nova stands: a tall cut-out"
+        alpha = star[..., 3]
+        assert alpha[0, 0] == 0 and alpha[height // 2, width // 2] == 255, "transparent around, opaque in the middle"
+        solid = np.nonzero((alpha == 255).any(axis=1))[0]
+        assert height - 1 - solid[-1] < 0.03 * height, f"{name}: her feet must stand on the bottom (the label goes under)"
+    assert len(shapes) == 1, "the moods swap in place at one size"
     happy, sad = (cv2.imread(str(default_bundle / name)) for name in (rps.star_happy_image, rps.star_sad_image))
     assert np.abs(happy.astype(int) - sad.astype(int)).mean() > 5, "the moods must look different"
 

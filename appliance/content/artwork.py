@@ -9,6 +9,7 @@ campaign gives for it agree exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -299,7 +300,7 @@ def draw_frame(width: int = 1920, height: int = 1080) -> np.ndarray:
     return _bgra8(canvas, (width, height))
 
 
-#: Where draw_star puts the star: its centre and outer radius, as fractions of the picture's side.
+#: Where draw_star_head puts the star: its centre and outer radius, as fractions of the picture's side.
 STAR_CENTRE, STAR_OUTER = (0.5, 0.54), 0.44
 
 
@@ -316,8 +317,8 @@ def _star_mask(size: int, centre: tuple[float, float], outer: float, inner: floa
     return cv2.GaussianBlur(np.where(soft > 140, 255, 0).astype(np.uint8), (0, 0), 1.5)
 
 
-def draw_star(mood: str = "neutral", size: int = 640) -> np.ndarray:
-    """The default campaign's RPS star: a chubby yellow star with a face, BGRA.
+def draw_star_head(mood: str = "neutral", size: int = 640) -> np.ndarray:
+    """Nova's head: a chubby golden star with a face, BGRA, square.
 
     ``mood`` is ``neutral``, ``happy`` (the star won: closed laughing eyes, open mouth, sparkles,
     warmer) or ``sad`` (the star lost: frown, raised inner brows, a tear, paler and cooler).
@@ -412,7 +413,7 @@ class Stance:
     right_arm: tuple[float, float]
     left_leg: tuple[float, float]     # thigh, shin
     right_leg: tuple[float, float]
-    mood: str = "neutral"             # the star's face, as draw_star
+    mood: str = "neutral"             # the star's face, as draw_star_head
 
 
 #: The star's poses: a star jump, a T, a wave (the left hand up and waving, the right arm down).
@@ -421,13 +422,20 @@ STANCES = {
     "t": Stance((90, 90), (-90, -90), (4, 4), (-4, -4)),
     "wave": Stance((95, 165), (-25, -12), (7, 5), (-7, -5), "happy"),
 }
+#: The star's moods for rock–paper–scissors, each a stance of her own: hands on hips (the hero's
+#: stance), both fists up cheering, arms hanging.
+MOODS = {
+    "neutral": Stance((45, -38), (-45, 38), (9, 7), (-9, -7)),
+    "happy": Stance((150, 172), (-150, -172), (14, 10), (-14, -10), "happy"),
+    "sad": Stance((7, -6), (-7, 6), (3, 2), (-3, -2), "sad"),
+}
 #: A pose picture's size (w, h); the body is measured in units (the star head's outer radius) from the
 #: mid-hip, which stands at POSE_HIP (fractions of the picture), UNIT pixels to a unit.
 POSE_SIZE, POSE_HIP, UNIT = (640, 800), (0.5, 0.56), 76.0
 HIP, SHOULDER, NECK = 0.45, 0.8, 2.6          # half hip width, half shoulder width, mid-hip to mid-shoulder
 UPPER_ARM, FOREARM, THIGH, SHIN = 1.25, 1.15, 1.7, 1.6
 HEAD, HEAD_RADIUS = 1.2, 1.35                  # mid-shoulder to the head star's centre; its outer radius
-#: The face's landmarks on draw_star's star, in outer radii from its centre (x towards the person's left).
+#: The face's landmarks on draw_star_head's star, in outer radii from its centre (x towards the person's left).
 FACE = {0: (0.0, 0.04), 1: (0.13, -0.06), 2: (0.2, -0.06), 3: (0.27, -0.06), 4: (-0.13, -0.06),
         5: (-0.2, -0.06), 6: (-0.27, -0.06), 7: (0.38, -0.04), 8: (-0.38, -0.04), 9: (0.15, 0.1), 10: (-0.15, 0.1)}
 
@@ -473,58 +481,133 @@ def _paste(canvas: np.ndarray, bgra: np.ndarray, top_left: tuple[int, int]) -> N
     region[..., 3:] = region[..., 3:] * (1.0 - alpha) + alpha
 
 
+def _capsule(mask: np.ndarray, a: np.ndarray, b: np.ndarray, radius_a: float, radius_b: float) -> None:
+    """A tapered limb segment: two discs and the band tangent to both, anti-aliased."""
+    along = b - a
+    length = float(np.hypot(*along))
+    across = np.array([-along[1], along[0]]) / max(length, 1e-6)
+    band = np.array([a + across * radius_a, b + across * radius_b, b - across * radius_b, a - across * radius_a])
+    cv2.fillConvexPoly(mask, np.round(band).astype(np.int32), 255, cv2.LINE_AA)
+    for centre, radius in ((a, radius_a), (b, radius_b)):
+        cv2.circle(mask, (round(centre[0]), round(centre[1])), round(radius), 255, -1, cv2.LINE_AA)
+
+
+def _shade(mask: np.ndarray, colour: tuple[float, float, float], depth: float) -> np.ndarray:
+    """A rounded part's colour field: darker towards its rim (``depth`` pixels in), a soft highlight
+    up and to the left where the key light falls."""
+    inside = cv2.distanceTransform((mask > 127).astype(np.uint8), cv2.DIST_L2, 5)
+    form = np.sqrt(np.clip(inside / depth, 0.0, 1.0))[..., None]
+    shift = round(depth * 0.45)
+    lit = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=max(1, shift // 2))
+    lit = np.roll(lit, (-shift, -shift), axis=(0, 1)) & mask
+    gloss = cv2.GaussianBlur(lit, (0, 0), depth * 0.5).astype(np.float32)[..., None] / 255.0
+    base = np.asarray(colour, np.float32)
+    return base * (0.55 + 0.45 * form) + (1.0 - base) * gloss * 0.3
+
+
+@functools.cache
 def draw_star_pose(stance: Stance) -> np.ndarray:
-    """Nova striking ``stance``: a cartoon body in a purple tracksuit with white gloves and red trainers,
-    the star (draw_star) as its head, drawn on its own landmarks (pose_landmarks); BGRA, POSE_SIZE."""
+    """Nova striking ``stance``: a superhero with a golden star for a head (draw_star_head), an indigo suit
+    with a star on the chest and a gold belt, a red cape, white gloves and red boots, drawn on her own
+    landmarks (pose_landmarks) at three times the size and reduced (smooth edges); BGRA, POSE_SIZE. Cached
+    (draw_star crops three of them): callers must not write into the picture."""
     width, height = POSE_SIZE
-    big, unit = 2, 2 * UNIT
+    big = 3
+    unit = big * UNIT
     points = pose_landmarks(stance) * (width * big, height * big)
+    canvas_shape = (height * big, width * big)
 
-    def at(index: int) -> tuple[int, int]:
-        return round(points[index][0]), round(points[index][1])
+    def blank() -> np.ndarray:
+        return np.zeros(canvas_shape, np.uint8)
 
-    def part(draw) -> np.ndarray:
-        mask = np.zeros((height * big, width * big), np.uint8)
-        draw(mask)
+    def limb(joints: Sequence[int], radii: Sequence[float]) -> np.ndarray:
+        mask = blank()
+        for k in range(len(joints) - 1):
+            _capsule(mask, points[joints[k]], points[joints[k + 1]], radii[k] * unit, radii[k + 1] * unit)
         return mask
 
-    def limb(joints: Sequence[int], thickness: float):
-        return lambda mask: cv2.polylines(mask, [np.array([at(j) for j in joints])], False, 255,
-                                          round(thickness * unit), cv2.LINE_AA)
-
-    def torso(mask: np.ndarray) -> None:
-        corners = np.array([at(11), at(12), at(24), at(23)])
-        cv2.fillConvexPoly(mask, corners, 255, cv2.LINE_AA)
-        cv2.polylines(mask, [corners], True, 255, round(0.45 * unit), cv2.LINE_AA)
-
-    def gloves(mask: np.ndarray) -> None:
-        for wrist, index, thumb in ((15, 19, 21), (16, 20, 22)):
-            palm = (np.array(at(wrist)) + np.array(at(index))) / 2
-            cv2.circle(mask, (round(palm[0]), round(palm[1])), round(0.3 * unit), 255, -1, cv2.LINE_AA)
-            cv2.line(mask, at(wrist), at(thumb), 255, round(0.2 * unit), cv2.LINE_AA)
-
-    ink, purple, gold, white, red = (0.2, 0.1, 0.28), (0.45, 0.3, 0.86), (1.0, 0.8, 0.18), (1.0, 1.0, 1.0), (0.9, 0.2, 0.25)
+    shoulders, hips = (points[11] + points[12]) / 2, (points[23] + points[24]) / 2
     head = points[0] - np.array(FACE[0]) * HEAD_RADIUS * unit      # the star's centre
-    chin = head + (0.0, 0.5 * HEAD_RADIUS * unit)
-    shoulders = (points[11] + points[12]) / 2
-    layers = [
-        (part(limb((23, 25, 27), 0.55)), purple), (part(limb((24, 26, 28), 0.55)), purple),
-        (part(limb((29, 31), 0.4)), red), (part(limb((30, 32), 0.4)), red),
-        (part(lambda mask: cv2.line(mask, (round(shoulders[0]), round(shoulders[1])), (round(chin[0]), round(chin[1])),
-                                    255, round(0.45 * unit), cv2.LINE_AA)), gold),
-        (part(torso), purple),
-        (part(limb((11, 13, 15), 0.42)), gold), (part(limb((12, 14, 16), 0.42)), gold),
-        (part(gloves), white),
-    ]
-    canvas = np.zeros((height * big, width * big, 4), np.float32)
-    outline = np.ones((round(0.12 * unit),) * 2, np.uint8)
-    silhouette = np.max([mask for mask, _ in layers], axis=0)
-    shadow = np.roll(cv2.GaussianBlur(silhouette, (0, 0), 0.15 * unit), (round(0.08 * unit),) * 2, (0, 1))
+    down = (hips - shoulders) / np.hypot(*(hips - shoulders))
+    across = np.array([down[1], -down[0]])                          # towards the picture's right
+
+    cape = blank()
+    hem = [hips + down * 2.1 * unit + across * x * unit + (0.0, 0.12 * unit * math.sin(x * 5.0)) for x in
+           np.linspace(1.35, -1.35, 9)]
+    outline = [shoulders + across * 0.62 * unit - down * 0.1 * unit, *hem, shoulders - across * 0.62 * unit - down * 0.1 * unit]
+    cv2.fillPoly(cape, [np.round(np.array(outline)).astype(np.int32)], 255, cv2.LINE_AA)
+
+    torso = blank()
+    chest = [points[11] + across * 0.22 * unit, points[12] - across * 0.22 * unit,
+             points[24] - across * 0.12 * unit, points[23] + across * 0.12 * unit]
+    cv2.fillConvexPoly(torso, np.round(np.array(chest)).astype(np.int32), 255, cv2.LINE_AA)
+    for joint in (11, 12):
+        cv2.circle(torso, (round(points[joint][0]), round(points[joint][1])), round(0.3 * unit), 255, -1, cv2.LINE_AA)
+    _capsule(torso, shoulders, head + (0.0, 0.45 * HEAD_RADIUS * unit), 0.26 * unit, 0.22 * unit)
+
+    belt = blank()
+    _capsule(belt, points[24] - across * 0.1 * unit - down * 0.12 * unit,
+             points[23] + across * 0.1 * unit - down * 0.12 * unit, 0.15 * unit, 0.15 * unit)
+    belt &= torso
+    emblem = blank()
+    chest_star = [shoulders + down * 0.8 * unit + (math.cos(math.radians(-90 + 36 * k)) * r * unit,
+                                                     math.sin(math.radians(-90 + 36 * k)) * r * unit)
+                     for k, r in ((k, 0.42 if k % 2 == 0 else 0.18) for k in range(10))]
+    cv2.fillPoly(emblem, [np.round(np.array(chest_star)).astype(np.int32)], 255, cv2.LINE_AA)
+
+    legs = [limb((23, 25, 27), (0.34, 0.25, 0.2)), limb((24, 26, 28), (0.34, 0.25, 0.2))]
+    boots = []
+    for knee, ankle, toe in ((25, 27, 31), (26, 28, 32)):
+        shin_low = points[ankle] + (points[knee] - points[ankle]) * 0.35
+        mask = blank()
+        _capsule(mask, shin_low, points[ankle], 0.25 * unit, 0.23 * unit)
+        _capsule(mask, points[ankle], points[toe], 0.22 * unit, 0.17 * unit)
+        boots.append(mask)
+    arms = [limb((11, 13, 15), (0.25, 0.2, 0.17)), limb((12, 14, 16), (0.25, 0.2, 0.17))]
+    gloves, cuffs = blank(), blank()
+    for wrist, index, thumb in ((15, 19, 21), (16, 20, 22)):
+        palm = (points[wrist] * 0.4 + points[index] * 0.6)
+        cv2.circle(gloves, (round(palm[0]), round(palm[1])), round(0.27 * unit), 255, -1, cv2.LINE_AA)
+        _capsule(gloves, points[wrist], points[thumb], 0.12 * unit, 0.1 * unit)
+        toward = (points[wrist] - points[wrist - 2]) / max(np.hypot(*(points[wrist] - points[wrist - 2])), 1e-6)
+        _capsule(cuffs, points[wrist] - toward * 0.12 * unit, points[wrist] + toward * 0.02 * unit, 0.21 * unit, 0.21 * unit)
+
+    ink, indigo, sleeve = (0.1, 0.06, 0.2), (0.2, 0.2, 0.62), (0.24, 0.25, 0.7)
+    gold, white, red, cape_red = (1.0, 0.76, 0.16), (0.98, 0.98, 1.0), (0.88, 0.14, 0.22), (0.62, 0.05, 0.16)
+    depth = 0.22 * unit
+    layers = [(cape, cape_red), *((leg, indigo) for leg in legs), *((boot, red) for boot in boots), (torso, indigo),
+              (belt, gold), (emblem, gold), *((arm, sleeve) for arm in arms), (cuffs, gold), (gloves, white)]
+    canvas = np.zeros((*canvas_shape, 4), np.float32)
+    rim = np.ones((round(0.1 * unit),) * 2, np.uint8)
+    silhouette = np.max([mask for mask, _ in layers], axis=0).astype(np.float32)
+    shadow = np.roll(_soften(silhouette, 0.06 * unit), (round(0.02 * unit), round(0.06 * unit)), (0, 1))
     _over(canvas, shadow, (0.0, 0.0, 0.0), opacity=0.3)
+    pad = round(0.1 * unit) + 2
     for mask, colour in layers:
-        _over(canvas, cv2.dilate(mask, outline), ink)
-        _over(canvas, mask, colour)
+        x, y, w, h = cv2.boundingRect(mask)
+        if w == 0:
+            continue
+        window = (slice(max(0, y - pad), y + h + pad), slice(max(0, x - pad), x + w + pad))
+        part, region = mask[window], canvas[window]
+        _over(region, cv2.dilate(part, rim), ink)
+        _over(region, part, _shade(part, colour, depth))
     side = round(HEAD_RADIUS * unit / STAR_OUTER)
     top_left = (round(head[0] - STAR_CENTRE[0] * side), round(head[1] - STAR_CENTRE[1] * side))
-    _paste(canvas, draw_star(stance.mood, side), top_left)
+    _paste(canvas, draw_star_head(stance.mood, side), top_left)
     return _bgra8(canvas, POSE_SIZE)
+
+
+def draw_star(mood: str = "neutral") -> np.ndarray:
+    """The rock–paper–scissors star: Nova in her ``mood``'s stance (MOODS), BGRA, cropped to the box that
+    holds all three moods with MARGIN pixels around, so her feet stand on the picture's bottom edge (the
+    scene's name label sits right under her) and the three pictures swap in place at one scale."""
+    drawn = {name: draw_star_pose(stance) for name, stance in MOODS.items()}
+    union = np.max([picture[..., 3] for picture in drawn.values()], axis=0)
+    rows, columns = np.nonzero(union.any(axis=1))[0], np.nonzero(union.any(axis=0))[0]
+    top, bottom = max(0, rows[0] - MARGIN), min(union.shape[0], rows[-1] + 1 + MARGIN)
+    left, right = max(0, columns[0] - MARGIN), min(union.shape[1], columns[-1] + 1 + MARGIN)
+    return np.ascontiguousarray(drawn[mood][top:bottom, left:right])
+
+
+#: The transparent margin around the RPS star's pictures, in pixels.
+MARGIN = 4
