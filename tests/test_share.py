@@ -138,19 +138,19 @@ def test_the_credentials_reach_only_the_devices_own_prefix(s3: S3Server, photo: 
 def test_the_operator_sets_the_lifecycle_rule_once_in_whole_days(
         s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     admin = s3.admin.write(tmp_path / "operator")
-    toml = tmp_path / "appliance.toml"
-    toml.write_text(f'[share]\nendpoint_url = "{s3.endpoint_url}"\nbucket = "{s3.bucket}"\nlink_expiry_h = 30\n')
-    assert share_main(["lifecycle", "--config", str(toml), "--credentials-dir", str(admin)]) == 0
+    command = ["lifecycle", "--endpoint-url", s3.endpoint_url, "--bucket", s3.bucket, "--credentials-dir", str(admin)]
+    assert share_main([*command, "--link-expiry-h", "30"]) == 0
     assert "deletes photos/ after 2 day(s) (set)" in capsys.readouterr().out
     rules = s3.admin_client().get_bucket_lifecycle_configuration(Bucket=s3.bucket)["Rules"]
     assert rules == [{"ID": LIFECYCLE_RULE_ID, "Filter": {"Prefix": "photos/"}, "Status": "Enabled",
                       "Expiration": {"Days": 2}}]
-    assert share_main(["lifecycle", "--config", str(toml), "--credentials-dir", str(admin)]) == 0
+    assert share_main([*command, "--link-expiry-h", "30"]) == 0
     assert "(already set)" in capsys.readouterr().out
-    toml.write_text(toml.read_text().replace("link_expiry_h = 30", "link_expiry_h = 24"))
-    assert share_main(["lifecycle", "--config", str(toml), "--credentials-dir", str(admin)]) == 0
+    assert share_main(command) == 0
     assert s3.admin_client().get_bucket_lifecycle_configuration(Bucket=s3.bucket)["Rules"][0]["Expiration"] == {
         "Days": 1}
+    assert share_main([*command[:-2], "--credentials-dir", str(s3.devices[DEVICE].write(tmp_path / "dev"))]) == 1
+    assert "access denied" in capsys.readouterr().err, "a device's keys cannot change the bucket"
     assert [lifecycle_days(hours) for hours in (1, 24, 25, 48, 168)] == [1, 1, 2, 2, 7]
 
 
