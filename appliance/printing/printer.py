@@ -76,6 +76,10 @@ class JobState:
     def printed(self) -> bool:
         return self.state == JOB_DONE
 
+    @property
+    def cancelled(self) -> bool:
+        return self.state == cups.IPP_JOB_CANCELED
+
 
 class Printer:
     """The configured queue (``queue``), or CUPS's default destination when it is None."""

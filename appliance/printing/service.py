@@ -147,14 +147,13 @@ class PrintService(Worker):
         return PrintStatus("waiting", ATTENTION, problem) if problem else PrintStatus("waiting", PRINTING)
 
     def _send(self, request: _Request, state: QueueState) -> None:
+        if not state.present:
+            self._active.append(request)   # waits for the printer to come back, until its deadline
+            self._set(request, PrintStatus("waiting", ATTENTION, state.problem or ""))
+            return
         if not self.counter.take(request.campaign):
             self._end(request, PrintStatus("failed", LIMIT_REACHED,
                                            f"daily limit of {self.counter.daily_limit} pages reached"))
-            return
-        if not state.present:
-            self.counter.give_back(request.campaign)
-            self._active.append(request)   # waits for the printer to come back, until its deadline
-            self._set(request, PrintStatus("waiting", ATTENTION, state.problem or ""))
             return
         page = self.work_dir / f"{request.photo_id}.pdf"
         try:
@@ -191,7 +190,7 @@ class PrintService(Worker):
             self._end(request, PrintStatus("printed", PRINTED))
         elif job.ended:
             self._end(request, PrintStatus("failed", ATTENTION,
-                                           f"job {job.job_id} {'cancelled' if job.state == 7 else 'aborted'}: "
+                                           f"job {job.job_id} {'cancelled' if job.cancelled else 'aborted'}: "
                                            f"{job.message or ', '.join(job.reasons)}"))
         elif self._overdue(request):
             why = state.problem or job.message or ", ".join(job.reasons) or "no reason given"
