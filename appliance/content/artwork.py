@@ -146,7 +146,32 @@ def draw_street(rng: np.random.Generator, width: int = 1920, height: int = 1080)
         cv2.circle(light, (lamp_x, top - 22), 46, (1.0, 0.82, 0.55), -1)
         cv2.ellipse(light, (lamp_x, base_y + 8), (220, 34), 0, 0, 360, (0.7, 0.55, 0.35), -1)
     image += _soften(light, 60) * 0.9
+    _garlands(image, [int(width * f) for f in (0.09, 0.32, 0.68, 0.91)], int(height * 0.48) - 30)
     return _bgr8(image * _vignette(height, width, 0.35))
+
+
+#: The festive bulbs' colours along a garland, in turn (RGB 0..1).
+BULBS = ((1.0, 0.78, 0.35), (1.0, 0.35, 0.3), (0.45, 0.85, 1.0), (0.55, 1.0, 0.5))
+
+
+def _garlands(image: np.ndarray, posts: Sequence[int], top: int, sag: float = 70.0) -> None:
+    """Strings of coloured bulbs hung between neighbouring lamp posts (and across the street), each a
+    catenary-like sag with a dark wire, bright bulb cores and a soft glow around them."""
+    wire = (0.05, 0.05, 0.08)
+    glow = np.zeros_like(image)
+    for left, right in zip(posts, posts[1:], strict=False):
+        xs = np.linspace(left, right, 64)
+        ys = top + sag * (1.0 - ((xs - (left + right) / 2) / ((right - left) / 2)) ** 2)
+        cv2.polylines(image, [np.round(np.stack([xs, ys], axis=1)).astype(np.int32)], False, wire, 2, cv2.LINE_AA)
+        count = max(4, (right - left) // 38)
+        for k in range(1, count):
+            x = left + (right - left) * k / count
+            y = top + sag * (1.0 - ((x - (left + right) / 2) / ((right - left) / 2)) ** 2) + 7
+            colour = BULBS[k % len(BULBS)]
+            cv2.circle(image, (round(x), round(y)), 6, colour, -1, cv2.LINE_AA)
+            cv2.circle(image, (round(x - 1.5), round(y - 1.5)), 2, (1.0, 1.0, 0.95), -1, cv2.LINE_AA)
+            cv2.circle(glow, (round(x), round(y)), 16, colour, -1, cv2.LINE_AA)
+    image += _soften(glow, 14) * 0.8
 
 
 def draw_stage(rng: np.random.Generator, width: int = 1920, height: int = 1080) -> np.ndarray:
