@@ -163,6 +163,7 @@ def _photo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from appliance.bench import BenchSetup, format_table, needs_of, run_bench
     from appliance.config import load_config
+    from appliance.perception.demo import demo_image
     from appliance.sources.open import open_source
 
     config = load_config(args.config)
@@ -170,7 +171,7 @@ def _bench(args: argparse.Namespace) -> int:
     settings = config.inference.model_copy(update={"backend": args.backend or config.inference.backend,
                                                    "threads": args.threads or config.inference.threads})
     setup = BenchSetup(
-        source=open_source(args.source, paced=False, limits=config.media),
+        source=open_source(args.source, paced=False, limits=config.media, demo=demo_image),
         inference=settings.inference(),
         content=config.kiosk.content,
         world=args.world,

@@ -22,6 +22,7 @@ from appliance.experience.registry import Registry, installed
 from appliance.fleet.runtime import FleetRuntime
 from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
+from appliance.perception.demo import demo_image
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
@@ -84,7 +85,8 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     bundle = first_bundle(config, fleet, registry)
     inference = config.inference.inference()
     perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel, config.pose.settings())
-    source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media)
+    source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media,
+                         demo=demo_image)
     display = Display(mode, (config.display.width, config.display.height))
     frames = LatestSlot()
     results = LatestSlot()

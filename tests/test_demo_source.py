@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from appliance.inference.backend import Inference
+from appliance.perception.demo import demo_image, studio_wall
 from appliance.perception.stages import SegmentationStage
-from appliance.sources.files import demo_image, studio_wall
 from appliance.sources.open import open_source
 
 SIZE = (1280, 720)
@@ -35,7 +35,7 @@ def _longest_vertical_edge(image: np.ndarray, step: int = 24) -> int:
 def test_the_demo_is_a_deterministic_16_9_frame(demo: np.ndarray) -> None:
     assert demo.shape == (720, 1280, 3) and demo.dtype == np.uint8
     assert np.array_equal(demo, demo_image(SIZE))
-    assert open_source("demo", paced=False).read().size == SIZE
+    assert open_source("demo", paced=False, demo=demo_image).read().size == SIZE
 
 
 def test_the_demo_has_no_straight_photo_edge(demo: np.ndarray) -> None:

@@ -13,6 +13,7 @@ from test_media import huge_png, person_jpeg, truncated_mp4
 
 from appliance.errors import ApplianceError
 from appliance.media import MediaLimits
+from appliance.perception.demo import demo_image
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
 from appliance.sources.camera import CameraSource
@@ -56,7 +57,7 @@ def test_image_source_repeats_the_image(astronaut_file: Path) -> None:
 
 
 def test_demo_source_is_a_16_9_person() -> None:
-    frame = open_source("demo", paced=False).read()
+    frame = open_source("demo", paced=False, demo=demo_image).read()
     assert frame.size == (1280, 720)
 
 

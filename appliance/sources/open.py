@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, IMAGE_SUFFIXES, MediaLimits, read_image
 from appliance.sources.base import FrameSource
 from appliance.sources.camera import CameraMode, CameraSource, camera_present
-from appliance.sources.files import StillSource, VideoFileSource, demo_image
+from appliance.sources.files import StillSource, VideoFileSource
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,12 @@ def parse_source(text: str) -> SourceSpec:
 
 
 def open_source(uri: str, paced: bool = True, camera_mode: CameraMode = CameraMode(),
-                limits: MediaLimits = DEFAULT_LIMITS) -> FrameSource:
+                limits: MediaLimits = DEFAULT_LIMITS, demo: Callable[[], np.ndarray] | None = None) -> FrameSource:
     """The source named by ``uri`` (any form ``parse_source`` takes); ``auto`` is camera 0 when present,
     else the bundled demo. Files are opened within ``limits``.
 
-    ``paced=False`` releases file frames as fast as they decode (benchmarks).
+    ``paced=False`` releases file frames as fast as they decode (benchmarks).  ``demo`` makes the demo
+    frame (``appliance.perception.demo.demo_image``: the sources know no models, their caller does).
     """
     spec = parse_source(uri)
     if spec.kind == "auto":
@@ -74,4 +78,6 @@ def open_source(uri: str, paced: bool = True, camera_mode: CameraMode = CameraMo
     if spec.kind == "image":
         path = Path(spec.value)
         return StillSource(read_image(path, limits=limits), f"image:{path}", fps=30.0 if paced else 0)
-    return StillSource(demo_image(), "demo:astronaut", fps=30.0 if paced else 0)
+    if demo is None:
+        raise ApplianceError(f"source {uri!r}: this command shows no demo (give a camera, a video or an image)")
+    return StillSource(demo(), "demo:astronaut", fps=30.0 if paced else 0)
