@@ -1,0 +1,224 @@
+"""The photo booth's still path: the `photo` command on real stills, the colour transfer, the placement,
+the [photo] table and the star cut-out."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from bundles import offering
+from pydantic import ValidationError
+
+import appliance.content.bundle as bundle_module
+from appliance.cli import main
+from appliance.content import load_bundle
+from appliance.experience.api import API_VERSION, Card, Experience
+from appliance.experience.registry import Registry, installed
+from appliance.inference.backend import Inference
+from appliance.ops.cli import main as ops_main
+from appliance.perception.segmentation import STILL_MODEL, PersonSegmenter
+from appliance.photo.command import photo
+from appliance.photo.compose import compose_photo
+from appliance.photo.config import PhotoConfig
+from appliance.photo.desk import PhotoDesk
+from appliance.photo.harmonize import lab_statistics, transfer
+from appliance.photo.matte import StillMatte
+from appliance.photo.place import Shopper, layout
+
+STILLS = ("portrait_white_bg.png", "pose_sitting.jpg", "thumb_up.jpg")
+
+
+def _no_scene() -> None:
+    raise AssertionError("the photo command never runs the experience's scene")
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    """The installed experiences with a `photo` one whose config is PhotoConfig (the experience's own
+    registration when it is installed)."""
+    found = installed()
+    photo_experience = found["photo"] if "photo" in found else Experience(
+        "photo", API_VERSION, _no_scene, lambda config: Card("Photo"), config=PhotoConfig)
+    return Registry.of([*(value for name, value in found.experiences.items() if name != "photo"), photo_experience])
+
+
+def _campaign(content_dir: Path, target: Path, table: str) -> Path:
+    return offering(content_dir, target, '["mirror"]', f'\n[photo]\nstar = "nova_wave.png"\n{table}')
+
+
+def _records(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _overlap(a: list[int], b: list[int]) -> float:
+    """Intersection over the smaller box's area."""
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, width) * max(0, height) / min(a[2] * a[3], b[2] * b[3])
+
+
+def _bare_world(desk: PhotoDesk) -> np.ndarray:
+    """The photo's world with nobody in it: the background and the layers drawn over everything."""
+    canvas = desk.background.copy()
+    for layer in desk.layers:
+        layer.draw(canvas, 0.0)
+    return canvas
+
+
+def _grown(box: list[int], share: float) -> tuple[slice, slice]:
+    x, y, w, h = box
+    gx, gy = round(w * share), round(h * share)
+    return slice(max(0, y - gy), y + h + gy), slice(max(0, x - gx), x + w + gx)
+
+
+def _check_photo(record: dict, side: str, world: np.ndarray, matte: StillMatte) -> None:
+    assert "error" not in record, record
+    picture = cv2.imread(record["photo"])
+    assert picture.shape == (1200, 1800, 3) and record["size"] == [1800, 1200]
+    assert cv2.imread(record["screen"]).shape == (853, 1280, 3)
+    person, star = record["person"]["box"], record["star"]["box"]
+    for x, y, w, h in (person, star):
+        assert w > 50 and h > 50 and x >= 0 and y >= 0 and x + w <= 1800 and y + h <= 1200
+    assert _overlap(person, star) < 0.2, (person, star)
+    person_centre, star_centre = person[0] + person[2] / 2, star[0] + star[2] / 2
+    assert (star_centre > person_centre) == (side == "right")
+    # What was added to the world is inside the two boxes (their shadows reach a little further) ...
+    added = np.abs(picture.astype(np.int16) - world).max(axis=2) > 60
+    outside = added.copy()
+    for box in (person, star):
+        outside[_grown(box, 0.12)] = False
+    assert outside.sum() < 0.01 * added.sum()
+    # ... and the person box holds a person: the still segmentation finds one filling much of it.
+    rows, cols = _grown(person, 0.0)
+    assert added[rows, cols].mean() > 0.15
+    assert (matte.matte(picture)[rows, cols] >= 128).mean() > 0.2
+
+
+def test_photo_of_the_devset_stills_and_the_astronaut_puts_the_shopper_and_the_star_side_by_side(
+        media: Path, astronaut_file: Path, content_dir: Path, tmp_path: Path, registry: Registry,
+        inference: Inference) -> None:
+    matte = StillMatte(inference)
+    for side in ("left", "right"):
+        campaign = _campaign(content_dir, tmp_path / side, f'star_side = "{side}"\nworld = "spotlight"\n')
+        out = io.StringIO()
+        inputs = [astronaut_file, *(media / name for name in STILLS)]
+        assert photo(inputs, campaign, tmp_path / f"out-{side}", inference, out, registry=registry) == 0
+        records = _records(out.getvalue())
+        assert [record["path"] for record in records] == [str(path) for path in inputs]
+        world = _bare_world(PhotoDesk(load_bundle(campaign, registry), inference, find_pose=False))
+        for record in records:
+            _check_photo(record, side, world, matte)
+
+
+def test_a_corrupt_input_is_an_error_line_and_a_failing_exit_after_every_input(
+        astronaut_file: Path, content_dir: Path, tmp_path: Path, registry: Registry,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bundle_module, "installed", lambda: registry)
+    campaign = _campaign(content_dir, tmp_path / "campaign", "")
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    status = main(["photo", str(corrupt), str(astronaut_file), "--campaign", str(campaign),
+                   "--out-dir", str(tmp_path / "out"), "--json", "--backend", "litert"])
+    captured = capsys.readouterr()
+    first, second = _records(captured.out)
+    assert status == 1 and "1 of 2 input(s)" in captured.err
+    assert set(first) == {"path", "error"} and first["path"] == str(corrupt) and "corrupt.jpg" in first["error"]
+    assert Path(second["photo"]).is_file() and not (tmp_path / "out" / "corrupt.jpg").exists()
+    assert set(second["timings_ms"]) >= {"matte", "layout", "shopper", "star", "blend", "encode", "total"}
+
+
+def test_a_campaign_without_a_photo_table_is_refused_naming_it(content_dir: Path, tmp_path: Path,
+                                                               registry: Registry, inference: Inference) -> None:
+    bundle = load_bundle(offering(content_dir, tmp_path / "plain", '["mirror"]'), registry)
+    with pytest.raises(Exception, match=r"has no \[photo\] table"):
+        PhotoDesk(bundle, inference)
+
+
+def test_capture_to_finished_photo_of_a_720p_camera_frame_within_one_and_a_half_seconds(
+        media: Path, content_dir: Path, tmp_path: Path, registry: Registry, inference: Inference) -> None:
+    capture = cv2.VideoCapture(str(media / "kiosk_fist_thumbup_720p.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (720, 1280, 3)
+    desk = PhotoDesk(load_bundle(_campaign(content_dir, tmp_path / "c", ""), registry), inference)
+    result = compose_photo(frame, desk)
+    assert result.image.shape == (1200, 1800, 3) and result.jpeg[:2] == b"\xff\xd8"
+    assert result.timings_ms["total"] < 1500, result.timings_ms
+
+
+def test_reinhard_transfer_moves_the_masked_statistics_toward_the_target() -> None:
+    rng = np.random.default_rng(3)
+    image = np.clip(rng.normal((60, 120, 200), 25, (120, 160, 3)), 0, 255).astype(np.uint8)
+    alpha = np.zeros((120, 160), np.uint8)
+    alpha[20:100, 30:130] = 255
+    image[alpha == 0] = (0, 255, 0)        # outside the mask: must not count
+    world = np.clip(rng.normal((150, 110, 70), 15, (80, 80, 3)), 0, 255).astype(np.uint8)
+    target = lab_statistics(world)
+    mean_before, std_before = lab_statistics(image, alpha)
+    assert np.array_equal(transfer(image, alpha, target, 0.0), image)
+    half_mean, half_std = lab_statistics(transfer(image, alpha, target, 0.5), alpha)
+    full_mean, full_std = lab_statistics(transfer(image, alpha, target, 1.0), alpha)
+    distance_before = np.linalg.norm(mean_before - target[0])
+    assert distance_before > 20
+    assert np.linalg.norm(half_mean - target[0]) < 0.65 * distance_before
+    assert np.linalg.norm(full_mean - target[0]) < 0.1 * distance_before
+    assert np.all(np.abs(np.log(full_std / target[1])) < np.abs(np.log(std_before / target[1])) + 1e-3)
+
+
+def test_the_star_stands_beside_the_shopper_on_the_asked_side_and_both_fit() -> None:
+    centred = Shopper((500.0, 100.0, 800.0, 720.0), 1100.0)          # cut by a 1280x720 frame's bottom
+    for side in ("left", "right"):
+        placed = layout(centred, (1280, 720), (1800, 1200), (400, 1000), side, 1.0)
+        x, y, w, h = placed.star_box
+        scale, dx = placed.transform[0, 0], placed.transform[0, 2]
+        left, right = 500 * scale + dx, 800 * scale + dx
+        assert (x >= right) if side == "right" else (x + w <= left)
+        assert 0 <= min(x, left) and max(x + w, right) <= 1800
+        assert h == pytest.approx(1100 * scale, rel=0.01)
+        assert y == pytest.approx(100 * scale + placed.transform[1, 2], abs=2)   # heads level at star_scale 1
+    wide = layout(Shopper((100.0, 50.0, 1180.0, 720.0), 900.0), (1280, 720), (1800, 1200), (400, 1000), "auto", 1.0)
+    assert wide.transform[0, 0] < 1800 / 1280      # shrunk so the star fits beside a shopper filling the frame
+    at_left = layout(Shopper((50.0, 100.0, 300.0, 720.0), 1100.0), (1280, 720), (1800, 1200), (400, 1000),
+                     "auto", 1.0)
+    assert at_left.side == "right"
+
+
+def test_the_photo_table_refuses_unknown_keys_and_bad_sizes_and_turns_portrait() -> None:
+    config = PhotoConfig(star="star.png")
+    assert (config.photo_size(), config.screen_size()) == ((1800, 1200), (1280, 853))
+    assert PhotoConfig(star="star.png", orientation="portrait").photo_size() == (1200, 1800)
+    for bad in ({"star_sides": "left"}, {"print_size_px": (1200, 1800)}, {"star": "star.jpg", "star_side": "up"}):
+        with pytest.raises(ValidationError):
+            PhotoConfig(**{"star": "star.png", **bad})
+
+
+def test_a_campaign_names_its_star_in_the_photo_table_and_a_missing_one_is_refused_with_its_key(
+        content_dir: Path, tmp_path: Path, registry: Registry) -> None:
+    campaign = _campaign(content_dir, tmp_path / "c", 'frame = "missing-frame.png"\n')
+    with pytest.raises(Exception, match=r"photo\.frame"):
+        load_bundle(campaign, registry)
+
+
+def test_star_cutout_writes_a_png_whose_opaque_area_is_the_person(media: Path, tmp_path: Path,
+                                                                  inference: Inference) -> None:
+    source = media / "portrait_white_bg.png"
+    out = tmp_path / "star.png"
+    assert ops_main(["star-cutout", str(source), "--out", str(out), "--backend", "litert"]) == 0
+    cut = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert cut.ndim == 3 and cut.shape[2] == 4
+    image = cv2.imread(str(source))
+    found = cv2.matchTemplate(image, cut[:, :, :3], cv2.TM_SQDIFF)
+    _, _, (x, y), _ = cv2.minMaxLoc(found)
+    assert np.array_equal(image[y:y + cut.shape[0], x:x + cut.shape[1]], cut[:, :, :3])
+    segmenter = PersonSegmenter(inference.load(STILL_MODEL), inference.manifest.spec(STILL_MODEL))
+    person = segmenter.mask(image) >= 128
+    opaque = np.zeros_like(person)
+    opaque[y:y + cut.shape[0], x:x + cut.shape[1]] = cut[:, :, 3] >= 128
+    iou = (person & opaque).sum() / (person | opaque).sum()
+    assert iou > 0.9, iou
+    assert ops_main(["star-cutout", str(source), "--out", str(tmp_path / "star.jpg"), "--backend", "litert"]) == 1
