@@ -27,7 +27,7 @@ import numpy as np
 from appliance.errors import ApplianceError
 from appliance.perception.body import Pose
 from appliance.photo.desk import PhotoDesk
-from appliance.photo.harmonize import surroundings, transfer
+from appliance.photo.harmonize import strengths, surroundings, transfer
 from appliance.photo.place import layout, measure, reaches_bottom
 from appliance.photo.shadow import shade
 
@@ -149,7 +149,8 @@ def _harmonize(world: np.ndarray, layer: np.ndarray, alpha: np.ndarray, box: Box
     x, y, w, h = box
     target = surroundings(world, box) if strength > 0 and w > 0 and h > 0 else None
     if target is not None:
-        layer[y:y + h, x:x + w] = transfer(layer[y:y + h, x:x + w], alpha[y:y + h, x:x + w], target, strength)
+        layer[y:y + h, x:x + w] = transfer(layer[y:y + h, x:x + w], alpha[y:y + h, x:x + w], target,
+                                           strengths(strength))
 
 
 def _star(desk: PhotoDesk, box: Box) -> tuple[np.ndarray, np.ndarray, Box]:

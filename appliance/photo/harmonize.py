@@ -5,7 +5,8 @@ pixels its alpha covers) move toward the statistics of the world's background ar
 stands: ``out = (x - mean_s) * scale + mean'`` with ``mean' = mean_s + strength * (mean_t - mean_s)``
 and ``scale = (std_t / std_s) ** strength``.
 
-Invariants: ``strength`` 0 returns the pixels unchanged, 1 is the full transfer; the contrast
+Invariants: ``strength`` (per L, a, b channel, or one for all) 0 returns the pixels unchanged, 1 is
+the full transfer; the photo moves lightness less than colour (``strengths``); the contrast
 ratio is bounded to [1/MAX_CONTRAST, MAX_CONTRAST] (a flat sky must not flatten a face); only the
 BGR channels change; the cut-out's statistics count the pixels its alpha makes at least half opaque.
 """
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 
 MAX_CONTRAST = 2.0
+LIGHTNESS_SHARE = 0.4  # a campaign's strength moves lightness this share as far as colour (``strengths``)
 STEP = 4           # statistics are measured on every STEP-th row and column (they do not need every pixel)
 MIN_PIXELS = 16    # fewer sampled pixels than this measure nothing
 
@@ -41,10 +43,18 @@ def lab_statistics(image: np.ndarray, alpha: np.ndarray | None = None) -> tuple[
     return mean.reshape(3).astype(np.float32), std.reshape(3).astype(np.float32)
 
 
+def strengths(strength: float) -> np.ndarray:
+    """Per-channel (L, a, b) strengths for a campaign's ``strength``: lightness moves LIGHTNESS_SHARE as far as
+    colour, so a night world tints a shopper without sinking them into the dark."""
+    return np.array([strength * LIGHTNESS_SHARE, strength, strength], np.float32)
+
+
 def transfer(image: np.ndarray, alpha: np.ndarray, target: tuple[np.ndarray, np.ndarray],
-             strength: float) -> np.ndarray:
-    """``image`` (BGR uint8) with its alpha-weighted Lab statistics moved ``strength`` of the way to ``target``."""
-    source = lab_statistics(image, alpha) if strength > 0 else None
+             strength: float | np.ndarray) -> np.ndarray:
+    """``image`` (BGR uint8) with its alpha-weighted Lab statistics moved ``strength`` (one for all channels or
+    one per L, a, b) of the way to ``target``."""
+    strength = np.broadcast_to(np.asarray(strength, np.float32), (3,))
+    source = lab_statistics(image, alpha) if strength.any() else None
     if source is None:
         return image
     (mean_s, std_s), (mean_t, std_t) = source, target
