@@ -11,6 +11,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from appliance.alerts import Alerts
 from appliance.config import DEFAULT_CONFIG_PATH, Config
@@ -20,13 +23,19 @@ from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
 from appliance.experience.registry import Registry, installed
 from appliance.fleet.runtime import FleetRuntime
+from appliance.inference.backend import Inference
 from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
+from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.perception.demo import demo_image
 from appliance.perception.pipeline import Perceiver, PerceptionThread
+from appliance.photo.compose import compose_photo
+from appliance.photo.desk import PhotoDesk
+from appliance.printing import PrintService
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
 from appliance.service.status import RESTART_STATUS
+from appliance.share import ShareService
 from appliance.slot import LatestSlot
 from appliance.sources.camera import CameraMode
 from appliance.sources.capture import CaptureThread
@@ -92,9 +101,10 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     results = LatestSlot()
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
+    keepsakes = photo_desk(config, inference, alerts)
     kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts,
                   registry=registry, notifier=ServiceNotifier.from_environment(),
-                  bundle_source=fleet.schedule if fleet is not None else None)
+                  bundle_source=fleet.schedule if fleet is not None else None, keepsakes=keepsakes)
     if fleet is not None:
         fleet.attach(kiosk)
     try:
@@ -103,9 +113,30 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
         if kiosk.notifier is not None:
             kiosk.notifier.stopping()
         kiosk.close()
+        keepsakes.stop()
         workers.perception.stop()
         workers.capture.stop()
         display.close()
+
+
+def photo_desk(config: Config, inference: Inference, alerts: Alerts) -> KioskKeepsakes:
+    """The kiosk's photo desk: photos composed by ``appliance.photo`` for the campaign and world shown (one
+    ``PhotoDesk`` at a time, made at the first photo of each), shared by ``appliance.share`` and printed by
+    ``appliance.printing``, both started at the first photo."""
+    desks: dict[tuple[str, str], PhotoDesk] = {}
+
+    def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any) -> Any:
+        key = (str(bundle.directory), world)
+        if key not in desks:
+            desks.clear()
+            desks[key] = PhotoDesk(bundle, inference, world, config.media, pose=config.pose.settings())
+        return compose_photo(frame, desks[key], pose)
+
+    state = config.paths.state_dir
+    return KioskKeepsakes(compose, state / "photos",
+                          start_share=lambda: ShareService.from_config(config),
+                          start_printer=lambda outcome: PrintService.from_config(config, alerts, state, outcome),
+                          retention_s=config.share.retention_min * 60.0)
 
 
 def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None,

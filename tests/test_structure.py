@@ -29,14 +29,18 @@ LAYERS: list[dict[str, list[str]]] = [
                 "appliance.identity", "appliance.stats", "appliance.alerts", "appliance.events",
                 "appliance.readiness", "appliance.media", "appliance.configtrial", "appliance.service.status",
                 "appliance.fleet.topics"]},
-    # The platform: frames in, tensors run, the daemon's life under systemd.  None knows another.
-    {"sources": ["appliance.sources"], "inference": ["appliance.inference"], "service": ["appliance.service"]},
+    # The platform: frames in, tensors run, the daemon's life under systemd, photos to S3 and to CUPS.
+    # None knows another.
+    {"sources": ["appliance.sources"], "inference": ["appliance.inference"], "service": ["appliance.service"],
+     "share": ["appliance.share"], "printing": ["appliance.printing"]},
     {"perception": ["appliance.perception"]},
     # The experience API third parties write against (its test kit sits higher: it uses a real layout).
     {"experience": ["appliance.experience"]},
     # Bundles: a campaign's content, its experiences' assets validated through the registry.
     {"content": ["appliance.content"]},
     {"render": ["appliance.render"]},
+    # The photo booth's still path: a campaign's world, the shopper and the star composed at print size.
+    {"photo": ["appliance.photo"]},
     # The configuration: the schema of every part below, checked as a whole.
     {"config": ["appliance.config"]},
     # Campaigns (signed desired state in, a bundle out) and the fleet link: siblings, wired by fleet.runtime.
@@ -51,7 +55,8 @@ LAYERS: list[dict[str, list[str]]] = [
     {"experiences": ["appliance.experiences"]},
     # The composition root and the device's commands beside the daemon.
     {"compose": ["appliance.compose"],
-     "commands": ["appliance.analyze", "appliance.evaluate", "appliance.bench", "appliance.doctor"]},
+     "commands": ["appliance.analyze", "appliance.evaluate", "appliance.bench", "appliance.doctor",
+                  "appliance.photo.command"]},
     # Entry points: the device CLI, and the leaves the device runtime never imports: the operator's
     # tools (ops/) and the technician's (tools/).
     {"cli": ["appliance.cli", "appliance.__main__"], "ops": ["appliance.ops"], "tools": ["appliance.tools"]},

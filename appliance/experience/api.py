@@ -44,7 +44,7 @@ from appliance.perception.hand import GestureState, Hand, HandGesture, Swipe
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
 
-API_VERSION = "1.2"  # 1.1: Pose and LIMBS; 1.2: World.mirror and Stage.screen_point
+API_VERSION = "1.3"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -240,6 +240,9 @@ class Context(Protocol):
     config: Any
     #: The experiences the campaign enables, in its order (what the menu offers).
     offers: tuple[Offer, ...]
+    #: The photo desk (``appliance.experience.keepsake.Keepsakes``): photos with the star, taken home by QR and
+    #: printed; None where the kiosk has none.
+    keepsakes: Any
 
     def image(self, asset: str, height: int) -> Image:
         """An asset of this experience's config, decoded once per height."""

@@ -38,6 +38,7 @@ from appliance.experience.registry import Registry, installed
 from appliance.kiosk.context import ExperienceJobs, KioskStage, SceneContext, ScreenCanvas
 from appliance.kiosk.display import Display
 from appliance.kiosk.jobs import JobRunner
+from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.kiosk.machine import Core, Machine
 from appliance.kiosk.navigation import Navigator
 from appliance.kiosk.presence import Presence
@@ -115,7 +116,8 @@ class Kiosk:
                  backend: str, events: EventBus | None = None, rng: random.Random | None = None,
                  alerts: Alerts | None = None, registry: Registry | None = None,
                  today: Callable[[], str] = lambda: date.today().isoformat(),
-                 notifier: ServiceNotifier | None = None, bundle_source: BundleSource | None = None) -> None:
+                 notifier: ServiceNotifier | None = None, bundle_source: BundleSource | None = None,
+                 keepsakes: KioskKeepsakes | None = None) -> None:
         self.config = config
         self.display = display
         self.bundle = bundle
@@ -152,6 +154,10 @@ class Kiosk:
         self._images: dict[tuple[str, int], Any] = {}
         self.registry = registry if registry is not None else installed()
         self.jobs = JobRunner()
+        #: The photo desk (None: no photo booth on this screen).
+        self.keepsakes = keepsakes
+        if keepsakes is not None:
+            keepsakes.attach(self.events.publish, lambda: self.sessions.current, lambda: (self.bundle, self.world.id))
         self._now = 0.0
         self._frame_perception: Any = None
         self._layout: Layout | None = None
@@ -339,9 +345,12 @@ class Kiosk:
 
     def _context(self, name: str, bundle: Bundle) -> SceneContext:
         """Experience ``name``'s context for ``bundle``."""
-        jobs = ExperienceJobs(lambda function, job: self.jobs.submit(function, job, self.machine.token))
-        return SceneContext(name, bundle.configs.get(name), self._canvas, self._stage, jobs, self.rng, self.image,
-                            self.publish, self._new_screen)
+        def submit(function: Callable[[], Any], job: str) -> Any:
+            return self.jobs.submit(function, job, self.machine.token)
+
+        keepsakes = self.keepsakes.for_jobs(submit) if self.keepsakes is not None else None
+        return SceneContext(name, bundle.configs.get(name), self._canvas, self._stage, ExperienceJobs(submit),
+                            self.rng, self.image, self.publish, self._new_screen, keepsakes)
 
     def _new_screen(self) -> None:
         self.machine.reading_until = self._now + self.config.kiosk.reading_s
@@ -379,6 +388,8 @@ class Kiosk:
             requests, self._grab_requests = self._grab_requests, []
         if requests:
             image = self.display.snapshot()
+            if self.keepsakes is not None and self.keepsakes.private_on:   # a shopper's photo: never in a screenshot
+                image = np.zeros_like(image)
             for request in requests:
                 request.image = image
                 request.done.set()
@@ -436,9 +447,13 @@ class Kiosk:
                 seen = version
                 self.stats.add_all(perception.timings_ms)
                 present = self._presence.update(perception.coverage, now)
+                if self.keepsakes is not None:
+                    self.keepsakes.remember(perception)
             gestured = self.navigator.update(perception.gestures if perception else NO_GESTURES, now)
             problem = self.workers.problem
             self.jobs.deliver()
+            if self.keepsakes is not None:
+                self.keepsakes.tick()
             reading = now < self.machine.reading_until
             if reading:   # a fist confirms only once the screen could be read (a technician's Enter at once)
                 gestured = [action for action in gestured if action is not Action.CONFIRM]

@@ -107,8 +107,9 @@ class SceneContext:
 
     def __init__(self, name: str, config: ExperienceConfig | None, canvas: ScreenCanvas, stage: KioskStage,
                  jobs: ExperienceJobs, rng: random.Random, load_image: Callable[[str, int], Any],
-                 publish: Callable[[str, dict[str, Any]], None], new_screen: Callable[[], None]) -> None:
-        self.name, self.config, self.offers = name, config, ()
+                 publish: Callable[[str, dict[str, Any]], None], new_screen: Callable[[], None],
+                 keepsakes: Any = None) -> None:
+        self.name, self.config, self.offers, self.keepsakes = name, config, (), keepsakes
         self.canvas, self.stage, self.jobs, self.rng = canvas, stage, jobs, rng
         self._load_image, self._publish, self._new_screen = load_image, publish, new_screen
         self._assets = asset_paths(config, name)

@@ -17,11 +17,11 @@ import numpy as np
 
 from appliance.content import Bundle, OverlaySpec
 from appliance.errors import ApplianceError
+from appliance.experience.photo import PhotoConfig
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.stages import PoseStage
-from appliance.photo.config import PhotoConfig
 from appliance.photo.harmonize import bgr, lab
 from appliance.photo.matte import StillMatte
 from appliance.render.background import open_background

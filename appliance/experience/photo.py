@@ -1,4 +1,5 @@
-"""The campaign's ``[photo]`` table: the star, where it stands, the frame, the print format and the texts.
+"""The experience API's photo table (since API 1.3): ``[photo]`` of a campaign — the star, where it stands, the frame,
+the print format and the texts; the kiosk's photo desk composes by it, any photo experience reads it.
 
 Invariants: validated like every campaign table (frozen, unknown keys refused); ``star``, ``frame``
 and ``logo`` are bundle PNGs (``Asset``), so ``load_bundle`` checks they exist; ``print_size_px``

@@ -1,0 +1,63 @@
+"""The experience API's photo desk (since API 1.3): a photo of the shopper with the campaign's star, taken
+home by QR code and printed — what a photo booth experience may ask of the kiosk.
+
+Invariants (the kiosk's side, ``appliance.kiosk.keepsakes``, keeps them):
+
+- ``take`` composes off the loop (a job): the sharpest of the last few camera frames at the camera's
+  full resolution, the still matte, the world, the star, the frame; the result is on the device only.
+- Nothing leaves the screen before ``keep`` (which an experience calls only after the shopper's
+  explicit gesture on the finished photo and the notice): then the photo is uploaded and/or printed.
+- ``link`` is given only once the upload is done (so the QR always works); ``can_share`` is false while
+  the storage does not answer (say the photo will be printed, offer no QR).
+- The device's copies are deleted once uploaded and printed, on ``discard``, and after the retention
+  time whatever happens; a photo on screen is never in a fleet screenshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from appliance.experience.api import Job
+
+
+@dataclass(frozen=True)
+class Keepsake:
+    """A finished photo: its id (random), the screen version (BGR), and where the shopper and star are in it."""
+
+    photo_id: str
+    screen: np.ndarray
+    person_box: tuple[int, int, int, int]
+    star_box: tuple[int, int, int, int]
+    timings_ms: dict[str, float]
+
+
+class Keepsakes(Protocol):
+    def can_share(self) -> bool:
+        """Sharing is set up and the storage answered lately."""
+
+    def can_print(self) -> bool:
+        """Printing is set up and the printer is fine."""
+
+    def take(self) -> Job[Keepsake]:
+        """The photo, composed off the loop for this campaign's ``[photo]`` table."""
+
+    def keep(self, keepsake: Keepsake, share: bool, print: bool) -> None:
+        """After the shopper's consent: upload (``share``) and print (``print``); never blocks."""
+
+    def link(self, keepsake: Keepsake) -> str | None:
+        """The take-home link once the upload is done (None before, or when not shared)."""
+
+    def qr(self, link: str, size: int) -> np.ndarray:
+        """A QR code of ``link``, ``size`` pixels square with its quiet zone, as a BGR image for ``Canvas.picture``."""
+
+    def print_status(self, keepsake: Keepsake) -> str | None:
+        """The printer's line for the shopper ("printing…", "printed: take your photo below", …) or None."""
+
+    def discard(self, keepsake: Keepsake) -> None:
+        """The photo is no longer needed on screen (its uploads and prints go on if kept)."""
+
+    def private(self, on: bool) -> Any:
+        """While on, the screen shows a shopper's photo: fleet screenshots get a blank screen instead."""

@@ -1,0 +1,177 @@
+"""The photo booth's scene: the live preview with the star beside the shopper, the countdown, the flash, the
+finished photo with the notice, then the QR code and the print's status.
+
+Invariants: drawing and asking only (the visit's logic is ``booth.Booth``; the photo, the upload and the
+print are the kiosk's photo desk, ``Context.keepsakes``); nothing leaves the screen before the shopper's
+thumbs up on the finished photo; while a finished photo is on screen the screen is private (no fleet
+screenshot shows it); every line of text goes through a ``TextBlock`` (clear of faces).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture
+from appliance.experience.keepsake import Keepsake
+from appliance.experience.photo import PhotoConfig
+from appliance.experiences.photobooth.booth import Booth, Phase, Rules
+
+#: The technician's keys: take the photo, consent, try again.
+KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
+GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
+FLASH_S = 0.35
+STAR_STEP_PX = 24   # the star's drawn height is rounded to this, so few sizes are decoded
+
+
+class BoothScene:
+    def enter(self, context: Context, moment: Moment) -> None:
+        config: PhotoConfig = context.config
+        self._config = config
+        self.booth = Booth(Rules(countdown_s=config.countdown_s, retakes=config.retakes), moment.now)
+        self._job = None
+        self._flash_at = -1.0
+        self.keepsake: Keepsake | None = None
+        self._qr: np.ndarray | None = None
+        self._problem = ""
+
+    # -- what happens -------------------------------------------------------------------------------
+
+    def update(self, context: Context, moment: Moment) -> str | None:
+        booth, desk = self.booth, context.keepsakes
+        if desk is None:
+            raise RuntimeError("the photo booth needs the kiosk's photo desk (Context.keepsakes)")
+        if Action.BACK in moment.actions:
+            return MENU
+        before = booth.phase
+        retake = any(action in (Action.NEXT, Action.PREVIOUS) for action in moment.actions) or "retake" in moment.inputs
+        booth.update(moment.now, held_gesture(moment.gestures), "shoot" in moment.inputs, retake,
+                     "consent" in moment.inputs)
+        if booth.want_photo and self._job is None:
+            self._job, self._flash_at = desk.take(), moment.now
+        if self._job is not None and self._job.done:
+            job, self._job = self._job, None
+            try:
+                self.keepsake = job.result()
+            except Exception as exc:  # noqa: BLE001 - a photo that cannot be made is said on screen, then retried
+                self._problem = str(exc)
+                booth.failed(moment.now)
+            else:
+                booth.taken(moment.now)
+                desk.private(True)
+                context.new_screen()
+                context.publish("photo_taken", {"photo_id": self.keepsake.photo_id, "take": booth.takes,
+                                                "ms": round(sum(self.keepsake.timings_ms.values()))})
+        if before is Phase.REVIEW and booth.phase is Phase.PREVIEW:
+            context.publish("photo_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
+            self._drop(context)
+        if before is Phase.REVIEW and booth.phase is Phase.DONE:
+            desk.keep(self.keepsake, share=True, print=True)
+        if booth.phase is Phase.DONE and self._qr is None and self.keepsake is not None:
+            link = desk.link(self.keepsake)
+            if link is not None:
+                self._qr = desk.qr(link, context.canvas.size[1] * 2 // 5)
+        return MENU if booth.finished else None
+
+    def _drop(self, context: Context) -> None:
+        if self.keepsake is not None:
+            context.keepsakes.discard(self.keepsake)
+        self.keepsake, self._qr = None, None
+        context.keepsakes.private(False)
+
+    def exit(self, context: Context, reason: str) -> None:
+        if context.keepsakes is not None:
+            self._drop(context)
+
+    # -- what it looks like -----------------------------------------------------------------------------
+
+    def draw(self, context: Context, moment: Moment) -> None:
+        phase, canvas = self.booth.phase, context.canvas
+        width, height = canvas.size
+        if phase in (Phase.PREVIEW, Phase.COUNTDOWN, Phase.DEVELOPING, Phase.FAILED):
+            context.stage.show(moment.perception)
+            self._draw_star(context, moment)
+        else:
+            canvas.panel((0, 0, width, height), (12, 14, 30), opacity=1.0)
+        lines = TextBlock(context)
+        big, small = height // 8, height // 22
+        if phase is Phase.PREVIEW:
+            lines.text(self._config.pose_prompt, (width // 2, int(height * 0.12)), size=small * 3 // 2,
+                       backdrop=True)
+            context.stage.cursor(moment, moment.hold_progress)
+        elif phase is Phase.COUNTDOWN:
+            lines.text(str(self.booth.seconds_left(moment.now)), (width // 2, int(height * 0.3)), size=big * 2,
+                       colour=GOLD, backdrop=True)
+        elif phase is Phase.DEVELOPING:
+            lines.text("Developing…", (width // 2, int(height * 0.12)), size=small * 3 // 2, backdrop=True)
+        elif phase is Phase.FAILED:
+            lines.text("Sorry, that photo did not work", (width // 2, int(height * 0.3)), size=small * 2,
+                       backdrop=True)
+            lines.text("Let's try again", (width // 2, int(height * 0.4)), size=small * 3 // 2, backdrop=True)
+        elif phase is Phase.REVIEW and self.keepsake is not None:
+            self._draw_photo(context, (width // 2, int(height * 0.43)), 0.66)
+            prompt = self._config.review_prompt if self.booth.retakes_left > 0 else "Thumbs up: print and take it home"
+            lines.text(prompt, (width // 2, int(height * 0.86)), size=small, colour=WHITE)
+            lines.text(self._config.notice, (width // 2, int(height * 0.93)), size=small * 2 // 3, colour=SOFT)
+        elif phase is Phase.DONE and self.keepsake is not None:
+            self._draw_done(context, lines)
+        lines.draw()
+        flash = moment.now - self._flash_at
+        if 0 <= flash < FLASH_S:
+            canvas.panel((0, 0, width, height), (255, 255, 255), opacity=1.0 - flash / FLASH_S)
+
+    def _draw_star(self, context: Context, moment: Moment) -> None:
+        """The star's cut-out beside the shopper, their size, at the side the campaign says (or with more room)."""
+        perception = moment.perception
+        if perception is None:
+            return
+        points = cv2.findNonZero((perception.alpha >= 128).astype(np.uint8))
+        if points is None:
+            return
+        x, y, w, h = cv2.boundingRect(points)
+        frame = (perception.alpha.shape[1], perception.alpha.shape[0])
+        corners = [context.stage.screen_point(point, frame) for point in ((x, y), (x + w, y + h))]
+        if None in corners:
+            return
+        left, right = sorted(corner[0] for corner in corners)
+        top, bottom = sorted(corner[1] for corner in corners)
+        screen_w, screen_h = context.canvas.size
+        star_h = max(STAR_STEP_PX, round((bottom - top) * self._config.star_scale / STAR_STEP_PX) * STAR_STEP_PX)
+        star_h = min(star_h, screen_h)
+        image = context.image(self._config.star, star_h)
+        star_w = image.get_size()[0]
+        side = self._config.star_side
+        if side == "auto":
+            side = "left" if left > screen_w - right else "right"
+        centre_x = left - star_w // 2 if side == "left" else right + star_w // 2
+        centre_x = min(max(centre_x, star_w // 2), screen_w - star_w // 2)
+        context.canvas.blit(image, (round(centre_x), round(min(screen_h, bottom))), anchor="midbottom")
+
+    def _draw_photo(self, context: Context, centre: tuple[int, int], share: float) -> None:
+        width, height = context.canvas.size
+        photo = self.keepsake.screen
+        scale = min(width * share / photo.shape[1], height * share / photo.shape[0])
+        shown = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+        context.canvas.picture(shown, centre)
+
+    def _draw_done(self, context: Context, lines: TextBlock) -> None:
+        width, height = context.canvas.size
+        small = height // 22
+        desk = context.keepsakes
+        self._draw_photo(context, (width * 3 // 10, height // 2), 0.5)
+        if self._qr is not None:
+            context.canvas.picture(self._qr, (width * 3 // 4, int(height * 0.45)))
+            lines.text("Scan to take your photo home", (width * 3 // 4, int(height * 0.12)), size=small,
+                       colour=GOLD)
+        elif desk.can_share():
+            lines.text("Getting your link ready…", (width * 3 // 4, int(height * 0.45)), size=small)
+        elif desk.can_print():
+            lines.text("Your photo will be printed", (width * 3 // 4, int(height * 0.45)), size=small)
+        else:
+            lines.text("Sharing and printing are not available right now", (width * 3 // 4, int(height * 0.45)),
+                       size=small * 3 // 4)
+        status = desk.print_status(self.keepsake)
+        if status:
+            lines.text(status[:1].upper() + status[1:], (width * 3 // 4, int(height * 0.82)), size=small,
+                       colour=WHITE)

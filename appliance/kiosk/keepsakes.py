@@ -1,0 +1,267 @@
+"""The kiosk's photo desk (``appliance.experience.keepsake.Keepsakes``): photos composed off the loop, kept
+only with the shopper's consent, taken home by QR and printed, and never kept longer than needed.
+
+Invariants:
+
+- ``remember`` (the loop, every fresh frame) keeps the last ``RECENT`` perceptions; ``take`` picks the
+  sharpest of those that show the most person (variance of the Laplacian inside the person's box) and
+  composes it in a job (``appliance.photo``), writing the print JPEG to ``photos_dir`` (mode 0600).
+- Nothing is uploaded or printed before ``keep``.  ``link`` is given only once the upload is done.
+- Events: ``photo_shared`` when an upload is done, ``photo_printed`` / ``print_failed`` when the print
+  ends, each with the campaign and the session that was current at ``keep``; published on the loop
+  (``tick``), never from the uploader's or the printer's thread.
+- The device's copy is deleted once every kept use of it is over (uploaded, printed), on ``discard`` of a
+  photo not kept, and ``retention_s`` after it was taken whatever happens (``tick``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from appliance.errors import ApplianceError, one_line
+from appliance.experience.api import Job, Perception
+from appliance.experience.keepsake import Keepsake
+from appliance.share import new_photo_id, qr_image
+
+log = logging.getLogger(__name__)
+
+#: How many of the last camera frames the best photo is picked from.
+RECENT = 6
+
+
+@dataclass
+class _Kept:
+    path: Path
+    taken_at: float
+    session: str | None = None
+    campaign: str = ""
+    share: bool = False
+    print: bool = False
+    shared: bool = False
+    printed: bool = False
+    ticket: Any = None
+
+
+def sharpness(image: np.ndarray, box: tuple[int, int, int, int] | None) -> float:
+    """Variance of the Laplacian of ``image`` inside ``box`` (the whole image without one): higher is sharper."""
+    x, y, w, h = box if box is not None else (0, 0, image.shape[1], image.shape[0])
+    crop = image[max(0, y):y + h, max(0, x):x + w]
+    if crop.size == 0:
+        return 0.0
+    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+def best_frame(recent: list[Perception]) -> Perception:
+    """The sharpest of the frames that show nearly the most person."""
+    most = max(perception.coverage for perception in recent)
+    candidates = [perception for perception in recent if perception.coverage >= 0.9 * most]
+    return max(candidates, key=lambda perception: sharpness(perception.frame.image, _person_box(perception.alpha)))
+
+
+def _person_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
+    points = cv2.findNonZero((alpha >= 128).astype(np.uint8))
+    return None if points is None else tuple(int(v) for v in cv2.boundingRect(points))
+
+
+@dataclass
+class KioskKeepsakes:
+    """One kiosk's photo desk.  ``compose(bundle, world_id, frame, pose)`` makes an ``appliance.photo.compose.Photo``
+    (in a job); the kiosk ``attach``-es what it knows (its events, the session, the campaign and world shown)."""
+
+    compose: Callable[[Any, str, np.ndarray, Any], Any]
+    photos_dir: Path
+    #: Start the uploader and the printer (appliance.share.ShareService / appliance.printing.PrintService, or
+    #: None when off): at the first photo, in its job, so a screen without a booth never starts them.
+    start_share: Callable[[], Any] = field(default=lambda: None)
+    start_printer: Callable[[Callable[[str, Any], None]], Any] = field(default=lambda outcome: None)
+    retention_s: float = 600.0
+    new_id: Callable[[], str] = new_photo_id
+    share: Any = None
+    printer: Any = None
+    _started: bool = False
+    clock: Callable[[], float] = time.monotonic
+    private_on: bool = False
+    _recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))
+    _kept: dict[str, _Kept] = field(default_factory=dict)
+    _outcomes: list[tuple[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    publish: Callable[[str, dict[str, Any]], None] = field(default=lambda type, data: None)
+    session: Callable[[], str | None] = field(default=lambda: None)
+    place: Callable[[], tuple[Any, str]] = field(default=lambda: (None, ""))
+
+    def attach(self, publish: Callable[[str, dict[str, Any]], None], session: Callable[[], str | None],
+               place: Callable[[], tuple[Any, str]]) -> None:
+        """The kiosk's events bus, its current session, and the bundle and world id shown now."""
+        self.publish, self.session, self.place = publish, session, place
+
+    def campaign(self) -> str:
+        bundle, _ = self.place()
+        return getattr(bundle, "name", "")
+
+    # -- the loop's side --------------------------------------------------------------------------------
+
+    def remember(self, perception: Perception) -> None:
+        self._recent.append(perception)
+
+    def printed(self, photo_id: str, status: Any) -> None:
+        """The printer's outcome (its thread): handed to the loop's ``tick``."""
+        with self._lock:
+            self._outcomes.append((photo_id, status))
+
+    def tick(self) -> None:
+        """On the loop: the events of uploads and prints that ended, and the copies no longer needed."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        for photo_id, status in outcomes:
+            kept = self._kept.get(photo_id)
+            if kept is None:
+                continue
+            kept.printed = True
+            ok = getattr(status, "state", "") == "printed"
+            data = {"session": kept.session, "campaign": kept.campaign, "photo_id": photo_id}
+            self.publish("photo_printed" if ok else "print_failed",
+                         data if ok else {**data, "reason": getattr(status, "reason", "") or ""})
+        now = self.clock()
+        for photo_id, kept in list(self._kept.items()):
+            if kept.share and not kept.shared and self.share is not None and self.share.done(photo_id):
+                kept.shared = True
+                self.publish("photo_shared", {"session": kept.session, "campaign": kept.campaign,
+                                              "photo_id": photo_id})
+            over = (not kept.share or kept.shared) and (not kept.print or kept.printed) and (kept.share or kept.print)
+            if over or now - kept.taken_at >= self.retention_s:
+                self._forget(photo_id)
+
+    def _forget(self, photo_id: str) -> None:
+        kept = self._kept.pop(photo_id, None)
+        if kept is not None:
+            kept.path.unlink(missing_ok=True)
+            if self.printer is not None:
+                self.printer.forget(photo_id)
+
+    # -- the experiences' side (through ``for_jobs``) -------------------------------------------------------
+
+    def for_jobs(self, submit: Callable[[Callable[[], Any], str], Job[Any]]) -> ExperienceKeepsakes:
+        return ExperienceKeepsakes(self, submit)
+
+    def make(self) -> Keepsake:
+        """In a job: the best recent frame composed, written to ``photos_dir``."""
+        self._start()
+        recent = list(self._recent)
+        if not recent:
+            raise ApplianceError("no camera frame to take a photo of")
+        chosen = best_frame(recent)
+        pose = chosen.poses[0] if chosen.poses else None
+        bundle, world = self.place()
+        photo = self.compose(bundle, world, chosen.frame.image, pose)
+        photo_id = self.new_id()
+        self.photos_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.photos_dir / f"{photo_id}.jpg"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(photo.jpeg)
+        with self._lock:
+            self._kept[photo_id] = _Kept(path, self.clock())
+        return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, photo.timings_ms)
+
+    def _start(self) -> None:
+        """The uploader and the printer, once; one that cannot start is said in one line and left off."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        try:
+            self.share = self.start_share()
+        except ApplianceError as exc:
+            log.error("photos cannot be shared: %s", one_line(exc))
+        try:
+            self.printer = self.start_printer(self.printed)
+        except ApplianceError as exc:
+            log.error("photos cannot be printed: %s", one_line(exc))
+
+    def stop(self) -> None:
+        for service in (self.share, self.printer):
+            if service is not None:
+                service.stop()
+
+    def keep(self, keepsake: Keepsake, share: bool, print: bool) -> None:
+        kept = self._kept.get(keepsake.photo_id)
+        if kept is None:
+            raise ApplianceError(f"photo {keepsake.photo_id} is no longer on the device (retention)")
+        kept.session, kept.campaign = self.session(), self.campaign()
+        kept.share = share and self.share is not None
+        kept.print = print and self.printer is not None
+        if kept.share:
+            try:
+                kept.ticket = self.share.submit(keepsake.photo_id, kept.path)
+            except ApplianceError as exc:
+                log.error("photo %s cannot be shared: %s", keepsake.photo_id, one_line(exc))
+                kept.share = False
+        if kept.print:
+            self.printer.submit(keepsake.photo_id, kept.path, kept.campaign)
+
+    def link(self, keepsake: Keepsake) -> str | None:
+        kept = self._kept.get(keepsake.photo_id)
+        if kept is None or kept.ticket is None or self.share is None or not self.share.done(keepsake.photo_id):
+            return None
+        return kept.ticket.url
+
+    def print_status(self, keepsake: Keepsake) -> str | None:
+        status = self.printer.status(keepsake.photo_id) if self.printer is not None else None
+        return None if status is None else status.screen
+
+    def discard(self, keepsake: Keepsake) -> None:
+        kept = self._kept.get(keepsake.photo_id)
+        if kept is not None and not (kept.share or kept.print):
+            self._forget(keepsake.photo_id)
+
+    def can_share(self) -> bool:
+        return self.share is not None and bool(self.share.online)
+
+    def can_print(self) -> bool:
+        return self.printer is not None and bool(self.printer.printer_ok)
+
+
+@dataclass
+class ExperienceKeepsakes:
+    """``Context.keepsakes`` for one experience: the kiosk's desk, its jobs under the experience's run."""
+
+    _desk: KioskKeepsakes
+    _submit: Callable[[Callable[[], Any], str], Job[Any]]
+
+    def can_share(self) -> bool:
+        return self._desk.can_share()
+
+    def can_print(self) -> bool:
+        return self._desk.can_print()
+
+    def take(self) -> Job[Keepsake]:
+        return self._submit(self._desk.make, "photo")
+
+    def keep(self, keepsake: Keepsake, share: bool, print: bool) -> None:
+        self._desk.keep(keepsake, share, print)
+
+    def link(self, keepsake: Keepsake) -> str | None:
+        return self._desk.link(keepsake)
+
+    def qr(self, link: str, size: int) -> np.ndarray:
+        return qr_image(link, size)
+
+    def print_status(self, keepsake: Keepsake) -> str | None:
+        return self._desk.print_status(keepsake)
+
+    def discard(self, keepsake: Keepsake) -> None:
+        self._desk.discard(keepsake)
+
+    def private(self, on: bool) -> None:
+        self._desk.private_on = on
