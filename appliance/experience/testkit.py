@@ -154,6 +154,7 @@ class FakeContext:
         self.reading_s, self.reading_until = reading_s, float("-inf")
         self.canvas, self.stage, self.jobs = FakeCanvas(self, size), FakeStage(self, world, size), FakeJobs(run_jobs)
         self._assets = asset_paths(self.config, experience.name)
+        self.keepsakes: Any = None                           # Context.keepsakes: set to a photo desk to test one
 
     def record(self, name: str, signature: inspect.Signature, *args: Any, **kwargs: Any) -> Call:
         bound = signature.bind(*args, **kwargs)

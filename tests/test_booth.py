@@ -1,0 +1,348 @@
+"""The star photo booth: the visit as a pure state machine on a fake clock, then the booth played through the
+test kit on the kiosk's real photo desk — the real compose on the astronaut, a real S3 server (SeaweedFS,
+tests/s3server.py) and a real CUPS with a cups-pdf queue (tests/cupsd.py), one of each for the module.
+
+Refused consent leaves nothing anywhere; given consent uploads (the QR decodes to a link serving the
+photo's bytes) and prints (a PDF comes out); the storage down offers no QR and uploads later; a paused
+printer is said on screen and raised as the ``printer`` alert; the photo's copies leave the device.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from cupsd import Cups, refusal
+from s3server import S3Server, http_get
+from test_printing import images, read_pdf
+
+from appliance.alerts import Alerts
+from appliance.config import Config
+from appliance.content import Bundle, load_bundle
+from appliance.experience.api import MENU, Action, Moment, Perception
+from appliance.experience.keepsake import Keepsake
+from appliance.experience.registry import installed
+from appliance.experience.testkit import SESSION, FakeContext, gestures, moment, play
+from appliance.experiences.photobooth import experience
+from appliance.experiences.photobooth.booth import Booth, Phase, Rules
+from appliance.inference.backend import Inference
+from appliance.kiosk.keepsakes import KioskKeepsakes
+from appliance.photo.compose import compose_photo
+from appliance.photo.desk import PhotoDesk
+from appliance.printing import PrintService
+from appliance.printing.service import PRINTING
+from appliance.share import ShareService
+from appliance.sources.base import Frame
+
+DEVICE = "booth-1"
+VISIT = "visit-1"
+QR_PX = 1080 * 2 // 5   # the QR's size on the test kit's 1080-line screen
+
+
+# --- the visit, pure --------------------------------------------------------------------------------
+
+def counted_down(booth: Booth, start: float) -> list[int]:
+    """The numbers shown from ``start`` on, a frame every 0.1 s, until the photo is asked for."""
+    shown, now = [], start
+    while not booth.want_photo:
+        assert now < start + 10, "the countdown never ended"
+        shown.append(booth.seconds_left(now))
+        now = round(now + 0.1, 3)
+        booth.update(now, None)
+    return shown
+
+
+def test_a_held_thumbs_up_counts_down_on_the_clock_and_asks_for_the_photo_once() -> None:
+    booth = Booth(Rules(), now=0.0)
+    for now in (0.0, 0.3, 0.5):
+        booth.update(now, "thumb_up")
+    assert booth.phase is Phase.PREVIEW, "held for less than hold_s"
+    booth.update(0.6, "thumb_up")
+    assert booth.phase is Phase.COUNTDOWN and not booth.want_photo
+    started = time.perf_counter()
+    shown = counted_down(booth, 0.6)
+    assert time.perf_counter() - started < 0.1, "the countdown blocked"
+    assert sorted(set(shown), reverse=True) == [3, 2, 1] and shown == sorted(shown, reverse=True)
+    assert len(shown) == 30, "3 s of frames at 10 per second"
+    assert booth.phase is Phase.DEVELOPING and booth.takes == 1
+    for now in (3.7, 3.8):
+        booth.update(now, "thumb_up")
+    assert booth.want_photo and booth.takes == 1, "asked for once, however long the photo takes"
+    booth.taken(3.9)
+    assert booth.phase is Phase.REVIEW and not booth.want_photo
+    victory = Booth(Rules(hold_s=0.2), now=0.0)
+    for now in (0.0, 0.1, 0.2):
+        victory.update(now, "scissors")
+    assert victory.phase is Phase.COUNTDOWN, "a victory sign starts it too"
+    palm = Booth(Rules(hold_s=0.2), now=0.0)
+    for now in (0.0, 0.5, 1.0):
+        palm.update(now, "open_palm")
+    assert palm.phase is Phase.PREVIEW
+
+
+def reviewing(rules: Rules) -> Booth:
+    """A booth showing its first photo, taken at 10 s (the technician's key started the countdown at 0)."""
+    booth = Booth(rules, now=0.0)
+    booth.update(0.0, None, shoot=True)
+    booth.update(rules.countdown_s, None)
+    booth.taken(10.0)
+    return booth
+
+
+def test_a_thumbs_up_consents_only_once_the_notice_could_be_read() -> None:
+    booth = reviewing(Rules())
+    for now in np.arange(10.0, 10.99, 0.1):
+        booth.update(float(now), "thumb_up", consent_key=True)
+    assert booth.phase is Phase.REVIEW and not booth.consented, "consent before the reading time"
+    booth.update(11.0, "thumb_up")
+    booth.update(11.5, "thumb_up")
+    assert booth.phase is Phase.REVIEW, "the hold counts from the reading time on"
+    booth.update(11.7, "thumb_up")
+    assert booth.phase is Phase.DONE and booth.consented
+    booth.update(36.6, None)
+    assert not booth.finished
+    booth.update(36.7, None)
+    assert booth.phase is Phase.OVER and booth.finished, "done_s after consent"
+
+
+def test_retakes_are_offered_up_to_the_limit_and_a_failed_photo_goes_back_to_the_preview() -> None:
+    booth = reviewing(Rules(retakes=2))
+    for left in (2, 1):
+        assert booth.retakes_left == left
+        booth.update(booth.since + 0.1, None, retake=True)
+        assert booth.phase is Phase.PREVIEW
+        booth.update(booth.since, None, shoot=True)
+        booth.update(booth.since + 3.0, None)
+        booth.taken(booth.since + 1.0)
+    assert booth.takes == 3 and booth.retakes_left == 0
+    booth.update(booth.since + 2.0, None, retake=True)
+    assert booth.phase is Phase.REVIEW, "a retake past the limit"
+    failing = reviewing(Rules(retakes=1))
+    failing.update(failing.since, None, retake=True)
+    failing.update(failing.since, None, shoot=True)
+    failing.update(failing.since + 3.0, None)
+    failing.failed(20.0)
+    assert failing.phase is Phase.FAILED and not failing.want_photo and failing.takes == 1
+    failing.update(22.9, None)
+    assert failing.phase is Phase.FAILED
+    failing.update(23.0, None)
+    assert failing.phase is Phase.PREVIEW and failing.retakes_left == 1, "a failed photo is not a take"
+
+
+# --- the booth on the kiosk's real photo desk -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(tmp_path_factory.mktemp("s3"), devices=(DEVICE,)).start()
+    try:
+        server.create_bucket()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def cups() -> Iterator[Cups]:
+    reason = refusal()
+    if reason:
+        pytest.skip(reason)
+    with Cups() as server:
+        server.add_pdf_queue()
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bundle(content_dir: Path) -> Bundle:
+    return load_bundle(content_dir, installed())
+
+
+@pytest.fixture(scope="module")
+def photo_desk(bundle: Bundle, inference: Inference) -> PhotoDesk:
+    return PhotoDesk(bundle, inference)
+
+
+@pytest.fixture(scope="module")
+def shopper(astronaut: np.ndarray, photo_desk: PhotoDesk) -> list[Perception]:
+    """The astronaut as the camera saw them: a blurred frame, then a sharp one, with the still matte's alpha."""
+    alpha = photo_desk.matte.matte(astronaut)
+    coverage = float(alpha.mean() / 255)
+    assert coverage > 0.2, "the matte found the astronaut"
+    return [Perception(Frame(image, index, float(index)), alpha, coverage)
+            for index, image in enumerate((cv2.GaussianBlur(astronaut, (0, 0), 4), astronaut))]
+
+
+def config(tmp_path: Path, s3: S3Server, cups: Cups, endpoint_url: str | None = None) -> Config:
+    credentials = s3.devices[DEVICE].write(tmp_path / "credentials")
+    return Config.model_validate({
+        "device_id": DEVICE,
+        "share": {"endpoint_url": endpoint_url or s3.endpoint_url, "bucket": s3.bucket,
+                  "credentials_dir": str(credentials)},
+        "printing": {"queue": cups.queue, "server": cups.server, "poll_s": 0.2},
+        "paths": {"state_dir": str(tmp_path / "state")}})
+
+
+def kiosk_desk(cfg: Config | None, alerts: Alerts, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path,
+               clock: Callable[[], float] = time.monotonic) -> KioskKeepsakes:
+    """The kiosk's photo desk as ``compose.photo_desk`` builds it (sharing and printing off without ``cfg``), having
+    seen the shopper."""
+    services = {} if cfg is None else {
+        "start_share": lambda: ShareService.from_config(cfg, DEVICE, environ={}),
+        "start_printer": lambda outcome: PrintService.from_config(cfg, alerts, cfg.paths.state_dir, outcome)}
+    desk = KioskKeepsakes(lambda bundle, world, frame, pose: compose_photo(frame, photo_desk, pose),
+                          tmp_path / "photos", clock=clock, **services)
+    for perception in shopper:
+        desk.remember(perception)
+    return desk
+
+
+def booth_context(desk: KioskKeepsakes, bundle: Bundle) -> FakeContext:
+    """The booth's context with the desk as ``Context.keepsakes``, the desk's events going to the context."""
+    context = FakeContext(experience, bundle.configs["photo"].model_dump())
+    context.keepsakes = desk.for_jobs(context.jobs.submit)
+    desk.attach(context.publish, lambda: VISIT, lambda: (bundle, bundle.scenes[0].id))
+    return context
+
+
+class Unfolding:
+    """A ``play`` script made as the scene runs (``play`` reads the first moment, then iterates): between two
+    moments the test checks what the scene did and waits, in real time, for the uploader or the printer."""
+
+    def __init__(self, moments: Iterator[Moment]) -> None:
+        self._first, self._rest = next(moments), moments
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __getitem__(self, index: int) -> Moment:
+        if index != 0:
+            raise IndexError(index)
+        return self._first
+
+    def __iter__(self) -> Iterator[Moment]:
+        yield self._first
+        yield from self._rest
+
+
+class Shopper:
+    """The moments of a visit on a fake clock; the desk ticks before each, as in the kiosk's loop."""
+
+    def __init__(self, desk: KioskKeepsakes) -> None:
+        self.desk, self.now = desk, 0.0
+
+    def frame(self, step: float = 0.1, **kwargs: object) -> Moment:
+        self.now = round(self.now + step, 3)
+        self.desk.tick()
+        return moment(self.now, **kwargs)
+
+    def hold(self, gesture: str | None, seconds: float) -> Iterator[Moment]:
+        end = self.now + seconds
+        while self.now < end:
+            yield self.frame(gestures=gestures(gesture) if gesture else None)
+
+    def until(self, condition: Callable[[], object], what: str, timeout_s: float = 30.0) -> Iterator[Moment]:
+        """Frames 20 ms apart on the fake clock, 0.1 s apart in real time, until ``condition``."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} within {timeout_s:.0f} s")
+            time.sleep(0.1)
+            yield self.frame(step=0.02)
+
+    def photo(self, context: FakeContext) -> Iterator[Moment]:
+        """Thumbs up held, the countdown, the photo composed and on screen."""
+        yield from self.hold("thumb_up", 0.8)
+        yield from self.hold(None, 3.0)
+        yield from self.until(lambda: context.jobs.submitted and context.jobs.submitted[-1].done, "no photo")
+        yield self.frame()
+
+    def consent(self) -> Iterator[Moment]:
+        yield from self.hold(None, 1.0)
+        yield from self.hold("thumb_up", 0.7)
+
+
+def taken(context: FakeContext) -> Keepsake:
+    return context.jobs.submitted[-1].result()
+
+
+def objects(s3: S3Server) -> list[str]:
+    listing = s3.admin_client().list_objects_v2(Bucket=s3.bucket, Prefix=f"photos/{DEVICE}/")
+    return [entry["Key"] for entry in listing.get("Contents", [])]
+
+
+def qr_pictures(context: FakeContext) -> list[np.ndarray]:
+    return [call.args["image"] for call in context.named("picture")
+            if call.args["image"].shape[:2] == (QR_PX, QR_PX)]
+
+
+def decoded(picture: np.ndarray) -> str:
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(picture)
+    return text
+
+
+def test_refused_consent_keeps_nothing_and_given_consent_uploads_and_prints(
+        s3: S3Server, cups: Cups, bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception],
+        tmp_path: Path) -> None:
+    desk = kiosk_desk(config(tmp_path, s3, cups), Alerts(), photo_desk, shopper, tmp_path)
+    context = booth_context(desk, bundle)
+    pdfs_before = len(cups.pdfs())
+    seen: dict[str, object] = {}
+
+    def visit(shopper: Shopper) -> Iterator[Moment]:
+        yield moment(0.0)
+        yield from shopper.hold("thumb_up", 0.8)
+        assert context.texts(-1) == ["3"] and not context.jobs.submitted, "the countdown is on, no photo yet"
+        yield from shopper.hold(None, 3.0)
+        assert "1" in context.texts() and "2" in context.texts()
+        yield from shopper.until(lambda: context.jobs.submitted and context.jobs.submitted[-1].done, "no photo")
+        assert [job.name for job in context.jobs.submitted] == ["photo"], "one photo asked for"
+        yield shopper.frame()
+        first = taken(context)
+        assert context.published("photo_taken")[0]["photo_id"] == first.photo_id
+        assert desk.private_on, "a finished photo is on screen: no fleet screenshot"
+        path = tmp_path / "photos" / f"{first.photo_id}.jpg"
+        assert path.is_file() and path.stat().st_mode & 0o777 == 0o600
+        assert len(context.named("picture", -1)) == 1, "the finished photo is shown"
+        yield from shopper.hold(None, 1.2)
+        yield shopper.frame(actions=(Action.NEXT,))   # a swipe: try again
+        assert context.published("photo_retake") == [{"session": SESSION, "photo_id": first.photo_id, "take": 1}]
+        assert not desk.private_on and not path.exists(), "a refused photo leaves the screen and the device"
+        yield from shopper.until(lambda: desk.share is not None and desk.share.online, "the storage never answered")
+        yield from shopper.hold(None, 2.0)
+        assert desk.share.queue.pending() == [] and not desk.share.done(first.photo_id)
+        assert objects(s3) == [] and len(cups.pdfs()) == pdfs_before, "a refused photo left the screen"
+        yield from shopper.photo(context)
+        second = taken(context)
+        assert second.photo_id != first.photo_id and desk.private_on
+        seen["jpeg"] = (tmp_path / "photos" / f"{second.photo_id}.jpg").read_bytes()
+        yield from shopper.consent()
+        yield from shopper.until(lambda: qr_pictures(context), "no QR code offered")
+        seen["link"] = desk.link(second)
+        assert decoded(qr_pictures(context)[-1]) == seen["link"]
+        yield from shopper.until(lambda: context.published("photo_printed"), "the photo was not printed", 60)
+        yield shopper.frame()
+        assert desk.private_on, "the photo is still on screen"
+        assert not (tmp_path / "photos" / f"{second.photo_id}.jpg").exists(), "deleted once uploaded and printed"
+        seen["texts"] = context.texts(-1)
+        yield from shopper.hold(None, 26.0)
+
+    context = play(experience, None, Unfolding(visit(Shopper(desk))), context)
+    try:
+        second = taken(context)
+        assert context.target == MENU and context.exits == ["done"], "back to the menu after the done screen"
+        assert not desk.private_on
+        assert objects(s3) == [f"photos/{DEVICE}/{second.photo_id}.jpg"]
+        assert http_get(str(seen["link"])) == (200, seen["jpeg"]), "the QR's link serves the photo"
+        assert "Scan to take your photo home" in seen["texts"] and PRINTING.capitalize() in context.texts()
+        for kind in ("photo_shared", "photo_printed"):
+            assert context.published(kind) == [{"session": VISIT, "campaign": bundle.name,
+                                                "photo_id": second.photo_id}], kind
+        assert [event["take"] for event in context.published("photo_taken")] == [1, 2]
+        assert len(cups.pdfs()) == pdfs_before + 1
+        [(width, height, _)] = images(read_pdf(cups.pdfs()[-1]))
+        assert (width, height) == (1800, 1200), "printed at 6x4 in, 300 dpi"
+    finally:
+        desk.stop()
