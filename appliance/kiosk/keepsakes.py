@@ -11,7 +11,8 @@ Invariants:
   ends, each with the campaign and the session that was current at ``keep``; published on the loop
   (``tick``), never from the uploader's or the printer's thread.
 - The device's copy is deleted once every kept use of it is over (uploaded, printed), on ``discard`` of a
-  photo not kept, and ``retention_s`` after it was taken whatever happens (``tick``).
+  photo not kept, and ``retention_s`` after it was taken whatever happens (``tick``); what the screen shows
+  of it (its link, the print's status) stays until the scene lets it go (``discard``) or the retention.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class _Kept:
     shared: bool = False
     printed: bool = False
     ticket: Any = None
+    shown: bool = True     # on screen: its link and print status stay until the scene lets it go (``discard``)
 
 
 def sharpness(image: np.ndarray, box: tuple[int, int, int, int] | None) -> float:
@@ -139,7 +141,9 @@ class KioskKeepsakes:
                 self.publish("photo_shared", {"session": kept.session, "campaign": kept.campaign,
                                               "photo_id": photo_id})
             over = (not kept.share or kept.shared) and (not kept.print or kept.printed) and (kept.share or kept.print)
-            if over or now - kept.taken_at >= self.retention_s:
+            if over:
+                kept.path.unlink(missing_ok=True)   # the device's copy goes as soon as nothing needs it
+            if (over and not kept.shown) or now - kept.taken_at >= self.retention_s:
                 self._forget(photo_id)
 
     def _forget(self, photo_id: str) -> None:
@@ -222,7 +226,10 @@ class KioskKeepsakes:
 
     def discard(self, keepsake: Keepsake) -> None:
         kept = self._kept.get(keepsake.photo_id)
-        if kept is not None and not (kept.share or kept.print):
+        if kept is None:
+            return
+        kept.shown = False
+        if not (kept.share or kept.print):
             self._forget(keepsake.photo_id)
 
     def can_share(self) -> bool:

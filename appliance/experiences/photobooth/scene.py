@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from appliance.errors import ApplianceError
 from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture
 from appliance.experience.keepsake import Keepsake
 from appliance.experience.photo import PhotoConfig
@@ -66,7 +67,12 @@ class BoothScene:
             context.publish("photo_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
             self._drop(context)
         if before is Phase.REVIEW and booth.phase is Phase.DONE:
-            desk.keep(self.keepsake, share=True, print=True)
+            try:
+                desk.keep(self.keepsake, share=True, print=True)
+            except ApplianceError as exc:   # gone past its retention while on screen: say so, try again
+                self._problem = str(exc)
+                self._drop(context)
+                booth.failed(moment.now)
         if booth.phase is Phase.DONE and self._qr is None and self.keepsake is not None:
             link = desk.link(self.keepsake)
             if link is not None:
