@@ -29,6 +29,7 @@ from appliance.content.artwork import (
 )
 from appliance.content.bundle import CAMPAIGN_FILE, DEFAULT_BUNDLE_DIR
 from appliance.errors import ApplianceError, command_line
+from appliance.perception.body import LANDMARK_NAMES
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
@@ -70,12 +71,6 @@ MEDIA: dict[str, Callable[[Path], None]] = {
 STAR_POSES = (("nova_star_jump.png", "Star jump", "star-jump"), ("nova_t.png", "T", "t"), ("nova_wave.png", "Wave", "wave"))
 #: The visibility given to every landmark of a drawn pose: all of them are in the picture.
 DRAWN = 0.99
-LANDMARK_NAMES = ("nose", "left eye inner", "left eye", "left eye outer", "right eye inner", "right eye",
-                  "right eye outer", "left ear", "right ear", "mouth left", "mouth right", "left shoulder",
-                  "right shoulder", "left elbow", "right elbow", "left wrist", "right wrist", "left pinky",
-                  "right pinky", "left index", "right index", "left thumb", "right thumb", "left hip", "right hip",
-                  "left knee", "right knee", "left ankle", "right ankle", "left heel", "right heel",
-                  "left foot index", "right foot index")
 
 
 def pose_landmark_rows(stance: str) -> list[list[float]]:
