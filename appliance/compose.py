@@ -30,7 +30,7 @@ from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.perception.demo import demo_image
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.photo.compose import compose_photo
-from appliance.photo.desk import PhotoDesk
+from appliance.photo.desk import PhotoDesk, photo_config
 from appliance.printing import PrintService
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
@@ -102,6 +102,8 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
     keepsakes = photo_desk(config, inference, alerts)
+    if "photo" in bundle.experiences:   # the printer's alert and the uploader from the start, not the first photo
+        keepsakes.start()
     kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts,
                   registry=registry, notifier=ServiceNotifier.from_environment(),
                   bundle_source=fleet.schedule if fleet is not None else None, keepsakes=keepsakes)
@@ -126,6 +128,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts) -> KioskKee
     desks: dict[tuple[str, str], PhotoDesk] = {}
 
     def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any) -> Any:
+        world = photo_config(bundle).world or world   # the campaign's photo world, else the one shown
         key = (str(bundle.directory), world)
         if key not in desks:
             desks.clear()

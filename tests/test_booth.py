@@ -64,9 +64,7 @@ def test_a_held_thumbs_up_counts_down_on_the_clock_and_asks_for_the_photo_once()
     assert booth.phase is Phase.PREVIEW, "held for less than hold_s"
     booth.update(0.6, "thumb_up")
     assert booth.phase is Phase.COUNTDOWN and not booth.want_photo
-    started = time.perf_counter()
-    shown = counted_down(booth, 0.6)
-    assert time.perf_counter() - started < 0.1, "the countdown blocked"
+    shown = counted_down(booth, 0.6)   # one update a frame: the countdown is the clock, it never waits
     assert sorted(set(shown), reverse=True) == [3, 2, 1] and shown == sorted(shown, reverse=True)
     assert len(shown) == 30, "3 s of frames at 10 per second"
     assert booth.phase is Phase.DEVELOPING and booth.takes == 1
@@ -92,6 +90,31 @@ def reviewing(rules: Rules) -> Booth:
     booth.update(rules.countdown_s, None)
     booth.taken(10.0)
     return booth
+
+
+def test_a_thumbs_up_held_since_the_countdown_is_no_consent() -> None:
+    """Before: the thumbs up that took the photo (and is often in it) consented by itself 1.6 s after the photo
+    appeared, and the photo was uploaded and printed without the shopper meaning to."""
+    booth = Booth(Rules(), now=0.0)
+    for now in np.arange(0.0, 0.8, 0.1):
+        booth.update(float(now), "thumb_up")
+    for now in np.arange(0.8, 3.9, 0.1):
+        booth.update(float(now), "thumb_up")
+    booth.taken(4.0)
+    for now in np.arange(4.0, 12.0, 0.1):
+        booth.update(float(now), "thumb_up")
+    assert booth.phase is Phase.REVIEW and not booth.consented
+    booth.update(12.0, None)   # lowered...
+    for now in np.arange(12.1, 12.9, 0.1):
+        booth.update(float(now), "thumb_up")   # ...and raised again
+    assert booth.consented and booth.phase is Phase.DONE
+
+
+def test_a_review_left_alone_ends_the_visit_without_consent() -> None:
+    booth = reviewing(Rules(review_s=30.0))
+    for now in np.arange(10.0, 40.5, 0.5):
+        booth.update(float(now), None)
+    assert booth.phase is Phase.OVER and not booth.consented
 
 
 def test_a_thumbs_up_consents_only_once_the_notice_could_be_read() -> None:
@@ -285,7 +308,9 @@ def qr_pictures(context: FakeContext) -> list[np.ndarray]:
 
 
 def decoded(picture: np.ndarray) -> str:
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(picture)
+    """What the QR code says (read at twice its size: OpenCV's detector misses dense codes at times)."""
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.resize(picture, None, fx=2, fy=2,
+                                                                  interpolation=cv2.INTER_NEAREST))
     return text
 
 

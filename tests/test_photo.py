@@ -38,7 +38,8 @@ def registry() -> Registry:
 
 
 def _campaign(content_dir: Path, target: Path, table: str) -> Path:
-    return offering(content_dir, target, '["mirror"]', f'\n[photo]\nstar = "nova_wave.png"\n{table}')
+    return offering(content_dir, target, '["mirror"]', f'\n[photo]\nstar = "nova_wave.png"\n{table}',
+                    without=("photo",))
 
 
 def _records(text: str) -> list[dict]:
@@ -124,7 +125,7 @@ def test_a_corrupt_input_is_an_error_line_and_a_failing_exit_after_every_input(
 
 def test_a_campaign_without_a_photo_table_is_refused_naming_it(content_dir: Path, tmp_path: Path,
                                                                registry: Registry, inference: Inference) -> None:
-    bundle = load_bundle(offering(content_dir, tmp_path / "plain", '["mirror"]'), registry)
+    bundle = load_bundle(offering(content_dir, tmp_path / "plain", '["mirror"]', without=("photo",)), registry)
     with pytest.raises(Exception, match=r"has no \[photo\] table"):
         PhotoDesk(bundle, inference)
 

@@ -269,8 +269,8 @@ class Kiosk:
         return self._images[key]
 
     def publish(self, type: str, data: dict[str, Any]) -> None:
-        """An event of the current shopper's session."""
-        self.events.publish(type, {"session": self.sessions.current, **data})
+        """An event of the current shopper's session, in the campaign shown."""
+        self.events.publish(type, {"session": self.sessions.current, "campaign": self.bundle.name, **data})
 
     # -- the stage, as experiences see it (appliance.kiosk.context.StageHost) --------------------------
 

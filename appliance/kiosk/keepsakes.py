@@ -65,10 +65,18 @@ def sharpness(image: np.ndarray, box: tuple[int, int, int, int] | None) -> float
 
 
 def best_frame(recent: list[Perception]) -> Perception:
-    """The sharpest of the frames that show nearly the most person."""
+    """The sharpest of the frames that show nearly the most person, preferring those where the person is fully
+    in (their mask touches neither side nor the top of the frame)."""
     most = max(perception.coverage for perception in recent)
     candidates = [perception for perception in recent if perception.coverage >= 0.9 * most]
-    return max(candidates, key=lambda perception: sharpness(perception.frame.image, _person_box(perception.alpha)))
+    inside = [perception for perception in candidates if _fully_in(perception.alpha)]
+    return max(inside or candidates,
+               key=lambda perception: sharpness(perception.frame.image, _person_box(perception.alpha)))
+
+
+def _fully_in(alpha: np.ndarray) -> bool:
+    person = alpha >= 128
+    return not (person[0].any() or person[:, 0].any() or person[:, -1].any())
 
 
 def _person_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -97,7 +105,16 @@ class KioskKeepsakes:
     _recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))
     _kept: dict[str, _Kept] = field(default_factory=dict)
     _outcomes: list[tuple[str, Any]] = field(default_factory=list)
+    _awaiting: dict[str, tuple[str | None, str]] = field(default_factory=dict)   # prints: (session, campaign)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        """Photos a crash or a power cut left behind are deleted at start: none outlives its visit."""
+        left = list(self.photos_dir.glob("*.jpg")) if self.photos_dir.is_dir() else []
+        for path in left:
+            path.unlink(missing_ok=True)
+        if left:
+            log.warning("deleted %d photo(s) left on the device by an earlier run", len(left))
     publish: Callable[[str, dict[str, Any]], None] = field(default=lambda type, data: None)
     session: Callable[[], str | None] = field(default=lambda: None)
     place: Callable[[], tuple[Any, str]] = field(default=lambda: (None, ""))
@@ -126,16 +143,19 @@ class KioskKeepsakes:
         with self._lock:
             outcomes, self._outcomes = self._outcomes, []
         for photo_id, status in outcomes:
-            kept = self._kept.get(photo_id)
-            if kept is None:
-                continue
-            kept.printed = True
+            with self._lock:
+                kept = self._kept.get(photo_id)
+                session, campaign = self._awaiting.pop(photo_id, (None, ""))
+            if kept is not None:
+                kept.printed = True
             ok = getattr(status, "state", "") == "printed"
-            data = {"session": kept.session, "campaign": kept.campaign, "photo_id": photo_id}
+            data = {"session": session, "campaign": campaign, "photo_id": photo_id}
             self.publish("photo_printed" if ok else "print_failed",
                          data if ok else {**data, "reason": getattr(status, "reason", "") or ""})
         now = self.clock()
-        for photo_id, kept in list(self._kept.items()):
+        with self._lock:
+            kept_now = list(self._kept.items())
+        for photo_id, kept in kept_now:
             if kept.share and not kept.shared and self.share is not None and self.share.done(photo_id):
                 kept.shared = True
                 self.publish("photo_shared", {"session": kept.session, "campaign": kept.campaign,
@@ -147,7 +167,8 @@ class KioskKeepsakes:
                 self._forget(photo_id)
 
     def _forget(self, photo_id: str) -> None:
-        kept = self._kept.pop(photo_id, None)
+        with self._lock:
+            kept = self._kept.pop(photo_id, None)
         if kept is not None:
             kept.path.unlink(missing_ok=True)
             if self.printer is not None:
@@ -158,15 +179,15 @@ class KioskKeepsakes:
     def for_jobs(self, submit: Callable[[Callable[[], Any], str], Job[Any]]) -> ExperienceKeepsakes:
         return ExperienceKeepsakes(self, submit)
 
-    def make(self) -> Keepsake:
-        """In a job: the best recent frame composed, written to ``photos_dir``."""
-        self._start()
-        recent = list(self._recent)
+    def make(self, recent: list[Perception], place: tuple[Any, str]) -> Keepsake:
+        """In a job: the best of ``recent`` (the frames when it was asked for) composed for ``place`` (the
+        bundle and world shown then), written to ``photos_dir``."""
+        self.start()
         if not recent:
             raise ApplianceError("no camera frame to take a photo of")
         chosen = best_frame(recent)
         pose = chosen.poses[0] if chosen.poses else None
-        bundle, world = self.place()
+        bundle, world = place
         photo = self.compose(bundle, world, chosen.frame.image, pose)
         photo_id = self.new_id()
         self.photos_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -178,28 +199,39 @@ class KioskKeepsakes:
             self._kept[photo_id] = _Kept(path, self.clock())
         return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, photo.timings_ms)
 
-    def _start(self) -> None:
-        """The uploader and the printer, once; one that cannot start is said in one line and left off."""
+    def start(self) -> None:
+        """The uploader and the printer, once (at start when a campaign offers photos, else at the first photo);
+        one that cannot start is said in one line and left off."""
         with self._lock:
             if self._started:
                 return
             self._started = True
         try:
-            self.share = self.start_share()
-        except ApplianceError as exc:
+            share = self.start_share()
+        except Exception as exc:  # noqa: BLE001 - whatever stops the uploader leaves it off, said once
             log.error("photos cannot be shared: %s", one_line(exc))
+            share = None
         try:
-            self.printer = self.start_printer(self.printed)
-        except ApplianceError as exc:
+            printer = self.start_printer(self.printed)
+        except Exception as exc:  # noqa: BLE001 - likewise the printer
             log.error("photos cannot be printed: %s", one_line(exc))
+            printer = None
+        with self._lock:
+            self.share, self.printer = share, printer
 
     def stop(self) -> None:
+        """The services stop; the device's copies go with the kiosk (the uploads queued stay with the uploader)."""
         for service in (self.share, self.printer):
             if service is not None:
                 service.stop()
+        with self._lock:
+            kept, self._kept = list(self._kept.values()), {}
+        for item in kept:
+            item.path.unlink(missing_ok=True)
 
     def keep(self, keepsake: Keepsake, share: bool, print: bool) -> None:
-        kept = self._kept.get(keepsake.photo_id)
+        with self._lock:
+            kept = self._kept.get(keepsake.photo_id)
         if kept is None:
             raise ApplianceError(f"photo {keepsake.photo_id} is no longer on the device (retention)")
         kept.session, kept.campaign = self.session(), self.campaign()
@@ -212,10 +244,13 @@ class KioskKeepsakes:
                 log.error("photo %s cannot be shared: %s", keepsake.photo_id, one_line(exc))
                 kept.share = False
         if kept.print:
+            with self._lock:
+                self._awaiting[keepsake.photo_id] = (kept.session, kept.campaign)
             self.printer.submit(keepsake.photo_id, kept.path, kept.campaign)
 
     def link(self, keepsake: Keepsake) -> str | None:
-        kept = self._kept.get(keepsake.photo_id)
+        with self._lock:
+            kept = self._kept.get(keepsake.photo_id)
         if kept is None or kept.ticket is None or self.share is None or not self.share.done(keepsake.photo_id):
             return None
         return kept.ticket.url
@@ -225,7 +260,8 @@ class KioskKeepsakes:
         return None if status is None else status.screen
 
     def discard(self, keepsake: Keepsake) -> None:
-        kept = self._kept.get(keepsake.photo_id)
+        with self._lock:
+            kept = self._kept.get(keepsake.photo_id)
         if kept is None:
             return
         kept.shown = False
@@ -253,7 +289,8 @@ class ExperienceKeepsakes:
         return self._desk.can_print()
 
     def take(self) -> Job[Keepsake]:
-        return self._submit(self._desk.make, "photo")
+        recent, place = list(self._desk._recent), self._desk.place()   # on the loop: the frames and world now
+        return self._submit(lambda: self._desk.make(recent, place), "photo")
 
     def keep(self, keepsake: Keepsake, share: bool, print: bool) -> None:
         self._desk.keep(keepsake, share, print)

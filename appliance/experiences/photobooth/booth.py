@@ -9,7 +9,10 @@ Invariants:
   the preview, and runs on ``now``: it never blocks.  At its end the photo is asked for once
   (``want_photo`` turns true until ``taken`` or ``failed`` is called).
 - Nothing leaves the screen before ``consent``: sharing and printing are started only by the
-  shopper's thumbs up on the review screen, after the notice was shown for the reading time.
+  shopper's thumbs up on the review screen, after the notice was shown for the reading time,
+  and only a thumbs up raised on that screen (one held since the countdown, often part of the
+  photo's pose, must be lowered and raised again).  The review screen left alone for
+  ``review_s`` ends the visit without consent.
 - A retake is allowed ``retakes`` times; the last photo's review offers no retake.
 - The done screen (QR and print status) stays ``done_s``, then the booth is over (``finished``).
 """
@@ -44,6 +47,7 @@ class Rules:
     reading_s: float = 1.0     # the review screen is up this long before a thumbs up consents
     done_s: float = 25.0
     failed_s: float = 3.0
+    review_s: float = 60.0
 
 
 class Booth:
@@ -55,6 +59,7 @@ class Booth:
         self.want_photo = False
         self.consented = False
         self._hold = Hold(rules.hold_s)
+        self._last_held: str | None = None
 
     @property
     def retakes_left(self) -> int:
@@ -73,6 +78,7 @@ class Booth:
                consent_key: bool = False) -> None:
         """One frame: ``held`` is the driving hand's held gesture, ``shoot``/``consent_key`` the technician's keys,
         ``retake`` a swipe (or its key)."""
+        self._last_held = held
         if self.phase is Phase.PREVIEW:
             if self._hold.update(held in START, now) or shoot:
                 self._enter(Phase.COUNTDOWN, now)
@@ -83,7 +89,9 @@ class Booth:
                 self._enter(Phase.DEVELOPING, now)
         elif self.phase is Phase.REVIEW:
             readable = now - self.since >= self.rules.reading_s
-            if readable and (self._hold.update(held in CONSENT, now) or consent_key):
+            if now - self.since >= self.rules.review_s:
+                self._enter(Phase.OVER, now)
+            elif readable and (self._hold.update(held in CONSENT, now) or consent_key):
                 self.consented = True
                 self._enter(Phase.DONE, now)
             elif retake and self.retakes_left > 0:
@@ -99,6 +107,9 @@ class Booth:
         """The photo asked for is finished and on screen."""
         self.want_photo = False
         self._enter(Phase.REVIEW, now)
+        if self._last_held in CONSENT:   # a thumbs up still up from the photo is spent: consent is a new one
+            self._hold.update(True, now)
+            self._hold.consume()
 
     def failed(self, now: float) -> None:
         """The photo asked for could not be made (it does not count as a take)."""

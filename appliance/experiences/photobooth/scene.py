@@ -62,7 +62,7 @@ class BoothScene:
                 desk.private(True)
                 context.new_screen()
                 context.publish("photo_taken", {"photo_id": self.keepsake.photo_id, "take": booth.takes,
-                                                "ms": round(sum(self.keepsake.timings_ms.values()))})
+                                                "ms": round(self.keepsake.timings_ms.get("total", 0.0))})
         if before is Phase.REVIEW and booth.phase is Phase.PREVIEW:
             context.publish("photo_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
             self._drop(context)
@@ -116,7 +116,7 @@ class BoothScene:
             lines.text("Let's try again", (width // 2, int(height * 0.4)), size=small * 3 // 2, backdrop=True)
         elif phase is Phase.REVIEW and self.keepsake is not None:
             self._draw_photo(context, (width // 2, int(height * 0.43)), 0.66)
-            prompt = self._config.review_prompt if self.booth.retakes_left > 0 else "Thumbs up: print and take it home"
+            prompt = self._prompt(context)
             lines.text(prompt, (width // 2, int(height * 0.86)), size=small, colour=WHITE)
             lines.text(self._config.notice, (width // 2, int(height * 0.93)), size=small * 2 // 3, colour=SOFT)
         elif phase is Phase.DONE and self.keepsake is not None:
@@ -152,6 +152,17 @@ class BoothScene:
         centre_x = left - star_w // 2 if side == "left" else right + star_w // 2
         centre_x = min(max(centre_x, star_w // 2), screen_w - star_w // 2)
         context.canvas.blit(image, (round(centre_x), round(min(screen_h, bottom))), anchor="midbottom")
+
+    def _prompt(self, context: Context) -> str:
+        """The review's prompt, true to what this screen can do now (share, print, retake)."""
+        desk = context.keepsakes
+        share, prints = desk.can_share(), desk.can_print()
+        keep = ("print and take it home" if share and prints else "take it home by QR" if share
+                else "print it" if prints else "keep it on screen")
+        retake = " · swipe: try again" if self.booth.retakes_left > 0 else ""
+        if share and prints:
+            return self._config.review_prompt if retake else f"Thumbs up: {keep}"
+        return f"Thumbs up: {keep}{retake}"
 
     def _draw_photo(self, context: Context, centre: tuple[int, int], share: float) -> None:
         width, height = context.canvas.size
