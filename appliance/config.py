@@ -231,7 +231,8 @@ class ShareConfig(Section):
 class PrintingConfig(Section):
     """``[printing]``: the photo booth's prints through CUPS (appliance/printing)."""
 
-    enabled: bool = Field(True, description="print photos the shopper asks for; false = the QR code only")
+    enabled: bool = Field(False, description="print photos the shopper asks for (off until a printer is set up: "
+                                             "true, with queue or CUPS's default destination)")
     queue: str | None = Field(None, description="CUPS queue name; CUPS's default destination when absent")
     server: str | None = Field(None, description="CUPS scheduler (socket path or host:port); CUPS's own default "
                                "(CUPS_SERVER, client.conf, /run/cups/cups.sock) when absent")

@@ -205,7 +205,7 @@ def config(tmp_path: Path, s3: S3Server, cups: Cups, endpoint_url: str | None = 
         "device_id": DEVICE,
         "share": {"endpoint_url": endpoint_url or s3.endpoint_url, "bucket": s3.bucket,
                   "credentials_dir": str(credentials)},
-        "printing": {"queue": cups.queue, "server": cups.server, "poll_s": 0.2},
+        "printing": {"enabled": True, "queue": cups.queue, "server": cups.server, "poll_s": 0.2},
         "paths": {"state_dir": str(tmp_path / "state")}})
 
 

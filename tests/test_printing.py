@@ -193,7 +193,7 @@ def cups_server() -> Iterator[Cups]:
 
 def desk_for(server: Cups, state_dir: Path, alerts: Alerts, outcomes: list, queue: str | None = None,
              **printing: object) -> PrintService:
-    settings = {"queue": queue or server.queue, "server": server.server, "poll_s": 0.2, **printing}
+    settings = {"enabled": True, "queue": queue or server.queue, "server": server.server, "poll_s": 0.2, **printing}
     config = Config.model_validate({"printing": settings})
     desk = PrintService.from_config(config, alerts, state_dir, lambda photo, status: outcomes.append((photo, status)))
     assert desk is not None
