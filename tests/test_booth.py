@@ -308,9 +308,9 @@ def qr_pictures(context: FakeContext) -> list[np.ndarray]:
 
 
 def decoded(picture: np.ndarray) -> str:
-    """What the QR code says (read at twice its size: OpenCV's detector misses dense codes at times)."""
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.resize(picture, None, fx=2, fy=2,
-                                                                  interpolation=cv2.INTER_NEAREST))
+    """What the QR code says (OpenCV's ArUco-based detector: the classic one misses about a third of these
+    dense pre-signed links, the ArUco one none of 40 tried)."""
+    text, _, _ = cv2.QRCodeDetectorAruco().detectAndDecode(picture)
     return text
 
 
