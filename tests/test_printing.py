@@ -228,6 +228,8 @@ def test_a_photo_comes_out_of_cups_pdf_at_4x6_inches_and_300_dpi(cups_server: Cu
         assert desk.printer_ok and alerts.current() == []
         assert desk.counter.printed("spring") == 1
         assert list((tmp_path / "state" / "printing").glob("*.pdf")) == [], "the page file was not deleted"
+        # the ended job is purged: its files are not kept in CUPS's spool (PreserveJobFiles' day by default)
+        assert cups_server.run("lpstat", "-W", "completed", "-o").strip() == ""
     finally:
         desk.stop()
     wait_for(cups_server.pdfs, 10, "cups-pdf wrote no PDF", cups_server)

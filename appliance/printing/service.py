@@ -187,8 +187,10 @@ class PrintService(Worker):
             return
         if job.printed:
             self._missed = None
+            self._purge(job.job_id)
             self._end(request, PrintStatus("printed", PRINTED))
         elif job.ended:
+            self._purge(job.job_id)
             self._end(request, PrintStatus("failed", ATTENTION,
                                            f"job {job.job_id} {'cancelled' if job.cancelled else 'aborted'}: "
                                            f"{job.message or ', '.join(job.reasons)}"))
@@ -204,6 +206,14 @@ class PrintService(Worker):
             self._set(request, PrintStatus("printing", ATTENTION, state.problem))
         else:
             self._set(request, PrintStatus("printing", PRINTING))
+
+    def _purge(self, job_id: int) -> None:
+        """An ended job's files out of CUPS's spool (a shopper's photo must not stay there, whatever
+        cupsd.conf's PreserveJobFiles says)."""
+        try:
+            self.printer.cancel(job_id)
+        except PrinterError as exc:
+            log.warning("%s", exc)
 
     def _overdue(self, request: _Request) -> bool:
         return self._clock() - request.submitted > self.job_timeout_s
