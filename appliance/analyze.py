@@ -7,7 +7,7 @@ truncated, corrupt or oversized file is an ``{"path", "error"}`` line, never a r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -75,28 +75,30 @@ def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, 
     perception = StillPerception(inference, pose)
     if mask_dir:
         mask_dir.mkdir(parents=True, exist_ok=True)
+    return json_lines(paths, lambda path, stem: _analyze_one(path, perception, mask_dir and mask_dir / f"{stem}.png",
+                                                            limits), out)
+
+
+def json_lines(paths: Iterable[Path], one: Callable[[Path, str], dict], out: IO[str]) -> int:
+    """``one(path, stem)`` of each input as a JSON line on ``out`` (``{"path", "error"}`` for an ApplianceError),
+    ``stem`` the input's, or ``stem-2``… when another input of this run had it (a/x.jpg, b/x.png): files written
+    for an input never overwrite another's.  Returns how many inputs failed."""
     failures = 0
-    mask_names: set[str] = set()
+    used: set[str] = set()
     for path in paths:
+        stem, number = path.stem, 1
+        while stem in used:
+            number += 1
+            stem = f"{path.stem}-{number}"
+        used.add(stem)
         try:
-            record = _analyze_one(path, perception, mask_dir and mask_dir / _unused_name(path.stem, mask_names),
-                                  limits)
+            record = one(path, stem)
         except ApplianceError as exc:
             record = {"path": str(path), "error": str(exc)}
             failures += 1
         out.write(json.dumps(record) + "\n")
         out.flush()
     return failures
-
-
-def _unused_name(stem: str, used: set[str]) -> str:
-    """``in.png``, or ``in-2.png``… when another input of this run had the same stem (a/x.jpg, b/x.jpg)."""
-    name, number = f"{stem}.png", 1
-    while name in used:
-        number += 1
-        name = f"{stem}-{number}.png"
-    used.add(name)
-    return name
 
 
 def _analyze_one(path: Path, perception: StillPerception, mask_path: Path | None, limits: MediaLimits) -> dict:

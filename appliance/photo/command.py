@@ -14,7 +14,6 @@ a result; files are ``DIR/<stem>.jpg`` and ``DIR/<stem>-screen.jpg``, the stem n
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import IO
 
 import cv2
 
+from appliance.analyze import json_lines
 from appliance.atomicfile import write_atomically
 from appliance.content import load_bundle
 from appliance.errors import ApplianceError
@@ -42,27 +42,7 @@ def photo(paths: Iterable[Path], campaign: Path, out_dir: Path, inference: Infer
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ApplianceError(f"cannot create --out-dir {out_dir}: {exc.strerror or exc}") from exc
-    failures = 0
-    stems: set[str] = set()
-    for path in paths:
-        try:
-            record = _one(path, desk, out_dir / _unused_stem(path.stem, stems), limits)
-        except ApplianceError as exc:
-            record = {"path": str(path), "error": str(exc)}
-            failures += 1
-        out.write(json.dumps(record) + "\n")
-        out.flush()
-    return failures
-
-
-def _unused_stem(stem: str, used: set[str]) -> str:
-    """``stem``, or ``stem-2``… when another input of this run had it (a/x.jpg, b/x.png)."""
-    name, number = stem, 1
-    while name in used:
-        number += 1
-        name = f"{stem}-{number}"
-    used.add(name)
-    return name
+    return json_lines(paths, lambda path, stem: _one(path, desk, out_dir / stem, limits), out)
 
 
 def _one(path: Path, desk: PhotoDesk, stem: Path, limits: MediaLimits) -> dict:
