@@ -28,7 +28,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 CUPSD = "/usr/sbin/cupsd"
 CUPS_PDF_BACKEND = "/usr/lib/cups/backend/cups-pdf"
@@ -214,3 +217,14 @@ def remove_leftovers() -> None:
         match = re.fullmatch(rf"cups-pdf-{INSTANCE_PREFIX}(\d+)\.conf", path.name)
         if match and not os.path.exists(f"/proc/{match.group(1)}"):
             path.unlink(missing_ok=True)
+
+
+def pdf_queue() -> Iterator[Cups]:
+    """For a fixture: a private cupsd with its cups-pdf queue, stopped after (skipped with the reason where
+    this machine cannot run one)."""
+    reason = refusal()
+    if reason:
+        pytest.skip(reason)
+    with Cups() as server:
+        server.add_pdf_queue()
+        yield server

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cupsd import Cups, refusal
+from cupsd import Cups, pdf_queue
 from netproxy import Proxy
 from s3server import S3Server, http_get
 from test_printing import images, read_pdf
@@ -171,12 +171,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="module")
 def cups() -> Iterator[Cups]:
-    reason = refusal()
-    if reason:
-        pytest.skip(reason)
-    with Cups() as server:
-        server.add_pdf_queue()
-        yield server
+    yield from pdf_queue()
 
 
 @pytest.fixture(scope="module")

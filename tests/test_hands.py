@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from appliance.analyze import StillPerception
-from appliance.inference.backend import Inference
+from appliance.inference.backend import Inference, Runner
 from appliance.perception.gestures import classify
 from appliance.perception.hand import GestureState, Hand
 from appliance.perception.palm import anchors, weighted_nms
@@ -52,6 +52,21 @@ class CountingRunner:
     def run(self, inputs):
         self.calls += 1
         return self.runner.run(inputs)
+
+
+class CountingInference(Inference):
+    """The real loader, each loaded model wrapped to count its inferences by model name."""
+
+    def __init__(self) -> None:
+        super().__init__("litert")
+        self.runners: dict[str, CountingRunner] = {}
+
+    def load(self, model: str) -> Runner:
+        self.runners[model] = CountingRunner(super().load(model))
+        return self.runners[model]
+
+    def calls(self, model: str) -> int:
+        return self.runners[model].calls if model in self.runners else 0
 
 
 @dataclass

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_cli import cli, error_lines
-from test_hands import KIOSK_VIDEO, CountingRunner, load_distance_module
+from test_hands import KIOSK_VIDEO, CountingInference, load_distance_module
 
 from appliance.config import load_config
 from appliance.errors import ApplianceError
-from appliance.inference.backend import BackendOptions, Inference, Runner
+from appliance.inference.backend import BackendOptions, Inference
 from appliance.perception.hand import GestureState
 from appliance.perception.lanes import Lane
 from appliance.perception.needs import EVERY_FRAME, Needs
@@ -31,21 +31,6 @@ from appliance.tomlfile import InvalidFile
 
 FPS = 30.0
 NO_HANDS = Needs(hands=0)
-
-
-class CountingInference(Inference):
-    """The real loader, each loaded model wrapped to count its inferences by model name."""
-
-    def __init__(self) -> None:
-        super().__init__("litert")
-        self.runners: dict[str, CountingRunner] = {}
-
-    def load(self, model: str) -> Runner:
-        self.runners[model] = CountingRunner(super().load(model))
-        return self.runners[model]
-
-    def calls(self, model: str) -> int:
-        return self.runners[model].calls
 
 
 @pytest.fixture

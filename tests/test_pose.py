@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 from test_cli import cli
-from test_hands import KIOSK_VIDEO, CountingRunner
+from test_hands import KIOSK_VIDEO, CountingInference
 
 from appliance.analyze import StillPerception
-from appliance.inference.backend import Inference, Runner
+from appliance.inference.backend import Inference
 from appliance.perception.body import (
     LEFT_HIP,
     LEFT_SHOULDER,
@@ -34,21 +34,6 @@ from appliance.sources.base import Frame
 
 POSE_ONLY = Needs(hands=0, pose=EVERY_FRAME)
 NO_POSE = Needs(hands=0)
-
-
-class CountingInference(Inference):
-    """The real loader, each loaded model wrapped to count its inferences by model name."""
-
-    def __init__(self) -> None:
-        super().__init__("litert")
-        self.runners: dict[str, CountingRunner] = {}
-
-    def load(self, model: str) -> Runner:
-        self.runners[model] = CountingRunner(super().load(model))
-        return self.runners[model]
-
-    def calls(self, model: str) -> int:
-        return self.runners[model].calls if model in self.runners else 0
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cupsd import Cups, refusal
+from cupsd import Cups, pdf_queue
 from PIL import Image, ImageDraw
 
 from appliance.alerts import Alerts
@@ -183,12 +183,7 @@ def footprint(matrix: tuple[float, ...]) -> tuple[float, float, float, float]:
 
 @pytest.fixture
 def cups_server() -> Iterator[Cups]:
-    reason = refusal()
-    if reason:
-        pytest.skip(reason)
-    with Cups() as server:
-        server.add_pdf_queue()
-        yield server
+    yield from pdf_queue()
 
 
 def desk_for(server: Cups, state_dir: Path, alerts: Alerts, outcomes: list, queue: str | None = None,
