@@ -20,6 +20,7 @@ from appliance.experience.api import LIMBS, MENU, Action, Context, Moment, TextB
 from appliance.experiences.posegame.config import PoseConfig
 from appliance.experiences.posegame.game import LEFT, RIGHT, SOLO, Phase, Player, PoseGame, Rules, Target
 from appliance.experiences.posegame.scoring import SEEN, shopper_limbs
+from appliance.experiences.result import ResultScreen
 
 #: How long the result stays up unless a fist ends it earlier (not before RESULT_MIN_S).
 RESULT_S, RESULT_MIN_S = 8.0, 1.0
@@ -35,7 +36,7 @@ class PoseScene:
 
     def enter(self, context: Context, moment: Moment) -> None:
         config: PoseConfig = context.config
-        self._spec, self._now, self._result_shown = config, moment.now, False
+        self._spec, self._now, self._result_screen = config, moment.now, ResultScreen(RESULT_S, RESULT_MIN_S)
         count = config.round_size
         chosen = context.rng.sample(config.poses, count) if config.shuffle else config.poses[:count]
         self._star_h = int(context.canvas.size[1] * STAR_HEIGHT)
@@ -55,13 +56,8 @@ class PoseScene:
         game.update(moment.now, moment.perception.poses if moment.perception is not None else ())
         if game.phase is Phase.ABANDONED:
             return MENU
-        if game.phase is Phase.RESULT:
-            if not self._result_shown:   # a screen with a choice (make a fist to continue)
-                self._result_shown = True
-                context.new_screen()
-            shown = moment.now - game.since
-            if shown >= RESULT_S or (shown >= RESULT_MIN_S and Action.CONFIRM in moment.actions):
-                return MENU
+        if game.phase is Phase.RESULT and self._result_screen.over(context, moment, game.since):
+            return MENU
         return None
 
     def draw(self, context: Context, moment: Moment) -> None:

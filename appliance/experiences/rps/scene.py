@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from appliance.experience.api import MENU, Action, Context, Moment, TextBlock
+from appliance.experiences.result import ResultScreen
 from appliance.experiences.rps.config import RpsConfig
 from appliance.experiences.rps.game import Phase, RpsGame, Rules
 
@@ -26,7 +27,7 @@ class RpsScene:
         rules = Rules(rounds_to_win=config.rounds_to_win, win_rate=config.win_rate, beat_s=config.beat_s,
                       intro_beats=config.intro_s / config.beat_s)
         self.game = RpsGame(rules, context.rng, context.publish, moment.now)
-        self._result_shown = False
+        self._result_screen = ResultScreen(RESULT_S, RESULT_MIN_S)
         self._now = moment.now
 
     def update(self, context: Context, moment: Moment) -> str | None:
@@ -38,13 +39,8 @@ class RpsScene:
         game.update(moment.now, moment.gestures)
         if game.phase is Phase.ABANDONED:
             return MENU
-        if game.phase is Phase.RESULT:
-            if not self._result_shown:   # a screen with a choice (make a fist to continue)
-                self._result_shown = True
-                context.new_screen()
-            shown = moment.now - game.since
-            if shown >= RESULT_S or (shown >= RESULT_MIN_S and Action.CONFIRM in moment.actions):
-                return MENU
+        if game.phase is Phase.RESULT and self._result_screen.over(context, moment, game.since):
+            return MENU
         return None
 
     def draw(self, context: Context, moment: Moment) -> None:
