@@ -170,9 +170,9 @@ class ShareQueue(Worker):
             old = [job for job in self._jobs.values() if not 0 <= now - job.created < self.retention_s]
             for job in old:
                 del self._jobs[job.photo_id]
-                self._delete(job.photo_id)
-                if not job.uploaded:
+                if not job.uploaded:   # said before the files go, so whoever sees them gone finds it said
                     log.warning("share: photo %s deleted after retention, never uploaded", job.photo_id)
+                self._delete(job.photo_id)
 
     def _due(self, now: float) -> Job | None:
         with self._lock:
