@@ -8,7 +8,7 @@ reverse order of their start.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from appliance.service.signals import stop_on_signals
 from appliance.service.status import RESTART_STATUS
 from appliance.share import ShareService
 from appliance.slot import LatestSlot
+from appliance.sources.base import Frame
 from appliance.sources.camera import CameraMode
 from appliance.sources.capture import CaptureThread
 from appliance.sources.open import open_source
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 def camera_mode_from(config: Config) -> CameraMode:
     source = config.source
-    return CameraMode(source.width, source.height, source.fps, source.fourcc)
+    return CameraMode(source.width, source.height, source.fps, source.fourcc, source.still_width, source.still_height)
 
 
 @contextmanager
@@ -101,7 +102,8 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     results = LatestSlot()
     workers = Workers(CaptureThread(source, frames).start(),
                       PerceptionThread(perceiver, frames, results).start(), results)
-    keepsakes = photo_desk(config, inference, alerts)
+    keepsakes = photo_desk(config, inference, alerts,
+                           stills=workers.capture.still if source.still_size is not None else None)
     if "photo" in bundle.experiences:   # the printer's alert and the uploader from the start, not the first photo
         keepsakes.start()
     kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts,
@@ -121,10 +123,12 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
         display.close()
 
 
-def photo_desk(config: Config, inference: Inference, alerts: Alerts) -> KioskKeepsakes:
+def photo_desk(config: Config, inference: Inference, alerts: Alerts,
+               stills: Callable[[int], list[Frame]] | None = None) -> KioskKeepsakes:
     """The kiosk's photo desk: photos composed by ``appliance.photo`` for the campaign and world shown (one
-    ``PhotoDesk`` at a time, made at the first photo of each), shared by ``appliance.share`` and printed by
-    ``appliance.printing``, both started at the first photo."""
+    ``PhotoDesk`` at a time, made at the first photo of each) from the live frames or, with ``stills``, the
+    source's full-resolution burst; shared by ``appliance.share`` and printed by ``appliance.printing``,
+    both started at the first photo."""
     desks: dict[tuple[str, str], PhotoDesk] = {}
 
     def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any) -> Any:
@@ -139,7 +143,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts) -> KioskKee
     return KioskKeepsakes(compose, state / "photos",
                           start_share=lambda: ShareService.from_config(config),
                           start_printer=lambda outcome: PrintService.from_config(config, alerts, state, outcome),
-                          retention_s=config.share.retention_min * 60.0)
+                          retention_s=config.share.retention_min * 60.0, stills=stills)
 
 
 def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None,

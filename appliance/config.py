@@ -43,6 +43,9 @@ class SourceConfig(Section):
     height: int = Field(720, gt=0, description="camera capture height")
     fps: int = Field(30, gt=0, description="camera frame rate")
     fourcc: str = Field("MJPG", min_length=4, max_length=4, description="camera pixel format")
+    still_width: int = Field(0, ge=0, description="camera still mode for photos, e.g. 1920 (0: photos are taken "
+                             "from the live frames); the camera switches to it for a photo and back")
+    still_height: int = Field(0, ge=0, description="camera still mode height, e.g. 1080")
 
 
 CoreMask = Literal["auto", "0", "1", "2", "0_1", "0_1_2"]

@@ -24,6 +24,7 @@ from test_printing import images, read_pdf
 from appliance.alerts import Alerts
 from appliance.config import Config
 from appliance.content import Bundle, load_bundle
+from appliance.errors import ApplianceError
 from appliance.experience.api import MENU, Action, Moment, Perception
 from appliance.experience.keepsake import Keepsake
 from appliance.experience.registry import installed
@@ -205,14 +206,15 @@ def config(tmp_path: Path, s3: S3Server, cups: Cups, endpoint_url: str | None = 
 
 
 def kiosk_desk(cfg: Config | None, alerts: Alerts, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path,
-               clock: Callable[[], float] = time.monotonic) -> KioskKeepsakes:
+               clock: Callable[[], float] = time.monotonic,
+               stills: Callable[[int], list[Frame]] | None = None) -> KioskKeepsakes:
     """The kiosk's photo desk as ``compose.photo_desk`` builds it (sharing and printing off without ``cfg``), having
     seen the shopper."""
     services = {} if cfg is None else {
         "start_share": lambda: ShareService.from_config(cfg, DEVICE, environ={}),
         "start_printer": lambda outcome: PrintService.from_config(cfg, alerts, cfg.paths.state_dir, outcome)}
     desk = KioskKeepsakes(lambda bundle, world, frame, pose: compose_photo(frame, photo_desk, pose),
-                          tmp_path / "photos", clock=clock, **services)
+                          tmp_path / "photos", clock=clock, stills=stills, **services)
     for perception in shopper:
         desk.remember(perception)
     return desk
@@ -469,3 +471,32 @@ def test_the_photo_leaves_the_device_after_retention_even_on_screen(
 
     context = play(experience, None, Unfolding(visit(Shopper(desk))), context)
     assert context.target == MENU and not desk.private_on and list((tmp_path / "photos").iterdir()) == []
+
+
+def test_with_a_still_mode_the_photo_is_the_sharpest_of_a_full_resolution_burst(
+        bundle: Bundle, astronaut: np.ndarray, photo_desk: PhotoDesk, tmp_path: Path) -> None:
+    live = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(photo_desk.matte.matte(astronaut), (256, 256))
+    seen = [Perception(Frame(live, 0), alpha, float(alpha.mean() / 255))]
+    blurred = cv2.GaussianBlur(astronaut, (0, 0), 3)
+    burst = [Frame(image, index) for index, image in enumerate((blurred, astronaut, blurred))]
+    composed: list[np.ndarray] = []
+    desk = kiosk_desk(None, Alerts(), photo_desk, seen, tmp_path, stills=lambda count: burst[:count])
+    desk.compose = lambda bundle, world, frame, pose: composed.append(frame) or compose_photo(frame, photo_desk, pose)
+    keepsake = desk.make(list(desk._recent), (bundle, bundle.scenes[0].id))
+    assert composed[0] is astronaut, "the sharp full-resolution still, not the live frame or a blurred one"
+    assert keepsake.timings_ms["still"] >= 0 and keepsake.timings_ms["total"] >= keepsake.timings_ms["still"]
+
+
+def test_a_burst_the_camera_fails_leaves_the_live_frame(
+        bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def unplugged(count: int) -> list[Frame]:
+        raise ApplianceError("camera:0 gave no photo within 5 s")
+
+    composed: list[np.ndarray] = []
+    desk = kiosk_desk(None, Alerts(), photo_desk, shopper, tmp_path, stills=unplugged)
+    desk.compose = lambda bundle, world, frame, pose: composed.append(frame) or compose_photo(frame, photo_desk, pose)
+    desk.make(list(desk._recent), (bundle, bundle.scenes[0].id))
+    assert composed[0] is shopper[1].frame.image, "the sharp live frame"
+    assert "no full-resolution photo (camera:0 gave no photo within 5 s): the photo is the live frame" in caplog.text

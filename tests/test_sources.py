@@ -16,9 +16,9 @@ from appliance.media import MediaLimits
 from appliance.perception.demo import demo_image
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
-from appliance.sources.camera import CameraSource
+from appliance.sources.camera import SETTLE_FRAMES, CameraMode, CameraSource
 from appliance.sources.capture import CaptureThread
-from appliance.sources.files import VideoFileSource
+from appliance.sources.files import StillSource, VideoFileSource
 from appliance.sources.open import SourceSpec, open_source, parse_source
 
 
@@ -162,6 +162,7 @@ class UnpluggableCamera:
     """A test double for a camera that is unplugged after a few frames and plugged back later."""
 
     description = "test-camera"
+    still_size = None
 
     def __init__(self) -> None:
         self.plugged = threading.Event()
@@ -175,6 +176,9 @@ class UnpluggableCamera:
         time.sleep(0.005)
         self._index += 1
         return Frame(np.zeros((4, 4, 3), np.uint8), self._index)
+
+    def still(self, count: int) -> list[Frame]:
+        return [self.read() for _ in range(count)]
 
     def reopen(self) -> None:
         self.reopens += 1
@@ -210,6 +214,108 @@ def test_capture_thread_survives_an_unplugged_camera_and_recovers() -> None:
         assert wait_for(lambda: capture.problem is None and slot.latest()[0] > stalled_at + 3)
     finally:
         capture.stop()
+
+
+def test_an_image_larger_than_the_live_size_is_filmed_at_it_and_photographed_at_its_own(astronaut: np.ndarray) -> None:
+    source = StillSource(astronaut, "image:astronaut", fps=0, live_size=(320, 240))
+    live = source.read()
+    assert live.size == (240, 240), "fitted inside 320x240, its aspect kept"
+    assert source.still_size == (512, 512)
+    stills = source.still(2)
+    assert [still.size for still in stills] == [(512, 512)] * 2 and np.array_equal(stills[0].image, astronaut)
+    assert [still.index for still in stills] == [1, 2] and source.read().size == (240, 240)
+    small = StillSource(astronaut, "image:astronaut", fps=0, live_size=(1280, 720))
+    assert small.still_size is None and small.read().size == (512, 512), "never scaled up"
+
+
+class ScriptedV4L2:
+    """A test double for ``cv2.VideoCapture`` on a V4L2 camera (there is none on this machine): it keeps the
+    size last set, as a driver does once its stream restarts, numbers its frames, and counts the restarts."""
+
+    def __init__(self, sizes: set[tuple[int, int]]) -> None:
+        self.sizes, self.size, self.reads, self.restarts = sizes, (640, 480), 0, 0
+        self._pending: list[int] = [640, 480]
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        if prop in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT):
+            self._pending[prop == cv2.CAP_PROP_FRAME_HEIGHT] = int(value)
+            if tuple(self._pending) in self.sizes and tuple(self._pending) != self.size:
+                self.size, self.restarts = tuple(self._pending), self.restarts + 1
+        return True
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1]}.get(prop, 0.0)
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        self.reads += 1
+        return True, np.full((self.size[1], self.size[0], 3), self.reads % 256, np.uint8)
+
+    def release(self) -> None:
+        """Nothing held."""
+
+
+def test_a_camera_photographs_in_its_still_mode_after_it_settles_and_films_live_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("appliance.sources.camera.camera_present", lambda index: True)
+    device = ScriptedV4L2({(1280, 720), (1920, 1080)})
+    camera = CameraSource(0, CameraMode(still_width=1920, still_height=1080), open_capture=lambda index: device)
+    assert camera.still_size == (1920, 1080) and camera.read().size == (1280, 720)
+    reads = device.reads
+    stills = camera.still(3)
+    assert [still.size for still in stills] == [(1920, 1080)] * 3
+    assert device.reads == reads + SETTLE_FRAMES + 3, "the frames after the switch are dropped"
+    assert camera.read().size == (1280, 720) and device.restarts == 3, "live, still, live"
+    assert CameraSource(0, CameraMode(still_width=1280, still_height=720)).still_size is None, "no larger: none"
+
+
+def test_a_camera_without_the_still_mode_still_photographs_and_says_which_size_it_gave(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("appliance.sources.camera.camera_present", lambda index: True)
+    device = ScriptedV4L2({(1280, 720)})
+    camera = CameraSource(0, CameraMode(still_width=3840, still_height=2160), open_capture=lambda index: device)
+    assert [still.size for still in camera.still(1)] == [(1280, 720)]
+    assert "gives 1280x720, not the configured still size 3840x2160" in caplog.text
+    assert camera.read().size == (1280, 720)
+
+
+def test_the_capture_thread_takes_the_photos_asked_for_between_live_frames(astronaut: np.ndarray) -> None:
+    source = StillSource(astronaut, "image:astronaut", fps=200, live_size=(256, 256))
+    slot: LatestSlot[Frame] = LatestSlot()
+    capture = CaptureThread(source, slot).start()
+    try:
+        assert wait_for(lambda: slot.latest()[0] > 2)
+        asked = []
+        askers = [threading.Thread(target=lambda: asked.append(capture.still(2))) for _ in range(2)]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join(5)
+        assert [[still.size for still in stills] for stills in asked] == [[(512, 512)] * 2] * 2
+        counted = slot.latest()[0]
+        assert wait_for(lambda: slot.latest()[0] > counted + 2) and slot.latest()[1].size == (256, 256)
+    finally:
+        capture.stop()
+
+
+def test_a_failed_photo_reaches_the_asker_and_the_capture_recovers() -> None:
+    camera = UnpluggableCamera()
+    slot: LatestSlot[Frame] = LatestSlot()
+    capture = CaptureThread(camera, slot, retry_initial=0.02, retry_max=0.05).start()
+    try:
+        assert wait_for(lambda: slot.latest()[0] > 3)
+        camera.plugged.clear()
+        with pytest.raises(ApplianceError, match="unplugged"):
+            capture.still(1)
+        camera.plugged.set()
+        assert wait_for(lambda: capture.problem is None)
+        assert len(capture.still(2)) == 2
+    finally:
+        capture.stop()
+    with pytest.raises(ApplianceError, match="test-camera gave no photo within 0 s"):
+        capture.still(1, timeout_s=0.05)
 
 
 def test_slot_keeps_only_the_newest_value_and_wakes_waiters() -> None:

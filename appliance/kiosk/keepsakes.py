@@ -5,7 +5,10 @@ Invariants:
 
 - ``remember`` (the loop, every fresh frame) keeps the last ``RECENT`` perceptions; ``take`` picks the
   sharpest of those that show the most person (variance of the Laplacian inside the person's box) and
-  composes it in a job (``appliance.photo``), writing the print JPEG to ``photos_dir`` (mode 0600).
+  composes it in a job (``appliance.photo``), writing the print JPEG to ``photos_dir`` (mode 0600).  When
+  the source photographs larger than it films (``stills``: a camera's still mode), the job asks it for a
+  burst of ``STILL_BURST`` and composes the sharpest inside the chosen frame's person box instead; a
+  source that fails the burst leaves the chosen live frame, said in the log.
 - Nothing is uploaded or printed before ``keep``.  ``link`` is given only once the upload is done.
 - Events: ``photo_shared`` when an upload is done, ``photo_printed`` / ``print_failed`` when the print
   ends, each with the campaign and the session that was current at ``keep``; published on the loop
@@ -23,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,14 @@ from appliance.errors import ApplianceError, one_line
 from appliance.experience.api import Job, Perception
 from appliance.experience.keepsake import Keepsake
 from appliance.share import new_photo_id, qr_image
+from appliance.sources.base import Frame
 
 log = logging.getLogger(__name__)
 
 #: How many of the last camera frames the best photo is picked from.
 RECENT = 6
+#: How many full-resolution stills the best photo is picked from, when the source has a still mode.
+STILL_BURST = 3
 
 
 @dataclass
@@ -96,6 +102,8 @@ class KioskKeepsakes:
     start_share: Callable[[], Any] = field(default=lambda: None)
     start_printer: Callable[[Callable[[str, Any], None]], Any] = field(default=lambda outcome: None)
     retention_s: float = 600.0
+    #: The source's full-resolution burst (``CaptureThread.still``), None when its photos are its live frames.
+    stills: Callable[[int], list[Frame]] | None = None
     new_id: Callable[[], str] = new_photo_id
     share: Any = None
     printer: Any = None
@@ -186,9 +194,17 @@ class KioskKeepsakes:
         if not recent:
             raise ApplianceError("no camera frame to take a photo of")
         chosen = best_frame(recent)
-        pose = chosen.poses[0] if chosen.poses else None
+        image, pose, still_ms = chosen.frame.image, chosen.poses[0] if chosen.poses else None, 0.0
+        if self.stills is not None:
+            started = time.monotonic()
+            image, pose = self._still(chosen, pose)
+            still_ms = (time.monotonic() - started) * 1000
         bundle, world = place
-        photo = self.compose(bundle, world, chosen.frame.image, pose)
+        photo = self.compose(bundle, world, image, pose)
+        timings = dict(photo.timings_ms)
+        if still_ms:
+            timings["still"] = round(still_ms, 1)
+            timings["total"] = round(timings.get("total", 0.0) + still_ms, 1)
         photo_id = self.new_id()
         self.photos_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.photos_dir / f"{photo_id}.jpg"
@@ -197,7 +213,26 @@ class KioskKeepsakes:
             file.write(photo.jpeg)
         with self._lock:
             self._kept[photo_id] = _Kept(path, self.clock())
-        return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, photo.timings_ms)
+        return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, timings)
+
+    def _still(self, chosen: Perception, pose: Any) -> tuple[np.ndarray, Any]:
+        """The sharpest of a full-resolution burst inside ``chosen``'s person box, with ``pose`` scaled to it;
+        ``chosen``'s own frame and pose when the source fails the burst."""
+        try:
+            burst = self.stills(STILL_BURST)
+        except ApplianceError as exc:
+            log.warning("no full-resolution photo (%s): the photo is the live frame", one_line(exc))
+            return chosen.frame.image, pose
+        scale = burst[0].size[0] / chosen.frame.size[0]
+        box = _person_box(chosen.alpha)
+        if box is not None:
+            box = tuple(round(value * scale) for value in box)
+        image = max((frame.image for frame in burst), key=lambda image: sharpness(image, box))
+        if pose is not None:
+            landmarks = pose.landmarks.copy()
+            landmarks[:, :2] *= scale
+            pose = replace(pose, landmarks=landmarks)
+        return image, pose
 
     def start(self) -> None:
         """The uploader and the printer, once (at start when a campaign offers photos, else at the first photo);

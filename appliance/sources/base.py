@@ -27,12 +27,18 @@ class FrameSource(Protocol):
     """A blocking producer of frames, read by one capture thread (or directly by a benchmark).
 
     ``read`` returns the next frame, or raises ApplianceError when the device or
-    file failed; ``reopen`` tries to get it back (an unplugged camera).
+    file failed; ``reopen`` tries to get it back (an unplugged camera).  ``still_size`` is the
+    (width, height) of the source's photos when they are larger than its live frames (a camera's
+    still mode, an image bigger than the live size), else None; ``still`` gives ``count`` frames
+    at that size (back to live frames afterwards), or live frames when it is None.
     """
 
     description: str
+    still_size: tuple[int, int] | None
 
     def read(self) -> Frame: ...
+
+    def still(self, count: int) -> list[Frame]: ...
 
     def reopen(self) -> None: ...
 

@@ -1,10 +1,17 @@
-"""A V4L2 camera through OpenCV: MJPEG 1280x720@30 by default."""
+"""A V4L2 camera through OpenCV: MJPEG 1280x720@30 by default, and optionally a larger still mode for photos.
+
+Invariants: the live mode is what ``read`` delivers; ``still`` switches to the still mode, drops the
+frames the sensor needs to settle, reads the photos and switches back before it returns (or raises),
+so the capture thread's next ``read`` is live again.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -20,6 +27,18 @@ class CameraMode:
     height: int = 720
     fps: int = 30
     fourcc: str = "MJPG"
+    still_width: int = 0        # the still mode for photos (0: photos are live frames)
+    still_height: int = 0
+
+    @property
+    def still_size(self) -> tuple[int, int] | None:
+        """The still mode's (width, height) when it is larger than the live mode, else None."""
+        size = (self.still_width, self.still_height)
+        return size if self.still_width * self.still_height > self.width * self.height else None
+
+
+#: Frames dropped after a mode switch while exposure and white balance settle.
+SETTLE_FRAMES = 3
 
 
 def camera_present(index: int) -> bool:
@@ -31,10 +50,13 @@ class CameraSource:
     calls ``reopen`` until the camera is back (so a kiosk started without its camera
     comes up on the attract scene and picks the camera up when it is plugged in)."""
 
-    def __init__(self, index: int, mode: CameraMode = CameraMode()) -> None:
+    def __init__(self, index: int, mode: CameraMode = CameraMode(),
+                 open_capture: Callable[[int], Any] = lambda index: cv2.VideoCapture(index, cv2.CAP_V4L2)) -> None:
         self.index = index
         self.mode = mode
+        self.still_size = mode.still_size
         self.description = f"camera:{index}"
+        self._open_capture = open_capture
         self._capture: cv2.VideoCapture | None = None
         self._frames = 0
 
@@ -42,19 +64,22 @@ class CameraSource:
         self.close()
         if not camera_present(self.index):
             raise ApplianceError(f"no camera at /dev/video{self.index} (unplugged or not detected)")
-        capture = cv2.VideoCapture(self.index, cv2.CAP_V4L2)
+        capture = self._open_capture(self.index)
         if not capture.isOpened():
             raise ApplianceError(f"camera /dev/video{self.index} exists but cannot be opened (busy or no permission: is the user in group 'video'?)")
         capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.mode.fourcc))
-        capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.mode.width)
-        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.mode.height)
         capture.set(cv2.CAP_PROP_FPS, self.mode.fps)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        got = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        if got != (self.mode.width, self.mode.height):
-            log.warning("camera %d gives %dx%d, not the configured %dx%d", self.index, *got,
-                        self.mode.width, self.mode.height)
         self._capture = capture
+        self._switch((self.mode.width, self.mode.height), "live")
+
+    def _switch(self, size: tuple[int, int], what: str) -> None:
+        """The camera set to ``size`` (a V4L2 driver restarts its stream), said once when it gives another."""
+        self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+        self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        got = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if got != size:
+            log.warning("camera %d gives %dx%d, not the configured %s size %dx%d", self.index, *got, what, *size)
 
     def read(self) -> Frame:
         if self._capture is None:
@@ -65,6 +90,20 @@ class CameraSource:
         frame = Frame(image, self._frames)
         self._frames += 1
         return frame
+
+    def still(self, count: int) -> list[Frame]:
+        """``count`` frames in the still mode (live frames without one), then back to the live mode."""
+        if self.still_size is None:
+            return [self.read() for _ in range(count)]
+        if self._capture is None:
+            self.reopen()
+        self._switch(self.still_size, "still")
+        try:
+            for _ in range(SETTLE_FRAMES):
+                self._capture.read()
+            return [self.read() for _ in range(count)]
+        finally:
+            self._switch((self.mode.width, self.mode.height), "live")
 
     def close(self) -> None:
         if self._capture is not None:

@@ -1,8 +1,12 @@
-"""The capture thread: reads a source as fast as it delivers, keeps only the newest frame."""
+"""The capture thread: reads a source as fast as it delivers, keeps only the newest frame, and takes the
+photos other threads ask for (``still``) between two live frames, so only it ever touches the device."""
 
 from __future__ import annotations
 
 import logging
+import queue
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from appliance.errors import ApplianceError
 from appliance.slot import LatestSlot
@@ -16,7 +20,8 @@ class CaptureThread(Worker):
     """Owns the source; a failure (camera unplugged, file gone) is retried with backoff, never fatal.
 
     ``problem`` holds the current failure for the screen and health reports, or
-    None while frames flow.
+    None while frames flow.  A ``still`` asked for is answered before the next live frame is read; a
+    source that fails it is recovered like a failed read, and the asker gets the error.
     """
 
     def __init__(self, source: FrameSource, slot: LatestSlot[Frame],
@@ -27,6 +32,18 @@ class CaptureThread(Worker):
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._delay = retry_initial
+        self._stills: queue.SimpleQueue[tuple[int, Future[list[Frame]]]] = queue.SimpleQueue()
+
+    def still(self, count: int, timeout_s: float = 5.0) -> list[Frame]:
+        """``count`` photos from the source (``FrameSource.still``), from any thread but the capture's own;
+        ApplianceError when the source fails them or gives none within ``timeout_s``."""
+        answer: Future[list[Frame]] = Future()
+        self._stills.put((count, answer))
+        try:
+            return answer.result(timeout_s)
+        except FutureTimeout:
+            answer.cancel()
+            raise ApplianceError(f"{self.source.description} gave no photo within {timeout_s:.0f} s") from None
 
     def stop(self) -> None:
         super().stop()
@@ -39,6 +56,7 @@ class CaptureThread(Worker):
 
     def step(self) -> None:
         try:
+            self._answer_stills()
             self.slot.put(self.source.read())
             if self.problem:
                 log.warning("%s is back", self.source.description)
@@ -50,6 +68,20 @@ class CaptureThread(Worker):
             self.problem = str(exc)
             self._recover(self._delay)
             self._delay = min(self._delay * 2, self._retry_max)
+
+    def _answer_stills(self) -> None:
+        while True:
+            try:
+                count, answer = self._stills.get_nowait()
+            except queue.Empty:
+                return
+            if not answer.set_running_or_notify_cancel():
+                continue
+            try:
+                answer.set_result(self.source.still(count))
+            except ApplianceError as exc:
+                answer.set_exception(exc)
+                raise
 
     def _recover(self, delay: float) -> None:
         if self.pause(delay):

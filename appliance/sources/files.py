@@ -17,8 +17,11 @@ class VideoFileSource:
     """A video file played in a loop, paced at its own fps (or as fast as possible for benchmarks).
 
     Opened within ``limits``; a pass that stops before the frame count the container
-    declares (a truncated file) raises where it stops, and ``reopen`` starts it over.
+    declares (a truncated file) raises where it stops, and ``reopen`` starts it over.  Its photos are
+    its frames (``still_size`` None).
     """
+
+    still_size = None
 
     def __init__(self, path: Path, paced: bool = True, limits: MediaLimits = DEFAULT_LIMITS) -> None:
         self.path = path
@@ -38,6 +41,9 @@ class VideoFileSource:
         self._index += 1
         self._position += 1
         return frame
+
+    def still(self, count: int) -> list[Frame]:
+        return [self.read() for _ in range(count)]
 
     def _next_image(self) -> np.ndarray:
         if self._first is not None:
@@ -65,17 +71,33 @@ class VideoFileSource:
 
 
 class StillSource:
-    """One image served as a stream of frames (at ``fps``, or unpaced)."""
+    """One image served as a stream of frames (at ``fps``, or unpaced).
 
-    def __init__(self, image: np.ndarray, description: str, fps: float = 30.0) -> None:
-        self._image = image
+    An image larger than ``live_size`` (width, height) is served scaled to fit it, as a camera in its
+    video mode, and photographed at its own size (``still_size``), as a camera in its still mode.
+    """
+
+    def __init__(self, image: np.ndarray, description: str, fps: float = 30.0,
+                 live_size: tuple[int, int] | None = None) -> None:
+        self._full = image
+        height, width = image.shape[:2]
+        scale = min(1.0, live_size[0] / width, live_size[1] / height) if live_size else 1.0
+        self.still_size = (width, height) if scale < 1.0 else None
+        self._image = image if scale == 1.0 else cv2.resize(
+            image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         self.description = description
         self._pacer = Pacer(fps)
         self._index = 0
 
     def read(self) -> Frame:
         self._pacer.wait()
-        frame = Frame(self._image, self._index)
+        return self._frame(self._image)
+
+    def still(self, count: int) -> list[Frame]:
+        return [self._frame(self._full) for _ in range(count)]
+
+    def _frame(self, image: np.ndarray) -> Frame:
+        frame = Frame(image, self._index)
         self._index += 1
         return frame
 

@@ -62,7 +62,8 @@ def open_source(uri: str, paced: bool = True, camera_mode: CameraMode = CameraMo
     """The source named by ``uri`` (any form ``parse_source`` takes); ``auto`` is camera 0 when present,
     else the bundled demo. Files are opened within ``limits``.
 
-    ``paced=False`` releases file frames as fast as they decode (benchmarks).  ``demo`` makes the demo
+    ``paced=False`` releases file frames as fast as they decode (benchmarks).  An image larger than
+    ``camera_mode``'s live size is served at that size and photographed at its own.  ``demo`` makes the demo
     frame (``appliance.perception.demo.demo_image``: the sources know no models, their caller does).
     """
     spec = parse_source(uri)
@@ -77,7 +78,8 @@ def open_source(uri: str, paced: bool = True, camera_mode: CameraMode = CameraMo
         return VideoFileSource(Path(spec.value), paced=paced, limits=limits)
     if spec.kind == "image":
         path = Path(spec.value)
-        return StillSource(read_image(path, limits=limits), f"image:{path}", fps=30.0 if paced else 0)
+        return StillSource(read_image(path, limits=limits), f"image:{path}", fps=30.0 if paced else 0,
+                           live_size=(camera_mode.width, camera_mode.height))
     if demo is None:
         raise ApplianceError(f"source {uri!r}: this command shows no demo (give a camera, a video or an image)")
     return StillSource(demo(), "demo:astronaut", fps=30.0 if paced else 0)
