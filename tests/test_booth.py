@@ -20,6 +20,7 @@ from cupsd import Cups, pdf_queue
 from netproxy import Proxy
 from s3server import S3Server, http_get
 from test_printing import images, read_pdf
+from test_share import closed_port, wait_for
 
 from appliance.alerts import Alerts
 from appliance.config import Config
@@ -195,13 +196,16 @@ def shopper(astronaut: np.ndarray, photo_desk: PhotoDesk) -> list[Perception]:
             for index, image in enumerate((cv2.GaussianBlur(astronaut, (0, 0), 4), astronaut))]
 
 
-def config(tmp_path: Path, s3: S3Server, cups: Cups, endpoint_url: str | None = None) -> Config:
+def config(tmp_path: Path, s3: S3Server, cups: Cups | None, endpoint_url: str | None = None) -> Config:
+    """Sharing to ``s3`` (or ``endpoint_url``), printing to ``cups`` (off without)."""
     credentials = s3.devices[DEVICE].write(tmp_path / "credentials")
+    printing = {"enabled": False} if cups is None else {
+        "enabled": True, "queue": cups.queue, "server": cups.server, "poll_s": 0.2}
     return Config.model_validate({
         "device_id": DEVICE,
         "share": {"endpoint_url": endpoint_url or s3.endpoint_url, "bucket": s3.bucket,
                   "credentials_dir": str(credentials)},
-        "printing": {"enabled": True, "queue": cups.queue, "server": cups.server, "poll_s": 0.2},
+        "printing": printing,
         "paths": {"state_dir": str(tmp_path / "state")}})
 
 
@@ -500,3 +504,29 @@ def test_a_burst_the_camera_fails_leaves_the_live_frame(
     desk.make(list(desk._recent), (bundle, bundle.scenes[0].id))
     assert composed[0] is shopper[1].frame.image, "the sharp live frame"
     assert "no full-resolution photo (camera:0 gave no photo within 5 s): the photo is the live frame" in caplog.text
+
+
+def test_an_upload_that_ends_after_a_restart_is_still_announced_with_its_campaign_and_session(
+        s3: S3Server, bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path) -> None:
+    down = config(tmp_path, s3, None, f"http://127.0.0.1:{closed_port()}")
+    before = kiosk_desk(down, Alerts(), photo_desk, shopper, tmp_path)
+    before.attach(lambda type, data: None, lambda: VISIT, lambda: (bundle, bundle.scenes[0].id))
+    before.start()
+    keepsake = before.make(list(before._recent), before.place())
+    before.keep(keepsake, share=True, print=False)
+    before.stop()   # the kiosk restarts before the storage answers
+
+    events: list[tuple[str, dict]] = []
+    up = config(tmp_path, s3, None)
+    after = kiosk_desk(up, Alerts(), photo_desk, [], tmp_path)
+    after.attach(lambda type, data: events.append((type, data)), lambda: "a-later-visit", lambda: (bundle, ""))
+    after.start()
+    try:
+        assert wait_for(lambda: after.tick() or events, 20), "the upload was never announced"
+        assert events == [("photo_shared", {"session": VISIT, "campaign": bundle.name, "photo_id": keepsake.photo_id})]
+        assert f"photos/{DEVICE}/{keepsake.photo_id}.jpg" in objects(s3)
+        after.tick()
+        assert len(events) == 1, "announced once"
+        assert after.share.to_announce() == []
+    finally:
+        after.stop()

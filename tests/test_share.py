@@ -213,6 +213,28 @@ def test_retention_deletes_the_photo_whatever_happens(
         share.stop()
 
 
+def test_an_upload_is_announced_with_its_labels_and_its_record_waits_for_that_past_retention(
+        s3: S3Server, tmp_path: Path, photo: Path) -> None:
+    cfg = config(tmp_path, s3, retention_min=1.0 / 60)
+    share = service(cfg)
+    photo_id = new_photo_id()
+    try:
+        share.submit(photo_id, photo, {"session": "visit-7", "campaign": "winter"})
+        assert wait_for(lambda: share.done(photo_id))
+    finally:
+        share.stop()   # stopped before the upload was announced: a crash, a restart
+    time.sleep(1.2)
+    share = service(cfg)
+    try:
+        assert share.to_announce() == [(photo_id, {"session": "visit-7", "campaign": "winter"})]
+        time.sleep(0.6)
+        assert queue_files(cfg) == [f"{photo_id}.json"], "past retention, kept (ids and labels only) until announced"
+        share.announced(photo_id)
+        assert wait_for(lambda: queue_files(cfg) == [], 5) and share.to_announce() == []
+    finally:
+        share.stop()
+
+
 def test_discard_deletes_the_copy_and_cancels_the_upload(s3: S3Server, tmp_path: Path, photo: Path) -> None:
     cfg = config(tmp_path, s3, endpoint_url=f"http://127.0.0.1:{closed_port()}")
     share = service(cfg)

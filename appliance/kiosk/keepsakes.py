@@ -10,9 +10,10 @@ Invariants:
   burst of ``STILL_BURST`` and composes the sharpest inside the chosen frame's person box instead; a
   source that fails the burst leaves the chosen live frame, said in the log.
 - Nothing is uploaded or printed before ``keep``.  ``link`` is given only once the upload is done.
-- Events: ``photo_shared`` when an upload is done, ``photo_printed`` / ``print_failed`` when the print
-  ends, each with the campaign and the session that was current at ``keep``; published on the loop
-  (``tick``), never from the uploader's or the printer's thread.
+- Events: ``photo_shared`` when an upload is done (one that ended after a restart too: the uploader keeps
+  the campaign and session with the job), ``photo_printed`` / ``print_failed`` when the print ends, each
+  with the campaign and the session that was current at ``keep``; published on the loop (``tick``), never
+  from the uploader's or the printer's thread.
 - The device's copy is deleted once every kept use of it is over (uploaded, printed), on ``discard`` of a
   photo not kept, and ``retention_s`` after it was taken whatever happens (``tick``); what the screen shows
   of it (its link, the print's status) stays until the scene lets it go (``discard``) or the retention.
@@ -160,14 +161,18 @@ class KioskKeepsakes:
             data = {"session": session, "campaign": campaign, "photo_id": photo_id}
             self.publish("photo_printed" if ok else "print_failed",
                          data if ok else {**data, "reason": getattr(status, "reason", "") or ""})
+        for photo_id, labels in self.share.to_announce() if self.share is not None else ():
+            self.publish("photo_shared", {"session": labels.get("session"), "campaign": labels.get("campaign", ""),
+                                          "photo_id": photo_id})
+            self.share.announced(photo_id)
+            with self._lock:
+                kept = self._kept.get(photo_id)
+            if kept is not None:
+                kept.shared = True
         now = self.clock()
         with self._lock:
             kept_now = list(self._kept.items())
         for photo_id, kept in kept_now:
-            if kept.share and not kept.shared and self.share is not None and self.share.done(photo_id):
-                kept.shared = True
-                self.publish("photo_shared", {"session": kept.session, "campaign": kept.campaign,
-                                              "photo_id": photo_id})
             over = (not kept.share or kept.shared) and (not kept.print or kept.printed) and (kept.share or kept.print)
             if over:
                 kept.path.unlink(missing_ok=True)   # the device's copy goes as soon as nothing needs it
@@ -274,7 +279,8 @@ class KioskKeepsakes:
         kept.print = print and self.printer is not None
         if kept.share:
             try:
-                kept.ticket = self.share.submit(keepsake.photo_id, kept.path)
+                kept.ticket = self.share.submit(keepsake.photo_id, kept.path,
+                                                {"session": kept.session, "campaign": kept.campaign})
             except ApplianceError as exc:
                 log.error("photo %s cannot be shared: %s", keepsake.photo_id, one_line(exc))
                 kept.share = False

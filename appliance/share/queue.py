@@ -1,7 +1,8 @@
 """Uploads as a queue on disk: photos survive a restart, are retried with backoff, and never outstay retention.
 
 Layout under the queue directory: ``<photo_id>.jpg`` (the queue's own copy of the photo, 0600) and
-``<photo_id>.json`` (``created`` and ``next_try`` as wall-clock seconds, ``attempts``, ``uploaded``).
+``<photo_id>.json`` (``created`` and ``next_try`` as wall-clock seconds, ``attempts``, ``uploaded``, the
+caller's ``labels`` and whether the upload was ``announced``).
 One worker thread (``appliance.worker.Worker``) uploads due jobs oldest first and probes the storage
 between them, keeping ``online`` current for the screen.
 
@@ -10,7 +11,9 @@ Invariants:
   photo without its JSON is an unfinished submission and is deleted at start, as are temporary files;
 - the local photo is deleted as soon as it is uploaded, and photo and JSON both once ``retention_s``
   has passed since submission, uploaded or not (wall clock, so a restart does not extend it; a clock
-  set back before the submission counts as expired too);
+  set back before the submission counts as expired too) — except the JSON of an upload the caller has
+  not yet taken from ``to_announce`` (ids and labels only), kept until ``announced``, so an upload that
+  ended just before a crash or a stop is still announced after the restart;
 - a job whose photo cannot be read is dropped with a warning (it does not make the storage offline);
 - a failed attempt waits 2 s, 4 s, 8 s… (at most 5 min, less up to 20 % jitter); when the storage
   answers again every waiting job is due at once;
@@ -27,7 +30,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from appliance.atomicfile import SECRET_MODE, write_atomically
@@ -54,6 +57,8 @@ class Job:
     attempts: int = 0
     next_try: float = 0.0
     uploaded: bool = False
+    labels: dict[str, str | None] = field(default_factory=dict)
+    announced: bool = False
 
 
 def backoff_s(attempts: int) -> float:
@@ -119,14 +124,15 @@ class ShareQueue(Worker):
         return jobs
 
     # -- the caller's side -------------------------------------------------------------------------
-    def submit(self, photo_id: str, jpeg: Path) -> None:
-        """Queue a copy of ``jpeg`` (the caller keeps and deletes its own file)."""
+    def submit(self, photo_id: str, jpeg: Path, labels: dict[str, str | None] | None = None) -> None:
+        """Queue a copy of ``jpeg`` (the caller keeps and deletes its own file), with ``labels`` for its
+        announcement (``to_announce``)."""
         check_photo_id(photo_id)
         try:
             data = jpeg.read_bytes()
         except OSError as exc:
             raise ApplianceError(f"cannot read photo {photo_id} at {jpeg}: {exc.strerror}") from exc
-        job = Job(photo_id, created=self._clock())
+        job = Job(photo_id, created=self._clock(), labels=dict(labels or {}))
         with self._lock:
             write_atomically(self._photo(photo_id), data, mode=SECRET_MODE)
             self._save(job)
@@ -137,6 +143,23 @@ class ShareQueue(Worker):
         with self._lock:
             job = self._jobs.get(photo_id)
             return job is not None and job.uploaded
+
+    def to_announce(self) -> list[tuple[str, dict[str, str | None]]]:
+        """The uploads done and not yet ``announced`` (those from before a restart too), oldest first, with
+        their labels."""
+        with self._lock:
+            jobs = sorted((job for job in self._jobs.values() if job.uploaded and not job.announced),
+                          key=lambda job: job.created)
+            return [(job.photo_id, dict(job.labels)) for job in jobs]
+
+    def announced(self, photo_id: str) -> None:
+        """The caller has announced the upload: its record may go with the retention."""
+        with self._lock:
+            job = self._jobs.get(photo_id)
+            if job is not None and not job.announced:
+                job.announced = True
+                self._save(job)
+        self._wake.set()
 
     def discard(self, photo_id: str) -> None:
         """The photo leaves the device now; not uploaded if it was still waiting."""
@@ -167,7 +190,8 @@ class ShareQueue(Worker):
 
     def _expire(self, now: float) -> None:
         with self._lock:
-            old = [job for job in self._jobs.values() if not 0 <= now - job.created < self.retention_s]
+            old = [job for job in self._jobs.values()
+                   if not 0 <= now - job.created < self.retention_s and (job.announced or not job.uploaded)]
             for job in old:
                 del self._jobs[job.photo_id]
                 if not job.uploaded:   # said before the files go, so whoever sees them gone finds it said

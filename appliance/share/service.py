@@ -57,10 +57,11 @@ class ShareService:
         queue = ShareQueue(config.paths.state_dir / "share" / "queue", store, share.retention_min * 60)
         return cls(store, queue.start(), share.link_expiry_h, share.short_link_base)
 
-    def submit(self, photo_id: str, jpeg: Path) -> ShareTicket:
-        """Queue the upload of ``jpeg`` (copied) as ``photo_id`` (``links.new_photo_id()``); the link to show."""
+    def submit(self, photo_id: str, jpeg: Path, labels: dict[str, str | None] | None = None) -> ShareTicket:
+        """Queue the upload of ``jpeg`` (copied) as ``photo_id`` (``links.new_photo_id()``); the link to show.
+        ``labels`` come back with the upload from ``to_announce``, across a restart."""
         check_photo_id(photo_id)
-        self.queue.submit(photo_id, jpeg)
+        self.queue.submit(photo_id, jpeg, labels)
         expires_at = time.time() + self.link_expiry_s
         if self.short_link_base:
             return ShareTicket(photo_id, short_link(self.short_link_base, photo_id), expires_at, short=True)
@@ -79,6 +80,13 @@ class ShareService:
     def done(self, photo_id: str) -> bool:
         """Uploaded (the link works); known until the photo's retention has passed."""
         return self.queue.done(photo_id)
+
+    def to_announce(self) -> list[tuple[str, dict[str, str | None]]]:
+        """Uploads done and not yet announced (from before a restart too), with their labels."""
+        return self.queue.to_announce()
+
+    def announced(self, photo_id: str) -> None:
+        self.queue.announced(photo_id)
 
     def discard(self, photo_id: str) -> None:
         """Delete the device's copy now, and the upload with it if still waiting."""
