@@ -28,6 +28,7 @@ from appliance.content import Bundle, load_bundle
 from appliance.errors import ApplianceError
 from appliance.experience.api import MENU, Action, Moment, Perception
 from appliance.experience.keepsake import Keepsake
+from appliance.experience.photo import PhotoConfig
 from appliance.experience.registry import installed
 from appliance.experience.testkit import SESSION, FakeContext, gestures, moment, play
 from appliance.experiences.photobooth import experience
@@ -226,7 +227,7 @@ def kiosk_desk(cfg: Config | None, alerts: Alerts, photo_desk: PhotoDesk, shoppe
 
 def booth_context(desk: KioskKeepsakes, bundle: Bundle) -> FakeContext:
     """The booth's context with the desk as ``Context.keepsakes``, the desk's events going to the context."""
-    context = FakeContext(experience, bundle.configs["photo"].model_dump())
+    context = FakeContext(experience, bundle.configs["photo"].model_dump(), campaign=bundle.name)
     context.keepsakes = desk.for_jobs(context.jobs.submit)
     desk.attach(context.publish, lambda: VISIT, lambda: (bundle, bundle.scenes[0].id))
     return context
@@ -338,9 +339,11 @@ def test_refused_consent_keeps_nothing_and_given_consent_uploads_and_prints(
         path = tmp_path / "photos" / f"{first.photo_id}.jpg"
         assert path.is_file() and path.stat().st_mode & 0o777 == 0o600
         assert len(context.named("picture", -1)) == 1, "the finished photo is shown"
+        assert "Your photo is uploaded for 24 h for your QR link, then deleted; it is printed here" in context.texts(-1)
         yield from shopper.hold(None, 1.2)
         yield shopper.frame(actions=(Action.NEXT,))   # a swipe: try again
-        assert context.published("photo_retake") == [{"session": SESSION, "photo_id": first.photo_id, "take": 1}]
+        assert context.published("photo_retake") == [{"session": SESSION, "campaign": bundle.name,
+                                                      "photo_id": first.photo_id, "take": 1}]
         assert not desk.private_on and not path.exists(), "a refused photo leaves the screen and the device"
         yield from shopper.until(lambda: desk.share is not None and desk.share.online, "the storage never answered")
         yield from shopper.hold(None, 2.0)
@@ -530,3 +533,21 @@ def test_an_upload_that_ends_after_a_restart_is_still_announced_with_its_campaig
         assert after.share.to_announce() == []
     finally:
         after.stop()
+
+
+def test_the_notice_says_what_this_screen_does_with_the_photo(
+        s3: S3Server, bundle: Bundle, photo_desk: PhotoDesk, tmp_path: Path) -> None:
+    alone = kiosk_desk(None, Alerts(), photo_desk, [], tmp_path)
+    assert alone.notice(None) == "Your photo stays on this screen and is deleted within 10 min"
+    assert alone.notice("Uploaded for {hours} h") == alone.notice(None), "a campaign's notice only where it is true"
+    cfg = config(tmp_path, s3, None)
+    cfg = cfg.model_copy(update={"share": cfg.share.model_copy(update={"link_expiry_h": 48})})
+    sharing = kiosk_desk(cfg, Alerts(), photo_desk, [], tmp_path)
+    sharing.start()
+    try:
+        assert sharing.notice(None) == "Your photo is uploaded for 48 h for your QR link, then deleted"
+        assert sharing.notice("Foto {hours} h online, {minutes} min hier") == "Foto 48 h online, 10 min hier"
+    finally:
+        sharing.stop()
+    with pytest.raises(ValueError, match=r"only \{hours\} and \{minutes\} may be filled in"):
+        PhotoConfig.model_validate({"star": "star.png", "notice": "kept {days} days"})

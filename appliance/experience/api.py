@@ -19,7 +19,8 @@ Invariants:
   ``Context.jobs``, whose results arrive in a later frame, on the loop.  An exception
   from any hook (and from ``Experience.scene`` or ``card``) is the kiosk's failsafe state.
 - What a scene may not touch stays behind the context: pygame, threads, the fleet,
-  stopping the kiosk, other plug-ins.  Events published go out with the shopper's session.
+  stopping the kiosk, other plug-ins.  Events published go out with the shopper's session and
+  the campaign shown (``session``, ``campaign``).
 - An experience's campaign table (``[<name>]`` in campaign.toml) is validated by its
   ``config`` model before the campaign is shown: unknown keys are refused with their line,
   and the paths of fields typed ``Asset`` are checked (and shipped with the campaign).
@@ -44,7 +45,8 @@ from appliance.perception.hand import GestureState, Hand, HandGesture, Swipe
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
 
-API_VERSION = "1.3"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes
+API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
+#                      1.4: Keepsakes.notice, FakeContext(campaign=…) publishes as the kiosk does
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

@@ -41,6 +41,11 @@ class Keepsakes(Protocol):
     def can_print(self) -> bool:
         """Printing is set up and the printer is fine."""
 
+    def notice(self, template: str | None) -> str:
+        """The one-line notice the shopper reads before consenting, true to this screen (since API 1.4):
+        ``template`` (the campaign's) with ``{hours}`` (the link's) and ``{minutes}`` (the device's retention)
+        filled in, or, without one, what this screen does with the photo (uploaded for how long, printed)."""
+
     def take(self) -> Job[Keepsake]:
         """The photo, composed off the loop for this campaign's ``[photo]`` table."""
 

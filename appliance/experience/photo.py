@@ -52,8 +52,20 @@ class PhotoConfig(ExperienceConfig):
                              description="Shown while the shopper poses.")
     review_prompt: str = Field("Thumbs up: print and take it home · swipe: try again", min_length=1, max_length=80,
                                description="Shown under the finished photo.")
-    notice: str = Field("Your photo is uploaded for 24 hours so you can download it, then deleted.", min_length=1,
-                        max_length=160, description="The one-line notice the shopper reads before consenting.")
+    notice: str | None = Field(
+        None, min_length=1, max_length=160,
+        description="The one-line notice the shopper reads before consenting (what leaves the screen, for how long); "
+                    "`{hours}` is replaced by the hours the QR link works and `{minutes}` by the minutes the screen "
+                    "keeps the photo at most. Absent: the screen writes it from what it does (upload, print).")
+
+    @field_validator("notice")
+    def _known_placeholders(cls, notice: str | None) -> str | None:
+        if notice is not None:
+            try:
+                notice.format(hours=24, minutes=10)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{notice!r}: only {{hours}} and {{minutes}} may be filled in ({exc})") from None
+        return notice
 
     @field_validator("print_size_px")
     def _long_side_first(cls, size: tuple[int, int]) -> tuple[int, int]:

@@ -143,11 +143,13 @@ def offer(experience: api.Experience, table: Mapping[str, Any] | None = None) ->
 class FakeContext:
     def __init__(self, experience: api.Experience, table: Mapping[str, Any] | None = None,
                  offers: Iterable[api.Offer] = (), size: tuple[int, int] = (1920, 1080), run_jobs: bool = True,
-                 seed: int = 0, reading_s: float = 0.0, world: api.World = api.World("test", "Test world")) -> None:
+                 seed: int = 0, reading_s: float = 0.0, world: api.World = api.World("test", "Test world"),
+                 campaign: str | None = None) -> None:
         if api_problem(experience.api) is not None:
             raise ValueError(f"experience {experience.name}: {api_problem(experience.api)}")
         self.experience, self.config, self.offers = experience, configure(experience, table), tuple(offers)
-        self.calls, self.events = [], []                     # Call; (type, data with the session id)
+        self.calls, self.events = [], []                     # Call; (type, data with the session [and campaign])
+        self.campaign = campaign                             # given: events carry it, as the kiosk's do (API 1.4)
         self.exits: list[str] = []                           # the reasons ``exit`` was given
         self.target: str | None = None                       # where the scene asked to go (``play``)
         self.frame, self.now, self.rng = 0, 0.0, random.Random(seed)
@@ -185,7 +187,8 @@ class FakeContext:
         return None if offer.card.icon is None or offer.card.live else FakeImage(offer.card.icon, height)
 
     def publish(self, type: str, data: Mapping[str, Any]) -> None:
-        self.events.append((type, {"session": SESSION, **data}))
+        shown = {} if self.campaign is None else {"campaign": self.campaign}
+        self.events.append((type, {"session": SESSION, **shown, **data}))
 
     def new_screen(self) -> None:
         self.record("new_screen", inspect.signature(api.Context.new_screen), self)

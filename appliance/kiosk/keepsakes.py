@@ -312,6 +312,21 @@ class KioskKeepsakes:
     def can_share(self) -> bool:
         return self.share is not None and bool(self.share.online)
 
+    def notice(self, template: str | None) -> str:
+        """What leaves the screen and for how long, from the services set up (a photo kept while the storage is
+        down is uploaded later, so the notice does not follow ``can_share``); the campaign's ``template`` only
+        where it can be true (this screen shares)."""
+        minutes = max(1, round(self.retention_s / 60))
+        if self.share is not None:
+            hours = round(self.share.link_expiry_s / 3600)
+            if template is not None:
+                return template.format(hours=hours, minutes=minutes)
+            shared = f"Your photo is uploaded for {hours} h for your QR link, then deleted"
+            return f"{shared}; it is printed here" if self.printer is not None else shared
+        if self.printer is not None:
+            return f"Your photo is printed here, never uploaded; this screen deletes it within {minutes} min"
+        return f"Your photo stays on this screen and is deleted within {minutes} min"
+
     def can_print(self) -> bool:
         return self.printer is not None and bool(self.printer.printer_ok)
 
@@ -328,6 +343,9 @@ class ExperienceKeepsakes:
 
     def can_print(self) -> bool:
         return self._desk.can_print()
+
+    def notice(self, template: str | None) -> str:
+        return self._desk.notice(template)
 
     def take(self) -> Job[Keepsake]:
         recent, place = list(self._desk._recent), self._desk.place()   # on the loop: the frames and world now

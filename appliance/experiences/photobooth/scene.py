@@ -118,7 +118,8 @@ class BoothScene:
             self._draw_photo(context, (width // 2, int(height * 0.43)), 0.66)
             prompt = self._prompt(context)
             lines.text(prompt, (width // 2, int(height * 0.86)), size=small, colour=WHITE)
-            lines.text(self._config.notice, (width // 2, int(height * 0.93)), size=small * 2 // 3, colour=SOFT)
+            lines.text(context.keepsakes.notice(self._config.notice), (width // 2, int(height * 0.93)),
+                       size=small * 2 // 3, colour=SOFT)
         elif phase is Phase.DONE and self.keepsake is not None:
             self._draw_done(context, lines)
         lines.draw()
