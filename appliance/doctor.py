@@ -258,6 +258,47 @@ def check_experiences(registry: Registry) -> Check:
     return Check("experiences", PASS, names)
 
 
+def check_printer(config: Config) -> Check:
+    """The photo booth's CUPS queue can print now, and the scheduler keeps no printed photo in its spool."""
+    printing = config.printing
+    if not printing.enabled:
+        return Check("printer", SKIP, "printing off ([printing] enabled = false)")
+    from appliance.printing.printer import Printer
+    from appliance.printing.setup import Scheduler
+
+    printer = Printer(printing.queue, printing.server)
+    state = printer.state()
+    queue = state.queue or printing.queue or "booth"
+    server = f" --server {printing.server}" if printing.server else ""
+    default = "" if printing.queue else " --default"
+    setup = (f"python -m appliance.printing setup --queue {queue} --uri URI --driver MODEL "
+             f"--media {printing.media}{server}{default} (python -m appliance.printing devices / drivers list them)")
+    if state.problem:
+        if state.unreachable:
+            fix = "systemctl start cups" + (f" (or check [printing] server = {printing.server})" if server else "")
+        elif not state.present:
+            fix = setup
+        elif state.stopped:
+            fix = f"load paper / clear the jam, then cupsenable {queue}"
+        elif not state.accepting:
+            fix = f"cupsaccept {queue}"
+        else:
+            fix = f"see the printer's panel; lpstat -l -p {queue}"
+        return Check("printer", FAIL, state.problem, fix)
+    scheduler = Scheduler(printing.server)
+    try:
+        kept = scheduler.job_files_kept()
+    except ApplianceError as exc:
+        return Check("printer", FAIL, f"{queue} ready, but cupsd.conf cannot be read: {exc}",
+                     "run doctor as root (sudo)")
+    if kept is not None:
+        return Check("printer", FAIL, f"{queue} ready, but CUPS keeps printed job files (PreserveJobFiles {kept}): "
+                     "the photos stay in its spool", f"{setup}, or cupsctl PreserveJobFiles=No")
+    media = printer.media_default() or "none"
+    return Check("printer", PASS, f"{queue}: enabled and accepting jobs, media default {media}, "
+                 "no job files kept")
+
+
 def run_checks(config: Config) -> list[Check]:
     soc = read_soc()
     from appliance.inference.manifest import Manifest
@@ -272,6 +313,7 @@ def run_checks(config: Config) -> list[Check]:
         ("broker", lambda: check_broker(config)),
         ("disk", lambda: check_disk(config.paths.state_dir)),
         ("clock", check_clock),
+        ("printer", lambda: check_printer(config)),
     ]
     results = []
     for name, probe in probes:

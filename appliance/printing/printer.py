@@ -89,7 +89,7 @@ class Printer:
         self.server = server
 
     def _connect(self) -> cups.Connection:
-        return cups.Connection(host=self.server) if self.server else cups.Connection()
+        return connect(self.server)
 
     def _destination(self, connection: cups.Connection) -> str | None:
         return self.queue or connection.getDefault()
@@ -112,6 +112,16 @@ class Printer:
         return QueueState(queue, present=True, stopped=attributes.get("printer-state") == STOPPED,
                           accepting=bool(attributes.get("printer-is-accepting-jobs", True)), reasons=reasons,
                           message=str(attributes.get("printer-state-message") or ""))
+
+    def media_default(self) -> str | None:
+        """The queue's ``media`` default as ``lpoptions -p <queue>`` shows it (None: not set, or CUPS not reached)."""
+        try:
+            connection = self._connect()
+            queue = self._destination(connection)
+            destination = connection.getDests().get((queue, None)) if queue else None
+        except (cups.IPPError, RuntimeError):
+            return None
+        return destination.options.get("media") if destination is not None else None
 
     def print_file(self, path: Path, title: str, options: dict[str, str]) -> int:
         """The job id CUPS gave ``path``; CUPS copies the file into its spool before answering."""
@@ -145,6 +155,12 @@ class Printer:
             raise PrinterError(f"job {job_id} not cancelled: {_ipp_message(exc)}") from exc
         except RuntimeError as exc:
             raise PrinterError(f"CUPS cannot be reached: {exc}") from exc
+
+
+def connect(server: str | None) -> cups.Connection:
+    """A new connection to ``server`` (a socket path or host:port), or to CUPS's own default when None;
+    RuntimeError when it cannot be reached."""
+    return cups.Connection(host=server) if server else cups.Connection()
 
 
 def _as_list(value: object) -> list[str]:
