@@ -28,8 +28,12 @@ DEVICE ?=
 YES ?=
 DRY_RUN ?=
 CONFIG ?=
+PRINT_QUEUE ?= booth
+PRINTER_URI ?=
+PRINTER_DRIVER ?=
+PRINT_MEDIA ?= 4x6
 
-.PHONY: technician-help ca operator-ca operator-cert keys csr sign provision package install flash doctor
+.PHONY: technician-help ca operator-ca operator-cert keys csr sign provision package install flash doctor printer
 
 technician-help:
 	@echo "make ca                       the development fleet CA in $(CA_DIR) (kept when it exists)"
@@ -42,6 +46,8 @@ technician-help:
 	@echo "make flash IMAGE=os.img.xz DEVICE=/dev/sdX [YES=1]   (as root)"
 	@echo "make install HOST=user@board DEVICE_ID=... [DRY_RUN=1]"
 	@echo "make doctor [HOST=user@board]  the health checks, here or on the board"
+	@echo "make printer PRINTER_URI=usb://... PRINTER_DRIVER=... [PRINT_QUEUE=booth] [PRINT_MEDIA=4x6]   the booth's CUPS queue (root;"
+	@echo "                              python -m appliance.printing devices / drivers list the URIs and drivers)"
 
 ca: $(INSTALLED)
 	$(PY) -m appliance.tools.provision ca --dir $(CA_DIR)
@@ -96,6 +102,10 @@ install: $(INSTALLED)
 flash: $(INSTALLED)
 	@test -n "$(IMAGE)" -a -n "$(DEVICE)" || { echo "usage: make flash IMAGE=os.img[.xz] DEVICE=/dev/sdX" >&2; exit 2; }
 	$(PY) -m appliance.tools.flash "$(IMAGE)" "$(DEVICE)" $(if $(filter 1,$(YES)),--yes)
+
+printer: $(INSTALLED)
+	@test -n "$(PRINTER_URI)" -a -n "$(PRINTER_DRIVER)" || { echo "usage: make printer PRINTER_URI=<device URI> PRINTER_DRIVER=<driver> [PRINT_QUEUE=booth] [PRINT_MEDIA=4x6] (python -m appliance.printing devices / drivers list them)" >&2; exit 2; }
+	$(PY) -m appliance.printing setup --queue "$(PRINT_QUEUE)" --uri "$(PRINTER_URI)" --driver "$(PRINTER_DRIVER)" --media "$(PRINT_MEDIA)" --default
 
 doctor: $(INSTALLED)
 	$(if $(HOST),$(PY) -m appliance.tools.remote doctor --host "$(HOST)" $(if $(DRY_RUN),--dry-run),\
