@@ -113,6 +113,18 @@ def test_a_thumbs_up_held_since_the_countdown_is_no_consent() -> None:
     assert booth.consented and booth.phase is Phase.DONE
 
 
+def test_the_photo_thumbs_up_lowered_while_the_notice_is_read_then_raised_consents() -> None:
+    """Before: lowered within the reading time, the spent hold was never released and a real consent was ignored."""
+    booth = Booth(Rules(), now=0.0)
+    for now in np.arange(0.0, 3.9, 0.1):
+        booth.update(float(now), "thumb_up")
+    booth.taken(4.0)
+    booth.update(4.3, None)   # lowered half-way through the reading time
+    for now in np.arange(5.2, 6.0, 0.1):
+        booth.update(float(now), "thumb_up")
+    assert booth.consented and booth.phase is Phase.DONE
+
+
 def test_a_review_left_alone_ends_the_visit_without_consent() -> None:
     booth = reviewing(Rules(review_s=30.0))
     for now in np.arange(10.0, 40.5, 0.5):

@@ -89,6 +89,8 @@ class Booth:
                 self._enter(Phase.DEVELOPING, now)
         elif self.phase is Phase.REVIEW:
             readable = now - self.since >= self.rules.reading_s
+            if not readable and held not in CONSENT:
+                self._hold.update(False, now)   # lowered while the notice is read: the next one is fresh
             if now - self.since >= self.rules.review_s:
                 self._enter(Phase.OVER, now)
             elif readable and (self._hold.update(held in CONSENT, now) or consent_key):
