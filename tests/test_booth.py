@@ -38,7 +38,7 @@ from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk
 from appliance.printing import PrintService
-from appliance.printing.service import ATTENTION, PRINTING
+from appliance.printing.service import ATTENTION, PRINTING, PrintStatus
 from appliance.share import ShareService
 from appliance.sources.base import Frame
 
@@ -440,9 +440,11 @@ def test_with_the_storage_down_no_qr_is_offered_and_the_photo_is_uploaded_once_i
         proxy.close()
 
 
-def test_a_paused_printer_is_said_on_screen_and_raises_the_alert(
+def test_a_paused_printer_is_not_offered_nothing_is_sent_to_it_and_the_alert_is_raised(
         s3: S3Server, cups: Cups, bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception],
         tmp_path: Path) -> None:
+    """Before: the photo was sent to the paused queue though the prompt offered only the QR, and would have come
+    out of the printer once someone enabled it, after the shopper had gone."""
     alerts = Alerts()
     cups.run("cupsdisable", "-r", "paper out: load 4x6 media", cups.queue)
     desk = kiosk_desk(config(tmp_path, s3, cups), alerts, photo_desk, shopper, tmp_path)
@@ -451,18 +453,22 @@ def test_a_paused_printer_is_said_on_screen_and_raises_the_alert(
     def visit(shopper: Shopper) -> Iterator[Moment]:
         yield moment(0.0)
         yield from shopper.photo(context)
-        yield from shopper.until(alerts.current, "no alert for the paused printer", 10)
+        yield from shopper.until(lambda: alerts.current() and desk.can_share(), "no alert, or no storage", 10)
         assert not desk.can_print()
+        yield shopper.frame()
+        assert "Thumbs up: take it home by QR · swipe: try again" in context.texts(-1)
+        assert "Your photo is uploaded for 24 h for your QR link, then deleted" in context.texts(-1)
         yield from shopper.consent()
         yield from shopper.until(lambda: qr_pictures(context), "no QR code offered")
         yield shopper.frame()
-        assert on_screen(ATTENTION) in context.texts(-1), "the truthful status line"
+        assert not any("print" in line for line in context.texts(-1)), "no print line: nothing was printed"
 
     try:
         context = play(experience, None, Unfolding(visit(Shopper(desk))), context)
         [alert] = alerts.current()
         assert (alert.code, alert.reason) == ("printer", f"printer {cups.queue} stopped: paused "
                                                          "(paper out: load 4x6 media)")
+        assert cups.run("lpstat", "-o", cups.queue).strip() == "", "nothing waits in the paused queue"
         assert context.published("photo_printed") == [] and context.published("print_failed") == []
     finally:
         desk.stop()
@@ -563,3 +569,33 @@ def test_the_notice_says_what_this_screen_does_with_the_photo(
         sharing.stop()
     with pytest.raises(ValueError, match=r"only \{hours\} and \{minutes\} may be filled in"):
         PhotoConfig.model_validate({"star": "star.png", "notice": "kept {days} days"})
+
+
+class ParkedPrinter:
+    """A test double for the print desk whose printer needs attention (its real statuses are in test_printing)."""
+
+    printer_ok = True
+
+    def submit(self, photo_id: str, path: Path, campaign: str) -> None:
+        self.photo_id = photo_id
+
+    def status(self, photo_id: str) -> PrintStatus | None:
+        return PrintStatus("waiting", ATTENTION) if photo_id == self.photo_id else None
+
+    def forget(self, photo_id: str) -> None:
+        """Nothing kept."""
+
+    def stop(self) -> None:
+        """Nothing running."""
+
+
+def test_the_printer_sends_the_shopper_to_the_qr_only_for_a_photo_being_shared(
+        bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path) -> None:
+    desk = kiosk_desk(None, Alerts(), photo_desk, shopper, tmp_path)
+    desk.attach(lambda type, data: None, lambda: VISIT, lambda: (bundle, bundle.scenes[0].id))
+    desk.start()
+    desk.printer = ParkedPrinter()
+    keepsake = desk.make(list(desk._recent), desk.place())
+    desk.keep(keepsake, share=True, print=True)   # sharing is off on this screen: only printed
+    assert desk.print_status(keepsake) == "printer needs attention"
+    desk.stop()

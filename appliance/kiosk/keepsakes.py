@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: How many of the last camera frames the best photo is picked from.
 RECENT = 6
+#: The end of the printer's lines that send the shopper to the QR code (``appliance.printing``'s ATTENTION,
+#: LIMIT_REACHED): left out for a photo that is not being shared.
+QR_HINT = ": scan the QR"
 #: How many full-resolution stills the best photo is picked from, when the source has a still mode.
 STILL_BURST = 3
 
@@ -297,8 +300,14 @@ class KioskKeepsakes:
         return kept.ticket.url
 
     def print_status(self, keepsake: Keepsake) -> str | None:
+        """The printer's line for the shopper; its "scan the QR" only for a photo that is being shared."""
         status = self.printer.status(keepsake.photo_id) if self.printer is not None else None
-        return None if status is None else status.screen
+        if status is None:
+            return None
+        with self._lock:
+            kept = self._kept.get(keepsake.photo_id)
+        shared = kept is not None and kept.share
+        return status.screen if shared or not status.screen.endswith(QR_HINT) else status.screen[:-len(QR_HINT)]
 
     def discard(self, keepsake: Keepsake) -> None:
         with self._lock:
@@ -313,17 +322,17 @@ class KioskKeepsakes:
         return self.share is not None and bool(self.share.online)
 
     def notice(self, template: str | None) -> str:
-        """What leaves the screen and for how long, from the services set up (a photo kept while the storage is
-        down is uploaded later, so the notice does not follow ``can_share``); the campaign's ``template`` only
-        where it can be true (this screen shares)."""
+        """What leaves the screen and for how long: uploaded when sharing is set up (a photo kept while the storage
+        is down is uploaded later, so this does not follow ``can_share``), printed when the printer is fine now
+        (the booth prints only then); the campaign's ``template`` only where it can be true (this screen shares)."""
         minutes = max(1, round(self.retention_s / 60))
         if self.share is not None:
             hours = round(self.share.link_expiry_s / 3600)
             if template is not None:
                 return template.format(hours=hours, minutes=minutes)
             shared = f"Your photo is uploaded for {hours} h for your QR link, then deleted"
-            return f"{shared}; it is printed here" if self.printer is not None else shared
-        if self.printer is not None:
+            return f"{shared}; it is printed here" if self.can_print() else shared
+        if self.can_print():
             return f"Your photo is printed here, never uploaded; this screen deletes it within {minutes} min"
         return f"Your photo stays on this screen and is deleted within {minutes} min"
 

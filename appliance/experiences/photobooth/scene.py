@@ -35,6 +35,7 @@ class BoothScene:
         self.keepsake: Keepsake | None = None
         self._qr: np.ndarray | None = None
         self._problem = ""
+        self._offered_print = False   # what the review's prompt offered when it was last drawn
 
     # -- what happens -------------------------------------------------------------------------------
 
@@ -67,8 +68,8 @@ class BoothScene:
             context.publish("photo_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
             self._drop(context)
         if before is Phase.REVIEW and booth.phase is Phase.DONE:
-            try:
-                desk.keep(self.keepsake, share=True, print=True)
+            try:   # printed only when the prompt offered it: a job sent to a paused queue prints once it is enabled
+                desk.keep(self.keepsake, share=True, print=self._offered_print)
             except ApplianceError as exc:   # gone past its retention while on screen: say so, try again
                 self._problem = str(exc)
                 self._drop(context)
@@ -158,6 +159,7 @@ class BoothScene:
         """The review's prompt, true to what this screen can do now (share, print, retake)."""
         desk = context.keepsakes
         share, prints = desk.can_share(), desk.can_print()
+        self._offered_print = prints
         keep = ("print and take it home" if share and prints else "take it home by QR" if share
                 else "print it" if prints else "keep it on screen")
         retake = " · swipe: try again" if self.booth.retakes_left > 0 else ""
