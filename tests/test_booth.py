@@ -599,3 +599,23 @@ def test_the_printer_sends_the_shopper_to_the_qr_only_for_a_photo_being_shared(
     desk.keep(keepsake, share=True, print=True)   # sharing is off on this screen: only printed
     assert desk.print_status(keepsake) == "printer needs attention"
     desk.stop()
+
+
+def test_a_shopper_who_leaves_while_the_photo_is_made_leaves_no_photo_behind(
+        bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path) -> None:
+    desk = kiosk_desk(None, Alerts(), photo_desk, shopper, tmp_path)
+    context = booth_context(desk, bundle)
+    context.jobs.run_at_once = False   # the photo is still being composed when the shopper goes back
+
+    def visit(shopper: Shopper) -> Iterator[Moment]:
+        yield moment(0.0)
+        yield from shopper.hold("thumb_up", 0.8)
+        yield from shopper.hold(None, 3.2)
+        assert [job.name for job in context.jobs.submitted] == ["photo"] and not context.jobs.submitted[0].outcome
+        yield shopper.frame(actions=(Action.BACK,))
+
+    context = play(experience, None, Unfolding(visit(Shopper(desk))), context)
+    assert context.target == MENU
+    made = context.jobs.submitted[0].function()   # the job, started before the exit, ends on its thread
+    assert made.photo_id and desk._kept == {}, "the photo was made, and forgotten at once"
+    assert list((tmp_path / "photos").iterdir()) == [], "its file deleted, not kept until the retention"

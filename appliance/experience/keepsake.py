@@ -49,8 +49,13 @@ class Keepsakes(Protocol):
     def take(self) -> Job[Keepsake]:
         """The photo, composed off the loop for this campaign's ``[photo]`` table."""
 
+    def cancel(self, job: Job[Keepsake]) -> None:
+        """The photo ``take`` is making is no longer wanted (the shopper left while it was composed): it is
+        deleted as soon as it is made (since API 1.4)."""
+
     def keep(self, keepsake: Keepsake, share: bool, print: bool) -> None:
-        """After the shopper's consent: upload (``share``) and print (``print``); never blocks."""
+        """After the shopper's consent: upload (``share``) and print (``print``); never blocks.  Raises
+        ``ApplianceError`` when the photo is no longer on the device (past the retention): say so and retake."""
 
     def link(self, keepsake: Keepsake) -> str | None:
         """The take-home link once the upload is done (None before, or when not shared)."""

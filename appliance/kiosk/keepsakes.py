@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -231,15 +232,19 @@ class KioskKeepsakes:
         except ApplianceError as exc:
             log.warning("no full-resolution photo (%s): the photo is the live frame", one_line(exc))
             return chosen.frame.image, pose
-        scale = burst[0].size[0] / chosen.frame.size[0]
+        (still_w, still_h), (live_w, live_h) = burst[0].size, chosen.frame.size
+        scale_x, scale_y = still_w / live_w, still_h / live_h
         box = _person_box(chosen.alpha)
         if box is not None:
-            box = tuple(round(value * scale) for value in box)
+            x, y, w, h = box
+            box = (round(x * scale_x), round(y * scale_y), round(w * scale_x), round(h * scale_y))
         image = max((frame.image for frame in burst), key=lambda image: sharpness(image, box))
-        if pose is not None:
+        if pose is not None and abs(scale_x / scale_y - 1) < 0.01:
             landmarks = pose.landmarks.copy()
-            landmarks[:, :2] *= scale
+            landmarks[:, :2] *= scale_x
             pose = replace(pose, landmarks=landmarks)
+        else:   # another aspect (a 4:3 still mode beside 16:9 video) frames the sensor otherwise: compose finds it
+            pose = None
         return image, pose
 
     def start(self) -> None:
@@ -341,6 +346,12 @@ class KioskKeepsakes:
 
 
 @dataclass
+class _Order:
+    cancelled: bool = False
+    keepsake: Keepsake | None = None
+
+
+@dataclass
 class ExperienceKeepsakes:
     """``Context.keepsakes`` for one experience: the kiosk's desk, its jobs under the experience's run."""
 
@@ -356,9 +367,36 @@ class ExperienceKeepsakes:
     def notice(self, template: str | None) -> str:
         return self._desk.notice(template)
 
+    #: Each photo job (by weak reference, so an order lives no longer than its job) and its order.
+    _orders: list[tuple[weakref.ref, _Order]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
     def take(self) -> Job[Keepsake]:
         recent, place = list(self._desk._recent), self._desk.place()   # on the loop: the frames and world now
-        return self._submit(lambda: self._desk.make(recent, place), "photo")
+        order = _Order()
+
+        def make() -> Keepsake:
+            keepsake = self._desk.make(recent, place)
+            with self._lock:
+                order.keepsake = keepsake
+                unwanted = order.cancelled
+            if unwanted:
+                self._desk.discard(keepsake)
+            return keepsake
+
+        job = self._submit(make, "photo")
+        self._orders = [(ref, known) for ref, known in self._orders if ref() is not None] + [(weakref.ref(job), order)]
+        return job
+
+    def cancel(self, job: Job[Keepsake]) -> None:
+        order = next((known for ref, known in self._orders if ref() is job), None)
+        if order is None:
+            return
+        with self._lock:
+            order.cancelled = True
+            keepsake = order.keepsake
+        if keepsake is not None:
+            self._desk.discard(keepsake)
 
     def keep(self, keepsake: Keepsake, share: bool, print: bool) -> None:
         self._desk.keep(keepsake, share, print)

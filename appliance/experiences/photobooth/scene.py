@@ -88,6 +88,8 @@ class BoothScene:
 
     def exit(self, context: Context, reason: str) -> None:
         if context.keepsakes is not None:
+            if self._job is not None:   # left while the photo was being made: it is deleted once made
+                context.keepsakes.cancel(self._job)
             self._drop(context)
 
     # -- what it looks like -----------------------------------------------------------------------------
