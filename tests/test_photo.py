@@ -217,3 +217,33 @@ def test_star_cutout_writes_a_png_whose_opaque_area_is_the_person(media: Path, t
     iou = (person & opaque).sum() / (person | opaque).sum()
     assert iou > 0.9, iou
     assert ops_main(["star-cutout", str(source), "--out", str(tmp_path / "star.jpg"), "--backend", "litert"]) == 1
+
+
+def test_beside_a_close_up_in_a_portrait_photo_the_star_steps_behind_and_keeps_its_head_in() -> None:
+    """Before: beside the astronaut in a portrait photo 61% of the star, her head too, was off the photo."""
+    for close_up, frame in ((Shopper((60.0, 30.0, 470.0, 512.0), 800.0), (512, 512)),      # the astronaut
+                            (Shopper((300.0, 60.0, 1000.0, 720.0), 1100.0), (1280, 720))):  # a waist-up shopper
+        for side in ("left", "right"):
+            placed = layout(close_up, frame, (1200, 1800), (400, 1000), side, 1.0)
+            x, y, w, h = placed.star_box
+            head = (x + w / 4, y, x + 3 * w / 4, y + h / 4)   # the middle of the box's top quarter
+            assert 0 <= head[0] and head[2] <= 1200 and 0 <= head[1] and head[3] <= 1800, (side, placed.star_box)
+            scale, dx = placed.transform[0, 0], placed.transform[0, 2]
+            left, right = close_up.box[0] * scale + dx, close_up.box[2] * scale + dx
+            behind = (right - x) if side == "right" else (x + w - left)
+            assert behind <= 0.6 * w, "beside the shopper, at most partly behind"
+            assert (x + w / 2 > (left + right) / 2) == (side == "right")
+
+
+def test_a_portrait_photo_of_the_astronaut_has_the_star_beside_her_head_and_all(
+        astronaut_file: Path, content_dir: Path, tmp_path: Path, registry: Registry, inference: Inference) -> None:
+    for side in ("left", "right"):
+        campaign = _campaign(content_dir, tmp_path / side, f'star_side = "{side}"\norientation = "portrait"\n')
+        out = io.StringIO()
+        assert photo([astronaut_file], campaign, tmp_path / f"out-{side}", inference, out, registry=registry) == 0
+        [record] = _records(out.getvalue())
+        assert record["size"] == [1200, 1800] and cv2.imread(record["photo"]).shape == (1800, 1200, 3)
+        person, star = record["person"]["box"], record["star"]["box"]
+        assert star[3] > 400 and star[2] > 0.45 * star[3], "most of the star is on the photo (before: 261 x 746)"
+        assert (star[0] + star[2] / 2 > person[0] + person[2] / 2) == (side == "right")
+        assert star[1] < person[1] + person[3] / 3, "the star's head is up beside hers"

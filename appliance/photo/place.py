@@ -11,8 +11,11 @@ the photo's width away.
 Invariants: the frame is cover-fitted to the photo (as the screen shows it), then, only when the
 shopper and the star do not both fit between the margins, shrunk (never below MIN_SHRINK) about
 the photo's bottom edge so a body cut by the frame stays cut by the photo, then shifted sideways
-until they do; the star's box may reach past the photo's edges (its feet below a waist-up
-shopper's), the shopper's never moves off the photo.
+as far as the shopper may go (the shopper's box never moves off the photo).  A star still past the
+margin then steps in behind the shopper (it is drawn under them), by at most MAX_OVERLAP of its
+width, and what still does not fit is made up by a smaller star (never below MIN_STAR of its size,
+feet kept on the ground line): a close-up or a portrait photo keeps the star's head in the picture.
+The star's box may still reach past the photo's bottom (its feet below a waist-up shopper's).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ SEEN = 0.5
 GAP_SHARE = 0.02
 MARGIN_SHARE = 0.03
 MIN_SHRINK = 0.5
+MAX_OVERLAP = 0.35   # of the star's width, behind the shopper
+MIN_STAR = 0.6
 CUT_PX = 2           # a mask this close to the frame's bottom is cut by it
 
 Side = Literal["left", "right"]
@@ -111,8 +116,19 @@ def layout(shopper: Shopper, frame_size: tuple[int, int], photo_size: tuple[int,
     if left + shift < margin:
         shift = margin - left
     shift = min(max(shift, -x0), width - x1)   # the shopper stays on the photo
-    star_y = max(y0 + body - star_h, MARGIN_SHARE * height)
+    star_x += shift
+    off = star_x + star_w - (width - margin) if side == "right" else margin - star_x
+    ground, top = y0 + body, y0 + body - star_h
+    if off > 0:   # behind the shopper first, then a smaller star
+        step_in = min(off, MAX_OVERLAP * star_w)
+        star_x += -step_in if side == "right" else step_in
+        fit = max(MIN_STAR, 1 - (off - step_in) / star_w)
+        if side == "left":
+            star_x += star_w * (1 - fit)
+        star_w, star_h = star_w * fit, star_h * fit
+    # on the ground line when it is in the photo; below it (a waist-up shopper) the head stays where it was
+    star_y = max(ground - star_h if ground <= height else top, MARGIN_SHARE * height)
     scale = k * shrink
     transform = np.array([[scale, 0.0, centre + (ox - centre) * shrink + shift],
                           [0.0, scale, height + (oy - height) * shrink]], np.float32)
-    return Layout(transform, (round(star_x + shift), round(star_y), round(star_w), round(star_h)), side)
+    return Layout(transform, (round(star_x), round(star_y), round(star_w), round(star_h)), side)
