@@ -75,22 +75,30 @@ def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, 
     perception = StillPerception(inference, pose)
     if mask_dir:
         mask_dir.mkdir(parents=True, exist_ok=True)
-    return json_lines(paths, lambda path, stem: _analyze_one(path, perception, mask_dir and mask_dir / f"{stem}.png",
-                                                            limits), out)
+    def mask(stem: str) -> Path | None:
+        return mask_dir / f"{stem}.png" if mask_dir else None
+
+    return json_lines(paths, lambda path, stem: _analyze_one(path, perception, mask(stem), limits), out,
+                      lambda stem: [mask(stem)] if mask_dir else [])
 
 
-def json_lines(paths: Iterable[Path], one: Callable[[Path, str], dict], out: IO[str]) -> int:
-    """``one(path, stem)`` of each input as a JSON line on ``out`` (``{"path", "error"}`` for an ApplianceError),
-    ``stem`` the input's, or ``stem-2``… when another input of this run had it (a/x.jpg, b/x.png): files written
-    for an input never overwrite another's.  Returns how many inputs failed."""
+def json_lines(paths: Iterable[Path], one: Callable[[Path, str], dict], out: IO[str],
+               outputs: Callable[[str], list[Path]] = lambda stem: []) -> int:
+    """``one(path, stem)`` of each input as a JSON line on ``out`` (``{"path", "error"}`` for an ApplianceError).
+
+    ``outputs(stem)`` names the files an input given ``stem`` writes; ``stem`` is the input's, or ``stem-2``…
+    when those files would be another input's of this run (a/x.jpg and b/x.png; x.jpg and x-screen.jpg) or
+    an input itself (``--out-dir`` the inputs' own directory): files written never overwrite an input or
+    another input's files.  Returns how many inputs failed."""
+    paths = list(paths)
+    taken = {path.resolve() for path in paths}
     failures = 0
-    used: set[str] = set()
     for path in paths:
         stem, number = path.stem, 1
-        while stem in used:
+        while any(name.resolve() in taken for name in outputs(stem)):
             number += 1
             stem = f"{path.stem}-{number}"
-        used.add(stem)
+        taken.update(name.resolve() for name in outputs(stem))
         try:
             record = one(path, stem)
         except ApplianceError as exc:

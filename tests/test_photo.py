@@ -247,3 +247,19 @@ def test_a_portrait_photo_of_the_astronaut_has_the_star_beside_her_head_and_all(
         assert star[3] > 400 and star[2] > 0.45 * star[3], "most of the star is on the photo (before: 261 x 746)"
         assert (star[0] + star[2] / 2 > person[0] + person[2] / 2) == (side == "right")
         assert star[1] < person[1] + person[3] / 3, "the star's head is up beside hers"
+
+
+def test_the_photo_command_never_writes_over_an_input_or_another_inputs_files(
+        astronaut: np.ndarray, content_dir: Path, tmp_path: Path, registry: Registry, inference: Inference) -> None:
+    """Before: --out-dir the inputs' own directory overwrote x.jpg, and x-screen.jpg's photo overwrote x's screen."""
+    inputs = [tmp_path / "x.jpg", tmp_path / "x-screen.jpg"]
+    for path in inputs:
+        assert cv2.imwrite(str(path), astronaut)
+    before = [path.read_bytes() for path in inputs]
+    out = io.StringIO()
+    assert photo(inputs, _campaign(content_dir, tmp_path / "c", ""), tmp_path, inference, out, registry=registry) == 0
+    written = [(record["photo"], record["screen"]) for record in _records(out.getvalue())]
+    assert [path.read_bytes() for path in inputs] == before, "the inputs are untouched"
+    files = [name for pair in written for name in pair]
+    assert len(set(files)) == 4 and not {str(path) for path in inputs} & set(files), written
+    assert written[0] == (str(tmp_path / "x-2.jpg"), str(tmp_path / "x-2-screen.jpg"))

@@ -9,7 +9,8 @@ Invariants: the campaign is loaded and its desk prepared before any input (a cam
 stops the command, naming the file and key); each input is read within the media limits, and one
 that cannot be read, has nobody in it or cannot be written is an ``{"path", "error"}`` line, never
 a result; files are ``DIR/<stem>.jpg`` and ``DIR/<stem>-screen.jpg``, the stem numbered
-(``x-2``) when another input of the run had it; each file is written atomically.
+(``x-2``) when those names are an input's or another input's files (``analyze.json_lines``); each
+file is written atomically.
 """
 
 from __future__ import annotations
@@ -42,16 +43,22 @@ def photo(paths: Iterable[Path], campaign: Path, out_dir: Path, inference: Infer
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ApplianceError(f"cannot create --out-dir {out_dir}: {exc.strerror or exc}") from exc
-    return json_lines(paths, lambda path, stem: _one(path, desk, out_dir / stem, limits), out)
+    return json_lines(paths, lambda path, stem: _one(path, desk, out_dir, stem, limits), out,
+                      lambda stem: list(_files(out_dir, stem)))
 
 
-def _one(path: Path, desk: PhotoDesk, stem: Path, limits: MediaLimits) -> dict:
+def _files(out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """The print-size photo and the screen version of the input given ``stem``."""
+    return out_dir / f"{stem}.jpg", out_dir / f"{stem}-screen.jpg"
+
+
+def _one(path: Path, desk: PhotoDesk, out_dir: Path, stem: str, limits: MediaLimits) -> dict:
     start = time.perf_counter()
     frame = read_image(path, limits=limits)
     read_ms = (time.perf_counter() - start) * 1000.0
     result = compose_photo(frame, desk)
     start = time.perf_counter()
-    photo_path, screen_path = stem.with_name(f"{stem.name}.jpg"), stem.with_name(f"{stem.name}-screen.jpg")
+    photo_path, screen_path = _files(out_dir, stem)
     ok, screen = cv2.imencode(".jpg", result.screen, [cv2.IMWRITE_JPEG_QUALITY, desk.config.jpeg_quality])
     if not ok:
         raise ApplianceError(f"{path}: the screen version could not be encoded as JPEG")
