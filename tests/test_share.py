@@ -7,7 +7,9 @@ The storage going away is a TCP proxy in front of it closed and reopened on the 
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,11 +24,12 @@ from s3server import S3Server, http_get
 
 from appliance.config import Config, PathsConfig, ShareConfig, load_config
 from appliance.errors import ApplianceError
-from appliance.share import ShareService, new_photo_id, qr_image
+from appliance.share import ShareService, new_photo_id, photo_tag, purge_queue, qr_image
 from appliance.share.__main__ import main as share_main
 from appliance.share.credentials import Keys, load_keys
 from appliance.share.links import check_photo_id, short_link
 from appliance.share.qr import QUIET_MODULES
+from appliance.share.queue import queue_directory
 from appliance.share.store import LIFECYCLE_RULE_ID, StorageError, Store, lifecycle_days
 
 DEVICE = "dev-1"
@@ -80,7 +83,11 @@ def closed_port() -> int:
 
 
 def queue_files(cfg: Config) -> list[str]:
-    return sorted(path.name for path in (cfg.paths.state_dir / "share" / "queue").iterdir())
+    return sorted(path.name for path in queue_directory(cfg.paths.state_dir).iterdir())
+
+
+def record(cfg: Config, photo_id: str) -> dict:
+    return json.loads((queue_directory(cfg.paths.state_dir) / f"{photo_id}.json").read_text())
 
 
 def test_an_uploaded_photo_is_served_by_its_presigned_link_and_leaves_the_device(
@@ -90,14 +97,17 @@ def test_an_uploaded_photo_is_served_by_its_presigned_link_and_leaves_the_device
     try:
         assert wait_for(lambda: share.online)
         photo_id = new_photo_id()
-        ticket = share.submit(photo_id, photo)
-        assert not ticket.short and ticket.url.startswith(f"{s3.endpoint_url}/{s3.bucket}/photos/{DEVICE}/")
+        ticket = share.submit(photo_id, photo, {"session": "visit-1", "campaign": "spring"})
+        assert ticket.url.startswith(f"{s3.endpoint_url}/{s3.bucket}/photos/{DEVICE}/")
         assert ticket.url.split("?")[0].endswith(f"/{photo_id}.jpg") and "X-Amz-Signature=" in ticket.url
-        assert abs(ticket.expires_at - (time.time() + 24 * 3600)) < 60
-        assert ticket.url not in repr(ticket)
+        assert "X-Amz-Expires=86400" in ticket.url and ticket.url not in repr(ticket)
         assert wait_for(lambda: share.done(photo_id))
         assert http_get(ticket.url) == (200, photo.read_bytes())
-        assert f"{photo_id}.jpg" not in queue_files(cfg), "the device's copy is deleted once uploaded"
+        assert queue_files(cfg) == [f"{photo_id}.json"], "the device's copy is deleted once uploaded"
+        assert record(cfg, photo_id)["uploaded"] and record(cfg, photo_id)["labels"] == {
+            "session": "visit-1", "campaign": "spring"}
+        share.announced(photo_id)
+        assert wait_for(lambda: record(cfg, photo_id)["announced"]), "the worker writes the announcement"
         assert photo.exists(), "the caller's own file is the caller's"
     finally:
         share.stop()
@@ -108,7 +118,7 @@ def test_a_short_link_base_gives_the_operator_link(s3: S3Server, tmp_path: Path,
     try:
         photo_id = new_photo_id()
         ticket = share.submit(photo_id, photo)
-        assert ticket.short and ticket.url == f"https://go.example.com/p/{photo_id}"
+        assert ticket.url == f"https://go.example.com/p/{photo_id}"
         assert wait_for(lambda: share.done(photo_id))
     finally:
         share.stop()
@@ -158,7 +168,8 @@ def test_storage_down_no_qr_then_back_and_the_queued_photo_is_uploaded(
         s3: S3Server, tmp_path: Path, photo: Path) -> None:
     proxy = Proxy(("127.0.0.1", 0), ("127.0.0.1", s3.ports["s3"])).start()
     port = int(proxy.address.rsplit(":", 1)[1])
-    share = service(config(tmp_path, s3, endpoint_url=f"http://127.0.0.1:{port}"))
+    cfg = config(tmp_path, s3, endpoint_url=f"http://127.0.0.1:{port}")
+    share = service(cfg)
     try:
         assert wait_for(lambda: share.online)
         proxy.close()
@@ -166,7 +177,8 @@ def test_storage_down_no_qr_then_back_and_the_queued_photo_is_uploaded(
         ticket = share.submit(photo_id, photo)
         assert wait_for(lambda: not share.online, 10)
         assert "storage unreachable at http://127.0.0.1:" in (share.problem or "")
-        assert not share.done(photo_id) and share.queue.pending() == [photo_id]
+        assert wait_for(lambda: queue_files(cfg) == [f"{photo_id}.jpg", f"{photo_id}.json"])
+        assert not share.done(photo_id) and not record(cfg, photo_id)["uploaded"]
         proxy = Proxy(("127.0.0.1", port), ("127.0.0.1", s3.ports["s3"])).start()
         assert wait_for(lambda: share.done(photo_id), 20), "uploaded once the storage answers again"
         assert share.online and share.problem is None
@@ -179,21 +191,42 @@ def test_storage_down_no_qr_then_back_and_the_queued_photo_is_uploaded(
 def test_a_restart_finishes_the_queue(s3: S3Server, tmp_path: Path, photo: Path) -> None:
     down = config(tmp_path, s3, endpoint_url=f"http://127.0.0.1:{closed_port()}")
     share = service(down)
-    photo_id = new_photo_id()
-    share.submit(photo_id, photo)
-    assert wait_for(lambda: share.queue.online is False)
+    persisted, submitted = new_photo_id(), new_photo_id()
+    share.submit(persisted, photo)
+    assert wait_for(lambda: queue_files(down) == [f"{persisted}.jpg", f"{persisted}.json"]), "the worker wrote it"
+    share.submit(submitted, photo)
     share.stop()
-    queue = down.paths.state_dir / "share" / "queue"
-    assert queue_files(down) == [f"{photo_id}.jpg", f"{photo_id}.json"]
+    assert queue_files(down) == sorted([f"{persisted}.jpg", f"{persisted}.json", f"{submitted}.jpg",
+                                        f"{submitted}.json"]), "stop writes what was only in memory"
+    queue = queue_directory(down.paths.state_dir)
     (queue / f"{new_photo_id()}.jpg").write_bytes(b"half a submission")  # no JSON: deleted at start
+    (queue / f".{new_photo_id()}.json.x1y2.tmp").write_bytes(b"{")       # a write cut short: deleted at start
     lost = new_photo_id()
     (queue / f"{lost}.json").write_text(f'{{"photo_id": "{lost}", "created": {time.time()}}}')  # no photo
     share = service(config(tmp_path, s3))
     try:
-        assert wait_for(lambda: share.done(photo_id))
-        assert queue_files(down) == [f"{photo_id}.json"]
-        key = f"photos/{DEVICE}/{photo_id}.jpg"
-        assert s3.admin_client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == photo.read_bytes()
+        assert wait_for(lambda: share.done(persisted) and share.done(submitted))
+        assert queue_files(down) == sorted([f"{persisted}.json", f"{submitted}.json"])
+        for photo_id in (persisted, submitted):
+            key = f"photos/{DEVICE}/{photo_id}.jpg"
+            assert s3.admin_client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == photo.read_bytes()
+    finally:
+        share.stop()
+
+
+def test_a_photo_gone_before_the_worker_copies_it_is_dropped_with_a_warning(
+        s3: S3Server, tmp_path: Path, photo: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(tmp_path, s3)
+    share = service(cfg)
+    try:
+        gone, kept = new_photo_id(), new_photo_id()
+        ticket = share.submit(gone, tmp_path / "deleted-by-the-caller.jpg")
+        assert ticket.url, "the link is computed at submit, before the worker looks at the file"
+        share.submit(kept, photo)
+        assert wait_for(lambda: share.done(kept))
+        assert f"photo {photo_tag(gone)} dropped: its file cannot be read (No such file or directory)" in caplog.text
+        assert not share.done(gone) and share.to_announce() == [(kept, {})]
+        assert queue_files(cfg) == [f"{kept}.json"]
     finally:
         share.stop()
 
@@ -205,12 +238,44 @@ def test_retention_deletes_the_photo_whatever_happens(
     try:
         photo_id = new_photo_id()
         share.submit(photo_id, photo)
-        assert f"{photo_id}.jpg" in queue_files(cfg)
+        assert wait_for(lambda: f"{photo_id}.jpg" in queue_files(cfg), 6), "taken in by the worker"
         assert wait_for(lambda: queue_files(cfg) == [], 6), "gone after 1.5 s, never uploaded"
-        assert f"photo {photo_id} deleted after retention, never uploaded" in caplog.text
-        assert share.queue.pending() == []
+        assert f"photo {photo_tag(photo_id)} deleted after retention, never uploaded" in caplog.text
+        assert not share.done(photo_id) and share.to_announce() == []
     finally:
         share.stop()
+
+
+def test_starting_the_service_expires_what_outlived_retention_while_the_device_was_off(
+        s3: S3Server, tmp_path: Path, photo: Path) -> None:
+    cfg = config(tmp_path, s3, endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    queue = queue_directory(cfg.paths.state_dir)
+    queue.mkdir(parents=True)
+    old, recent = new_photo_id(), new_photo_id()
+    for photo_id, created in ((old, time.time() - 3600), (recent, time.time())):
+        (queue / f"{photo_id}.jpg").write_bytes(photo.read_bytes())
+        (queue / f"{photo_id}.json").write_text(json.dumps({"photo_id": photo_id, "created": created}))
+    share = service(cfg)
+    try:
+        assert wait_for(lambda: queue_files(cfg) == [f"{recent}.jpg", f"{recent}.json"])
+    finally:
+        share.stop()
+
+
+def test_purge_queue_deletes_what_an_earlier_run_left_when_sharing_is_off(
+        s3: S3Server, tmp_path: Path, photo: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(tmp_path, s3, endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    assert purge_queue(cfg.paths.state_dir) == 0, "no queue: nothing to do"
+    share = service(cfg)
+    photo_id = new_photo_id()
+    share.submit(photo_id, photo)
+    share.stop()
+    (queue_directory(cfg.paths.state_dir) / f".{photo_id}.jpg.x1y2.tmp").write_bytes(b"cut short")
+    assert len(queue_files(cfg)) == 3
+    assert purge_queue(cfg.paths.state_dir) == 3
+    assert queue_files(cfg) == []
+    assert "share: off; deleted 1 photo(s) and 2 other file(s)" in caplog.text
+    assert photo_id not in caplog.text
 
 
 def test_an_upload_is_announced_with_its_labels_and_its_record_waits_for_that_past_retention(
@@ -235,16 +300,44 @@ def test_an_upload_is_announced_with_its_labels_and_its_record_waits_for_that_pa
         share.stop()
 
 
-def test_discard_deletes_the_copy_and_cancels_the_upload(s3: S3Server, tmp_path: Path, photo: Path) -> None:
-    cfg = config(tmp_path, s3, endpoint_url=f"http://127.0.0.1:{closed_port()}")
-    share = service(cfg)
+def test_no_log_line_names_a_photo_by_its_id(
+        s3: S3Server, tmp_path: Path, photo: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    online = config(tmp_path / "online", s3, short_link_base="https://go.example.com", retention_min=1.0 / 60)
+    share = service(online)
+    uploaded, missing = new_photo_id(), new_photo_id()
     try:
-        photo_id = new_photo_id()
-        share.submit(photo_id, photo)
-        share.discard(photo_id)
-        assert queue_files(cfg) == [] and share.queue.pending() == [] and not share.done(photo_id)
+        share.submit(uploaded, photo)
+        share.submit(missing, tmp_path / "no-such.jpg")
+        assert wait_for(lambda: share.done(uploaded))
+        share.announced(uploaded)
+        assert wait_for(lambda: queue_files(online) == [], 5), "the record goes with the retention once announced"
     finally:
         share.stop()
+    offline = config(tmp_path / "offline", s3, endpoint_url=f"http://127.0.0.1:{closed_port()}",
+                     retention_min=1.5 / 60)
+    share = service(offline)
+    expired, damaged = new_photo_id(), new_photo_id()
+    try:
+        share.submit(expired, photo)
+        assert wait_for(lambda: f"{expired}.jpg" in queue_files(offline), 6), "taken in by the worker"
+        assert wait_for(lambda: queue_files(offline) == [], 6)
+    finally:
+        share.stop()
+    (queue_directory(offline.paths.state_dir) / f"{damaged}.json").write_text("{")
+    service(offline).stop()
+    lines = {
+        uploaded: "uploaded",
+        missing: "dropped: its file cannot be read",
+        expired: "deleted after retention, never uploaded",
+        damaged: "dropping unreadable queue entry of photo",
+    }
+    for photo_id, said in lines.items():
+        assert photo_id not in caplog.text
+        assert any(photo_tag(photo_id) in line and said in line for line in caplog.text.splitlines()), said
+    assert photo_tag(expired) in caplog.text.split("not uploaded yet: ")[1].splitlines()[0], \
+        "a storage failure names the photo by its tag too"
+    assert re.fullmatch(r"[0-9a-f]{8}", photo_tag(uploaded)) and photo_tag(uploaded) != photo_tag(missing)
 
 
 def test_failures_are_one_clear_line_and_never_show_a_secret(
@@ -276,7 +369,7 @@ def test_failures_are_one_clear_line_and_never_show_a_secret(
     signature = ticket.url.split("X-Amz-Signature=")[1]
     for secret in (keys.secret_key, keys.access_key, wrong.secret_key, s3.admin.secret_key, signature):
         assert secret not in caplog.text
-    assert f"photo {ticket.photo_id} uploaded" in caplog.text
+    assert f"photo {photo_tag(ticket.photo_id)} uploaded" in caplog.text
 
 
 def test_credentials_come_from_systemd_first_and_never_from_the_config_file(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The photo desk's one door to sharing: submit a finished photo, get the link for the QR code at once.
 
-Invariants: ``submit`` never waits for the network (it copies the photo into the queue and computes
-the link locally: a pre-signed GET can be signed before the object exists); a ticket's ``url`` is
-left out of its ``repr`` and never logged; ``from_config`` gives None when sharing is off (the
+Invariants: ``submit`` and ``announced`` touch neither the disk nor the network (the queue's worker
+copies the photo and writes the records; a pre-signed GET is signed locally, before the object exists,
+by botocore with the keys given: no request); a ticket's ``url`` is left out of its ``repr`` and never
+logged; ``from_config`` gives None when sharing is off (the
 ``[share]`` switch, or no bucket), and raises ``ApplianceError`` with one line when it is on but
 cannot work (no credentials, state directory not writable).
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from appliance.share.credentials import load_keys
 from appliance.share.links import check_photo_id, short_link
-from appliance.share.queue import ShareQueue
+from appliance.share.queue import ShareQueue, queue_directory
 from appliance.share.store import Store
 
 if TYPE_CHECKING:
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 class ShareTicket:
     photo_id: str
     url: str = field(repr=False)
-    #: Wall-clock seconds after which the link no longer works.
-    expires_at: float
-    #: True for the operator's short link, False for a pre-signed GET on the storage.
-    short: bool
 
 
 class ShareService:
@@ -54,18 +50,20 @@ class ShareService:
             return None
         keys = load_keys(share.credentials_dir, os.environ if environ is None else environ)
         store = Store(share.endpoint_url, share.bucket, share.region, keys, device_id or config.device_id)
-        queue = ShareQueue(config.paths.state_dir / "share" / "queue", store, share.retention_min * 60)
+        queue = ShareQueue(queue_directory(config.paths.state_dir), store, share.retention_min * 60)
         return cls(store, queue.start(), share.link_expiry_h, share.short_link_base)
 
     def submit(self, photo_id: str, jpeg: Path, labels: dict[str, str | None] | None = None) -> ShareTicket:
-        """Queue the upload of ``jpeg`` (copied) as ``photo_id`` (``links.new_photo_id()``); the link to show.
-        ``labels`` come back with the upload from ``to_announce``, across a restart."""
+        """Queue the upload of ``jpeg`` as ``photo_id`` (``links.new_photo_id()``); the link to show.
+
+        The queue's worker copies ``jpeg`` in its next round: keep the file until ``done`` (or ``stop`` has
+        returned); one gone or unreadable by then is dropped with a warning and never ``done``.  ``labels``
+        come back with the upload from ``to_announce``, across a restart."""
         check_photo_id(photo_id)
         self.queue.submit(photo_id, jpeg, labels)
-        expires_at = time.time() + self.link_expiry_s
         if self.short_link_base:
-            return ShareTicket(photo_id, short_link(self.short_link_base, photo_id), expires_at, short=True)
-        return ShareTicket(photo_id, self.store.presigned_get(photo_id, self.link_expiry_s), expires_at, short=False)
+            return ShareTicket(photo_id, short_link(self.short_link_base, photo_id))
+        return ShareTicket(photo_id, self.store.presigned_get(photo_id, self.link_expiry_s))
 
     @property
     def online(self) -> bool:
@@ -86,11 +84,9 @@ class ShareService:
         return self.queue.to_announce()
 
     def announced(self, photo_id: str) -> None:
+        """``photo_id`` from ``to_announce`` was announced: its record may go with the retention."""
         self.queue.announced(photo_id)
 
-    def discard(self, photo_id: str) -> None:
-        """Delete the device's copy now, and the upload with it if still waiting."""
-        self.queue.discard(photo_id)
-
     def stop(self) -> None:
+        """At shutdown: what was submitted is in the queue on disk when this returns (uploaded after the start)."""
         self.queue.stop()

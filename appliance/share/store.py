@@ -9,8 +9,10 @@ lifecycle``), not the device.
 Invariants: every failure of the storage leaves as a ``StorageError`` (a photo that cannot be read, as
 a plain ``ApplianceError``) with one line that says what is wrong
 (unreachable endpoint, refused credentials, missing bucket, denied prefix) and never carries a key,
-a signature or a pre-signed URL; botocore's own debug lines (they print the Authorization header:
-the access key and request signatures) are never emitted, whatever the appliance's log level;
+a signature, a pre-signed URL or a photo id (a photo is named by its ``links.photo_tag``); the debug
+lines of botocore (they print the Authorization header: the access key and request signatures) and of
+urllib3's connection pool (it prints each request's path: the photo id) are never emitted, whatever the
+appliance's log level;
 requests are tried once with short timeouts (the upload queue retries, with backoff).
 """
 
@@ -26,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from appliance.errors import ApplianceError, one_line
 from appliance.share.credentials import Keys
+from appliance.share.links import photo_tag
 
 #: The lifecycle rule's ID: replaced in place, other rules of the bucket kept.
 LIFECYCLE_RULE_ID = "oivis-photos-expiry"
@@ -53,7 +56,7 @@ class Store:
         self.endpoint_url = endpoint_url
         self.bucket = bucket
         self.device_id = device_id
-        for library in ("botocore", "boto3"):
+        for library in ("botocore", "boto3", "urllib3.connectionpool"):
             logging.getLogger(library).setLevel(max(logging.INFO, logging.getLogger(library).level))
         self._client = boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region,
@@ -88,9 +91,10 @@ class Store:
                 self._client.put_object(Bucket=self.bucket, Key=self.key(photo_id), Body=body,
                                         ContentType="image/jpeg", CacheControl="private, no-store")
         except (BotoCoreError, ClientError) as exc:
-            raise self._failure(exc, f"upload of photo {photo_id}") from None
+            raise self._failure(exc, f"upload of photo {photo_tag(photo_id)}") from None
         except OSError as exc:  # the device's side, not the storage's: no retry helps
-            raise ApplianceError(f"upload of photo {photo_id}: cannot read {path}: {exc.strerror}") from None
+            raise ApplianceError(f"upload of photo {photo_tag(photo_id)}: cannot read its file in {path.parent}: "
+                                 f"{exc.strerror}") from None
 
     def presigned_get(self, photo_id: str, expiry_s: int) -> str:
         """A link that GETs the photo until ``expiry_s`` from now; secret: never log it."""
