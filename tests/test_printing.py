@@ -7,6 +7,7 @@ prints, a queue that vanishes.
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import struct
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
+import cups
 import numpy as np
 import pytest
 from cupsd import Cups, pdf_queue
@@ -23,12 +25,15 @@ from PIL import Image, ImageDraw
 
 from appliance.alerts import Alerts
 from appliance.config import Config
+from appliance.errors import ApplianceError
 from appliance.printing import PrintService, PrintStatus
 from appliance.printing.counter import PageCounter
 from appliance.printing.layout import PrintLayout, parse_media
-from appliance.printing.service import ATTENTION, LIMIT_REACHED, PRINTED
+from appliance.printing.service import ATTENTION, LIMIT_REACHED, PRINTED, RESTARTED
+from appliance.share.links import photo_tag
 
 POINTS_4X6 = (288.0, 432.0)
+LABELS = {"campaign": "spring", "session": "s-1"}
 
 
 def make_photo(path: Path, size: tuple[int, int] = (1800, 1200)) -> Path:
@@ -80,14 +85,22 @@ def test_the_page_counter_limits_each_campaign_per_day_and_survives_a_restart(tm
     counter = PageCounter(tmp_path / "pages.json", daily_limit=2, today=lambda: today[0])
     assert counter.take("spring") and counter.take("spring")
     assert not counter.take("spring"), "the third page of the day went past the limit"
-    assert counter.take("other"), "another campaign has its own limit"
-    counter.give_back("other")
+    day = counter.take("other")
+    assert day == "2026-03-01", "another campaign has its own limit"
+    counter.give_back("other", day)
     restarted = PageCounter(tmp_path / "pages.json", daily_limit=2, today=lambda: today[0])
     assert (restarted.printed("spring"), restarted.printed("other")) == (2, 0)
     assert not restarted.take("spring")
     today[0] = date(2026, 3, 2)
     assert restarted.take("spring"), "a new day starts from zero"
+    restarted.give_back("spring", day)
+    assert restarted.printed("spring") == 1, "a page of yesterday was given back out of today's count"
     (tmp_path / "pages.json").write_text("{not json")
+    blocked = PageCounter(tmp_path / "in-the-way", daily_limit=2)
+    (tmp_path / "in-the-way").mkdir()
+    with pytest.raises(ApplianceError, match="cannot write"):
+        blocked.take("spring")
+    assert blocked.printed("spring") == 0, "a page the counter could not write stayed counted"
     assert PageCounter(tmp_path / "pages.json", daily_limit=2).printed("spring") == 0
 
 
@@ -190,7 +203,8 @@ def desk_for(server: Cups, state_dir: Path, alerts: Alerts, outcomes: list, queu
              **printing: object) -> PrintService:
     settings = {"enabled": True, "queue": queue or server.queue, "server": server.server, "poll_s": 0.2, **printing}
     config = Config.model_validate({"printing": settings})
-    desk = PrintService.from_config(config, alerts, state_dir, lambda photo, status: outcomes.append((photo, status)))
+    desk = PrintService.from_config(config, alerts, state_dir,
+                                    lambda photo, status, labels: outcomes.append((photo, status, labels)))
     assert desk is not None
     return desk
 
@@ -216,10 +230,10 @@ def test_a_photo_comes_out_of_cups_pdf_at_4x6_inches_and_300_dpi(cups_server: Cu
     photo = make_photo(tmp_path / "photo.jpg")
     desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes)
     try:
-        desk.submit("p1", photo, "spring")
+        desk.submit("p1", photo, LABELS)
         wait_for(ended(desk, "p1"), 60, "the photo was not printed", cups_server)
         assert desk.status("p1") == PrintStatus("printed", PRINTED)
-        assert outcomes == [("p1", PrintStatus("printed", PRINTED))]
+        assert outcomes == [("p1", PrintStatus("printed", PRINTED), LABELS)]
         assert desk.printer_ok and alerts.current() == []
         assert desk.counter.printed("spring") == 1
         assert list((tmp_path / "state" / "printing").glob("*.pdf")) == [], "the page file was not deleted"
@@ -250,9 +264,9 @@ def test_the_daily_limit_refuses_with_a_clear_status(cups_server: Cups, tmp_path
     photo = make_photo(tmp_path / "photo.jpg")
     desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes, daily_limit=1)
     try:
-        desk.submit("first", photo, "spring")
+        desk.submit("first", photo, LABELS)
         wait_for(ended(desk, "first"), 60, "the first photo was not printed", cups_server)
-        desk.submit("second", photo, "spring")
+        desk.submit("second", photo, LABELS)
         wait_for(ended(desk, "second"), 10, "the second photo was not refused", cups_server)
     finally:
         desk.stop()
@@ -260,7 +274,7 @@ def test_the_daily_limit_refuses_with_a_clear_status(cups_server: Cups, tmp_path
     refused = desk.status("second")
     assert (refused.state, refused.screen) == ("failed", LIMIT_REACHED)
     assert "daily limit of 1 pages reached" in refused.reason
-    assert [photo_id for photo_id, _ in outcomes] == ["first", "second"]
+    assert [photo_id for photo_id, _, _ in outcomes] == ["first", "second"]
     wait_for(cups_server.pdfs, 10, "cups-pdf wrote no PDF", cups_server)
     time.sleep(1)
     assert len(cups_server.pdfs()) == 1
@@ -277,7 +291,7 @@ def test_a_paused_queue_says_so_raises_the_alert_and_prints_once_enabled(cups_se
         assert alert.code == "printer"
         assert alert.reason == f"printer {cups_server.queue} stopped: paused (paper out: load 4x6 media)"
         assert not desk.printer_ok
-        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), "spring")
+        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
         wait_for(lambda: desk.status("p1").state == "printing", 10, "the job was not handed to CUPS", cups_server)
         assert desk.status("p1").screen == ATTENTION
         time.sleep(1.5)
@@ -290,7 +304,7 @@ def test_a_paused_queue_says_so_raises_the_alert_and_prints_once_enabled(cups_se
     finally:
         desk.stop()
     assert len(cups_server.pdfs()) == 1
-    assert [status.state for _, status in outcomes] == ["printed"]
+    assert [status.state for _, status, _ in outcomes] == ["printed"]
 
 
 def free_port() -> int:
@@ -306,7 +320,7 @@ def test_a_job_that_never_prints_is_cancelled_at_the_deadline(cups_server: Cups,
     alerts, outcomes = Alerts(), []
     desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes, queue="unanswered", job_timeout_s=4)
     try:
-        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), "spring")
+        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
         wait_for(ended(desk, "p1"), 20, "the stuck job did not end", cups_server)
         status = desk.status("p1")
         assert (status.state, status.screen) == ("failed", ATTENTION)
@@ -315,7 +329,17 @@ def test_a_job_that_never_prints_is_cancelled_at_the_deadline(cups_server: Cups,
         assert (alert.code, alert.reason) == ("printer", status.reason)
         assert not desk.printer_ok
         assert cups_server.run("lpstat", "-o", "unanswered").strip() == "", "the job is still queued in CUPS"
-        assert outcomes == [("p1", status)]
+        assert outcomes == [("p1", status, LABELS)]
+        assert desk.counter.printed("spring") == 0, "the cancelled job's page was not given back"
+        # The queue looks idle now only because its job was cancelled: that proves nothing, the alert stays...
+        time.sleep(1)
+        assert not desk.printer_ok and [alert.reason for alert in alerts.current()] == [status.reason]
+        # ...until the queue shows a problem and is dealt with (a technician pauses and resumes it).
+        cups_server.run("cupsdisable", "-r", "checking the cable", "unanswered")
+        wait_for(lambda: "paused" in alerts.current()[0].reason, 10, "the pause went unseen", cups_server)
+        cups_server.run("cupsenable", "unanswered")
+        wait_for(lambda: desk.printer_ok, 10, "printing was not offered again", cups_server)
+        assert alerts.current() == []
     finally:
         desk.stop()
 
@@ -329,7 +353,7 @@ def test_a_vanished_printer_is_reported_and_nothing_crashes(cups_server: Cups, t
         wait_for(lambda: alerts.current(), 10, "no alert for the vanished printer", cups_server)
         assert [(alert.code, alert.reason) for alert in alerts.current()] == [
             ("printer", f"printer {cups_server.queue} is gone from CUPS")]
-        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), "spring")
+        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
         assert desk.status("p1").screen == ATTENTION
         wait_for(ended(desk, "p1"), 15, "the photo for a missing printer never ended", cups_server)
         assert (desk.status("p1").state, desk.status("p1").screen) == ("failed", ATTENTION)
@@ -340,4 +364,167 @@ def test_a_vanished_printer_is_reported_and_nothing_crashes(cups_server: Cups, t
         assert desk._thread.is_alive()
     finally:
         desk.stop()
-    assert [status.state for _, status in outcomes] == ["failed"]
+    assert [status.state for _, status, _ in outcomes] == ["failed"]
+
+
+# --- the desk's own failures, and a restart ----------------------------------------------------------------
+
+def requests_on_disk(state_dir: Path) -> list[dict]:
+    return json.loads((state_dir / "printing" / "requests.json").read_text())["requests"]
+
+
+def test_a_request_whose_page_count_cannot_be_written_fails_once(cups_server: Cups, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    alerts, outcomes = Alerts(), []
+    pages = tmp_path / "state" / "printing" / "pages.json"
+    pages.mkdir(parents=True)   # the page count cannot be written (as on a full disk): a directory is in its way
+    desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes)
+    try:
+        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
+        wait_for(ended(desk, "p1"), 10, "the request did not end", cups_server)
+        status = desk.status("p1")
+        assert (status.state, status.screen) == ("failed", ATTENTION)
+        assert status.reason.startswith(f"cannot write {pages}: ")
+        assert desk.counter.printed("spring") == 0
+        time.sleep(1)   # five more rounds: the outcome is not handed over again
+        assert outcomes == [("p1", status, LABELS)]
+        assert desk._thread.is_alive() and desk.printer_ok
+        # A photo whose file is gone: its reason names the file, by the photo's tag rather than its id.
+        pages.rmdir()
+        photo_id = "Zq3-secret_photo_id_0123456789"
+        desk.submit(photo_id, tmp_path / f"{photo_id}.jpg", LABELS)
+        wait_for(ended(desk, photo_id), 10, "the request for a missing photo did not end", cups_server)
+        status = desk.status(photo_id)
+        assert status.state == "failed" and f"{photo_tag(photo_id)}.jpg" in status.reason
+        assert photo_id not in status.reason and photo_id not in caplog.text
+        assert desk.counter.printed("spring") == 0
+    finally:
+        desk.stop()
+    assert requests_on_disk(tmp_path / "state") == []
+    assert cups_server.pdfs() == []
+
+
+def test_a_job_sent_before_a_stop_is_followed_after_the_restart(cups_server: Cups, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    photo_id = "Zq3-secret_photo_id_0123456789"
+    state, work = tmp_path / "state", tmp_path / "state" / "printing"
+    cups_server.run("cupsdisable", "-r", "paper out", cups_server.queue)
+    before, after = [], []
+    desk = desk_for(cups_server, state, Alerts(), before)
+    try:
+        desk.submit(photo_id, make_photo(tmp_path / "photo.jpg"), LABELS)
+        wait_for(lambda: desk.status(photo_id).state == "printing", 10, "the job was not handed to CUPS", cups_server)
+        # CUPS knows the page by a neutral file name (its document-name): nothing it holds names the photo.
+        [job_id] = cups.Connection(host=cups_server.server).getJobs(which_jobs="all")
+        job = cups.Connection(host=cups_server.server).getJobAttributes(job_id)
+        assert job["document-name-supplied"].startswith("page-")
+        assert photo_id not in repr(job)
+    finally:
+        desk.stop()
+    assert before == []
+    [record] = requests_on_disk(state)
+    assert (record["photo_id"], record["labels"], record["job_id"]) == (photo_id, LABELS, job_id)
+    assert oct(work.stat().st_mode & 0o777) == oct(0o700)
+    # What a crash can leave: page files CUPS had (or never got).
+    (work / "page-k2j4h1.pdf").write_bytes(b"%PDF-1.4")
+    (work / "page-x9").write_bytes(b"")
+    restarted = desk_for(cups_server, state, Alerts(), after)
+    try:
+        wait_for(lambda: not (work / "page-x9").exists(), 10, "the leftover page files were not deleted", cups_server)
+        assert not (work / "page-k2j4h1.pdf").exists()
+        assert restarted.status(photo_id) is None, "no screen waits for a photo from before the restart"
+        cups_server.run("cupsenable", cups_server.queue)
+        wait_for(lambda: after, 60, "the job from before the restart was not reported", cups_server)
+        assert after == [(photo_id, PrintStatus("printed", PRINTED), LABELS)]
+        assert requests_on_disk(state) == []
+    finally:
+        restarted.stop()
+    assert len(cups_server.pdfs()) == 1
+    assert photo_id not in caplog.text and f"photo {photo_tag(photo_id)} sent to the printer" in caplog.text
+    assert [path.name for path in work.iterdir() if path.name.startswith("page-")] == []
+
+
+def test_a_deadline_counts_from_the_submission_across_a_restart(cups_server: Cups, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cups_server.run("cupsdisable", "-r", "paper out", cups_server.queue)
+    before, after = [], []
+    desk = desk_for(cups_server, state, Alerts(), before, job_timeout_s=600)
+    try:
+        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
+        wait_for(lambda: desk.status("p1").state == "printing", 10, "the job was not handed to CUPS", cups_server)
+        assert desk.counter.printed("spring") == 1
+    finally:
+        desk.stop()
+    # The kiosk was down for 11 minutes: the photo was asked for longer ago than its 10 minutes.
+    requests = state / "printing" / "requests.json"
+    document = json.loads(requests.read_text())
+    document["requests"][0]["submitted"] -= 660
+    requests.write_text(json.dumps(document))
+    restarted = desk_for(cups_server, state, Alerts(), after, job_timeout_s=600)
+    try:
+        wait_for(lambda: after, 20, "the restart gave the late job a new deadline", cups_server)
+        [(photo_id, status, labels)] = after
+        assert (photo_id, status.state, labels) == ("p1", "failed", LABELS)
+        assert status.reason.startswith("a job was not printed within 600 s: printer oivis-pdf stopped: paused")
+        assert restarted.counter.printed("spring") == 0, "the cancelled job's page was not given back"
+        assert cups_server.run("lpstat", "-o").strip() == "", "the job is still queued in CUPS"
+    finally:
+        restarted.stop()
+    assert before == [] and cups_server.pdfs() == []
+
+
+def test_a_missed_deadline_on_a_paused_queue_is_over_once_the_queue_is_resumed(cups_server: Cups,
+                                                                               tmp_path: Path) -> None:
+    alerts, outcomes = Alerts(), []
+    cups_server.run("cupsdisable", "-r", "paper out", cups_server.queue)
+    desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes, job_timeout_s=3)
+    try:
+        desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
+        wait_for(ended(desk, "p1"), 20, "the held job did not end at its deadline", cups_server)
+        assert desk.status("p1").reason.startswith("a job was not printed within 3 s")
+        assert not desk.printer_ok
+        cups_server.run("cupsenable", cups_server.queue)
+        wait_for(lambda: desk.printer_ok, 10, "printing was not offered again once the queue was fine", cups_server)
+        assert alerts.current() == []
+        assert desk.counter.printed("spring") == 0
+    finally:
+        desk.stop()
+    time.sleep(1)
+    assert cups_server.pdfs() == [], "the cancelled job was printed"
+
+
+def test_a_request_not_sent_before_a_stop_fails_at_the_next_start_and_is_never_printed(cups_server: Cups,
+                                                                                      tmp_path: Path) -> None:
+    state, photo = tmp_path / "state", make_photo(tmp_path / "photo.jpg")
+    cups_server.run("lpadmin", "-x", cups_server.queue)
+    first, second, third = [], [], []
+    # Accepted and kept on disk while the printer is gone.
+    desk = desk_for(cups_server, state, Alerts(), first)
+    try:
+        desk.submit("p1", photo, LABELS)
+        wait_for(lambda: (state / "printing" / "requests.json").is_file() and requests_on_disk(state),
+                 10, "the request was not kept on disk", cups_server)
+    finally:
+        desk.stop()
+    # Submitted while the worker waits between rounds: written by ``stop``.
+    desk = desk_for(cups_server, state, Alerts(), second, poll_s=30)
+    try:
+        wait_for(lambda: second, 10, "the request from before the restart did not end", cups_server)
+        desk.submit("p2", photo, {"campaign": "spring", "session": "s-2"})
+    finally:
+        desk.stop()
+    assert [(record["photo_id"], record["job_id"]) for record in requests_on_disk(state)] == [("p2", None)]
+    cups_server.add_pdf_queue()
+    desk = desk_for(cups_server, state, Alerts(), third)
+    try:
+        wait_for(lambda: third, 10, "the request from before the restart did not end", cups_server)
+    finally:
+        desk.stop()
+    assert first == []
+    assert second == [("p1", PrintStatus("failed", ATTENTION, RESTARTED), LABELS)]
+    assert third == [("p2", PrintStatus("failed", ATTENTION, RESTARTED), {"campaign": "spring", "session": "s-2"})]
+    assert desk.counter.printed("spring") == 0 and requests_on_disk(state) == []
+    time.sleep(1)
+    assert cups_server.pdfs() == []
