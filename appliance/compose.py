@@ -35,7 +35,7 @@ from appliance.printing import PrintService
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
 from appliance.service.status import RESTART_STATUS
-from appliance.share import ShareService
+from appliance.share import ShareService, purge_queue
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
 from appliance.sources.camera import CameraMode
@@ -104,8 +104,7 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
                       PerceptionThread(perceiver, frames, results).start(), results)
     keepsakes = photo_desk(config, inference, alerts,
                            stills=workers.capture.still if source.still_size is not None else None)
-    if "photo" in bundle.experiences:   # the printer's alert and the uploader from the start, not the first photo
-        keepsakes.start()
+    keepsakes.start()   # what an earlier run queued is uploaded, followed or expired, whatever this campaign offers
     kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts,
                   registry=registry, notifier=ServiceNotifier.from_environment(),
                   bundle_source=fleet.schedule if fleet is not None else None, keepsakes=keepsakes)
@@ -140,8 +139,15 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
         return compose_photo(frame, desks[key], pose)
 
     state = config.paths.state_dir
+
+    def start_share() -> ShareService | None:
+        share = ShareService.from_config(config)
+        if share is None:
+            purge_queue(state)   # photos queued while sharing was on never outlive it
+        return share
+
     return KioskKeepsakes(compose, state / "photos",
-                          start_share=lambda: ShareService.from_config(config),
+                          start_share=start_share,
                           start_printer=lambda outcome: PrintService.from_config(config, alerts, state, outcome),
                           retention_s=config.share.retention_min * 60.0, stills=stills)
 

@@ -23,6 +23,7 @@ from test_printing import images, read_pdf
 from test_share import closed_port, wait_for
 
 from appliance.alerts import Alerts
+from appliance.compose import photo_desk as kiosk_photo_desk
 from appliance.config import Config
 from appliance.content import Bundle, load_bundle
 from appliance.errors import ApplianceError
@@ -40,6 +41,7 @@ from appliance.photo.desk import PhotoDesk
 from appliance.printing import PrintService
 from appliance.printing.service import ATTENTION, PRINTING, PrintStatus
 from appliance.share import ShareService
+from appliance.share.queue import queue_directory
 from appliance.sources.base import Frame
 
 DEVICE = "booth-1"
@@ -359,7 +361,7 @@ def test_refused_consent_keeps_nothing_and_given_consent_uploads_and_prints(
         assert not desk.private_on and not path.exists(), "a refused photo leaves the screen and the device"
         yield from shopper.until(lambda: desk.share is not None and desk.share.online, "the storage never answered")
         yield from shopper.hold(None, 2.0)
-        assert desk.share.queue.pending() == [] and not desk.share.done(first.photo_id)
+        assert not any(queue_directory(tmp_path / "state").iterdir()) and not desk.share.done(first.photo_id)
         first_key = f"photos/{DEVICE}/{first.photo_id}.jpg"
         assert first_key not in objects(s3) and len(cups.pdfs()) == pdfs_before, "a refused photo left the screen"
         yield from shopper.photo(context)
@@ -576,7 +578,7 @@ class ParkedPrinter:
 
     printer_ok = True
 
-    def submit(self, photo_id: str, path: Path, campaign: str) -> None:
+    def submit(self, photo_id: str, path: Path, labels: dict[str, str | None]) -> None:
         self.photo_id = photo_id
 
     def status(self, photo_id: str) -> PrintStatus | None:
@@ -619,3 +621,18 @@ def test_a_shopper_who_leaves_while_the_photo_is_made_leaves_no_photo_behind(
     made = context.jobs.submitted[0].function()   # the job, started before the exit, ends on its thread
     assert made.photo_id and desk._kept == {}, "the photo was made, and forgotten at once"
     assert list((tmp_path / "photos").iterdir()) == [], "its file deleted, not kept until the retention"
+
+
+def test_with_sharing_off_the_kiosk_start_deletes_what_an_earlier_run_queued(
+        inference: Inference, tmp_path: Path) -> None:
+    cfg = Config.model_validate({"share": {"enabled": False}, "paths": {"state_dir": str(tmp_path / "state")}})
+    queued = queue_directory(cfg.paths.state_dir)
+    queued.mkdir(parents=True)
+    for name in ("AAAAAAAAAAAAAAAAAAAAAA.jpg", "AAAAAAAAAAAAAAAAAAAAAA.json"):
+        (queued / name).write_bytes(b"left by a run that shared")
+    desk = kiosk_photo_desk(cfg, inference, Alerts())
+    desk.start()   # as the kiosk does at its start
+    try:
+        assert desk.share is None and list(queued.iterdir()) == []
+    finally:
+        desk.stop()

@@ -25,12 +25,12 @@ from PIL import Image, ImageDraw
 
 from appliance.alerts import Alerts
 from appliance.config import Config
+from appliance.digest import photo_tag
 from appliance.errors import ApplianceError
 from appliance.printing import PrintService, PrintStatus
 from appliance.printing.counter import PageCounter
 from appliance.printing.layout import PrintLayout, parse_media
 from appliance.printing.service import ATTENTION, LIMIT_REACHED, PRINTED, RESTARTED
-from appliance.share.links import photo_tag
 
 POINTS_4X6 = (288.0, 432.0)
 LABELS = {"campaign": "spring", "session": "s-1"}

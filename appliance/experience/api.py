@@ -38,6 +38,7 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from appliance.boxes import mask_box
 from appliance.experience.gestures import Hold, held_gesture
 from appliance.experience.textblock import TextBlock
 from appliance.perception.body import LIMBS, Pose
@@ -46,7 +47,7 @@ from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
 
 API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
-#                      1.4: Keepsakes.notice and cancel, FakeContext(campaign=…) publishes as the kiosk does
+#                      1.4: Keepsakes.notice and cancel, mask_box, FakeContext(campaign=…) publishes as the kiosk does
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -63,8 +64,7 @@ __all__ = [
     "API_VERSION", "ATTRACT", "EVERY_FRAME", "EXIT_REASONS", "LIMBS", "MENU", "Pose", "Action", "Asset", "AssetRef", "Canvas",
     "Card", "Context", "Experience", "ExperienceConfig", "GestureState", "Hand", "HandGesture", "Hold", "Image",
     "Job", "Jobs", "Layout", "Moment", "Needs", "Offer", "Perception", "Scene", "Stage", "Swipe", "TextBlock",
-    "World",
-    "held_gesture",
+    "World", "held_gesture", "mask_box",
 ]
 
 

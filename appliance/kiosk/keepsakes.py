@@ -11,9 +11,10 @@ Invariants:
   source that fails the burst leaves the chosen live frame, said in the log.
 - Nothing is uploaded or printed before ``keep``.  ``link`` is given only once the upload is done.
 - Events: ``photo_shared`` when an upload is done (one that ended after a restart too: the uploader keeps
-  the campaign and session with the job), ``photo_printed`` / ``print_failed`` when the print ends, each
-  with the campaign and the session that was current at ``keep``; published on the loop (``tick``), never
-  from the uploader's or the printer's thread.
+  the campaign and session with the job), ``photo_printed`` / ``print_failed`` when the print ends (one
+  from before a restart too: so does the printer), each with the campaign and the session that was current
+  at ``keep``; published on the loop (``tick``), never from the uploader's or the printer's thread.
+- Logs and errors name a photo by its ``photo_tag``, never its id (with a short link, the link's secret).
 - The device's copy is deleted once every kept use of it is over (uploaded, printed), on ``discard`` of a
   photo not kept, and ``retention_s`` after it was taken whatever happens (``tick``); what the screen shows
   of it (its link, the print's status) stays until the scene lets it go (``discard``) or the retention.
@@ -35,6 +36,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from appliance.boxes import mask_box
+from appliance.digest import photo_tag
 from appliance.errors import ApplianceError, one_line
 from appliance.experience.api import Job, Perception
 from appliance.experience.keepsake import Keepsake
@@ -56,8 +59,6 @@ STILL_BURST = 3
 class _Kept:
     path: Path
     taken_at: float
-    session: str | None = None
-    campaign: str = ""
     share: bool = False
     print: bool = False
     shared: bool = False
@@ -82,17 +83,12 @@ def best_frame(recent: list[Perception]) -> Perception:
     candidates = [perception for perception in recent if perception.coverage >= 0.9 * most]
     inside = [perception for perception in candidates if _fully_in(perception.alpha)]
     return max(inside or candidates,
-               key=lambda perception: sharpness(perception.frame.image, _person_box(perception.alpha)))
+               key=lambda perception: sharpness(perception.frame.image, mask_box(perception.alpha >= 128)))
 
 
 def _fully_in(alpha: np.ndarray) -> bool:
     person = alpha >= 128
     return not (person[0].any() or person[:, 0].any() or person[:, -1].any())
-
-
-def _person_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
-    points = cv2.findNonZero((alpha >= 128).astype(np.uint8))
-    return None if points is None else tuple(int(v) for v in cv2.boundingRect(points))
 
 
 @dataclass
@@ -103,9 +99,10 @@ class KioskKeepsakes:
     compose: Callable[[Any, str, np.ndarray, Any], Any]
     photos_dir: Path
     #: Start the uploader and the printer (appliance.share.ShareService / appliance.printing.PrintService, or
-    #: None when off): at the first photo, in its job, so a screen without a booth never starts them.
+    #: None when off): at the kiosk's start, so what an earlier run queued is uploaded, followed or expired.
     start_share: Callable[[], Any] = field(default=lambda: None)
-    start_printer: Callable[[Callable[[str, Any], None]], Any] = field(default=lambda outcome: None)
+    start_printer: Callable[[Callable[[str, Any, dict[str, str | None]], None]], Any] = field(
+        default=lambda outcome: None)
     retention_s: float = 600.0
     #: The source's full-resolution burst (``CaptureThread.still``), None when its photos are its live frames.
     stills: Callable[[int], list[Frame]] | None = None
@@ -118,7 +115,6 @@ class KioskKeepsakes:
     _recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))
     _kept: dict[str, _Kept] = field(default_factory=dict)
     _outcomes: list[tuple[str, Any]] = field(default_factory=list)
-    _awaiting: dict[str, tuple[str | None, str]] = field(default_factory=dict)   # prints: (session, campaign)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -146,27 +142,26 @@ class KioskKeepsakes:
     def remember(self, perception: Perception) -> None:
         self._recent.append(perception)
 
-    def printed(self, photo_id: str, status: Any) -> None:
-        """The printer's outcome (its thread): handed to the loop's ``tick``."""
+    def printed(self, photo_id: str, status: Any, labels: dict[str, str | None]) -> None:
+        """The printer's outcome (its thread; a print from before a restart too): handed to the loop's ``tick``."""
         with self._lock:
-            self._outcomes.append((photo_id, status))
+            self._outcomes.append((photo_id, status, labels))
 
     def tick(self) -> None:
         """On the loop: the events of uploads and prints that ended, and the copies no longer needed."""
         with self._lock:
             outcomes, self._outcomes = self._outcomes, []
-        for photo_id, status in outcomes:
+        for photo_id, status, labels in outcomes:
             with self._lock:
                 kept = self._kept.get(photo_id)
-                session, campaign = self._awaiting.pop(photo_id, (None, ""))
             if kept is not None:
                 kept.printed = True
             ok = getattr(status, "state", "") == "printed"
-            data = {"session": session, "campaign": campaign, "photo_id": photo_id}
+            data = {"session": labels.get("session"), "campaign": labels.get("campaign") or "", "photo_id": photo_id}
             self.publish("photo_printed" if ok else "print_failed",
                          data if ok else {**data, "reason": getattr(status, "reason", "") or ""})
         for photo_id, labels in self.share.to_announce() if self.share is not None else ():
-            self.publish("photo_shared", {"session": labels.get("session"), "campaign": labels.get("campaign", ""),
+            self.publish("photo_shared", {"session": labels.get("session"), "campaign": labels.get("campaign") or "",
                                           "photo_id": photo_id})
             self.share.announced(photo_id)
             with self._lock:
@@ -234,7 +229,7 @@ class KioskKeepsakes:
             return chosen.frame.image, pose
         (still_w, still_h), (live_w, live_h) = burst[0].size, chosen.frame.size
         scale_x, scale_y = still_w / live_w, still_h / live_h
-        box = _person_box(chosen.alpha)
+        box = mask_box(chosen.alpha >= 128)
         if box is not None:
             x, y, w, h = box
             box = (round(x * scale_x), round(y * scale_y), round(w * scale_x), round(h * scale_y))
@@ -248,7 +243,7 @@ class KioskKeepsakes:
         return image, pose
 
     def start(self) -> None:
-        """The uploader and the printer, once (at start when a campaign offers photos, else at the first photo);
+        """The uploader and the printer, once (the kiosk starts them; a photo made before, in a test, does);
         one that cannot start is said in one line and left off."""
         with self._lock:
             if self._started:
@@ -281,21 +276,14 @@ class KioskKeepsakes:
         with self._lock:
             kept = self._kept.get(keepsake.photo_id)
         if kept is None:
-            raise ApplianceError(f"photo {keepsake.photo_id} is no longer on the device (retention)")
-        kept.session, kept.campaign = self.session(), self.campaign()
+            raise ApplianceError(f"photo {photo_tag(keepsake.photo_id)} is no longer on the device (retention)")
+        labels = {"session": self.session(), "campaign": self.campaign()}   # the events', even after a restart
         kept.share = share and self.share is not None
         kept.print = print and self.printer is not None
         if kept.share:
-            try:
-                kept.ticket = self.share.submit(keepsake.photo_id, kept.path,
-                                                {"session": kept.session, "campaign": kept.campaign})
-            except ApplianceError as exc:
-                log.error("photo %s cannot be shared: %s", keepsake.photo_id, one_line(exc))
-                kept.share = False
+            kept.ticket = self.share.submit(keepsake.photo_id, kept.path, labels)
         if kept.print:
-            with self._lock:
-                self._awaiting[keepsake.photo_id] = (kept.session, kept.campaign)
-            self.printer.submit(keepsake.photo_id, kept.path, kept.campaign)
+            self.printer.submit(keepsake.photo_id, kept.path, labels)
 
     def link(self, keepsake: Keepsake) -> str | None:
         with self._lock:

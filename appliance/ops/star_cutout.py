@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from appliance.atomicfile import write_atomically
+from appliance.boxes import mask_box
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
@@ -26,16 +27,13 @@ MARGIN_SHARE = 0.02
 def cut_out(image: np.ndarray, matte: StillMatte) -> np.ndarray | None:
     """BGR ``image``'s largest person as BGRA cropped around them, or None when nobody is in it."""
     alpha = matte.matte(image, largest_only=True)
-    rows = np.flatnonzero((alpha >= 128).any(axis=1))
-    if not len(rows):
+    if mask_box(alpha >= 128) is None:
         return None
-    visible = alpha > 0
-    rows = np.flatnonzero(visible.any(axis=1))
-    cols = np.flatnonzero(visible.any(axis=0))
-    margin = round((rows[-1] - rows[0] + 1) * MARGIN_SHARE)
+    x, y, w, h = mask_box(alpha > 0)
+    margin = round(h * MARGIN_SHARE)
     height, width = alpha.shape
-    y0, y1 = max(0, rows[0] - margin), min(height, rows[-1] + 1 + margin)
-    x0, x1 = max(0, cols[0] - margin), min(width, cols[-1] + 1 + margin)
+    y0, y1 = max(0, y - margin), min(height, y + h + margin)
+    x0, x1 = max(0, x - margin), min(width, x + w + margin)
     return np.dstack([image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]])
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from appliance.boxes import mask_box
 from appliance.perception.palm import full_frame_window
 from appliance.perception.tensor import Region
 
@@ -43,14 +44,13 @@ GRID_SHARE = 0.6
 def person_box(probabilities: np.ndarray, frame_size: tuple[int, int], threshold: float = 0.5
                ) -> tuple[float, float, float, float] | None:
     """(x, y, w, h) in frame pixels bounding the person mask, or None when nobody is there."""
-    rows = np.flatnonzero((probabilities > threshold).any(axis=1))
-    if rows.size == 0:
+    box = mask_box(probabilities > threshold)
+    if box is None:
         return None
-    cols = np.flatnonzero((probabilities > threshold).any(axis=0))
     scale_x = frame_size[0] / probabilities.shape[1]
     scale_y = frame_size[1] / probabilities.shape[0]
-    return (cols[0] * scale_x, rows[0] * scale_y, (cols[-1] + 1 - cols[0]) * scale_x,
-            (rows[-1] + 1 - rows[0]) * scale_y)
+    x, y, w, h = box
+    return x * scale_x, y * scale_y, w * scale_x, h * scale_y
 
 
 def tiles(left: float, top: float, right: float, bottom: float, side: float) -> list[Region]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from appliance.boxes import mask_box
 from appliance.errors import ApplianceError
 from appliance.perception.body import Pose
 from appliance.photo.desk import PhotoDesk
@@ -65,11 +66,8 @@ def _clip(box: tuple[float, float, float, float], size: tuple[int, int]) -> Box:
 def _visible_box(alpha: np.ndarray, near: Box) -> Box:
     """The box of ``alpha``'s pixels at or above one half, looked for within ``near``."""
     x, y, w, h = near
-    region = alpha[y:y + h, x:x + w] >= 128
-    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-    if not len(rows):
-        return x, y, 0, 0
-    return x + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    box = mask_box(alpha[y:y + h, x:x + w] >= 128)
+    return (x, y, 0, 0) if box is None else (x + box[0], y + box[1], box[2], box[3])
 
 
 def _blend(canvas: np.ndarray, layer: np.ndarray, alpha: np.ndarray, box: Box) -> None:

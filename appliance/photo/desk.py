@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.boxes import mask_box
 from appliance.content import Bundle, OverlaySpec
 from appliance.errors import ApplianceError
 from appliance.experience.photo import PhotoConfig
@@ -44,11 +45,11 @@ def photo_config(bundle: Bundle) -> PhotoConfig:
 
 def trimmed(picture: np.ndarray, path: Path) -> np.ndarray:
     """A BGRA cut-out cropped to its visible pixels; an ApplianceError naming ``path`` when none is visible."""
-    rows = np.flatnonzero(picture[:, :, 3].any(axis=1))
-    if not len(rows):
+    box = mask_box(picture[:, :, 3])
+    if box is None:
         raise ApplianceError(f"{path}: the cut-out is fully transparent (no star to place)")
-    cols = np.flatnonzero(picture[rows[0]:rows[-1] + 1, :, 3].any(axis=0))
-    return np.ascontiguousarray(picture[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    x, y, w, h = box
+    return np.ascontiguousarray(picture[y:y + h, x:x + w])
 
 
 class PhotoDesk:

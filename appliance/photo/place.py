@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from appliance.boxes import mask_box
 from appliance.perception.body import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER, Pose
 
 TORSO_SHARE = 0.30
@@ -58,11 +59,10 @@ class Layout:
 
 def measure(alpha: np.ndarray, pose: Pose | None = None) -> Shopper | None:
     """The shopper in uint8 ``alpha`` (and ``pose``, in the same pixels), or None when nobody is in it."""
-    rows = np.flatnonzero((alpha >= 128).any(axis=1))
-    if not len(rows):
+    box = mask_box(alpha >= 128)
+    if box is None:
         return None
-    cols = np.flatnonzero((alpha[rows[0]:rows[-1] + 1] >= 128).any(axis=0))
-    x0, y0, x1, y1 = float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+    x0, y0, x1, y1 = float(box[0]), float(box[1]), float(box[0] + box[2]), float(box[1] + box[3])
     visible = y1 - y0
     if not reaches_bottom(alpha):
         return Shopper((x0, y0, x1, y1), visible)

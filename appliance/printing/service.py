@@ -35,7 +35,7 @@ Invariants:
 - The page CUPS prints is a ``page-*.pdf`` made by ``mkstemp`` (0600) in the work directory (0700) and
   deleted as soon as CUPS has its copy (or refused it): CUPS's job title (``JOB_TITLE``) and document
   name (the file's name) never carry the photo's id, and neither do the logs: they name a photo by its
-  ``photo_tag`` (appliance.share.links: 8 hex digits of a hash, no way back to the id) and CUPS's job id;
+  ``photo_tag`` (appliance.digest: 8 hex digits of a hash, no way back to the id) and CUPS's job id;
   a reason that would name the photo's id (an error about its file) names its tag instead.
 """
 
@@ -55,11 +55,11 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.alerts import Alerts
 from appliance.atomicfile import SECRET_MODE, write_atomically
+from appliance.digest import photo_tag
 from appliance.errors import ApplianceError, one_line
 from appliance.printing.counter import PageCounter
 from appliance.printing.layout import PrintLayout, parse_media
 from appliance.printing.printer import Printer, PrinterError, QueueState
-from appliance.share.links import photo_tag
 from appliance.worker import Worker
 
 if TYPE_CHECKING:

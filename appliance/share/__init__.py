@@ -29,7 +29,8 @@ The caller deletes its own file (e.g. the print copy) itself, not before ``done`
 queue's worker copies it after ``submit`` has returned.
 """
 
-from appliance.share.links import new_photo_id, photo_tag
+from appliance.digest import photo_tag
+from appliance.share.links import new_photo_id
 from appliance.share.qr import qr_image
 from appliance.share.queue import purge_queue
 from appliance.share.service import ShareService, ShareTicket

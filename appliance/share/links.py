@@ -3,12 +3,11 @@
 Invariants: a photo id is random (``secrets.token_urlsafe``, 128 bits) and made only of URL- and
 file-safe characters, so it is safe as a file name, an object key and a URL path segment; links are
 never logged (a pre-signed one carries its signature), nor are photo ids (with a short link the id is
-the link's only secret): log lines name a photo by its ``photo_tag``.
+the link's only secret): log lines name a photo by its ``appliance.digest.photo_tag``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 
@@ -29,9 +28,3 @@ def check_photo_id(photo_id: str) -> str:
 def short_link(base: str, photo_id: str) -> str:
     """``<base>/p/<photo_id>``, served by the operator console."""
     return f"{base.rstrip('/')}/p/{check_photo_id(photo_id)}"
-
-
-def photo_tag(photo_id: str) -> str:
-    """What a log line calls a photo: the first 8 hex digits of the id's sha256, the same in every line and
-    across restarts, and no way back to the id."""
-    return hashlib.sha256(photo_id.encode()).hexdigest()[:8]

@@ -48,8 +48,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from appliance.atomicfile import SECRET_MODE, write_atomically
+from appliance.digest import photo_tag
 from appliance.errors import ApplianceError
-from appliance.share.links import check_photo_id, photo_tag
+from appliance.share.links import check_photo_id
 from appliance.share.store import StorageError, Store
 from appliance.worker import Worker
 

@@ -26,9 +26,9 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from appliance.digest import photo_tag
 from appliance.errors import ApplianceError, one_line
 from appliance.share.credentials import Keys
-from appliance.share.links import photo_tag
 
 #: The lifecycle rule's ID: replaced in place, other rules of the bucket kept.
 LIFECYCLE_RULE_ID = "oivis-photos-expiry"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
-from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture
+from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture, mask_box
 from appliance.experience.keepsake import Keepsake
 from appliance.experience.photo import PhotoConfig
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
@@ -135,10 +135,10 @@ class BoothScene:
         perception = moment.perception
         if perception is None:
             return
-        points = cv2.findNonZero((perception.alpha >= 128).astype(np.uint8))
-        if points is None:
+        box = mask_box(perception.alpha >= 128)
+        if box is None:
             return
-        x, y, w, h = cv2.boundingRect(points)
+        x, y, w, h = box
         frame = (perception.alpha.shape[1], perception.alpha.shape[0])
         corners = [context.stage.screen_point(point, frame) for point in ((x, y), (x + w, y + h))]
         if None in corners:
