@@ -636,3 +636,32 @@ def test_with_sharing_off_the_kiosk_start_deletes_what_an_earlier_run_queued(
         assert desk.share is None and list(queued.iterdir()) == []
     finally:
         desk.stop()
+
+
+def test_a_print_that_ends_after_a_restart_is_still_announced_with_its_campaign_and_session(
+        s3: S3Server, cups: Cups, bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception],
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, s3, cups)
+    cups.run("cupsdisable", "-r", "paper out", cups.queue)
+    try:
+        before = kiosk_desk(cfg, Alerts(), photo_desk, shopper, tmp_path)
+        before.attach(lambda type, data: None, lambda: VISIT, lambda: (bundle, bundle.scenes[0].id))
+        before.start()
+        keepsake = before.make(list(before._recent), before.place())
+        before.keep(keepsake, share=False, print=True)
+        assert wait_for(lambda: cups.run("lpstat", "-o", cups.queue).strip(), 20), "the job never reached CUPS"
+        before.stop()   # the kiosk restarts while the photo waits in the paused queue
+        cups.run("cupsenable", cups.queue)
+        events: list[tuple[str, dict]] = []
+        after = kiosk_desk(cfg, Alerts(), photo_desk, [], tmp_path)
+        after.attach(lambda type, data: events.append((type, data)), lambda: "a-later-visit", lambda: (bundle, ""))
+        after.start()
+        try:
+            assert wait_for(lambda: after.tick() or events, 60), "the print was never announced"
+            assert events == [("photo_printed", {"session": VISIT, "campaign": bundle.name,
+                                                 "photo_id": keepsake.photo_id})]
+        finally:
+            after.stop()
+    finally:
+        cups.run("cancel", "-a", cups.queue)
+        cups.run("cupsenable", cups.queue)

@@ -149,17 +149,7 @@ class KioskKeepsakes:
 
     def tick(self) -> None:
         """On the loop: the events of uploads and prints that ended, and the copies no longer needed."""
-        with self._lock:
-            outcomes, self._outcomes = self._outcomes, []
-        for photo_id, status, labels in outcomes:
-            with self._lock:
-                kept = self._kept.get(photo_id)
-            if kept is not None:
-                kept.printed = True
-            ok = getattr(status, "state", "") == "printed"
-            data = {"session": labels.get("session"), "campaign": labels.get("campaign") or "", "photo_id": photo_id}
-            self.publish("photo_printed" if ok else "print_failed",
-                         data if ok else {**data, "reason": getattr(status, "reason", "") or ""})
+        self._publish_prints()
         for photo_id, labels in self.share.to_announce() if self.share is not None else ():
             self.publish("photo_shared", {"session": labels.get("session"), "campaign": labels.get("campaign") or "",
                                           "photo_id": photo_id})
@@ -177,6 +167,20 @@ class KioskKeepsakes:
                 kept.path.unlink(missing_ok=True)   # the device's copy goes as soon as nothing needs it
             if (over and not kept.shown) or now - kept.taken_at >= self.retention_s:
                 self._forget(photo_id)
+
+    def _publish_prints(self) -> None:
+        """The events of the prints that ended (the printer's outcomes since the last call)."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        for photo_id, status, labels in outcomes:
+            with self._lock:
+                kept = self._kept.get(photo_id)
+            if kept is not None:
+                kept.printed = True
+            ok = getattr(status, "state", "") == "printed"
+            data = {"session": labels.get("session"), "campaign": labels.get("campaign") or "", "photo_id": photo_id}
+            self.publish("photo_printed" if ok else "print_failed",
+                         data if ok else {**data, "reason": getattr(status, "reason", "") or ""})
 
     def _forget(self, photo_id: str) -> None:
         with self._lock:
@@ -263,10 +267,14 @@ class KioskKeepsakes:
             self.share, self.printer = share, printer
 
     def stop(self) -> None:
-        """The services stop; the device's copies go with the kiosk (the uploads queued stay with the uploader)."""
+        """What ended is published while the uploader can still record its announcements; the services stop (the
+        uploads and prints under way stay with them, taken up at the next start); the outcomes the printer gave
+        while stopping are published; the device's copies go with the kiosk."""
+        self.tick()
         for service in (self.share, self.printer):
             if service is not None:
                 service.stop()
+        self._publish_prints()
         with self._lock:
             kept, self._kept = list(self._kept.values()), {}
         for item in kept:
