@@ -195,24 +195,26 @@ class KioskKeepsakes:
     def for_jobs(self, submit: Callable[[Callable[[], Any], str], Job[Any]]) -> ExperienceKeepsakes:
         return ExperienceKeepsakes(self, submit)
 
-    def make(self, recent: list[Perception], place: tuple[Any, str]) -> Keepsake:
+    def make(self, recent: list[Perception], place: tuple[Any, str], asked_at: float | None = None) -> Keepsake:
         """In a job: the best of ``recent`` (the frames when it was asked for) composed for ``place`` (the
-        bundle and world shown then), written to ``photos_dir``."""
+        bundle and world shown then), written to ``photos_dir``.  Its timings are the composition's steps,
+        ``still`` (the burst, with a still mode) and ``total``: from ``asked_at`` (the loop's ``time.monotonic``
+        when the photo was asked for; else this call) to the photo written, the campaign's desk made at its
+        first photo included."""
+        started = time.monotonic() if asked_at is None else asked_at
         self.start()
         if not recent:
             raise ApplianceError("no camera frame to take a photo of")
         chosen = best_frame(recent)
-        image, pose, still_ms = chosen.frame.image, chosen.poses[0] if chosen.poses else None, 0.0
+        image, pose = chosen.frame.image, chosen.poses[0] if chosen.poses else None
+        timings: dict[str, float] = {}
         if self.stills is not None:
-            started = time.monotonic()
+            burst_at = time.monotonic()
             image, pose = self._still(chosen, pose)
-            still_ms = (time.monotonic() - started) * 1000
+            timings["still"] = round((time.monotonic() - burst_at) * 1000, 1)
         bundle, world = place
         photo = self.compose(bundle, world, image, pose)
-        timings = dict(photo.timings_ms)
-        if still_ms:
-            timings["still"] = round(still_ms, 1)
-            timings["total"] = round(timings.get("total", 0.0) + still_ms, 1)
+        timings = {**photo.timings_ms, **timings, "compose": photo.timings_ms.get("total", 0.0)}
         photo_id = self.new_id()
         self.photos_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.photos_dir / f"{photo_id}.jpg"
@@ -221,6 +223,7 @@ class KioskKeepsakes:
             file.write(photo.jpeg)
         with self._lock:
             self._kept[photo_id] = _Kept(path, self.clock())
+        timings["total"] = round((time.monotonic() - started) * 1000, 1)
         return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, timings)
 
     def _still(self, chosen: Perception, pose: Any) -> tuple[np.ndarray, Any]:
@@ -371,8 +374,10 @@ class ExperienceKeepsakes:
         recent, place = list(self._desk._recent), self._desk.place()   # on the loop: the frames and world now
         order = _Order()
 
+        asked_at = time.monotonic()
+
         def make() -> Keepsake:
-            keepsake = self._desk.make(recent, place)
+            keepsake = self._desk.make(recent, place, asked_at)
             with self._lock:
                 order.keepsake = keepsake
                 unwanted = order.cancelled
