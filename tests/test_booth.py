@@ -665,3 +665,28 @@ def test_a_print_that_ends_after_a_restart_is_still_announced_with_its_campaign_
     finally:
         cups.run("cancel", "-a", cups.queue)
         cups.run("cupsenable", cups.queue)
+
+
+def test_a_print_that_fails_is_announced_with_its_reason_campaign_and_session(
+        s3: S3Server, cups: Cups, bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception],
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, s3, cups)
+    cfg = cfg.model_copy(update={"printing": cfg.printing.model_copy(update={"job_timeout_s": 1.0})})
+    events: list[tuple[str, dict]] = []
+    desk = kiosk_desk(cfg, Alerts(), photo_desk, shopper, tmp_path)
+    desk.attach(lambda type, data: events.append((type, data)), lambda: VISIT, lambda: (bundle, ""))
+    desk.start()
+    try:
+        keepsake = desk.make(list(desk._recent), desk.place())
+        cups.run("cupsdisable", "-r", "paper jam", cups.queue)   # after the offer: the job waits, then its deadline
+        desk.keep(keepsake, share=False, print=True)
+        assert wait_for(lambda: desk.tick() or events, 30), "the failed print was never announced"
+        [(kind, data)] = events
+        assert kind == "print_failed" and data["reason"], events
+        assert {key: data[key] for key in ("session", "campaign", "photo_id")} == {
+            "session": VISIT, "campaign": bundle.name, "photo_id": keepsake.photo_id}
+        assert cups.run("lpstat", "-o", cups.queue).strip() == "", "cancelled and purged from CUPS at its deadline"
+    finally:
+        desk.stop()
+        cups.run("cancel", "-a", cups.queue)
+        cups.run("cupsenable", cups.queue)
