@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -198,22 +199,29 @@ def wait_for(condition, timeout: float = 3.0) -> bool:
     return False
 
 
-def test_capture_thread_survives_an_unplugged_camera_and_recovers() -> None:
+@pytest.fixture()
+def unpluggable() -> Iterator[tuple[UnpluggableCamera, LatestSlot[Frame], CaptureThread]]:
+    """A capture thread reading the unpluggable camera, retrying fast, once frames flow."""
     camera = UnpluggableCamera()
     slot: LatestSlot[Frame] = LatestSlot()
     capture = CaptureThread(camera, slot, retry_initial=0.02, retry_max=0.05).start()
     try:
         assert wait_for(lambda: slot.latest()[0] > 3)
-        camera.plugged.clear()
-        assert wait_for(lambda: capture.problem is not None)
-        assert "unplugged" in capture.problem
-        stalled_at = slot.latest()[0]
-        assert wait_for(lambda: camera.reopens >= 2)
-        assert slot.latest()[0] <= stalled_at + 1
-        camera.plugged.set()
-        assert wait_for(lambda: capture.problem is None and slot.latest()[0] > stalled_at + 3)
+        yield camera, slot, capture
     finally:
         capture.stop()
+
+
+def test_capture_thread_survives_an_unplugged_camera_and_recovers(unpluggable: tuple) -> None:
+    camera, slot, capture = unpluggable
+    camera.plugged.clear()
+    assert wait_for(lambda: capture.problem is not None)
+    assert "unplugged" in capture.problem
+    stalled_at = slot.latest()[0]
+    assert wait_for(lambda: camera.reopens >= 2)
+    assert slot.latest()[0] <= stalled_at + 1
+    camera.plugged.set()
+    assert wait_for(lambda: capture.problem is None and slot.latest()[0] > stalled_at + 3)
 
 
 def test_an_image_larger_than_the_live_size_is_filmed_at_it_and_photographed_at_its_own(astronaut: np.ndarray) -> None:
@@ -300,20 +308,15 @@ def test_the_capture_thread_takes_the_photos_asked_for_between_live_frames(astro
         capture.stop()
 
 
-def test_a_failed_photo_reaches_the_asker_and_the_capture_recovers() -> None:
-    camera = UnpluggableCamera()
-    slot: LatestSlot[Frame] = LatestSlot()
-    capture = CaptureThread(camera, slot, retry_initial=0.02, retry_max=0.05).start()
-    try:
-        assert wait_for(lambda: slot.latest()[0] > 3)
-        camera.plugged.clear()
-        with pytest.raises(ApplianceError, match="unplugged"):
-            capture.still(1)
-        camera.plugged.set()
-        assert wait_for(lambda: capture.problem is None)
-        assert len(capture.still(2)) == 2
-    finally:
-        capture.stop()
+def test_a_failed_photo_reaches_the_asker_and_the_capture_recovers(unpluggable: tuple) -> None:
+    camera, slot, capture = unpluggable
+    camera.plugged.clear()
+    with pytest.raises(ApplianceError, match="unplugged"):
+        capture.still(1)
+    camera.plugged.set()
+    assert wait_for(lambda: capture.problem is None)
+    assert len(capture.still(2)) == 2
+    capture.stop()
     with pytest.raises(ApplianceError, match="test-camera gave no photo within 0 s"):
         capture.still(1, timeout_s=0.05)
 

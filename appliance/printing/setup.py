@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,30 +124,31 @@ class Scheduler:
             time.sleep(0.1)
 
 
-def top_level(conf: str) -> dict[str, str]:
-    depth, found = 0, {}
+def _lines(conf: str) -> Iterator[tuple[str, re.Match[str] | None]]:
+    """Each line of ``conf`` with its directive when it is one at the top level (outside every section)."""
+    depth = 0
     for line in conf.splitlines():
         text = line.strip()
         if text.startswith("</"):
             depth -= 1
         elif text.startswith("<"):
             depth += 1
-        elif depth == 0 and (match := _DIRECTIVE.match(text)):
-            found[match.group(1).lower()] = match.group(2) or ""
-    return found
+        elif depth == 0:
+            yield line, _DIRECTIVE.match(text)
+            continue
+        yield line, None
+
+
+def top_level(conf: str) -> dict[str, str]:
+    return {match.group(1).lower(): match.group(2) or "" for _, match in _lines(conf) if match}
 
 
 def with_directives(conf: str, wanted: dict[str, str]) -> str:
     """``conf`` with each top-level ``wanted`` directive set (replaced where it is, appended where not)."""
     remaining = {name.lower(): (name, value) for name, value in wanted.items()}
-    lines, depth = [], 0
-    for line in conf.splitlines():
-        text = line.strip()
-        if text.startswith("</"):
-            depth -= 1
-        elif text.startswith("<"):
-            depth += 1
-        elif depth == 0 and (match := _DIRECTIVE.match(text)) and match.group(1).lower() in remaining:
+    lines = []
+    for line, match in _lines(conf):
+        if match and match.group(1).lower() in remaining:
             name, value = remaining.pop(match.group(1).lower())
             line = f"{name} {value}"
         lines.append(line)
