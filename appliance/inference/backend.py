@@ -79,6 +79,13 @@ class Registry:
             registry.plugins[plugin.name] = plugin
         return registry
 
+    def describe(self) -> str:
+        """Each backend with its runtime's version, and each unavailable one with its reason (for start-up logs)."""
+        available = [f"{name} ({', '.join(f'{k} {v}' for k, v in plugin.versions().items()) or 'version unknown'})"
+                     for name, plugin in sorted(self.plugins.items())]
+        unavailable = [f"{name} unavailable ({reason})" for name, reason in sorted(self.unavailable.items())]
+        return "; ".join(available + unavailable)
+
     def known(self) -> list[str]:
         return sorted([*self.plugins, *self.unavailable])
 
@@ -133,6 +140,7 @@ class Inference:
         self.wanted = wanted
         self.manifest = manifest or Manifest.load()
         self.registry = registry or Registry.discover()
+        log.info("inference backends: %s", self.registry.describe())
         self.lanes = {name: LaneSettings(lane.backend, _with_soc(lane.options, self.options.soc))
                       for name, lane in (lanes or {}).items()}
         for name in self.lanes:

@@ -49,6 +49,8 @@ class LiteRTPlugin:
     priority = 10
 
     def can_run(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> str | None:
+        if not spec.filename.endswith(".tflite"):
+            return f"LiteRT runs .tflite models, not {spec.filename}"
         return None
 
     def load(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> LiteRTRunner:

@@ -1,0 +1,91 @@
+"""CPU backend: ONNX Runtime, for the manifest's .onnx models (age and gender, style transfer).
+
+Each image input arrives as uint8 NHWC RGB, like every runner's; the runner applies the
+manifest's per-channel normalisation and, for an NCHW model, transposes.  Inputs the
+manifest lists as ``extra_inputs`` (a style's weights, a style vector) are passed to the
+model as given, in float32, after checking their shape.  Outputs come back as the model
+gives them, in float32.  Only .onnx files are accepted; LiteRT runs the .tflite ones.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import onnxruntime
+
+from appliance.errors import ApplianceError
+from appliance.inference.backend import BackendOptions
+from appliance.inference.manifest import ExtraInput, Manifest, ModelSpec
+
+
+class OnnxRunner:
+    """One InferenceSession on the CPU execution provider."""
+
+    backend = "onnx"
+
+    def __init__(self, spec: ModelSpec, manifest: Manifest, threads: int) -> None:
+        path = manifest.verified_path(spec.name)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(str(path), sess_options=options,
+                                                         providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            raise ApplianceError(f"onnxruntime could not load model {spec.name} from {path}: {exc}") from exc
+        extras = {extra.name: extra for extra in spec.extra_inputs}
+        names = [given.name for given in self._session.get_inputs()]
+        unknown = set(extras) - set(names)
+        if unknown:
+            raise ApplianceError(f"model {spec.name} has no input(s) {', '.join(sorted(unknown))} (it has {names})")
+        self._inputs: list[tuple[str, ExtraInput | None]] = [(name, extras.get(name)) for name in names]
+        scale, offsets = spec.channel_normalisation
+        self._scale = np.float32(scale)
+        self._offsets = np.asarray(offsets, np.float32)
+        self._nchw = spec.layout == "NCHW"
+        self._shape = spec.input_shape
+        self.name = spec.name
+
+    def _image(self, image: np.ndarray) -> np.ndarray:
+        fits = image.ndim == 4 and all(want in (0, got) for want, got in zip(self._shape, image.shape, strict=True))
+        if not fits or image.dtype != np.uint8:
+            raise ApplianceError(f"model {self.name} expects a uint8 image {self._shape} (0: any), "
+                                 f"got {image.dtype} {image.shape}")
+        tensor = image.astype(np.float32) * self._scale + self._offsets
+        return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2)) if self._nchw else tensor
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self._inputs):
+            raise ApplianceError(f"model {self.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
+        feeds = {}
+        for (name, extra), value in zip(self._inputs, inputs, strict=True):
+            if extra is None:
+                feeds[name] = self._image(value)
+            elif tuple(value.shape) != extra.shape:
+                raise ApplianceError(f"model {self.name} expects {name} {extra.shape}, got {value.shape}")
+            else:
+                feeds[name] = np.asarray(value, np.float32)
+        return [np.asarray(output, np.float32) for output in self._session.run(None, feeds)]
+
+
+class OnnxPlugin:
+    name = "onnx"
+    priority = 5
+
+    def can_run(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> str | None:
+        if not spec.filename.endswith(".onnx"):
+            return f"onnxruntime runs .onnx models, not {spec.filename}"
+        return None
+
+    def load(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> OnnxRunner:
+        return OnnxRunner(spec, manifest, options.threads)
+
+    def versions(self) -> dict[str, str]:
+        try:
+            return {"onnxruntime": version("onnxruntime")}
+        except PackageNotFoundError:
+            return {}
+
+
+PLUGIN = OnnxPlugin()
