@@ -19,10 +19,12 @@ from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
 from appliance.perception.body import Pose
+from appliance.perception.face import Face
+from appliance.perception.face_tracker import FaceSettings
 from appliance.perception.gestures import classify
 from appliance.perception.hand import Hand
 from appliance.perception.pose_tracker import PoseSettings
-from appliance.perception.stages import HandStage, PoseStage, SegmentationStage
+from appliance.perception.stages import FaceStage, HandStage, PoseStage, SegmentationStage
 
 
 @dataclass(frozen=True)
@@ -30,21 +32,24 @@ class StillResult:
     mask: np.ndarray        # uint8 person probability at the image's size
     hands: list[Hand]
     poses: list[Pose]       # every person, largest first
+    faces: list[Face]       # every face, largest first
 
 
 class StillPerception:
     """The live path's stages in still mode: the square segmentation model, every hand-search step, the pose
-    detector on the whole image and the mask's person regions; no state."""
+    detector on the whole image and the mask's person regions, both face detectors on the whole image; no state."""
 
-    def __init__(self, inference: Inference, pose: PoseSettings = PoseSettings()) -> None:
+    def __init__(self, inference: Inference, pose: PoseSettings = PoseSettings(),
+                 face: FaceSettings = FaceSettings()) -> None:
         self.segmentation = SegmentationStage(inference, still=True)
         self.hands = HandStage(inference, still=True)
         self.pose = PoseStage(inference, still=True, settings=pose)
+        self.face = FaceStage(inference, still=True, settings=face)
 
     def perceive(self, image: np.ndarray) -> StillResult:
         segmented = self.segmentation.run(image)
         return StillResult(segmented.alpha, self.hands.find(image, segmented.person),
-                           self.pose.find(image, segmented))
+                           self.pose.find(image, segmented), self.face.find(image))
 
 
 def hand_record(hand: Hand) -> dict:
@@ -69,10 +74,20 @@ def pose_record(pose: Pose) -> dict:
     }
 
 
+def face_record(face: Face) -> dict:
+    """One face as the contract's ``faces`` entry: score, box and 468 × [x, y, z] in input pixels."""
+    return {
+        "score": round(face.score, 4),
+        "box": [round(value, 2) for value in face.box],
+        "landmarks": np.round(face.landmarks.astype(float), 2).tolist(),
+    }
+
+
 def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, out: IO[str],
-            limits: MediaLimits = DEFAULT_LIMITS, pose: PoseSettings = PoseSettings()) -> int:
+            limits: MediaLimits = DEFAULT_LIMITS, pose: PoseSettings = PoseSettings(),
+            face: FaceSettings = FaceSettings()) -> int:
     """Write one JSON object per input to ``out``; returns how many inputs failed."""
-    perception = StillPerception(inference, pose)
+    perception = StillPerception(inference, pose, face)
     if mask_dir:
         mask_dir.mkdir(parents=True, exist_ok=True)
     def mask(stem: str) -> Path | None:
@@ -121,4 +136,5 @@ def _analyze_one(path: Path, perception: StillPerception, mask_path: Path | None
     poses = [pose_record(pose) for pose in result.poses]
     return {"path": str(path), "size": [width, height], "person": person,
             "hands": [hand_record(hand) for hand in result.hands],
-            "pose": poses[0] if poses else None, "poses": poses}
+            "pose": poses[0] if poses else None, "poses": poses,
+            "faces": [face_record(face) for face in result.faces]}

@@ -141,7 +141,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     failures = analyze(args.paths, Inference(args.backend), args.mask_out, sys.stdout, config.media,
-                       config.pose.settings())
+                       config.pose.settings(), config.face.settings())
     if failures:
         raise ApplianceError(f"{failures} of {len(args.paths)} input(s) could not be analysed (see their \"error\")")
     return 0
@@ -181,6 +181,7 @@ def _bench(args: argparse.Namespace) -> int:
         needs=needs,
         parallel=settings.parallel,
         pose=config.pose.settings(),
+        face=config.face.settings(),
     )
     result = run_bench(setup, args.frames)
     print(json.dumps(result) if args.json else format_table(result))

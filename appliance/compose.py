@@ -94,7 +94,8 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
            registry: Registry) -> Iterator[Kiosk]:
     bundle = first_bundle(config, fleet, registry)
     inference = config.inference.inference()
-    perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel, config.pose.settings())
+    perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel, config.pose.settings(),
+                          config.face.settings())
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media,
                          demo=demo_image)
     display = Display(mode, (config.display.width, config.display.height))

@@ -28,6 +28,7 @@ from appliance.identity import device_id_problem
 from appliance.inference.backend import BackendOptions, Inference, LaneSettings
 from appliance.inference.manifest import Manifest
 from appliance.media import MediaLimits
+from appliance.perception.face_tracker import FaceSettings
 from appliance.perception.matte import MatteSettings
 from appliance.perception.pose_tracker import PoseSettings, Smoothing
 from appliance.tomlfile import read_toml, validated
@@ -144,6 +145,28 @@ class PoseConfig(Section):
 
     def settings(self) -> PoseSettings:
         return PoseSettings(self.max_people, self.recheck_every, self.uncovered_every,
+                            Smoothing(self.min_cutoff, self.beta, self.derivative_cutoff))
+
+
+class FaceConfig(Section):
+    """``[face]``: faces' meshes, tracked (only while an experience asks for face)."""
+
+    max_faces: int = Field(FaceSettings.max_faces, ge=1, le=8, description="faces tracked at most; each costs one "
+                           "mesh inference per frame")
+    detector: Literal["full", "short"] = Field(FaceSettings.detector, description="live face detector: full (full "
+                                               "range, shoppers up to about 5 m) or short (short range, faces "
+                                               "within about 2 m)")
+    recheck_every: int = Field(FaceSettings.recheck_every, ge=1, le=600, description="frames between detector runs "
+                               "while some but fewer than max_faces are tracked")
+    min_cutoff: float = Field(Smoothing.min_cutoff, gt=0, le=30, description="One Euro filter: cutoff (Hz) of a "
+                              "still landmark; lower = less jitter")
+    beta: float = Field(Smoothing.beta, ge=0, le=1000, description="One Euro filter: how fast the cutoff rises with "
+                        "speed (face sizes per second); higher = less lag")
+    derivative_cutoff: float = Field(Smoothing.derivative_cutoff, gt=0, le=30, description="One Euro filter: "
+                                     "cutoff (Hz) of the speed estimate")
+
+    def settings(self) -> FaceSettings:
+        return FaceSettings(self.max_faces, self.detector, self.recheck_every,
                             Smoothing(self.min_cutoff, self.beta, self.derivative_cutoff))
 
 
@@ -272,6 +295,7 @@ class Config(Section):
     segmentation: SegmentationConfig = SegmentationConfig()
     kiosk: KioskConfig = KioskConfig()
     pose: PoseConfig = PoseConfig()
+    face: FaceConfig = FaceConfig()
     fleet: FleetConfig = FleetConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     paths: PathsConfig = PathsConfig()

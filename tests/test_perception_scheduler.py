@@ -8,7 +8,6 @@ each runner), never faked results.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from appliance.errors import ApplianceError
 from appliance.inference.backend import BackendOptions, Inference
 from appliance.perception.hand import GestureState
 from appliance.perception.lanes import Lane
-from appliance.perception.needs import EVERY_FRAME, Needs
+from appliance.perception.needs import Needs
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.perception.schedule import PRESENCE_RATE
 from appliance.slot import LatestSlot
@@ -64,17 +63,6 @@ def test_rates_are_kept_on_the_capture_clock(counted: CountingInference, astrona
     assert segmentation == list(range(0, 12, int(FPS / PRESENCE_RATE)))
     assert counted.calls("selfie_landscape") == len(segmentation)
     assert all(result.alpha is results[0].alpha for result in results[:6])
-
-
-def test_face_is_logged_once_as_missing_and_the_rest_runs(counted: CountingInference, astronaut: np.ndarray,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
-    perceiver = Perceiver(counted)
-    with caplog.at_level(logging.WARNING, logger="appliance.perception.pipeline"):
-        results = [perceiver.process(frame, Needs(face=EVERY_FRAME)) for frame in frames(astronaut, 3)]
-    missing = [record.getMessage() for record in caplog.records
-               if record.name == "appliance.perception.pipeline" and record.levelno >= logging.WARNING]
-    assert len(missing) == 1 and "no face model in this version" in missing[0]
-    assert all(result.ran == ("segmentation", "hands") for result in results)
 
 
 def test_switching_hands_off_resets_the_tracker(media: Path, counted: CountingInference) -> None:
@@ -205,14 +193,14 @@ def test_lane_mistakes_name_the_key_and_the_line(tmp_path: Path, text: str, prob
     assert message.startswith(problem) and message.endswith(f"(line {line + 3})"), message
 
 
-def test_bench_models_picks_the_stages_and_refuses_face_in_one_line(astronaut_file: Path) -> None:
+def test_bench_models_picks_the_stages_and_refuses_an_unknown_model_in_one_line(astronaut_file: Path) -> None:
     result = cli("bench", str(astronaut_file), "--frames", "3", "--json", "--screen", "320x180",
                  "--models", "segmentation")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["models"] == ["segmentation"] and "hands" not in report["stages"]
     assert {"capture", "segmentation", "composite", "present", "total"} <= set(report["stages"])
-    refused = cli("bench", str(astronaut_file), "--frames", "3", "--models", "segmentation,face")
+    refused = cli("bench", str(astronaut_file), "--frames", "3", "--models", "segmentation,iris")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     (line,) = error_lines(refused.stderr)
-    assert "no face model in this version" in line
+    assert "unknown model 'iris'" in line

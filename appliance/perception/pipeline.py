@@ -5,18 +5,19 @@ Invariants:
 - Only what the current experience needs runs (``Needs``, handed over through a
   latest-value slot and read once per frame): segmentation always (at its
   asked rate, at least PRESENCE_RATE for presence), hands (landmarks and
-  gestures) and pose (every person's body, tracked) only while wanted, at
-  their rates.  Face has no model in this version: asking for it is logged
-  once and the rest runs.
+  gestures), pose (every person's body, tracked) and face (every face's
+  mesh, tracked) only while wanted, at their rates; the pose and face models
+  load the first time they are wanted.
 - Every result names its frame (``index``) and the models that ran on it
   (``ran``); a model that did not run leaves its last answer in place (the
-  matte, the gestures, the poses), except hands or pose switched off, which
-  leave no gestures (no poses) and a reset tracker, so a half-made swipe never
-  fires later and nobody's old pose reappears.
+  matte, the gestures, the poses, the faces), except hands, pose or face
+  switched off, which leave no gestures (no poses, no faces) and a reset
+  tracker, so a half-made swipe never fires later and nobody's old pose or
+  face reappears.
 - Sequential (default): hands and pose search where this frame's
-  segmentation puts people.  Parallel (``[inference] parallel``): each stage
-  runs in its own lane thread and hands and pose use the previous frame's
-  mask, so none waits for another.
+  segmentation puts people (face needs no mask).  Parallel (``[inference]
+  parallel``): each stage runs in its own lane thread and hands and pose use
+  the previous frame's mask, so none waits for another.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ import numpy as np
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
 from appliance.perception.body import Pose
+from appliance.perception.face import Face
+from appliance.perception.face_tracker import FaceSettings
 from appliance.perception.hand import GestureState
 from appliance.perception.lanes import Lane
 from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import MODELS, Needs
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.schedule import RateGate, segmentation_rate
-from appliance.perception.stages import HandStage, PoseStage, SegmentationStage, Segmented
+from appliance.perception.stages import FaceStage, HandStage, PoseStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
 from appliance.worker import Worker
@@ -47,8 +50,6 @@ log = logging.getLogger(__name__)
 
 #: What runs when nobody asked otherwise: the default experience's needs (segmentation and hands, every frame).
 DEFAULT_NEEDS = Needs()
-#: The models this version has a stage for; the others of needs.MODELS come with later versions.
-AVAILABLE = ("segmentation", "hands", "pose")
 NO_GESTURES = GestureState()
 
 
@@ -63,6 +64,7 @@ class Perception:
     gestures: GestureState = NO_GESTURES
     ran: tuple[str, ...] = ()  # the models that ran on this frame (the others' answers are older)
     poses: tuple[Pose, ...] = ()  # every person's body, largest first (when pose is wanted)
+    faces: tuple[Face, ...] = ()  # every face's mesh, largest first (when face is wanted)
 
     @property
     def index(self) -> int:
@@ -70,35 +72,33 @@ class Perception:
         return self.frame.index
 
 
-def unavailable(needs: Needs) -> list[str]:
-    """The models ``needs`` asks for that this version has no stage for."""
-    return [model for model in MODELS if model not in AVAILABLE and needs.wants(model)]
-
-
 class Perceiver:
     """The stages a live frame goes through; one instance per stream (the stages keep temporal state)."""
 
     def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings(), parallel: bool = False,
-                 pose: PoseSettings = PoseSettings()) -> None:
+                 pose: PoseSettings = PoseSettings(), face: FaceSettings = FaceSettings()) -> None:
         self.segmentation = SegmentationStage(inference, matte=matte)
         self.hands = HandStage(inference)
         self._inference = inference
         self._pose_settings = pose
         self.pose: PoseStage | None = None   # loaded the first time an experience asks for pose
+        self._face_settings = face
+        self.face: FaceStage | None = None   # loaded the first time an experience asks for face
         self._lanes = {name: Lane(name).start() for name in ("segmentation", "hands")} if parallel else {}
-        self._gates = {name: RateGate() for name in AVAILABLE}
+        self._gates = {name: RateGate() for name in MODELS}
         self._segmented: Segmented | None = None
         self._gestures = NO_GESTURES
         self._hands_on = False
         self._poses: tuple[Pose, ...] = ()
         self._pose_on = False
-        self._told: set[str] = set()
+        self._faces: tuple[Face, ...] = ()
+        self._face_on = False
 
     def process(self, frame: Frame, needs: Needs = DEFAULT_NEEDS) -> Perception:
         now = frame.captured_at
-        self._tell_unavailable(needs)
         self._switch_hands(needs.wants("hands"))
         self._switch_pose(needs.wants("pose"))
+        self._switch_face(needs.wants("face"))
         last = self._segmented
         jobs: dict[str, Callable[[], Any]] = {}
         if (last is None or last.alpha.shape[:2] != frame.image.shape[:2]
@@ -112,6 +112,9 @@ class Perceiver:
         pose_due = pose is not None and self._gates["pose"].due(needs.pose, now)
         if pose_due and self._lanes:
             jobs["pose"] = lambda: pose.run(frame.image, last, now)
+        face = self.face
+        if face is not None and self._gates["face"].due(needs.face, now):
+            jobs["face"] = lambda: face.run(frame.image, now)
         results, timings = self._run(jobs)
         self._segmented = results.get("segmentation", last)
         later: dict[str, Callable[[], Any]] = {}
@@ -129,11 +132,13 @@ class Perceiver:
             self._gestures = results["hands"]
         if "pose" in results:
             self._poses = results["pose"]
+        if "face" in results:
+            self._faces = results["face"]
         for name in results:
             self._gates[name].ran(now)
-        ran = tuple(name for name in AVAILABLE if name in results)
+        ran = tuple(name for name in MODELS if name in results)
         return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran,
-                          self._poses)
+                          self._poses, self._faces)
 
     def close(self) -> None:
         """Stop the lane threads (parallel mode)."""
@@ -183,12 +188,20 @@ class Perceiver:
             self._gates["pose"].forget()
         self._pose_on = wanted
 
-    def _tell_unavailable(self, needs: Needs) -> None:
-        for model in unavailable(needs):
-            if model not in self._told:
-                self._told.add(model)
-                log.warning("the experience asks for %s, but there is no %s model in this version; running "
-                            "the rest", model, model)
+    def _switch_face(self, wanted: bool) -> None:
+        """Load the face models on first use; switched off, forget every track and face."""
+        if wanted and self.face is None:
+            self.face = FaceStage(self._inference, settings=self._face_settings)
+            if self._lanes:
+                self._lanes["face"] = Lane("face").start()
+        if self._face_on and not wanted and self.face is not None:
+            if self._lanes:
+                self._lanes["face"].collect(self._lanes["face"].submit(self.face.reset))
+            else:
+                self.face.reset()
+            self._faces = ()
+            self._gates["face"].forget()
+        self._face_on = wanted
 
 
 def _timed(job: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:

@@ -6,7 +6,7 @@ held gestures).  Still (``analyze``, ``eval``): no state at all, every image
 stands alone; segmentation uses the square model (the contract's choice for
 stills), hands get every step of the search plan at once, and pose runs the
 detector on the whole image and on the mask's person regions (no tracking, no
-smoothing).  Both modes are
+smoothing), and face runs both face detectors on the whole image.  Both modes are
 the same classes around the same model objects, so a still answer is what the
 live path would see on a first frame with unlimited search time.
 """
@@ -19,6 +19,11 @@ import numpy as np
 
 from appliance.inference.backend import Inference
 from appliance.perception.body import Pose
+from appliance.perception.face import Face
+from appliance.perception.face_detection import DETECTORS, FULL_RANGE, SHORT_RANGE, FaceDetector
+from appliance.perception.face_landmarks import MODEL as FACE_LANDMARK_MODEL
+from appliance.perception.face_landmarks import FaceLandmarker
+from appliance.perception.face_tracker import FaceSettings, FaceTracker, faces_in_still
 from appliance.perception.gesture_tracker import GestureTracker
 from appliance.perception.hand import GestureState, Hand
 from appliance.perception.hand_search import person_box
@@ -120,5 +125,32 @@ class PoseStage:
 
     def reset(self) -> None:
         """Forget every track (pose was off): whoever comes back is found afresh."""
+        if self.tracker is not None:
+            self.tracker.reset()
+
+
+class FaceStage:
+    """Face detection and the face mesh (the models named in face_detection.py and face_landmarks.py), for up to
+    ``max_faces`` faces: live, the configured detector and tracking; still, both detectors."""
+
+    def __init__(self, inference: Inference, still: bool = False, settings: FaceSettings = FaceSettings()) -> None:
+        models = (FULL_RANGE, SHORT_RANGE) if still else (DETECTORS[settings.detector],)
+        self.detectors = [FaceDetector(inference.load(model.name), model) for model in models]
+        self.landmarker = FaceLandmarker(inference.load(FACE_LANDMARK_MODEL))
+        self.settings = settings
+        self.tracker = None if still else FaceTracker(self.detectors[0], self.landmarker, settings)
+
+    def find(self, image: np.ndarray) -> list[Face]:
+        """A still's faces, largest first."""
+        return faces_in_still(self.detectors, self.landmarker, image, self.settings.max_faces)
+
+    def run(self, image: np.ndarray, captured_at: float) -> tuple[Face, ...]:
+        """Live: this frame's faces, tracked from the previous frame, smoothed, largest first."""
+        if self.tracker is None:
+            raise ValueError("a still face stage does not track: use find()")
+        return tuple(self.tracker.update(image, captured_at))
+
+    def reset(self) -> None:
+        """Forget every track (face was off): whoever comes back is found afresh."""
         if self.tracker is not None:
             self.tracker.reset()

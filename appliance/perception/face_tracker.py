@@ -1,0 +1,194 @@
+"""Several faces in video and in stills: the detector when a face is missing, the mesh tracking every frame.
+
+Video: each tracked face costs one mesh inference per frame, on the region its
+last mesh gives (landmarks 33→263 level, the bounds scaled 1.5x); a face whose
+flag falls below MIN_PRESENCE is dropped.  The detector (``[face] detector``,
+full range by default: see face_detection.py) runs on the whole frame only while
+fewer than ``max_faces`` are tracked: every frame while none is, and every
+``recheck_every`` frames while some are.  So the steady state with every face
+tracked is one mesh inference per face per frame and no detector.
+Stills: both detectors on the whole image, every face either finds.
+
+Invariants: one face is reported once (a detection whose centre lies in a known
+face's box is that face: no second mesh; two meshes overlapping by SAME_FACE IoU
+are one face, the older track kept); a new face gets a new id, except one found
+again within REMEMBER_S where a track was just lost (a missed frame does not
+renumber anyone); reported landmarks are One Euro filtered per track on the
+frames' capture times, in face sizes per second, while the next region comes
+from the raw mesh (smoothing never makes tracking lag); faces are listed
+largest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from appliance.perception.face import Face
+from appliance.perception.face_detection import DETECTORS, FaceDetection, FaceDetector
+from appliance.perception.face_landmarks import MIN_PRESENCE, FaceLandmarker, MeshEstimate, region_from_detection
+from appliance.perception.oneeuro import OneEuroFilter
+from appliance.perception.palm import full_frame_window
+from appliance.perception.pose_tracker import Smoothing
+from appliance.perception.tensor import Region
+
+#: Two meshes overlapping this much (IoU of their boxes) are one face.
+SAME_FACE = 0.5
+#: Two detections (from the two detectors of a still) overlapping this much are one face.
+SAME_DETECTION = 0.3
+#: A lost track's id is given back to a face found this soon (s) in the same place.
+REMEMBER_S = 1.0
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """What ``[face]`` configures: how many faces, which detector, how often it looks again, the smoothing
+    (the pose tracker's One Euro filter, speed in face sizes per second)."""
+
+    max_faces: int = 4
+    detector: str = "full"
+    recheck_every: int = 15     # frames between detector runs while some but fewer than max_faces are tracked
+    smoothing: Smoothing = Smoothing()
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"face detector {self.detector!r}: one of {', '.join(DETECTORS)}")
+
+
+@dataclass
+class Track:
+    face: Face                  # smoothed, what is reported
+    region: Region              # where to look next frame
+    raw: Face                   # this frame's mesh as the model gave it
+    smoother: OneEuroFilter = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Lost:
+    track_id: int
+    box: Box
+    at: float
+
+
+def iou(a: Box, b: Box) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+    overlap_w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    overlap_h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    overlap = overlap_w * overlap_h
+    union = a[2] * a[3] + b[2] * b[3] - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+def _detection_box(detection: FaceDetection) -> Box:
+    x_min, y_min, x_max, y_max = (float(value) for value in detection.box)
+    return x_min, y_min, x_max - x_min, y_max - y_min
+
+
+def _explained(detection: FaceDetection, face: Face) -> bool:
+    """Whether ``detection`` is ``face`` seen again: its centre lies within the face's mesh box."""
+    cx, cy = (detection.box[:2] + detection.box[2:]) / 2
+    x, y, w, h = face.box
+    return bool(x <= cx <= x + w and y <= cy <= y + h)
+
+
+def largest_first(faces: list[Face]) -> list[Face]:
+    return sorted(faces, key=lambda face: -face.area)
+
+
+def candidates(detections: list[FaceDetection], landmarker: FaceLandmarker, image: np.ndarray,
+               known: list[Face]) -> list[MeshEstimate]:
+    """The faces among ``detections`` (most confident first) that are not ``known``: one mesh each (none for
+    a detection of a known face), scored by their detection."""
+    found: list[MeshEstimate] = []
+    for detection in sorted(detections, key=lambda d: -d.score):
+        if any(_explained(detection, face) for face in known + [e.face for e in found]):
+            continue
+        estimate = landmarker.landmarks(image, region_from_detection(detection))
+        if estimate.presence < MIN_PRESENCE:
+            continue
+        if any(iou(estimate.face.box, other.box) >= SAME_FACE for other in known + [e.face for e in found]):
+            continue
+        found.append(MeshEstimate(replace(estimate.face, score=detection.score), estimate.presence,
+                                  estimate.next_region))
+    return found
+
+
+def faces_in_still(detectors: list[FaceDetector], landmarker: FaceLandmarker, image: np.ndarray,
+                   max_faces: int = 4) -> list[Face]:
+    """Every face in a still: each detector on the whole image, one mesh per face, largest first, numbered 1…"""
+    window = full_frame_window(image.shape[1], image.shape[0])
+    detections: list[FaceDetection] = []
+    for detection in sorted((d for detector in detectors for d in detector.detect(image, window)),
+                            key=lambda d: -d.score):
+        if all(iou(_detection_box(detection), _detection_box(kept)) < SAME_DETECTION for kept in detections):
+            detections.append(detection)
+    faces = largest_first([estimate.face for estimate in candidates(detections, landmarker, image, [])])
+    return [replace(face, track_id=number) for number, face in enumerate(faces[:max_faces], start=1)]
+
+
+class FaceTracker:
+    """Tracks up to ``max_faces`` faces from frame to frame; call ``update`` once per frame, in order."""
+
+    def __init__(self, detector: FaceDetector, landmarker: FaceLandmarker, settings: FaceSettings = FaceSettings()
+                 ) -> None:
+        self.detector = detector
+        self.landmarker = landmarker
+        self.settings = settings
+        self._tracks: list[Track] = []
+        self._lost: list[Lost] = []
+        self._next_id = 1
+        self._since_detection = settings.recheck_every
+
+    def reset(self) -> None:
+        self._tracks = []
+        self._lost = []
+        self._since_detection = self.settings.recheck_every
+
+    def update(self, image: np.ndarray, captured_at: float) -> list[Face]:
+        """The faces in this frame, largest first."""
+        tracks: list[Track] = []
+        for track in self._tracks:
+            estimate = self.landmarker.landmarks(image, track.region)
+            if estimate.presence < MIN_PRESENCE:
+                self._lost.append(Lost(track.face.track_id, track.raw.box, captured_at))
+            elif not any(iou(estimate.face.box, other.raw.box) >= SAME_FACE for other in tracks):
+                tracks.append(self._follow(track, estimate, captured_at))
+        self._lost = [lost for lost in self._lost if captured_at - lost.at <= REMEMBER_S]
+        self._since_detection += 1
+        if len(tracks) < self.settings.max_faces and (not tracks or
+                                                      self._since_detection >= self.settings.recheck_every):
+            self._since_detection = 0
+            detections = self.detector.detect(image, full_frame_window(image.shape[1], image.shape[0]))
+            for estimate in candidates(detections, self.landmarker, image, [t.raw for t in tracks]):
+                if len(tracks) >= self.settings.max_faces:
+                    break
+                tracks.append(self._start(estimate, captured_at))
+        self._tracks = tracks
+        return largest_first([track.face for track in tracks])
+
+    def _follow(self, track: Track, estimate: MeshEstimate, at: float) -> Track:
+        face = replace(estimate.face, track_id=track.face.track_id)
+        return Track(self._smoothed(face, track.smoother, at), estimate.next_region, face, track.smoother)
+
+    def _start(self, estimate: MeshEstimate, at: float) -> Track:
+        box = estimate.face.box
+        again = max(self._lost, key=lambda lost: iou(lost.box, box), default=None)
+        if again is not None and iou(again.box, box) > SAME_DETECTION:
+            self._lost.remove(again)
+            track_id = again.track_id
+        else:
+            track_id = self._next_id
+            self._next_id += 1
+        face = replace(estimate.face, track_id=track_id)
+        smoother = self.settings.smoothing.filter()
+        return Track(self._smoothed(face, smoother, at), estimate.next_region, face, smoother)
+
+    @staticmethod
+    def _smoothed(face: Face, smoother: OneEuroFilter, at: float) -> Face:
+        _, _, w, h = face.box
+        positions = smoother(face.landmarks, at, 1.0 / max((w + h) / 2, 1.0))
+        return replace(face, landmarks=positions.astype(np.float32))
+
