@@ -151,4 +151,9 @@ eval-pose: bench-source models content $(REF_VENV)/.installed
 bench-compare-pose: bench-source models content $(REF_VENV)/.installed
 	$(PY) models/reference/compare_pose.py $(BENCH_SOURCE) --media $(MEDIA) --reference-python $(REF_VENV)/bin/python
 
+# Face detection and mesh against the reference's face solutions, on the devset stills and the astronaut.
+.PHONY: eval-face
+eval-face: models $(REF_VENV)/.installed
+	$(PY) models/reference/compare_face.py --media $(MEDIA) --reference-python $(REF_VENV)/bin/python
+
 include provisioning/technician.mk
