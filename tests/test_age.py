@@ -74,6 +74,18 @@ def test_the_astronaut_from_her_mesh_is_a_woman_of_about_33(inference: Inference
     assert age_range(guess.age) in ("25-35", "30-40")
 
 
+def test_the_astronaut_found_by_the_appliances_own_faces_is_a_woman_of_about_33(inference: Inference,
+                                                                                 astronaut: np.ndarray) -> None:
+    from appliance.perception.face_tracker import faces_in_still
+    from appliance.perception.stages import FaceStage
+
+    stage = FaceStage(inference, still=True)
+    (face,) = faces_in_still(stage.detectors, stage.landmarker, astronaut)
+    guess = AgeGenderEstimator(inference).estimate(astronaut, face.landmarks)
+    assert abs(guess.age - PACKAGE_AGE) <= 4
+    assert guess.gender == "female"
+
+
 def test_gender_switched_off_is_neither_run_nor_answered(astronaut: np.ndarray, astronaut_mesh: np.ndarray) -> None:
     inference = Inference("auto", BackendOptions(threads=1, soc=None))
     guess = AgeGenderEstimator(inference, gender=False).estimate(astronaut, astronaut_mesh)
