@@ -37,7 +37,8 @@ class StillResult:
 
 class StillPerception:
     """The live path's stages in still mode: the square segmentation model, every hand-search step, the pose
-    detector on the whole image and the mask's person regions, both face detectors on the whole image; no state."""
+    detector on the whole image and the mask's person regions, both face detectors on the whole image and the
+    regions' heads; no state."""
 
     def __init__(self, inference: Inference, pose: PoseSettings = PoseSettings(),
                  face: FaceSettings = FaceSettings()) -> None:
@@ -49,7 +50,7 @@ class StillPerception:
     def perceive(self, image: np.ndarray) -> StillResult:
         segmented = self.segmentation.run(image)
         return StillResult(segmented.alpha, self.hands.find(image, segmented.person),
-                           self.pose.find(image, segmented), self.face.find(image))
+                           self.pose.find(image, segmented), self.face.find(image, segmented))
 
 
 def hand_record(hand: Hand) -> dict:

@@ -13,13 +13,15 @@ the window (the whole frame, letterboxed with black to a square, as the referenc
 does) maps them back to image pixels.
 
 Which one runs when: the kiosk's camera films shoppers from 1 to 3 m, where a
-face is 40–150 px of a 720p frame, 6–20 px of the 192 px full-range input and
-4–15 px of the 128 px short-range input, too small for the short-range model; so
-live tracking uses full range by default (``[face] detector``), at 3–4 ms a run,
-and only when a face is missing (the tracker follows found faces with the mesh).
-A still (``analyze``, a photo) runs both on the whole image and keeps every face
-either finds: the short-range model is the better one for a face that fills the
-picture, and a still can afford the extra millisecond.
+face is 40–150 px of a 720p frame: letterboxed whole, that is 6–20 px of the
+192 px full-range input and 4–15 px of the 128 px short-range input, too small
+for the short-range model (trained on faces filling much of a selfie).  So live
+tracking uses full range by default (``[face] detector``), at 3–4 ms a run and
+only while a face is missing (the mesh follows found faces), on the whole frame
+and on a close-up of each person's head (face_search.py), where a far face is
+large enough for either.  A still (``analyze``, a photo) runs both detectors
+and keeps every face either finds: short range is the better one for a face
+that fills the picture, and a still can afford the extra milliseconds.
 """
 
 from __future__ import annotations

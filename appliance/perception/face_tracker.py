@@ -3,13 +3,17 @@
 Video: each tracked face costs one mesh inference per frame, on the region its
 last mesh gives (landmarks 33→263 level, the bounds scaled 1.5x); a face whose
 flag falls below MIN_PRESENCE is dropped.  The detector (``[face] detector``,
-full range by default: see face_detection.py) runs on the whole frame only while
-fewer than ``max_faces`` are tracked: every frame while none is, and every
-``recheck_every`` frames while some are.  So the steady state with every face
+full range by default: see face_detection.py) runs only while fewer than
+``max_faces`` are tracked: every frame while none is, and every
+``recheck_every`` frames while some are; it looks at the whole frame and at
+the heads of the person mask's regions where no tracked face is (at most
+LIVE_WINDOWS of them; face_search.py).  So the steady state with every face
 tracked is one mesh inference per face per frame and no detector.
-Stills: both detectors on the whole image, every face either finds.
+Stills: both detectors on the whole image and every person region's head,
+every face either finds.
 
-Invariants: one face is reported once (a detection whose centre lies in a known
+Invariants: a face the whole frame shows is meshed on the whole frame's detection (the reference's region),
+the head close-ups only add faces it misses; one face is reported once (a detection whose centre lies in a known
 face's box is that face: no second mesh; two meshes overlapping by SAME_FACE IoU
 are one face, the older track kept); a new face gets a new id, except one found
 again within REMEMBER_S where a track was just lost (a missed frame does not
@@ -28,8 +32,9 @@ import numpy as np
 from appliance.perception.face import Face
 from appliance.perception.face_detection import DETECTORS, FaceDetection, FaceDetector
 from appliance.perception.face_landmarks import MIN_PRESENCE, FaceLandmarker, MeshEstimate, region_from_detection
+from appliance.perception.face_search import search_windows
 from appliance.perception.oneeuro import OneEuroFilter
-from appliance.perception.palm import full_frame_window
+from appliance.perception.pose_search import Box, person_regions
 from appliance.perception.pose_tracker import Smoothing
 from appliance.perception.tensor import Region
 
@@ -39,8 +44,8 @@ SAME_FACE = 0.5
 SAME_DETECTION = 0.3
 #: A lost track's id is given back to a face found this soon (s) in the same place.
 REMEMBER_S = 1.0
-
-Box = tuple[float, float, float, float]
+#: Head windows the live search spends per detector run at most.
+LIVE_WINDOWS = 2
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,10 @@ def largest_first(faces: list[Face]) -> list[Face]:
 
 def candidates(detections: list[FaceDetection], landmarker: FaceLandmarker, image: np.ndarray,
                known: list[Face]) -> list[MeshEstimate]:
-    """The faces among ``detections`` (most confident first) that are not ``known``: one mesh each (none for
-    a detection of a known face), scored by their detection."""
+    """The faces among ``detections`` (in their order of preference) that are not ``known``: one mesh each (none
+    for a detection of a known face), scored by their detection."""
     found: list[MeshEstimate] = []
-    for detection in sorted(detections, key=lambda d: -d.score):
+    for detection in detections:
         if any(_explained(detection, face) for face in known + [e.face for e in found]):
             continue
         estimate = landmarker.landmarks(image, region_from_detection(detection))
@@ -116,13 +121,24 @@ def candidates(detections: list[FaceDetection], landmarker: FaceLandmarker, imag
     return found
 
 
+def _preferred(per_window: list[list[FaceDetection]]) -> list[FaceDetection]:
+    """The whole frame's detections (the first window's) before the close-ups', each most confident first: a face
+    the whole frame finds gets the reference's region, a close-up adds the faces too small for it."""
+    return [detection for found in per_window for detection in sorted(found, key=lambda d: -d.score)]
+
+
+def _regions(image: np.ndarray, probabilities: np.ndarray | None) -> list[Box]:
+    return person_regions(probabilities, (image.shape[1], image.shape[0])) if probabilities is not None else []
+
+
 def faces_in_still(detectors: list[FaceDetector], landmarker: FaceLandmarker, image: np.ndarray,
-                   max_faces: int = 4) -> list[Face]:
-    """Every face in a still: each detector on the whole image, one mesh per face, largest first, numbered 1…"""
-    window = full_frame_window(image.shape[1], image.shape[0])
+                   probabilities: np.ndarray | None = None, max_faces: int = 4) -> list[Face]:
+    """Every face in a still: each detector on the whole image and on the heads of the person mask's regions
+    (``probabilities``; None: the whole image only), one mesh per face, largest first, numbered 1…"""
+    windows = search_windows((image.shape[1], image.shape[0]), _regions(image, probabilities))
     detections: list[FaceDetection] = []
-    for detection in sorted((d for detector in detectors for d in detector.detect(image, window)),
-                            key=lambda d: -d.score):
+    for detection in _preferred([[d for detector in detectors for d in detector.detect(image, window)]
+                                 for window in windows]):
         if all(iou(_detection_box(detection), _detection_box(kept)) < SAME_DETECTION for kept in detections):
             detections.append(detection)
     faces = largest_first([estimate.face for estimate in candidates(detections, landmarker, image, [])])
@@ -147,8 +163,8 @@ class FaceTracker:
         self._lost = []
         self._since_detection = self.settings.recheck_every
 
-    def update(self, image: np.ndarray, captured_at: float) -> list[Face]:
-        """The faces in this frame, largest first."""
+    def update(self, image: np.ndarray, probabilities: np.ndarray | None, captured_at: float) -> list[Face]:
+        """The faces in this frame, largest first; ``probabilities`` is the person mask (None: unknown)."""
         tracks: list[Track] = []
         for track in self._tracks:
             estimate = self.landmarker.landmarks(image, track.region)
@@ -161,7 +177,9 @@ class FaceTracker:
         if len(tracks) < self.settings.max_faces and (not tracks or
                                                       self._since_detection >= self.settings.recheck_every):
             self._since_detection = 0
-            detections = self.detector.detect(image, full_frame_window(image.shape[1], image.shape[0]))
+            windows = search_windows((image.shape[1], image.shape[0]), _regions(image, probabilities),
+                                     [t.raw.box for t in tracks], LIVE_WINDOWS)
+            detections = _preferred([self.detector.detect(image, window) for window in windows])
             for estimate in candidates(detections, self.landmarker, image, [t.raw for t in tracks]):
                 if len(tracks) >= self.settings.max_faces:
                     break

@@ -14,10 +14,10 @@ Invariants:
   switched off, which leave no gestures (no poses, no faces) and a reset
   tracker, so a half-made swipe never fires later and nobody's old pose or
   face reappears.
-- Sequential (default): hands and pose search where this frame's
-  segmentation puts people (face needs no mask).  Parallel (``[inference]
-  parallel``): each stage runs in its own lane thread and hands and pose use
-  the previous frame's mask, so none waits for another.
+- Sequential (default): hands, pose and face search where this frame's
+  segmentation puts people.  Parallel (``[inference] parallel``): each stage
+  runs in its own lane thread and hands, pose and face use the previous
+  frame's mask, so none waits for another.
 """
 
 from __future__ import annotations
@@ -113,8 +113,9 @@ class Perceiver:
         if pose_due and self._lanes:
             jobs["pose"] = lambda: pose.run(frame.image, last, now)
         face = self.face
-        if face is not None and self._gates["face"].due(needs.face, now):
-            jobs["face"] = lambda: face.run(frame.image, now)
+        face_due = face is not None and self._gates["face"].due(needs.face, now)
+        if face_due and self._lanes:
+            jobs["face"] = lambda: face.run(frame.image, last, now)
         results, timings = self._run(jobs)
         self._segmented = results.get("segmentation", last)
         later: dict[str, Callable[[], Any]] = {}
@@ -124,6 +125,8 @@ class Perceiver:
         if pose_due and not self._lanes:
             segmented = self._segmented
             later["pose"] = lambda: pose.run(frame.image, segmented, now)
+        if face_due and not self._lanes:
+            later["face"] = lambda: face.run(frame.image, self._segmented, now)
         if later:
             later_results, later_timings = self._run(later)
             results.update(later_results)

@@ -6,7 +6,7 @@ held gestures).  Still (``analyze``, ``eval``): no state at all, every image
 stands alone; segmentation uses the square model (the contract's choice for
 stills), hands get every step of the search plan at once, and pose runs the
 detector on the whole image and on the mask's person regions (no tracking, no
-smoothing), and face runs both face detectors on the whole image.  Both modes are
+smoothing), and face runs both face detectors on the whole image and the heads of the mask's person regions.  Both modes are
 the same classes around the same model objects, so a still answer is what the
 live path would see on a first frame with unlimited search time.
 """
@@ -140,15 +140,17 @@ class FaceStage:
         self.settings = settings
         self.tracker = None if still else FaceTracker(self.detectors[0], self.landmarker, settings)
 
-    def find(self, image: np.ndarray) -> list[Face]:
-        """A still's faces, largest first."""
-        return faces_in_still(self.detectors, self.landmarker, image, self.settings.max_faces)
+    def find(self, image: np.ndarray, segmented: Segmented | None) -> list[Face]:
+        """A still's faces: the whole image and the heads of the mask's person regions searched, largest first."""
+        probabilities = segmented.probabilities if segmented else None
+        return faces_in_still(self.detectors, self.landmarker, image, probabilities, self.settings.max_faces)
 
-    def run(self, image: np.ndarray, captured_at: float) -> tuple[Face, ...]:
+    def run(self, image: np.ndarray, segmented: Segmented | None, captured_at: float) -> tuple[Face, ...]:
         """Live: this frame's faces, tracked from the previous frame, smoothed, largest first."""
         if self.tracker is None:
             raise ValueError("a still face stage does not track: use find()")
-        return tuple(self.tracker.update(image, captured_at))
+        probabilities = segmented.probabilities if segmented else None
+        return tuple(self.tracker.update(image, probabilities, captured_at))
 
     def reset(self) -> None:
         """Forget every track (face was off): whoever comes back is found afresh."""

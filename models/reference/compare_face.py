@@ -10,7 +10,8 @@ each finds against the reference's FaceMesh and, per face both find, the mean
 landmark distance (x, y) in units of the reference's inter-ocular distance
 (between the eye centres): once through the reference's own pipeline (the mesh
 on the short-range detection's region: the implementation's parity) and once
-through the appliance's still path (both detectors, the more confident
+through the appliance's still path (``analyze``'s: both detectors on the
+whole image and the heads of the person mask's regions, the more confident
 detection's region: where a face is found by both, the meshes differ by as
 much as the two detectors' boxes do).  Printed as a
 markdown table (README-ready); ``--record`` writes the reference's answers
@@ -38,7 +39,7 @@ from appliance.perception.face import Face
 from appliance.perception.face_detection import FULL_RANGE, SHORT_RANGE, FaceDetector
 from appliance.perception.face_tracker import faces_in_still, iou
 from appliance.perception.palm import full_frame_window
-from appliance.perception.stages import FaceStage
+from appliance.perception.stages import FaceStage, SegmentationStage
 
 HERE = Path(__file__).resolve().parent
 RECORDED = HERE / "face_reference.json"
@@ -72,6 +73,7 @@ def ours(paths: dict[str, Path], inference: Inference) -> dict:
     path's meshes."""
     detectors = {name: FaceDetector(inference.load(model.name), model) for name, model in DETECTORS.items()}
     stage = FaceStage(inference, still=True)
+    segmentation = SegmentationStage(inference, still=True)
     answers = {}
     for name, path in paths.items():
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -82,7 +84,7 @@ def ours(paths: dict[str, Path], inference: Inference) -> dict:
                                                        float(d.box[3] - d.box[1])],
                              "keypoints": d.keypoints.tolist()}
                             for d in detector.detect(image, full_frame_window(width, height))]
-        entry["mesh"] = [{"landmarks": face.landmarks.tolist()} for face in stage.find(image)]
+        entry["mesh"] = [{"landmarks": face.landmarks.tolist()} for face in stage.find(image, segmentation.run(image))]
         entry["mesh_short"] = [{"landmarks": face.landmarks.tolist()}
                                for face in faces_in_still([detectors["short"]], stage.landmarker, image)]
         answers[name] = entry
