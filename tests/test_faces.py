@@ -16,6 +16,7 @@ from skimage import data
 from test_cli import cli
 from test_hands import KIOSK_VIDEO, CountingInference
 
+from appliance.bench import needs_of
 from appliance.config import Config
 from appliance.inference.backend import Inference
 from appliance.perception.face import LANDMARKS, NOSE_TIP, Face
@@ -175,6 +176,21 @@ def test_face_runs_only_when_asked_at_its_rate_and_forgets_when_off(astronaut: n
     assert len(back.faces) == 1 and back.faces[0].track_id != first_id
 
 
+def test_parallel_lanes_give_the_sequential_faces_on_a_still_scene(astronaut: np.ndarray) -> None:
+    """On an unchanging image the previous frame's mask is this frame's: parallel = sequential."""
+    inference = Inference("litert")
+    sequential, parallel = Perceiver(inference), Perceiver(inference, parallel=True)
+    try:
+        for index in range(3):
+            frame = Frame(astronaut, index, index / 30.0)
+            one, other = sequential.process(frame, FACE_ONLY), parallel.process(frame, FACE_ONLY)
+            assert "face" in one.ran and "face" in other.ran and "face" in other.timings_ms
+            assert [face.track_id for face in one.faces] == [face.track_id for face in other.faces] == [1]
+            assert np.allclose(one.faces[0].landmarks, other.faces[0].landmarks, atol=0.01)
+    finally:
+        parallel.close()
+
+
 def test_analyze_lists_faces_per_contract(astronaut_file: Path, tmp_path: Path) -> None:
     nobody = tmp_path / "coffee.png"
     cv2.imwrite(str(nobody), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
@@ -191,9 +207,10 @@ def test_analyze_lists_faces_per_contract(astronaut_file: Path, tmp_path: Path) 
     assert x < nose_x < x + w and y < nose_y < y + h
 
 
-def test_bench_reports_a_face_stage(astronaut_file: Path) -> None:
+def test_bench_reports_a_face_stage_at_the_rate_asked(astronaut_file: Path) -> None:
+    assert needs_of("segmentation,hands,face@10") == Needs(hands=EVERY_FRAME, face=10)
     result = cli("bench", str(astronaut_file), "--frames", "3", "--json", "--screen", "320x180",
-                 "--models", "segmentation,hands,face@10")
+                 "--models", "segmentation,hands,face")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["models"] == ["segmentation", "hands", "face"]
