@@ -12,12 +12,13 @@ tracked is one mesh inference per face per frame and no detector.
 Stills: both detectors on the whole image and every person region's head,
 every face either finds.
 
-Invariants: a face the whole frame shows is meshed on the whole frame's detection (the reference's region),
-the head close-ups only add faces it misses; one face is reported once (a detection whose centre lies in a known
-face's box is that face: no second mesh; two meshes overlapping by SAME_FACE IoU
-are one face, the older track kept); a new face gets a new id, except one found
-again within REMEMBER_S where a track was just lost (a missed frame does not
-renumber anyone); reported landmarks are One Euro filtered per track on the
+Invariants: a face the whole frame shows is meshed on the whole frame's
+detection (the reference's region), the head close-ups only add faces it
+misses; one face is reported once (a detection whose centre lies in a known
+face's box is that face: no second mesh; two meshes overlapping by SAME_FACE
+IoU are one face, the older track kept); a new face gets a new id, except one
+found again within REMEMBER_S where a track was just lost (a missed frame does
+not renumber anyone); reported landmarks are One Euro filtered per track on the
 frames' capture times, in face sizes per second, while the next region comes
 from the raw mesh (smoothing never makes tracking lag); faces are listed
 largest first.
