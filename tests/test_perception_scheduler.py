@@ -181,7 +181,7 @@ def test_lanes_override_the_inference_defaults_per_model(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("text", "problem", "line"), [
     ('[inference.models.selfie_landscap]\nthreads = 1\n', "inference.models.selfie_landscap: unknown model "
-     "(the manifest has: hand_landmark_full", 1),
+     "(the manifest has: ", 1),
     ('[inference.models.palm_detection_full]\nthread = 1\n', "inference.models.palm_detection_full.thread: ", 2),
     ('[inference.models.palm_detection_full]\ncore_mask = "3"\n', "inference.models.palm_detection_full."
      "core_mask: ", 2),
