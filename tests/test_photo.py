@@ -75,7 +75,7 @@ def _check_photo(record: dict, side: str, world: np.ndarray, matte: StillMatte) 
     person, star = record["person"]["box"], record["star"]["box"]
     for x, y, w, h in (person, star):
         assert w > 50 and h > 50 and x >= 0 and y >= 0 and x + w <= 1800 and y + h <= 1200
-    assert _overlap(person, star) < 0.2, (person, star)
+    assert _overlap(person, star) < 0.5, (person, star)   # beside a wide shopper the star stands partly behind
     person_centre, star_centre = person[0] + person[2] / 2, star[0] + star[2] / 2
     assert (star_centre > person_centre) == (side == "right")
     # What was added to the world is inside the two boxes (their shadows reach a little further) ...
