@@ -55,13 +55,13 @@ CoreMask = Literal["auto", "0", "1", "2", "0_1", "0_1_2"]
 class LaneConfig(Section):
     """``[inference.models.<name>]``: one model's own backend settings; a key left out takes ``[inference]``'s."""
 
-    backend: str | None = Field(None, description="auto, litert or rknn for this model")
+    backend: str | None = Field(None, description="auto, litert, onnx or rknn for this model")
     threads: int | None = Field(None, ge=1, le=16, description="CPU threads of this model (litert)")
     core_mask: CoreMask | None = Field(None, description="NPU cores of this model (rknn), e.g. one core per model")
 
 
 class InferenceConfig(Section):
-    backend: str = Field("auto", description="auto, litert or rknn")
+    backend: str = Field("auto", description="auto, litert, onnx or rknn (auto: each model on the first that runs its format: rknn, litert for .tflite, onnx for .onnx)")
     threads: int = Field(2, ge=1, le=16, description="CPU threads per model (litert)")
     core_mask: CoreMask = Field("auto", description="NPU cores (rknn)")
     parallel: bool = Field(False, description="segmentation and hands of a frame run at once, each in its own "
