@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     photo.add_argument("--world", metavar="ID", help="the scene to take the photo in (default: [photo] world, "
                        "else the campaign's first)")
     photo.add_argument("--backend", default="auto")
+    photo.add_argument("--style", metavar="NAME", help="paint the photos in this style of the campaign's [photo] styles")
+    photo.add_argument("--stroke", choices=("fine", "medium", "bold"),
+                       help="the style's stroke size (default: the campaign's for the style)")
     photo.add_argument("--config", type=Path, help="take the [media] size limits and the [pose] keys from this file")
 
     bench = commands.add_parser("bench", help="time the full pipeline per stage")
@@ -154,7 +157,7 @@ def _photo(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     failures = photo(args.paths, args.campaign, args.out_dir, Inference(args.backend), sys.stdout, config.media,
-                     args.world, pose=config.pose.settings())
+                     args.world, pose=config.pose.settings(), style=args.style, stroke=args.stroke)
     if failures:
         raise ApplianceError(f"{failures} of {len(args.paths)} input(s) gave no photo (see their \"error\")")
     return 0

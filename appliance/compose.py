@@ -31,6 +31,7 @@ from appliance.perception.demo import demo_image
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk, photo_config
+from appliance.photo.style import Styler, sample_picture, samples, styled_photo
 from appliance.printing import PrintService
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
@@ -126,18 +127,31 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
 def photo_desk(config: Config, inference: Inference, alerts: Alerts,
                stills: Callable[[int], list[Frame]] | None = None) -> KioskKeepsakes:
     """The kiosk's photo desk: photos composed by ``appliance.photo`` for the campaign and world shown (one
-    ``PhotoDesk`` at a time, made at the first photo of each) from the live frames or, with ``stills``, the
-    source's full-resolution burst; shared by ``appliance.share`` and printed by ``appliance.printing``,
-    both started at the first photo."""
-    desks: dict[tuple[str, str], PhotoDesk] = {}
+    ``PhotoDesk`` and its campaign's ``Styler`` at a time, made at the first photo or styles' samples of each)
+    from the live frames or, with ``stills``, the source's full-resolution burst, painted in the campaign
+    style asked for (``appliance.photo.style``); shared by ``appliance.share`` and printed by
+    ``appliance.printing``, both started at the first photo."""
+    desks: dict[tuple[str, str], tuple[PhotoDesk, Styler]] = {}
 
-    def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any) -> Any:
+    def desk_for(bundle: Bundle, world: str) -> tuple[PhotoDesk, Styler]:
         world = photo_config(bundle).world or world   # the campaign's photo world, else the one shown
         key = (str(bundle.directory), world)
         if key not in desks:
             desks.clear()
-            desks[key] = PhotoDesk(bundle, inference, world, config.media, pose=config.pose.settings())
-        return compose_photo(frame, desks[key], pose)
+            desk = PhotoDesk(bundle, inference, world, config.media, pose=config.pose.settings())
+            desks[key] = desk, Styler(desk.config.styles, Path(bundle.directory), inference, config.media)
+        return desks[key]
+
+    def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any, style: str | None) -> Any:
+        desk, styler = desk_for(bundle, world)
+        photo = compose_photo(frame, desk, pose)
+        if style is None:
+            return photo
+        return styled_photo(photo, styler, style, desk.config.jpeg_quality, desk.config.screen_size())
+
+    def paint_samples(bundle: Bundle, world: str) -> dict[str, np.ndarray]:
+        desk, styler = desk_for(bundle, world)
+        return samples(styler, sample_picture(desk.background, desk.star))
 
     state = config.paths.state_dir
 
@@ -147,7 +161,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
             purge_queue(state)   # photos queued while sharing was on never outlive it
         return share
 
-    return KioskKeepsakes(compose, state / "photos",
+    return KioskKeepsakes(compose, state / "photos", samples=paint_samples,
                           start_share=start_share,
                           start_printer=lambda outcome: PrintService.from_config(config, alerts, state, outcome),
                           retention_s=config.share.retention_min * 60.0, stills=stills)

@@ -38,6 +38,7 @@ from appliance.inference.backend import Inference
 from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk
+from appliance.photo.style import Styler, sample_picture, samples, styled_photo
 from appliance.printing import PrintService
 from appliance.printing.service import ATTENTION, PRINTING, PrintStatus
 from appliance.share import ShareService
@@ -176,6 +177,29 @@ def test_retakes_are_offered_up_to_the_limit_and_a_failed_photo_goes_back_to_the
 
 # --- the booth on the kiosk's real photo desk -------------------------------------------------------------
 
+def test_swipes_in_the_preview_choose_the_style_which_stays_through_the_photo_and_its_retakes() -> None:
+    booth = Booth(Rules(styles=4), now=0.0)
+    assert booth.style == 0, "the original photo first"
+    booth.update(0.1, None, step=1)
+    assert booth.style == 1
+    for now in (0.2, 0.3):
+        booth.update(now, None, retake=True, step=-1)
+    assert booth.style == 3 and booth.phase is Phase.PREVIEW, "previous from the original wraps round to the last"
+    booth.update(0.4, None, shoot=True)
+    booth.update(0.5, None, retake=True, step=1)
+    assert booth.phase is Phase.COUNTDOWN and booth.style == 3, "a swipe in the countdown changes nothing"
+    booth.update(3.4, None)
+    booth.taken(5.0)
+    booth.update(5.1, None, retake=True, step=1)
+    assert booth.phase is Phase.PREVIEW and booth.style == 3, "on the review a swipe is a retake, the style kept"
+    booth.update(5.2, None, retake=True, step=1)
+    assert booth.style == 0
+    assert Booth(Rules(styles=3, style=2), now=0.0).style == 2, "the campaign's style_default"
+    alone = Booth(Rules(), now=0.0)
+    alone.update(0.1, None, retake=True, step=1)
+    assert alone.style == 0 and alone.phase is Phase.PREVIEW, "without styles a swipe in the preview does nothing"
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server = S3Server(tmp_path_factory.mktemp("s3"), devices=(DEVICE,)).start()
@@ -226,14 +250,24 @@ def config(tmp_path: Path, s3: S3Server, cups: Cups | None, endpoint_url: str | 
 
 def kiosk_desk(cfg: Config | None, alerts: Alerts, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path,
                clock: Callable[[], float] = time.monotonic,
-               stills: Callable[[int], list[Frame]] | None = None) -> KioskKeepsakes:
-    """The kiosk's photo desk as ``compose.photo_desk`` builds it (sharing and printing off without ``cfg``), having
-    seen the shopper."""
+               stills: Callable[[int], list[Frame]] | None = None, styler: Styler | None = None) -> KioskKeepsakes:
+    """The kiosk's photo desk as ``compose.photo_desk`` builds it (sharing and printing off without ``cfg``; with
+    ``styler``, photos and samples painted in the campaign's styles), having seen the shopper."""
     services = {} if cfg is None else {
         "start_share": lambda: ShareService.from_config(cfg, DEVICE, environ={}),
         "start_printer": lambda outcome: PrintService.from_config(cfg, alerts, cfg.paths.state_dir, outcome)}
-    desk = KioskKeepsakes(lambda bundle, world, frame, pose: compose_photo(frame, photo_desk, pose),
-                          tmp_path / "photos", clock=clock, stills=stills, **services)
+    config = photo_desk.config
+    if styler is not None:
+        services["samples"] = lambda bundle, world: samples(styler, sample_picture(photo_desk.background,
+                                                                                   photo_desk.star))
+
+    def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: object, style: str | None) -> object:
+        photo = compose_photo(frame, photo_desk, pose)
+        if style is None:
+            return photo
+        return styled_photo(photo, styler, style, config.jpeg_quality, config.screen_size())
+
+    desk = KioskKeepsakes(compose, tmp_path / "photos", clock=clock, stills=stills, **services)
     for perception in shopper:
         desk.remember(perception)
     return desk
@@ -296,7 +330,7 @@ class Shopper:
         """Thumbs up held, the countdown, the photo composed and on screen."""
         yield from self.hold("thumb_up", 0.8)
         yield from self.hold(None, 3.0)
-        yield from self.until(lambda: context.jobs.submitted and context.jobs.submitted[-1].done, "no photo")
+        yield from self.until(lambda: photo_jobs(context) and photo_jobs(context)[-1].done, "no photo")
         yield self.frame()
 
     def consent(self) -> Iterator[Moment]:
@@ -304,8 +338,13 @@ class Shopper:
         yield from self.hold("thumb_up", 0.7)
 
 
+def photo_jobs(context: FakeContext) -> list:
+    """The photo jobs submitted (the styles' samples, asked for at the start, aside)."""
+    return [job for job in context.jobs.submitted if job.name == "photo"]
+
+
 def taken(context: FakeContext) -> Keepsake:
-    return context.jobs.submitted[-1].result()
+    return photo_jobs(context)[-1].result()
 
 
 def on_screen(status: str) -> str:
@@ -341,11 +380,11 @@ def test_refused_consent_keeps_nothing_and_given_consent_uploads_and_prints(
     def visit(shopper: Shopper) -> Iterator[Moment]:
         yield moment(0.0)
         yield from shopper.hold("thumb_up", 0.8)
-        assert context.texts(-1) == ["3"] and not context.jobs.submitted, "the countdown is on, no photo yet"
+        assert context.texts(-1) == ["3"] and not photo_jobs(context), "the countdown is on, no photo yet"
         yield from shopper.hold(None, 3.0)
         assert "1" in context.texts() and "2" in context.texts()
-        yield from shopper.until(lambda: context.jobs.submitted and context.jobs.submitted[-1].done, "no photo")
-        assert [job.name for job in context.jobs.submitted] == ["photo"], "one photo asked for"
+        yield from shopper.until(lambda: photo_jobs(context) and photo_jobs(context)[-1].done, "no photo")
+        assert len(photo_jobs(context)) == 1, "one photo asked for"
         yield shopper.frame()
         first = taken(context)
         assert context.published("photo_taken")[0]["photo_id"] == first.photo_id
@@ -509,7 +548,8 @@ def test_with_a_still_mode_the_photo_is_the_sharpest_of_a_full_resolution_burst(
     burst = [Frame(image, index) for index, image in enumerate((blurred, astronaut, blurred))]
     composed: list[np.ndarray] = []
     desk = kiosk_desk(None, Alerts(), photo_desk, seen, tmp_path, stills=lambda count: burst[:count])
-    desk.compose = lambda bundle, world, frame, pose: composed.append(frame) or compose_photo(frame, photo_desk, pose)
+    desk.compose = lambda bundle, world, frame, pose, style: (composed.append(frame)
+                                                              or compose_photo(frame, photo_desk, pose))
     keepsake = desk.make(list(desk._recent), (bundle, bundle.scenes[0].id))
     assert composed[0] is astronaut, "the sharp full-resolution still, not the live frame or a blurred one"
     assert keepsake.timings_ms["still"] >= 0 and keepsake.timings_ms["total"] >= keepsake.timings_ms["still"]
@@ -523,7 +563,8 @@ def test_a_burst_the_camera_fails_leaves_the_live_frame(
 
     composed: list[np.ndarray] = []
     desk = kiosk_desk(None, Alerts(), photo_desk, shopper, tmp_path, stills=unplugged)
-    desk.compose = lambda bundle, world, frame, pose: composed.append(frame) or compose_photo(frame, photo_desk, pose)
+    desk.compose = lambda bundle, world, frame, pose, style: (composed.append(frame)
+                                                              or compose_photo(frame, photo_desk, pose))
     desk.make(list(desk._recent), (bundle, bundle.scenes[0].id))
     assert composed[0] is shopper[1].frame.image, "the sharp live frame"
     assert "no full-resolution photo (camera:0 gave no photo within 5 s): the photo is the live frame" in caplog.text
@@ -613,12 +654,13 @@ def test_a_shopper_who_leaves_while_the_photo_is_made_leaves_no_photo_behind(
         yield moment(0.0)
         yield from shopper.hold("thumb_up", 0.8)
         yield from shopper.hold(None, 3.2)
-        assert [job.name for job in context.jobs.submitted] == ["photo"] and not context.jobs.submitted[0].outcome
+        (job,) = photo_jobs(context)
+        assert not job.outcome
         yield shopper.frame(actions=(Action.BACK,))
 
     context = play(experience, None, Unfolding(visit(Shopper(desk))), context)
     assert context.target == MENU
-    made = context.jobs.submitted[0].function()   # the job, started before the exit, ends on its thread
+    made = photo_jobs(context)[0].function()   # the job, started before the exit, ends on its thread
     assert made.photo_id and desk._kept == {}, "the photo was made, and forgotten at once"
     assert list((tmp_path / "photos").iterdir()) == [], "its file deleted, not kept until the retention"
 
@@ -690,3 +732,45 @@ def test_a_print_that_fails_is_announced_with_its_reason_campaign_and_session(
         desk.stop()
         cups.run("cancel", "-a", cups.queue)
         cups.run("cupsenable", cups.queue)
+
+
+def test_the_shopper_swipes_through_the_styles_in_the_preview_and_the_photo_is_painted_in_the_one_chosen(
+        bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path) -> None:
+    config: PhotoConfig = bundle.configs["photo"]
+    assert [style.name for style in config.styles] == ["Van Gogh", "Sunset oils", "Sepia"], "the default campaign's"
+    styler = Styler(config.styles, bundle.directory, Inference())
+    desk = kiosk_desk(None, Alerts(), photo_desk, shopper, tmp_path, styler=styler)
+    context = booth_context(desk, bundle)
+    sample_px = (round(1080 * 0.2), round(1080 * 0.2 * 1.5))
+
+    def samples_shown() -> list[np.ndarray]:
+        return [call.args["image"] for call in context.named("picture", -1)
+                if call.args["image"].shape[:2] == sample_px]
+
+    def visit(shopper: Shopper) -> Iterator[Moment]:
+        yield moment(0.0)
+        yield shopper.frame()
+        assert "Style: Original" in context.texts(-1) and "Swipe: change style" in context.texts(-1)
+        original = samples_shown()
+        assert len(original) == 1, "the original's sample beside the shopper"
+        for action, expected in ((Action.NEXT, "Van Gogh"), (Action.NEXT, "Sunset oils"),
+                                 (Action.PREVIOUS, "Van Gogh")):
+            yield shopper.frame(actions=(action,))
+            assert f"Style: {expected}" in context.texts(-1)
+        (painted,) = samples_shown()
+        assert np.abs(painted.astype(np.int16) - original[0]).mean() > 20, "the style's own sample"
+        yield from shopper.photo(context)
+        assert "Painting…" in context.texts() and "Developing…" not in context.texts()
+        yield from shopper.hold(None, 0.5)
+        yield shopper.frame(actions=(Action.BACK,))
+
+    context = play(experience, None, Unfolding(visit(Shopper(desk))), context)
+    assert [job.name for job in context.jobs.submitted] == ["style samples", "photo"]
+    styled = taken(context)
+    assert styled.style == "Van Gogh" and "style" in styled.timings_ms
+    (event,) = context.published("photo_taken")
+    assert event["style"] == "Van Gogh" and event["photo_id"] == styled.photo_id
+    plain = desk.make(list(desk._recent), (bundle, bundle.scenes[0].id))
+    assert plain.style is None and "style" not in plain.timings_ms
+    assert styled.screen.shape == plain.screen.shape
+    assert np.abs(styled.screen.astype(np.int16) - plain.screen).mean() > 20, "the photo was painted"

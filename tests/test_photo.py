@@ -263,3 +263,61 @@ def test_the_photo_command_never_writes_over_an_input_or_another_inputs_files(
     files = [name for pair in written for name in pair]
     assert len(set(files)) == 4 and not {str(path) for path in inputs} & set(files), written
     assert written[0] == (str(tmp_path / "x-2.jpg"), str(tmp_path / "x-2-screen.jpg"))
+
+
+def test_the_photo_table_offers_styles_by_index_or_painting_and_refuses_what_cannot_be_one() -> None:
+    config = PhotoConfig(star="star.png", styles=[{"name": "Van Gogh", "index": 19},
+                                                  {"name": "Ours", "image": "painting.jpg", "stroke": "bold"}],
+                         style_default="Ours")
+    assert [(style.name, style.index, style.image, style.stroke) for style in config.styles] == [
+        ("Van Gogh", 19, None, "medium"), ("Ours", None, "painting.jpg", "bold")]
+    assert config.style("Ours").strength == 0.9
+    with pytest.raises(KeyError, match="no style 'Pop'.*Van Gogh, Ours"):
+        config.style("Pop")
+    for styles, default, problem in (
+            ([{"name": "A", "index": 3, "image": "a.png"}], None, "either index"),
+            ([{"name": "A"}], None, "either index"),
+            ([{"name": "A", "index": 26}], None, "less than 26"),
+            ([{"name": "A", "index": 3, "brush": "big"}], None, "brush"),
+            ([{"name": "A", "index": 3, "stroke": "huge"}], None, "fine"),
+            ([{"name": "original", "index": 3}], None, "unstyled"),
+            ([{"name": "A", "index": 3}, {"name": "A", "index": 4}], None, "A named more than once"),
+            ([{"name": "A", "index": 3}], "B", "style_default 'B' is not one of styles")):
+        with pytest.raises(ValidationError, match=problem):
+            PhotoConfig(star="star.png", styles=styles, style_default=default)
+
+
+def test_a_campaign_styles_painting_is_checked_with_its_key_and_an_unknown_style_key_with_its_line(
+        content_dir: Path, tmp_path: Path, registry: Registry) -> None:
+    missing = _campaign(content_dir, tmp_path / "m", 'styles = [{ name = "Ours", image = "missing.jpg" }]\n')
+    with pytest.raises(Exception, match=r"photo\.styles\[0\]\.image"):
+        load_bundle(missing, registry)
+    gif = _campaign(content_dir, tmp_path / "g", 'styles = [{ name = "Ours", image = "ours.gif" }]\n')
+    with pytest.raises(Exception, match=r"photo\.styles\[0\]\.image.*\.png|\.png.*photo\.styles\[0\]\.image"):
+        load_bundle(gif, registry)
+    typo = _campaign(content_dir, tmp_path / "t", 'styles = [{ name = "A", index = 3, strok = "fine" }]\n')
+    with pytest.raises(Exception, match=r"line \d+.*strok|strok.*line \d+"):
+        load_bundle(typo, registry)
+
+
+def test_the_photo_command_paints_in_a_campaign_style_at_the_stroke_asked_and_times_it(
+        astronaut_file: Path, content_dir: Path, tmp_path: Path, registry: Registry,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bundle_module, "installed", lambda: registry)
+    campaign = _campaign(content_dir, tmp_path / "c", 'styles = [{ name = "Van Gogh", index = 19 }]\n')
+    records = {}
+    for stroke in ("fine", "bold", None):
+        options = ["--style", "Van Gogh", "--stroke", stroke] if stroke else []
+        assert main(["photo", str(astronaut_file), "--campaign", str(campaign), "--out-dir",
+                     str(tmp_path / f"out-{stroke}"), *options]) == 0
+        (records[stroke],) = _records(capsys.readouterr().out)
+    pictures = {stroke: cv2.imread(record["photo"]) for stroke, record in records.items()}
+    assert all(picture.shape == (1200, 1800, 3) for picture in pictures.values())
+    assert "style" in records["fine"]["timings_ms"] and "style" not in records[None]["timings_ms"]
+    grey = {stroke: cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY).astype(np.float32)
+            for stroke, picture in pictures.items()}
+    edges = {stroke: float(np.abs(cv2.Sobel(image, cv2.CV_32F, 1, 0)).mean()) for stroke, image in grey.items()}
+    assert edges["fine"] > 1.3 * edges["bold"] > 1.3 * edges[None], edges
+    assert main(["photo", str(astronaut_file), "--campaign", str(campaign), "--out-dir", str(tmp_path / "x"),
+                 "--style", "Pop"]) != 0
+    assert "no style 'Pop'" in capsys.readouterr().err

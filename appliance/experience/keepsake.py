@@ -32,6 +32,8 @@ class Keepsake:
     person_box: tuple[int, int, int, int]
     star_box: tuple[int, int, int, int]
     timings_ms: dict[str, float]
+    #: The campaign style it was painted in (a ``[photo] styles`` name), None for the original (since API 1.4).
+    style: str | None = None
 
 
 class Keepsakes(Protocol):
@@ -46,8 +48,13 @@ class Keepsakes(Protocol):
         ``template`` (the campaign's) with ``{hours}`` (the link's) and ``{minutes}`` (the device's retention)
         filled in, or, without one, what this screen does with the photo (uploaded for how long, printed)."""
 
-    def take(self) -> Job[Keepsake]:
-        """The photo, composed off the loop for this campaign's ``[photo]`` table."""
+    def take(self, style: str | None = None) -> Job[Keepsake]:
+        """The photo, composed off the loop for this campaign's ``[photo]`` table; with ``style`` (since API 1.4:
+        one of the table's ``styles`` by name) painted in that style, the shopper's face kept recognisable."""
+
+    def samples(self) -> Job[dict[str, np.ndarray]]:
+        """Each of the campaign's styles painted on a small picture of its world and star (BGR, for
+        ``Canvas.picture``), by name, and the picture itself as "Original"; made off the loop (since API 1.4)."""
 
     def cancel(self, job: Job[Keepsake]) -> None:
         """The photo ``take`` is making is no longer wanted (the shopper left while it was composed): it is

@@ -3,16 +3,48 @@ the print format and the texts; the kiosk's photo desk composes by it, any photo
 
 Invariants: validated like every campaign table (frozen, unknown keys refused); ``star``, ``frame``
 and ``logo`` are bundle PNGs (``Asset``), so ``load_bundle`` checks they exist; ``print_size_px``
-is given landscape (long side first) and ``orientation`` decides which side is the width.
+is given landscape (long side first) and ``orientation`` decides which side is the width.  ``styles``
+(since API 1.4) are named uniquely (never "Original", the unstyled photo's name), each one of the 26
+built-in styles by ``index`` or the campaign's own painting by ``image`` (a bundle PNG or JPEG, checked
+like every asset), never both; ``style_default`` names one of them.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from appliance.experience.api import Asset, ExperienceConfig
+from appliance.experience.api import Asset, AssetRef, ExperienceConfig
+
+#: The unstyled photo's name in the booth's choice of styles.
+ORIGINAL = "Original"
+#: How many styles the multistyle network knows (``PhotoStyle.index``).
+BUILT_IN_STYLES = 26
+#: The stroke sizes a style is painted with, finest first.
+STROKES = ("fine", "medium", "bold")
+Stroke = Literal["fine", "medium", "bold"]
+
+
+class PhotoStyle(ExperienceConfig):
+    """One painted style the booth offers (``[[photo.styles]]``)."""
+
+    name: str = Field(min_length=1, max_length=20, description="The style's name, shown to the shopper.")
+    index: int | None = Field(None, ge=0, lt=BUILT_IN_STYLES,
+                              description="One of the 26 built-in styles (multistyle26), 0..25.")
+    image: Annotated[str, AssetRef((".png", ".jpg", ".jpeg"))] | None = Field(
+        None, description="A painting (PNG or JPEG in the bundle) whose style is copied (arbitrary style transfer).")
+    stroke: Stroke = Field("medium", description="The size of the brush strokes on the print: fine, medium or bold.")
+    strength: float = Field(0.9, ge=0.3, le=1.0, description="How much of the painting is kept over the photo "
+                                                             "(1: the painting only).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PhotoStyle:
+        if (self.index is None) == (self.image is None):
+            raise ValueError(f"style {self.name!r}: give either index (0..{BUILT_IN_STYLES - 1}) or image, not both")
+        if self.name.casefold() == ORIGINAL.casefold():
+            raise ValueError(f"style name {self.name!r} is the unstyled photo's")
+        return self
 
 
 class PhotoConfig(ExperienceConfig):
@@ -44,6 +76,11 @@ class PhotoConfig(ExperienceConfig):
         (1800, 1200), description="The print's long and short side in pixels (6x4 in at 300 dpi by default).")
     screen_long_side_px: int = Field(1280, ge=320, le=3840, description="Long side of the version shown on screen.")
     jpeg_quality: int = Field(92, ge=50, le=100, description="JPEG quality of the photo files.")
+    styles: list[PhotoStyle] = Field(
+        [], max_length=8, description="The painted styles the shopper may choose in the preview (swipe), after "
+                                      "the unstyled photo, \"Original\" (since API 1.4).")
+    style_default: str | None = Field(None, description="The style chosen when the preview opens (one of "
+                                                        "`styles`' names); absent: the original photo.")
     retakes: int = Field(2, ge=0, le=10, description="How many times a shopper may try again.")
     countdown_s: int = Field(3, ge=1, le=10, description="Seconds of the countdown before the photo is taken.")
     title: str = Field("Photo with the star", min_length=1, max_length=40, description="The menu card's title.")
@@ -66,6 +103,24 @@ class PhotoConfig(ExperienceConfig):
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"{notice!r}: only {{hours}} and {{minutes}} may be filled in ({exc})") from None
         return notice
+
+    @model_validator(mode="after")
+    def _styles_named_once(self) -> PhotoConfig:
+        names = [style.name for style in self.styles]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"styles: {', '.join(twice)} named more than once")
+        if self.style_default is not None and self.style_default not in names:
+            raise ValueError(f"style_default {self.style_default!r} is not one of styles ({', '.join(names) or 'none'})")
+        return self
+
+    def style(self, name: str) -> PhotoStyle:
+        """The style named ``name``; a KeyError listing the campaign's styles otherwise."""
+        for style in self.styles:
+            if style.name == name:
+                return style
+        raise KeyError(f"no style {name!r} in this campaign's [photo] styles "
+                       f"({', '.join(style.name for style in self.styles) or 'none'})")
 
     @field_validator("print_size_px")
     def _long_side_first(cls, size: tuple[int, int]) -> tuple[int, int]:

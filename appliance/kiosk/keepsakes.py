@@ -9,6 +9,8 @@ Invariants:
   the source photographs larger than it films (``stills``: a camera's still mode), the job asks it for a
   burst of ``STILL_BURST`` and composes the sharpest inside the chosen frame's person box instead; a
   source that fails the burst leaves the chosen live frame, said in the log.
+- A photo asked for in a campaign style is painted in the same job (``compose``'s ``style``), after the
+  composition; its keepsake names the style.  The styles' samples are painted in a job of their own.
 - Nothing is uploaded or printed before ``keep``.  ``link`` is given only once the upload is done.
 - Events: ``photo_shared`` when an upload is done (one that ended after a restart too: the uploader keeps
   the campaign and session with the job), ``photo_printed`` / ``print_failed`` when the print ends (one
@@ -93,11 +95,14 @@ def _fully_in(alpha: np.ndarray) -> bool:
 
 @dataclass
 class KioskKeepsakes:
-    """One kiosk's photo desk.  ``compose(bundle, world_id, frame, pose)`` makes an ``appliance.photo.compose.Photo``
-    (in a job); the kiosk ``attach``-es what it knows (its events, the session, the campaign and world shown)."""
+    """One kiosk's photo desk.  ``compose(bundle, world_id, frame, pose, style)`` makes an
+    ``appliance.photo.compose.Photo`` (in a job), painted in the campaign style named ``style`` unless None;
+    ``samples(bundle, world_id)`` paints the campaign's styles on a small sample (in a job); the kiosk
+    ``attach``-es what it knows (its events, the session, the campaign and world shown)."""
 
-    compose: Callable[[Any, str, np.ndarray, Any], Any]
+    compose: Callable[[Any, str, np.ndarray, Any, str | None], Any]
     photos_dir: Path
+    samples: Callable[[Any, str], dict[str, np.ndarray]] = field(default=lambda bundle, world: {})
     #: Start the uploader and the printer (appliance.share.ShareService / appliance.printing.PrintService, or
     #: None when off): at the kiosk's start, so what an earlier run queued is uploaded, followed or expired.
     start_share: Callable[[], Any] = field(default=lambda: None)
@@ -195,9 +200,11 @@ class KioskKeepsakes:
     def for_jobs(self, submit: Callable[[Callable[[], Any], str], Job[Any]]) -> ExperienceKeepsakes:
         return ExperienceKeepsakes(self, submit)
 
-    def make(self, recent: list[Perception], place: tuple[Any, str], asked_at: float | None = None) -> Keepsake:
+    def make(self, recent: list[Perception], place: tuple[Any, str], asked_at: float | None = None,
+             style: str | None = None) -> Keepsake:
         """In a job: the best of ``recent`` (the frames when it was asked for) composed for ``place`` (the
-        bundle and world shown then), written to ``photos_dir``.  Its timings are the composition's steps,
+        bundle and world shown then), painted in ``style`` when given, written to ``photos_dir``.  Its timings
+        are the composition's steps (``style`` among them when painted),
         ``still`` (the burst, with a still mode) and ``total``: from ``asked_at`` (the loop's ``time.monotonic``
         when the photo was asked for; else this call) to the photo written, the campaign's desk made at its
         first photo included."""
@@ -213,7 +220,7 @@ class KioskKeepsakes:
             image, pose = self._still(chosen, pose)
             timings["still"] = round((time.monotonic() - burst_at) * 1000, 1)
         bundle, world = place
-        photo = self.compose(bundle, world, image, pose)
+        photo = self.compose(bundle, world, image, pose, style)
         timings = {**photo.timings_ms, **timings, "compose": photo.timings_ms.get("total", 0.0)}
         photo_id = self.new_id()
         self.photos_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -224,7 +231,7 @@ class KioskKeepsakes:
         with self._lock:
             self._kept[photo_id] = _Kept(path, self.clock())
         timings["total"] = round((time.monotonic() - started) * 1000, 1)
-        return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, timings)
+        return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, timings, style)
 
     def _still(self, chosen: Perception, pose: Any) -> tuple[np.ndarray, Any]:
         """The sharpest of a full-resolution burst inside ``chosen``'s person box, with ``pose`` scaled to it;
@@ -370,14 +377,14 @@ class ExperienceKeepsakes:
     _orders: list[tuple[weakref.ref, _Order]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take(self) -> Job[Keepsake]:
+    def take(self, style: str | None = None) -> Job[Keepsake]:
         recent, place = list(self._desk._recent), self._desk.place()   # on the loop: the frames and world now
         order = _Order()
 
         asked_at = time.monotonic()
 
         def make() -> Keepsake:
-            keepsake = self._desk.make(recent, place, asked_at)
+            keepsake = self._desk.make(recent, place, asked_at, style)
             with self._lock:
                 order.keepsake = keepsake
                 unwanted = order.cancelled
@@ -388,6 +395,10 @@ class ExperienceKeepsakes:
         job = self._submit(make, "photo")
         self._orders = [(ref, known) for ref, known in self._orders if ref() is not None] + [(weakref.ref(job), order)]
         return job
+
+    def samples(self) -> Job[dict[str, np.ndarray]]:
+        bundle, world = self._desk.place()
+        return self._submit(lambda: self._desk.samples(bundle, world), "style samples")
 
     def cancel(self, job: Job[Keepsake]) -> None:
         order = next((known for ref, known in self._orders if ref() is job), None)

@@ -14,6 +14,9 @@ Invariants:
   photo's pose, must be lowered and raised again).  The review screen left alone for
   ``review_s`` ends the visit without consent.
 - A retake is allowed ``retakes`` times; the last photo's review offers no retake.
+- The style (``style``, an index into the ``styles`` choices, 0 the original photo) is chosen by swipes in
+  the preview only (next/previous, wrapping round); it stays through the countdown and retakes, so a photo
+  is taken in the style shown when the countdown started.  On the review screen a swipe is a retake.
 - The done screen (QR and print status) stays ``done_s``, then the booth is over (``finished``).
 """
 
@@ -48,6 +51,8 @@ class Rules:
     done_s: float = 25.0
     failed_s: float = 3.0
     review_s: float = 60.0
+    styles: int = 1            # the choices of style: the original photo, then the campaign's styles
+    style: int = 0             # the choice the preview opens on
 
 
 class Booth:
@@ -58,6 +63,7 @@ class Booth:
         self.takes = 0
         self.want_photo = False
         self.consented = False
+        self.style = rules.style % rules.styles
         self._hold = Hold(rules.hold_s)
         self._last_held: str | None = None
 
@@ -75,13 +81,15 @@ class Booth:
         self._hold = Hold(self.rules.hold_s)
 
     def update(self, now: float, held: str | None, shoot: bool = False, retake: bool = False,
-               consent_key: bool = False) -> None:
+               consent_key: bool = False, step: int = 0) -> None:
         """One frame: ``held`` is the driving hand's held gesture, ``shoot``/``consent_key`` the technician's keys,
-        ``retake`` a swipe (or its key)."""
+        ``retake`` a swipe (or its key), ``step`` the swipe's direction (+1 next, -1 previous; 0: none)."""
         self._last_held = held
         if self.phase is Phase.PREVIEW:
             if self._hold.update(held in START, now) or shoot:
                 self._enter(Phase.COUNTDOWN, now)
+            elif step:
+                self.style = (self.style + step) % self.rules.styles
         elif self.phase is Phase.COUNTDOWN:
             if now - self.since >= self.rules.countdown_s:
                 self.takes += 1

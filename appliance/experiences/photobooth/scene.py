@@ -1,5 +1,7 @@
 """The photo booth's scene: the live preview with the star beside the shopper, the countdown, the flash, the
-finished photo with the notice, then the QR code and the print's status.
+finished photo with the notice, then the QR code and the print's status.  With the campaign's styles, the
+preview says "swipe: change style" with the chosen style's name and its sample beside the shopper ("Original"
+first), and the photo is painted in it ("Painting…" while the job runs; the countdown never waits).
 
 Invariants: drawing and asking only (the visit's logic is ``booth.Booth``; the photo, the upload and the
 print are the kiosk's photo desk, ``Context.keepsakes``); nothing leaves the screen before the shopper's
@@ -15,7 +17,7 @@ import numpy as np
 from appliance.errors import ApplianceError
 from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture, mask_box
 from appliance.experience.keepsake import Keepsake
-from appliance.experience.photo import PhotoConfig
+from appliance.experience.photo import ORIGINAL, PhotoConfig
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
 
 #: The technician's keys: take the photo, consent, try again.
@@ -23,13 +25,19 @@ KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
 GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
 FLASH_S = 0.35
 STAR_STEP_PX = 24   # the star's drawn height is rounded to this, so few sizes are decoded
+SAMPLE_SHARE = 0.2  # the style's sample: this share of the screen's height
 
 
 class BoothScene:
     def enter(self, context: Context, moment: Moment) -> None:
         config: PhotoConfig = context.config
         self._config = config
-        self.booth = Booth(Rules(countdown_s=config.countdown_s, retakes=config.retakes), moment.now)
+        self.choices = (ORIGINAL, *(style.name for style in config.styles))
+        default = self.choices.index(config.style_default) if config.style_default else 0
+        self.booth = Booth(Rules(countdown_s=config.countdown_s, retakes=config.retakes, styles=len(self.choices),
+                                 style=default), moment.now)
+        self._samples_job = context.keepsakes.samples() if config.styles and context.keepsakes is not None else None
+        self._samples: dict[str, np.ndarray] = {}
         self._job = None
         self._flash_at = -1.0
         self.keepsake: Keepsake | None = None
@@ -46,11 +54,15 @@ class BoothScene:
         if Action.BACK in moment.actions:
             return MENU
         before = booth.phase
+        step = (Action.NEXT in moment.actions) - (Action.PREVIOUS in moment.actions)
         retake = any(action in (Action.NEXT, Action.PREVIOUS) for action in moment.actions) or "retake" in moment.inputs
         booth.update(moment.now, held_gesture(moment.gestures), "shoot" in moment.inputs, retake,
-                     "consent" in moment.inputs)
+                     "consent" in moment.inputs, step)
+        if self._samples_job is not None and self._samples_job.done:
+            job, self._samples_job = self._samples_job, None
+            self._samples = job.result()
         if booth.want_photo and self._job is None:
-            self._job, self._flash_at = desk.take(), moment.now
+            self._job, self._flash_at = desk.take(self.style), moment.now
         if self._job is not None and self._job.done:
             job, self._job = self._job, None
             try:
@@ -63,7 +75,8 @@ class BoothScene:
                 desk.private(True)
                 context.new_screen()
                 context.publish("photo_taken", {"photo_id": self.keepsake.photo_id, "take": booth.takes,
-                                                "ms": round(self.keepsake.timings_ms.get("total", 0.0))})
+                                                "ms": round(self.keepsake.timings_ms.get("total", 0.0)),
+                                                "style": self.keepsake.style or ORIGINAL})
         if before is Phase.REVIEW and booth.phase is Phase.PREVIEW:
             context.publish("photo_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
             self._drop(context)
@@ -79,6 +92,11 @@ class BoothScene:
             if link is not None:
                 self._qr = desk.qr(link, context.canvas.size[1] * 2 // 5)
         return MENU if booth.finished else None
+
+    @property
+    def style(self) -> str | None:
+        """The campaign style chosen now, None for the original photo."""
+        return self.choices[self.booth.style] if self.booth.style else None
 
     def _drop(self, context: Context) -> None:
         if self.keepsake is not None:
@@ -108,11 +126,13 @@ class BoothScene:
             lines.text(self._config.pose_prompt, (width // 2, int(height * 0.12)), size=small * 3 // 2,
                        backdrop=True)
             context.stage.cursor(moment, moment.hold_progress)
+            if len(self.choices) > 1:
+                self._draw_style(context)
         elif phase is Phase.COUNTDOWN:
             lines.text(str(self.booth.seconds_left(moment.now)), (width // 2, int(height * 0.3)), size=big * 2,
                        colour=GOLD, backdrop=True)
         elif phase is Phase.DEVELOPING:
-            lines.text("Developing…", (width // 2, int(height * 0.12)), size=small * 3 // 2, backdrop=True)
+            lines.text("Painting…" if self.style else "Developing…", (width // 2, int(height * 0.12)), size=small * 3 // 2, backdrop=True)
         elif phase is Phase.FAILED:
             lines.text("Sorry, that photo did not work", (width // 2, int(height * 0.3)), size=small * 2,
                        backdrop=True)
@@ -156,6 +176,29 @@ class BoothScene:
         centre_x = left - star_w // 2 if side == "left" else right + star_w // 2
         centre_x = min(max(centre_x, star_w // 2), screen_w - star_w // 2)
         context.canvas.blit(image, (round(centre_x), round(min(screen_h, bottom))), anchor="midbottom")
+
+    def _draw_style(self, context: Context) -> None:
+        """The chosen style's sample (once painted) beside the shopper, its name and the swipe under it."""
+        width, height = context.canvas.size
+        small = height // 22
+        name = self.choices[self.booth.style]
+        sample = self._samples.get(name)
+        side = round(height * SAMPLE_SHARE)
+        box = (round(side * 1.5), side) if sample is not None else (0, 0)
+        label = (max(context.canvas.text_size(f"Style: {name}", small * 3 // 2)[0],
+                     context.canvas.text_size("Swipe: change style", small)[0]), small * 3)
+        block = (max(box[0], label[0]), box[1] + label[1])
+        centre_x, centre_y = context.stage.layout.place(block, (0.84, 0.62))
+        top = centre_y - block[1] // 2
+        if sample is not None:
+            shown = cv2.resize(sample, box, interpolation=cv2.INTER_AREA)
+            context.canvas.panel((centre_x - box[0] // 2 - 6, top - 6, box[0] + 12, box[1] + 12), GOLD, opacity=1.0)
+            context.canvas.picture(shown, (centre_x, top + box[1] // 2))
+        lines = TextBlock(context)
+        lines.text(f"Style: {name}", (centre_x, top + box[1] + small), size=small * 3 // 2, colour=GOLD,
+                   backdrop=True)
+        lines.text("Swipe: change style", (centre_x, top + box[1] + small * 5 // 2), size=small, backdrop=True)
+        lines.draw()
 
     def _prompt(self, context: Context) -> str:
         """The review's prompt, true to what this screen can do now (share, print, retake)."""
