@@ -12,9 +12,10 @@ centre lies in the shopper's box) are measured before and after (``likeness``: t
 grey gradients at the scale of eyes and mouth, brush texture smoothed away).  Below LIKE_ENOUGH the original
 face is blended back inside a feathered mask of the mesh's outline, by how much was lost: nothing at
 LIKE_ENOUGH, RESTORE_MAX at LOST or below.  The threshold is measured on the astronaut's face in a print
-(168 px wide): the styles that leave it recognisable by eye (built-in 5 and 19 at fine and medium strokes, a
-painting at any stroke) keep 0.73-0.89; style 19 at bold strokes, where eyes and mouth are gone, 0.53; the
-block style 17, 0.03-0.25.  The star is left painted: it is part of the painting, and its
+(168 px wide), painted at full strength: the styles that leave it recognisable by eye (built-in 5 and 19 at
+fine and medium strokes, a painting at any stroke) keep 0.73-0.89; style 19 at bold strokes, where eyes and
+mouth are gone, 0.53 (0.59 at strength 0.9: given back at 0.37, then 0.76); the block style 17, 0.03-0.25 (given back
+at RESTORE_MAX).  The star is left painted: it is part of the painting, and its
 face is the campaign's drawing, not a person who must recognise themselves.
 
 Invariants: the result has the photo's size and dtype (BGR uint8); the photo itself is never changed; each
@@ -52,9 +53,9 @@ TILE_SIDES: dict[str, int] = {"fine": 1152, "medium": 768, "bold": 384}
 TILE, OVERLAP = 384, 64
 PREDICT_SIDE = 256
 #: A face whose likeness falls below this is given back (see the module's docstring for the measurements).
-LIKE_ENOUGH = 0.65
+LIKE_ENOUGH = 0.7
 #: At this likeness or below the original face is given back at RESTORE_MAX.
-LOST = 0.25
+LOST = 0.45
 RESTORE_MAX = 0.85
 #: The width faces are compared at, pixels; the blur that smooths strokes away, in face widths.
 LIKENESS_WIDTH, LIKENESS_BLUR = 96, 1 / 48
