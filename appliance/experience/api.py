@@ -42,13 +42,15 @@ from appliance.boxes import mask_box
 from appliance.experience.gestures import Hold, held_gesture
 from appliance.experience.textblock import TextBlock
 from appliance.perception.body import LIMBS, Pose
+from appliance.perception.face import Face
 from appliance.perception.hand import GestureState, Hand, HandGesture, Swipe
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
 
 API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
 #                      1.4: Keepsakes.notice and cancel, mask_box, FakeContext(campaign=…) publishes as the kiosk does,
-#                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style
+#                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style,
+#                      Face (Perception.faces with Needs.face)
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -63,7 +65,7 @@ T = TypeVar("T")
 
 __all__ = [
     "API_VERSION", "ATTRACT", "EVERY_FRAME", "EXIT_REASONS", "LIMBS", "MENU", "Pose", "Action", "Asset", "AssetRef", "Canvas",
-    "Card", "Context", "Experience", "ExperienceConfig", "GestureState", "Hand", "HandGesture", "Hold", "Image",
+    "Card", "Context", "Experience", "ExperienceConfig", "Face", "GestureState", "Hand", "HandGesture", "Hold", "Image",
     "Job", "Jobs", "Layout", "Moment", "Needs", "Offer", "Perception", "Scene", "Stage", "Swipe", "TextBlock",
     "World", "held_gesture", "mask_box",
 ]
