@@ -50,7 +50,7 @@ from appliance.perception.pipeline import Perception
 API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
 #                      1.4: Keepsakes.notice and cancel, mask_box, FakeContext(campaign=…) publishes as the kiosk does,
 #                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style,
-#                      Face (Perception.faces with Needs.face)
+#                      Face (Perception.faces with Needs.face), Keepsakes.picture
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

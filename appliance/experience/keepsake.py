@@ -15,6 +15,7 @@ Invariants (the kiosk's side, ``appliance.kiosk.keepsakes``, keeps them):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +56,11 @@ class Keepsakes(Protocol):
     def samples(self) -> Job[dict[str, np.ndarray]]:
         """Each of the campaign's styles painted on a small picture of its world and star (BGR, for
         ``Canvas.picture``), by name, and the picture itself as "Original"; made off the loop (since API 1.4)."""
+
+    def picture(self, make: Callable[[], np.ndarray]) -> Job[Keepsake]:
+        """The experience's own finished picture (since API 1.4: a face fused into the star's poster): ``make``
+        runs off the loop and returns it (BGR uint8); it is then a keepsake like a photo — on the device only,
+        kept, shared and printed with the shopper's consent (``keep``), deleted as a photo is."""
 
     def cancel(self, job: Job[Keepsake]) -> None:
         """The photo ``take`` is making is no longer wanted (the shopper left while it was composed): it is

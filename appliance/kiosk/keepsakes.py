@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 #: How many of the last camera frames the best photo is picked from.
 RECENT = 6
+#: The screen version's long side and the JPEG quality of an experience's own picture (``make_picture``).
+SCREEN_LONG_SIDE_PX = 1280
+PICTURE_JPEG_QUALITY = 92
 #: The end of the printer's lines that send the shopper to the QR code (``appliance.printing``'s ATTENTION,
 #: LIMIT_REACHED): left out for a photo that is not being shared.
 QR_HINT = ": scan the QR"
@@ -222,16 +225,40 @@ class KioskKeepsakes:
         bundle, world = place
         photo = self.compose(bundle, world, image, pose, style)
         timings = {**photo.timings_ms, **timings, "compose": photo.timings_ms.get("total", 0.0)}
+        photo_id = self._file(photo.jpeg)
+        timings["total"] = round((time.monotonic() - started) * 1000, 1)
+        return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, timings, style)
+
+    def make_picture(self, make: Callable[[], np.ndarray], screen_long_side: int = SCREEN_LONG_SIDE_PX,
+                     quality: int = PICTURE_JPEG_QUALITY) -> Keepsake:
+        """In a job: the picture ``make`` returns (BGR uint8, an experience's own: a face fused into a poster)
+        filed like a photo, kept, shared and printed only as a photo is; the whole picture is its "person"."""
+        started = time.monotonic()
+        self.start()
+        picture = make()
+        if picture.dtype != np.uint8 or picture.ndim != 3 or picture.shape[2] != 3:
+            raise ApplianceError(f"a picture is BGR uint8 HxWx3, got {picture.dtype} {picture.shape}")
+        ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ApplianceError("the picture could not be encoded as JPEG")
+        height, width = picture.shape[:2]
+        scale = min(1.0, screen_long_side / max(width, height))
+        screen = cv2.resize(picture, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        photo_id = self._file(encoded.tobytes())
+        return Keepsake(photo_id, screen, (0, 0, width, height), (0, 0, 0, 0),
+                        {"total": round((time.monotonic() - started) * 1000, 1)})
+
+    def _file(self, jpeg: bytes) -> str:
+        """``jpeg`` written to ``photos_dir`` (0600) under a new photo id, known to the desk from now."""
         photo_id = self.new_id()
         self.photos_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.photos_dir / f"{photo_id}.jpg"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as file:
-            file.write(photo.jpeg)
+            file.write(jpeg)
         with self._lock:
             self._kept[photo_id] = _Kept(path, self.clock())
-        timings["total"] = round((time.monotonic() - started) * 1000, 1)
-        return Keepsake(photo_id, photo.screen, photo.person_box, photo.star_box, timings, style)
+        return photo_id
 
     def _still(self, chosen: Perception, pose: Any) -> tuple[np.ndarray, Any]:
         """The sharpest of a full-resolution burst inside ``chosen``'s person box, with ``pose`` scaled to it;
@@ -379,12 +406,18 @@ class ExperienceKeepsakes:
 
     def take(self, style: str | None = None) -> Job[Keepsake]:
         recent, place = list(self._desk._recent), self._desk.place()   # on the loop: the frames and world now
+        asked_at = time.monotonic()
+        return self._ordered(lambda: self._desk.make(recent, place, asked_at, style), "photo")
+
+    def picture(self, make: Callable[[], np.ndarray]) -> Job[Keepsake]:
+        return self._ordered(lambda: self._desk.make_picture(make), "picture")
+
+    def _ordered(self, make: Callable[[], Keepsake], name: str) -> Job[Keepsake]:
+        """``make`` in a job whose photo ``cancel`` can still let go (see ``_Order``)."""
         order = _Order()
 
-        asked_at = time.monotonic()
-
-        def make() -> Keepsake:
-            keepsake = self._desk.make(recent, place, asked_at, style)
+        def made() -> Keepsake:
+            keepsake = make()
             with self._lock:
                 order.keepsake = keepsake
                 unwanted = order.cancelled
@@ -392,7 +425,7 @@ class ExperienceKeepsakes:
                 self._desk.discard(keepsake)
             return keepsake
 
-        job = self._submit(make, "photo")
+        job = self._submit(made, name)
         self._orders = [(ref, known) for ref, known in self._orders if ref() is not None] + [(weakref.ref(job), order)]
         return job
 
