@@ -774,3 +774,24 @@ def test_the_shopper_swipes_through_the_styles_in_the_preview_and_the_photo_is_p
     assert plain.style is None and "style" not in plain.timings_ms
     assert styled.screen.shape == plain.screen.shape
     assert np.abs(styled.screen.astype(np.int16) - plain.screen).mean() > 20, "the photo was painted"
+
+
+def test_styles_this_kiosk_cannot_paint_are_not_offered_and_the_original_photo_is_still_taken(
+        bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path) -> None:
+    desk = kiosk_desk(None, Alerts(), photo_desk, shopper, tmp_path)
+
+    def unpaintable(bundle: Bundle, world: str) -> dict[str, np.ndarray]:
+        raise ApplianceError("backend 'litert' cannot run model multistyle26")
+
+    desk.samples = unpaintable
+    context = booth_context(desk, bundle)
+
+    def visit(shopper: Shopper) -> Iterator[Moment]:
+        yield moment(0.0)
+        yield shopper.frame(actions=(Action.NEXT,))
+        assert not any(line.startswith("Style") or "change style" in line for line in context.texts(-1))
+        yield from shopper.photo(context)
+        yield shopper.frame(actions=(Action.BACK,))
+
+    context = play(experience, None, Unfolding(visit(Shopper(desk))), context)
+    assert taken(context).style is None and context.published("photo_taken")[0]["style"] == "Original"

@@ -22,7 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from appliance.experience.api import Hold
@@ -112,6 +112,11 @@ class Booth:
         elif self.phase is Phase.FAILED:
             if now - self.since >= self.rules.failed_s:
                 self._enter(Phase.PREVIEW, now)
+
+    def without_styles(self) -> None:
+        """The styles cannot be painted here: only the original photo is offered from now on."""
+        self.rules = replace(self.rules, styles=1, style=0)
+        self.style = 0
 
     def taken(self, now: float) -> None:
         """The photo asked for is finished and on screen."""

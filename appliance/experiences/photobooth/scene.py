@@ -1,7 +1,8 @@
 """The photo booth's scene: the live preview with the star beside the shopper, the countdown, the flash, the
 finished photo with the notice, then the QR code and the print's status.  With the campaign's styles, the
 preview says "swipe: change style" with the chosen style's name and its sample beside the shopper ("Original"
-first), and the photo is painted in it ("Painting…" while the job runs; the countdown never waits).
+first), and the photo is painted in it ("Painting…" while the job runs; the countdown never waits); styles
+whose samples cannot be painted (no style models on this kiosk) are not offered.
 
 Invariants: drawing and asking only (the visit's logic is ``booth.Booth``; the photo, the upload and the
 print are the kiosk's photo desk, ``Context.keepsakes``); nothing leaves the screen before the shopper's
@@ -60,7 +61,11 @@ class BoothScene:
                      "consent" in moment.inputs, step)
         if self._samples_job is not None and self._samples_job.done:
             job, self._samples_job = self._samples_job, None
-            self._samples = job.result()
+            try:
+                self._samples = job.result()
+            except Exception:  # noqa: BLE001 - styles this kiosk cannot paint are not offered; the photo still is
+                self.choices = (ORIGINAL,)
+                booth.without_styles()
         if booth.want_photo and self._job is None:
             self._job, self._flash_at = desk.take(self.style), moment.now
         if self._job is not None and self._job.done:
