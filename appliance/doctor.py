@@ -28,6 +28,7 @@ from appliance.errors import ApplianceError
 from appliance.experience.api import API_VERSION, ATTRACT, MENU
 from appliance.experience.registry import Registry, installed
 from appliance.fleet.link import parse_broker
+from appliance.inference.backend import Registry as BackendRegistry
 from appliance.inference.soc import has_rknn_npu, read_soc
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
@@ -162,6 +163,19 @@ def check_runtime(soc: str | None, rknn_dir: Path, paths: tuple[Path, ...] = LIB
         return Check("librknnrt", FAIL, f"{path} is {have}, the models were built with toolkit {wanted}",
                      f"install librknnrt {wanted} or newer (an older one fails with 'Invalid RKNN model version')")
     return Check("librknnrt", PASS, f"{have} (models built with {wanted})")
+
+
+#: The CPU backends every board needs (.tflite models through LiteRT, .onnx ones through onnxruntime).
+CPU_BACKENDS = ("litert", "onnx")
+
+
+def check_backends(registry: BackendRegistry) -> Check:
+    """The inference backends found, with their runtimes' versions; a CPU one missing fails (the NPU's is optional)."""
+    missing = [name for name in CPU_BACKENDS if name not in registry.plugins]
+    if missing:
+        reasons = "; ".join(f"{name}: {registry.unavailable.get(name, 'not installed')}" for name in missing)
+        return Check("backends", FAIL, reasons, "reinstall the appliance (its venv lacks ai-edge-litert or onnxruntime)")
+    return Check("backends", PASS, registry.describe())
 
 
 def check_models() -> Check:
@@ -308,6 +322,7 @@ def run_checks(config: Config) -> list[Check]:
         ("display", check_display),
         ("NPU driver", lambda: check_npu(soc)),
         ("librknnrt", lambda: check_runtime(soc, Manifest.load().cache_dir / "rknn")),
+        ("backends", lambda: check_backends(BackendRegistry.discover())),
         ("models", check_models),
         ("experiences", lambda: check_experiences(installed())),
         ("broker", lambda: check_broker(config)),

@@ -12,6 +12,7 @@ from appliance.doctor import (
     PASS,
     SKIP,
     Check,
+    check_backends,
     check_broker,
     check_camera,
     check_clock,
@@ -23,6 +24,7 @@ from appliance.doctor import (
     format_table,
     models_toolkit_version,
 )
+from appliance.inference.backend import Registry as BackendRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 RKNN_HEADER = b"RKNN\0\0" + b"2.5.0(compiler version: 2.5.0 (74ea630ce@2026-09-29T14:54:20))" + b"\0" * 16
@@ -127,3 +129,14 @@ def test_experiences_pass_with_the_built_ins_and_fail_naming_a_skipped_plug_in()
     assert "uninstall" in check.fix
     check = check_experiences(Registry.of([installed()["mirror"]]))
     assert check.status == FAIL and check.detail == "mirror: no attract and no menu"
+
+
+def test_backends_pass_with_both_cpu_runtimes_and_fail_naming_a_missing_one() -> None:
+    found = BackendRegistry.discover()
+    check = check_backends(found)
+    assert check.status == PASS and "litert (ai-edge-litert" in check.detail and "onnx (onnxruntime" in check.detail
+    without_onnx = BackendRegistry({name: plugin for name, plugin in found.plugins.items() if name != "onnx"},
+                                   {"onnx": "ModuleNotFoundError: No module named 'onnxruntime'"})
+    check = check_backends(without_onnx)
+    assert check.status == FAIL and check.detail == "onnx: ModuleNotFoundError: No module named 'onnxruntime'"
+    assert "onnxruntime" in check.fix
