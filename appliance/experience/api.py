@@ -42,7 +42,7 @@ from appliance.boxes import mask_box
 from appliance.experience.gestures import Hold, held_gesture
 from appliance.experience.textblock import TextBlock
 from appliance.perception.body import LIMBS, Pose
-from appliance.perception.face import Face
+from appliance.perception.face import Face, FaceAge
 from appliance.perception.hand import GestureState, Hand, HandGesture, Swipe
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
@@ -50,7 +50,8 @@ from appliance.perception.pipeline import Perception
 API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
 #                      1.4: Keepsakes.notice and cancel, mask_box, FakeContext(campaign=…) publishes as the kiosk does,
 #                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style,
-#                      Face (Perception.faces with Needs.face), Keepsakes.picture
+#                      Face (Perception.faces with Needs.face), Keepsakes.picture,
+#                      Needs.age and gender, Face.age (FaceAge: a tracked face's smoothed band), Experience.needs_of
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -65,8 +66,8 @@ T = TypeVar("T")
 
 __all__ = [
     "API_VERSION", "ATTRACT", "EVERY_FRAME", "EXIT_REASONS", "LIMBS", "MENU", "Pose", "Action", "Asset", "AssetRef", "Canvas",
-    "Card", "Context", "Experience", "ExperienceConfig", "Face", "GestureState", "Hand", "HandGesture", "Hold", "Image",
-    "Job", "Jobs", "Layout", "Moment", "Needs", "Offer", "Perception", "Scene", "Stage", "Swipe", "TextBlock",
+    "Card", "Context", "Experience", "ExperienceConfig", "Face", "FaceAge", "GestureState", "Hand", "HandGesture",
+    "Hold", "Image", "Job", "Jobs", "Layout", "Moment", "Needs", "Offer", "Perception", "Scene", "Stage", "Swipe", "TextBlock",
     "World", "held_gesture", "mask_box",
 ]
 
@@ -283,7 +284,9 @@ class Experience:
     ``keys`` maps technicians' key names (pygame's: "r", "space", "f5") to the experience's inputs
     (``Moment.inputs``).  ``offered`` is for campaigns without an ``experiences`` list (written before
     plug-ins): "always" offers it, "with_table" when the campaign has its table, "listed" (the
-    default) never — a campaign lists the experiences it wants.
+    default) never — a campaign lists the experiences it wants.  ``needs_of``, when given, makes the
+    needs from the validated config (a campaign switch that spares a model); ``needs_for`` is what the
+    kiosk asks for.
     """
 
     name: str
@@ -294,6 +297,11 @@ class Experience:
     config: type[ExperienceConfig] | None = None
     keys: Mapping[str, str] = field(default_factory=dict)
     offered: str = "listed"
+    needs_of: Callable[[Any], Needs] | None = None
+
+    def needs_for(self, config: Any) -> Needs:
+        """The perception a run asks for, given the campaign's validated table."""
+        return self.needs if self.needs_of is None else self.needs_of(config)
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):

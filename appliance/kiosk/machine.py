@@ -141,7 +141,8 @@ class Machine:
             log.info("scene world (no attract experience)")
             return
         experience = self.registry[name]
-        self._core.want(experience.needs if name == ATTRACT else experience.needs.union(NAVIGATION))
+        needs = experience.needs_for(self._contexts[name].config)
+        self._core.want(needs if name == ATTRACT else needs.union(NAVIGATION))
         log.info("scene %s", name)
         self._scene = experience.scene()
         self._scene.enter(self._contexts[name], moment)

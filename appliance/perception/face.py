@@ -8,6 +8,10 @@ frame (0 when not numbered); ``Perception.faces`` lists every face, largest firs
 The mesh is the 468-point one: MediaPipe's 478-point attention model
 (face_landmark_with_attention.tflite) needs custom ops that ai-edge-litert does not
 have, so no iris points.
+
+``Face.age`` is the face's smoothed age guess (``FaceAge``) while an experience asks for
+age (``Needs.age``), None otherwise or before the first guess: a band to show, never
+logged (its repr withholds every value, as ``appliance.perception.age.AgeGuess``'s).
 """
 
 from __future__ import annotations
@@ -23,6 +27,25 @@ RIGHT_EYE_OUTER, RIGHT_EYE_INNER = 33, 133
 LEFT_EYE_INNER, LEFT_EYE_OUTER = 362, 263
 
 
+@dataclass(frozen=True, repr=False)
+class FaceAge:
+    """A tracked face's age (and gender) over its last guesses: the median age, the mean gender probability.
+
+    ``band`` is what may be shown ("kid", "teen", "18-25", …: never a number for a child); ``guesses`` is
+    how many guesses the values stand on (a scene waits for a few before showing any).  ``gender`` and
+    ``gender_score`` are None when gender is not asked for (``Needs.gender``).
+    """
+
+    age: float
+    band: str
+    guesses: int
+    gender: str | None = None
+    gender_score: float | None = None
+
+    def __repr__(self) -> str:
+        return f"FaceAge(<withheld: an individual's age and gender are never shown in logs>, guesses={self.guesses})"
+
+
 @dataclass(frozen=True)
 class Face:
     """One face in one frame."""
@@ -30,6 +53,7 @@ class Face:
     score: float                # the detector's confidence (tracked: the mesh's face flag), 0..1
     landmarks: np.ndarray       # (468, 3) float32: x, y pixels, z
     track_id: int = 0
+    age: FaceAge | None = None  # the track's smoothed age guess, when age is asked for (Needs.age)
 
     @property
     def box(self) -> tuple[float, float, float, float]:

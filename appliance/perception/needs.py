@@ -12,6 +12,8 @@ Invariants:
   second); 0 is off.  Gestures come with hands.
 - ``union`` is what two needs ask together (the larger rate of each model); it is how the
   kiosk joins the current experience's needs with its own (hands for navigation).
+- ``age`` is guessed on the tracked faces, so it needs ``face`` on; ``gender`` (not a rate)
+  adds the gender network to each age run, and without it the gender model is never loaded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 EVERY_FRAME = math.inf
-MODELS = ("segmentation", "hands", "pose", "face")
+MODELS = ("segmentation", "hands", "pose", "face", "age")
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,22 @@ class Needs:
     hands: float = EVERY_FRAME
     pose: float = 0.0
     face: float = 0.0
+    age: float = 0.0
+    gender: bool = False
 
     def __post_init__(self) -> None:
         for model in MODELS:
             rate = getattr(self, model)
             if not (rate == EVERY_FRAME or (isinstance(rate, (int, float)) and 0 <= rate <= 240)):
                 raise ValueError(f"needs {model}={rate!r}: 0 (off), a rate up to 240 per second, or EVERY_FRAME")
+        if self.age > 0 and self.face <= 0:
+            raise ValueError(f"needs age={self.age!r}: age is guessed on the tracked faces, so face must be on too")
+        if self.gender and self.age <= 0:
+            raise ValueError("needs gender=True: gender is guessed with age, so age must be on too")
 
     def union(self, other: Needs) -> Needs:
-        return Needs(**{model: max(getattr(self, model), getattr(other, model)) for model in MODELS})
+        return Needs(**{model: max(getattr(self, model), getattr(other, model)) for model in MODELS},
+                     gender=self.gender or other.gender)
 
     def wants(self, model: str) -> bool:
         return getattr(self, model) > 0
@@ -49,4 +58,6 @@ class Needs:
             rate = getattr(self, model)
             if rate > 0:
                 parts.append(f"{model} {'every frame' if rate == EVERY_FRAME else f'{rate:g}/s'}")
+        if self.gender:
+            parts.append("gender with age")
         return ", ".join(parts) or "nothing"

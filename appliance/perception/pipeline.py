@@ -18,6 +18,11 @@ Invariants:
   segmentation puts people.  Parallel (``[inference] parallel``): each stage
   runs in its own lane thread and hands, pose and face use the previous
   frame's mask, so none waits for another.
+- Age (``Needs.age``, with face) runs after face, on this frame's tracked faces, at its
+  rate, off the render loop like every stage; each face of every result carries its
+  track's smoothed guess (``Face.age``) from the last age run.  Gender runs only while
+  ``Needs.gender`` asks (its model loads the first time it does).  Age switched off
+  forgets every track's guesses.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import MODELS, Needs
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.schedule import RateGate, segmentation_rate
-from appliance.perception.stages import FaceStage, HandStage, PoseStage, SegmentationStage, Segmented
+from appliance.perception.stages import AgeStage, FaceStage, HandStage, PoseStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
 from appliance.worker import Worker
@@ -64,7 +69,7 @@ class Perception:
     gestures: GestureState = NO_GESTURES
     ran: tuple[str, ...] = ()  # the models that ran on this frame (the others' answers are older)
     poses: tuple[Pose, ...] = ()  # every person's body, largest first (when pose is wanted)
-    faces: tuple[Face, ...] = ()  # every face's mesh, largest first (when face is wanted)
+    faces: tuple[Face, ...] = ()  # every face's mesh, largest first (when face is wanted; Face.age: when age is)
 
     @property
     def index(self) -> int:
@@ -84,6 +89,7 @@ class Perceiver:
         self.pose: PoseStage | None = None   # loaded the first time an experience asks for pose
         self._face_settings = face
         self.face: FaceStage | None = None   # loaded the first time an experience asks for face
+        self.age: AgeStage | None = None     # loaded the first time an experience asks for age
         self._lanes = {name: Lane(name).start() for name in ("segmentation", "hands")} if parallel else {}
         self._gates = {name: RateGate() for name in MODELS}
         self._segmented: Segmented | None = None
@@ -93,12 +99,14 @@ class Perceiver:
         self._pose_on = False
         self._faces: tuple[Face, ...] = ()
         self._face_on = False
+        self._age_on = False
 
     def process(self, frame: Frame, needs: Needs = DEFAULT_NEEDS) -> Perception:
         now = frame.captured_at
         self._switch_hands(needs.wants("hands"))
         self._switch_pose(needs.wants("pose"))
         self._switch_face(needs.wants("face"))
+        self._switch_age(needs.wants("age"))
         last = self._segmented
         jobs: dict[str, Callable[[], Any]] = {}
         if (last is None or last.alpha.shape[:2] != frame.image.shape[:2]
@@ -137,11 +145,18 @@ class Perceiver:
             self._poses = results["pose"]
         if "face" in results:
             self._faces = results["face"]
+        age, faces = self.age, self._faces
+        if age is not None and self._age_on:
+            if faces and self._gates["age"].due(needs.age, now):
+                age_results, age_timings = self._run({"age": lambda: age.run(frame.image, faces, needs.gender)})
+                results.update(age_results)
+                timings.update(age_timings)
+            faces = age.attach(faces)
         for name in results:
             self._gates[name].ran(now)
         ran = tuple(name for name in MODELS if name in results)
         return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran,
-                          self._poses, self._faces)
+                          self._poses, faces)
 
     def close(self) -> None:
         """Stop the lane threads (parallel mode)."""
@@ -205,6 +220,17 @@ class Perceiver:
             self._faces = ()
             self._gates["face"].forget()
         self._face_on = wanted
+
+    def _switch_age(self, wanted: bool) -> None:
+        """Make the age stage on first use (its models load at its first run); switched off, forget every guess."""
+        if wanted and self.age is None:
+            self.age = AgeStage(self._inference)
+            if self._lanes:
+                self._lanes["age"] = Lane("age").start()
+        if self._age_on and not wanted and self.age is not None:
+            self.age.reset()
+            self._gates["age"].forget()
+        self._age_on = wanted
 
 
 def _timed(job: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:

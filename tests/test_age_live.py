@@ -1,0 +1,112 @@
+"""Age guesses in live perception: smoothed per track, at the rate asked, gender only when asked, nothing logged."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pytest
+
+from appliance.inference.backend import BackendOptions, Inference
+from appliance.perception.age import AgeGuess
+from appliance.perception.age_tracker import AgeTracks, smoothed
+from appliance.perception.needs import EVERY_FRAME, Needs
+from appliance.perception.pipeline import Perceiver
+from appliance.sources.base import Frame
+
+AGE = Needs(hands=0, face=EVERY_FRAME, age=EVERY_FRAME)
+AGE_AND_GENDER = Needs(hands=0, face=EVERY_FRAME, age=EVERY_FRAME, gender=True)
+
+
+def guess(age: float, gender: str | None = None, score: float | None = None) -> AgeGuess:
+    return AgeGuess(age, 0.3, gender, score)
+
+
+def test_a_tracks_age_is_the_median_of_its_last_guesses() -> None:
+    tracks = AgeTracks(window=5)
+    for age in (30.0, 31.0, 29.0, 70.0, 30.5):   # one wild guess (a turned head) moves nothing
+        tracks.add(7, guess(age))
+    estimate = tracks.estimate(7)
+    assert estimate is not None and estimate.age == 30.5 and estimate.band == "25-35" and estimate.guesses == 5
+    for age in (8.0, 9.0, 8.5):                  # the window slides: the newest five are 70, 30.5, 8, 9, 8.5
+        tracks.add(7, guess(age))
+    estimate = tracks.estimate(7)
+    assert estimate is not None and estimate.age == 9.0 and estimate.band == "kid" and estimate.guesses == 5
+
+
+def test_tracks_are_smoothed_apart_and_forgotten_when_gone() -> None:
+    tracks = AgeTracks()
+    tracks.add(1, guess(40.0))
+    tracks.add(2, guess(15.0))
+    assert (tracks.estimate(1).band, tracks.estimate(2).band) == ("35-45", "teen")
+    tracks.keep([2])
+    assert tracks.estimate(1) is None and len(tracks) == 1
+    assert tracks.estimate(3) is None
+
+
+def test_gender_is_the_mean_probability_over_the_guesses_that_have_one() -> None:
+    estimate = smoothed([guess(30, "male", 0.9), guess(30, "female", 0.6), guess(30, "male", 0.7), guess(30)])
+    assert estimate.gender == "male" and estimate.gender_score == pytest.approx((0.9 + 0.4 + 0.7) / 3)
+    assert smoothed([guess(30, "female", 0.8)]).gender == "female"
+    assert (smoothed([guess(30)]).gender, smoothed([guess(30)]).gender_score) == (None, None)
+
+
+def test_an_estimate_withholds_its_values_from_its_repr() -> None:
+    estimate = smoothed([guess(33.0, "female", 0.87)])
+    text = repr(estimate) + str(estimate)
+    assert "33" not in text and "female" not in text and "30-40" not in text
+
+
+def test_age_needs_face_and_gender_needs_age() -> None:
+    with pytest.raises(ValueError, match="face must be on"):
+        Needs(age=3)
+    with pytest.raises(ValueError, match="age must be on"):
+        Needs(face=10, gender=True)
+    joined = Needs(face=10, age=3, gender=True).union(Needs(hands=EVERY_FRAME))
+    assert (joined.age, joined.gender, joined.face) == (3, True, 10)
+    assert Needs(face=10, age=3).describe().endswith("face 10/s, age 3/s")
+
+
+def test_the_astronaut_is_guessed_once_per_age_run_smoothed_and_without_gender(astronaut: np.ndarray) -> None:
+    inference = Inference("auto", BackendOptions(threads=1, soc=None))
+    perceiver = Perceiver(inference)
+    needs = Needs(hands=0, face=EVERY_FRAME, age=5)
+    runs = 0
+    for index in range(50):                     # two seconds at 25 fps: ten age runs at 5 a second
+        result = perceiver.process(Frame(astronaut, index, index / 25.0), needs)
+        runs += "age" in result.ran
+        (face,) = result.faces
+        assert face.age is not None and face.age.guesses == min(runs, 9)   # the window keeps nine
+    assert runs == 10
+    assert face.age.band in ("25-35", "30-40") and (face.age.gender, face.age.gender_score) == (None, None)
+    assert "gender" not in inference.chosen                 # gender not asked: its model never loaded
+    with_gender = perceiver.process(Frame(astronaut, 50, 2.0), AGE_AND_GENDER)
+    assert with_gender.faces[0].age.gender == "female" and "gender" in inference.chosen
+    off = perceiver.process(Frame(astronaut, 51, 2.04), Needs(hands=0, face=EVERY_FRAME))
+    assert off.faces[0].age is None and "age" not in off.ran
+    again = perceiver.process(Frame(astronaut, 52, 2.08), AGE)
+    assert again.faces[0].age.guesses == 1      # switched off, every guess was forgotten
+
+
+def test_nobody_in_front_leaves_no_guess_behind(astronaut: np.ndarray) -> None:
+    perceiver = Perceiver(Inference("auto", BackendOptions(threads=1, soc=None)))
+    for index in range(3):
+        perceiver.process(Frame(astronaut, index, index / 25.0), AGE)
+    assert perceiver.age is not None and len(perceiver.age.tracks) == 1
+    empty = np.full_like(astronaut, 128)
+    for index in range(3, 40):
+        result = perceiver.process(Frame(empty, index, index / 25.0), AGE)
+    assert result.faces == () and len(perceiver.age.tracks) == 0
+
+
+def test_no_log_line_says_a_faces_age_or_gender(astronaut: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        perceiver = Perceiver(Inference("auto", BackendOptions(threads=1, soc=None)))
+        for index in range(6):
+            result = perceiver.process(Frame(astronaut, index, index / 25.0), AGE_AND_GENDER)
+        text = repr(result)
+    estimate = result.faces[0].age
+    assert estimate is not None and estimate.gender is not None
+    said = "\n".join(record.getMessage() for record in caplog.records) + text
+    assert not re.search(rf"\b{round(estimate.age)}\b|{estimate.age:.1f}|\bmale\b|female|{estimate.band}", said)
