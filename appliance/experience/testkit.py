@@ -8,6 +8,7 @@ Invariants:
   get a fake session; ``image`` takes only the table's assets; ``rng`` is seeded; ``text_size`` estimates
   from length and size; the layout is the kiosk's, clear of ``stage.head``.  Jobs run on submit (or on
   ``run_jobs()``) and are ``done`` only once delivered at the start of a later frame, never after exit.
+- ``moment`` may carry faces (``face``: a box's grid of landmarks, a track and its age as perception gives).
 - ``play`` runs a scene as the kiosk does: ``enter`` and ``draw`` on the first moment, then ``update`` and,
   unless it returned a target (``menu``, ``attract`` or an offer), ``draw``; ``exit`` once with "done", ``end``
   or "failed" (the exception re-raised).  With ``reading_s`` a gestured CONFIRM waits as in the kiosk.
@@ -211,10 +212,20 @@ def gestures(held: str | None = None, label: str | None = None, swipe: api.Swipe
     return api.GestureState(hands=(primary,), primary=primary, swipe=swipe)
 
 
+def face(box: tuple[float, float, float, float], track_id: int = 1, age: api.FaceAge | None = None) -> api.Face:
+    """A face filling ``box`` (x, y, w, h in frame pixels): 468 landmarks on a grid over it, tracked as
+    ``track_id``, with ``age`` (``api.FaceAge(age, band, guesses, gender, gender_score)``) as perception gives."""
+    x, y, w, h = box
+    grid = np.stack(np.meshgrid(np.linspace(x, x + w, 26), np.linspace(y, y + h, 18)), axis=-1).reshape(-1, 2)
+    return api.Face(0.9, np.column_stack([grid, np.zeros(len(grid))]).astype(np.float32), track_id, age)
+
+
 def moment(now: float, actions: Sequence[api.Action] = (), inputs: Sequence[str] = (),
            gestures: api.GestureState | None = None, person: bool = True, camera: bool = True,
-           typed: Sequence[api.Action] = (), hold_progress: float = 0.0, reading: bool = False) -> api.Moment:
-    """One frame's input; ``person=False``: nobody in the frame; ``camera=False``: no perception at all."""
+           typed: Sequence[api.Action] = (), hold_progress: float = 0.0, reading: bool = False,
+           faces: Sequence[api.Face] = ()) -> api.Moment:
+    """One frame's input; ``person=False``: nobody in the frame; ``camera=False``: no perception at all;
+    ``faces`` (``face(...)``): what face perception found, largest first."""
     perception, (width, height) = None, FRAME_SIZE
     if camera:
         alpha = np.zeros((height, width), np.uint8)
@@ -222,7 +233,7 @@ def moment(now: float, actions: Sequence[api.Action] = (), inputs: Sequence[str]
             alpha[height // 6:, width // 3: 2 * width // 3] = 255
         frame = Frame(np.zeros((height, width, 3), np.uint8), round(now * 30), now)
         perception = api.Perception(frame, alpha, float(alpha.mean() / 255), gestures=gestures or api.GestureState(),
-                                    ran=("segmentation", "hands"))
+                                    ran=("segmentation", "hands", *(("face",) if faces else ())), faces=tuple(faces))
     return api.Moment(now, perception, tuple(actions), tuple(typed), tuple(inputs), hold_progress, reading)
 
 

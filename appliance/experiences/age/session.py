@@ -1,0 +1,65 @@
+"""One run of "AI guesses your age" as a pure state machine, the clock an argument.
+
+Invariants: a face's label is "thinking" until its track has ``guesses`` guesses, then its band's
+label (a word for a child or a teenager, never a number; gender only when the campaign asks); the run
+ends at ``play_s`` or when the shopper asks (``end``), and publishes one ``age_played`` event with its
+duration, the faces that got a label and why it ended: never an individual's age, band or gender.
+Nothing about a face outlives the frame it came with but the count of tracks labelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.experience.api import Face
+from appliance.experiences.age.config import AgeConfig
+
+#: Faces labelled at once (the largest: nearest the screen).
+MAX_SHOWN = 4
+
+
+@dataclass(frozen=True)
+class Label:
+    face: Face
+    lines: tuple[str, ...]
+    ready: bool       # false while thinking
+
+
+class AgeSession:
+    def __init__(self, config: AgeConfig, publish: Callable[[str, Mapping[str, Any]], None], now: float) -> None:
+        self.config, self.publish, self.started = config, publish, now
+        self.ended: str | None = None
+        self._labelled: set[int] = set()
+
+    def update(self, now: float) -> None:
+        if self.ended is None and now - self.started >= self.config.play_s:
+            self.end(now, "timeout")
+
+    def labels(self, faces: Sequence[Face]) -> list[Label]:
+        """The labels of the largest ``MAX_SHOWN`` faces, in their order."""
+        labels = []
+        for face in faces[:MAX_SHOWN]:
+            estimate = face.age
+            if estimate is None or estimate.guesses < self.config.guesses:
+                labels.append(Label(face, (self.config.thinking,), False))
+                continue
+            if face.track_id:
+                self._labelled.add(face.track_id)
+            config = self.config
+            band = {"kid": config.kid, "teen": config.teen}.get(estimate.band, config.looks.format(band=estimate.band))
+            lines = (band,)
+            if config.gender and estimate.gender is not None:
+                lines += (config.woman if estimate.gender == "female" else config.man,)
+            labels.append(Label(face, lines, True))
+        return labels
+
+    def end(self, now: float, reason: str) -> None:
+        """Once: the run's event (how long, how many faces got a label, why it ended)."""
+        if self.ended is not None:
+            return
+        self.ended = reason
+        self.publish("age_played", {"duration_s": round(now - self.started, 1), "faces": len(self._labelled),
+                                    "reason": reason})
+        self._labelled.clear()
