@@ -27,6 +27,7 @@ from appliance.inference.backend import Inference
 from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import Display, DisplayMode
 from appliance.kiosk.keepsakes import KioskKeepsakes
+from appliance.perception.audience import AudienceCounts
 from appliance.perception.demo import demo_image
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.photo.compose import compose_photo
@@ -95,8 +96,10 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
            registry: Registry) -> Iterator[Kiosk]:
     bundle = first_bundle(config, fleet, registry)
     inference = config.inference.inference()
+    events = EventBus()
+    audience = AudienceCounts(events.publish, config.audience.gender) if config.audience.counts else None
     perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel, config.pose.settings(),
-                          config.face.settings())
+                          config.face.settings(), audience)
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media,
                          demo=demo_image)
     display = Display(mode, (config.display.width, config.display.height))
@@ -107,7 +110,7 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     keepsakes = photo_desk(config, inference, alerts,
                            stills=workers.capture.still if source.still_size is not None else None)
     keepsakes.start()   # what an earlier run queued is uploaded, followed or expired, whatever this campaign offers
-    kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=EventBus(), alerts=alerts,
+    kiosk = Kiosk(config, display, bundle, workers, inference.backend_summary, events=events, alerts=alerts,
                   registry=registry, notifier=ServiceNotifier.from_environment(),
                   bundle_source=fleet.schedule if fleet is not None else None, keepsakes=keepsakes)
     if fleet is not None:

@@ -164,10 +164,21 @@ class FaceConfig(Section):
                         "speed (face sizes per second); higher = less lag")
     derivative_cutoff: float = Field(Smoothing.derivative_cutoff, gt=0, le=30, description="One Euro filter: "
                                      "cutoff (Hz) of the speed estimate")
+    age_gender: bool = Field(False, description="analyze gives each face's age, gender and gender_score (the age "
+                             "and gender networks); live, age runs only while an experience asks for it")
 
     def settings(self) -> FaceSettings:
         return FaceSettings(self.max_faces, self.detector, self.recheck_every,
                             Smoothing(self.min_cutoff, self.beta, self.derivative_cutoff))
+
+
+class AudienceConfig(Section):
+    """``[audience]``: anonymous audience counts for operators, off unless turned on here."""
+
+    counts: bool = Field(False, description="publish one audience_hour event per hour: faces whose age was guessed "
+                         "(while an experience asks for age), counted once per track by age band; counts only")
+    gender: bool = Field(False, description="the counts also by gender (faces whose gender was guessed: a campaign "
+                         "with [age] gender = true; the others count as unknown)")
 
 
 class FleetConfig(Section):
@@ -296,6 +307,7 @@ class Config(Section):
     kiosk: KioskConfig = KioskConfig()
     pose: PoseConfig = PoseConfig()
     face: FaceConfig = FaceConfig()
+    audience: AudienceConfig = AudienceConfig()
     fleet: FleetConfig = FleetConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     paths: PathsConfig = PathsConfig()

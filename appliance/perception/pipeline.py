@@ -23,6 +23,8 @@ Invariants:
   track's smoothed guess (``Face.age``) from the last age run.  Gender runs only while
   ``Needs.gender`` asks (its model loads the first time it does).  Age switched off
   forgets every track's guesses.
+- With ``audience`` (the device's opt-in ``[audience] counts``), every frame's faces that
+  carry an age go to the anonymous hourly counts (``appliance.perception.audience``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import Inference
+from appliance.perception.audience import AudienceCounts
 from appliance.perception.body import Pose
 from appliance.perception.face import Face
 from appliance.perception.face_tracker import FaceSettings
@@ -81,7 +84,8 @@ class Perceiver:
     """The stages a live frame goes through; one instance per stream (the stages keep temporal state)."""
 
     def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings(), parallel: bool = False,
-                 pose: PoseSettings = PoseSettings(), face: FaceSettings = FaceSettings()) -> None:
+                 pose: PoseSettings = PoseSettings(), face: FaceSettings = FaceSettings(),
+                 audience: AudienceCounts | None = None) -> None:
         self.segmentation = SegmentationStage(inference, matte=matte)
         self.hands = HandStage(inference)
         self._inference = inference
@@ -100,6 +104,7 @@ class Perceiver:
         self._faces: tuple[Face, ...] = ()
         self._face_on = False
         self._age_on = False
+        self.audience = audience
 
     def process(self, frame: Frame, needs: Needs = DEFAULT_NEEDS) -> Perception:
         now = frame.captured_at
@@ -152,6 +157,8 @@ class Perceiver:
                 results.update(age_results)
                 timings.update(age_timings)
             faces = age.attach(faces)
+        if self.audience is not None:
+            self.audience.see(faces if self._age_on else (), time.time())
         for name in results:
             self._gates[name].ran(now)
         ran = tuple(name for name in MODELS if name in results)
@@ -159,9 +166,11 @@ class Perceiver:
                           self._poses, faces)
 
     def close(self) -> None:
-        """Stop the lane threads (parallel mode)."""
+        """Stop the lane threads (parallel mode); the audience's hour so far is published."""
         for lane in self._lanes.values():
             lane.stop()
+        if self.audience is not None:
+            self.audience.close()
 
     def _run(self, jobs: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dict[str, float]]:
         """Each job's result and its ms: one after another here, or all at once in their lanes."""
