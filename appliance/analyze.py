@@ -2,6 +2,8 @@
 
 Each input is read through appliance.media within the configured limits: a missing,
 truncated, corrupt or oversized file is an ``{"path", "error"}`` line, never a result.
+A face's ``age``, ``gender`` and ``gender_score`` are there only when the estimator is enabled
+(``[face] age_gender``): off, its networks are not even loaded.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from appliance.perception.face_tracker import FaceSettings
 from appliance.perception.gestures import classify
 from appliance.perception.hand import Hand
 from appliance.perception.pose_tracker import PoseSettings
-from appliance.perception.stages import FaceStage, HandStage, PoseStage, SegmentationStage
+from appliance.perception.stages import AgeStage, FaceStage, HandStage, PoseStage, SegmentationStage
 
 
 @dataclass(frozen=True)
@@ -38,19 +40,23 @@ class StillResult:
 class StillPerception:
     """The live path's stages in still mode: the square segmentation model, every hand-search step, the pose
     detector on the whole image and the mask's person regions, both face detectors on the whole image and the
-    regions' heads; no state."""
+    regions' heads, with ``age_gender`` each face's age and gender; no state."""
 
     def __init__(self, inference: Inference, pose: PoseSettings = PoseSettings(),
-                 face: FaceSettings = FaceSettings()) -> None:
+                 face: FaceSettings = FaceSettings(), age_gender: bool = False) -> None:
         self.segmentation = SegmentationStage(inference, still=True)
         self.hands = HandStage(inference, still=True)
         self.pose = PoseStage(inference, still=True, settings=pose)
         self.face = FaceStage(inference, still=True, settings=face)
+        self.age = AgeStage(inference, still=True) if age_gender else None
 
     def perceive(self, image: np.ndarray) -> StillResult:
         segmented = self.segmentation.run(image)
+        faces = self.face.find(image, segmented)
+        if self.age is not None:
+            faces = self.age.find(image, faces, gender=True)
         return StillResult(segmented.alpha, self.hands.find(image, segmented.person),
-                           self.pose.find(image, segmented), self.face.find(image, segmented))
+                           self.pose.find(image, segmented), faces)
 
 
 def hand_record(hand: Hand) -> dict:
@@ -76,19 +82,25 @@ def pose_record(pose: Pose) -> dict:
 
 
 def face_record(face: Face) -> dict:
-    """One face as the contract's ``faces`` entry: score, box and 468 × [x, y, z] in input pixels."""
-    return {
+    """One face as the contract's ``faces`` entry: score, box and 468 × [x, y, z] in input pixels, and its age,
+    gender and gender_score when the estimator ran."""
+    record = {
         "score": round(face.score, 4),
         "box": [round(value, 2) for value in face.box],
         "landmarks": np.round(face.landmarks.astype(float), 2).tolist(),
     }
+    if face.age is not None:
+        record["age"] = round(face.age.age, 1)
+        if face.age.gender is not None and face.age.gender_score is not None:
+            record["gender"], record["gender_score"] = face.age.gender, round(face.age.gender_score, 4)
+    return record
 
 
 def analyze(paths: Iterable[Path], inference: Inference, mask_dir: Path | None, out: IO[str],
             limits: MediaLimits = DEFAULT_LIMITS, pose: PoseSettings = PoseSettings(),
-            face: FaceSettings = FaceSettings()) -> int:
+            face: FaceSettings = FaceSettings(), age_gender: bool = False) -> int:
     """Write one JSON object per input to ``out``; returns how many inputs failed."""
-    perception = StillPerception(inference, pose, face)
+    perception = StillPerception(inference, pose, face, age_gender)
     if mask_dir:
         mask_dir.mkdir(parents=True, exist_ok=True)
     def mask(stem: str) -> Path | None:

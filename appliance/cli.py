@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="JSON Lines, one object per input: the default and only output (accepted for scripts)")
     analyze.add_argument("--mask-out", type=Path, metavar="DIR", help="write each person mask here as PNG")
     analyze.add_argument("--backend", default="auto")
-    analyze.add_argument("--config", type=Path, help="take the [media] size limits and the [pose] keys from this file")
+    analyze.add_argument("--config", type=Path, help="take the [media] size limits and the [pose] and [face] keys "
+                         "(age_gender: each face's age and gender) from this file")
 
     photo = commands.add_parser("photo", help="the photo booth's photo of still images, JSON Lines on stdout")
     photo.add_argument("paths", nargs="+", type=Path, metavar="INPUT", help="PNG or JPEG camera frames")
@@ -144,7 +145,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     failures = analyze(args.paths, Inference(args.backend), args.mask_out, sys.stdout, config.media,
-                       config.pose.settings(), config.face.settings())
+                       config.pose.settings(), config.face.settings(), config.face.age_gender)
     if failures:
         raise ApplianceError(f"{failures} of {len(args.paths)} input(s) could not be analysed (see their \"error\")")
     return 0

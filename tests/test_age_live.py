@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from appliance.analyze import analyze
 from appliance.inference.backend import BackendOptions, Inference
 from appliance.perception.age import AgeGuess
 from appliance.perception.age_tracker import AgeTracks, smoothed
@@ -15,6 +21,7 @@ from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver
 from appliance.sources.base import Frame
 
+ROOT = Path(__file__).resolve().parent.parent
 AGE = Needs(hands=0, face=EVERY_FRAME, age=EVERY_FRAME)
 AGE_AND_GENDER = Needs(hands=0, face=EVERY_FRAME, age=EVERY_FRAME, gender=True)
 
@@ -110,3 +117,19 @@ def test_no_log_line_says_a_faces_age_or_gender(astronaut: np.ndarray, caplog: p
     assert estimate is not None and estimate.gender is not None
     said = "\n".join(record.getMessage() for record in caplog.records) + text
     assert not re.search(rf"\b{round(estimate.age)}\b|{estimate.age:.1f}|\bmale\b|female|{estimate.band}", said)
+
+
+def test_analyze_gives_age_and_gender_only_when_enabled(astronaut_file: Path, tmp_path: Path) -> None:
+    off = Inference("auto", BackendOptions(threads=1, soc=None))
+    out = io.StringIO()
+    assert analyze([astronaut_file], off, None, out) == 0
+    (face,) = json.loads(out.getvalue())["faces"]
+    assert set(face) == {"score", "box", "landmarks"} and not {"age", "gender"} & set(off.chosen)
+    config = tmp_path / "oivis.toml"
+    config.write_text("[face]\nage_gender = true\n")
+    result = subprocess.run([sys.executable, "-m", "appliance", "analyze", str(astronaut_file), "--json", "--config",
+                             str(config)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (face,) = json.loads(result.stdout)["faces"]
+    assert set(face) == {"score", "box", "landmarks", "age", "gender", "gender_score"}
+    assert abs(face["age"] - 33) <= 4 and face["gender"] == "female" and 0.8 < face["gender_score"] <= 1
