@@ -13,12 +13,18 @@ import numpy as np
 import pytest
 import tomllib
 
+from appliance.alerts import Alerts
+from appliance.content import Bundle
 from appliance.experience.api import MENU, Action, FaceAge, Moment
-from appliance.experience.registry import installed
+from appliance.experience.registry import Registry, installed
 from appliance.experience.testkit import FakeContext, face, moment, play
 from appliance.experiences.age import experience
+from appliance.experiences.age.config import AgeConfig
 from appliance.experiences.age.scene import beside
 from appliance.inference.backend import BackendOptions, Inference
+from appliance.kiosk.context import SceneContext
+from appliance.kiosk.jobs import JobRunner
+from appliance.kiosk.machine import NAVIGATION, Core, Machine
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver
 from appliance.sources.base import Frame
@@ -142,3 +148,18 @@ def test_on_a_real_face_nothing_individual_reaches_an_event_or_a_log(real_moment
     assert event[1]["faces"] == 1 and event[1]["reason"] == "left"
     said = json.dumps(context.events) + "\n".join(record.getMessage() for record in caplog.records)
     assert not re.search(rf"\b{round(estimate.age)}\b|{estimate.age:.1f}|male|{estimate.band}", said)
+
+
+@pytest.mark.parametrize("gender", [False, True])
+def test_the_kiosk_asks_for_the_gender_model_only_when_the_campaign_does(gender: bool) -> None:
+    asked: list[Needs] = []
+    drawn = FakeContext(experience)    # the test kit's canvas and stage stand in for the screen
+    core = Core(lambda: None, lambda moment: None, asked.append,
+                lambda name, bundle: SceneContext(name, bundle.configs.get(name), drawn.canvas, drawn.stage, None,
+                                                  None, None, lambda kind, data: None, lambda: None), lambda: 1.0)
+    machine = Machine(Registry.of([experience]), core, Alerts(), JobRunner(), lambda: "2026-11-30")
+    machine.use(Bundle(Path("."), "test", (), ("age",), {"age": AgeConfig(gender=gender)}))
+    machine.start(Moment(0.0, None))
+    machine.step(Moment(0.1, None), False)
+    assert machine.current == "age" and "AI guesses your age" in drawn.texts()
+    assert asked[-1] == Needs(face=10, age=3, gender=gender).union(NAVIGATION)
