@@ -58,7 +58,7 @@ def test_generated_default_is_accepted_and_decodes(default_bundle: Path) -> None
 def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> None:
     lines: list[str] = []
     assert generate_default(default_bundle, progress=lines.append) == []
-    assert len(lines) == 11 and all(line.startswith("kept") for line in lines)
+    assert len(lines) == 12 and all(line.startswith("kept") for line in lines)
     logo = default_bundle / "logo.png"
     before = logo.read_bytes()
     logo.unlink()
@@ -74,7 +74,7 @@ def test_generation_is_idempotent_and_deterministic(default_bundle: Path) -> Non
 
 def test_cli_prints_one_line_per_file(default_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", str(default_bundle)]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 11
+    assert len(capsys.readouterr().out.strip().splitlines()) == 12
 
 
 def test_unknown_key_is_refused_by_name(tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ star_image = "star.png"
 def test_the_default_campaign_offers_rps_with_a_drawn_star(default_bundle: Path) -> None:
     bundle = load_bundle(default_bundle)
     rps = bundle.configs["rps"]
-    assert bundle.experiences == ("mirror", "rps", "pose", "photo")
+    assert bundle.experiences == ("mirror", "rps", "pose", "photo", "age", "fusion")
     assert rps is not None and rps.star_name == "Nova" and rps.win_rate is None and rps.rounds_to_win == 2
     shapes = set()
     for name in (rps.star_image, rps.star_happy_image, rps.star_sad_image):
@@ -191,7 +191,7 @@ def test_no_experience_can_take_a_campaign_key_and_a_menu_offers_something(tmp_p
 def test_the_default_campaign_offers_the_pose_game_with_nova_drawn_on_her_landmarks(default_bundle: Path) -> None:
     bundle = load_bundle(default_bundle)
     pose = bundle.configs["pose"]
-    assert bundle.experiences == ("mirror", "rps", "pose", "photo")
+    assert bundle.experiences == ("mirror", "rps", "pose", "photo", "age", "fusion")
     assert pose.star_name == "Nova" and pose.tolerance_deg == 30 and pose.seconds_per_pose == 10
     assert [(star.image, star.name) for star in pose.poses] == [(image, name) for image, name, _ in STAR_POSES]
     body = [0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]   # the face's middle and every joint

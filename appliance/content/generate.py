@@ -28,6 +28,7 @@ from appliance.content.artwork import (
     pose_landmarks,
 )
 from appliance.content.bundle import CAMPAIGN_FILE, DEFAULT_BUNDLE_DIR
+from appliance.content.poster import astronaut, draw_poster
 from appliance.errors import ApplianceError, command_line
 from appliance.perception.body import LANDMARK_NAMES
 
@@ -66,6 +67,7 @@ MEDIA: dict[str, Callable[[Path], None]] = {
     "nova_star_jump.png": lambda path: _write_image(path, draw_star_pose(STANCES["star-jump"])),
     "nova_t.png": lambda path: _write_image(path, draw_star_pose(STANCES["t"])),
     "nova_wave.png": lambda path: _write_image(path, draw_star_pose(STANCES["wave"])),
+    "nova_poster.png": lambda path: _write_image(path, draw_poster(astronaut())),
 }
 #: The default campaign's star poses, in its order: (picture, name on screen, stance).
 STAR_POSES = (("nova_star_jump.png", "Star jump", "star-jump"), ("nova_t.png", "T", "t"), ("nova_wave.png", "Wave", "wave"))

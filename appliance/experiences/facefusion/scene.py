@@ -1,0 +1,300 @@
+"""The face fusion's scene: the shopper live with the star's poster beside them, "Look at the screen" while their
+face is turned, a held thumbs up → countdown → the sharpest frontal frame of the countdown's last second fused
+into the poster off the loop → the picture with the notice → a fresh thumbs up keeps it (QR, print) → the menu.
+
+Invariants: the visit's logic is the photo booth's ``Booth`` (countdown on the clock, consent only by a thumbs up
+raised on the review screen after the reading time, limited retakes, timeouts); the fusion runs in
+``Keepsakes.picture`` (off the loop; filed, shared, printed and deleted like a photo); the preview never fuses
+(the poster is shown beside the shopper, nothing flickers); the countdown is started only while the face can be
+fused; every line goes through a ``TextBlock`` (clear of faces); while the picture is on screen the screen is
+private.  The kiosk must give what this needs beyond API 1.4 (see ``needs``): the template's pixels and the
+still face stage, asked once per campaign (``TemplateCache``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from appliance.errors import ApplianceError
+from appliance.experience.api import MENU, Action, Context, Face, Moment, TextBlock, held_gesture
+from appliance.experience.keepsake import Keepsake
+from appliance.experiences.facefusion.config import FusionConfig
+from appliance.experiences.facefusion.fusion import (
+    FaceRefused,
+    TemplateFace,
+    fuse,
+    pose,
+    prepare,
+    refusal,
+)
+from appliance.experiences.photobooth.booth import Booth, Phase, Rules
+
+#: The technician's keys: fuse, consent, try again.
+KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
+GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
+#: The stills considered: those of the countdown's last this many seconds (and its end).
+STILL_WINDOW_S = 1.0
+POSTER_SHARE = 0.62   # the poster beside the shopper: this share of the screen's height
+
+
+def needs(context: Context) -> tuple[Any, Any]:
+    """(``context.pixels``, ``context.keepsakes.faces``): an asset's BGR pixels and the still face stage, which
+    the kiosk does not give at API 1.4 (proposed for 1.5); an ApplianceError naming them when missing."""
+    pixels = getattr(context, "pixels", None)
+    faces = getattr(context.keepsakes, "faces", None)
+    if context.keepsakes is None or pixels is None or faces is None:
+        raise ApplianceError("fusion needs the kiosk's photo desk with still faces (Keepsakes.faces) and asset "
+                             "pixels (Context.pixels); this kiosk gives neither (experience API 1.4)")
+    return pixels, faces
+
+
+class TemplateCache:
+    """The template's face, found once per template file and campaign (the still face stage is slow)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, str], TemplateFace] = {}
+
+    def face(self, context: Context, asset: str) -> TemplateFace:
+        key = (id(context), asset)
+        if key not in self._known:
+            pixels, faces = needs(context)
+            image = pixels(asset)
+            found = faces(image)
+            if not found:
+                raise ApplianceError(f"fusion template {asset}: no face found in it (a portrait facing the camera)")
+            template_face = found[0]
+            problem = refusal(template_face.landmarks, (image.shape[1], image.shape[0]))
+            if problem is not None:
+                raise ApplianceError(f"fusion template {asset}: its face cannot be fused onto ({problem})")
+            self._known = {key: prepare(image, template_face.landmarks)}   # one campaign's template at a time
+        return self._known[key]
+
+
+TEMPLATES = TemplateCache()
+
+
+@dataclass(frozen=True)
+class Still:
+    """A frame of the countdown with its face, and how good a still it is (sharper and more frontal: higher)."""
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    score: float
+
+
+def still_score(image: np.ndarray, face: Face) -> float:
+    """The face's sharpness (variance of the Laplacian of its grey crop) lowered by its turn."""
+    x, y, w, h = (round(v) for v in face.box)
+    crop = image[max(0, y):y + h, max(0, x):x + w]
+    if crop.size == 0:
+        return float("-inf")
+    sharpness = float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var())
+    turn = pose(face.landmarks)
+    return sharpness / (1.0 + abs(turn.yaw) / 10.0 + abs(turn.roll) / 10.0)
+
+
+def fusable(moment: Moment) -> tuple[Face | None, FaceRefused | None]:
+    """The shopper's face in this moment (the largest) and why it cannot be fused (None: it can, or no face)."""
+    perception = moment.perception
+    if perception is None or not perception.faces:
+        return None, None
+    face = perception.faces[0]
+    height, width = perception.frame.image.shape[:2]
+    return face, refusal(face.landmarks, (width, height))
+
+
+class FusionScene:
+    def enter(self, context: Context, moment: Moment) -> None:
+        config: FusionConfig = context.config
+        self._config = config
+        needs(context)
+        self.booth = Booth(Rules(countdown_s=config.countdown_s, retakes=config.retakes), moment.now)
+        self._job = None
+        self._best: Still | None = None
+        self.keepsake: Keepsake | None = None
+        self._qr: np.ndarray | None = None
+        self._problem = ""
+        self._refused: FaceRefused | None = None
+        self._offered_print = False
+
+    # -- what happens -------------------------------------------------------------------------------
+
+    def update(self, context: Context, moment: Moment) -> str | None:
+        booth, desk = self.booth, context.keepsakes
+        if Action.BACK in moment.actions:
+            return MENU
+        before = booth.phase
+        face, self._refused = fusable(moment)
+        held = held_gesture(moment.gestures)
+        if before is Phase.PREVIEW and (face is None or self._refused is not None):
+            held = None   # no countdown for a face that cannot be fused: the screen says why instead
+        retake = any(action in (Action.NEXT, Action.PREVIOUS) for action in moment.actions) or "retake" in moment.inputs
+        shoot = "shoot" in moment.inputs and face is not None and self._refused is None
+        booth.update(moment.now, held, shoot, retake, "consent" in moment.inputs)
+        if booth.phase is Phase.COUNTDOWN and before is Phase.PREVIEW:
+            self._best = None
+        if before is Phase.COUNTDOWN and face is not None and self._refused is None \
+                and booth.seconds_left(moment.now) <= STILL_WINDOW_S:
+            self._consider(moment, face)
+        if booth.want_photo and self._job is None:
+            self._start(context, moment)
+        if self._job is not None and self._job.done:
+            self._finish(context, moment)
+        if before is Phase.REVIEW and booth.phase is Phase.PREVIEW:
+            context.publish("fusion_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
+            self._drop(context)
+        if before is Phase.REVIEW and booth.phase is Phase.DONE:
+            try:
+                desk.keep(self.keepsake, share=True, print=self._offered_print)
+            except ApplianceError as exc:   # gone past its retention while on screen: say so, try again
+                self._problem = str(exc)
+                self._drop(context)
+                booth.failed(moment.now)
+        if booth.phase is Phase.DONE and self._qr is None and self.keepsake is not None:
+            link = desk.link(self.keepsake)
+            if link is not None:
+                self._qr = desk.qr(link, context.canvas.size[1] * 2 // 5)
+        return MENU if booth.finished else None
+
+    def _consider(self, moment: Moment, face: Face) -> None:
+        image = moment.perception.frame.image
+        score = still_score(image, face)
+        if self._best is None or score > self._best.score:
+            self._best = Still(image.copy(), face.landmarks.copy(), score)
+
+    def _start(self, context: Context, moment: Moment) -> None:
+        """The fusion of the best still, off the loop; without one (the face turned away throughout), a retry."""
+        still, self._best = self._best, None
+        if still is None:
+            self._problem = "Look at the screen"
+            self.booth.failed(moment.now)
+            return
+        asset = self._config.template
+
+        def make() -> np.ndarray:
+            started = time.monotonic()
+            fused = fuse(TEMPLATES.face(context, asset), still.image, still.landmarks).image
+            self._fusion_ms = (time.monotonic() - started) * 1000
+            return fused
+
+        self._fusion_ms = 0.0
+        self._job = context.keepsakes.picture(make)
+
+    def _finish(self, context: Context, moment: Moment) -> None:
+        job, self._job = self._job, None
+        try:
+            self.keepsake = job.result()
+        except FaceRefused as exc:   # the still's face: said on screen, then tried again (other errors: failsafe)
+            self._problem = exc.line
+            self.booth.failed(moment.now)
+        else:
+            self._problem = ""
+            self.booth.taken(moment.now)
+            context.keepsakes.private(True)
+            context.new_screen()
+            context.publish("fusion_made", {"photo_id": self.keepsake.photo_id, "take": self.booth.takes,
+                                            "ms": round(self._fusion_ms)})
+
+    def _drop(self, context: Context) -> None:
+        if self.keepsake is not None:
+            context.keepsakes.discard(self.keepsake)
+        self.keepsake, self._qr = None, None
+        context.keepsakes.private(False)
+
+    def exit(self, context: Context, reason: str) -> None:
+        if context.keepsakes is not None:
+            if self._job is not None:   # left while the picture was being made: it is deleted once made
+                context.keepsakes.cancel(self._job)
+            self._drop(context)
+
+    # -- what it looks like -----------------------------------------------------------------------------
+
+    def draw(self, context: Context, moment: Moment) -> None:
+        phase, canvas = self.booth.phase, context.canvas
+        width, height = canvas.size
+        lines = TextBlock(context)
+        big, small = height // 8, height // 22
+        if phase in (Phase.PREVIEW, Phase.COUNTDOWN, Phase.DEVELOPING, Phase.FAILED):
+            context.stage.show(moment.perception)
+            self._draw_poster(context)
+        else:
+            canvas.panel((0, 0, width, height), (12, 14, 30), opacity=1.0)
+        if phase is Phase.PREVIEW:
+            if self._refused is not None:
+                lines.text(self._refused.line, (width // 2, int(height * 0.12)), size=small * 2, colour=GOLD,
+                           backdrop=True)
+            else:
+                lines.text(self._config.pose_prompt, (width // 2, int(height * 0.12)), size=small * 3 // 2,
+                           backdrop=True)
+            context.stage.cursor(moment, moment.hold_progress)
+        elif phase is Phase.COUNTDOWN:
+            lines.text(str(self.booth.seconds_left(moment.now)), (width // 2, int(height * 0.3)), size=big * 2,
+                       colour=GOLD, backdrop=True)
+            if self._refused is not None:
+                lines.text(self._refused.line, (width // 2, int(height * 0.5)), size=small * 3 // 2, backdrop=True)
+        elif phase is Phase.DEVELOPING:
+            lines.text(f"Putting you in {self._config.star_name}'s poster…", (width // 2, int(height * 0.12)),
+                       size=small * 3 // 2, backdrop=True)
+        elif phase is Phase.FAILED:
+            lines.text(self._problem or "Sorry, that did not work", (width // 2, int(height * 0.3)), size=small * 2,
+                       colour=GOLD, backdrop=True)
+            lines.text("Let's try again", (width // 2, int(height * 0.4)), size=small * 3 // 2, backdrop=True)
+        elif phase is Phase.REVIEW and self.keepsake is not None:
+            self._draw_picture(context, (width // 2, int(height * 0.43)), 0.7)
+            lines.text(self._prompt(context), (width // 2, int(height * 0.86)), size=small, colour=WHITE)
+            lines.text(context.keepsakes.notice(self._config.notice), (width // 2, int(height * 0.93)),
+                       size=small * 2 // 3, colour=SOFT)
+        elif phase is Phase.DONE and self.keepsake is not None:
+            self._draw_done(context, lines)
+        lines.draw()
+
+    def _draw_poster(self, context: Context) -> None:
+        """The star's poster beside the shopper, where the layout keeps it clear of their head."""
+        height = context.canvas.size[1]
+        image = context.image(self._config.template, round(height * POSTER_SHARE))
+        centre = context.stage.layout.place(image.get_size(), (0.8, 0.55))
+        context.canvas.blit(image, centre)
+
+    def _prompt(self, context: Context) -> str:
+        """The review's prompt, true to what this screen can do now (share, print, retake)."""
+        desk = context.keepsakes
+        share, prints = desk.can_share(), desk.can_print()
+        self._offered_print = prints
+        keep = ("print and take it home" if share and prints else "take it home by QR" if share
+                else "print it" if prints else "keep it on screen")
+        retake = " · swipe: try again" if self.booth.retakes_left > 0 else ""
+        return f"Thumbs up: {keep}{retake}"
+
+    def _draw_picture(self, context: Context, centre: tuple[int, int], share: float) -> None:
+        width, height = context.canvas.size
+        picture = self.keepsake.screen
+        scale = min(width * share / picture.shape[1], height * share / picture.shape[0])
+        shown = cv2.resize(picture, (round(picture.shape[1] * scale), round(picture.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+        context.canvas.picture(shown, centre)
+
+    def _draw_done(self, context: Context, lines: TextBlock) -> None:
+        width, height = context.canvas.size
+        small = height // 22
+        desk = context.keepsakes
+        self._draw_picture(context, (width * 3 // 10, height // 2), 0.55)
+        if self._qr is not None:
+            context.canvas.picture(self._qr, (width * 3 // 4, int(height * 0.45)))
+            lines.text("Scan to take it home", (width * 3 // 4, int(height * 0.12)), size=small, colour=GOLD)
+        elif desk.can_share():
+            lines.text("Getting your link ready…", (width * 3 // 4, int(height * 0.45)), size=small)
+        elif desk.can_print():
+            lines.text("Your picture will be printed", (width * 3 // 4, int(height * 0.45)), size=small)
+        else:
+            lines.text("Sharing and printing are not available right now", (width * 3 // 4, int(height * 0.45)),
+                       size=small * 3 // 4)
+        status = desk.print_status(self.keepsake)
+        if status:
+            lines.text(status[:1].upper() + status[1:], (width * 3 // 4, int(height * 0.82)), size=small,
+                       colour=WHITE)
+
