@@ -26,12 +26,14 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
+from appliance.experience.api import Face
 
 #: The mesh's face outline, in order round the face (MediaPipe's FACEMESH_FACE_OVAL as a polygon).
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -159,6 +161,17 @@ def prepare(image: np.ndarray, landmarks: np.ndarray) -> TemplateFace:
     if not keep or not (0 <= low[0] and 0 <= low[1] and high[0] <= width + 2 and high[1] <= height + 2):
         raise ApplianceError("the template's face is not wholly inside the template")
     return TemplateFace(image, points, np.array(keep, np.int32))
+
+
+def template_face(image: np.ndarray, faces: Sequence[Face], name: str) -> TemplateFace:
+    """The template ``name`` (its pixels and the faces the still face stage found in it, largest first) prepared;
+    an ApplianceError naming it when it has no face, or one that cannot be fused onto."""
+    if not faces:
+        raise ApplianceError(f"fusion template {name}: no face found in it (a portrait facing the camera)")
+    problem = refusal(faces[0].landmarks, (image.shape[1], image.shape[0]))
+    if problem is not None:
+        raise ApplianceError(f"fusion template {name}: its face cannot be fused onto ({problem})")
+    return prepare(image, faces[0].landmarks)
 
 
 def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:

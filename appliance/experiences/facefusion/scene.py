@@ -8,12 +8,15 @@ raised on the review screen after the reading time, limited retakes, timeouts); 
 (the poster is shown beside the shopper, nothing flickers); the countdown is started only while the face can be
 fused; every line goes through a ``TextBlock`` (clear of faces); while the picture is on screen the screen is
 private.  The kiosk must give what this needs beyond API 1.4 (see ``needs``): the template's pixels and the
-still face stage, asked once per campaign (``TemplateCache``).
+still face stage, asked once per campaign (``TemplateCache``), in a job as the scene enters: a poster without a
+usable face fails the experience with the file's name a frame later; once known, a gold ring marks on the poster
+the face the shopper's will take.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +28,13 @@ from appliance.experience.api import MENU, Action, Context, Face, Moment, TextBl
 from appliance.experience.keepsake import Keepsake
 from appliance.experiences.facefusion.config import FusionConfig
 from appliance.experiences.facefusion.fusion import (
+    FACE_OVAL,
     FaceRefused,
     TemplateFace,
     fuse,
     pose,
-    prepare,
     refusal,
+    template_face,
 )
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
 
@@ -54,25 +58,19 @@ def needs(context: Context) -> tuple[Any, Any]:
 
 
 class TemplateCache:
-    """The template's face, found once per template file and campaign (the still face stage is slow)."""
+    """The template's face, found once per template and campaign (each campaign shown has a context of its own;
+    the still face stage is slow)."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[int, str], TemplateFace] = {}
+        self._known: weakref.WeakKeyDictionary[Any, dict[str, TemplateFace]] = weakref.WeakKeyDictionary()
 
     def face(self, context: Context, asset: str) -> TemplateFace:
-        key = (id(context), asset)
-        if key not in self._known:
+        known = self._known.setdefault(context, {})
+        if asset not in known:
             pixels, faces = needs(context)
             image = pixels(asset)
-            found = faces(image)
-            if not found:
-                raise ApplianceError(f"fusion template {asset}: no face found in it (a portrait facing the camera)")
-            template_face = found[0]
-            problem = refusal(template_face.landmarks, (image.shape[1], image.shape[0]))
-            if problem is not None:
-                raise ApplianceError(f"fusion template {asset}: its face cannot be fused onto ({problem})")
-            self._known = {key: prepare(image, template_face.landmarks)}   # one campaign's template at a time
-        return self._known[key]
+            known[asset] = template_face(image, faces(image), asset)
+        return known[asset]
 
 
 TEMPLATES = TemplateCache()
@@ -121,6 +119,9 @@ class FusionScene:
         self._problem = ""
         self._refused: FaceRefused | None = None
         self._offered_print = False
+        asset = config.template   # its face found off the loop now: the outline drawn on it, the first fusion sooner
+        self._template_job = context.jobs.submit(lambda: TEMPLATES.face(context, asset), "fusion template")
+        self._template: TemplateFace | None = None
 
     # -- what happens -------------------------------------------------------------------------------
 
@@ -128,6 +129,9 @@ class FusionScene:
         booth, desk = self.booth, context.keepsakes
         if Action.BACK in moment.actions:
             return MENU
+        if self._template_job is not None and self._template_job.done:
+            job, self._template_job = self._template_job, None
+            self._template = job.result()   # a poster without a usable face fails here, naming the file
         before = booth.phase
         face, self._refused = fusable(moment)
         held = held_gesture(moment.gestures)
@@ -254,11 +258,20 @@ class FusionScene:
         lines.draw()
 
     def _draw_poster(self, context: Context) -> None:
-        """The star's poster beside the shopper, where the layout keeps it clear of their head."""
+        """The star's poster beside the shopper, where the layout keeps it clear of their head, and a gold ring
+        round the face theirs will take (once the poster's face is known)."""
         height = context.canvas.size[1]
         image = context.image(self._config.template, round(height * POSTER_SHARE))
-        centre = context.stage.layout.place(image.get_size(), (0.8, 0.55))
+        (w, h) = image.get_size()
+        centre = context.stage.layout.place((w, h), (0.8, 0.55))
         context.canvas.blit(image, centre)
+        if self._template is not None:
+            scale = h / self._template.image.shape[0]
+            oval = self._template.points[list(FACE_OVAL)]
+            middle = (oval.min(axis=0) + oval.max(axis=0)) / 2
+            radius = float(np.ptp(oval, axis=0).max()) / 2 * scale * 1.1
+            face = (round(centre[0] - w / 2 + middle[0] * scale), round(centre[1] - h / 2 + middle[1] * scale))
+            context.canvas.ring(face, round(radius), 1.0, GOLD, max(2, height // 200))
 
     def _prompt(self, context: Context) -> str:
         """The review's prompt, true to what this screen can do now (share, print, retake)."""
