@@ -40,6 +40,7 @@ from appliance.experiences.facefusion.fusion import (
     prepare,
     refusal,
 )
+from appliance.experiences.facefusion.scene import still_mesh
 from appliance.inference.backend import Inference
 from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.ops import fusion_check
@@ -275,3 +276,13 @@ def test_the_default_campaign_offers_fusion_with_its_poster(content_dir: Path) -
     bundle = load_bundle(content_dir, installed())
     assert "fusion" in bundle.experiences and bundle.configs["fusion"].template == POSTER
     assert cv2.imread(str(content_dir / POSTER)).shape == (1200, 900, 3)
+
+
+def test_the_still_is_meshed_again_unsmoothed_and_the_tracked_mesh_stands_in_for_a_face_not_found(
+        media: Path, stage: FaceStage) -> None:
+    image, face = shopper(media, stage, "portrait_white_bg.png", 0)
+    trailing = face.landmarks + np.float32([6, -4, 0])   # the tracker's smoothing a little behind the face
+    found = tuple(stage.find(image, None))
+    assert np.array_equal(still_mesh(found, trailing), face.landmarks)
+    elsewhere = face.landmarks + np.float32([face.box[2], 0, 0])
+    assert np.array_equal(still_mesh(found, elsewhere), elsewhere)

@@ -1,6 +1,6 @@
 """The face fusion's scene: the shopper live with the star's poster beside them, "Look at the screen" while their
-face is turned, a held thumbs up → countdown → the sharpest frontal frame of the countdown's last second fused
-into the poster off the loop → the picture with the notice → a fresh thumbs up keeps it (QR, print) → the menu.
+face is turned, a held thumbs up → countdown → the sharpest frontal frame of the countdown's last second (its
+face meshed again by the still face stage, unsmoothed) fused into the poster off the loop → the picture with the notice → a fresh thumbs up keeps it (QR, print) → the menu.
 
 Invariants: the visit's logic is the photo booth's ``Booth`` (countdown on the clock, consent only by a thumbs up
 raised on the review screen after the reading time, limited retakes, timeouts); the fusion runs in
@@ -96,6 +96,15 @@ def still_score(image: np.ndarray, face: Face) -> float:
     return sharpness / (1.0 + abs(turn.yaw) / 10.0 + abs(turn.roll) / 10.0)
 
 
+def still_mesh(found: tuple[Face, ...], tracked: np.ndarray) -> np.ndarray:
+    """The still's own mesh of the tracked face (the still face stage's, unsmoothed: the tracker's smoothing trails a
+    moving face by a little), the face found nearest the tracked one within half its width; the tracked mesh when
+    none is."""
+    centre, width = tracked[:, :2].mean(axis=0), float(np.ptp(tracked[:, 0]))
+    near = [face for face in found if np.linalg.norm(face.landmarks[:, :2].mean(axis=0) - centre) < width / 2]
+    return near[0].landmarks if near else tracked
+
+
 def fusable(moment: Moment) -> tuple[Face | None, FaceRefused | None]:
     """The shopper's face in this moment (the largest) and why it cannot be fused (None: it can, or no face)."""
     perception = moment.perception
@@ -179,10 +188,12 @@ class FusionScene:
             self.booth.failed(moment.now)
             return
         asset = self._config.template
+        _, faces = needs(context)
 
         def make() -> np.ndarray:
             started = time.monotonic()
-            fused = fuse(TEMPLATES.face(context, asset), still.image, still.landmarks).image
+            landmarks = still_mesh(faces(still.image), still.landmarks)
+            fused = fuse(TEMPLATES.face(context, asset), still.image, landmarks).image
             self._fusion_ms = (time.monotonic() - started) * 1000
             return fused
 
