@@ -1,6 +1,7 @@
 """The face fusion's scene: the shopper live with the star's poster beside them, "Look at the screen" while their
 face is turned, a held thumbs up → countdown → the sharpest frontal frame of the countdown's last second (its
-face meshed again by the still face stage, unsmoothed) fused into the poster off the loop → the picture with the notice → a fresh thumbs up keeps it (QR, print) → the menu.
+face meshed again by the still face stage, unsmoothed) fused into the poster off the loop → the picture with the
+notice → a fresh thumbs up keeps it (QR, print) → the menu.
 
 Invariants: the visit's logic is the photo booth's ``Booth`` (countdown on the clock, consent only by a thumbs up
 raised on the review screen after the reading time, limited retakes, timeouts); the fusion runs in
@@ -164,8 +165,8 @@ class FusionScene:
         if before is Phase.REVIEW and booth.phase is Phase.DONE:
             try:
                 desk.keep(self.keepsake, share=True, print=self._offered_print)
-            except ApplianceError as exc:   # gone past its retention while on screen: say so, try again
-                self._problem = str(exc)
+            except ApplianceError:   # gone past its retention while on screen: say so, try again
+                self._problem = "Sorry, that picture is no longer here"
                 self._drop(context)
                 booth.failed(moment.now)
         if booth.phase is Phase.DONE and self._qr is None and self.keepsake is not None:
