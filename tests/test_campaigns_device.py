@@ -492,7 +492,7 @@ def test_a_campaign_enabling_an_experience_the_screen_does_not_have_fails_naming
     server.files.update(with_hologram.files)
     report = device.outcome(device.send(sign_document({"version": 2, **with_hologram.unsigned()}, keys[0])))
     assert report["phase"] == "failed" and report["applied_version"] == 1, report
-    assert "experiences[1]: no experience 'hologram' is installed here (installed: attract, menu, mirror, photo, pose, rps)" \
+    assert "experiences[1]: no experience 'hologram' is installed here (installed: age, attract, fusion, menu, mirror, photo, pose, rps)" \
         in report["errors"][0]
     with pytest.raises(ApplianceError, match="no experience 'hologram' is installed here"):
         build(posing, server.url)  # an operator without the plug-in is refused before signing

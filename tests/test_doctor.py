@@ -122,7 +122,7 @@ def test_experiences_pass_with_the_built_ins_and_fail_naming_a_skipped_plug_in()
     from appliance.experience.registry import Registry, installed
 
     check = check_experiences(installed())
-    assert check.status == PASS and check.detail == "attract, menu, mirror, photo, pose, rps"
+    assert check.status == PASS and check.detail == "age, attract, fusion, menu, mirror, photo, pose, rps"
     broken = Registry(installed().experiences, {"quiz": "needs experience API 2.0; this kiosk runs 1.1"})
     check = check_experiences(broken)
     assert check.status == FAIL and "skipped quiz: needs experience API 2.0" in check.detail
