@@ -63,6 +63,9 @@ def test_each_face_gets_its_band_beside_it_and_a_child_never_a_number() -> None:
     for label in labels:
         assert not any(overlaps(label, box) for box in faces_on_screen)
     assert not any(overlaps(a, b) for i, a in enumerate(labels) for b in labels[i + 1:])
+    lines = [context.canvas.box(call) for call in context.named("text", 1)
+             if call.args["line"] in ("AI guesses your age", "Hold an open hand: menu")]
+    assert len(lines) == 2 and not any(overlaps(line, box) for line in lines for box in labels + faces_on_screen)
 
 
 def test_a_face_is_thinking_until_it_has_enough_guesses() -> None:

@@ -2,8 +2,10 @@
 
 Invariants: drawing only (the run is ``session.AgeSession``); a label goes beside its face's box as
 the screen shows it (``Stage.screen_point``: mirrored or not as the world is), on the right, else the
-left, above or below, never over any face and never over another label; when no side is free the
-stage's layout places it clear of the heads it knows.  The title and hint go through a ``TextBlock``.
+left, above or below, never over any face (its mesh's box grown by ``HAIR`` each side: hair and
+ears) and never over another label; when no side is free the stage's layout places it clear of the
+heads it knows.  The title and the hint go where the layout puts them clear of the heads, else lower,
+never over a label.
 An open palm held (or Backspace) goes back to the menu; the run's time up, too.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from appliance.experience.api import MENU, Action, Context, Face, Moment, TextBlock
+from appliance.experience.api import MENU, Action, Context, Face, Moment
 from appliance.experiences.age.config import AgeConfig
 from appliance.experiences.age.session import AgeSession, Label
 
@@ -19,6 +21,7 @@ Box = tuple[int, int, int, int]
 GOLD, WHITE, SOFT, INK = (255, 214, 90), (255, 255, 255), (220, 220, 230), (10, 12, 24)
 GAP = 24          # pixels between a face and its label
 MARGIN = 16       # pixels kept free at the screen's edges
+HAIR = 0.2        # of a face's mesh width, added each side (and above) for hair and ears
 
 
 def beside(face: Box, size: tuple[int, int], screen: tuple[int, int], avoid: Sequence[Box]) -> tuple[int, int] | None:
@@ -57,21 +60,30 @@ class AgeScene:
 
     def draw(self, context: Context, moment: Moment) -> None:
         context.stage.show(moment.perception)
-        canvas = context.canvas
-        width, height = canvas.size
-        faces = moment.perception.faces if moment.perception is not None else ()
+        height = context.canvas.size[1]
+        placed: list[Box] = []
         if moment.perception is not None:
             frame = moment.perception.frame.image.shape[1::-1]
-            self._draw_labels(context, self.session.labels(faces), frame, moment.now)
-        block = TextBlock(context)
-        block.text(self.config.title, (width // 2, height // 12), size=height // 14, colour=GOLD, backdrop=True)
+            faces = self.session.labels(moment.perception.faces)
+            placed = self._draw_labels(context, faces, frame, moment.now)
+        self._line(context, self.config.title, height // 14, GOLD, ((0.5, 1 / 12), (0.5, 0.2), (0.5, 0.8)), placed)
         if self.config.hint:
-            block.text(self.config.hint, (width // 2, height - height // 14), size=height // 30, colour=SOFT,
-                       backdrop=True)
-        block.draw()
+            self._line(context, self.config.hint, height // 30, SOFT, ((0.5, 13 / 14), (0.5, 0.8)), placed)
         context.stage.cursor(moment, moment.hold_progress)
 
-    def _draw_labels(self, context: Context, labels: list[Label], frame: tuple[int, int], now: float) -> None:
+    @staticmethod
+    def _line(context: Context, line: str, size: int, colour: tuple[int, int, int],
+              prefer: tuple[tuple[float, float], ...], avoid: list[Box]) -> None:
+        """One line where the layout puts it for the first of ``prefer`` that keeps it off ``avoid``."""
+        w, h = context.canvas.text_size(line, size)
+        for where in prefer:
+            centre = context.stage.layout.place((w, h), where)
+            if not any(_overlap((centre[0] - w // 2, centre[1] - h // 2, w, h), box) for box in avoid):
+                break
+        context.canvas.text(line, centre, size=size, colour=colour, anchor="center", backdrop=True)
+
+    def _draw_labels(self, context: Context, labels: list[Label], frame: tuple[int, int], now: float) -> list[Box]:
+        """Each label beside its face; returns the faces' and the labels' boxes."""
         canvas = context.canvas
         screen = canvas.size
         faces = [box for label in labels if (box := self._screen_box(context, label.face, frame)) is not None]
@@ -97,10 +109,12 @@ class AgeScene:
                 centre = (spot[0] + box_size[0] // 2, spot[1] + size // 4 + line_h * row + line_h // 2)
                 canvas.text(line, centre, size=size, colour=GOLD if label.ready and row == 0 else WHITE,
                             anchor="center")
+        return [*faces, *placed]
 
     @staticmethod
     def _screen_box(context: Context, face: Face, frame: tuple[int, int]) -> Box | None:
         x, y, w, h = face.box
+        x, y, w, h = x - HAIR * w, y - HAIR * w, w * (1 + 2 * HAIR), h + HAIR * w
         corners = [context.stage.screen_point(point, frame) for point in ((x, y), (x + w, y + h))]
         if None in corners:
             return None
