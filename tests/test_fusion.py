@@ -269,12 +269,13 @@ def test_without_the_kiosks_faces_and_pixels_the_experience_says_what_it_needs()
         play(experience, TABLE, [moment(0.0)])
 
 
-def test_the_default_campaign_offers_fusion_with_its_poster(content_dir: Path) -> None:
+def test_the_default_campaign_has_a_fusion_table_on_its_poster(content_dir: Path) -> None:
     from appliance.content import load_bundle
     from appliance.experience.registry import installed
 
     bundle = load_bundle(content_dir, installed())
-    assert "fusion" in bundle.experiences and bundle.configs["fusion"].template == POSTER
+    assert bundle.configs["fusion"].template == POSTER and bundle.configs["fusion"].card_title() == \
+        "Your face in Nova's poster"
     assert cv2.imread(str(content_dir / POSTER)).shape == (1200, 900, 3)
 
 
