@@ -74,7 +74,10 @@ def needs_of(models: str | None) -> Needs:
                 raise ValueError(rate)
         except ValueError as exc:
             raise ApplianceError(f"--models {item}: a rate is @N times a second, 0 < N <= 240") from exc
-    return Needs(**{model: rates.get(model, 0) for model in MODELS})
+    try:
+        return Needs(**{model: rates.get(model, 0) for model in MODELS})
+    except ValueError as exc:   # a model that needs another (age needs face)
+        raise ApplianceError(f"--models {models}: {exc}") from exc
 
 
 def run_bench(setup: BenchSetup, frames: int) -> dict:

@@ -133,3 +133,20 @@ def test_analyze_gives_age_and_gender_only_when_enabled(astronaut_file: Path, tm
     (face,) = json.loads(result.stdout)["faces"]
     assert set(face) == {"score", "box", "landmarks", "age", "gender", "gender_score"}
     assert abs(face["age"] - 33) <= 4 and face["gender"] == "female" and 0.8 < face["gender_score"] <= 1
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", "bench", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_bench_has_an_age_stage_and_refuses_age_without_face_in_one_line(astronaut_file: Path) -> None:
+    result = bench(str(astronaut_file), "--frames", "3", "--json", "--screen", "320x180", "--models",
+                   "segmentation,face,age")   # every frame: an unpaced source is quick
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["models"] == ["segmentation", "face", "age"] and "age" in report["stages"]
+    refused = bench(str(astronaut_file), "--frames", "3", "--models", "segmentation,age")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    (line,) = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert "face must be on too" in line
