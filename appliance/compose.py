@@ -8,6 +8,7 @@ reverse order of their start.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,9 @@ from appliance.kiosk.display import Display, DisplayMode
 from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.perception.audience import AudienceCounts
 from appliance.perception.demo import demo_image
+from appliance.perception.face import Face
 from appliance.perception.pipeline import Perceiver, PerceptionThread
+from appliance.perception.stages import FaceStage
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk, photo_config
 from appliance.photo.style import Styler, sample_picture, samples, styled_photo
@@ -133,7 +136,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
     ``PhotoDesk`` and its campaign's ``Styler`` at a time, made at the first photo or styles' samples of each)
     from the live frames or, with ``stills``, the source's full-resolution burst, painted in the campaign
     style asked for (``appliance.photo.style``); shared by ``appliance.share`` and printed by
-    ``appliance.printing``, both started at the first photo."""
+    ``appliance.printing``, both started at the first photo; a still's faces for experiences' jobs."""
     desks: dict[tuple[str, str], tuple[PhotoDesk, Styler]] = {}
 
     def desk_for(bundle: Bundle, world: str) -> tuple[PhotoDesk, Styler]:
@@ -156,6 +159,15 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
         desk, styler = desk_for(bundle, world)
         return samples(styler, sample_picture(desk.background, desk.star))
 
+    face_stage: list[FaceStage] = []   # the still face stage, loaded at the first still asked about
+    face_lock = threading.Lock()
+
+    def find_faces(image: np.ndarray) -> tuple[Face, ...]:
+        with face_lock:   # experiences' jobs run on their own lanes; the stage is one
+            if not face_stage:
+                face_stage.append(FaceStage(inference, still=True, settings=config.face.settings()))
+            return tuple(face_stage[0].find(image, None))
+
     state = config.paths.state_dir
 
     def start_share() -> ShareService | None:
@@ -167,7 +179,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
     return KioskKeepsakes(compose, state / "photos", samples=paint_samples,
                           start_share=start_share,
                           start_printer=lambda outcome: PrintService.from_config(config, alerts, state, outcome),
-                          retention_s=config.share.retention_min * 60.0, stills=stills)
+                          retention_s=config.share.retention_min * 60.0, stills=stills, find_faces=find_faces)
 
 
 def run_kiosk(config: Config, mode: DisplayMode, max_frames: int | None = None,

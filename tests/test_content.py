@@ -134,7 +134,7 @@ star_image = "star.png"
 def test_the_default_campaign_offers_rps_with_a_drawn_star(default_bundle: Path) -> None:
     bundle = load_bundle(default_bundle)
     rps = bundle.configs["rps"]
-    assert bundle.experiences == ("mirror", "rps", "pose", "photo", "age")
+    assert bundle.experiences == ("mirror", "rps", "pose", "photo", "fusion", "age")
     assert rps is not None and rps.star_name == "Nova" and rps.win_rate is None and rps.rounds_to_win == 2
     shapes = set()
     for name in (rps.star_image, rps.star_happy_image, rps.star_sad_image):
@@ -191,7 +191,7 @@ def test_no_experience_can_take_a_campaign_key_and_a_menu_offers_something(tmp_p
 def test_the_default_campaign_offers_the_pose_game_with_nova_drawn_on_her_landmarks(default_bundle: Path) -> None:
     bundle = load_bundle(default_bundle)
     pose = bundle.configs["pose"]
-    assert bundle.experiences == ("mirror", "rps", "pose", "photo", "age")
+    assert bundle.experiences == ("mirror", "rps", "pose", "photo", "fusion", "age")
     assert pose.star_name == "Nova" and pose.tolerance_deg == 30 and pose.seconds_per_pose == 10
     assert [(star.image, star.name) for star in pose.poses] == [(image, name) for image, name, _ in STAR_POSES]
     body = [0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]   # the face's middle and every joint

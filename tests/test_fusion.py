@@ -156,25 +156,16 @@ def test_small_faces_and_faces_cut_by_the_edge_are_refused(media: Path, stage: F
 # -- the experience through the test kit ------------------------------------------------------------------
 
 
-class Desk:
-    """The proposed API 1.5 beside the kiosk's real photo desk: its still face stage and the bundle's pixels."""
-
-    def __init__(self, stage: FaceStage, bundle: dict[str, np.ndarray]) -> None:
-        self.stage, self.bundle = stage, bundle
-
-    def faces(self, image: np.ndarray) -> tuple[api.Face, ...]:
-        return tuple(self.stage.find(image, None))
-
-    def pixels(self, asset: str) -> np.ndarray:
-        return self.bundle[asset]
-
-
-def kiosk_context(tmp_path: Path, desk: Desk) -> FakeContext:
-    context = FakeContext(experience, TABLE, reading_s=1.0)
-    keepsakes = KioskKeepsakes(lambda bundle, world, frame, pose, style: None, tmp_path / "photos")
+def kiosk_context(tmp_path: Path, stage: FaceStage, poster: np.ndarray) -> FakeContext:
+    """The test kit's context on the kiosk's real photo desk (its still faces by ``stage``), ``poster`` the
+    campaign's template in the assets read by ``Context.pixels``."""
+    assets = tmp_path / "assets"
+    assets.mkdir(exist_ok=True)
+    assert cv2.imwrite(str(assets / POSTER), poster)
+    context = FakeContext(experience, TABLE, reading_s=1.0, asset_dir=assets)
+    keepsakes = KioskKeepsakes(lambda bundle, world, frame, pose, style: None, tmp_path / "photos",
+                               find_faces=lambda image: tuple(stage.find(image, None)))
     context.keepsakes = keepsakes.for_jobs(context.jobs.submit)
-    context.keepsakes.faces = desk.faces
-    context.pixels = desk.pixels
     return context
 
 
@@ -199,7 +190,7 @@ def visit(image: np.ndarray, face: api.Face) -> list[api.Moment]:
 def test_a_visit_fuses_the_sharpest_frontal_still_and_keeps_it_after_consent(
         tmp_path: Path, media: Path, stage: FaceStage, poster: np.ndarray) -> None:
     image, face = shopper(media, stage, "portrait_white_bg.png", 0)
-    context = kiosk_context(tmp_path, Desk(stage, {POSTER: poster}))
+    context = kiosk_context(tmp_path, stage, poster)
     context = play(experience, TABLE, visit(image, face), context)
     made = context.published("fusion_made")
     assert len(made) == 1 and made[0]["take"] == 1 and made[0]["ms"] > 0
@@ -211,7 +202,7 @@ def test_a_visit_fuses_the_sharpest_frontal_still_and_keeps_it_after_consent(
 def test_a_turned_face_gets_look_at_the_screen_and_no_countdown(
         tmp_path: Path, media: Path, stage: FaceStage, poster: np.ndarray) -> None:
     image, face = shopper(media, stage, "pose_sitting.jpg", 0)
-    context = kiosk_context(tmp_path, Desk(stage, {POSTER: poster}))
+    context = kiosk_context(tmp_path, stage, poster)
     script = [facing(0.1 * k, image, face, "thumb_up") for k in range(40)]
     context = play(experience, TABLE, script, context)
     assert "Look at the screen" in context.texts(-1)
@@ -222,7 +213,7 @@ def test_a_turned_face_gets_look_at_the_screen_and_no_countdown(
 def test_swipe_on_the_result_tries_again_and_open_palm_goes_back(
         tmp_path: Path, media: Path, stage: FaceStage, poster: np.ndarray) -> None:
     image, face = shopper(media, stage, "portrait_white_bg.png", 0)
-    context = kiosk_context(tmp_path, Desk(stage, {POSTER: poster}))
+    context = kiosk_context(tmp_path, stage, poster)
     script = visit(image, face)[:24]
     script += [facing(5.0, image, face, actions=(api.Action.NEXT,)),
                facing(5.1, image, face, actions=(api.Action.BACK,))]
@@ -235,7 +226,7 @@ def test_swipe_on_the_result_tries_again_and_open_palm_goes_back(
 
 def test_a_template_without_a_face_fails_the_experience_naming_the_file(tmp_path: Path, stage: FaceStage) -> None:
     blank = np.full((1200, 900, 3), 128, np.uint8)
-    context = kiosk_context(tmp_path, Desk(stage, {POSTER: blank}))
+    context = kiosk_context(tmp_path, stage, blank)
     with pytest.raises(ApplianceError, match=f"fusion template {POSTER}: no face found"):
         play(experience, TABLE, [moment(0.0), moment(0.1)], context)
     assert context.exits == ["failed"]
@@ -243,7 +234,7 @@ def test_a_template_without_a_face_fails_the_experience_naming_the_file(tmp_path
 
 def test_the_preview_rings_the_posters_face_once_it_is_known(tmp_path: Path, stage: FaceStage,
                                                             poster: np.ndarray) -> None:
-    context = kiosk_context(tmp_path, Desk(stage, {POSTER: poster}))
+    context = kiosk_context(tmp_path, stage, poster)
     play(experience, TABLE, [moment(0.0), moment(0.1)], context)
     assert context.named("ring", 0) == [], "the poster's face is found off the loop"
     (ring,) = context.named("ring", 1)
@@ -264,8 +255,8 @@ def test_fusion_check_accepts_the_poster_times_a_fusion_and_refuses_a_poster_wit
     assert "street.png: no face found" in capsys.readouterr().err
 
 
-def test_without_the_kiosks_faces_and_pixels_the_experience_says_what_it_needs() -> None:
-    with pytest.raises(ApplianceError, match="Keepsakes.faces"):
+def test_without_the_kiosks_photo_desk_the_experience_says_what_it_needs() -> None:
+    with pytest.raises(ApplianceError, match="Context.keepsakes"):
         play(experience, TABLE, [moment(0.0)])
 
 

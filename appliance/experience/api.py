@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from appliance.boxes import mask_box
@@ -50,7 +51,7 @@ from appliance.perception.pipeline import Perception
 API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
 #                      1.4: Keepsakes.notice and cancel, mask_box, FakeContext(campaign=…) publishes as the kiosk does,
 #                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style,
-#                      Face (Perception.faces with Needs.face), Keepsakes.picture,
+#                      Face (Perception.faces with Needs.face), Keepsakes.picture and faces, Context.pixels,
 #                      Needs.age and gender, Face.age (FaceAge: a tracked face's smoothed band), Experience.needs_of
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
@@ -252,6 +253,10 @@ class Context(Protocol):
 
     def image(self, asset: str, height: int) -> Image:
         """An asset of this experience's config, decoded once per height."""
+
+    def pixels(self, asset: str) -> np.ndarray:
+        """An asset of this experience's config as BGR uint8 pixels, decoded within the media limits on every
+        call: for work off the loop (a job), e.g. a face found in a poster (since API 1.4)."""
 
     def icon(self, offer: Offer, height: int) -> Image | None:
         """``offer``'s icon, or None when its card has none (or is ``live``)."""

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.experience.api import Job
+from appliance.experience.api import Face, Job
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,10 @@ class Keepsakes(Protocol):
         """The experience's own finished picture (since API 1.4: a face fused into the star's poster): ``make``
         runs off the loop and returns it (BGR uint8); it is then a keepsake like a photo — on the device only,
         kept, shared and printed with the shopper's consent (``keep``), deleted as a photo is."""
+
+    def faces(self, image: np.ndarray) -> tuple[Face, ...]:
+        """The faces of a still (BGR), both face detectors and the mesh, largest first; slow: call it in a job
+        (since API 1.4: the face of a poster, the shopper's face in the chosen frame)."""
 
     def cancel(self, job: Job[Keepsake]) -> None:
         """The photo ``take`` is making is no longer wanted (the shopper left while it was composed): it is

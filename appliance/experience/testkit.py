@@ -20,6 +20,7 @@ import inspect
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from appliance.experience import api
 from appliance.experience.assets import asset_paths, own_asset
 from appliance.experience.registry import api_problem
+from appliance.media import read_image
 from appliance.render.fit import shown_point
 from appliance.render.layout import Layout
 from appliance.sources.base import Frame
@@ -145,12 +147,13 @@ class FakeContext:
     def __init__(self, experience: api.Experience, table: Mapping[str, Any] | None = None,
                  offers: Iterable[api.Offer] = (), size: tuple[int, int] = (1920, 1080), run_jobs: bool = True,
                  seed: int = 0, reading_s: float = 0.0, world: api.World = api.World("test", "Test world"),
-                 campaign: str | None = None) -> None:
+                 campaign: str | None = None, asset_dir: Path | None = None) -> None:
         if api_problem(experience.api) is not None:
             raise ValueError(f"experience {experience.name}: {api_problem(experience.api)}")
         self.experience, self.config, self.offers = experience, configure(experience, table), tuple(offers)
         self.calls, self.events = [], []                     # Call; (type, data with the session [and campaign])
         self.campaign = campaign                             # given: events carry it, as the kiosk's do (API 1.4)
+        self.asset_dir = asset_dir                           # given: ``pixels`` reads the assets from it (API 1.4)
         self.exits: list[str] = []                           # the reasons ``exit`` was given
         self.target: str | None = None                       # where the scene asked to go (``play``)
         self.frame, self.now, self.rng = 0, 0.0, random.Random(seed)
@@ -183,6 +186,12 @@ class FakeContext:
         own_asset(self._assets, self.experience.name, asset)
         self.record("image", inspect.signature(api.Context.image), self, asset, height)
         return FakeImage(asset, height)
+
+    def pixels(self, asset: str) -> np.ndarray:
+        own_asset(self._assets, self.experience.name, asset)
+        if self.asset_dir is None:
+            raise ValueError(f"FakeContext(asset_dir=…) is needed to read {asset!r}'s pixels")
+        return read_image(self.asset_dir / asset)
 
     def icon(self, offer: api.Offer, height: int) -> FakeImage | None:
         return None if offer.card.icon is None or offer.card.live else FakeImage(offer.card.icon, height)

@@ -43,7 +43,7 @@ from appliance.kiosk.machine import Core, Machine
 from appliance.kiosk.navigation import Navigator
 from appliance.kiosk.presence import Presence
 from appliance.kiosk.session import Sessions
-from appliance.media import verify_media
+from appliance.media import read_image, verify_media
 from appliance.perception.body import FACE
 from appliance.perception.hand import GestureState
 from appliance.perception.pipeline import Perception, PerceptionThread
@@ -350,7 +350,8 @@ class Kiosk:
 
         keepsakes = self.keepsakes.for_jobs(submit) if self.keepsakes is not None else None
         return SceneContext(name, bundle.configs.get(name), self._canvas, self._stage, ExperienceJobs(submit),
-                            self.rng, self.image, self.publish, self._new_screen, keepsakes)
+                            self.rng, self.image, self.publish, self._new_screen, keepsakes,
+                            lambda relative: read_image(bundle.directory / relative, limits=self.config.media))
 
     def _new_screen(self) -> None:
         self.machine.reading_until = self._now + self.config.kiosk.reading_s

@@ -108,14 +108,20 @@ class SceneContext:
     def __init__(self, name: str, config: ExperienceConfig | None, canvas: ScreenCanvas, stage: KioskStage,
                  jobs: ExperienceJobs, rng: random.Random, load_image: Callable[[str, int], Any],
                  publish: Callable[[str, dict[str, Any]], None], new_screen: Callable[[], None],
-                 keepsakes: Any = None) -> None:
+                 keepsakes: Any = None, load_pixels: Callable[[str], Any] | None = None) -> None:
         self.name, self.config, self.offers, self.keepsakes = name, config, (), keepsakes
         self.canvas, self.stage, self.jobs, self.rng = canvas, stage, jobs, rng
         self._load_image, self._publish, self._new_screen = load_image, publish, new_screen
+        self._load_pixels = load_pixels
         self._assets = asset_paths(config, name)
 
     def image(self, asset: str, height: int) -> Any:
         return self._load_image(own_asset(self._assets, self.name, asset), height)
+
+    def pixels(self, asset: str) -> Any:
+        if self._load_pixels is None:
+            raise ValueError(f"experience {self.name}: this context reads no asset's pixels")
+        return self._load_pixels(own_asset(self._assets, self.name, asset))
 
     def icon(self, offer: Offer, height: int) -> Any:
         card: Card = offer.card

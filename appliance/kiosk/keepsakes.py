@@ -112,6 +112,8 @@ class KioskKeepsakes:
     start_printer: Callable[[Callable[[str, Any, dict[str, str | None]], None]], Any] = field(
         default=lambda outcome: None)
     retention_s: float = 600.0
+    #: A still's faces (perception's still face stage), for experiences' jobs (``Keepsakes.faces``).
+    find_faces: Callable[[np.ndarray], tuple[Any, ...]] = field(default=lambda image: ())
     #: The source's full-resolution burst (``CaptureThread.still``), None when its photos are its live frames.
     stills: Callable[[int], list[Frame]] | None = None
     new_id: Callable[[], str] = new_photo_id
@@ -399,6 +401,9 @@ class ExperienceKeepsakes:
 
     def notice(self, template: str | None) -> str:
         return self._desk.notice(template)
+
+    def faces(self, image: np.ndarray) -> tuple[Any, ...]:
+        return self._desk.find_faces(image)
 
     #: Each photo job (by weak reference, so an order lives no longer than its job) and its order.
     _orders: list[tuple[weakref.ref, _Order]] = field(default_factory=list)

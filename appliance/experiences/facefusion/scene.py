@@ -8,10 +8,10 @@ raised on the review screen after the reading time, limited retakes, timeouts); 
 ``Keepsakes.picture`` (off the loop; filed, shared, printed and deleted like a photo); the preview never fuses
 (the poster is shown beside the shopper, nothing flickers); the countdown is started only while the face can be
 fused; every line goes through a ``TextBlock`` (clear of faces); while the picture is on screen the screen is
-private.  The kiosk must give what this needs beyond API 1.4 (see ``needs``): the template's pixels and the
-still face stage, asked once per campaign (``TemplateCache``), in a job as the scene enters: a poster without a
-usable face fails the experience with the file's name a frame later; once known, a gold ring marks on the poster
-the face the shopper's will take.
+private.  The template's pixels (``Context.pixels``) and its face (``Keepsakes.faces``, the still face stage) are
+asked once per campaign (``TemplateCache``), in a job as the scene enters: a poster without a usable face fails
+the experience with the file's name a frame later; once known, a gold ring marks on the poster the face the
+shopper's will take.
 """
 
 from __future__ import annotations
@@ -47,15 +47,12 @@ STILL_WINDOW_S = 1.0
 POSTER_SHARE = 0.62   # the poster beside the shopper: this share of the screen's height
 
 
-def needs(context: Context) -> tuple[Any, Any]:
-    """(``context.pixels``, ``context.keepsakes.faces``): an asset's BGR pixels and the still face stage, which
-    the kiosk does not give at API 1.4 (proposed for 1.5); an ApplianceError naming them when missing."""
-    pixels = getattr(context, "pixels", None)
-    faces = getattr(context.keepsakes, "faces", None)
-    if context.keepsakes is None or pixels is None or faces is None:
-        raise ApplianceError("fusion needs the kiosk's photo desk with still faces (Keepsakes.faces) and asset "
-                             "pixels (Context.pixels); this kiosk gives neither (experience API 1.4)")
-    return pixels, faces
+def desk(context: Context) -> Any:
+    """The kiosk's photo desk (``Context.keepsakes``), which the fusion files its picture with and asks for a still's
+    faces; an ApplianceError when the kiosk gives none."""
+    if context.keepsakes is None:
+        raise ApplianceError("fusion needs the kiosk's photo desk (Context.keepsakes)")
+    return context.keepsakes
 
 
 class TemplateCache:
@@ -68,9 +65,8 @@ class TemplateCache:
     def face(self, context: Context, asset: str) -> TemplateFace:
         known = self._known.setdefault(context, {})
         if asset not in known:
-            pixels, faces = needs(context)
-            image = pixels(asset)
-            known[asset] = template_face(image, faces(image), asset)
+            image = context.pixels(asset)
+            known[asset] = template_face(image, desk(context).faces(image), asset)
         return known[asset]
 
 
@@ -120,7 +116,7 @@ class FusionScene:
     def enter(self, context: Context, moment: Moment) -> None:
         config: FusionConfig = context.config
         self._config = config
-        needs(context)
+        desk(context)
         self.booth = Booth(Rules(countdown_s=config.countdown_s, retakes=config.retakes), moment.now)
         self._job = None
         self._best: Still | None = None
@@ -189,7 +185,7 @@ class FusionScene:
             self.booth.failed(moment.now)
             return
         asset = self._config.template
-        _, faces = needs(context)
+        faces = desk(context).faces
 
         def make() -> np.ndarray:
             started = time.monotonic()
