@@ -19,7 +19,7 @@ from test_hands import KIOSK_VIDEO, CountingInference
 from appliance.bench import needs_of
 from appliance.config import Config
 from appliance.inference.backend import Inference
-from appliance.perception.face import LANDMARKS, NOSE_TIP, Face
+from appliance.perception.face import EYES_OPEN, LANDMARKS, NOSE_TIP, Face
 from appliance.perception.face_detection import (
     FULL_RANGE,
     LEFT_EYE,
@@ -233,3 +233,31 @@ def test_a_face_box_bounds_its_landmarks() -> None:
     landmarks[:, 1] = np.linspace(20, 80, LANDMARKS)
     face = Face(0.9, landmarks)
     assert face.box == (10.0, 20.0, 40.0, 60.0) and face.area == 2400.0
+
+
+def test_eye_openness_tells_open_eyes_from_a_laughing_squint(still: FaceStage, astronaut: np.ndarray,
+                                                             media: Path) -> None:
+    [open_eyes] = still.find(astronaut, None)
+    assert open_eyes.eye_openness() > 0.25 >= EYES_OPEN
+    [laughing] = still.find(cv2.imread(str(media / "pose_sitting.jpg")), None)
+    assert laughing.eye_openness() < EYES_OPEN, "one of her eyes is shut in a laugh"
+
+
+def test_the_photo_is_the_sharpest_frame_with_eyes_open(still: FaceStage, astronaut: np.ndarray) -> None:
+    """The booth's best frame: a sharper frame with a blink loses to one with the eyes open."""
+    from appliance.experience.api import Perception
+    from appliance.kiosk.keepsakes import best_frame
+
+    [face] = still.find(astronaut, None)
+    shut = face.landmarks.copy()
+    for upper, lower in ((159, 145), (158, 153), (386, 374), (385, 380)):
+        shut[upper, :2] = shut[lower, :2] = (shut[upper, :2] + shut[lower, :2]) / 2
+    blink = Face(face.score, shut, face.track_id)
+    alpha = np.zeros(astronaut.shape[:2], np.uint8)
+    alpha[100:, 100:400] = 255
+    blurred = cv2.GaussianBlur(astronaut, (0, 0), 2)
+    frames = [Perception(Frame(astronaut, 0), alpha, 0.5, faces=(blink,)),
+              Perception(Frame(blurred, 1), alpha, 0.5, faces=(face,))]
+    assert best_frame(frames).frame.index == 1
+    assert best_frame([Perception(Frame(astronaut, 0), alpha, 0.5), frames[1]]).frame.index == 0, \
+        "a frame without faces is not judged on eyes"

@@ -43,6 +43,7 @@ from appliance.digest import photo_tag
 from appliance.errors import ApplianceError, one_line
 from appliance.experience.api import Job, Perception
 from appliance.experience.keepsake import Keepsake
+from appliance.perception.face import EYES_OPEN
 from appliance.share import new_photo_id, qr_image
 from appliance.sources.base import Frame
 
@@ -83,11 +84,14 @@ def sharpness(image: np.ndarray, box: tuple[int, int, int, int] | None) -> float
 
 def best_frame(recent: list[Perception]) -> Perception:
     """The sharpest of the frames that show nearly the most person, preferring those where the person is fully
-    in (their mask touches neither side nor the top of the frame)."""
+    in (their mask touches neither side nor the top of the frame), then those where every face known has its
+    eyes open (frames without faces are not judged on eyes)."""
     most = max(perception.coverage for perception in recent)
     candidates = [perception for perception in recent if perception.coverage >= 0.9 * most]
-    inside = [perception for perception in candidates if _fully_in(perception.alpha)]
-    return max(inside or candidates,
+    candidates = [perception for perception in candidates if _fully_in(perception.alpha)] or candidates
+    open_eyes = [perception for perception in candidates
+                 if all(face.eye_openness() >= EYES_OPEN for face in perception.faces)]
+    return max(open_eyes or candidates,
                key=lambda perception: sharpness(perception.frame.image, mask_box(perception.alpha >= 128)))
 
 
