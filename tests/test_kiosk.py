@@ -331,3 +331,23 @@ def test_an_experience_that_keeps_raising_is_quarantined_for_the_day_and_reporte
     assert "boom in draw" in alerts[0]["reason"]
     logged = [record for record in caplog.records if "experience boom failed" in record.getMessage()]
     assert len(logged) == 1 and logged[0].exc_info is not None
+
+
+def test_text_keeps_clear_of_every_face_the_mesh_finds(astronaut_file: Path, content_dir: Path) -> None:
+    """Two shoppers' faces (meshes) and no pose: the layout protects both heads, not only the mask's one."""
+    from appliance.experience.api import Perception
+    from appliance.experience.testkit import face
+    from appliance.sources.base import Frame
+
+    with kiosk_session(config_for(f"image:{astronaut_file}", content_dir), DisplayMode.HEADLESS) as kiosk:
+        assert kiosk.run(max_frames=3) == 0
+        alpha = np.zeros((720, 1280), np.uint8)
+        alpha[200:, 100:1180] = 255
+        faces = (face((200, 220, 120, 150), 1), face((900, 240, 110, 140), 2))
+        kiosk._frame_perception = Perception(Frame(np.zeros((720, 1280, 3), np.uint8), 0), alpha, 0.6, faces=faces)
+        kiosk._layout = None
+        protected = kiosk.layout.protected
+        assert len(protected) == 2
+        centres = sorted(x + w / 2 for x, y, w, h in protected)
+        # the mirrored world puts the camera's left face on the screen's right, both on the 960-wide screen
+        assert centres[0] < 480 < centres[1]

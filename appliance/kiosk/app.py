@@ -293,15 +293,16 @@ class Kiosk:
 
     @property
     def layout(self) -> Layout:
-        """This frame's layout: clear of every shopper's face where pose gives one (its face landmarks), else of
-        the head the mask shows (computed once a frame)."""
+        """This frame's layout: clear of every shopper's face where the face mesh or pose gives one (their face
+        landmarks; one head may be boxed twice, harmlessly), else of the head the mask shows (once a frame)."""
         if self._layout is None:
             perception = self._frame_perception
             heads: list[tuple[int, int, int, int]] = []
             if perception is not None:
                 height, width = perception.alpha.shape[:2]
-                boxes = [landmarks_box(pose.landmarks[list(FACE)][pose.landmarks[list(FACE), 3] >= 0.5],
-                                       (width, height)) for pose in perception.poses]
+                boxes = [landmarks_box(face.landmarks, (width, height)) for face in perception.faces]
+                boxes += [landmarks_box(pose.landmarks[list(FACE)][pose.landmarks[list(FACE), 3] >= 0.5],
+                                        (width, height)) for pose in perception.poses]
                 boxes = [box for box in boxes if box is not None] or [head_box(perception.alpha)]
                 heads = [head for box in boxes if box is not None
                          and (head := self._screen_box(box, (width, height))) is not None]
