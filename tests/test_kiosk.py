@@ -351,3 +351,23 @@ def test_text_keeps_clear_of_every_face_the_mesh_finds(astronaut_file: Path, con
         centres = sorted(x + w / 2 for x, y, w, h in protected)
         # the mirrored world puts the camera's left face on the screen's right, both on the 960-wide screen
         assert centres[0] < 480 < centres[1]
+
+
+def test_fleet_screenshots_are_blank_while_the_experience_shown_guesses_ages(astronaut_file: Path,
+                                                                            content_dir: Path) -> None:
+    from appliance.experience.api import Needs
+    from appliance.kiosk.app import ScreenRequest
+
+    def screenshot(kiosk) -> np.ndarray:
+        request = ScreenRequest()
+        kiosk._grab_requests.append(request)
+        kiosk._answer_screen_requests()   # as the render loop does at the end of a frame
+        return request.image
+
+    with kiosk_session(config_for(f"image:{astronaut_file}", content_dir), DisplayMode.HEADLESS) as kiosk:
+        assert kiosk.run(max_frames=3) == 0
+        assert screenshot(kiosk).any(), "the world and the shopper"
+        kiosk._want(Needs(face=10, age=3))
+        assert not screenshot(kiosk).any(), "a face with its age and gender on screen: never in a screenshot"
+        kiosk._want(Needs())
+        assert screenshot(kiosk).any()

@@ -33,7 +33,7 @@ from appliance.config import Config
 from appliance.content import Bundle, SceneSpec, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
-from appliance.experience.api import ATTRACT, Action, Moment, Offer
+from appliance.experience.api import ATTRACT, Action, Moment, Needs, Offer
 from appliance.experience.registry import Registry, installed
 from appliance.kiosk.context import ExperienceJobs, KioskStage, SceneContext, ScreenCanvas
 from appliance.kiosk.display import Display
@@ -160,12 +160,13 @@ class Kiosk:
             keepsakes.attach(self.events.publish, lambda: self.sessions.current, lambda: (self.bundle, self.world.id))
         self._now = 0.0
         self._frame_perception: Any = None
+        self._private_needs = False   # the experience shown guesses ages: fleet screenshots are blanked
         self._layout: Layout | None = None
         self._canvas = ScreenCanvas(display)
         self._stage = KioskStage(lambda: self.world, lambda: self.layout, self.show_perception, self.switch_world,
                                  self.draw_cursor, self._screen_point)
         core = Core(self._draw_failsafe, lambda moment: self.show_perception(moment.perception, False),
-                    lambda needs: self.workers.perception.want(needs), self._context,
+                    self._want, self._context,
                     lambda: self.config.kiosk.reading_s)
         self.machine = Machine(self.registry, core, self.alerts, self.jobs, today)
         self.machine.use(bundle)
@@ -385,13 +386,19 @@ class Kiosk:
         """Load the campaign's bundle again from disk at the next frame between sessions."""
         self._reload_requested = True
 
+    def _want(self, needs: Needs) -> None:
+        """The perception the experience shown asks for; while it guesses ages (a face shown with its age and
+        gender), fleet screenshots are blanked as they are while a shopper's photo is on screen."""
+        self._private_needs = needs.age > 0
+        self.workers.perception.want(needs)
+
     def _answer_screen_requests(self) -> None:
         with self._grab_lock:
             requests, self._grab_requests = self._grab_requests, []
         if requests:
             image = self.display.snapshot()
-            if self.keepsakes is not None and self.keepsakes.private_on:   # a shopper's photo: never in a screenshot
-                image = np.zeros_like(image)
+            if self._private_needs or (self.keepsakes is not None and self.keepsakes.private_on):
+                image = np.zeros_like(image)   # a shopper's photo, or their face with its age: never in a screenshot
             for request in requests:
                 request.image = image
                 request.done.set()
