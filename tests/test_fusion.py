@@ -12,6 +12,11 @@ The measures (on the poster, 900×1200, face 145 px cheek to cheek):
   own face.  Measured: the shopper's 0.971..0.987, the template's 0.358..0.404 (a Poisson blend,
   ``cv2.seamlessClone``, tried instead: 0.993..0.998 and 0.323..0.378, but a cyan cast round the eyes of darker
   skin on this pale poster, and the template touched beyond the oval).
+- The mouth: the poster smiles with its teeth showing (inner-lip opening 0.030 of its face's width squared); the
+  devset's shoppers' mouths are shut (0.002..0.012).  Before the template kept its own opening, their lip line
+  was stretched across the poster's opening: a striped smear differing from the poster there by 41..57 (mean
+  absolute, inside the poster's inner-lip polygon eroded by 2 px); now 1.4..2.1.  The fused poster meshed again
+  by the still face stage has a mouth opening of 0.020..0.029 before, 0.027..0.029 now.
 - No black holes: pixels darker than 20 (every channel) in the core where neither the warped shopper nor the
   template is that dark: none, also when a triangle of the shopper's mesh is folded on purpose.
 """
@@ -33,6 +38,7 @@ from appliance.experience.testkit import FakeContext, gestures, moment, play
 from appliance.experiences.facefusion import experience
 from appliance.experiences.facefusion.fusion import (
     FACE_OVAL,
+    INNER_LIPS,
     FaceRefused,
     TemplateFace,
     fuse,
@@ -108,6 +114,29 @@ def test_the_template_stays_outside_the_face_and_the_shoppers_features_come_insi
     assert shoppers > 0.85 and shoppers > templates + 0.3, (shoppers, templates)
     assert difference[core].mean() > 5, "the face did change"
     assert holes(fused.image, fused.warped, template.image, core) == 0
+
+
+def opening(landmarks: np.ndarray) -> float:
+    """The inner lips' polygon area over the face's width squared."""
+    width = float(np.linalg.norm(landmarks[454, :2] - landmarks[234, :2]))
+    return abs(cv2.contourArea(landmarks[list(INNER_LIPS), :2].astype(np.float32))) / width ** 2
+
+
+@pytest.mark.parametrize(("name", "index"), SHOPPERS)
+def test_a_shut_mouth_on_the_smiling_poster_keeps_the_posters_mouth_not_a_smear(
+        media: Path, stage: FaceStage, template: TemplateFace, name: str, index: int) -> None:
+    image, face = shopper(media, stage, name, index)
+    posters = opening(template.points)
+    assert opening(face.landmarks) < 0.5 * posters, "the shopper's mouth is shut, the poster's open"
+    fused = fuse(template, image, face.landmarks)
+    assert fused.kept_mouth
+    inside = np.zeros(template.image.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(template.points[list(INNER_LIPS)]).astype(np.int32)], 255)
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
+    difference = np.abs(fused.image.astype(np.int16) - template.image.astype(np.int16)).mean(axis=2)
+    assert difference[inside].mean() < 6, "the poster's own teeth, not the lip line stretched (41..57 before)"
+    (again, *_) = stage.find(fused.image, None)
+    assert opening(again.landmarks) > 0.85 * posters, "the fused face, meshed again, smiles with the poster's mouth"
 
 
 def test_folded_triangles_leave_no_black_spots(media: Path, stage: FaceStage, template: TemplateFace) -> None:

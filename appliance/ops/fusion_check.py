@@ -5,7 +5,8 @@ The template's face is found by the appliance's still face stage and checked as 
 it at its first use (``facefusion.fusion.template_face``): an operator learns before shipping a campaign that its
 poster has no face, or one turned away.  Each SHOPPER photo's largest face is then fused into it, as the kiosk
 fuses a still: one JSON line per shopper with its pose, the triangles that took the whole face's map and the
-fusion's time (``fuse_ms``: the warp, colour and blend of the full-quality still; the face stages are not in it);
+fusion's time (``fuse_ms``: the warp, colour and blend of the full-quality still; the face stages are not in it)
+and whether the poster kept its own mouth opening (``kept_mouth``: the shopper's mouth shut, the poster's open);
 with ``--out`` the fused poster is written beside.
 
 Invariants: reads images through appliance.media within its limits; a shopper whose face is refused is a line
@@ -49,7 +50,8 @@ def fuse_photo(template: TemplateFace, path: Path, stage: FaceStage, out_dir: Pa
         fused = fuse(template, image, faces[0].landmarks)
     except FaceRefused as exc:
         return {**line, "refused": str(exc)}
-    line.update(fuse_ms=round((time.perf_counter() - started) * 1000, 1), folded=fused.folded)
+    line.update(fuse_ms=round((time.perf_counter() - started) * 1000, 1), folded=fused.folded,
+                kept_mouth=fused.kept_mouth)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / f"{path.stem}-fused.jpg"

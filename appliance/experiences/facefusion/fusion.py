@@ -12,8 +12,12 @@ Invariants:
   of the template fits its geometry and needs no extra file.)
 - The warp is one remap: every template pixel inside the oval takes the inverse affine map of its triangle to
   the shopper's image.  A triangle whose shopper-side twin is folded (its orientation flipped) or degenerate
-  (area under ``DEGENERATE`` of its template area) takes the whole face's similarity map instead, so no pixel
-  is left unmapped (no black spots).
+  (area under ``DEGENERATE`` of its template area, scaled: a sliver stretched four times or more) takes the
+  whole face's similarity map instead, so no pixel is left unmapped (no black spots).
+- The mouth: when the shopper's inner-lip opening (``INNER_LIPS``, its area over the face's width squared) is
+  under ``MOUTH_SHUT`` of the template's, the template keeps its own mouth opening (its teeth, its dark):
+  the blend's weight is cut out of the template's inner-lip polygon, feathered, grown by ``MOUTH_GROW``.
+  Otherwise a closed mouth's lip line would be stretched across an open poster mouth, a striped smear.
 - Only the inner face changes: the blend's weight is the face oval (its forehead cut halfway down to the brows,
   ``FOREHEAD_CUT``, so fringes stay out) eroded by three feather widths, then feathered, so beyond the oval the
   output is the template itself, bit for bit.
@@ -41,6 +45,14 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 RIGHT_CHEEK, LEFT_CHEEK, FOREHEAD, CHIN = 234, 454, 10, 152   # the subject's right cheek is the image's left
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 RIGHT_BROW_TOP, LEFT_BROW_TOP = 105, 334
+#: The inner lips' outline, in order round the mouth's opening (MediaPipe's inner-lip indices).
+INNER_LIPS = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+#: A shopper's mouth opening under this share of the template's (both over their face's width squared) counts
+#: as shut: the template keeps its own mouth opening.
+MOUTH_SHUT = 0.5
+#: The template's kept mouth opening is grown by this share of the face's width (over the inner lips' edge,
+#: where the mesh's line and the picture's may differ by a pixel or two).
+MOUTH_GROW = 0.01
 #: The blend's outline over the forehead is pulled down toward the brows by this share of its height above them,
 #: so a fringe of the shopper's hair stays out and the template's hairline stays in.
 FOREHEAD_CUT = 0.5
@@ -57,7 +69,7 @@ MIN_FACE_PX = 80.0
 #: Oval points this close to the image's edge (pixels) count as cut off.
 EDGE_PX = 2.0
 #: A shopper triangle under this share of its template twin's area is degenerate.
-DEGENERATE = 0.02
+DEGENERATE = 0.25
 #: The blend's feather (Gaussian sigma) as a share of the template face's width.
 FEATHER = 0.02
 #: The lighting's blur (sigma) as a share of the face's width, and the bounds of the gain it gives.
@@ -99,12 +111,14 @@ class TemplateFace:
 @dataclass(frozen=True)
 class Fused:
     """The fused picture, the blend's weight (float 0..1 at the template's size), the shopper's face warped onto
-    the template's (before colour), and how many triangles took the whole face's map (folded or degenerate)."""
+    the template's (before colour), how many triangles took the whole face's map (folded or degenerate), and
+    whether the template kept its own mouth opening (the shopper's mouth shut, see the module's invariants)."""
 
     image: np.ndarray
     weight: np.ndarray
     warped: np.ndarray
     folded: int
+    kept_mouth: bool
 
 
 def pose(landmarks: np.ndarray) -> Pose:
@@ -236,6 +250,22 @@ def _weight(template: TemplateFace, crop: tuple[int, int, int, int]) -> np.ndarr
     return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), sigma)
 
 
+def mouth_opening(points: np.ndarray) -> float:
+    """The mesh's inner-lip opening: the polygon's area over the face's width (cheek to cheek) squared."""
+    width = float(np.linalg.norm(points[LEFT_CHEEK, :2] - points[RIGHT_CHEEK, :2]))
+    return abs(float(cv2.contourArea(points[list(INNER_LIPS), :2].astype(np.float32)))) / max(width, 1.0) ** 2
+
+
+def _mouth(template: TemplateFace, crop: tuple[int, int, int, int]) -> np.ndarray:
+    """The template's mouth opening in the crop (float 0..1): its inner-lip polygon grown and feathered."""
+    x0, y0, x1, y1 = crop
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [np.round(template.points[list(INNER_LIPS)] - [x0, y0]).astype(np.int32)], 255)
+    grow = max(1, round(MOUTH_GROW * template.width))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(1.0, FEATHER * template.width / 2))
+
+
 def _blur_inside(channel: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
     """``channel``'s blur over ``inside`` only (normalised convolution: what lies outside does not bleed in)."""
     total = cv2.GaussianBlur(channel * inside, (0, 0), sigma)
@@ -270,6 +300,9 @@ def fuse(template: TemplateFace, image: np.ndarray, landmarks: np.ndarray) -> Fu
     x0, y0, x1, y1 = crop
     warped, folded = warp(template, image, landmarks)
     weight = _weight(template, crop)
+    kept_mouth = mouth_opening(landmarks) < MOUTH_SHUT * mouth_opening(template.points)
+    if kept_mouth:
+        weight = weight * (1 - _mouth(template, crop))
     region = template.image[y0:y1, x0:x1]
     coloured = match_colour(warped, region, weight, template.width).astype(np.float32)
     alpha = weight[..., None]
@@ -280,4 +313,4 @@ def fuse(template: TemplateFace, image: np.ndarray, landmarks: np.ndarray) -> Fu
     full_weight[y0:y1, x0:x1] = weight
     full_warped = template.image.copy()
     full_warped[y0:y1, x0:x1] = warped
-    return Fused(out, full_weight, full_warped, folded)
+    return Fused(out, full_weight, full_warped, folded, kept_mouth)
