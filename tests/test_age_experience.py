@@ -21,6 +21,7 @@ from appliance.experience.testkit import FakeContext, face, moment, play
 from appliance.experiences.age import experience
 from appliance.experiences.age.config import AgeConfig
 from appliance.experiences.age.scene import beside
+from appliance.experiences.age.session import AgeSession
 from appliance.inference.backend import BackendOptions, Inference
 from appliance.kiosk.context import SceneContext
 from appliance.kiosk.jobs import JobRunner
@@ -93,6 +94,17 @@ def test_an_open_palm_goes_back_and_the_event_has_counts_only() -> None:
     assert context.target == MENU
     assert context.published("age_played") == [{"session": "test-session", "duration_s": 5.0, "faces": 2,
                                                  "reason": "palm"}]
+
+
+def test_the_faces_labelled_are_counted_by_update_not_by_drawing() -> None:
+    events: list[tuple[str, dict]] = []
+    session = AgeSession(AgeConfig(), lambda kind, data: events.append((kind, dict(data))), 0.0)
+    ready, thinking = face((60, 40, 40, 50), 1, ADULT), face((200, 50, 30, 40), 2, EARLY)
+    session.update(1.0, [ready, thinking])                       # never drawn: the ready face still counts
+    session.labels([face((300, 50, 30, 40), 3, CHILD)])          # drawn but never updated: not counted
+    assert [label.ready for label in session.labels([ready, thinking])] == [True, False]
+    session.end(2.0, "key")
+    assert events == [("age_played", {"duration_s": 2.0, "faces": 1, "reason": "key"})]
 
 
 def test_time_up_goes_back_to_the_menu() -> None:

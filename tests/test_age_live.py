@@ -96,6 +96,27 @@ def test_the_astronaut_is_guessed_once_per_age_run_smoothed_and_without_gender(a
     assert again.faces[0].age.guesses == 1      # switched off, every guess was forgotten
 
 
+def test_age_runs_only_where_face_ran_on_that_frames_raw_mesh(astronaut: np.ndarray) -> None:
+    """Face at 10 a second, age every frame at 25 fps: age waits for face's frames; the shopper moving, its
+    guess comes from the mesh of the frame it runs on as the model gave it, not from the smoothed one."""
+    perceiver = Perceiver(Inference("auto", BackendOptions(threads=1, soc=None)))
+    faces_only, both = Needs(hands=0, face=10), Needs(hands=0, face=10, age=EVERY_FRAME)
+    ran: list[tuple[str, ...]] = []
+    for index in range(30):
+        moved = np.roll(astronaut, 6 * index, axis=1)            # walking across: the smoothed mesh lags
+        result = perceiver.process(Frame(moved, index, index / 25.0), both if index >= 20 else faces_only)
+        ran.append(result.ran)
+        if "age" in result.ran and result.faces[0].age.guesses == 1:
+            assert perceiver.face is not None and perceiver.face.tracker is not None
+            (raw,) = perceiver.face.tracker.raw_faces
+            estimator = perceiver.age.estimator(False)
+            assert result.faces[0].age.age == estimator.estimate(moved, raw.landmarks).age
+            assert result.faces[0].age.age != estimator.estimate(moved, result.faces[0].landmarks).age
+    aged = [names for names in ran[20:] if "age" in names]
+    assert aged and all("face" in names for names in aged)
+    assert any("face" not in names for names in ran[20:])         # frames without face had no age either
+
+
 def test_nobody_in_front_leaves_no_guess_behind(astronaut: np.ndarray) -> None:
     perceiver = Perceiver(Inference("auto", BackendOptions(threads=1, soc=None)))
     for index in range(3):

@@ -20,8 +20,9 @@ IoU are one face, the older track kept); a new face gets a new id, except one
 found again within REMEMBER_S where a track was just lost (a missed frame does
 not renumber anyone); reported landmarks are One Euro filtered per track on the
 frames' capture times, in face sizes per second, while the next region comes
-from the raw mesh (smoothing never makes tracking lag); faces are listed
-largest first.
+from the raw mesh (smoothing never makes tracking lag), and ``raw_faces``
+gives the last frame's raw meshes (for models that must see this frame's face,
+such as age); faces are listed largest first.
 """
 
 from __future__ import annotations
@@ -163,6 +164,11 @@ class FaceTracker:
         self._tracks = []
         self._lost = []
         self._since_detection = self.settings.recheck_every
+
+    @property
+    def raw_faces(self) -> tuple[Face, ...]:
+        """The last update's faces as the mesh model gave them (not smoothed), largest first, with their ids."""
+        return tuple(largest_first([track.raw for track in self._tracks]))
 
     def update(self, image: np.ndarray, probabilities: np.ndarray | None, captured_at: float) -> list[Face]:
         """The faces in this frame, largest first; ``probabilities`` is the person mask (None: unknown)."""

@@ -18,13 +18,15 @@ Invariants:
   segmentation puts people.  Parallel (``[inference] parallel``): each stage
   runs in its own lane thread and hands, pose and face use the previous
   frame's mask, so none waits for another.
-- Age (``Needs.age``, with face) runs after face, on this frame's tracked faces, at its
-  rate, off the render loop like every stage; each face of every result carries its
+- Age (``Needs.age``, with face) runs after face, at its rate, only on frames where face
+  ran, on that frame's meshes as the model gave them (the tracker's raw faces: never an
+  earlier frame's, never the smoothed ones the result shows), off the render loop like
+  every stage; each face of every result carries its
   track's smoothed guess (``Face.age``) from the last age run.  Gender runs only while
   ``Needs.gender`` asks (its model loads the first time it does).  Age switched off
   forgets every track's guesses.
 - With ``audience`` (the device's opt-in ``[audience] counts``), every frame's faces that
-  carry an age go to the anonymous hourly counts (``appliance.perception.audience``).
+  carry an age go to the anonymous, k-anonymous hourly counts (``appliance.perception.audience``).
 """
 
 from __future__ import annotations
@@ -152,8 +154,9 @@ class Perceiver:
             self._faces = results["face"]
         age, faces = self.age, self._faces
         if age is not None and self._age_on:
-            if faces and self._gates["age"].due(needs.age, now):
-                age_results, age_timings = self._run({"age": lambda: age.run(frame.image, faces, needs.gender)})
+            if "face" in results and faces and self._gates["age"].due(needs.age, now):
+                raw = face.tracker.raw_faces
+                age_results, age_timings = self._run({"age": lambda: age.run(frame.image, raw, needs.gender)})
                 results.update(age_results)
                 timings.update(age_timings)
             faces = age.attach(faces)

@@ -177,10 +177,6 @@ class AgeStage:
             self._estimators[gender] = AgeGenderEstimator(self._inference, gender=gender)
         return self._estimators[gender]
 
-    @property
-    def gender_loaded(self) -> bool:
-        return True in self._estimators
-
     def find(self, image: np.ndarray, faces: list[Face], gender: bool) -> list[Face]:
         """A still's faces, each with its own guess."""
         estimator = self.estimator(gender)

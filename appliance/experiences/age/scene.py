@@ -53,9 +53,9 @@ class AgeScene:
 
     def update(self, context: Context, moment: Moment) -> str | None:
         self._now = moment.now
+        self.session.update(moment.now, moment.perception.faces if moment.perception is not None else ())
         if Action.BACK in moment.actions:
             self.session.end(moment.now, "palm" if Action.BACK not in moment.typed else "key")
-        self.session.update(moment.now)
         return MENU if self.session.ended else None
 
     def draw(self, context: Context, moment: Moment) -> None:

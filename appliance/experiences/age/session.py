@@ -4,7 +4,8 @@ Invariants: a face's label is "thinking" until its track has ``guesses`` guesses
 label (a word for a child or a teenager, never a number; gender only when the campaign asks); the run
 ends at ``play_s`` or when the shopper asks (``end``), and publishes one ``age_played`` event with its
 duration, the faces that got a label and why it ended: never an individual's age, band or gender.
-Nothing about a face outlives the frame it came with but the count of tracks labelled.
+Nothing about a face outlives the frame it came with but the count of tracks labelled, which
+``update`` keeps (``labels`` is pure: what is counted does not depend on drawing).
 """
 
 from __future__ import annotations
@@ -33,20 +34,25 @@ class AgeSession:
         self.ended: str | None = None
         self._labelled: set[int] = set()
 
-    def update(self, now: float) -> None:
-        if self.ended is None and now - self.started >= self.config.play_s:
+    def update(self, now: float, faces: Sequence[Face] = ()) -> None:
+        """This frame's ``faces`` (largest first): the tracks whose label is ready are counted; time up ends."""
+        if self.ended is not None:
+            return
+        self._labelled.update(face.track_id for face in faces[:MAX_SHOWN] if face.track_id and self._ready(face))
+        if now - self.started >= self.config.play_s:
             self.end(now, "timeout")
 
+    def _ready(self, face: Face) -> bool:
+        return face.age is not None and face.age.guesses >= self.config.guesses
+
     def labels(self, faces: Sequence[Face]) -> list[Label]:
-        """The labels of the largest ``MAX_SHOWN`` faces, in their order."""
+        """The labels of the largest ``MAX_SHOWN`` faces, in their order (pure: drawing changes nothing)."""
         labels = []
         for face in faces[:MAX_SHOWN]:
             estimate = face.age
-            if estimate is None or estimate.guesses < self.config.guesses:
+            if estimate is None or not self._ready(face):
                 labels.append(Label(face, (self.config.thinking,), False))
                 continue
-            if face.track_id:
-                self._labelled.add(face.track_id)
             config = self.config
             band = {"kid": config.kid, "teen": config.teen}.get(estimate.band, config.looks.format(band=estimate.band))
             lines = (band,)
