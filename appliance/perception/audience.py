@@ -16,8 +16,9 @@ faces, or the "other" remainder that names no band or gender.
   added up under "other" (present only when not zero).  ``faces`` is the total: the named counts and
   "other" add up to it.
 - A stop publishes the counts so far only when they reach ``K`` (``until``: the end of the running
-  hour); fewer are dropped, never written anywhere, so the operator's totals are a lower bound, short
-  by less than ``K`` faces per stop.
+  hour, so a restart within that hour can give a second event over it: add them); fewer are dropped,
+  never written anywhere, so the operator's totals are a lower bound, short by less than ``K`` faces
+  per stop.
 - The event: ``{"from": "2026-11-30T09:00:00+00:00", "until": "2026-11-30T10:00:00+00:00",
   "faces": n, "bands": {band: n, "other": n}}`` (and ``"genders": {...}`` when gender counts are on;
   "unknown" for faces whose gender was not guessed): counts only, no image, no per-person record, no
