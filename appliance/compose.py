@@ -8,7 +8,6 @@ reverse order of their start.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,9 +29,8 @@ from appliance.kiosk.display import Display, DisplayMode
 from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.perception.audience import AudienceCounts
 from appliance.perception.demo import demo_image
-from appliance.perception.face import Face
 from appliance.perception.pipeline import Perceiver, PerceptionThread
-from appliance.perception.stages import FaceStage
+from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk, photo_config
 from appliance.photo.style import Styler, sample_picture, samples, styled_photo
@@ -138,6 +136,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
     style asked for (``appliance.photo.style``); shared by ``appliance.share`` and printed by
     ``appliance.printing``, both started at the first photo; a still's faces for experiences' jobs."""
     desks: dict[tuple[str, str], tuple[PhotoDesk, Styler]] = {}
+    find_faces = StillFaces(inference, config.face.settings())   # one for styles and experiences' jobs
 
     def desk_for(bundle: Bundle, world: str) -> tuple[PhotoDesk, Styler]:
         world = photo_config(bundle).world or world   # the campaign's photo world, else the one shown
@@ -145,7 +144,8 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
         if key not in desks:
             desks.clear()
             desk = PhotoDesk(bundle, inference, world, config.media, pose=config.pose.settings())
-            desks[key] = desk, Styler(desk.config.styles, Path(bundle.directory), inference, config.media)
+            desks[key] = desk, Styler(desk.config.styles, Path(bundle.directory), inference, config.media,
+                                      find_faces)
         return desks[key]
 
     def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any, style: str | None) -> Any:
@@ -158,15 +158,6 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
     def paint_samples(bundle: Bundle, world: str) -> dict[str, np.ndarray]:
         desk, styler = desk_for(bundle, world)
         return samples(styler, sample_picture(desk.background, desk.star))
-
-    face_stage: list[FaceStage] = []   # the still face stage, loaded at the first still asked about
-    face_lock = threading.Lock()
-
-    def find_faces(image: np.ndarray) -> tuple[Face, ...]:
-        with face_lock:   # experiences' jobs run on their own lanes; the stage is one
-            if not face_stage:
-                face_stage.append(FaceStage(inference, still=True, settings=config.face.settings()))
-            return tuple(face_stage[0].find(image, None))
 
     state = config.paths.state_dir
 

@@ -36,6 +36,7 @@ from appliance.experiences.photobooth import experience
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
 from appliance.inference.backend import Inference
 from appliance.kiosk.keepsakes import KioskKeepsakes
+from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk
 from appliance.photo.style import Styler, sample_picture, samples, styled_photo
@@ -738,7 +739,7 @@ def test_the_shopper_swipes_through_the_styles_in_the_preview_and_the_photo_is_p
         bundle: Bundle, photo_desk: PhotoDesk, shopper: list[Perception], tmp_path: Path) -> None:
     config: PhotoConfig = bundle.configs["photo"]
     assert [style.name for style in config.styles] == ["Van Gogh", "Sunset oils", "Sepia"], "the default campaign's"
-    styler = Styler(config.styles, bundle.directory, Inference())
+    styler = Styler(config.styles, bundle.directory, Inference(), find_faces=StillFaces(Inference()))
     desk = kiosk_desk(None, Alerts(), photo_desk, shopper, tmp_path, styler=styler)
     context = booth_context(desk, bundle)
     sample_px = (round(1080 * 0.2), round(1080 * 0.2 * 1.5))

@@ -22,6 +22,7 @@ from appliance.experience.photo import ORIGINAL, PhotoStyle
 from appliance.experience.registry import installed
 from appliance.inference.backend import Inference
 from appliance.perception.stages import FaceStage
+from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import Photo, compose_photo
 from appliance.photo.desk import PhotoDesk
 from appliance.photo.style import LIKE_ENOUGH, Styler, face_mask, likeness, sample_picture, samples, styled_photo
@@ -56,7 +57,7 @@ def painting(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def styler(painting: Path, auto: Inference) -> Styler:
-    return Styler(STYLES, painting, auto)
+    return Styler(STYLES, painting, auto, find_faces=StillFaces(auto))
 
 
 def stroke_measure(image: np.ndarray) -> float:
@@ -107,9 +108,13 @@ def test_a_style_that_keeps_the_face_recognisable_gives_nothing_back(styler: Sty
 
 
 def test_the_star_is_left_painted(styler: Styler, photo: Photo) -> None:
-    """Faces outside the shopper's box (the star's drawn face) are not given back."""
-    styled = styler.apply(photo.image, "Blocks", photo.star_box)
-    assert styled.faces == ()
+    """Only the shopper's face is given back: the star (its drawn face too) stays as painted."""
+    styled = styler.apply(photo.image, "Blocks", photo.person_box)
+    assert styled.faces and all(face.restored > 0 for face in styled.faces), "the shopper's face was given back"
+    x, y, w, h = photo.star_box
+    assert all(box[0] + box[2] <= x or box[0] >= x + w for box in (face.box for face in styled.faces))
+    painted = styler.paint(photo.image, "Blocks")
+    assert np.array_equal(styled.image[y:y + h, x:x + w], painted[y:y + h, x:x + w])
 
 
 @pytest.mark.parametrize("stroke", ["fine", "bold"])

@@ -33,6 +33,7 @@ from appliance.experience.registry import Registry
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
 from appliance.perception.pose_tracker import PoseSettings
+from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk
 from appliance.photo.style import Styler, styled_photo
@@ -53,7 +54,7 @@ def photo(paths: Iterable[Path], campaign: Path, out_dir: Path, inference: Infer
             chosen = desk.config.style(style)
         except KeyError as exc:
             raise ApplianceError(f"{campaign / 'campaign.toml'}: {exc.args[0]}") from None
-        styler = Styler([chosen], Path(bundle.directory), inference, limits)
+        styler = Styler([chosen], Path(bundle.directory), inference, limits, StillFaces(inference))
     log.info("photo desk for %s ready in %.0f ms (the kiosk makes it at a campaign world's first photo)",
              campaign, (time.perf_counter() - started) * 1000)
     try:

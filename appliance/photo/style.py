@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,7 +40,6 @@ from appliance.experience.photo import BUILT_IN_STYLES, ORIGINAL, PhotoStyle, St
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
 from appliance.perception.face import Face
-from appliance.perception.stages import FaceStage
 from appliance.photo.compose import Photo
 
 Box = tuple[int, int, int, int]
@@ -166,7 +165,8 @@ class Styler:
     """The campaign's styles, ready to paint photos: the models loaded, each painting's style vector computed."""
 
     def __init__(self, styles: Sequence[PhotoStyle], directory: Path, inference: Inference,
-                 limits: MediaLimits = DEFAULT_LIMITS, faces: bool = True) -> None:
+                 limits: MediaLimits = DEFAULT_LIMITS,
+                 find_faces: Callable[[np.ndarray], Sequence[Face]] | None = None) -> None:
         self.styles = {style.name: style for style in styles}
         self._lock = threading.Lock()
         self._multistyle = inference.load(MULTISTYLE) if any(s.index is not None for s in styles) else None
@@ -177,7 +177,7 @@ class Styler:
             predict = inference.load(PREDICT)
             for style in painted:
                 self._vectors[style.name] = self._style_vector(predict, directory / style.image, limits)
-        self._faces = FaceStage(inference, still=True) if faces and styles else None
+        self._faces = find_faces   # a still's faces (``StillFaces``); None: no face given back
 
     @staticmethod
     def _style_vector(predict, path: Path, limits: MediaLimits) -> np.ndarray:
@@ -229,8 +229,7 @@ class Styler:
         if self._faces is None:
             return ()
         size = (image.shape[1], image.shape[0])
-        with self._lock:
-            faces = self._faces.find(image, None)
+        faces = self._faces(image)
         restored = []
         for face in faces:
             box = _face_box(face, size)
