@@ -175,8 +175,9 @@ class FaceConfig(Section):
 class AudienceConfig(Section):
     """``[audience]``: anonymous audience counts for operators, off unless turned on here."""
 
-    counts: bool = Field(False, description="publish one audience_hour event per hour: faces whose age was guessed "
-                         "(while an experience asks for age), counted once per track by age band; counts only")
+    counts: bool = Field(False, description="publish audience_hour events: faces whose age was guessed (while an "
+                         "experience asks for age), counted once per track by disjoint age band; a count below 5 is "
+                         "never named (folded into 'other'; an hour under 5 faces carried into the next)")
     gender: bool = Field(False, description="the counts also by gender (faces whose gender was guessed: a campaign "
                          "with [age] gender = true; the others count as unknown)")
 
