@@ -25,7 +25,7 @@ LAYERS: list[dict[str, list[str]]] = [
     # Basics that know nothing of the device: errors, files, slots, workers, the event bus, stats, the
     # exit statuses systemd acts on, and the fleet's wire names (a leaf config checks a prefix against).
     {"basics": ["appliance", "appliance.errors", "appliance.atomicfile", "appliance.slot", "appliance.worker",
-                "appliance.digest", "appliance.boxes", "appliance.boundedjson", "appliance.tomlfile", "appliance.tomlwrite",
+                "appliance.digest", "appliance.boxes", "appliance.colour", "appliance.boundedjson", "appliance.tomlfile", "appliance.tomlwrite",
                 "appliance.identity", "appliance.stats", "appliance.alerts", "appliance.events",
                 "appliance.readiness", "appliance.media", "appliance.configtrial", "appliance.service.status",
                 "appliance.fleet.topics"]},

@@ -39,7 +39,8 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from appliance.boxes import mask_box
+from appliance.boxes import mask_box, sharpness
+from appliance.colour import lab_statistics, transfer
 from appliance.experience.gestures import Hold, held_gesture
 from appliance.experience.textblock import TextBlock
 from appliance.perception.body import LIMBS, Pose
@@ -52,7 +53,8 @@ API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 
 #                      1.4: Keepsakes.notice and cancel, mask_box, FakeContext(campaign=…) publishes as the kiosk does,
 #                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style,
 #                      Face (Perception.faces with Needs.face), Keepsakes.picture and faces, Context.pixels,
-#                      Needs.age and gender, Face.age (FaceAge: a tracked face's smoothed band), Experience.needs_of
+#                      Needs.age and gender, Face.age (FaceAge: a tracked face's smoothed band), Experience.needs_of,
+#                      sharpness (a box's), lab_statistics and transfer (Reinhard's colour transfer)
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -69,7 +71,7 @@ __all__ = [
     "API_VERSION", "ATTRACT", "EVERY_FRAME", "EXIT_REASONS", "LIMBS", "MENU", "Pose", "Action", "Asset", "AssetRef", "Canvas",
     "Card", "Context", "Experience", "ExperienceConfig", "Face", "FaceAge", "GestureState", "Hand", "HandGesture",
     "Hold", "Image", "Job", "Jobs", "Layout", "Moment", "Needs", "Offer", "Perception", "Scene", "Stage", "Swipe", "TextBlock",
-    "World", "held_gesture", "mask_box",
+    "World", "held_gesture", "lab_statistics", "mask_box", "sharpness", "transfer",
 ]
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from appliance.boxes import mask_box
+from appliance.boxes import mask_box, sharpness
 from appliance.digest import photo_tag
 from appliance.errors import ApplianceError, one_line
 from appliance.experience.api import Job, Perception
@@ -71,15 +71,6 @@ class _Kept:
     printed: bool = False
     ticket: Any = None
     shown: bool = True     # on screen: its link and print status stay until the scene lets it go (``discard``)
-
-
-def sharpness(image: np.ndarray, box: tuple[int, int, int, int] | None) -> float:
-    """Variance of the Laplacian of ``image`` inside ``box`` (the whole image without one): higher is sharper."""
-    x, y, w, h = box if box is not None else (0, 0, image.shape[1], image.shape[0])
-    crop = image[max(0, y):y + h, max(0, x):x + w]
-    if crop.size == 0:
-        return 0.0
-    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
 
 
 def best_frame(recent: list[Perception]) -> Perception:

@@ -21,8 +21,9 @@ Invariants:
 - Only the inner face changes: the blend's weight is the face oval (its forehead cut halfway down to the brows,
   ``FOREHEAD_CUT``, so fringes stay out) eroded by three feather widths, then feathered, so beyond the oval the
   output is the template itself, bit for bit.
-- Colour and light: inside the face the warped face's Lab mean and spread become the template's, then its
-  lightness is scaled by the template's broad shading (a wide blur of both lightnesses), bounded.
+- Colour and light: inside the face the warped face's Lab mean and spread become the template's (Reinhard's
+  transfer, the photo booth's), then its lightness is scaled by the template's broad shading (a wide blur of
+  both lightnesses), bounded.
 - A face is refused (``refusal``) when turned more than ``MAX_YAW`` (the mesh's yaw, from its depth), tilted
   more than ``MAX_ROLL`` or nodded out of ``PITCH_RANGE``, smaller than ``MIN_FACE_PX`` across, or cut by
   the image's edge: ``fuse`` raises ``FaceRefused`` with the screen's line.
@@ -37,7 +38,7 @@ import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
-from appliance.experience.api import Face
+from appliance.experience.api import Face, lab_statistics, transfer
 
 #: The mesh's face outline, in order round the face (MediaPipe's FACEMESH_FACE_OVAL as a polygon).
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -74,8 +75,6 @@ DEGENERATE = 0.25
 FEATHER = 0.02
 #: The lighting's blur (sigma) as a share of the face's width, and the bounds of the gain it gives.
 LIGHT_BLUR, LIGHT_GAIN = 0.2, (0.7, 1.4)
-#: The bounds of the colour spread's scaling.
-SPREAD = (0.5, 2.0)
 
 
 class FaceRefused(ApplianceError):
@@ -273,17 +272,16 @@ def _blur_inside(channel: np.ndarray, inside: np.ndarray, sigma: float) -> np.nd
 
 
 def match_colour(face: np.ndarray, template: np.ndarray, inside: np.ndarray, width: float) -> np.ndarray:
-    """``face`` (BGR uint8) with the Lab mean and spread of ``template`` over ``inside`` (0/1 float), then its
-    lightness scaled by the template's broad shading; BGR uint8."""
-    face_lab = cv2.cvtColor(face.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)
+    """``face`` (BGR uint8) given the Lab mean and spread of ``template`` over ``inside`` (weight 0..1, counted
+    from one half: ``transfer``), then its lightness scaled by the template's broad shading; BGR uint8."""
+    alpha = np.clip(inside * 255 + 0.5, 0, 255).astype(np.uint8)
+    target = lab_statistics(template, alpha)
+    if target is None:
+        raise ApplianceError("the template's face has no pixels to take its colour from")
+    face_lab = cv2.cvtColor(transfer(face, alpha, target, 1.0).astype(np.float32) / 255, cv2.COLOR_BGR2LAB)
     template_lab = cv2.cvtColor(template.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)
-    chosen = inside > 0.5
-    for channel in range(3):
-        ours, theirs = face_lab[..., channel][chosen], template_lab[..., channel][chosen]
-        spread = float(np.clip(theirs.std() / max(float(ours.std()), 1e-3), *SPREAD))
-        face_lab[..., channel] = (face_lab[..., channel] - ours.mean()) * spread + theirs.mean()
     sigma = max(1.0, LIGHT_BLUR * width)
-    inside32 = chosen.astype(np.float32)
+    inside32 = (alpha >= 128).astype(np.float32)
     gain = _blur_inside(template_lab[..., 0], inside32, sigma) / np.maximum(
         _blur_inside(face_lab[..., 0], inside32, sigma), 1.0)
     face_lab[..., 0] = np.clip(face_lab[..., 0] * np.clip(gain, *LIGHT_GAIN), 0, 100)

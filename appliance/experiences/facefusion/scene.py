@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
-from appliance.experience.api import MENU, Action, Context, Face, Moment, TextBlock, held_gesture
+from appliance.experience.api import MENU, Action, Context, Face, Moment, TextBlock, held_gesture, sharpness
 from appliance.experience.keepsake import Keepsake
 from appliance.experiences.facefusion.config import FusionConfig
 from appliance.experiences.facefusion.fusion import (
@@ -83,14 +83,10 @@ class Still:
 
 
 def still_score(image: np.ndarray, face: Face) -> float:
-    """The face's sharpness (variance of the Laplacian of its grey crop) lowered by its turn."""
-    x, y, w, h = (round(v) for v in face.box)
-    crop = image[max(0, y):y + h, max(0, x):x + w]
-    if crop.size == 0:
-        return float("-inf")
-    sharpness = float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var())
+    """The face's sharpness (``sharpness`` of its box) lowered by its turn."""
     turn = pose(face.landmarks)
-    return sharpness / (1.0 + abs(turn.yaw) / 10.0 + abs(turn.roll) / 10.0)
+    box = tuple(round(v) for v in face.box)
+    return sharpness(image, box) / (1.0 + abs(turn.yaw) / 10.0 + abs(turn.roll) / 10.0)
 
 
 def still_mesh(found: tuple[Face, ...], tracked: np.ndarray) -> np.ndarray:
