@@ -440,6 +440,7 @@ def test_the_board_finds_the_built_in_experiences_in_the_package(deb: Path, tmp_
     (found,) = distributions(path=[str(app)])
     assert found.metadata["Name"] == "oivis-appliance"
     registry = load(entry for entry in found.entry_points if entry.group == GROUP)
-    assert registry.names() == ["attract", "menu", "mirror", "photo", "pose", "rps"] and not registry.skipped
+    assert registry.names() == ["age", "attract", "fusion", "menu", "mirror", "photo", "pose", "rps"]
+    assert not registry.skipped
     setup = (tmp_path / "opt/oivis/bin/oivis-setup-venv").read_text()
     assert "/var/lib/oivis/plugins" in setup  # plug-ins outside the venv that each upgrade rebuilds
