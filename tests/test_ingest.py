@@ -658,8 +658,8 @@ def test_two_postgresql_writers_never_lose_or_lower_stored_upto(postgres_db: Dat
         writers = [threading.Thread(target=write, args=(store, seqs[i::2])) for i, store in enumerate(stores)]
         for thread in writers:
             thread.start()
-        for thread in writers:   # no deadline that a loaded machine could miss: a writer that hangs hangs the test
-            thread.join()
+        for thread in writers:   # a deadline only a hung writer misses (60 s stopped them at seq 6 on a loaded machine)
+            thread.join(600)
         done.set()
         watcher.join(10)
         assert seen == sorted(seen) and seen[-1] == 403
