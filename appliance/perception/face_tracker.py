@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from appliance.boxes import iou
 from appliance.perception.face import Face
 from appliance.perception.face_detection import DETECTORS, FaceDetection, FaceDetector
 from appliance.perception.face_landmarks import MIN_PRESENCE, FaceLandmarker, MeshEstimate, region_from_detection
@@ -78,15 +79,6 @@ class Lost:
     track_id: int
     box: Box
     at: float
-
-
-def iou(a: Box, b: Box) -> float:
-    """IoU of two (x, y, w, h) boxes."""
-    overlap_w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    overlap_h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    overlap = overlap_w * overlap_h
-    union = a[2] * a[3] + b[2] * b[3] - overlap
-    return overlap / union if union > 0 else 0.0
 
 
 def _detection_box(detection: FaceDetection) -> Box:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from appliance.boxes import iou
 from appliance.perception.body import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER, Pose
 from appliance.perception.oneeuro import OneEuroFilter
 from appliance.perception.pose_detection import HIP_KEYPOINT, SCALE_KEYPOINT, PoseDetection, PoseDetector
@@ -137,7 +138,7 @@ def upright(pose: Pose) -> bool:
 
 def one_body(a: Pose, b: Pose) -> bool:
     """Whether two poses are one person: the same torso, nearly the same box, or one a part of the other."""
-    return same_person(a, b) or _iou(a.box, b.box) >= SAME_BOX or nested(a, b) or nested(b, a)
+    return same_person(a, b) or iou(a.box, b.box) >= SAME_BOX or nested(a, b) or nested(b, a)
 
 
 def _same_detection(a: PoseDetection, b: PoseDetection) -> bool:
@@ -149,14 +150,6 @@ def _explained(detection: PoseDetection, pose: Pose) -> bool:
     """Whether ``detection`` is ``pose``'s person seen again (their mid-hips coincide)."""
     hip = pose.landmarks[[LEFT_HIP, RIGHT_HIP], :2].mean(axis=0)
     return bool(np.linalg.norm(detection.keypoints[HIP_KEYPOINT] - hip) < KNOWN_HIP * max(_torso_length(pose), 1.0))
-
-
-def _iou(a: Box, b: Box) -> float:
-    overlap_w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    overlap_h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    overlap = overlap_w * overlap_h
-    union = a[2] * a[3] + b[2] * b[3] - overlap
-    return overlap / union if union > 0 else 0.0
 
 
 def _cover(pose: Pose) -> Box:
@@ -275,8 +268,8 @@ class PoseTracker:
 
     def _start(self, estimate: BodyEstimate, at: float) -> Track:
         box = _cover(estimate.pose)
-        again = max(self._lost, key=lambda lost: _iou(lost.box, box), default=None)
-        if again is not None and _iou(again.box, box) > 0.3:
+        again = max(self._lost, key=lambda lost: iou(lost.box, box), default=None)
+        if again is not None and iou(again.box, box) > 0.3:
             self._lost.remove(again)
             track_id = again.track_id
         else:
