@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 import appliance.content.bundle as bundle_module
 from appliance.cli import main
+from appliance.colour import lab_statistics, transfer
 from appliance.content import load_bundle
 from appliance.experience.photo import PhotoConfig
 from appliance.experience.registry import Registry, installed
@@ -24,7 +25,7 @@ from appliance.perception.segmentation import STILL_MODEL, PersonSegmenter
 from appliance.photo.command import photo
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk
-from appliance.photo.harmonize import lab_statistics, strengths, transfer
+from appliance.photo.harmonize import strengths
 from appliance.photo.matte import StillMatte
 from appliance.photo.place import Shopper, layout
 

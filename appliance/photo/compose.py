@@ -25,10 +25,11 @@ import cv2
 import numpy as np
 
 from appliance.boxes import mask_box
+from appliance.colour import transfer
 from appliance.errors import ApplianceError
 from appliance.perception.body import Pose
 from appliance.photo.desk import PhotoDesk
-from appliance.photo.harmonize import strengths, surroundings, transfer
+from appliance.photo.harmonize import strengths, surroundings
 from appliance.photo.place import layout, measure, reaches_bottom
 from appliance.photo.shadow import shade
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.boxes import mask_box
+from appliance.colour import bgr, lab
 from appliance.content import Bundle, OverlaySpec
 from appliance.errors import ApplianceError
 from appliance.experience.photo import PhotoConfig
@@ -23,7 +24,6 @@ from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.stages import PoseStage
-from appliance.photo.harmonize import bgr, lab
 from appliance.photo.matte import StillMatte
 from appliance.render.background import open_background
 from appliance.render.compositor import Layer

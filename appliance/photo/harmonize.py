@@ -1,5 +1,5 @@
 """The photo's colour harmony: a cut-out made to look lit by the world it stands in, by Reinhard's colour
-transfer (``appliance.colour``, whose names the photo imports from here) toward the world around it.
+transfer (``appliance.colour``) toward the world around it.
 
 Invariants: the photo moves lightness less than colour (``strengths``); the world's statistics are those of the
 canvas around where the cut-out stands (``surroundings``); the transfer's own invariants are appliance.colour's.
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.colour import bgr, lab, lab_statistics, transfer
-
-__all__ = ["LIGHTNESS_SHARE", "bgr", "lab", "lab_statistics", "strengths", "surroundings", "transfer"]
+from appliance.colour import lab_statistics
 
 LIGHTNESS_SHARE = 0.4  # a campaign's strength moves lightness this share as far as colour (``strengths``)
 
