@@ -7,11 +7,12 @@ Invariants: the visit's logic is the photo booth's ``Booth`` (countdown on the c
 raised on the review screen after the reading time, limited retakes, timeouts); the fusion runs in
 ``Keepsakes.picture`` (off the loop; filed, shared, printed and deleted like a photo); the preview never fuses
 (the poster is shown beside the shopper, nothing flickers); the countdown is started only while the face can be
-fused; every line goes through a ``TextBlock`` (clear of faces); while the picture is on screen the screen is
-private.  The template's pixels (``Context.pixels``) and its face (``Keepsakes.faces``, the still face stage) are
-asked once per campaign (``TemplateCache``), in a job as the scene enters: a poster without a usable face fails
-the experience with the file's name a frame later; once known, a gold ring marks on the poster the face the
-shopper's will take.
+fused; every line goes through a ``TextBlock`` (clear of faces); the finished picture's part of the visit is the
+photo booth's ``KeepsakeVisit`` (nothing leaves before the consent; while the picture is on screen the screen is
+private; dropped on a retake or exit).  The template's pixels (``Context.pixels``) and its face
+(``Keepsakes.faces``, the still face stage) are asked once per campaign (``TemplateCache``), in a job as the scene
+enters: a poster without a usable face fails the experience with the file's name a frame later; once known, a gold
+ring marks on the poster the face the shopper's will take.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.experience.api import MENU, Action, Context, Face, Moment, TextBlock, held_gesture, sharpness
-from appliance.experience.keepsake import Keepsake
 from appliance.experiences.facefusion.config import FusionConfig
 from appliance.experiences.facefusion.fusion import (
     FACE_OVAL,
@@ -38,10 +37,10 @@ from appliance.experiences.facefusion.fusion import (
     template_face,
 )
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
+from appliance.experiences.photobooth.keepsake_visit import GOLD, KeepsakeVisit, Wording
 
 #: The technician's keys: fuse, consent, try again.
 KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
-GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
 #: The stills considered: those of the countdown's last this many seconds (and its end).
 STILL_WINDOW_S = 1.0
 POSTER_SHARE = 0.62   # the poster beside the shopper: this share of the screen's height
@@ -112,15 +111,13 @@ class FusionScene:
     def enter(self, context: Context, moment: Moment) -> None:
         config: FusionConfig = context.config
         self._config = config
-        desk(context)
         self.booth = Booth(Rules(countdown_s=config.countdown_s, retakes=config.retakes), moment.now)
-        self._job = None
         self._best: Still | None = None
-        self.keepsake: Keepsake | None = None
-        self._qr: np.ndarray | None = None
-        self._problem = ""
         self._refused: FaceRefused | None = None
-        self._offered_print = False
+        self.visit = KeepsakeVisit(self.booth, Wording(
+            retake_event="fusion_retake", scan="Scan to take it home", printed="Your picture will be printed",
+            gone="Sorry, that picture is no longer here", notice=config.notice, review_share=0.7, done_share=0.55))
+        desk(context)   # once the visit exists: the exit after this failure finds it
         asset = config.template   # its face found off the loop now: the outline drawn on it, the first fusion sooner
         self._template_job = context.jobs.submit(lambda: TEMPLATES.face(context, asset), "fusion template")
         self._template: TemplateFace | None = None
@@ -128,7 +125,7 @@ class FusionScene:
     # -- what happens -------------------------------------------------------------------------------
 
     def update(self, context: Context, moment: Moment) -> str | None:
-        booth, desk = self.booth, context.keepsakes
+        booth = self.booth
         if Action.BACK in moment.actions:
             return MENU
         if self._template_job is not None and self._template_job.done:
@@ -147,24 +144,12 @@ class FusionScene:
         if before is Phase.COUNTDOWN and face is not None and self._refused is None \
                 and booth.seconds_left(moment.now) <= STILL_WINDOW_S:
             self._consider(moment, face)
-        if booth.want_photo and self._job is None:
+        if booth.want_photo and self.visit.job is None:
             self._start(context, moment)
-        if self._job is not None and self._job.done:
-            self._finish(context, moment)
-        if before is Phase.REVIEW and booth.phase is Phase.PREVIEW:
-            context.publish("fusion_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
-            self._drop(context)
-        if before is Phase.REVIEW and booth.phase is Phase.DONE:
-            try:
-                desk.keep(self.keepsake, share=True, print=self._offered_print)
-            except ApplianceError:   # gone past its retention while on screen: say so, try again
-                self._problem = "Sorry, that picture is no longer here"
-                self._drop(context)
-                booth.failed(moment.now)
-        if booth.phase is Phase.DONE and self._qr is None and self.keepsake is not None:
-            link = desk.link(self.keepsake)
-            if link is not None:
-                self._qr = desk.qr(link, context.canvas.size[1] * 2 // 5)
+        job = self.visit.made()
+        if job is not None:
+            self._finish(context, moment, job)
+        self.visit.follow(context, moment, before)
         return MENU if booth.finished else None
 
     def _consider(self, moment: Moment, face: Face) -> None:
@@ -177,7 +162,7 @@ class FusionScene:
         """The fusion of the best still, off the loop; without one (the face turned away throughout), a retry."""
         still, self._best = self._best, None
         if still is None:
-            self._problem = "Look at the screen"
+            self.visit.problem = "Look at the screen"
             self.booth.failed(moment.now)
             return
         asset = self._config.template
@@ -191,34 +176,22 @@ class FusionScene:
             return fused
 
         self._fusion_ms = 0.0
-        self._job = context.keepsakes.picture(make)
+        self.visit.job = context.keepsakes.picture(make)
 
-    def _finish(self, context: Context, moment: Moment) -> None:
-        job, self._job = self._job, None
+    def _finish(self, context: Context, moment: Moment, job: Any) -> None:
         try:
-            self.keepsake = job.result()
+            keepsake = job.result()
         except FaceRefused as exc:   # the still's face: said on screen, then tried again (other errors: failsafe)
-            self._problem = exc.line
+            self.visit.problem = exc.line
             self.booth.failed(moment.now)
         else:
-            self._problem = ""
-            self.booth.taken(moment.now)
-            context.keepsakes.private(True)
-            context.new_screen()
-            context.publish("fusion_made", {"photo_id": self.keepsake.photo_id, "take": self.booth.takes,
+            self.visit.problem = ""
+            self.visit.show(context, moment, keepsake)
+            context.publish("fusion_made", {"photo_id": keepsake.photo_id, "take": self.booth.takes,
                                             "ms": round(self._fusion_ms)})
 
-    def _drop(self, context: Context) -> None:
-        if self.keepsake is not None:
-            context.keepsakes.discard(self.keepsake)
-        self.keepsake, self._qr = None, None
-        context.keepsakes.private(False)
-
     def exit(self, context: Context, reason: str) -> None:
-        if context.keepsakes is not None:
-            if self._job is not None:   # left while the picture was being made: it is deleted once made
-                context.keepsakes.cancel(self._job)
-            self._drop(context)
+        self.visit.exit(context)
 
     # -- what it looks like -----------------------------------------------------------------------------
 
@@ -226,12 +199,10 @@ class FusionScene:
         phase, canvas = self.booth.phase, context.canvas
         width, height = canvas.size
         lines = TextBlock(context)
-        big, small = height // 8, height // 22
-        if phase in (Phase.PREVIEW, Phase.COUNTDOWN, Phase.DEVELOPING, Phase.FAILED):
-            context.stage.show(moment.perception)
+        small = height // 22
+        if self.visit.backdrop(context, moment):
             self._draw_poster(context)
-        else:
-            canvas.panel((0, 0, width, height), (12, 14, 30), opacity=1.0)
+        self.visit.draw(context, moment, lines)   # the countdown, the review and the done screen
         if phase is Phase.PREVIEW:
             if self._refused is not None:
                 lines.text(self._refused.line, (width // 2, int(height * 0.12)), size=small * 2, colour=GOLD,
@@ -241,24 +212,15 @@ class FusionScene:
                            backdrop=True)
             context.stage.cursor(moment, moment.hold_progress)
         elif phase is Phase.COUNTDOWN:
-            lines.text(str(self.booth.seconds_left(moment.now)), (width // 2, int(height * 0.3)), size=big * 2,
-                       colour=GOLD, backdrop=True)
             if self._refused is not None:
                 lines.text(self._refused.line, (width // 2, int(height * 0.5)), size=small * 3 // 2, backdrop=True)
         elif phase is Phase.DEVELOPING:
             lines.text(f"Putting you in {self._config.star_name}'s poster…", (width // 2, int(height * 0.12)),
                        size=small * 3 // 2, backdrop=True)
         elif phase is Phase.FAILED:
-            lines.text(self._problem or "Sorry, that did not work", (width // 2, int(height * 0.3)), size=small * 2,
-                       colour=GOLD, backdrop=True)
+            lines.text(self.visit.problem or "Sorry, that did not work", (width // 2, int(height * 0.3)),
+                       size=small * 2, colour=GOLD, backdrop=True)
             lines.text("Let's try again", (width // 2, int(height * 0.4)), size=small * 3 // 2, backdrop=True)
-        elif phase is Phase.REVIEW and self.keepsake is not None:
-            self._draw_picture(context, (width // 2, int(height * 0.43)), 0.7)
-            lines.text(self._prompt(context), (width // 2, int(height * 0.86)), size=small, colour=WHITE)
-            lines.text(context.keepsakes.notice(self._config.notice), (width // 2, int(height * 0.93)),
-                       size=small * 2 // 3, colour=SOFT)
-        elif phase is Phase.DONE and self.keepsake is not None:
-            self._draw_done(context, lines)
         lines.draw()
 
     def _draw_poster(self, context: Context) -> None:
@@ -276,42 +238,3 @@ class FusionScene:
             radius = float(np.ptp(oval, axis=0).max()) / 2 * scale * 1.1
             face = (round(centre[0] - w / 2 + middle[0] * scale), round(centre[1] - h / 2 + middle[1] * scale))
             context.canvas.ring(face, round(radius), 1.0, GOLD, max(2, height // 200))
-
-    def _prompt(self, context: Context) -> str:
-        """The review's prompt, true to what this screen can do now (share, print, retake)."""
-        desk = context.keepsakes
-        share, prints = desk.can_share(), desk.can_print()
-        self._offered_print = prints
-        keep = ("print and take it home" if share and prints else "take it home by QR" if share
-                else "print it" if prints else "keep it on screen")
-        retake = " · swipe: try again" if self.booth.retakes_left > 0 else ""
-        return f"Thumbs up: {keep}{retake}"
-
-    def _draw_picture(self, context: Context, centre: tuple[int, int], share: float) -> None:
-        width, height = context.canvas.size
-        picture = self.keepsake.screen
-        scale = min(width * share / picture.shape[1], height * share / picture.shape[0])
-        shown = cv2.resize(picture, (round(picture.shape[1] * scale), round(picture.shape[0] * scale)),
-                           interpolation=cv2.INTER_AREA)
-        context.canvas.picture(shown, centre)
-
-    def _draw_done(self, context: Context, lines: TextBlock) -> None:
-        width, height = context.canvas.size
-        small = height // 22
-        desk = context.keepsakes
-        self._draw_picture(context, (width * 3 // 10, height // 2), 0.55)
-        if self._qr is not None:
-            context.canvas.picture(self._qr, (width * 3 // 4, int(height * 0.45)))
-            lines.text("Scan to take it home", (width * 3 // 4, int(height * 0.12)), size=small, colour=GOLD)
-        elif desk.can_share():
-            lines.text("Getting your link ready…", (width * 3 // 4, int(height * 0.45)), size=small)
-        elif desk.can_print():
-            lines.text("Your picture will be printed", (width * 3 // 4, int(height * 0.45)), size=small)
-        else:
-            lines.text("Sharing and printing are not available right now", (width * 3 // 4, int(height * 0.45)),
-                       size=small * 3 // 4)
-        status = desk.print_status(self.keepsake)
-        if status:
-            lines.text(status[:1].upper() + status[1:], (width * 3 // 4, int(height * 0.82)), size=small,
-                       colour=WHITE)
-

@@ -4,10 +4,11 @@ preview says "swipe: change style" with the chosen style's name and its sample b
 first), and the photo is painted in it ("Painting…" while the job runs; the countdown never waits); styles
 whose samples cannot be painted (no style models on this kiosk) are not offered.
 
-Invariants: drawing and asking only (the visit's logic is ``booth.Booth``; the photo, the upload and the
-print are the kiosk's photo desk, ``Context.keepsakes``); nothing leaves the screen before the shopper's
-thumbs up on the finished photo; while a finished photo is on screen the screen is private (no fleet
-screenshot shows it); every line of text goes through a ``TextBlock`` (clear of faces).
+Invariants: drawing and asking only (the visit's logic is ``booth.Booth``, the finished photo's part of it
+``keepsake_visit.KeepsakeVisit``; the photo, the upload and the print are the kiosk's photo desk,
+``Context.keepsakes``); nothing leaves the screen before the shopper's thumbs up on the finished photo; while a
+finished photo is on screen the screen is private (no fleet screenshot shows it); every line of text goes
+through a ``TextBlock`` (clear of faces).
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from appliance.errors import ApplianceError
 from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture, mask_box
-from appliance.experience.keepsake import Keepsake
 from appliance.experience.photo import ORIGINAL, PhotoConfig
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
+from appliance.experiences.photobooth.keepsake_visit import GOLD, KeepsakeVisit, Wording
 
 #: The technician's keys: take the photo, consent, try again.
 KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
-GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
 FLASH_S = 0.35
 STAR_STEP_PX = 24   # the star's drawn height is rounded to this, so few sizes are decoded
 SAMPLE_SHARE = 0.2  # the style's sample: this share of the screen's height
@@ -39,17 +38,16 @@ class BoothScene:
                                  style=default), moment.now)
         self._samples_job = context.keepsakes.samples() if config.styles and context.keepsakes is not None else None
         self._samples: dict[str, np.ndarray] = {}
-        self._job = None
         self._flash_at = -1.0
-        self.keepsake: Keepsake | None = None
-        self._qr: np.ndarray | None = None
-        self._problem = ""
-        self._offered_print = False   # what the review's prompt offered when it was last drawn
+        self.visit = KeepsakeVisit(self.booth, Wording(
+            retake_event="photo_retake", scan="Scan to take your photo home", printed="Your photo will be printed",
+            gone="Sorry, that photo is no longer here", notice=config.notice, review_share=0.66, done_share=0.5,
+            both_prompt=config.review_prompt))
 
     # -- what happens -------------------------------------------------------------------------------
 
     def update(self, context: Context, moment: Moment) -> str | None:
-        booth, desk = self.booth, context.keepsakes
+        booth, desk, visit = self.booth, context.keepsakes, self.visit
         if desk is None:
             raise RuntimeError("the photo booth needs the kiosk's photo desk (Context.keepsakes)")
         if Action.BACK in moment.actions:
@@ -66,36 +64,20 @@ class BoothScene:
             except Exception:  # noqa: BLE001 - styles this kiosk cannot paint are not offered; the photo still is
                 self.choices = (ORIGINAL,)
                 booth.without_styles()
-        if booth.want_photo and self._job is None:
-            self._job, self._flash_at = desk.take(self.style), moment.now
-        if self._job is not None and self._job.done:
-            job, self._job = self._job, None
+        if booth.want_photo and visit.job is None:
+            visit.job, self._flash_at = desk.take(self.style), moment.now
+        job = visit.made()
+        if job is not None:
             try:
-                self.keepsake = job.result()
-            except Exception as exc:  # noqa: BLE001 - a photo that cannot be made is said on screen, then retried
-                self._problem = str(exc)
+                keepsake = job.result()
+            except Exception:  # noqa: BLE001 - a photo that cannot be made is said on screen, then retried
                 booth.failed(moment.now)
             else:
-                booth.taken(moment.now)
-                desk.private(True)
-                context.new_screen()
-                context.publish("photo_taken", {"photo_id": self.keepsake.photo_id, "take": booth.takes,
-                                                "ms": round(self.keepsake.timings_ms.get("total", 0.0)),
-                                                "style": self.keepsake.style or ORIGINAL})
-        if before is Phase.REVIEW and booth.phase is Phase.PREVIEW:
-            context.publish("photo_retake", {"photo_id": self.keepsake.photo_id, "take": booth.takes})
-            self._drop(context)
-        if before is Phase.REVIEW and booth.phase is Phase.DONE:
-            try:   # printed only when the prompt offered it: a job sent to a paused queue prints once it is enabled
-                desk.keep(self.keepsake, share=True, print=self._offered_print)
-            except ApplianceError as exc:   # gone past its retention while on screen: say so, try again
-                self._problem = str(exc)
-                self._drop(context)
-                booth.failed(moment.now)
-        if booth.phase is Phase.DONE and self._qr is None and self.keepsake is not None:
-            link = desk.link(self.keepsake)
-            if link is not None:
-                self._qr = desk.qr(link, context.canvas.size[1] * 2 // 5)
+                visit.show(context, moment, keepsake)
+                context.publish("photo_taken", {"photo_id": keepsake.photo_id, "take": booth.takes,
+                                                "ms": round(keepsake.timings_ms.get("total", 0.0)),
+                                                "style": keepsake.style or ORIGINAL})
+        visit.follow(context, moment, before)
         return MENU if booth.finished else None
 
     @property
@@ -103,53 +85,32 @@ class BoothScene:
         """The campaign style chosen now, None for the original photo."""
         return self.choices[self.booth.style] if self.booth.style else None
 
-    def _drop(self, context: Context) -> None:
-        if self.keepsake is not None:
-            context.keepsakes.discard(self.keepsake)
-        self.keepsake, self._qr = None, None
-        context.keepsakes.private(False)
-
     def exit(self, context: Context, reason: str) -> None:
-        if context.keepsakes is not None:
-            if self._job is not None:   # left while the photo was being made: it is deleted once made
-                context.keepsakes.cancel(self._job)
-            self._drop(context)
+        self.visit.exit(context)
 
     # -- what it looks like -----------------------------------------------------------------------------
 
     def draw(self, context: Context, moment: Moment) -> None:
         phase, canvas = self.booth.phase, context.canvas
         width, height = canvas.size
-        if phase in (Phase.PREVIEW, Phase.COUNTDOWN, Phase.DEVELOPING, Phase.FAILED):
-            context.stage.show(moment.perception)
+        if self.visit.backdrop(context, moment):
             self._draw_star(context, moment)
-        else:
-            canvas.panel((0, 0, width, height), (12, 14, 30), opacity=1.0)
         lines = TextBlock(context)
-        big, small = height // 8, height // 22
+        small = height // 22
+        self.visit.draw(context, moment, lines)   # the countdown, the review and the done screen
         if phase is Phase.PREVIEW:
             lines.text(self._config.pose_prompt, (width // 2, int(height * 0.12)), size=small * 3 // 2,
                        backdrop=True)
             context.stage.cursor(moment, moment.hold_progress)
             if len(self.choices) > 1:
                 self._draw_style(context)
-        elif phase is Phase.COUNTDOWN:
-            lines.text(str(self.booth.seconds_left(moment.now)), (width // 2, int(height * 0.3)), size=big * 2,
-                       colour=GOLD, backdrop=True)
         elif phase is Phase.DEVELOPING:
-            lines.text("Painting…" if self.style else "Developing…", (width // 2, int(height * 0.12)), size=small * 3 // 2, backdrop=True)
+            lines.text("Painting…" if self.style else "Developing…", (width // 2, int(height * 0.12)),
+                       size=small * 3 // 2, backdrop=True)
         elif phase is Phase.FAILED:
             lines.text("Sorry, that photo did not work", (width // 2, int(height * 0.3)), size=small * 2,
                        backdrop=True)
             lines.text("Let's try again", (width // 2, int(height * 0.4)), size=small * 3 // 2, backdrop=True)
-        elif phase is Phase.REVIEW and self.keepsake is not None:
-            self._draw_photo(context, (width // 2, int(height * 0.43)), 0.66)
-            prompt = self._prompt(context)
-            lines.text(prompt, (width // 2, int(height * 0.86)), size=small, colour=WHITE)
-            lines.text(context.keepsakes.notice(self._config.notice), (width // 2, int(height * 0.93)),
-                       size=small * 2 // 3, colour=SOFT)
-        elif phase is Phase.DONE and self.keepsake is not None:
-            self._draw_done(context, lines)
         lines.draw()
         flash = moment.now - self._flash_at
         if 0 <= flash < FLASH_S:
@@ -204,44 +165,3 @@ class BoothScene:
                    backdrop=True)
         lines.text("Swipe: change style", (centre_x, top + box[1] + small * 5 // 2), size=small, backdrop=True)
         lines.draw()
-
-    def _prompt(self, context: Context) -> str:
-        """The review's prompt, true to what this screen can do now (share, print, retake)."""
-        desk = context.keepsakes
-        share, prints = desk.can_share(), desk.can_print()
-        self._offered_print = prints
-        keep = ("print and take it home" if share and prints else "take it home by QR" if share
-                else "print it" if prints else "keep it on screen")
-        retake = " · swipe: try again" if self.booth.retakes_left > 0 else ""
-        if share and prints:
-            return self._config.review_prompt if retake else f"Thumbs up: {keep}"
-        return f"Thumbs up: {keep}{retake}"
-
-    def _draw_photo(self, context: Context, centre: tuple[int, int], share: float) -> None:
-        width, height = context.canvas.size
-        photo = self.keepsake.screen
-        scale = min(width * share / photo.shape[1], height * share / photo.shape[0])
-        shown = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
-                           interpolation=cv2.INTER_AREA)
-        context.canvas.picture(shown, centre)
-
-    def _draw_done(self, context: Context, lines: TextBlock) -> None:
-        width, height = context.canvas.size
-        small = height // 22
-        desk = context.keepsakes
-        self._draw_photo(context, (width * 3 // 10, height // 2), 0.5)
-        if self._qr is not None:
-            context.canvas.picture(self._qr, (width * 3 // 4, int(height * 0.45)))
-            lines.text("Scan to take your photo home", (width * 3 // 4, int(height * 0.12)), size=small,
-                       colour=GOLD)
-        elif desk.can_share():
-            lines.text("Getting your link ready…", (width * 3 // 4, int(height * 0.45)), size=small)
-        elif desk.can_print():
-            lines.text("Your photo will be printed", (width * 3 // 4, int(height * 0.45)), size=small)
-        else:
-            lines.text("Sharing and printing are not available right now", (width * 3 // 4, int(height * 0.45)),
-                       size=small * 3 // 4)
-        status = desk.print_status(self.keepsake)
-        if status:
-            lines.text(status[:1].upper() + status[1:], (width * 3 // 4, int(height * 0.82)), size=small,
-                       colour=WHITE)
