@@ -9,8 +9,8 @@ Invariants: nothing leaves the device before the shopper's consent (``keep`` onl
 QR is made once, and only once the keepsake's link exists; while a keepsake is on screen the screen is private (no
 fleet screenshot shows it) and it is private no longer once the keepsake is dropped; a keepsake is dropped (discarded
 from the desk) on a retake, on exit and when it passed its retention before the consent (the booth then fails, with
-``Wording.gone`` as the problem); a job still pending on exit is cancelled (its keepsake deleted once made); the review's
-prompt offers only what the desk can do when it is drawn, and a print is sent only when it was offered.
+``Wording.gone`` as the problem); a job still pending on exit is cancelled (its keepsake deleted once made); the
+review's prompt offers only what the desk can do when it is drawn, and a print is sent only when it was offered.
 """
 
 from __future__ import annotations
