@@ -47,6 +47,16 @@ class PhotoStyle(ExperienceConfig):
         return self
 
 
+def check_notice(notice: str | None) -> str | None:
+    """A campaign's consent notice, when it fills in only ``{hours}`` and ``{minutes}`` (else ValueError)."""
+    if notice is not None:
+        try:
+            notice.format(hours=24, minutes=10)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{notice!r}: only {{hours}} and {{minutes}} may be filled in ({exc})") from None
+    return notice
+
+
 class PhotoConfig(ExperienceConfig):
     star: Asset = Field(description="The star's cut-out, a PNG with alpha (a full-length figure), relative to the "
                                     "bundle; `python -m appliance.ops star-cutout` makes one from a photo.")
@@ -97,12 +107,7 @@ class PhotoConfig(ExperienceConfig):
 
     @field_validator("notice")
     def _known_placeholders(cls, notice: str | None) -> str | None:
-        if notice is not None:
-            try:
-                notice.format(hours=24, minutes=10)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"{notice!r}: only {{hours}} and {{minutes}} may be filled in ({exc})") from None
-        return notice
+        return check_notice(notice)
 
     @model_validator(mode="after")
     def _styles_named_once(self) -> PhotoConfig:

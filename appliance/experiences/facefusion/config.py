@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from appliance.experience.api import AssetRef, ExperienceConfig
+from appliance.experience.photo import check_notice
 
 
 class FusionConfig(ExperienceConfig):
@@ -34,12 +35,7 @@ class FusionConfig(ExperienceConfig):
 
     @field_validator("notice")
     def _known_placeholders(cls, notice: str | None) -> str | None:
-        if notice is not None:
-            try:
-                notice.format(hours=24, minutes=10)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"{notice!r}: only {{hours}} and {{minutes}} may be filled in ({exc})") from None
-        return notice
+        return check_notice(notice)
 
     def card_title(self) -> str:
         return self.title or f"Your face in {self.star_name}'s poster"
