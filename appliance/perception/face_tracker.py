@@ -17,7 +17,7 @@ detection (the reference's region), the head close-ups only add faces it
 misses; one face is reported once (a detection whose centre lies in a known
 face's box is that face: no second mesh; two meshes overlapping by SAME_FACE
 IoU are one face, the older track kept); a new face gets a new id, except one
-found again within REMEMBER_S where a track was just lost (a missed frame does
+found again soon where a track was just lost (a missed frame does
 not renumber anyone); reported landmarks are One Euro filtered per track on the
 frames' capture times, in face sizes per second, while the next region comes
 from the raw mesh (smoothing never makes tracking lag), and ``raw_faces``
@@ -40,13 +40,12 @@ from appliance.perception.oneeuro import OneEuroFilter
 from appliance.perception.pose_search import Box, person_regions
 from appliance.perception.pose_tracker import Smoothing
 from appliance.perception.tensor import Region
+from appliance.perception.track_ids import TrackIds
 
 #: Two meshes overlapping this much (IoU of their boxes) are one face.
 SAME_FACE = 0.5
 #: Two detections (from the two detectors of a still) overlapping this much are one face.
 SAME_DETECTION = 0.3
-#: A lost track's id is given back to a face found this soon (s) in the same place.
-REMEMBER_S = 1.0
 #: Head windows the live search spends per detector run at most.
 LIVE_WINDOWS = 2
 
@@ -72,13 +71,6 @@ class Track:
     region: Region              # where to look next frame
     raw: Face                   # this frame's mesh as the model gave it
     smoother: OneEuroFilter = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Lost:
-    track_id: int
-    box: Box
-    at: float
 
 
 def _detection_box(detection: FaceDetection) -> Box:
@@ -148,13 +140,12 @@ class FaceTracker:
         self.landmarker = landmarker
         self.settings = settings
         self._tracks: list[Track] = []
-        self._lost: list[Lost] = []
-        self._next_id = 1
+        self._ids = TrackIds()
         self._since_detection = settings.recheck_every
 
     def reset(self) -> None:
         self._tracks = []
-        self._lost = []
+        self._ids.reset()
         self._since_detection = self.settings.recheck_every
 
     @property
@@ -168,10 +159,10 @@ class FaceTracker:
         for track in self._tracks:
             estimate = self.landmarker.landmarks(image, track.region)
             if estimate.presence < MIN_PRESENCE:
-                self._lost.append(Lost(track.face.track_id, track.raw.box, captured_at))
+                self._ids.lost(track.face.track_id, track.raw.box, captured_at)
             elif not any(iou(estimate.face.box, other.raw.box) >= SAME_FACE for other in tracks):
                 tracks.append(self._follow(track, estimate, captured_at))
-        self._lost = [lost for lost in self._lost if captured_at - lost.at <= REMEMBER_S]
+        self._ids.forget(captured_at)
         self._since_detection += 1
         if len(tracks) < self.settings.max_faces and (not tracks or
                                                       self._since_detection >= self.settings.recheck_every):
@@ -191,15 +182,7 @@ class FaceTracker:
         return Track(self._smoothed(face, track.smoother, at), estimate.next_region, face, track.smoother)
 
     def _start(self, estimate: MeshEstimate, at: float) -> Track:
-        box = estimate.face.box
-        again = max(self._lost, key=lambda lost: iou(lost.box, box), default=None)
-        if again is not None and iou(again.box, box) > SAME_DETECTION:
-            self._lost.remove(again)
-            track_id = again.track_id
-        else:
-            track_id = self._next_id
-            self._next_id += 1
-        face = replace(estimate.face, track_id=track_id)
+        face = replace(estimate.face, track_id=self._ids.assign(estimate.face.box))
         smoother = self.settings.smoothing.filter()
         return Track(self._smoothed(face, smoother, at), estimate.next_region, face, smoother)
 

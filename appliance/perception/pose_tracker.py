@@ -16,8 +16,8 @@ or two tracks converging on one body are merged, the older track kept; a new
 person is tracked only upright; two poses with nearly the same box are one; a pose
 that is a part of another's body — a much smaller box within its outline — is no
 person and is dropped, whichever is older); a new
-person gets a new id, except one found again within REMEMBER_S where a track
-was just lost (a missed frame does not renumber anyone); the reported landmarks
+person gets a new id, except one found again soon where a track
+was just lost (``track_ids``); the reported landmarks
 are One Euro filtered per track on the frames' capture times, while the next
 region comes from the raw landmarks (smoothing never makes tracking lag);
 poses are listed largest first.
@@ -36,6 +36,7 @@ from appliance.perception.pose_detection import HIP_KEYPOINT, SCALE_KEYPOINT, Po
 from appliance.perception.pose_landmarks import MIN_PRESENCE, BodyEstimate, PoseLandmarker, region_from_detection
 from appliance.perception.pose_search import Box, frame_squares, person_regions, search_windows
 from appliance.perception.tensor import Region
+from appliance.perception.track_ids import TrackIds
 
 #: The models, as named in models/manifest.toml.
 DETECTOR_MODEL = "pose_detection"
@@ -59,8 +60,6 @@ SAME_BOX = 0.6
 #: A new person is tracked only when their torso leans less than this (degrees) from upright: shoppers
 #: stand or sit; a body found lying across another is that one's arm and chest (a tracked person may bend).
 UPRIGHT_DEG = 60.0
-#: A lost track's id is given back to a person found this soon (s) in the same place.
-REMEMBER_S = 1.0
 #: Close-up windows the live search spends per frame at most.
 LIVE_WINDOWS = 3
 
@@ -98,13 +97,6 @@ class Track:
     region: Region             # where to look next frame
     raw: Pose                  # this frame's landmarks as the model gave them
     smoother: OneEuroFilter = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Lost:
-    track_id: int
-    box: Box
-    at: float
 
 
 def _torso_length(pose: Pose) -> float:
@@ -208,13 +200,12 @@ class PoseTracker:
         self.uncovered_every = settings.uncovered_every
         self.smoothing = settings.smoothing
         self._tracks: list[Track] = []
-        self._lost: list[Lost] = []
-        self._next_id = 1
+        self._ids = TrackIds()
         self._since_whole = self._since_uncovered = self.recheck_every
 
     def reset(self) -> None:
         self._tracks = []
-        self._lost = []
+        self._ids.reset()
         self._since_whole = self._since_uncovered = self.recheck_every
 
     def update(self, image: np.ndarray, probabilities: np.ndarray | None, captured_at: float) -> list[Pose]:
@@ -223,13 +214,13 @@ class PoseTracker:
         for track in self._tracks:
             estimate = self.landmarker.landmarks(image, track.region)
             if estimate.presence < MIN_PRESENCE:
-                self._lost.append(Lost(track.pose.track_id, _cover(track.raw), captured_at))
+                self._ids.lost(track.pose.track_id, _cover(track.raw), captured_at)
             elif not any(same_person(estimate.pose, t.raw) for t in followed):   # else merged: no one was lost
                 followed.append(self._follow(track, estimate, captured_at))
         # a track that shrank onto a part of another person's body is dropped, whichever is older
         tracks = [track for track in followed if not any(nested(track.raw, other.raw) for other in followed
                                                          if other is not track)]
-        self._lost = [lost for lost in self._lost if captured_at - lost.at <= REMEMBER_S]
+        self._ids.forget(captured_at)
         self._since_whole += 1
         self._since_uncovered += 1
         windows, whole = self._windows(image, probabilities, tracks)
@@ -267,15 +258,7 @@ class PoseTracker:
         return Track(self._smoothed(pose, track.smoother, at), estimate.next_region, pose, track.smoother)
 
     def _start(self, estimate: BodyEstimate, at: float) -> Track:
-        box = _cover(estimate.pose)
-        again = max(self._lost, key=lambda lost: iou(lost.box, box), default=None)
-        if again is not None and iou(again.box, box) > 0.3:
-            self._lost.remove(again)
-            track_id = again.track_id
-        else:
-            track_id = self._next_id
-            self._next_id += 1
-        pose = replace(estimate.pose, track_id=track_id)
+        pose = replace(estimate.pose, track_id=self._ids.assign(_cover(estimate.pose)))
         smoother = self.smoothing.filter()
         return Track(self._smoothed(pose, smoother, at), estimate.next_region, pose, smoother)
 
