@@ -127,7 +127,21 @@ class KioskConfig(Section):
                              "a fist can confirm (reading time)")
 
 
-class PoseConfig(Section):
+class SmoothedConfig(Section):
+    """The One Euro filter's keys of a table whose landmarks are tracked (``[pose]``, ``[face]``)."""
+
+    min_cutoff: float = Field(Smoothing.min_cutoff, gt=0, le=30, description="One Euro filter: cutoff (Hz) of a "
+                              "still landmark; lower = less jitter")
+    beta: float = Field(Smoothing.beta, ge=0, le=1000, description="One Euro filter: how fast the cutoff rises with "
+                        "speed (body or face sizes per second); higher = less lag")
+    derivative_cutoff: float = Field(Smoothing.derivative_cutoff, gt=0, le=30, description="One Euro filter: "
+                                     "cutoff (Hz) of the speed estimate")
+
+    def smoothing(self) -> Smoothing:
+        return Smoothing(self.min_cutoff, self.beta, self.derivative_cutoff)
+
+
+class PoseConfig(SmoothedConfig):
     """``[pose]``: several people's bodies, tracked (only while an experience asks for pose)."""
 
     max_people: int = Field(PoseSettings.max_people, ge=1, le=8, description="people tracked at most; each costs "
@@ -136,19 +150,12 @@ class PoseConfig(Section):
                                "detector runs while fewer than max_people are tracked")
     uncovered_every: int = Field(PoseSettings.uncovered_every, ge=1, le=600, description="frames between detector "
                                  "runs on person-mask regions nobody tracked covers")
-    min_cutoff: float = Field(Smoothing.min_cutoff, gt=0, le=30, description="One Euro filter: cutoff (Hz) of a "
-                              "still landmark; lower = less jitter")
-    beta: float = Field(Smoothing.beta, ge=0, le=1000, description="One Euro filter: how fast the cutoff rises with "
-                        "speed (body sizes per second); higher = less lag")
-    derivative_cutoff: float = Field(Smoothing.derivative_cutoff, gt=0, le=30, description="One Euro filter: "
-                                     "cutoff (Hz) of the speed estimate")
 
     def settings(self) -> PoseSettings:
-        return PoseSettings(self.max_people, self.recheck_every, self.uncovered_every,
-                            Smoothing(self.min_cutoff, self.beta, self.derivative_cutoff))
+        return PoseSettings(self.max_people, self.recheck_every, self.uncovered_every, self.smoothing())
 
 
-class FaceConfig(Section):
+class FaceConfig(SmoothedConfig):
     """``[face]``: faces' meshes, tracked (only while an experience asks for face)."""
 
     max_faces: int = Field(FaceSettings.max_faces, ge=1, le=8, description="faces tracked at most; each costs one "
@@ -158,18 +165,11 @@ class FaceConfig(Section):
                                                "within about 2 m)")
     recheck_every: int = Field(FaceSettings.recheck_every, ge=1, le=600, description="frames between detector runs "
                                "while some but fewer than max_faces are tracked")
-    min_cutoff: float = Field(Smoothing.min_cutoff, gt=0, le=30, description="One Euro filter: cutoff (Hz) of a "
-                              "still landmark; lower = less jitter")
-    beta: float = Field(Smoothing.beta, ge=0, le=1000, description="One Euro filter: how fast the cutoff rises with "
-                        "speed (face sizes per second); higher = less lag")
-    derivative_cutoff: float = Field(Smoothing.derivative_cutoff, gt=0, le=30, description="One Euro filter: "
-                                     "cutoff (Hz) of the speed estimate")
     age_gender: bool = Field(False, description="analyze gives each face's age, gender and gender_score (the age "
                              "and gender networks); live, age runs only while an experience asks for it")
 
     def settings(self) -> FaceSettings:
-        return FaceSettings(self.max_faces, self.detector, self.recheck_every,
-                            Smoothing(self.min_cutoff, self.beta, self.derivative_cutoff))
+        return FaceSettings(self.max_faces, self.detector, self.recheck_every, self.smoothing())
 
 
 class AudienceConfig(Section):
