@@ -54,9 +54,6 @@ RECENT = 6
 #: The screen version's long side and the JPEG quality of an experience's own picture (``make_picture``).
 SCREEN_LONG_SIDE_PX = 1280
 PICTURE_JPEG_QUALITY = 92
-#: The end of the printer's lines that send the shopper to the QR code (``appliance.printing``'s ATTENTION,
-#: LIMIT_REACHED): left out for a photo that is not being shared.
-QR_HINT = ": scan the QR"
 #: How many full-resolution stills the best photo is picked from, when the source has a still mode.
 STILL_BURST = 3
 
@@ -71,6 +68,7 @@ class _Kept:
     printed: bool = False
     ticket: Any = None
     shown: bool = True     # on screen: its link and print status stay until the scene lets it go (``discard``)
+    deleted: bool = False  # the device's copy is gone (every kept use of it over)
 
 
 def best_frame(recent: list[Perception]) -> Perception:
@@ -168,8 +166,9 @@ class KioskKeepsakes:
             kept_now = list(self._kept.items())
         for photo_id, kept in kept_now:
             over = (not kept.share or kept.shared) and (not kept.print or kept.printed) and (kept.share or kept.print)
-            if over:
-                kept.path.unlink(missing_ok=True)   # the device's copy goes as soon as nothing needs it
+            if over and not kept.deleted:   # the device's copy goes as soon as nothing needs it (once, not per frame)
+                kept.path.unlink(missing_ok=True)
+                kept.deleted = True
             if (over and not kept.shown) or now - kept.taken_at >= self.retention_s:
                 self._forget(photo_id)
 
@@ -341,8 +340,7 @@ class KioskKeepsakes:
             return None
         with self._lock:
             kept = self._kept.get(keepsake.photo_id)
-        shared = kept is not None and kept.share
-        return status.screen if shared or not status.screen.endswith(QR_HINT) else status.screen[:-len(QR_HINT)]
+        return status.line(qr=kept is not None and kept.share)
 
     def discard(self, keepsake: Keepsake) -> None:
         with self._lock:

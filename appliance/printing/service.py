@@ -78,8 +78,10 @@ RESTARTED = "the kiosk restarted before it was printed"
 #: What the shopper is told, by the photo's state.
 PRINTING = "printing…"
 PRINTED = "printed: take your photo below"
-ATTENTION = "printer needs attention: scan the QR"
-LIMIT_REACHED = "no more prints today: scan the QR"
+#: The end of the lines that send the shopper to the QR code instead (``PrintStatus.line``).
+TO_QR = ": scan the QR"
+ATTENTION = "printer needs attention" + TO_QR
+LIMIT_REACHED = "no more prints today" + TO_QR
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ class PrintStatus:
     @property
     def ended(self) -> bool:
         return self.state in ("printed", "failed")
+
+    def line(self, qr: bool) -> str:
+        """The line for a shopper who has a QR code (``qr``) or not: the latter is not sent to one."""
+        return self.screen if qr else self.screen.removesuffix(TO_QR)
 
 
 Labels = dict[str, str | None]
