@@ -109,9 +109,9 @@ def test_age_runs_only_where_face_ran_on_that_frames_raw_mesh(astronaut: np.ndar
         if "age" in result.ran and result.faces[0].age.guesses == 1:
             assert perceiver.face is not None and perceiver.face.tracker is not None
             (raw,) = perceiver.face.tracker.raw_faces
-            estimator = perceiver.age.estimator(False)
-            assert result.faces[0].age.age == estimator.estimate(moved, raw.landmarks).age
-            assert result.faces[0].age.age != estimator.estimate(moved, result.faces[0].landmarks).age
+            estimator = perceiver.age.estimator
+            assert result.faces[0].age.age == estimator.estimate(moved, raw.landmarks, False).age
+            assert result.faces[0].age.age != estimator.estimate(moved, result.faces[0].landmarks, False).age
     aged = [names for names in ran[20:] if "age" in names]
     assert aged and all("face" in names for names in aged)
     assert any("face" not in names for names in ran[20:])         # frames without face had no age either

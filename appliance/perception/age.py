@@ -198,24 +198,30 @@ def extract_chip(image: np.ndarray, points: np.ndarray, size: int, padding: floa
 
 
 class AgeGenderEstimator:
-    """Runs the age (and, unless switched off, the gender) network on one face at a time."""
+    """Runs the age network, and the gender network when asked, on one face at a time; the gender network is
+    loaded at the first guess that asks for gender (at once with ``gender=True``), never twice."""
 
     def __init__(self, inference: Inference, gender: bool = True) -> None:
+        self._inference = inference
         self._age = inference.load(AGE_MODEL)
         self._gender = inference.load(GENDER_MODEL) if gender else None
 
-    def estimate(self, frame: np.ndarray, landmarks: np.ndarray) -> AgeGuess:
-        """The face whose 468-point mesh (image pixels, (468, 2+)) is ``landmarks`` in the BGR ``frame``."""
-        return self.estimate_from_points(frame, five_points(landmarks))
+    def estimate(self, frame: np.ndarray, landmarks: np.ndarray, gender: bool | None = None) -> AgeGuess:
+        """The face whose 468-point mesh (image pixels, (468, 2+)) is ``landmarks`` in the BGR ``frame``;
+        ``gender``: guess it too (None: when the gender network is loaded)."""
+        return self.estimate_from_points(frame, five_points(landmarks), gender)
 
-    def estimate_from_points(self, frame: np.ndarray, points: np.ndarray) -> AgeGuess:
+    def estimate_from_points(self, frame: np.ndarray, points: np.ndarray, gender: bool | None = None) -> AgeGuess:
         """The face with dlib's 5 points ``points`` (5, 2), in dlib's order, in the BGR ``frame``."""
+        if gender and self._gender is None:
+            self._gender = self._inference.load(GENDER_MODEL)
         age_chip = extract_chip(frame, points, AGE_CHIP)[None, :, :, ::-1]
         (probabilities,) = self._age.run([np.ascontiguousarray(age_chip)])
         probabilities = probabilities.reshape(-1)
         age = float(np.sum(probabilities * AGE_WEIGHTS, dtype=np.float32))
+        wanted = self._gender is not None if gender is None else gender
         gender = score = None
-        if self._gender is not None:
+        if wanted:
             gender_chip = extract_chip(frame, points, GENDER_CHIP)[None, :, :, ::-1]
             (genders,) = self._gender.run([np.ascontiguousarray(gender_chip)])
             female, male = (float(value) for value in genders.reshape(-1))

@@ -168,29 +168,21 @@ class AgeStage:
     the first time gender is asked for, never before."""
 
     def __init__(self, inference: Inference, still: bool = False) -> None:
-        self._inference = inference
-        self._estimators: dict[bool, AgeGenderEstimator] = {}
+        self.estimator = AgeGenderEstimator(inference, gender=False)   # gender's network at its first ask
         self.tracks = None if still else AgeTracks()
-
-    def estimator(self, gender: bool) -> AgeGenderEstimator:
-        if gender not in self._estimators:
-            self._estimators[gender] = AgeGenderEstimator(self._inference, gender=gender)
-        return self._estimators[gender]
 
     def find(self, image: np.ndarray, faces: list[Face], gender: bool) -> list[Face]:
         """A still's faces, each with its own guess."""
-        estimator = self.estimator(gender)
-        return [replace(face, age=smoothed([estimator.estimate(image, face.landmarks)])) for face in faces]
+        return [replace(face, age=smoothed([self.estimator.estimate(image, face.landmarks, gender)]))
+                for face in faces]
 
     def run(self, image: np.ndarray, faces: tuple[Face, ...], gender: bool) -> None:
-        """Live: one more guess for each tracked face of this frame; tracks gone are forgotten."""
+        """Live: one more guess for each tracked face of this frame (``attach`` forgets the tracks gone)."""
         if self.tracks is None:
             raise ValueError("a still age stage does not track: use find()")
-        estimator = self.estimator(gender)
         for face in faces:
             if face.track_id:
-                self.tracks.add(face.track_id, estimator.estimate(image, face.landmarks))
-        self.tracks.keep(face.track_id for face in faces)
+                self.tracks.add(face.track_id, self.estimator.estimate(image, face.landmarks, gender))
 
     def attach(self, faces: tuple[Face, ...]) -> tuple[Face, ...]:
         """``faces`` with each track's smoothed age (None for a track not guessed yet); the guesses of tracks
