@@ -25,7 +25,7 @@ import numpy as np
 from appliance.inference.backend import Runner
 from appliance.perception.face import LANDMARKS, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, Face
 from appliance.perception.face_detection import LEFT_EYE, RIGHT_EYE, FaceDetection
-from appliance.perception.tensor import Region, region_tensor
+from appliance.perception.tensor import Region, normalized_radians, region_tensor, sigmoid
 
 MODEL = "face_landmark"
 INPUT_SIZE = 192
@@ -38,7 +38,7 @@ REGION_SCALE = 1.5
 def _level_rotation(right_eye: np.ndarray, left_eye: np.ndarray) -> float:
     """Rotation (radians, image y down) that turns the right→left eye line horizontal, in -π..π."""
     angle = -math.atan2(-(left_eye[1] - right_eye[1]), left_eye[0] - right_eye[0])
-    return angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+    return normalized_radians(angle)
 
 
 def _region(x_min: float, y_min: float, x_max: float, y_max: float, rotation: float) -> Region:
@@ -78,7 +78,7 @@ class FaceLandmarker:
         size = (INPUT_SIZE, INPUT_SIZE)
         raw, flag = self._runner.run([region_tensor(image, region, size, replicate=True)])
         raw = np.asarray(raw, dtype=np.float64).reshape(LANDMARKS, 3)
-        presence = float(1.0 / (1.0 + math.exp(-float(np.clip(np.asarray(flag).reshape(-1)[0], -100, 100)))))
+        presence = float(sigmoid(np.asarray(flag, dtype=np.float64).reshape(-1)[0]))
         points = region.to_image(raw[:, :2], size)
         depth = raw[:, 2] / INPUT_SIZE * region.width
         landmarks = np.column_stack([points, depth]).astype(np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 from appliance.inference.backend import Runner
 from appliance.perception.hand import Hand
 from appliance.perception.palm import MIDDLE_KEYPOINT, WRIST_KEYPOINT, PalmDetection
-from appliance.perception.tensor import Region, region_tensor
+from appliance.perception.tensor import Region, normalized_radians, region_tensor
 
 INPUT_SIZE = 224
 #: Below this hand-presence score the ROI holds no hand (the track is lost).
@@ -30,7 +30,7 @@ ROI_LANDMARKS = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]
 def _upright_rotation(base: np.ndarray, tip: np.ndarray) -> float:
     """Rotation (radians, image y down) that turns base→tip to point straight up."""
     angle = math.pi / 2 - math.atan2(-(tip[1] - base[1]), tip[0] - base[0])
-    return angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+    return normalized_radians(angle)
 
 
 def _expanded(cx: float, cy: float, width: float, height: float, rotation: float,

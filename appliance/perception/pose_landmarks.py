@@ -24,7 +24,7 @@ import numpy as np
 from appliance.inference.backend import Runner
 from appliance.perception.body import Pose
 from appliance.perception.pose_detection import HIP_KEYPOINT, SCALE_KEYPOINT, PoseDetection
-from appliance.perception.tensor import Region, region_tensor
+from appliance.perception.tensor import Region, normalized_radians, region_tensor, sigmoid
 
 INPUT_SIZE = 256
 #: Below this pose flag the region holds no person (the track is lost).
@@ -40,7 +40,7 @@ def region_from_alignment(centre: np.ndarray, scale_point: np.ndarray) -> Region
     """The body's square region from its two alignment points (image pixels)."""
     dx, dy = float(scale_point[0] - centre[0]), float(scale_point[1] - centre[1])
     angle = math.pi / 2 - math.atan2(-dy, dx)
-    rotation = angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+    rotation = normalized_radians(angle)
     side = 2 * math.hypot(dx, dy) * REGION_SCALE
     return Region(float(centre[0]), float(centre[1]), side, side, rotation)
 
@@ -58,10 +58,6 @@ class BodyEstimate:
     next_region: Region
 
 
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
-
-
 class PoseLandmarker:
     """One landmark inference on one region."""
 
@@ -76,7 +72,7 @@ class PoseLandmarker:
         presence = float(np.asarray(outputs[1]).reshape(-1)[0])
         points = region.to_image(raw[:, :2], size)
         depth = raw[:BODY_LANDMARKS, 2] / INPUT_SIZE * region.width
-        visibility = _sigmoid(raw[:BODY_LANDMARKS, 3])
+        visibility = sigmoid(raw[:BODY_LANDMARKS, 3])
         landmarks = np.column_stack([points[:BODY_LANDMARKS], depth, visibility]).astype(np.float32)
         return BodyEstimate(Pose(presence, landmarks), presence,
                             region_from_alignment(points[AUX_HIP], points[AUX_SCALE]))

@@ -22,7 +22,7 @@ from itertools import groupby
 import numpy as np
 
 from appliance.inference.backend import Runner
-from appliance.perception.tensor import Region, region_tensor
+from appliance.perception.tensor import Region, region_tensor, sigmoid
 
 
 def anchor_centres(input_size: int, strides: tuple[int, ...], interpolated: bool = True) -> np.ndarray:
@@ -89,8 +89,7 @@ class SsdDetector:
         """Detections inside the square ``window`` of ``image``, most confident first, in image pixels."""
         size = (self.input_size, self.input_size)
         raw_boxes, raw_scores = self._runner.run([region_tensor(image, window, size)])
-        logits = np.clip(raw_scores.reshape(-1).astype(np.float64), -100.0, 100.0)
-        scores = 1.0 / (1.0 + np.exp(-logits))
+        scores = sigmoid(raw_scores.reshape(-1).astype(np.float64))
         hits = np.flatnonzero(scores >= self.min_score)
         if hits.size == 0:
             return []
