@@ -40,7 +40,7 @@ from appliance.perception.oneeuro import OneEuroFilter
 from appliance.perception.pose_search import Box, person_regions
 from appliance.perception.pose_tracker import Smoothing
 from appliance.perception.tensor import Region
-from appliance.perception.track_ids import TrackIds
+from appliance.perception.track_ids import TrackIds, largest_first
 
 #: Two meshes overlapping this much (IoU of their boxes) are one face.
 SAME_FACE = 0.5
@@ -83,10 +83,6 @@ def _explained(detection: FaceDetection, face: Face) -> bool:
     cx, cy = (detection.box[:2] + detection.box[2:]) / 2
     x, y, w, h = face.box
     return bool(x <= cx <= x + w and y <= cy <= y + h)
-
-
-def largest_first(faces: list[Face]) -> list[Face]:
-    return sorted(faces, key=lambda face: -face.area)
 
 
 def candidates(detections: list[FaceDetection], landmarker: FaceLandmarker, image: np.ndarray,

@@ -36,7 +36,7 @@ from appliance.perception.pose_detection import HIP_KEYPOINT, SCALE_KEYPOINT, Po
 from appliance.perception.pose_landmarks import MIN_PRESENCE, BodyEstimate, PoseLandmarker, region_from_detection
 from appliance.perception.pose_search import Box, frame_squares, person_regions, search_windows
 from appliance.perception.tensor import Region
-from appliance.perception.track_ids import TrackIds
+from appliance.perception.track_ids import TrackIds, largest_first
 
 #: The models, as named in models/manifest.toml.
 DETECTOR_MODEL = "pose_detection"
@@ -150,10 +150,6 @@ def _cover(pose: Pose) -> Box:
     margin = (high - low) * COVER_MARGIN
     return (float(low[0] - margin[0]), float(low[1] - margin[1]), float(high[0] - low[0] + 2 * margin[0]),
             float(high[1] - low[1] + 2 * margin[1]))
-
-
-def largest_first(poses: list[Pose]) -> list[Pose]:
-    return sorted(poses, key=lambda pose: -pose.area)
 
 
 def candidates(detector: PoseDetector, landmarker: PoseLandmarker, image: np.ndarray,

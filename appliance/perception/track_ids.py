@@ -1,4 +1,5 @@
-"""Ids for tracked people and faces: the same id while tracked, and given back to one found again soon.
+"""What the pose and face trackers share: ids for what they track, the same while tracked and given back to
+one found again soon, and the order they report in (largest first).
 
 Invariants: a new track gets the next id, except when a track was lost less than ``REMEMBER_S`` ago
 where the new one is (their boxes overlap by more than ``SAME_PLACE``, IoU): it gets that id back (a
@@ -8,10 +9,24 @@ missed frame does not renumber anyone); ids are never reused otherwise, across `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from appliance.boxes import iou
 
 Box = tuple[float, float, float, float]
+
+
+class Sized(Protocol):
+    @property
+    def area(self) -> float: ...
+
+
+S = TypeVar("S", bound=Sized)
+
+
+def largest_first(items: list[S]) -> list[S]:
+    """``items`` (poses, faces) by their area, largest first."""
+    return sorted(items, key=lambda item: -item.area)
 
 #: A lost track's id is given back to a track started this soon (s) in the same place.
 REMEMBER_S = 1.0
