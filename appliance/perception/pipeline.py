@@ -193,14 +193,19 @@ class Perceiver:
         return ({name: value for name, (value, _) in outcomes.items()},
                 {name: ms for name, (_, ms) in outcomes.items()})
 
+    def _reset(self, name: str, stage: Any) -> None:
+        """``stage`` forgets every track, in its own lane when lanes run (never beside a run of it); its rate
+        gate starts afresh."""
+        if self._lanes:
+            self._lanes[name].collect(self._lanes[name].submit(stage.reset))
+        else:
+            stage.reset()
+        self._gates[name].forget()
+
     def _switch_hands(self, wanted: bool) -> None:
         if self._hands_on and not wanted:
-            if self._lanes:
-                self._lanes["hands"].collect(self._lanes["hands"].submit(self.hands.reset))
-            else:
-                self.hands.reset()
+            self._reset("hands", self.hands)
             self._gestures = NO_GESTURES
-            self._gates["hands"].forget()
         self._hands_on = wanted
 
     def _switch_pose(self, wanted: bool) -> None:
@@ -210,12 +215,8 @@ class Perceiver:
             if self._lanes:
                 self._lanes["pose"] = Lane("pose").start()
         if self._pose_on and not wanted and self.pose is not None:
-            if self._lanes:
-                self._lanes["pose"].collect(self._lanes["pose"].submit(self.pose.reset))
-            else:
-                self.pose.reset()
+            self._reset("pose", self.pose)
             self._poses = ()
-            self._gates["pose"].forget()
         self._pose_on = wanted
 
     def _switch_face(self, wanted: bool) -> None:
@@ -225,12 +226,8 @@ class Perceiver:
             if self._lanes:
                 self._lanes["face"] = Lane("face").start()
         if self._face_on and not wanted and self.face is not None:
-            if self._lanes:
-                self._lanes["face"].collect(self._lanes["face"].submit(self.face.reset))
-            else:
-                self.face.reset()
+            self._reset("face", self.face)
             self._faces = ()
-            self._gates["face"].forget()
         self._face_on = wanted
 
     def _switch_age(self, wanted: bool) -> None:
