@@ -54,7 +54,7 @@ API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 
 #                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style,
 #                      Face (Perception.faces with Needs.face), Keepsakes.picture and faces, Context.pixels,
 #                      Needs.age and gender, Face.age (FaceAge: a tracked face's smoothed band), Experience.needs_of,
-#                      sharpness (a box's), lab_statistics and transfer (Reinhard's colour transfer)
+#                      sharpness (a box's), lab_statistics and transfer (Reinhard's colour transfer), screen_corners
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -71,7 +71,7 @@ __all__ = [
     "API_VERSION", "ATTRACT", "EVERY_FRAME", "EXIT_REASONS", "LIMBS", "MENU", "Pose", "Action", "Asset", "AssetRef", "Canvas",
     "Card", "Context", "Experience", "ExperienceConfig", "Face", "FaceAge", "GestureState", "Hand", "HandGesture",
     "Hold", "Image", "Job", "Jobs", "Layout", "Moment", "Needs", "Offer", "Perception", "Scene", "Stage", "Swipe", "TextBlock",
-    "World", "held_gesture", "lab_statistics", "mask_box", "sharpness", "transfer",
+    "World", "held_gesture", "lab_statistics", "mask_box", "screen_corners", "sharpness", "transfer",
 ]
 
 
@@ -219,6 +219,18 @@ class Stage(Protocol):
     def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float] | None:
         """Where a point of the camera frame (pixels of a (w, h) frame) shows on the screen in this world
         (mirrored or not, cover-fitted); None while the world cannot be shown."""
+
+
+def screen_corners(stage: Stage, box: tuple[float, float, float, float], frame_size: tuple[int, int]
+                   ) -> tuple[float, float, float, float] | None:
+    """Where a box (x, y, w, h) of the camera frame shows on the screen: (left, top, right, bottom) of its
+    corners' screen points (a mirrored world swaps its sides); None while the world cannot be shown."""
+    x, y, w, h = box
+    corners = [stage.screen_point(point, frame_size) for point in ((x, y), (x + w, y + h))]
+    if None in corners:
+        return None
+    (left, right), (top, bottom) = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
+    return left, top, right, bottom
 
 
 class Job(Protocol, Generic[T]):

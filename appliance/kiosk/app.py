@@ -33,7 +33,7 @@ from appliance.config import Config
 from appliance.content import Bundle, SceneSpec, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
-from appliance.experience.api import ATTRACT, Action, Moment, Needs, Offer
+from appliance.experience.api import ATTRACT, Action, Moment, Needs, Offer, screen_corners
 from appliance.experience.registry import Registry, installed
 from appliance.kiosk.context import ExperienceJobs, KioskStage, SceneContext, ScreenCanvas
 from appliance.kiosk.display import Display
@@ -312,12 +312,11 @@ class Kiosk:
 
     def _screen_box(self, box: tuple[int, int, int, int], frame: tuple[int, int]) -> tuple[int, int, int, int] | None:
         """A camera box as the screen shows it (None while the world cannot be built)."""
-        x, y, w, h = box
-        corners = [self._screen_point(point, frame) for point in ((x, y), (x + w, y + h))]
-        if None in corners:
+        corners = screen_corners(self._stage, box, frame)
+        if corners is None:
             return None
-        xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
-        return round(xs[0]), round(ys[0]), round(xs[1] - xs[0]), round(ys[1] - ys[0])
+        left, top, right, bottom = corners
+        return round(left), round(top), round(right - left), round(bottom - top)
 
     def _screen_point(self, point: tuple[float, float], frame: tuple[int, int]) -> tuple[float, float] | None:
         """Where a camera point shows on screen in the current world; None while the world cannot be built

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from appliance.experience.api import MENU, Action, Context, Face, Moment
+from appliance.experience.api import MENU, Action, Context, Face, Moment, screen_corners
 from appliance.experiences.age.config import AgeConfig
 from appliance.experiences.age.session import AgeSession, Label
 
@@ -86,13 +86,11 @@ class AgeScene:
         """Each label beside its face; returns the faces' and the labels' boxes."""
         canvas = context.canvas
         screen = canvas.size
-        faces = [box for label in labels if (box := self._screen_box(context, label.face, frame)) is not None]
+        shown = [(label, box) for label in labels if (box := self._screen_box(context, label.face, frame)) is not None]
+        faces = [box for _, box in shown]
         placed: list[Box] = []
         size = screen[1] // 18
-        for label in labels:
-            face = self._screen_box(context, label.face, frame)
-            if face is None:
-                continue
+        for label, face in shown:
             lines = label.lines if label.ready else (label.lines[0] + "." * (1 + int(now * 2) % 3),)
             widths = [canvas.text_size(line, size)[0] for line in lines]
             line_h = canvas.text_size(lines[0], size)[1]
@@ -114,12 +112,11 @@ class AgeScene:
     @staticmethod
     def _screen_box(context: Context, face: Face, frame: tuple[int, int]) -> Box | None:
         x, y, w, h = face.box
-        x, y, w, h = x - HAIR * w, y - HAIR * w, w * (1 + 2 * HAIR), h + HAIR * w
-        corners = [context.stage.screen_point(point, frame) for point in ((x, y), (x + w, y + h))]
-        if None in corners:
+        corners = screen_corners(context.stage, (x - HAIR * w, y - HAIR * w, w * (1 + 2 * HAIR), h + HAIR * w), frame)
+        if corners is None:
             return None
-        xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
-        return round(xs[0]), round(ys[0]), round(xs[1] - xs[0]), round(ys[1] - ys[0])
+        left, top, right, bottom = corners
+        return round(left), round(top), round(right - left), round(bottom - top)
 
     def exit(self, context: Context, reason: str) -> None:
         """A run left without ending (the shopper walked away, the scene failed) still says how it went."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture, mask_box
+from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture, mask_box, screen_corners
 from appliance.experience.photo import ORIGINAL, PhotoConfig
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
 from appliance.experiences.photobooth.keepsake_visit import GOLD, KeepsakeVisit, Wording
@@ -124,13 +124,10 @@ class BoothScene:
         box = mask_box(perception.alpha >= 128)
         if box is None:
             return
-        x, y, w, h = box
-        frame = (perception.alpha.shape[1], perception.alpha.shape[0])
-        corners = [context.stage.screen_point(point, frame) for point in ((x, y), (x + w, y + h))]
-        if None in corners:
+        corners = screen_corners(context.stage, box, (perception.alpha.shape[1], perception.alpha.shape[0]))
+        if corners is None:
             return
-        left, right = sorted(corner[0] for corner in corners)
-        top, bottom = sorted(corner[1] for corner in corners)
+        left, top, right, bottom = corners
         screen_w, screen_h = context.canvas.size
         star_h = max(STAR_STEP_PX, round((bottom - top) * self._config.star_scale / STAR_STEP_PX) * STAR_STEP_PX)
         star_h = min(star_h, screen_h)
