@@ -56,6 +56,7 @@ class KeepsakeVisit:
         self.qr: np.ndarray | None = None
         self.problem = ""               # what the failed screen may say: the scene's line, or ``Wording.gone``
         self._offered_print = False     # what the review's prompt offered when it was last drawn
+        self._shown: tuple[tuple[str, int, int], np.ndarray] | None = None   # the keepsake at its size on screen
 
     # -- what happens -------------------------------------------------------------------------------
 
@@ -173,9 +174,12 @@ class KeepsakeVisit:
             lines.text(status[:1].upper() + status[1:], (right, int(height * 0.82)), size=small, colour=WHITE)
 
     def _draw_keepsake(self, context: Context, centre: tuple[int, int], share: float) -> None:
+        """The keepsake at ``share`` of the screen, resized once per keepsake and size, not every frame."""
         width, height = context.canvas.size
         image = self.keepsake.screen
         scale = min(width * share / image.shape[1], height * share / image.shape[0])
-        shown = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                           interpolation=cv2.INTER_AREA)
-        context.canvas.picture(shown, centre)
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        key = (self.keepsake.photo_id, *size)
+        if self._shown is None or self._shown[0] != key:
+            self._shown = key, cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        context.canvas.picture(self._shown[1], centre)

@@ -38,6 +38,7 @@ class BoothScene:
                                  style=default), moment.now)
         self._samples_job = context.keepsakes.samples() if config.styles and context.keepsakes is not None else None
         self._samples: dict[str, np.ndarray] = {}
+        self._sample_shown: tuple[tuple[str, tuple[int, int]], np.ndarray] | None = None
         self._flash_at = -1.0
         self.visit = KeepsakeVisit(self.booth, Wording(
             retake_event="photo_retake", scan="Scan to take your photo home", printed="Your photo will be printed",
@@ -154,7 +155,9 @@ class BoothScene:
         centre_x, centre_y = context.stage.layout.place(block, (0.84, 0.62))
         top = centre_y - block[1] // 2
         if sample is not None:
-            shown = cv2.resize(sample, box, interpolation=cv2.INTER_AREA)
+            if self._sample_shown is None or self._sample_shown[0] != (name, box):   # resized once per style and size
+                self._sample_shown = (name, box), cv2.resize(sample, box, interpolation=cv2.INTER_AREA)
+            shown = self._sample_shown[1]
             context.canvas.panel((centre_x - box[0] // 2 - 6, top - 6, box[0] + 12, box[1] + 12), GOLD, opacity=1.0)
             context.canvas.picture(shown, (centre_x, top + box[1] // 2))
         lines = TextBlock(context)
