@@ -45,6 +45,21 @@ def _luminance(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return grey.astype(np.float32) * np.float32(1 / 255)
 
 
+def guided_coefficients(guide: np.ndarray, source: np.ndarray, side: int, eps: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The guided filter's coefficients (a, b) of float32 ``source`` under the float32 ``guide`` (the same size),
+    box-averaged over ``side`` x ``side``: the filtered source is ``a * guide + b`` (at any size they are
+    resized to)."""
+    window = (side, side)
+    mean_i = cv2.blur(guide, window)
+    mean_p = cv2.blur(source, window)
+    cov_ip = cv2.blur(guide * source, window) - mean_i * mean_p
+    var_i = cv2.blur(guide * guide, window) - mean_i * mean_i
+    a = cov_ip / (var_i + np.float32(eps))
+    b = mean_p - a * mean_i
+    return cv2.blur(a, window), cv2.blur(b, window)
+
+
 class LiveMatte:
     """Stateful per video stream: feed frames in order, get uint8 alpha at the frame's size."""
 
@@ -77,15 +92,9 @@ class LiveMatte:
         radius = self.settings.refine_radius
         if not radius:
             return cv2.resize(matte, work_size, interpolation=cv2.INTER_LINEAR)
-        window = (2 * radius + 1, 2 * radius + 1)
-        mean_i = cv2.blur(guide, window)
-        mean_p = cv2.blur(matte, window)
-        cov_ip = cv2.blur(guide * matte, window) - mean_i * mean_p
-        var_i = cv2.blur(guide * guide, window) - mean_i * mean_i
-        a = cov_ip / (var_i + np.float32(self.settings.refine_eps))
-        b = mean_p - a * mean_i
-        a_work = cv2.resize(cv2.blur(a, window), work_size, interpolation=cv2.INTER_LINEAR)
-        b_work = cv2.resize(cv2.blur(b, window), work_size, interpolation=cv2.INTER_LINEAR)
+        a, b = guided_coefficients(guide, matte, 2 * radius + 1, self.settings.refine_eps)
+        a_work = cv2.resize(a, work_size, interpolation=cv2.INTER_LINEAR)
+        b_work = cv2.resize(b, work_size, interpolation=cv2.INTER_LINEAR)
         return a_work * _luminance(image, work_size) + b_work
 
     def update(self, image: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from appliance.inference.backend import Inference
-from appliance.perception.matte import ramp_table
+from appliance.perception.matte import guided_coefficients, ramp_table
 from appliance.perception.stages import SegmentationStage
 
 SUBSAMPLE = 4             # the guided filter's coefficient grid, in full-resolution pixels
@@ -49,16 +49,9 @@ def guided_filter(image: np.ndarray, source: np.ndarray, radius: int, eps: float
     small = (max(1, width // subsample), max(1, height // subsample))
     guide_small = cv2.resize(guide, small, interpolation=cv2.INTER_AREA)
     source_small = cv2.resize(source, small, interpolation=cv2.INTER_LINEAR)
-    side = 2 * max(1, round(radius / subsample)) + 1
-    window = (side, side)
-    mean_i = cv2.blur(guide_small, window)
-    mean_p = cv2.blur(source_small, window)
-    cov_ip = cv2.blur(guide_small * source_small, window) - mean_i * mean_p
-    var_i = cv2.blur(guide_small * guide_small, window) - mean_i * mean_i
-    a = cov_ip / (var_i + np.float32(eps))
-    b = mean_p - a * mean_i
-    a_full = cv2.resize(cv2.blur(a, window), (width, height), interpolation=cv2.INTER_LINEAR)
-    b_full = cv2.resize(cv2.blur(b, window), (width, height), interpolation=cv2.INTER_LINEAR)
+    a, b = guided_coefficients(guide_small, source_small, 2 * max(1, round(radius / subsample)) + 1, eps)
+    a_full = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
+    b_full = cv2.resize(b, (width, height), interpolation=cv2.INTER_LINEAR)
     return cv2.multiply(a_full, guide) + b_full
 
 
