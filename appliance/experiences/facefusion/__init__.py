@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from appliance.experience.api import API_VERSION, EVERY_FRAME, Card, Experience, Needs
 from appliance.experiences.facefusion.config import FusionConfig
-from appliance.experiences.facefusion.scene import KEYS, FusionScene
+from appliance.experiences.facefusion.scene import FusionScene
+from appliance.experiences.photobooth.keepsake_visit import KEYS
 
 
 def card(config: FusionConfig) -> Card:

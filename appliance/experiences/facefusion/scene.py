@@ -37,10 +37,8 @@ from appliance.experiences.facefusion.fusion import (
     template_face,
 )
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
-from appliance.experiences.photobooth.keepsake_visit import GOLD, KeepsakeVisit, Wording
+from appliance.experiences.photobooth.keepsake_visit import GOLD, KeepsakeVisit, Wording, retake_asked
 
-#: The technician's keys: fuse, consent, try again.
-KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
 #: The stills considered: those of the countdown's last this many seconds (and its end).
 STILL_WINDOW_S = 1.0
 POSTER_SHARE = 0.62   # the poster beside the shopper: this share of the screen's height
@@ -136,7 +134,7 @@ class FusionScene:
         held = held_gesture(moment.gestures)
         if before is Phase.PREVIEW and (face is None or self._refused is not None):
             held = None   # no countdown for a face that cannot be fused: the screen says why instead
-        retake = any(action in (Action.NEXT, Action.PREVIOUS) for action in moment.actions) or "retake" in moment.inputs
+        retake = retake_asked(moment)
         shoot = "shoot" in moment.inputs and face is not None and self._refused is None
         booth.update(moment.now, held, shoot, retake, "consent" in moment.inputs)
         if booth.phase is Phase.COUNTDOWN and before is Phase.PREVIEW:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from appliance.experience.api import API_VERSION, EVERY_FRAME, Card, Experience, Needs
 from appliance.experience.photo import PhotoConfig
-from appliance.experiences.photobooth.scene import KEYS, BoothScene
+from appliance.experiences.photobooth.keepsake_visit import KEYS
+from appliance.experiences.photobooth.scene import BoothScene
 
 
 def card(config: PhotoConfig) -> Card:

@@ -22,11 +22,18 @@ import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
-from appliance.experience.api import Context, Moment, TextBlock
+from appliance.experience.api import Action, Context, Moment, TextBlock
 from appliance.experience.keepsake import Keepsake
 from appliance.experiences.photobooth.booth import Booth, Phase
 
 GOLD, WHITE, SOFT = (255, 214, 90), (255, 255, 255), (220, 220, 230)
+#: The technician's keys of a keepsake's visit: take it, consent, try again.
+KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
+
+
+def retake_asked(moment: Moment) -> bool:
+    """A swipe either way, or the technician's key: try again (on the review screen)."""
+    return any(action in (Action.NEXT, Action.PREVIOUS) for action in moment.actions) or "retake" in moment.inputs
 #: The phases with the shopper live on screen.
 LIVE = (Phase.PREVIEW, Phase.COUNTDOWN, Phase.DEVELOPING, Phase.FAILED)
 

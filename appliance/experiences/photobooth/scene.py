@@ -19,10 +19,8 @@ import numpy as np
 from appliance.experience.api import MENU, Action, Context, Moment, TextBlock, held_gesture, mask_box, screen_corners
 from appliance.experience.photo import ORIGINAL, PhotoConfig
 from appliance.experiences.photobooth.booth import Booth, Phase, Rules
-from appliance.experiences.photobooth.keepsake_visit import GOLD, KeepsakeVisit, Wording
+from appliance.experiences.photobooth.keepsake_visit import GOLD, KeepsakeVisit, Wording, retake_asked
 
-#: The technician's keys: take the photo, consent, try again.
-KEYS = {"space": "shoot", "y": "consent", "r": "retake"}
 FLASH_S = 0.35
 STAR_STEP_PX = 24   # the star's drawn height is rounded to this, so few sizes are decoded
 SAMPLE_SHARE = 0.2  # the style's sample: this share of the screen's height
@@ -55,7 +53,7 @@ class BoothScene:
             return MENU
         before = booth.phase
         step = (Action.NEXT in moment.actions) - (Action.PREVIOUS in moment.actions)
-        retake = any(action in (Action.NEXT, Action.PREVIOUS) for action in moment.actions) or "retake" in moment.inputs
+        retake = retake_asked(moment)
         booth.update(moment.now, held_gesture(moment.gestures), "shoot" in moment.inputs, retake,
                      "consent" in moment.inputs, step)
         if self._samples_job is not None and self._samples_job.done:
