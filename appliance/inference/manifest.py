@@ -113,7 +113,6 @@ class Manifest:
     sources: dict[str, WheelSource]
     models: dict[str, ModelSpec]
     cache_dir: Path
-    default_source: str
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Manifest:
@@ -131,12 +130,7 @@ class Manifest:
         for spec in models.values():
             if spec.source not in sources:
                 raise ApplianceError(f"model manifest {path}: model {spec.name} names unknown source {spec.source!r}")
-        return cls(sources=sources, models=models, cache_dir=directory / "cache", default_source=default.package)
-
-    @property
-    def source(self) -> WheelSource:
-        """The default wheel (``[source]``)."""
-        return self.sources[self.default_source]
+        return cls(sources=sources, models=models, cache_dir=directory / "cache")
 
     def spec(self, name: str) -> ModelSpec:
         try:
