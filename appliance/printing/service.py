@@ -320,7 +320,7 @@ class PrintService(Worker):
 
     def _waiting_status(self) -> PrintStatus:
         problem = self._queue_state.problem if self._queue_state is not None else None
-        return PrintStatus("waiting", ATTENTION, problem) if problem else PrintStatus("waiting", PRINTING)
+        return _underway("waiting", problem)
 
     def _send(self, request: _Request, state: QueueState) -> None:
         request.page_day = self.counter.take(request.campaign)
@@ -337,7 +337,7 @@ class PrintService(Worker):
         self._save()
         log.info("photo %s sent to the printer as job %d", photo_tag(request.photo_id), request.job_id)
         problem = state.problem
-        self._set(request, PrintStatus("printing", ATTENTION, problem) if problem else PrintStatus("printing", PRINTING))
+        self._set(request, _underway("printing", problem))
 
     def _print(self, image: Path) -> int:
         """The page for ``image`` in a private file CUPS copies, deleted once it has (or refused it)."""
@@ -379,10 +379,8 @@ class PrintService(Worker):
             else:
                 self._give_back(request)
             self._end(request, PrintStatus("failed", ATTENTION, self._missed))
-        elif state.problem:
-            self._set(request, PrintStatus("printing", ATTENTION, state.problem))
         else:
-            self._set(request, PrintStatus("printing", PRINTING))
+            self._set(request, _underway("printing", state.problem))
 
     def _purge(self, job_id: int) -> None:
         """An ended job's files out of CUPS's spool (a shopper's photo must not stay there, whatever
@@ -447,3 +445,8 @@ class PrintService(Worker):
 def _untold(request: _Request, text: str) -> str:
     """``text`` (an error: it may name the photo's file) with the photo's id replaced by its tag."""
     return text.replace(request.photo_id, photo_tag(request.photo_id))
+
+
+def _underway(state: str, problem: str | None) -> PrintStatus:
+    """A photo waiting or printing: the printer's problem for the shopper when it has one, else "printing…"."""
+    return PrintStatus(state, ATTENTION, problem) if problem else PrintStatus(state, PRINTING)
