@@ -16,6 +16,7 @@ live path would see on a first frame with unlimited search time.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -105,9 +106,30 @@ class HandStage:
             self.gestures = GestureTracker()
 
 
-class PoseStage:
+class TrackedStage:
+    """What the pose and face stages share: live, their tracker's update of each frame; still (no tracker),
+    ``find`` in the subclass."""
+
+    what = ""          # "pose", "face": for the error of a still stage asked to track
+    tracker: Any = None
+
+    def run(self, image: np.ndarray, segmented: Segmented | None, captured_at: float) -> tuple[Any, ...]:
+        """Live: this frame's people or faces, tracked from the previous frame, smoothed, largest first."""
+        if self.tracker is None:
+            raise ValueError(f"a still {self.what} stage does not track: use find()")
+        probabilities = segmented.probabilities if segmented else None
+        return tuple(self.tracker.update(image, probabilities, captured_at))
+
+    def reset(self) -> None:
+        """Forget every track (the stage was off): whoever comes back is found afresh."""
+        if self.tracker is not None:
+            self.tracker.reset()
+
+
+class PoseStage(TrackedStage):
     """Pose detection and pose landmarks (the models named in pose_tracker.py), for up to ``max_people`` people."""
 
+    what = "pose"
 
     def __init__(self, inference: Inference, still: bool = False, settings: PoseSettings = PoseSettings()) -> None:
         self.detector = PoseDetector(inference.load(POSE_DETECTOR_MODEL))
@@ -120,22 +142,13 @@ class PoseStage:
         probabilities = segmented.probabilities if segmented else None
         return poses_in_still(self.detector, self.landmarker, image, probabilities, self.settings.max_people)
 
-    def run(self, image: np.ndarray, segmented: Segmented | None, captured_at: float) -> tuple[Pose, ...]:
-        """Live: this frame's people, tracked from the previous frame, smoothed, largest first."""
-        if self.tracker is None:
-            raise ValueError("a still pose stage does not track: use find()")
-        probabilities = segmented.probabilities if segmented else None
-        return tuple(self.tracker.update(image, probabilities, captured_at))
-
-    def reset(self) -> None:
-        """Forget every track (pose was off): whoever comes back is found afresh."""
-        if self.tracker is not None:
-            self.tracker.reset()
 
 
-class FaceStage:
+class FaceStage(TrackedStage):
     """Face detection and the face mesh (the models named in face_detection.py and face_landmarks.py), for up to
     ``max_faces`` faces: live, the configured detector and tracking; still, both detectors."""
+
+    what = "face"
 
     def __init__(self, inference: Inference, still: bool = False, settings: FaceSettings = FaceSettings()) -> None:
         models = (FULL_RANGE, SHORT_RANGE) if still else (DETECTORS[settings.detector],)
@@ -149,17 +162,6 @@ class FaceStage:
         probabilities = segmented.probabilities if segmented else None
         return faces_in_still(self.detectors, self.landmarker, image, probabilities, self.settings.max_faces)
 
-    def run(self, image: np.ndarray, segmented: Segmented | None, captured_at: float) -> tuple[Face, ...]:
-        """Live: this frame's faces, tracked from the previous frame, smoothed, largest first."""
-        if self.tracker is None:
-            raise ValueError("a still face stage does not track: use find()")
-        probabilities = segmented.probabilities if segmented else None
-        return tuple(self.tracker.update(image, probabilities, captured_at))
-
-    def reset(self) -> None:
-        """Forget every track (face was off): whoever comes back is found afresh."""
-        if self.tracker is not None:
-            self.tracker.reset()
 
 
 class AgeStage:
