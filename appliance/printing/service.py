@@ -372,6 +372,7 @@ class PrintService(Worker):
             why = state.problem or job.message or ", ".join(job.reasons) or "no reason given"
             self._missed = f"a job was not printed within {self.job_timeout_s:g} s: {why}"
             self._problem_since_missed = state.problem is not None
+            self._update_alert(state)   # up before the photo's failure is told, so whoever sees one sees both
             try:
                 self.printer.cancel(job.job_id)
             except PrinterError as exc:
