@@ -232,6 +232,10 @@ class OperatorClient:
         info = self._send(topic, payload, retain, None)
         return info.mid if info.rc == mqtt.MQTT_ERR_SUCCESS else None
 
+    def is_connected(self) -> bool:
+        """Connected now (paho reconnects by itself a client that was connected once)."""
+        return self._client.is_connected()
+
     def acknowledged(self, mid: int) -> Any | None:
         """The broker's reason code for the publish ``mid`` once it acknowledged it (answered once), else None."""
         with self._condition:
