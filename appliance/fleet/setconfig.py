@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.atomicfile import write_atomically
-from appliance.config import Config, with_credentials
+from appliance.config import Config, Section, with_credentials
 from appliance.configtrial import ConfigTrial
 from appliance.errors import ApplianceError
 from appliance.preflight import require
@@ -45,7 +45,7 @@ def apply_settings(path: Path, changes: Mapping[str, Any]) -> list[str]:
     if not isinstance(changes, Mapping) or not changes:
         raise ApplianceError('set-config needs a non-empty object of settings in "set", e.g. '
                              '{"set": {"kiosk": {"attract_after_s": 6}}}')
-    protected = [key for key in flatten(changes) if not any(_within(key, allowed) for allowed in REMOTE_SETTINGS)]
+    protected = refused_keys(changes)
     if protected:
         raise ApplianceError(f"refused, nothing changed: {', '.join(protected)} cannot be changed remotely "
                              f"(only {', '.join(REMOTE_SETTINGS)}; the rest is for provisioning)")
@@ -88,6 +88,28 @@ def flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def refused_keys(changes: Mapping[str, Any]) -> list[str]:
+    """The dotted keys of ``changes`` that set-config refuses (outside ``REMOTE_SETTINGS``)."""
+    return [key for key in flatten(changes) if not any(_within(key, allowed) for allowed in REMOTE_SETTINGS)]
+
+
+def remote_keys() -> list[tuple[str, str]]:
+    """Every setting set-config may change, as (dotted key, its description), in the schema's order."""
+    keys: list[tuple[str, str]] = []
+
+    def walk(model: type, prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, Section):
+                walk(annotation, f"{key}.")
+            elif any(_within(key, allowed) for allowed in REMOTE_SETTINGS):
+                keys.append((key, field.description or ""))
+
+    walk(Config, "")
+    return keys
 
 
 def _within(key: str, allowed: str) -> bool:
