@@ -1,0 +1,1 @@
+"""The operator console: a web application on the fleet's PostgreSQL database."""
