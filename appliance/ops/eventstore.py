@@ -33,6 +33,10 @@ Invariants:
   report older than the row's (the registry's ordering) changes nothing but ``last_seen``
   and ``health_at``, which only move forward.  The condition is evaluated on the locked
   row, so several ingest workers converge whatever order their transactions commit in.
+- In PostgreSQL the hourly rollups the console reads (``appliance.ops.rollups``) are maintained in the
+  transaction that stores the rows: only the rows the INSERT actually added (``RETURNING`` into the session's
+  ``events_new``) are counted, so a redelivery never counts twice; their row locks are taken after the
+  inserts, in key order, and before the progress rows' (see rollups for why that cannot deadlock).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.errors import ApplianceError
-from appliance.ops import partitions
+from appliance.ops import partitions, rollups
 from appliance.ops.eventbatch import EventRow, Quarantined
 from appliance.ops.registry import DeviceRecord, DeviceReport
 
@@ -408,14 +412,19 @@ class PostgresStore:
                "WHERE device = %s AND (health_ts IS NULL OR %s >= health_ts)")
     DEVICES = ("SELECT device, status, reported, {health}, health_at, health_period_s, last_seen FROM devices "
                "ORDER BY device")
-    INSERT = ("INSERT INTO events (id, device, seq, ts, type, data, historical) "
-              "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING")
+    #: Each new row is also put in ``events_new`` for the rollups (``rollups.fold``); the rowcount is the new rows.
+    INSERT = ("WITH new AS (INSERT INTO events (id, device, seq, ts, type, data, historical) "
+              f"VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING {rollups.RETURNING}) "
+              "INSERT INTO events_new SELECT * FROM new")
     #: A batch is copied into this session's staging table, then inserted from it in one statement.
     STAGING = ("CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (id uuid, device text, seq bigint, "
                "ts timestamptz, type text, data jsonb, historical boolean) ON COMMIT DELETE ROWS")
+    #: The session's temporary tables that ``insert`` needs (``IF NOT EXISTS``: any session may run them).
+    TEMPORARY = (STAGING, rollups.NEW)
     COPY = "COPY events_staging (id, device, seq, ts, type, data, historical) FROM STDIN"
-    FROM_STAGING = ("INSERT INTO events (id, device, seq, ts, type, data, historical) "
-                    "SELECT id, device, seq, ts, type, data, historical FROM events_staging ON CONFLICT DO NOTHING")
+    FROM_STAGING = ("WITH new AS (INSERT INTO events (id, device, seq, ts, type, data, historical) "
+                    "SELECT id, device, seq, ts, type, data, historical FROM events_staging ON CONFLICT DO NOTHING "
+                    f"{rollups.RETURNING}) INSERT INTO events_new SELECT * FROM new")
     QUARANTINE = ("INSERT INTO quarantine (digest, device, topic, event_index, payload, reason) "
                   "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (digest) DO NOTHING")
     GONE = "INSERT INTO gone (device, first_seq, last_seq) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
@@ -449,19 +458,24 @@ class PostgresStore:
                 self._migrated = partitions.create_schema(self._db.cursor())  # said by the first maintain
                 for statement in self.SCHEMA:
                     self._db.execute(statement)
-            self._db.execute(self.STAGING)
+                self._migrated += rollups.create_schema(self._db.cursor())
+            for statement in self.TEMPORARY:
+                self._db.execute(statement)
         except psycopg.Error as exc:
             raise ApplianceError(f"event database {self.name} cannot be opened: {exc}") from exc
 
     @classmethod
     def insert(cls, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> int:
-        """Inside a transaction: ``rows`` (``_values``) into ``events``, each new one once; how many were new.
+        """Inside a transaction, in a session that ran ``TEMPORARY``: ``rows`` (``_values``) into ``events``, each
+        new one once and counted in the rollups; how many were new.
 
         COPY into the staging table and one INSERT … SELECT: measured the fastest way in (``storebench``)."""
         with cursor.copy(cls.COPY) as copy:
             for row in rows:
                 copy.write_row(row)
-        return cursor.execute(cls.FROM_STAGING).rowcount
+        inserted = cursor.execute(cls.FROM_STAGING).rowcount
+        rollups.fold(cursor)
+        return inserted
 
     @staticmethod
     def _values(row: EventRow) -> tuple[Any, ...]:
@@ -497,6 +511,7 @@ class PostgresStore:
                                 cursor.execute(self.GONE, (row.device, *row.gone))
                     except self._refusals as exc:
                         refused.append((row, f"{self.name} refused it: {exc}"))
+                rollups.fold(cursor)
                 written = self._advance(cursor, inserted, {row.device for row in rows})
         except self._errors as exc:
             raise ApplianceError(f"cannot store events in {self.name}: {exc}") from exc
