@@ -14,10 +14,11 @@ MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
 DEVICE_LOCK := requirements/device.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: help setup lock models content run test fleet-load bench bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check
+.PHONY: help setup lock models content run console test fleet-load bench bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
+	@echo "make console  the operator console's trial: private PostgreSQL, broker, ingest, simulated screens, console (Ctrl+C stops)"
 	@echo "make test     run the test suite (set OIVIS_TEST_MEDIA=../shared/devset for the media cases)"
 	@echo "make setup    create $(VENV) with everything installed from the locks in requirements/ (idempotent)"
 	@echo "make lock     regenerate the locks from pyproject.toml (UPGRADE=1: newest versions allowed)"
@@ -58,6 +59,13 @@ run: models content
 	else \
 	    $(PY) -m appliance run --windowed $(RUN_ARGS); \
 	fi
+
+# The console's trial (appliance/console/trial.py): everything kept in .console/ between runs; CONSOLE_ARGS
+# passes options (--kiosk adds a real headless kiosk, --listen HOST:PORT moves the console).
+CONSOLE_ARGS ?=
+console: content
+	@EXTRA_PACKAGES="mosquitto:/usr/sbin/mosquitto postgresql:/usr/bin/pg_ctlcluster" sh provisioning/check-system.sh
+	$(PY) -m appliance.console.trial $(CONSOLE_ARGS)
 
 test: models content
 	@EXTRA_PACKAGES="mosquitto:/usr/sbin/mosquitto iproute2:/usr/sbin/ip iptables:/usr/sbin/iptables cups:/usr/sbin/cupsd printer-driver-cups-pdf:/usr/lib/cups/backend/cups-pdf" sh provisioning/check-system.sh

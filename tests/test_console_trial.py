@@ -10,6 +10,7 @@ the simulated reboot ends the process with the restart status.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
 import signal
@@ -39,10 +40,12 @@ from appliance.campaigns.signing import write_keypair
 from appliance.console import pgserver
 from appliance.console.pgserver import PrivateCluster, find_binaries
 from appliance.console.simscreen import Shopper, write_config
+from appliance.console.trial import SCREENS, Trial
 from appliance.errors import ApplianceError
 from appliance.ops.build import build
 from appliance.ops.cli import main as ops_main
 from appliance.ops.serve import make_server
+from appliance.ops.testbroker import MOSQUITTO, free_port
 from appliance.service.status import RESTART_STATUS
 
 DEVICE = "demo-mall-screen-1"
@@ -249,3 +252,50 @@ def test_a_simulated_screen_stops_cleanly_on_sigterm(broker: Broker, operator: O
     assert process.stop() == 0
     assert operator.payloads(f"{PREFIX}/status")[-1]["state"] == "offline"
     assert json.loads(json.dumps(process.text())).count("Traceback") == 0
+
+
+# -- the trial ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trial_root(cluster_dir: Path) -> Iterator[Path]:
+    """The trial's directory, where the postgres user may enter when the test runs as root; stopped after."""
+    yield cluster_dir.parent / "trial"
+    PrivateCluster(cluster_dir.parent / "trial" / "postgres").stop()
+
+
+def test_the_trials_parts_come_up_store_the_screens_events_and_keep_them_for_the_next_run(trial_root: Path) -> None:
+    if not MOSQUITTO.exists():
+        pytest.skip(f"{MOSQUITTO} is not installed")
+    out = io.StringIO()
+    trial = Trial(trial_root, listen=f"127.0.0.1:{free_port()}", sessions_per_minute=240, out=out)
+    try:
+        url = trial.start_database()
+        trial.start_broker()
+        trial.start_ingest()
+        trial.start_screens()
+        assert trial.wait_registered() == sorted(SCREENS)
+
+        def stored() -> set[str]:
+            with psycopg.connect(url) as conn:
+                return {row[0] for row in conn.execute(
+                    "SELECT DISTINCT device FROM events WHERE type = 'experience_chosen' "
+                    "AND data->>'campaign' = 'OIVIS winter demo'")}
+
+        wait_for(lambda: stored() == set(SCREENS), 60, "both screens' experience events in the database")
+        key = (trial_root / "keys" / "operator.key").read_bytes()
+    finally:
+        trial.stop()
+    assert not any(child.running for child in [trial.ingest, *trial.screens])
+    assert not trial.cluster.running
+    assert "screen: demo-mall-screen-1 registered" in out.getvalue()
+
+    again = Trial(trial_root, out=io.StringIO())
+    try:
+        with psycopg.connect(again.start_database()) as conn:
+            assert conn.execute("SELECT count(*) FROM events WHERE type = 'session_start'").fetchone()[0] > 0
+            offline = conn.execute("SELECT count(*) FROM devices WHERE status->>'state' = 'offline'").fetchone()[0]
+        assert offline == len(SCREENS)  # stopped in order: each said offline while ingest still listened
+        assert again.signing_keys()[0].read_bytes() == key
+    finally:
+        again.stop()

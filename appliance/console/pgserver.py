@@ -85,8 +85,11 @@ class RunAs:
 
 
 def _first_closed_parent(directory: Path, uid: int, gid: int) -> Path | None:
-    """The first existing parent of ``directory`` the user ``uid``/``gid`` may not pass through (x), if any."""
+    """The first existing parent of ``directory`` the user ``uid``/``gid`` may not pass through (x), if any
+    (missing ones are made by ``start``, searchable by all under the usual umask)."""
     for parent in reversed(directory.resolve().parents):
+        if not parent.exists():
+            return None
         info = parent.stat()
         if info.st_uid == uid:
             allowed = info.st_mode & 0o100
@@ -194,7 +197,8 @@ class PrivateCluster:
         return self._run([str(binaries / "pg_ctl"), "-D", str(self.data), *arguments], user)
 
     def _run(self, command: list[str], user: RunAs) -> subprocess.CompletedProcess[str]:
-        """``command`` as ``user``, from a directory it may enter (the server inherits its working directory)."""
+        """``command`` as ``user``, from a directory it may enter (the server inherits its working directory), in a
+        session of its own: the terminal's Ctrl+C reaches whoever started the cluster, who stops it in turn."""
         identity = {"user": user.uid, "group": user.gid, "extra_groups": []} if user.switches else {}
         env = {**os.environ, "LC_ALL": "C.UTF-8"}
         if user.switches:
@@ -202,7 +206,7 @@ class PrivateCluster:
         try:
             return subprocess.run(command, cwd=self.directory, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, timeout=120,
-                                  **identity)
+                                  start_new_session=True, **identity)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ApplianceError(f"{command[0]} could not run: {exc}") from exc
 

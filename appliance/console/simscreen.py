@@ -214,15 +214,17 @@ def picture(bundle: Bundle | None, device_id: str, size: tuple[int, int], limits
 
 
 def write_config(path: Path, device_id: str, fleet: dict[str, Any], trusted_key: Path, state_dir: Path,
-                 content: Path | None = None) -> Path:
-    """A simulated screen's configuration file (the kiosk's format: set-config merges into it); ``fleet`` holds the
-    ``[fleet]`` keys (broker, TLS files, timings).  The schedule runs on this machine's clock, synchronised or not."""
+                 content: Path | None = None, **tables: dict[str, Any]) -> Path:
+    """A screen's configuration file (the kiosk's format: set-config merges into it); ``fleet`` holds the ``[fleet]``
+    keys (broker, TLS files, timings), ``tables`` any further ones (``display``).  The schedule runs on this
+    machine's clock, synchronised or not."""
     document: dict[str, Any] = {
         "device_id": device_id,
         "source": {"uri": "demo"},
         "fleet": {key: str(value) if isinstance(value, Path) else value for key, value in fleet.items()},
         "campaigns": {"trusted_keys": [str(trusted_key)], "require_synced_clock": False},
         "paths": {"state_dir": str(state_dir)},
+        **tables,
     }
     if content is not None:
         document["kiosk"] = {"content": str(content)}
