@@ -60,6 +60,8 @@ LAYERS: list[dict[str, list[str]]] = [
     # Entry points: the device CLI, and the leaves the device runtime never imports: the operator's
     # tools (ops/) and the technician's (tools/).
     {"cli": ["appliance.cli", "appliance.__main__"], "ops": ["appliance.ops"], "tools": ["appliance.tools"]},
+    # The operator console: a web application above the operator's tools (it signs, pushes and reads with them).
+    {"console": ["appliance.console"]},
 ]
 
 #: What a built-in experience may import: the API and the basics, like any third party's.

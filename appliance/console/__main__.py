@@ -1,0 +1,5 @@
+import sys
+
+from appliance.console.cli import main
+
+sys.exit(main())
