@@ -143,6 +143,6 @@ def audit_log(request: Request, user: auth.User = Depends(web.operator), before:
         rows = conn.execute("SELECT id, at, user_name, action, target, detail FROM console_audit "
                             "WHERE %s::bigint IS NULL OR id < %s ORDER BY id DESC LIMIT %s",
                             (before, before, AUDIT_PAGE)).fetchall()
-    entries = [dict(zip(("id", "at", "user", "action", "target", "detail"), row)) for row in rows]
+    entries = [dict(zip(("id", "at", "user", "action", "target", "detail"), row, strict=True)) for row in rows]
     older = entries[-1]["id"] if len(entries) == AUDIT_PAGE else None
     return web.render(request, "audit.html", entries=entries, older=older)

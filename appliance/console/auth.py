@@ -132,7 +132,7 @@ def update_user(conn: Any, name: str, role: str | None = None, disabled: bool | 
 
 def users(conn: Any) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT name, role, disabled, created_at, timezone FROM console_users ORDER BY name")
-    return [dict(zip(("name", "role", "disabled", "created_at", "timezone"), row)) for row in rows]
+    return [dict(zip(("name", "role", "disabled", "created_at", "timezone"), row, strict=True)) for row in rows]
 
 
 def has_users(conn: Any) -> bool:

@@ -111,7 +111,7 @@ def recent(conn: Any, device: str, limit: int = 10) -> list[dict[str, Any]]:
         "SELECT cmd_id, name, arguments, user_name, sent_at, expires_at, replied_at, reply - 'png', reply ? 'png' "
         "FROM console_commands WHERE device = %s ORDER BY sent_at DESC LIMIT %s", (device, limit)).fetchall()
     keys = ("cmd_id", "name", "arguments", "user", "sent_at", "expires_at", "replied_at", "reply", "has_png")
-    return [dict(zip(keys, row)) for row in rows]
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 @router.post("/screens/{device}/commands")

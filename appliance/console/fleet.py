@@ -101,7 +101,7 @@ def device_row(conn: Any, device: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT status, reported, health, health_at, health_period_s, last_seen FROM devices "
                        "WHERE device = %s", (device,)).fetchone()
     keys = ("status", "reported", "health", "health_at", "health_period_s", "last_seen")
-    return None if row is None else dict(zip(keys, row))
+    return None if row is None else dict(zip(keys, row, strict=True))
 
 
 def health_history(conn: Any, device: str, since: datetime) -> list[tuple[Any, ...]]:
