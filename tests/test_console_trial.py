@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,3 +300,20 @@ def test_the_trials_parts_come_up_store_the_screens_events_and_keep_them_for_the
         assert again.signing_keys()[0].read_bytes() == key
     finally:
         again.stop()
+
+
+def test_the_whole_trial_serves_the_console_and_gives_the_first_run_credentials(trial_root: Path) -> None:
+    if not MOSQUITTO.exists():
+        pytest.skip(f"{MOSQUITTO} is not installed")
+    out = io.StringIO()
+    trial = Trial(trial_root, listen=f"127.0.0.1:{free_port()}", screens=SCREENS[:1], out=out)
+    try:
+        credentials = trial.start()
+        assert credentials.user == "admin" and credentials.password
+        with urllib.request.urlopen(f"{credentials.address}/login", timeout=10) as response:
+            assert response.status == 200
+        assert trial.console is not None and trial.console.running
+    finally:
+        trial.stop()
+    assert credentials.password not in trial.console.text()  # said where it is, never the password itself
+    assert "stopping console" in out.getvalue()

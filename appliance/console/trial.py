@@ -33,6 +33,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -138,6 +139,7 @@ class Trial:
         self.ingest: Child | None = None
         self.screens: list[Child] = []
         self.console: Child | None = None
+        self._screens_started = datetime.now(timezone.utc)
 
     @property
     def address(self) -> str:
@@ -190,6 +192,7 @@ class Trial:
     def start_screens(self) -> list[Child]:
         broker = self._need_broker()
         _, public = self.signing_keys()
+        self._screens_started = datetime.now(timezone.utc)
         for device in self.screen_ids:
             config = self._screen_config(device, public)
             child = Child(device, [sys.executable, "-m", "appliance.console.simscreen", "--config", str(config),
@@ -222,7 +225,7 @@ class Trial:
         self.console = Child("console", [
             sys.executable, "-m", "appliance.console", "serve", "--db", url, "--listen", self.listen,
             "--data-dir", str(self.data_dir), "--public-url", self.address, "--broker", broker.operator_address,
-            "--ca", str(identity.ca), "--cert", str(identity.cert), "--key", str(identity.key),
+            "--ca", str(identity.ca), "--cert", str(identity.cert), "--key-file", str(identity.key),
             "--signing-key", str(private)], self.logs / "console.log").start()
         self.console.wait_for(self._answers, f"answer on {self.address}")
         return self.console
@@ -237,12 +240,13 @@ class Trial:
             return False
 
     def credentials(self) -> Credentials:
-        password_file = self.data_dir / FIRST_RUN_PASSWORD
+        """The first-run user and password, from the file ``serve`` writes (its user's name, then the password)."""
         try:
-            password = password_file.read_text(encoding="utf-8").strip() or None
+            lines = (self.data_dir / FIRST_RUN_PASSWORD).read_text(encoding="utf-8").split()
         except OSError:
-            password = None
-        return Credentials(self.address, "admin", password)
+            lines = []
+        user = lines[0] if len(lines) == 2 else "admin"
+        return Credentials(self.address, user, lines[-1] if lines else None)
 
     # -- the whole -------------------------------------------------------------------------------------
 
@@ -262,17 +266,20 @@ class Trial:
         return self.credentials()
 
     def wait_registered(self, timeout: float = 30.0) -> list[str]:
-        """Until every screen is in the device registry (ingest stored its status); the ones that are."""
+        """Until ingest has stored every screen's ``ready`` (or ``alert``) of this run in the device registry; the
+        screens that are registered."""
         import psycopg
 
         wanted = {child.name for child in self.screens}
+        since = self._screens_started
         deadline = time.monotonic() + timeout
         found: set[str] = set()
         while time.monotonic() < deadline and found != wanted:
             try:
                 with psycopg.connect(self._need_db()) as conn:
-                    found = {row[0] for row in conn.execute("SELECT device FROM devices WHERE device = ANY(%s) "
-                                                            "AND status IS NOT NULL", (list(wanted),))}
+                    found = {row[0] for row in conn.execute(
+                        "SELECT device FROM devices WHERE device = ANY(%s) AND status->>'state' IN ('ready', 'alert') "
+                        "AND status_at >= %s", (list(wanted), since))}
             except psycopg.Error:
                 found = set()  # ingest makes the tables when it starts
             time.sleep(0.5)
@@ -356,7 +363,8 @@ def run(args: argparse.Namespace) -> int:
         trial.say(f"logs: {trial.logs}; Ctrl+C stops everything (the data stays in {trial.root})")
         trial.say(f"open {credentials.address}")
         if credentials.password is not None:
-            trial.say(f"log in as {credentials.user} with the first-run password: {credentials.password}")
+            trial.say(f"log in as {credentials.user}, password {credentials.password} (first run: change it under "
+                      "your account)")
         else:
             trial.say(f"log in as {credentials.user} with the password you gave it (the first-run password file "
                       f"{trial.data_dir / FIRST_RUN_PASSWORD} is gone)")
