@@ -251,3 +251,13 @@ def test_sessions_name_the_campaign_shown() -> None:
     sessions.update(False, 3.0)
     start, end = bus.drain(10)
     assert start.data["campaign"] == end.data["campaign"] == "winter"
+
+
+def test_the_last_days_are_the_operators_whole_days() -> None:
+    now = datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc)           # already the 30th in Paris
+    week = Filter.last_days(7, "Europe/Paris", now, campaign="winter")
+    assert (week.since.isoformat(), week.until.isoformat()) == ("2026-11-24T00:00:00+01:00",
+                                                                 "2026-12-01T00:00:00+01:00")
+    assert week.days()[0] == date(2026, 11, 24) and len(week.days()) == 7 and week.campaign == "winter"
+    with pytest.raises(ApplianceError, match="not an IANA zone"):
+        Filter.last_days(7, "")

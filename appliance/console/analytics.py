@@ -41,6 +41,13 @@ FUNNEL = (("photos", ("photo_taken", "fusion_made")), ("shared", ("photo_shared"
           ("printed", ("photo_printed",)), ("QR scanned", ("qr_scanned",)))
 
 
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ApplianceError(f"time zone {tz!r} is not an IANA zone (e.g. Europe/Paris)") from exc
+
+
 @dataclass(frozen=True)
 class Filter:
     """[since, until) (aware datetimes), the operator's zone, and what to narrow to (None: everything)."""
@@ -54,17 +61,14 @@ class Filter:
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "zone", ZoneInfo(self.tz))
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ApplianceError(f"time zone {self.tz!r} is not an IANA zone (e.g. Europe/Paris)") from exc
+        object.__setattr__(self, "zone", _zone(self.tz))
         if self.since.tzinfo is None or self.until.tzinfo is None or not self.since < self.until:
             raise ApplianceError(f"analytics range {self.since} .. {self.until}: two aware times, since < until")
 
     @classmethod
     def last_days(cls, days: int, tz: str, now: datetime | None = None, **narrow: str | None) -> Filter:
         """The operator's last ``days`` days, today's included (from local midnight to the next)."""
-        zone = ZoneInfo(tz) if tz else ZoneInfo("UTC")
+        zone = _zone(tz)
         today = (now or datetime.now(timezone.utc)).astimezone(zone).date()
         since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), zone)
         until = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
