@@ -27,6 +27,7 @@ Invariants:
   not yet taken from ``to_announce`` (ids and labels only), kept until ``announced``, so an upload that
   ended just before a crash or a stop is still announced after the restart;
 - a job whose photo cannot be read is dropped with a warning (it does not make the storage offline);
+- the caller's ``labels`` (campaign, session) go with the upload as the object's metadata (``store.METADATA``);
 - a failed attempt waits 2 s, 4 s, 8 s… (at most 5 min, less up to 20 % jitter); when the storage
   answers again every waiting job is due at once;
 - ``online`` is None until the first answer, then whether the last upload or probe succeeded;
@@ -287,7 +288,7 @@ class ShareQueue(Worker):
 
     def _attempt(self, job: Job) -> None:
         try:
-            self.store.upload(job.photo_id, self._photo(job.photo_id))
+            self.store.upload(job.photo_id, self._photo(job.photo_id), job.labels)
         except StorageError as exc:
             self._answered(False, exc)
             with self._lock:

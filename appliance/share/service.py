@@ -49,7 +49,8 @@ class ShareService:
             log.info("share: off (%s)", "[share] enabled = false" if not share.enabled else "no [share] bucket")
             return None
         keys = load_keys(share.credentials_dir, os.environ if environ is None else environ)
-        store = Store(share.endpoint_url, share.bucket, share.region, keys, device_id or config.device_id)
+        store = Store(share.endpoint_url, share.bucket, share.region, keys, device_id or config.device_id,
+                      link_expiry_h=share.link_expiry_h)
         queue = ShareQueue(queue_directory(config.paths.state_dir), store, share.retention_min * 60)
         return cls(store, queue.start(), share.link_expiry_h, share.short_link_base)
 
