@@ -48,6 +48,13 @@ class ConsoleSettings(BaseModel):
     share_region: str = Field("us-east-1", description="the bucket's region")
     share_credentials: Path | None = Field(None, description="file with the storage's access and secret key "
                                            "(the booth's format), read-only rights on photos/ suffice")
+    share_link_expiry_h: int = Field(24, ge=1, le=168, description="hours a share link shows a photo whose object "
+                                     "carries no expiry metadata (the booths' [share] link_expiry_h)")
+    share_wait_s: float = Field(600.0, ge=0, le=86400, description="how long a share link whose photo no event has "
+                                "named yet says 'on its way' (refreshing) before it is 'not found'")
+    share_rate_per_min: float = Field(60.0, gt=0, description="share page requests a client address may make per "
+                                      "minute, on average (429 beyond)")
+    share_burst: int = Field(30, ge=1, description="share page requests a client address may make at once")
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a login lasts without use")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
