@@ -92,6 +92,7 @@ def test_a_screenshot_reaches_the_page_and_a_reload_is_done(console: ConsoleServ
         assert answer.headers["content-type"] == "image/png"
     picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert picture.shape[1] == 320 and picture[:, -1, 2].mean() > 200 and picture[:, 0, 2].mean() < 30
+    client.get(f"/screens/{DEVICE}")
     client.post(f"/screens/{DEVICE}/commands", {"name": "reload"})
     wait_for(lambda: device.reloads == 1, 20, "the reload")
     wait_for(lambda: client.get(f"/screens/{DEVICE}/commands").body.count('class="pill ok">done') == 2, 20,
