@@ -311,3 +311,26 @@ def test_fleet_status_lists_every_device_of_a_20000_device_registry(
     assert [view["device"] for view in views] == sorted(devices)
     assert all(view["reported"]["applied_version"] == 7 and view["health"]["fps"] == 1
                and view["silent"].startswith("no health for") for view in views)  # NOW is hours ago
+
+
+def test_postgres_keeps_a_health_sample_a_minute_with_its_figures_and_prunes_old_ones(postgres_db: Database) -> None:
+    store = open_store(postgres_db.url)
+    try:
+        reports = []
+        for n in range(6):  # every 30 s for 2.5 min: one sample a minute is kept
+            at = NOW + timedelta(seconds=30 * n)
+            reports.append(DeviceReport.parse("oivis/v1/s-1/health", json.dumps({
+                "ts": at.isoformat(), "fps": 29.5 - n, "temperature_c": {"soc": 50 + n, "gpu": 70, "bad": "x"},
+                "disk_free_mb": 1000.0, "memory_mb": {"rss": 210}}).encode(), at, expiry_s=60))
+        reports.append(status("s-1", "ready", 1, NOW))
+        store.write_devices(reports[:3])
+        store.write_devices(reports[3:])
+        store.write_devices(reports[:1])  # a redelivery adds nothing
+        rows = store._db.execute("SELECT ts, fps, temperature_c, disk_free_mb, rss_mb FROM health_history "
+                                 "WHERE device = 's-1' ORDER BY ts").fetchall()
+        assert [row[0] for row in rows] == [NOW, NOW + timedelta(seconds=60), NOW + timedelta(seconds=120)]
+        assert rows[0][1:] == (29.5, 70.0, 1000.0, 210.0) and rows[2][1] == 25.5
+        done = store.maintain(NOW + timedelta(days=30, seconds=90), retain_months=0)
+        assert "2 health samples older than 30 days deleted" in done
+    finally:
+        store.close()

@@ -27,7 +27,10 @@ Invariants:
   The walk reads only above the stored value, through the (device, seq) index, and
   stops at the first seq that is neither stored nor gone.
 - The ``devices`` table is the device registry (``appliance.ops.registry``): one row per
-  device, each kind's latest payload with when it was received, and ``last_seen``.
+  device, each kind's latest payload with when it was received, and ``last_seen``.  In PostgreSQL
+  ``health_history`` keeps a few figures of the health reports (``registry.health_sample``) for the
+  console's charts: at most one sample per device within ``HEALTH_STEP_S`` of another (a 30 s period
+  gives one a minute), deleted after ``HEALTH_HISTORY_DAYS`` by ``maintain``.
   ``write_devices`` applies the reports in device order (so concurrent PostgreSQL writers
   lock rows in one order), each device's in arrival order, and each as a conditional ``UPDATE``: a
   report older than the row's (the registry's ordering) changes nothing but ``last_seen``
@@ -47,16 +50,19 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.errors import ApplianceError
 from appliance.ops import partitions, rollups
 from appliance.ops.eventbatch import EventRow, Quarantined
-from appliance.ops.registry import DeviceRecord, DeviceReport
+from appliance.ops.registry import DeviceRecord, DeviceReport, health_sample
 
 DEFAULT_URL = "sqlite:///oivis-events.db"
+#: PostgreSQL keeps a screen's health figures this long, a sample per ``HEALTH_STEP_S`` (the console's charts).
+HEALTH_HISTORY_DAYS = 30
+HEALTH_STEP_S = 55
 
 Refused = list[tuple[EventRow, str]]
 #: Seqs read at a time while walking a device's stored seqs upwards.
@@ -397,7 +403,15 @@ class PostgresStore:
         "status_final integer, status_at timestamptz, reported jsonb, reported_at timestamptz, health jsonb, "
         "health_ts timestamptz, health_at timestamptz, health_period_s double precision, "
         "last_seen timestamptz NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS health_history (device text NOT NULL, ts timestamptz NOT NULL, fps real, "
+        "temperature_c real, disk_free_mb real, rss_mb real, PRIMARY KEY (device, ts))",
     )
+    #: A health report's figures kept for the console's charts: one sample per device per ``HEALTH_STEP_S`` at most.
+    HEALTH_SAMPLE = ("INSERT INTO health_history (device, ts, fps, temperature_c, disk_free_mb, rss_mb) "
+                     "SELECT %(device)s, %(ts)s, %(fps)s, %(temperature_c)s, %(disk_free_mb)s, %(rss_mb)s "
+                     "WHERE NOT EXISTS (SELECT 1 FROM health_history WHERE device = %(device)s "
+                     f"AND ts > %(ts)s - interval '{HEALTH_STEP_S} seconds' "
+                     f"AND ts < %(ts)s + interval '{HEALTH_STEP_S} seconds') ON CONFLICT DO NOTHING")
     DEVICE_SQL = DeviceSql(
         seen="INSERT INTO devices (device, last_seen) VALUES (%s, %s) ON CONFLICT (device) DO UPDATE "
              "SET last_seen = GREATEST(devices.last_seen, excluded.last_seen)",
@@ -547,6 +561,8 @@ class PostgresStore:
             with self._db.transaction(), self._db.cursor() as cursor:
                 for statement, rows in device_writes(reports, self.DEVICE_SQL, lambda at: at):
                     cursor.executemany(statement, rows)  # psycopg pipelines them: one round trip, not one a row
+                samples = sorted(filter(None, map(health_sample, reports)), key=lambda s: (s["device"], s["ts"]))
+                cursor.executemany(self.HEALTH_SAMPLE, samples)
         except self._errors as exc:
             raise ApplianceError(f"cannot store the device registry in {self.name}: {exc}") from exc
 
@@ -561,6 +577,10 @@ class PostgresStore:
         try:
             with self._db.transaction(), self._db.cursor() as cursor:
                 done = partitions.maintain(cursor, now, retain_months)
+                pruned = cursor.execute("DELETE FROM health_history WHERE ts < %s",
+                                        (now - timedelta(days=HEALTH_HISTORY_DAYS),)).rowcount
+                if pruned:
+                    done.append(f"{pruned} health samples older than {HEALTH_HISTORY_DAYS} days deleted")
         except self._errors as exc:
             raise ApplianceError(f"cannot maintain the events' partitions in {self.name}: {exc}") from exc
         done, self._migrated = self._migrated + done, []

@@ -33,6 +33,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -108,6 +109,27 @@ class DeviceReport:
             period = expiry_s / 2 if expiry_s else None
             return cls(device, kind, text, received_at, ts=ts, period_s=period, retained=retained)
         return cls(device, kind, text, received_at, retained=retained)
+
+
+def health_sample(report: DeviceReport) -> dict[str, Any] | None:
+    """A health report's charted figures (frame rate, hottest zone °C, free disk MB, process memory MB), or None
+    for another kind; a figure that is no finite number is None (a device's report is only checked for shape)."""
+    if report.kind != "health" or report.ts is None:
+        return None
+    document = json.loads(report.document_json)
+    temperatures = document.get("temperature_c")
+    hottest = max((value for value in temperatures.values() if _number(value) is not None), default=None) \
+        if isinstance(temperatures, dict) else None
+    memory = document.get("memory_mb")
+    return {"device": report.device, "ts": report.ts, "fps": _number(document.get("fps")),
+            "temperature_c": _number(hottest), "disk_free_mb": _number(document.get("disk_free_mb")),
+            "rss_mb": _number(memory.get("rss")) if isinstance(memory, dict) else None}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def kind_of(topic: str, device: str | None, prefix: str = DEFAULT_PREFIX) -> str | None:
