@@ -146,6 +146,9 @@ def test_fleet_lists_the_registry_with_states_sites_and_alerts(server: ConsoleSe
     assert "gare-02-screen-2" in client.get("/fleet?state=offline").body
     screen = client.get("/screens/mall-01-screen-1")
     assert screen.status == 200 and "61.0 °C" in screen.body and "downloading" in screen.body
+    chart = re.search(r'<script type="application/json" data-chart="health">(.*?)</script>', screen.body).group(1)
+    figure = json.loads(chart)
+    assert [trace["y"] for trace in figure["data"]] == [[29.5], [61.0]]  # ingest's sample: fps, hottest °C
     assert client.get("/screens/nobody-screen-9").status == 404
     viewer_page = client.get("/screens/mall-01-screen-2").body
     assert 'name="name" value="reboot"' in viewer_page  # the admin sees the commands
