@@ -65,7 +65,7 @@ def object_metadata(device_id: str, labels: Mapping[str, str | None], expires: d
     """The ``x-amz-meta-*`` values of a photo uploaded by ``device_id`` with the queue's ``labels``."""
     values = {"device": device_id, "campaign": labels.get("campaign") or "", "session": labels.get("session"),
               "expires": expires.astimezone(timezone.utc).strftime(_EXPIRES_FORMAT)}
-    return {name: quote(str(value), safe="") for name, value in values.items() if value is not None}
+    return {name: quote(str(value), safe=":") for name, value in values.items() if value is not None}
 
 
 def read_metadata(metadata: Mapping[str, str], modified: datetime | None, size: int) -> PhotoObject:
