@@ -238,12 +238,24 @@ def test_a_simulated_screen_registers_ships_events_applies_a_pushed_campaign_and
     wait_for(lambda: any(s["campaign_version"] == 1 for s in operator.payloads(f"{PREFIX}/status")), 10,
              "the status announcing version 1")
 
-    reply = command(operator, "reboot")
-    assert reply["ok"] and reply["rebooting"] is True
+    refused = command(operator, "set-config", {"set": {"fleet": {"broker": "elsewhere:8883"}}})
+    assert not refused["ok"] and "fleet.broker" in refused["error"]
+    reply = command(operator, "set-config", {"set": {"fleet": {"health_period_s": 7}}})
+    assert reply["ok"] and reply["changed"] == ["fleet.health_period_s"] and reply["restart_required"], reply
     assert process.process.wait(timeout=20) == RESTART_STATUS
-    assert "simulated: systemctl reboot" in process.text()
-    assert wait_for(lambda: [s for s in operator.payloads(f"{PREFIX}/status")][-1]["state"] == "offline", 10,
-                    "offline after the simulated reboot")
+    assert "health_period_s = 7" in (tmp_path / "screen.toml").read_text()
+
+    again = ScreenProcess(tmp_path / "screen.toml", tmp_path / "screen-2.log")
+    try:
+        wait_for(lambda: operator.payloads(f"{PREFIX}/status")[-1]["state"] == "ready", 30, "ready again")
+        wait_for(lambda: not (tmp_path / "screen.toml.trial.json").exists(), 10, "the new configuration confirmed")
+        reply = command(operator, "reboot")
+        assert reply["ok"] and reply["rebooting"] is True
+        assert again.process.wait(timeout=20) == RESTART_STATUS
+        assert "simulated: systemctl reboot" in again.text()
+        assert operator.payloads(f"{PREFIX}/status")[-1]["state"] == "offline"
+    finally:
+        again.stop()
 
 
 def test_a_simulated_screen_stops_cleanly_on_sigterm(broker: Broker, operator: Operator,
