@@ -38,15 +38,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def schemas() -> list[Sequence[str]]:
     """Every console table's statements, in dependency order."""
-    from appliance.console import auth, commands, sharepage, web
+    from appliance.console import auth, campaigns, commands, sharepage, web
 
-    return [auth.SCHEMA, web.SCHEMA, commands.SCHEMA, sharepage.SCHEMA]
+    return [auth.SCHEMA, web.SCHEMA, commands.SCHEMA, campaigns.SCHEMA, sharepage.SCHEMA]
 
 
 def routers() -> list[Any]:
-    from appliance.console import accounts, commands, fleet, sharepage
+    from appliance.console import accounts, campaigns, commands, fleet, sharepage
 
-    return [accounts.router, fleet.router, commands.router, sharepage.router]
+    return [accounts.router, fleet.router, commands.router, campaigns.router, sharepage.router]
 
 
 def first_admin(conn: Any, data_dir: Path) -> Path | None:
