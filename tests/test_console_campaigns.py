@@ -23,6 +23,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 import cv2
@@ -109,14 +110,14 @@ def upload(client: Client, name: str, data: bytes) -> Response:
     return response
 
 
-def fetch(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """An anonymous request, as a screen makes it."""
+def fetch(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, Message, bytes]:
+    """An anonymous request, as a screen makes it; the answer's headers by any case of their names."""
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}, method=method),
                                     timeout=30) as answer:
-            return answer.status, dict(answer.headers), answer.read()
+            return answer.status, answer.headers, answer.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 def new_user(admin: Client, server: ConsoleServer, name: str, role: str, timezone: str = "") -> Client:
