@@ -210,7 +210,8 @@ def test_a_simulated_screen_registers_ships_events_applies_a_pushed_campaign_and
 
     wait_for(lambda: any(event["type"] == "session_end" for event in events()), 30, "a whole visit's events")
     visit = [event for event in events() if event["type"] != "boot"]
-    assert visit[0]["type"] == "session_start" and set(visit[0]["data"]) == {"session"}
+    assert visit[0]["type"] == "session_start" and visit[0]["data"] == {"session": visit[0]["data"]["session"],
+                                                                  "campaign": "Blue default"}
     chosen = [event for event in visit if event["type"] == "experience_chosen"]
     assert chosen and all(event["data"]["campaign"] == "Blue default" for event in chosen)
     assert chosen[0]["data"]["session"] == visit[0]["data"]["session"]

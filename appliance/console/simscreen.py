@@ -44,10 +44,7 @@ from appliance.content import VIDEO_SUFFIXES, Bundle, load_bundle
 from appliance.errors import ApplianceError, command_line, one_line
 from appliance.events import EventBus
 from appliance.experience.photo import ORIGINAL
-from appliance.fleet.device_commands import device_commands
-from appliance.fleet.health import HealthReporter
 from appliance.fleet.runtime import FleetRuntime
-from appliance.fleet.shipper import EventShipper
 from appliance.media import open_video, read_image
 from appliance.service.status import RESTART_STATUS
 from appliance.share.links import new_photo_id
@@ -300,11 +297,8 @@ class SimulatedScreen:
             return self._campaign
 
     def publish(self, type: str, session: str, data: dict[str, Any]) -> None:
-        """An event of ``session``, as the kiosk publishes it: session events bare, the rest with the campaign."""
-        if type in ("session_start", "session_end"):
-            self._events.publish(type, {"session": session, **data})
-        else:
-            self._events.publish(type, {"session": session, "campaign": self.campaign, **data})
+        """An event of ``session``, as the kiosk publishes it: each with the campaign shown."""
+        self._events.publish(type, {"session": session, "campaign": self.campaign, **data})
 
     def run(self) -> int:
         """Start the fleet side, serve it until ``stop``, stop it; the exit status."""
@@ -313,25 +307,11 @@ class SimulatedScreen:
         runtime = self.runtime.start()
         try:
             self._show(runtime.schedule.pick())
-            self._attach()
+            runtime.attach(self, run=self._simulated_system)
             self._loop(trial)
         finally:
             runtime.stop()
         return self.exit_status
-
-    def _attach(self) -> None:
-        """``FleetRuntime.attach`` with the machine simulated: reboot and restart end this process (status 75)."""
-        runtime, fleet = self.runtime, self.config.fleet
-        runtime.shipper = EventShipper(self._events, runtime.link, fleet, runtime.state_dir,
-                                       confirmations=runtime.confirmations).start()
-        runtime.health = HealthReporter(runtime.link, self._stats, lambda: self._shown.rate, BACKEND,
-                                        lambda: runtime.campaigns.applied_version, runtime.state_dir,
-                                        fleet.health_period_s,
-                                        extras={"spool": runtime.shipper.status, "alerts": runtime.alerts.wire}).start()
-        runtime.commands.serve(device_commands(screen=self.grab_screen, reload=self.request_reload,
-                                               restart=lambda: self.stop(RESTART_STATUS),
-                                               config_path=self.config_path, rollback=runtime.campaigns.rollback,
-                                               run=self._simulated_system))
 
     def _simulated_system(self, argv: Sequence[str]) -> None:
         log.warning("simulated: %s (this screen restarts instead)", " ".join(argv))

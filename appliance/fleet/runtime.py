@@ -20,7 +20,7 @@ from appliance.alerts import Alerts
 from appliance.campaigns.manager import CampaignManager
 from appliance.config import Config
 from appliance.fleet.commands import CommandHandler
-from appliance.fleet.device_commands import device_commands
+from appliance.fleet.device_commands import Runner, device_commands, run_checked
 from appliance.fleet.health import HealthReporter
 from appliance.fleet.link import Link
 from appliance.fleet.screen import Screen
@@ -83,9 +83,10 @@ class FleetRuntime:
         """What the screen should show (the bundled default when no campaign applies), for the kiosk."""
         return CampaignBundles(self.campaigns)
 
-    def attach(self, screen: Screen) -> None:
+    def attach(self, screen: Screen, run: Runner = run_checked) -> None:
         """Serve ``screen`` (the kiosk, through the narrow protocol of fleet.screen): ship its events,
-        report its health, and run the fleet's commands on it."""
+        report its health, and run the fleet's commands on it (system commands such as the reboot through
+        ``run``; a simulated screen passes its own)."""
         fleet = self.config.fleet
         self.shipper = EventShipper(screen.events, self.link, fleet, self.state_dir,
                                     confirmations=self.confirmations).start()
@@ -95,7 +96,7 @@ class FleetRuntime:
                                      extras={"spool": self.shipper.status, "alerts": self.alerts.wire}).start()
         commands = device_commands(screen=screen.grab_screen, reload=screen.request_reload,
                                    restart=lambda: screen.stop(RESTART_STATUS), config_path=self.config_path,
-                                   rollback=self.campaigns.rollback)
+                                   rollback=self.campaigns.rollback, run=run)
         self.commands.serve(commands)
 
     def stop(self) -> None:

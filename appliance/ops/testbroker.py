@@ -208,8 +208,9 @@ class Broker:
         return self._process.pid if self._process else None
 
     def start(self, timeout: float = 10.0) -> Broker:
-        self._process = subprocess.Popen([str(MOSQUITTO), "-c", str(self.config)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = subprocess.Popen([str(MOSQUITTO), "-c", str(self.config)],  # its own session: a Ctrl+C or
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # a group's SIGTERM is
+                                         start_new_session=True)  # for the owner, who stops the broker last
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
