@@ -85,8 +85,10 @@ def create_app(console: Console, routers: list[Any]) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return web.render(request, "error.html", status_code=exc.status_code, message=str(exc.detail),
-                          status=exc.status_code)
+        response = web.render(request, "error.html", status_code=exc.status_code, message=str(exc.detail),
+                              status=exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(ApplianceError)
     async def appliance_error(request: Request, exc: ApplianceError) -> Response:

@@ -46,8 +46,8 @@ class ConsoleSettings(BaseModel):
     share_bucket: str | None = Field(None, description="the bucket the photo booth uploads to (share pages off "
                                      "when unset)")
     share_region: str = Field("us-east-1", description="the bucket's region")
-    share_credentials: Path | None = Field(None, description="file with the storage's access and secret key "
-                                           "(the booth's format), read-only rights on photos/ suffice")
+    share_credentials: Path | None = Field(None, description="directory with s3-access-key and s3-secret-key "
+                                           "(the booth's format; read-only rights on photos/ suffice)")
     share_link_expiry_h: int = Field(24, ge=1, le=168, description="hours a share link shows a photo whose object "
                                      "carries no expiry metadata (the booths' [share] link_expiry_h)")
     share_wait_s: float = Field(600.0, ge=0, le=86400, description="how long a share link whose photo no event has "
