@@ -376,3 +376,22 @@ def test_an_unreachable_broker_is_said_and_nothing_is_recorded(fleet: Fleet, tmp
         assert rows(fleet.db, "SELECT count(*) FROM console_pushes")[0][0] == pushes
     finally:
         console.stop()
+
+
+def test_a_campaign_of_several_bundles_names_each_bundles_problems_and_keeps_nothing(tmp_path: Path) -> None:
+    """Several bundles in one zip (``campaign build``'s directory of bundles): every bundle's problem comes back
+    with its own file, key and line, and nothing stays on disk."""
+    folder = tmp_path / "winter"
+    for name, mistake in (("north", "colour = 3"), ("south", 'name = "South"\nname_typo = 1')):
+        bundle = folder / name
+        bundle.mkdir(parents=True)
+        cv2.imwrite(str(bundle / "bg.png"), np.zeros((90, 160, 3), np.uint8))
+        (bundle / "campaign.toml").write_text(f'name = "{name}"\n[[scenes]]\nid = "main"\ntitle = "{name}"\n'
+                                              f'background = "bg.png"\n{mistake}\n')
+    data = tmp_path / "data"
+    with pytest.raises(campaignstore.Refused) as refused:
+        campaignstore.store(data, io.BytesIO(zipped(folder)), "winter.zip", "http://console.example")
+    found = {(problem.file, problem.key, problem.line, problem.message) for problem in refused.value.problems}
+    assert ("winter/north/campaign.toml", "scenes[0].colour", 6, "unknown key") in found, found
+    assert ("winter/south/campaign.toml", "scenes[0].name_typo", 7, "unknown key") in found, found
+    assert [path.name for path in (data / "campaigns").iterdir()] == []
