@@ -172,6 +172,13 @@ def _parser() -> argparse.ArgumentParser:
     password.add_argument("--password-file", type=Path, metavar="FILE", help="read the password from FILE")
     for sub in (add, password):
         sub.set_defaults(handler=_user)
+
+    trial = actions.add_parser("trial", help="a working trial on this machine (what `make console` runs): private "
+                               "PostgreSQL, broker, ingest, simulated screens and the console")
+    from appliance.console import trial as trial_module
+
+    trial_module.add_arguments(trial)
+    trial.set_defaults(handler=trial_module.run)
     return parser
 
 
