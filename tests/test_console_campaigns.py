@@ -341,6 +341,29 @@ def test_assets_are_served_with_range_etag_and_only_when_a_pushed_document_lists
     assert fetch(never_pushed)[0] == 404
 
 
+def test_an_upload_never_pushed_can_be_deleted_and_a_pushed_one_stays(fleet: Fleet, tmp_path: Path) -> None:
+    folder = tmp_path / "spring"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "bg.png"), np.full((90, 160, 3), (40, 160, 40), np.uint8))
+    (folder / "campaign.toml").write_text('name = "Spring"\n[[scenes]]\nid = "main"\ntitle = "Spring"\n'
+                                          'background = "bg.png"\n')
+    client = fleet.console.client()
+    client.get("/campaigns")
+    answer = upload(client, "spring.zip", zipped(folder))
+    assert answer.status == 200 and "Delete this upload" in answer.body
+    upload_id = answer.url.rsplit("/", 1)[1]
+    assert upload_id in stored_uploads(fleet.console)
+    deleted = client.post(f"/campaigns/{upload_id}/delete")
+    assert deleted.status == 200 and "Spring" not in deleted.body.split("Uploaded campaigns")[1]
+    assert upload_id not in stored_uploads(fleet.console)
+    pushed = rows(fleet.db, "SELECT upload FROM console_pushes LIMIT 1")[0][0]
+    client.get(f"/campaigns/{pushed}")
+    refused = client.post(f"/campaigns/{pushed}/delete")
+    assert refused.status == 400 and "it stays" in refused.body and pushed in stored_uploads(fleet.console)
+    audit = client.get("/audit").body
+    assert "campaign.delete" in audit and "campaign.upload" in audit
+
+
 def test_a_group_readable_key_is_refused_with_the_chmod_and_nothing_is_recorded(fleet: Fleet) -> None:
     admin = fleet.console.client()
     upload_id = rows(fleet.db, "SELECT id FROM console_campaigns ORDER BY uploaded_at LIMIT 1")[0][0]

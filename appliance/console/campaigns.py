@@ -177,6 +177,20 @@ def preview(request: Request, upload_id: str, user: auth.User = Depends(web.view
                       thumbs=thumbs, link_problem=_link_problem(console), zone=web.zone(request).key)
 
 
+@router.post("/campaigns/{upload_id}/delete")
+def delete(request: Request, upload_id: str, user: auth.User = Depends(web.operator)) -> Response:
+    """Remove an upload that was never pushed (a pushed one stays: screens may still download its assets)."""
+    console = request.app.state.console
+    with console.db.connection() as conn:
+        row = _upload(conn, upload_id)
+        if conn.execute("SELECT 1 FROM console_pushes WHERE upload = %s LIMIT 1", (upload_id,)).fetchone():
+            raise ApplianceError(f"{row['name']} was pushed: it stays, so screens can still download its assets")
+        conn.execute("DELETE FROM console_campaigns WHERE id = %s", (upload_id,))
+        web.audit(conn, user, "campaign.delete", upload_id, {"zip": row["zip_name"], "campaigns": row["campaign_ids"]})
+    campaignstore.remove(console.settings.data_dir, upload_id)
+    return RedirectResponse("/campaigns", status_code=303)
+
+
 @router.get("/campaigns/{upload_id}/thumbs/{name}.png")
 def thumb(request: Request, upload_id: str, name: str, user: auth.User = Depends(web.viewer)) -> Response:
     path = _directory(request.app.state.console, upload_id) / "thumbs" / f"{name}.png"
