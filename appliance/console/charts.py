@@ -32,7 +32,7 @@ def lines(title: str, x: Sequence[Any], series: dict[str, Sequence[Any]], unit: 
           bars: bool = False) -> go.Figure:
     """One line (or bar group) per named series over the same ``x``."""
     trace = go.Bar if bars else go.Scatter
-    extra = {} if bars else {"mode": "lines", "line": {"width": 2}}
+    extra = {} if bars else {"mode": "lines+markers", "line": {"width": 2}, "marker": {"size": 4}}
     return figure([trace(x=list(x), y=list(values), name=name, **extra) for name, values in series.items()], title,
                   yaxis={**LAYOUT["yaxis"], "title": {"text": unit}}, barmode="group" if bars else None)
 
