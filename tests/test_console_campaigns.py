@@ -418,3 +418,19 @@ def test_a_campaign_of_several_bundles_names_each_bundles_problems_and_keeps_not
     assert ("winter/north/campaign.toml", "scenes[0].colour", 6, "unknown key") in found, found
     assert ("winter/south/campaign.toml", "scenes[0].name_typo", 7, "unknown key") in found, found
     assert [path.name for path in (data / "campaigns").iterdir()] == []
+
+
+def test_a_key_readable_by_others_is_refused_unless_systemd_hands_it_over_as_a_credential(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file's mode is the rule, but systemd's credential copy is root's with an ACL for the service's user (its
+    mask shows as group bits): private by systemd, accepted in ``$CREDENTIALS_DIRECTORY`` only."""
+    private, _, key_id = write_keypair(tmp_path / "credentials")
+    os.chmod(private, 0o440)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    refused = campaignstore.signing_key(private)
+    assert refused.public is None and f"run `chmod 600 {private}`" in refused.problem
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "credentials"))
+    assert campaignstore.signing_key(private).key_id == key_id
+    elsewhere, _, _ = write_keypair(tmp_path / "elsewhere")
+    os.chmod(elsewhere, 0o644)
+    assert campaignstore.signing_key(elsewhere).public is None

@@ -17,7 +17,8 @@ Invariants:
 - Thumbnails are decoded through ``appliance.media`` (within its limits), scaled with OpenCV and cached as
   PNG under the upload's ``thumbs/``, named by a digest of the media's path; a cached one is reused.
 - The signing key is read from ``settings.signing_key_path()`` and refused while its file is readable by group
-  or others (with the ``chmod`` to run); signing itself is ``appliance.campaigns.signing``.
+  or others (with the ``chmod`` to run), unless systemd hands it over as a credential (``$CREDENTIALS_DIRECTORY``:
+  private to the unit by systemd); signing itself is ``appliance.campaigns.signing``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import cv2
 
 from appliance.campaigns.document import CAMPAIGN_ID_PATTERN
 from appliance.campaigns.signing import key_id, load_private_key, raw_public_bytes
+from appliance.console.settings import CREDENTIALS
 from appliance.content import CAMPAIGN_FILE, IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_bundle
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, open_video, read_bgra, verify_media
@@ -384,8 +386,16 @@ class SigningKey:
     problem: str | None = None
 
 
+def systemd_credential(path: Path) -> bool:
+    """Whether ``path`` is one of the unit's systemd credentials: private to the service by systemd (a root-owned
+    copy the service's user reads through an ACL, whose mask shows as group bits), not by its mode."""
+    directory = os.environ.get(CREDENTIALS)
+    return bool(directory) and path.resolve().parent == Path(directory).resolve()
+
+
 def check_key_file(path: Path) -> None:
-    """ApplianceError unless ``path`` is a file only its owner may read (with the command that fixes it)."""
+    """ApplianceError unless ``path`` is a file only its owner may read (with the command that fixes it), or a
+    systemd credential."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -393,7 +403,7 @@ def check_key_file(path: Path) -> None:
                              f"{path.parent}` (or give serve --signing-key FILE)") from None
     except OSError as exc:
         raise ApplianceError(f"cannot read the signing key {path}: {exc}") from exc
-    if mode & GROUP_OTHER:
+    if mode & GROUP_OTHER and not systemd_credential(path):
         raise ApplianceError(f"the signing key {path} is readable by others (mode {stat.S_IMODE(mode):o}): "
                              f"run `chmod 600 {path}`")
 
