@@ -106,13 +106,14 @@ def _uploads(conn: Any) -> list[dict[str, Any]]:
 
 
 def _pushes(conn: Any, upload_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest pushes (of one upload), each with how many targets the broker acknowledged or not."""
     rows = conn.execute(
-        "SELECT p.id, p.upload, c.name, p.version, p.target_kind, p.target, p.user_name, p.pushed_at, "
-        "count(t.device), count(t.device) FILTER (WHERE t.acknowledged), count(t.device) FILTER "
-        "(WHERE NOT t.acknowledged) FROM console_pushes p JOIN console_campaigns c ON c.id = p.upload "
-        "LEFT JOIN console_push_targets t ON t.push_id = p.id WHERE %(upload)s::text IS NULL OR p.upload = "
-        "%(upload)s GROUP BY p.id, c.name ORDER BY p.version DESC LIMIT %(limit)s",
-        {"upload": upload_id, "limit": limit}).fetchall()
+        "SELECT p.id, p.upload, c.name, p.version, p.target_kind, p.target, p.user_name, p.pushed_at, t.n, t.ok, "
+        "t.bad FROM (SELECT * FROM console_pushes WHERE %(upload)s::text IS NULL OR upload = %(upload)s "
+        "ORDER BY version DESC LIMIT %(limit)s) p JOIN console_campaigns c ON c.id = p.upload "
+        "CROSS JOIN LATERAL (SELECT count(*) AS n, count(*) FILTER (WHERE acknowledged) AS ok, "
+        "count(*) FILTER (WHERE NOT acknowledged) AS bad FROM console_push_targets WHERE push_id = p.id) t "
+        "ORDER BY p.version DESC", {"upload": upload_id, "limit": limit}).fetchall()
     keys = ("id", "upload", "name", "version", "target_kind", "target", "user", "pushed_at", "targets",
             "acknowledged", "failed")
     return [dict(zip(keys, row, strict=True)) for row in rows]
@@ -389,6 +390,8 @@ ROLLOUT_SQL = f"""SELECT t.device, t.acknowledged, t.failure, {fleet.STATE_SQL} 
     FROM console_push_targets t LEFT JOIN devices d ON d.device = t.device
     WHERE t.push_id = %(push)s ORDER BY t.device"""
 SUMMARY = ("applied", "downloading", "waiting", "offline", "failed")
+#: The rollout table's order by pill: failures first, then under way, waiting, and applied last.
+ORDER = {"bad": 0, "warn": 1, "info": 2, "": 3, "ok": 4}
 
 
 def rollout(conn: Any, push_id: int, now: datetime) -> dict[str, Any]:
@@ -404,6 +407,7 @@ def rollout(conn: Any, push_id: int, now: datetime) -> dict[str, Any]:
             ROLLOUT_SQL, {"push": push_id, "now": now}).fetchall():
         status = target_status(pushed["version"], acknowledged, failure, state, reported)
         screens.append({"device": device, "state": state, "last_seen": last_seen, **status})
+    screens.sort(key=lambda screen: (ORDER.get(screen["pill"], 1), screen["device"]))  # problems first
     counts = dict.fromkeys(SUMMARY, 0)
     for screen in screens:
         group = screen["status"] if screen["status"] in SUMMARY else \
