@@ -290,6 +290,7 @@ def test_a_push_signed_by_the_console_is_applied_by_a_real_screen_and_the_rollou
         "end:default": "2099-01-01T00:00", "priority:default": "5"})
     assert answer.status == 200 and "/campaigns/pushes/" in answer.url, answer.body[-2000:]
     assert "Rollout of version 1" in answer.body
+    assert "priority 5, shows from 2020-01-01 09:00" in answer.body and "until 2099-01-01 00:00" in answer.body
     push_id = answer.url.rsplit("/", 1)[1]
 
     def applied() -> bool:

@@ -396,11 +396,13 @@ ORDER = {"bad": 0, "warn": 1, "info": 2, "": 3, "ok": 4}
 
 def rollout(conn: Any, push_id: int, now: datetime) -> dict[str, Any]:
     row = conn.execute("SELECT p.id, p.upload, c.name, p.version, p.target_kind, p.target, p.user_name, p.key_id, "
-                       "p.pushed_at, p.finished_at FROM console_pushes p JOIN console_campaigns c ON "
+                       "p.pushed_at, p.finished_at, p.document->'campaigns' FROM console_pushes p "
+                       "JOIN console_campaigns c ON "
                        "c.id = p.upload WHERE p.id = %s", (push_id,)).fetchone()
     if row is None:
         raise HTTPException(404, f"No push {push_id}.")
-    keys = ("id", "upload", "name", "version", "target_kind", "target", "user", "key_id", "pushed_at", "finished_at")
+    keys = ("id", "upload", "name", "version", "target_kind", "target", "user", "key_id", "pushed_at", "finished_at",
+            "campaigns")
     pushed = dict(zip(keys, row, strict=True))
     screens = []
     for device, acknowledged, failure, state, reported, last_seen in conn.execute(
