@@ -1,0 +1,347 @@
+"""The console in a real browser: Chromium (Debian's, driven by Playwright) against the console process, a real
+headless kiosk and the fleet's real services — mosquitto with the shipped configuration, ingest into PostgreSQL,
+SeaweedFS for the booth's photos.
+
+One environment serves the module (``env``), built from the trial's parts (``appliance.console.trial.Trial``: the
+broker, ingest, the headless kiosk with the demo source) and the tests' console (``ConsoleServer``, with a
+``console.toml`` for the share pages).  A second screen, the "booth", is a simulated screen run in this process
+(``SimulatedScreen``: the device's own fleet code) whose shopper is silent: the events a test publishes through it
+are the only ones of its campaign, so the charts' numbers are known.  Every test is a user's path through pages:
+clicks, forms, what the page shows; the database is read only to wait for ingest and to count what a page
+recorded.  Each main page is saved as a full-page screenshot in the module's temporary directory (``shots/``).
+
+Chromium is ``/usr/bin/chromium`` (``.ci/run`` installs it); without it the module skips with the package to install.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psycopg
+import pytest
+from broker import wait_for
+from console_server import ConsoleServer, console_db
+from s3server import WEED, S3Server
+
+from appliance.config import Config, PathsConfig, ShareConfig, load_config
+from appliance.console.simscreen import SimulatedScreen, write_config
+from appliance.console.trial import KIOSK, Trial
+from appliance.ops.testbroker import MOSQUITTO, OPERATOR, free_port
+from appliance.share import ShareService, new_photo_id
+
+CHROMIUM = Path("/usr/bin/chromium")
+BOOTH = "demo-station-screen-7"
+BOOTH_CAMPAIGN = "Spring selfie"
+PUSHED_CAMPAIGN = "Browser spring sale"
+#: Generous bounds for what other processes do (a kiosk starting on a busy two-core machine); never assertions.
+SLOW_S = 120.0
+PAGE_MS = 30_000
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+
+@dataclass
+class Environment:
+    trial: Trial
+    console: ConsoleServer
+    s3: S3Server
+    booth: SimulatedScreen
+    content: Path
+    root: Path
+    shots: Path
+    published: Counter[str] = field(default_factory=Counter)
+
+    def publish(self, type: str, session: str, **data: object) -> None:
+        """An event of the booth's campaign, through its fleet link to ingest (as the kiosk publishes it)."""
+        self.booth.publish(type, session, data)
+        self.published[type] += 1
+
+    @property
+    def db(self) -> str:
+        return self.console.db
+
+    def rows(self, query: str, *args: object) -> list[tuple]:
+        with psycopg.connect(self.db) as conn:
+            return conn.execute(query, args).fetchall()
+
+    def credentials(self) -> tuple[str, str]:
+        """The first-run user and password, as ``serve`` wrote them."""
+        name, password = (self.console.data_dir / "first-run-password").read_text().split()
+        return name, password
+
+
+def renamed_campaign(source: Path, target: Path, name: str) -> Path:
+    """A copy of the campaign folder ``source`` under another name: a new campaign to the console and the screens."""
+    shutil.copytree(source, target)
+    toml = target / "campaign.toml"
+    text = toml.read_text()
+    toml.write_text(re.sub(r'^name = ".*"$', f'name = "{name}"', text, count=1, flags=re.M))
+    assert f'name = "{name}"' in toml.read_text()
+    return target
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator[Environment]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed: apt-get install chromium")
+    for program, package in ((MOSQUITTO, "mosquitto"), (WEED, "seaweedfs (the venv's weed)")):
+        if not program.exists():
+            pytest.skip(f"{program} is not installed: {package}")
+    root = tmp_path_factory.mktemp("browser")
+    shots = root / "shots"
+    shots.mkdir()
+    trial = Trial(root / "trial", listen=f"127.0.0.1:{free_port()}", screens=(), kiosk=True,
+                  out=(root / "trial.txt").open("w"))
+    s3 = S3Server(root / "s3", devices=(BOOTH,))
+    console: ConsoleServer | None = None
+    booth: SimulatedScreen | None = None
+    runner: threading.Thread | None = None
+    with console_db() as url:
+        try:
+            s3.start()
+            s3.create_bucket()
+            trial.db_url = url
+            broker = trial.start_broker()
+            trial.start_ingest()
+            private, public = trial.signing_keys()
+            identity = broker.pki.service(OPERATOR)
+            settings = root / "console.toml"
+            settings.write_text(f'share_endpoint = "{s3.endpoint_url}"\nshare_bucket = "{s3.bucket}"\n'
+                                f'share_credentials = "{s3.admin.write(root / "storage")}"\n')
+            console = ConsoleServer(url, root / "console", "--config", str(settings), "--broker",
+                                    broker.operator_address, "--ca", str(identity.ca), "--cert", str(identity.cert),
+                                    "--key-file", str(identity.key), "--signing-key", str(private)).start()
+            trial.start_screens()
+            fleet = broker.fleet_config(broker.pki.client(BOOTH), health_period_s=10.0).model_dump(
+                exclude_defaults=True)
+            booth_config = write_config(root / "booth" / "appliance.toml", BOOTH, fleet, public, root / "booth" / "state",
+                                        renamed_campaign(content_dir, root / "booth" / "content", BOOTH_CAMPAIGN))
+            booth = SimulatedScreen(load_config(booth_config), booth_config, sessions_per_minute=1e-6, seed=1)
+            runner = threading.Thread(target=booth.run, name="booth", daemon=True)
+            runner.start()
+            trial.screens[0].wait_for(lambda: bool(trial.wait_registered(timeout=5)), "the kiosk registered",
+                                      timeout=SLOW_S)
+            yield Environment(trial, console, s3, booth, content_dir, root, shots)
+        finally:
+            if booth is not None and runner is not None:
+                booth.stop()
+                runner.join(30)
+            if console is not None:
+                console.stop()
+            trial.stop()
+            s3.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(env: Environment) -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def log_in(page: object, env: Environment, path: str = "/fleet") -> None:
+    """The login form, as a person fills it: the first-run credentials."""
+    name, password = env.credentials()
+    page.goto(env.console.base + path)
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(env.console.base + path)
+
+
+@pytest.fixture(scope="module")
+def operator(env: Environment, browser: object) -> Iterator[object]:
+    """The operator's tab, logged in through the form; confirmation dialogs (reboot, push to several) accepted."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(PAGE_MS)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, env)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shot(page: object, env: Environment, name: str) -> None:
+    page.screenshot(path=str(env.shots / f"{name}.png"), full_page=True)
+
+
+def fleet_row(page: object, device: str) -> object:
+    return page.locator("#screens tbody tr").filter(has=page.get_by_role("link", name=device, exact=True))
+
+
+# -- tests, in the order a newcomer meets the pages ---------------------------------------------------------------
+
+
+def test_log_in_with_the_first_run_password_and_see_the_kiosk_online_with_its_frame_rate(
+        env: Environment, browser: object) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(env.console.base + "/")
+        expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+        page.get_by_label("User name").fill(env.credentials()[0])
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+        log_in(page, env)
+        expect(page.get_by_role("heading", name="Fleet", exact=True)).to_be_visible()
+        row = fleet_row(page, KIOSK)
+        expect(row.locator(".pill").first).to_have_text("online", timeout=SLOW_S * 1000)
+        fps = row.locator("td.num").first
+        # its first health report, before a frame, says 0.0: a later one (the live refresh brings it) is above
+        expect(fps).to_have_text(re.compile(r"^(?:[1-9]\d*\.\d|0\.[1-9])$"), timeout=SLOW_S * 1000)
+        expect(fleet_row(page, BOOTH).locator(".pill").first).to_have_text("online")
+        shot(page, env, "fleet")
+        page.get_by_role("link", name=KIOSK, exact=True).click()
+        expect(page).to_have_url(f"{env.console.base}/screens/{KIOSK}")
+        expect(page.get_by_role("heading", level=1)).to_contain_text(KIOSK)
+        expect(page.locator("dl.kv dt", has_text="Frame rate").locator("xpath=following-sibling::dd[1]")).to_have_text(
+            re.compile(r"^[\d.]+ fps$"))
+    finally:
+        context.close()
+
+
+def test_a_screenshot_sent_from_the_screens_page_appears_on_it(env: Environment, operator: object) -> None:
+    page = operator
+    page.goto(f"{env.console.base}/screens/{KIOSK}")
+    page.get_by_role("button", name="Screenshot").click()
+    expect(page).to_have_url(f"{env.console.base}/screens/{KIOSK}#commands")
+    reply = page.locator("#commands tbody tr").filter(has_text="screenshot").first
+    expect(reply.locator(".pill")).to_have_text("done", timeout=SLOW_S * 1000)  # the list refreshes itself
+    picture = reply.locator("img.screenshot")
+    expect(picture).to_be_visible()
+    width = page.wait_for_function("img => img.complete && img.naturalWidth", arg=picture.element_handle()).json_value()
+    assert width > 0 and f"width {width}" in reply.inner_text()  # the picture is the one the kiosk described
+    shot(page, env, "screen-with-screenshot")
+
+
+def zipped(folder: Path, target: Path) -> Path:
+    """``folder`` zipped as an operator zips it: the folder itself at the top."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    return target
+
+
+def test_a_campaign_uploaded_signed_and_pushed_is_applied_by_the_kiosk(env: Environment, operator: object) -> None:
+    page = operator
+    campaign = renamed_campaign(env.content, env.root / "upload" / "spring-sale", PUSHED_CAMPAIGN)
+    archive = zipped(campaign, env.root / "upload" / "spring-sale.zip")
+    page.get_by_role("link", name="Campaigns", exact=True).click()
+    page.get_by_label("Campaign zip").set_input_files(archive)
+    page.get_by_role("button", name="Upload and check").click()
+    expect(page).to_have_url(re.compile(r"/campaigns/[0-9a-f]{12}$"), timeout=SLOW_S * 1000)
+    expect(page.get_by_role("heading", level=1)).to_have_text(PUSHED_CAMPAIGN)
+    worlds = page.locator(".thumbs.worlds img")
+    expect(worlds).to_have_count(3)
+    for index in range(3):
+        assert worlds.nth(index).evaluate("img => img.complete && img.naturalWidth") > 0
+    shot(page, env, "campaign-preview")
+    page.get_by_label("One screen").check()
+    page.get_by_label("Screen", exact=True).fill(KIOSK)
+    page.get_by_role("button", name="Sign and push").click()  # its confirmation accepted (two screens known)
+    expect(page).to_have_url(re.compile(r"/campaigns/pushes/\d+$"), timeout=SLOW_S * 1000)
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Rollout of version \d+$"))
+    row = page.locator("table.rollout tr[data-device]")
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-device", KIOSK)
+    # the kiosk downloads the assets from the console and applies them; the page refreshes itself
+    expect(row.locator(".pill")).to_have_text("applied", timeout=SLOW_S * 1000)
+    expect(page.locator('[data-status="applied"] .n')).to_have_text("1")
+    expect(page.locator(".rollout-bar")).to_contain_text("1 of 1 screen applied")
+    shot(page, env, "campaign-rollout")
+    version = int(page.get_by_role("heading", level=1).inner_text().rsplit(" ", 1)[1])
+    page.get_by_role("link", name=KIOSK, exact=True).click()
+    expect(page.locator("dl.kv dt", has_text="Campaign").locator("xpath=following-sibling::dd[1]")).to_contain_text(
+        f"v{version}")
+
+
+def shared_photo(env: Environment, session: str, photo: Path) -> str:
+    """The booth's whole path: the share service uploads the photo with the kiosk's labels, then the screen
+    announces it (``photo_shared``) once uploaded, as the kiosk's keepsakes do; the QR code's link."""
+    credentials = env.s3.devices[BOOTH].write(env.root / "booth" / "s3")
+    share = ShareService.from_config(Config(device_id=BOOTH, share=ShareConfig(
+        endpoint_url=env.s3.endpoint_url, bucket=env.s3.bucket, credentials_dir=credentials,
+        short_link_base=env.console.base), paths=PathsConfig(state_dir=env.root / "booth" / "share")), BOOTH,
+        environ={})
+    assert share is not None
+    photo_id = new_photo_id()
+    try:
+        ticket = share.submit(photo_id, photo, {"session": session, "campaign": BOOTH_CAMPAIGN})
+        env.publish("photo_taken", session, photo_id=photo_id)
+        wait_for(lambda: [labels for done, labels in share.to_announce() if done == photo_id], SLOW_S, "the upload")
+        env.publish("photo_shared", session, photo_id=photo_id)
+        share.announced(photo_id)
+    finally:
+        share.stop()
+    return ticket.url
+
+
+def test_a_shoppers_phone_opens_the_share_link_and_sees_the_photo_and_the_brands_offer(
+        env: Environment, operator: object, browser: object, astronaut: np.ndarray) -> None:
+    page = operator
+    page.get_by_role("link", name="Share pages", exact=True).click()
+    expect(page.get_by_text("No call to action yet")).to_be_visible()
+    page.get_by_label("Campaign", exact=True).fill(BOOTH_CAMPAIGN)
+    page.get_by_label("Headline").fill("Thanks for playing!")
+    page.get_by_label("Text").fill("Show this page at the till for 10 % off today.")
+    page.get_by_label("Link's label").fill("Follow the store")
+    page.get_by_label("Link (https://)").fill("https://shop.example.com/follow")
+    page.get_by_label("Coupon code").fill("SPRING10")
+    page.get_by_role("button", name="Save").click()
+    saved = page.locator("table.data tbody tr").filter(has_text=BOOTH_CAMPAIGN)
+    expect(saved).to_contain_text("Thanks for playing!")
+    expect(saved).to_contain_text("SPRING10")
+    shot(page, env, "share-pages")
+
+    session = f"visit-{uuid.uuid4().hex[:8]}"
+    env.publish("session_start", session)
+    env.publish("experience_chosen", session, experience="photo")
+    photo = env.root / "booth" / "photo.jpg"  # the finished photo, a portrait JPEG as the booth writes it
+    assert cv2.imwrite(str(photo), astronaut)
+    link = shared_photo(env, session, photo)
+    assert link.startswith(f"{env.console.base}/p/")
+    photo_id = link.rsplit("/", 1)[1]
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True)
+    try:
+        shopper = phone.new_page()
+        shopper.goto(link)  # "on its way" until ingest has the booth's events: the page refreshes itself
+        expect(shopper.get_by_role("heading", level=1)).to_have_text("Your photo", timeout=SLOW_S * 1000)
+        photo = shopper.get_by_role("img", name="Your photo from the screen")
+        assert photo.get_attribute("src") == f"/p/{photo_id}/photo.jpg"
+        width = shopper.wait_for_function("img => img.complete && img.naturalWidth",
+                                          arg=photo.element_handle()).json_value()
+        assert width == astronaut.shape[1]  # the booth's photo itself, through the storage's pre-signed link
+        expect(shopper.get_by_role("link", name="Download your photo")).to_be_visible()
+        offer = shopper.locator(".share-cta")
+        expect(offer.locator("h2")).to_have_text("Thanks for playing!")
+        expect(offer.locator(".share-coupon")).to_have_text("Your code SPRING10")
+        expect(offer.get_by_role("link", name="Follow the store")).to_have_attribute(
+            "href", "https://shop.example.com/follow")
+        shot(shopper, env, "share-page-phone")
+        shopper.reload()
+        expect(shopper.get_by_role("heading", level=1)).to_have_text("Your photo")
+    finally:
+        phone.close()
+    scans = env.rows("SELECT device, data->>'campaign', data->>'session' FROM events WHERE type = 'qr_scanned' "
+                     "AND data->>'photo_id' = %s", photo_id)
+    assert scans == [(BOOTH, BOOTH_CAMPAIGN, session)], "one scan, for the booth's campaign and the visit"
