@@ -435,3 +435,17 @@ def test_a_key_readable_by_others_is_refused_unless_systemd_hands_it_over_as_a_c
     elsewhere, _, _ = write_keypair(tmp_path / "elsewhere")
     os.chmod(elsewhere, 0o644)
     assert campaignstore.signing_key(elsewhere).public is None
+
+
+def test_a_push_to_a_screen_that_is_away_shows_it_offline(fleet: Fleet, screen: subprocess.Popen) -> None:
+    screen.send_signal(signal.SIGTERM)
+    assert screen.wait(30) == 0
+    wait_for(lambda: rows(fleet.db, "SELECT status->>'state' FROM devices WHERE device = %s", DEVICE)[0][0]
+             == "offline", 30, "ingest storing the screen's offline status")
+    client = fleet.console.client()
+    upload_id = rows(fleet.db, "SELECT upload FROM console_pushes LIMIT 1")[0][0]
+    client.get(f"/campaigns/{upload_id}")
+    answer = client.post(f"/campaigns/{upload_id}/push", {"target": "screen", "device": DEVICE})
+    assert "Rollout of version 3" in answer.body
+    assert '<span class="pill warn">offline</span>' in answer.body and "gets the campaign when it is back" in answer.body
+    assert 'data-status="offline"><div class="n">1<' in answer.body
