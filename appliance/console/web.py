@@ -4,7 +4,7 @@ Invariants:
 
 - ``guard`` runs before every route: it loads the request's session (or none) and refuses any request that may
   change something (not GET/HEAD/OPTIONS) without the session's CSRF token, in the form field ``csrf`` or the
-  header ``X-CSRF-Token``.  The only exceptions are ``PUBLIC`` paths, which change nothing a session owns (the
+  header ``X-CSRF-Token``; a multipart body is read only with a length of at most ``MAX_BODY_BYTES``.  The only exceptions are ``PUBLIC`` paths, which change nothing a session owns (the
   login form carries its own double-submit token; a share page records a scan).
 - Pages need a role through ``viewer``/``operator``/``admin``: no session is a redirect to the login page
   (back to the page after it), a role too low is a 403 page; nothing of the page is computed before.
@@ -33,6 +33,8 @@ from appliance.console import auth
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Paths open without a session (and free of the session's CSRF check).
 PUBLIC = ("/login", "/p/", "/assets/", "/static/", "/healthz")
+#: The largest form body read (a campaign zip of at most 2 GB, with the multipart framing).
+MAX_BODY_BYTES = 2100 * 2**20
 SESSION_COOKIE = "oivis_session"
 LOGIN_COOKIE = "oivis_login"
 
@@ -62,6 +64,11 @@ async def guard(request: Request) -> None:
     session = request.state.session
     if session is None:
         raise NotLoggedIn
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"This upload is too large (or says no length): at most "
+                                     f"{MAX_BODY_BYTES // 2**20} MB.")
     given = request.headers.get("x-csrf-token")
     if given is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
