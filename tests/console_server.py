@@ -8,20 +8,18 @@ each form's CSRF token from the last page it read.  Browser tests drive Chromium
 
 from __future__ import annotations
 
-import http.cookiejar
-import re
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.console.client import Client, Response  # noqa: F401 - tests import them from here
+from appliance.console.settings import FIRST_RUN_FILE
+from appliance.console.trial import Child
 from appliance.ops.testbroker import free_port
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -43,81 +41,32 @@ def console_db() -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@dataclass
-class Response:
-    status: int
-    url: str
-    body: str
-    headers: dict[str, str]
-
-
-class Client:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        self.last = ""
-
-    def request(self, path: str, data: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-                method: str | None = None) -> Response:
-        body = None if data is None else urllib.parse.urlencode(data).encode()
-        request = urllib.request.Request(self.base + path, data=body, headers=headers or {}, method=method)
-        try:
-            with self._opener.open(request, timeout=30) as answer:
-                response = Response(answer.status, answer.url, answer.read().decode("utf-8", "replace"),
-                                    dict(answer.headers))
-        except urllib.error.HTTPError as error:
-            response = Response(error.code, error.url, error.read().decode("utf-8", "replace"), dict(error.headers))
-        if response.headers.get("content-type", "").startswith("text/html"):
-            self.last = response.body
-        return response
-
-    def get(self, path: str, **headers: str) -> Response:
-        return self.request(path, headers=headers)
-
-    def csrf(self) -> str:
-        match = re.search(r'name="csrf" value="([^"]*)"', self.last)
-        return match.group(1) if match else ""
-
-    def post(self, path: str, data: dict[str, str] | None = None, csrf: bool = True) -> Response:
-        return self.request(path, {**({"csrf": self.csrf()} if csrf else {}), **(data or {})})
-
-    def login(self, name: str, password: str, timezone: str = "") -> Response:
-        page = self.get("/login")
-        token = re.search(r'name="login_token" value="([^"]*)"', page.body)
-        return self.request("/login", {"name": name, "password": password, "timezone": timezone, "next": "/fleet",
-                                       "login_token": token.group(1) if token else ""})
-
-
 class ConsoleServer:
+    """``serve`` as a child process (``trial.Child``: its own session and log), answering on a free port."""
+
     def __init__(self, db: str, data_dir: Path, *extra: str) -> None:
         self.db = db
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "console.log"
-        self.extra = extra
-        self.process: subprocess.Popen | None = None
+        self.child = Child("console", [
+            sys.executable, "-m", "appliance.console", "serve", "--db", db, "--data-dir", str(data_dir),
+            "--listen", f"127.0.0.1:{self.port}", "--public-url", self.base, *extra], self.log)
 
     def start(self) -> ConsoleServer:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "appliance.console", "serve", "--db", self.db, "--data-dir", str(self.data_dir),
-             "--listen", f"127.0.0.1:{self.port}", "--public-url", self.base, *self.extra],
-            cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the console exited {self.process.returncode}: {self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"the console did not answer within 60 s: {self.log.read_text()[-3000:]}")
+        self.child.start().wait_for(self._healthy, f"answer on {self.base}/healthz", timeout=60)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/healthz", timeout=2):
+                return True
+        except OSError:
+            return False
 
     def admin_password(self) -> str:
-        return (self.data_dir / "first-run-password").read_text().splitlines()[1]
+        return (self.data_dir / FIRST_RUN_FILE).read_text().splitlines()[1]
 
     def client(self, login: bool = True) -> Client:
         client = Client(self.base)
@@ -126,10 +75,4 @@ class ConsoleServer:
         return client
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.child.stop()

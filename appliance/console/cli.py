@@ -20,7 +20,6 @@ from typing import Any
 
 from appliance.errors import ApplianceError, command_line
 
-FIRST_RUN_FILE = "first-run-password"
 FIRST_ADMIN = "admin"
 
 
@@ -52,6 +51,7 @@ def routers() -> list[Any]:
 def first_admin(conn: Any, data_dir: Path) -> Path | None:
     """On a database without users: ``admin`` with a random password written to a 0600 file; that file."""
     from appliance.console import auth
+    from appliance.console.settings import FIRST_RUN_FILE
 
     if auth.has_users(conn):
         return None

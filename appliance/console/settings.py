@@ -19,6 +19,8 @@ from appliance.tomlfile import read_toml, validated
 #: Where systemd puts credentials (``LoadCredential=`` / ``LoadCredentialEncrypted=``) for the unit's process.
 CREDENTIALS = "CREDENTIALS_DIRECTORY"
 SIGNING_KEY_CREDENTIAL = "operator.key"
+#: In the data directory, on a database without users: the first admin's name and password (mode 0600).
+FIRST_RUN_FILE = "first-run-password"
 
 
 class ConsoleSettings(BaseModel):

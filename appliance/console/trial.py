@@ -39,6 +39,7 @@ from typing import Any, TextIO
 
 from appliance.campaigns.signing import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, write_keypair
 from appliance.console.pgserver import PrivateCluster
+from appliance.console.settings import FIRST_RUN_FILE
 from appliance.console.simscreen import write_config
 from appliance.errors import ApplianceError, command_line, one_line
 from appliance.ops.testbroker import MOSQUITTO, OPERATOR, Broker, Pki
@@ -53,7 +54,6 @@ KIOSK = "demo-mall-screen-2"
 INGEST = "ingest"
 STOP_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 60.0
-FIRST_RUN_PASSWORD = "first-run-password"
 #: The screens' [fleet] timings: the console's health charts fill within a minute, a restarted broker is found fast.
 SCREEN_FLEET = {"health_period_s": 10.0, "reconnect_min_s": 0.5, "reconnect_max_s": 5.0, "will_delay_s": 15}
 
@@ -242,7 +242,7 @@ class Trial:
     def credentials(self) -> Credentials:
         """The first-run user and password, from the file ``serve`` writes (its user's name, then the password)."""
         try:
-            lines = (self.data_dir / FIRST_RUN_PASSWORD).read_text(encoding="utf-8").split()
+            lines = (self.data_dir / FIRST_RUN_FILE).read_text(encoding="utf-8").split()
         except OSError:
             lines = []
         user = lines[0] if len(lines) == 2 else "admin"
@@ -367,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
                       "your account)")
         else:
             trial.say(f"log in as {credentials.user} with the password you gave it (the first-run password file "
-                      f"{trial.data_dir / FIRST_RUN_PASSWORD} is gone)")
+                      f"{trial.data_dir / FIRST_RUN_FILE} is gone)")
         trial.supervise()
     except KeyboardInterrupt:
         trial.say("stopping …")
