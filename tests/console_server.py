@@ -9,15 +9,12 @@ each form's CSRF token from the last page it read.  Browser tests drive Chromium
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from appliance.console.client import Client, Response  # noqa: F401 - tests import them from here
+from appliance.console.client import Client, Response, answers  # noqa: F401 - tests import them from here
 from appliance.console.settings import FIRST_RUN_FILE
 from appliance.console.trial import Child
 from appliance.ops.testbroker import free_port
@@ -55,15 +52,8 @@ class ConsoleServer:
             "--listen", f"127.0.0.1:{self.port}", "--public-url", self.base, *extra], self.log)
 
     def start(self) -> ConsoleServer:
-        self.child.start().wait_for(self._healthy, f"answer on {self.base}/healthz", timeout=60)
+        self.child.start().wait_for(lambda: answers(f"{self.base}/healthz"), f"answer on {self.base}", timeout=60)
         return self
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
 
     def admin_password(self) -> str:
         return (self.data_dir / FIRST_RUN_FILE).read_text().splitlines()[1]

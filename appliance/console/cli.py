@@ -29,7 +29,8 @@ def _settings(args: argparse.Namespace) -> Any:
     overrides = {"db": args.db, "listen": getattr(args, "listen", None), "data_dir": getattr(args, "data_dir", None),
                  "public_url": getattr(args, "public_url", None), "broker": getattr(args, "broker", None),
                  "ca_file": getattr(args, "ca", None), "cert_file": getattr(args, "cert", None),
-                 "key_file": getattr(args, "key_file", None), "signing_key": getattr(args, "signing_key", None)}
+                 "key_file": getattr(args, "key_file", None), "signing_key": getattr(args, "signing_key", None),
+                 "log_level": getattr(args, "log_level", None)}
     if getattr(args, "no_tls", False):
         overrides["tls"] = False
     return load(args.config, overrides)
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cert", type=Path, metavar="FILE", help="the console's certificate (operators' CA)")
     serve.add_argument("--key-file", type=Path, metavar="FILE", help="the console certificate's key")
     serve.add_argument("--signing-key", type=Path, metavar="FILE", help="the operator's campaign key (mode 0600)")
+    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
     serve.set_defaults(handler=_serve)
 
     user = actions.add_parser("user", help="add a user or set a password")

@@ -59,3 +59,14 @@ class Client:
         token = re.search(r'name="login_token" value="([^"]*)"', page.body)
         return self.request("/login", {"name": name, "password": password, "timezone": timezone, "next": "/fleet",
                                        "login_token": token.group(1) if token else ""})
+
+
+def answers(url: str) -> bool:
+    """Whether a web server answers ``url`` now (any status below 500), for waiting on one that starts."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False

@@ -29,8 +29,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from appliance.campaigns.signing import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, write_keypair
+from appliance.console.client import answers
 from appliance.console.pgserver import PrivateCluster
 from appliance.console.settings import FIRST_RUN_FILE
 from appliance.console.simscreen import write_config
@@ -227,17 +226,8 @@ class Trial:
             "--data-dir", str(self.data_dir), "--public-url", self.address, "--broker", broker.operator_address,
             "--ca", str(identity.ca), "--cert", str(identity.cert), "--key-file", str(identity.key),
             "--signing-key", str(private)], self.logs / "console.log").start()
-        self.console.wait_for(self._answers, f"answer on {self.address}")
+        self.console.wait_for(lambda: answers(f"{self.address}/login"), f"answer on {self.address}")
         return self.console
-
-    def _answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.address}/login", timeout=2) as response:
-                return response.status < 500
-        except urllib.error.HTTPError as exc:
-            return exc.code < 500
-        except OSError:
-            return False
 
     def credentials(self) -> Credentials:
         """The first-run user and password, from the file ``serve`` writes (its user's name, then the password)."""
