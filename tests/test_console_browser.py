@@ -31,6 +31,7 @@ import psycopg
 import pytest
 from broker import wait_for
 from console_server import ConsoleServer, console_db
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from s3server import WEED, S3Server
 
 from appliance.config import Config, PathsConfig, ShareConfig, load_config
@@ -47,8 +48,6 @@ PUSHED_CAMPAIGN = "Browser spring sale"
 SLOW_S = 120.0
 PAGE_MS = 30_000
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
 
 
 @dataclass
@@ -144,8 +143,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def browser(env: Environment) -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
+def browser(env: Environment) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
             yield chromium
@@ -153,7 +152,7 @@ def browser(env: Environment) -> Iterator[object]:
             chromium.close()
 
 
-def log_in(page: object, env: Environment, path: str = "/fleet") -> None:
+def log_in(page: Page, env: Environment, path: str = "/fleet") -> None:
     """The login form, as a person fills it: the first-run credentials."""
     name, password = env.credentials()
     page.goto(env.console.base + path)
@@ -165,7 +164,7 @@ def log_in(page: object, env: Environment, path: str = "/fleet") -> None:
 
 
 @pytest.fixture(scope="module")
-def operator(env: Environment, browser: object) -> Iterator[object]:
+def operator(env: Environment, browser: Browser) -> Iterator[Page]:
     """The operator's tab, logged in through the form; confirmation dialogs (reboot, push to several) accepted."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(PAGE_MS)
@@ -178,11 +177,17 @@ def operator(env: Environment, browser: object) -> Iterator[object]:
         context.close()
 
 
-def shot(page: object, env: Environment, name: str) -> None:
+def shot(page: Page, env: Environment, name: str) -> None:
     page.screenshot(path=str(env.shots / f"{name}.png"), full_page=True)
 
 
-def fleet_row(page: object, device: str) -> object:
+def natural_width(page: Page, image: Locator) -> int:
+    """The picture's width once the browser has it (scrolled to: lazy images load when seen)."""
+    image.scroll_into_view_if_needed()
+    return page.wait_for_function("img => img.complete && img.naturalWidth", arg=image.element_handle()).json_value()
+
+
+def fleet_row(page: Page, device: str) -> Locator:
     return page.locator("#screens tbody tr").filter(has=page.get_by_role("link", name=device, exact=True))
 
 
@@ -190,7 +195,7 @@ def fleet_row(page: object, device: str) -> object:
 
 
 def test_log_in_with_the_first_run_password_and_see_the_kiosk_online_with_its_frame_rate(
-        env: Environment, browser: object) -> None:
+        env: Environment, browser: Browser) -> None:
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -218,7 +223,7 @@ def test_log_in_with_the_first_run_password_and_see_the_kiosk_online_with_its_fr
         context.close()
 
 
-def test_a_screenshot_sent_from_the_screens_page_appears_on_it(env: Environment, operator: object) -> None:
+def test_a_screenshot_sent_from_the_screens_page_appears_on_it(env: Environment, operator: Page) -> None:
     page = operator
     page.goto(f"{env.console.base}/screens/{KIOSK}")
     page.get_by_role("button", name="Screenshot").click()
@@ -227,7 +232,7 @@ def test_a_screenshot_sent_from_the_screens_page_appears_on_it(env: Environment,
     expect(reply.locator(".pill")).to_have_text("done", timeout=SLOW_S * 1000)  # the list refreshes itself
     picture = reply.locator("img.screenshot")
     expect(picture).to_be_visible()
-    width = page.wait_for_function("img => img.complete && img.naturalWidth", arg=picture.element_handle()).json_value()
+    width = natural_width(page, picture)
     assert width > 0 and f"width {width}" in reply.inner_text()  # the picture is the one the kiosk described
     shot(page, env, "screen-with-screenshot")
 
@@ -240,7 +245,7 @@ def zipped(folder: Path, target: Path) -> Path:
     return target
 
 
-def test_a_campaign_uploaded_signed_and_pushed_is_applied_by_the_kiosk(env: Environment, operator: object) -> None:
+def test_a_campaign_uploaded_signed_and_pushed_is_applied_by_the_kiosk(env: Environment, operator: Page) -> None:
     page = operator
     campaign = renamed_campaign(env.content, env.root / "upload" / "spring-sale", PUSHED_CAMPAIGN)
     archive = zipped(campaign, env.root / "upload" / "spring-sale.zip")
@@ -252,7 +257,7 @@ def test_a_campaign_uploaded_signed_and_pushed_is_applied_by_the_kiosk(env: Envi
     worlds = page.locator(".thumbs.worlds img")
     expect(worlds).to_have_count(3)
     for index in range(3):
-        assert worlds.nth(index).evaluate("img => img.complete && img.naturalWidth") > 0
+        assert natural_width(page, worlds.nth(index)) > 0
     shot(page, env, "campaign-preview")
     page.get_by_label("One screen").check()
     page.get_by_label("Screen", exact=True).fill(KIOSK)
@@ -295,7 +300,7 @@ def shared_photo(env: Environment, session: str, photo: Path) -> str:
 
 
 def test_a_shoppers_phone_opens_the_share_link_and_sees_the_photo_and_the_brands_offer(
-        env: Environment, operator: object, browser: object, astronaut: np.ndarray) -> None:
+        env: Environment, operator: Page, browser: Browser, astronaut: np.ndarray) -> None:
     page = operator
     page.get_by_role("link", name="Share pages", exact=True).click()
     expect(page.get_by_text("No call to action yet")).to_be_visible()
@@ -328,9 +333,7 @@ def test_a_shoppers_phone_opens_the_share_link_and_sees_the_photo_and_the_brands
         expect(shopper.get_by_role("heading", level=1)).to_have_text("Your photo", timeout=SLOW_S * 1000)
         photo = shopper.get_by_role("img", name="Your photo from the screen")
         assert photo.get_attribute("src") == f"/p/{photo_id}/photo.jpg"
-        width = shopper.wait_for_function("img => img.complete && img.naturalWidth",
-                                          arg=photo.element_handle()).json_value()
-        assert width == astronaut.shape[1]  # the booth's photo itself, through the storage's pre-signed link
+        assert natural_width(shopper, photo) == astronaut.shape[1]  # the booth's photo, from the storage's signed link
         expect(shopper.get_by_role("link", name="Download your photo")).to_be_visible()
         offer = shopper.locator(".share-cta")
         expect(offer.locator("h2")).to_have_text("Thanks for playing!")
@@ -345,3 +348,4 @@ def test_a_shoppers_phone_opens_the_share_link_and_sees_the_photo_and_the_brands
     scans = env.rows("SELECT device, data->>'campaign', data->>'session' FROM events WHERE type = 'qr_scanned' "
                      "AND data->>'photo_id' = %s", photo_id)
     assert scans == [(BOOTH, BOOTH_CAMPAIGN, session)], "one scan, for the booth's campaign and the visit"
+    env.published["qr_scanned"] += 1  # the console's record, for the analytics below
