@@ -20,7 +20,6 @@ import shutil
 import threading
 import uuid
 import zipfile
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +28,13 @@ import cv2
 import numpy as np
 import psycopg
 import pytest
-from broker import wait_for
+from broker import Broker, wait_for
 from console_server import ConsoleServer, console_db
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from s3server import WEED, S3Server
 
 from appliance.config import Config, PathsConfig, ShareConfig, load_config
+from appliance.console.settings import FIRST_RUN_FILE
 from appliance.console.simscreen import SimulatedScreen, write_config
 from appliance.console.trial import KIOSK, Trial
 from appliance.ops.testbroker import MOSQUITTO, OPERATOR, free_port
@@ -59,12 +59,13 @@ class Environment:
     content: Path
     root: Path
     shots: Path
-    published: Counter[str] = field(default_factory=Counter)
+    published: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+    scans: int = 0
 
     def publish(self, type: str, session: str, **data: object) -> None:
         """An event of the booth's campaign, through its fleet link to ingest (as the kiosk publishes it)."""
         self.booth.publish(type, session, data)
-        self.published[type] += 1
+        self.published.append((type, data))
 
     @property
     def db(self) -> str:
@@ -76,7 +77,7 @@ class Environment:
 
     def credentials(self) -> tuple[str, str]:
         """The first-run user and password, as ``serve`` wrote them."""
-        name, password = (self.console.data_dir / "first-run-password").read_text().split()
+        name, password = (self.console.data_dir / FIRST_RUN_FILE).read_text().split()
         return name, password
 
 
@@ -90,6 +91,13 @@ def renamed_campaign(source: Path, target: Path, name: str) -> Path:
     return target
 
 
+def booth_config(directory: Path, broker: Broker, trusted: Path, content: Path) -> Path:
+    """The booth's configuration: the test broker, the console's key trusted, its own campaign on screen."""
+    fleet = broker.fleet_config(broker.pki.client(BOOTH), health_period_s=10.0).model_dump(exclude_defaults=True)
+    return write_config(directory / "appliance.toml", BOOTH, fleet, trusted, directory / "state",
+                        renamed_campaign(content, directory / "content", BOOTH_CAMPAIGN))
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator[Environment]:
     if not CHROMIUM.exists():
@@ -100,8 +108,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator
     root = tmp_path_factory.mktemp("browser")
     shots = root / "shots"
     shots.mkdir()
-    trial = Trial(root / "trial", listen=f"127.0.0.1:{free_port()}", screens=(), kiosk=True,
-                  out=(root / "trial.txt").open("w"))
+    said = (root / "trial.txt").open("w")  # what the trial says, for a failure's reader
+    trial = Trial(root / "trial", listen=f"127.0.0.1:{free_port()}", screens=(), kiosk=True, out=said)
     s3 = S3Server(root / "s3", devices=(BOOTH,))
     console: ConsoleServer | None = None
     booth: SimulatedScreen | None = None
@@ -122,11 +130,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator
                                     broker.operator_address, "--ca", str(identity.ca), "--cert", str(identity.cert),
                                     "--key-file", str(identity.key), "--signing-key", str(private)).start()
             trial.start_screens()
-            fleet = broker.fleet_config(broker.pki.client(BOOTH), health_period_s=10.0).model_dump(
-                exclude_defaults=True)
-            booth_config = write_config(root / "booth" / "appliance.toml", BOOTH, fleet, public, root / "booth" / "state",
-                                        renamed_campaign(content_dir, root / "booth" / "content", BOOTH_CAMPAIGN))
-            booth = SimulatedScreen(load_config(booth_config), booth_config, sessions_per_minute=1e-6, seed=1)
+            config = booth_config(root / "booth", broker, public, content_dir)
+            booth = SimulatedScreen(load_config(config), config, sessions_per_minute=1e-6, seed=1)  # a silent shopper
             runner = threading.Thread(target=booth.run, name="booth", daemon=True)
             runner.start()
             trial.screens[0].wait_for(lambda: bool(trial.wait_registered(timeout=5)), "the kiosk registered",
@@ -140,6 +145,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator
                 console.stop()
             trial.stop()
             s3.stop()
+            said.close()
 
 
 @pytest.fixture(scope="module")
@@ -348,4 +354,5 @@ def test_a_shoppers_phone_opens_the_share_link_and_sees_the_photo_and_the_brands
     scans = env.rows("SELECT device, data->>'campaign', data->>'session' FROM events WHERE type = 'qr_scanned' "
                      "AND data->>'photo_id' = %s", photo_id)
     assert scans == [(BOOTH, BOOTH_CAMPAIGN, session)], "one scan, for the booth's campaign and the visit"
-    env.published["qr_scanned"] += 1  # the console's record, for the analytics below
+    env.scans += 1  # the console's record, for the analytics below
+
