@@ -1,16 +1,17 @@
 """What shoppers did, for the brand: the analytics page's numbers, read from the hourly rollups, never the events.
 
 Every query takes a psycopg connection and a ``Filter`` (a time range, the operator's IANA zone, and optionally a
-campaign, a site, a screen) and reads ``fleet_hours`` (the whole fleet, or one campaign) or ``event_hours`` (a site
-or a screen), both maintained by ingest (``appliance.ops.rollups``), so a month of a thousand screens is a few
-thousand rows whatever the events number.
+campaign, a site, a screen) and reads ``fleet_hours`` (the whole fleet, or one campaign), ``site_hours`` or
+``event_hours`` (a screen), all maintained by ingest (``appliance.ops.rollups``), so a month of a thousand screens
+is a few thousand rows whatever the events number.
 
 Invariants:
 
 - The range is whole UTC hours (``rollups.hours``): an hour counts when it starts in [since, until).  Hours are
   shown in the operator's zone; days are the operator's days, an hour counted on the day it starts (exact for
   zones whose offset is whole hours; a :30 zone's days are cut at the half hour).
-- A site is what ``appliance.identity.in_site`` matches: the screens whose id starts with ``<site>-``.
+- A site is a site as the console lists them (``rollups.SITE_SQL``), or a prefix of such sites ending before a
+  dash (``mall`` holds ``mall-01`` and ``mall-02``): read from ``site_hours``; a screen from ``event_hours``.
 - Sessions are ``session_start`` events; their dwell is ``session_end``'s ``dwell_s``.  Plays are
   ``experience_chosen`` by experience; RPS games are ``rps_result`` by winner (``rps_abandon`` the games left)
   and rounds ``rps_round`` by outcome (a draw is a round's); pose scores are each player's final score
@@ -98,13 +99,19 @@ def _sums(conn: Any, narrow: Filter, types: Sequence[str], by: str = "all") -> l
     if narrow.campaign is not None:
         where.append("campaign = %(campaign)s")
         params["campaign"] = narrow.campaign
+    if narrow.site is not None:  # names starting "<site>-" ('-' and '.' are neighbours in C order)
+        params.update(site=narrow.site, site_low=f"{narrow.site}-", site_high=f"{narrow.site}.")
     if narrow.device is not None:
+        table = "event_hours"
         where.append("device = %(device)s")
         params["device"] = narrow.device
-    if narrow.site is not None:  # every id starting "<site>-": '-' and '.' are neighbours in C order
-        where.append("device >= %(site_low)s AND device < %(site_high)s")
-        params.update(site_low=f"{narrow.site}-", site_high=f"{narrow.site}.")
-    table = "event_hours" if narrow.device is not None or narrow.site is not None else "fleet_hours"
+        if narrow.site is not None:
+            where.append("device >= %(site_low)s AND device < %(site_high)s")
+    elif narrow.site is not None:
+        table = "site_hours"
+        where.append("(site = %(site)s OR site >= %(site_low)s AND site < %(site_high)s)")
+    else:
+        table = "fleet_hours"
     bucket = BUCKETS[by]
     query = (f"SELECT {bucket} AS bucket, type, label, sum(n)::bigint, sum(total) FROM {table} "
              f"WHERE {' AND '.join(where)} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")

@@ -83,7 +83,8 @@ def run(url: str, days: int, runs: int, tz: str, out: Any = sys.stdout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance.console.querybench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m appliance.console.querybench",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", required=True, metavar="URL", help="a seeded PostgreSQL database")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--runs", type=int, default=20, help="timed runs per query (after one warm-up)")

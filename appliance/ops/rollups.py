@@ -8,23 +8,25 @@ score's band of ten) and a numeric ``value`` (a session's dwell seconds, a pose 
 Invariants:
 
 - ``event_hours`` holds, per (type, device, hour, campaign, label), ``n`` facts and ``total``, the sum of their
-  values (0 for none); ``fleet_hours`` the same summed over devices.  ``hour`` is the UTC hour of the event's
-  ``ts``; ``campaign`` is the event data's ``campaign`` ('' when absent); labels and campaigns are cut to
-  ``MAX_TEXT`` characters and values outside ±1e12 (or not JSON numbers) count as none, so that no event a
-  device can send makes the rollup refuse it.
+  values (0 for none); ``site_hours`` the same summed over each site's screens (``SITE_SQL``: the id up to
+  ``-screen-`` when present, else up to its last dash, as the console lists sites) and ``fleet_hours`` over
+  all screens.  ``hour`` is the UTC hour of the event's ``ts``; ``campaign`` is the event data's ``campaign``
+  ('' when absent); labels and campaigns are cut to ``MAX_TEXT`` characters and values outside ±1e12 (or not
+  JSON numbers) count as none, so that no event a device can send makes the rollups refuse it.
 - Counts follow the events exactly: ``PostgresStore`` inserts events with ``INSERT … ON CONFLICT DO NOTHING
-  RETURNING`` into this session's ``events_new``, and ``fold`` adds those rows to both tables in the same
+  RETURNING`` into this session's ``events_new``, and ``fold`` adds those rows to the three tables in the same
   transaction.  A redelivered event is not returned, so it never counts twice; a rolled-back transaction takes
   its counts back with its events.
 - No deadlock: a writer inserts its events first (the whole INSERT finishes before ``fold``), then upserts
-  ``event_hours`` and then ``fleet_hours``, each in its primary key's order, then (``PostgresStore._advance``)
-  locks ``device_progress`` rows in device order.  Every writer takes row locks in that one global order, so
-  concurrent ingest workers (and the console recording a scan) wait for each other but never in a cycle.
+  ``event_hours``, ``site_hours`` and ``fleet_hours`` in that order (``TABLES``), each in its primary key's
+  order, then (``PostgresStore._advance``) locks ``device_progress`` rows in device order.  Every writer takes
+  row locks in that one global order, so concurrent ingest workers (and the console recording a scan) wait for
+  each other but never in a cycle.
 - ``rebuild(since, until)`` recomputes the whole hours of [since, until) from ``events`` under a SHARE ROW
-  EXCLUSIVE lock on both tables (taken in the same table order): a writer that committed before it is in what
+  EXCLUSIVE lock on the three tables (taken in ``TABLES`` order): a writer that committed before it is in what
   it reads, a writer still running waits at its first upsert and adds its rows after the rebuild commits.
-  ``fleet_hours`` is rebuilt from ``event_hours``.  ``check`` lists where the tables differ from a direct
-  aggregate over ``events`` (empty when they agree).
+  ``site_hours`` and ``fleet_hours`` are rebuilt from ``event_hours``.  ``check`` lists where the tables differ
+  from a direct aggregate (empty when they agree).
 - Tables created in a database that already holds events are marked pending (``rollup_pending``) until
   ``backfill`` rebuilds them; counts of months that retention dropped from ``events`` stay (they are small).
 """
@@ -46,6 +48,9 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS event_hours (type text NOT NULL, device text COLLATE \"C\" NOT NULL, "
     "hour timestamptz NOT NULL, campaign text NOT NULL, label text NOT NULL, n bigint NOT NULL, "
     "total double precision NOT NULL, PRIMARY KEY (type, device, hour, campaign, label))",
+    "CREATE TABLE IF NOT EXISTS site_hours (type text NOT NULL, site text COLLATE \"C\" NOT NULL, "
+    "hour timestamptz NOT NULL, campaign text NOT NULL, label text NOT NULL, n bigint NOT NULL, "
+    "total double precision NOT NULL, PRIMARY KEY (type, site, hour, campaign, label))",
     "CREATE TABLE IF NOT EXISTS fleet_hours (type text NOT NULL, hour timestamptz NOT NULL, campaign text NOT NULL, "
     "label text NOT NULL, n bigint NOT NULL, total double precision NOT NULL, "
     "PRIMARY KEY (type, hour, campaign, label))",
@@ -55,6 +60,12 @@ PENDING = ("CREATE TABLE IF NOT EXISTS rollup_pending (since timestamptz NOT NUL
 #: The session's newly inserted events, waiting for ``fold``.
 NEW = ("CREATE TEMPORARY TABLE IF NOT EXISTS events_new (device text, ts timestamptz, type text, data jsonb) "
        "ON COMMIT DELETE ROWS")
+#: The rollups, in the order every writer locks them.
+TABLES = ("event_hours", "site_hours", "fleet_hours")
+MISSING = "SELECT " + " OR ".join(f"to_regclass('{table}') IS NULL" for table in TABLES)
+#: A device's site, in SQL over ``device``: the id up to ``-screen-`` when present, else up to its last dash.
+SITE_SQL = ("CASE WHEN strpos(device, '-screen-') > 0 THEN left(device, strpos(device, '-screen-') - 1) "
+            "ELSE regexp_replace(device, '-[^-]*$', '') END")
 #: What an INSERT INTO events appends to return its new rows into ``events_new``.
 RETURNING = "RETURNING device, ts, type, data"
 
@@ -84,19 +95,26 @@ FROM {{source}} AS e CROSS JOIN LATERAL (
 ) AS f"""
 
 DEVICE_KEY = "type, device, hour, campaign, label"
+SITE_KEY = "type, site, hour, campaign, label"
 FLEET_KEY = "type, hour, campaign, label"
 ADD = "ON CONFLICT ({key}) DO UPDATE SET n = r.n + excluded.n, total = r.total + excluded.total"
 ADD_DEVICES = (f"INSERT INTO event_hours AS r (type, device, hour, campaign, label, n, total) "
                f"SELECT type, device, hour, campaign, label, count(*), coalesce(sum(value), 0) "
                f"FROM ({FACTS}) AS facts GROUP BY {DEVICE_KEY} ORDER BY {DEVICE_KEY} "
                + ADD.format(key=DEVICE_KEY))
+ADD_SITES = (f"INSERT INTO site_hours AS r (type, site, hour, campaign, label, n, total) "
+             f"SELECT type, {SITE_SQL} AS site, hour, campaign, label, count(*), coalesce(sum(value), 0) "
+             f"FROM ({FACTS}) AS facts GROUP BY {SITE_KEY} ORDER BY {SITE_KEY} " + ADD.format(key=SITE_KEY))
 ADD_FLEET = (f"INSERT INTO fleet_hours AS r (type, hour, campaign, label, n, total) "
              f"SELECT type, hour, campaign, label, count(*), coalesce(sum(value), 0) "
              f"FROM ({FACTS}) AS facts GROUP BY {FLEET_KEY} ORDER BY {FLEET_KEY} " + ADD.format(key=FLEET_KEY))
 CLEAR_NEW = "DELETE FROM events_new"
 
-LOCK = "LOCK TABLE event_hours, fleet_hours IN SHARE ROW EXCLUSIVE MODE"
+LOCK = f"LOCK TABLE {', '.join(TABLES)} IN SHARE ROW EXCLUSIVE MODE"
 IN_RANGE = "SELECT * FROM events WHERE ts >= %(since)s AND ts < %(until)s"
+SITES_FROM_DEVICES = ("INSERT INTO site_hours (type, site, hour, campaign, label, n, total) "
+                      f"SELECT type, {SITE_SQL} AS site, hour, campaign, label, sum(n), sum(total) FROM event_hours "
+                      f"WHERE hour >= %(since)s AND hour < %(until)s GROUP BY {SITE_KEY}")
 FLEET_FROM_DEVICES = ("INSERT INTO fleet_hours (type, hour, campaign, label, n, total) "
                       "SELECT type, hour, campaign, label, sum(n), sum(total) FROM event_hours "
                       "WHERE hour >= %(since)s AND hour < %(until)s GROUP BY type, hour, campaign, label")
@@ -105,21 +123,21 @@ FLEET_FROM_DEVICES = ("INSERT INTO fleet_hours (type, hour, campaign, label, n, 
 def create_schema(cursor: Any) -> list[str]:
     """Inside the schema's transaction (under its lock): the tables; when they are new and ``events`` already
     holds rows, a pending mark for ``backfill``.  What was done."""
-    new = cursor.execute("SELECT to_regclass('event_hours') IS NULL").fetchone()[0]
+    new = cursor.execute(MISSING).fetchone()[0]
     for statement in (*SCHEMA, PENDING):
         cursor.execute(statement)
     if new and cursor.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
         cursor.execute("INSERT INTO rollup_pending (since, until) SELECT min(ts), max(ts) FROM events")
-        return ["event_hours and fleet_hours created: the events stored before need a backfill "
-                "(the console's migration runs it)"]
+        return [f"the rollups ({', '.join(TABLES)}) created: the events stored before need a backfill (the "
+                "console's migration runs it)"]
     return []
 
 
 def fold(cursor: Any) -> None:
-    """Inside the transaction that inserted them: the rows of ``events_new`` added to both tables, then cleared."""
-    source = {"source": "events_new"}
-    cursor.execute(ADD_DEVICES.format(**source))
-    cursor.execute(ADD_FLEET.format(**source))
+    """Inside the transaction that inserted them: the rows of ``events_new`` added to the three tables (in the
+    lock order), then cleared."""
+    for statement in (ADD_DEVICES, ADD_SITES, ADD_FLEET):
+        cursor.execute(statement.format(source="events_new"))
     cursor.execute(CLEAR_NEW)
 
 
@@ -137,9 +155,10 @@ def rebuild(cursor: Any, since: datetime, until: datetime) -> int:
     start, end = hours(since, until)
     bounds = {"since": start, "until": end}
     cursor.execute(LOCK)
-    cursor.execute("DELETE FROM event_hours WHERE hour >= %(since)s AND hour < %(until)s", bounds)
-    cursor.execute("DELETE FROM fleet_hours WHERE hour >= %(since)s AND hour < %(until)s", bounds)
+    for table in TABLES:
+        cursor.execute(f"DELETE FROM {table} WHERE hour >= %(since)s AND hour < %(until)s", bounds)
     rows = cursor.execute(ADD_DEVICES.format(source=f"({IN_RANGE})"), bounds).rowcount
+    cursor.execute(SITES_FROM_DEVICES, bounds)
     cursor.execute(FLEET_FROM_DEVICES, bounds)
     return rows
 
@@ -178,6 +197,16 @@ FULL JOIN (SELECT type, device, hour, campaign, label, count(*) AS n, coalesce(s
   USING (type, device, hour, campaign, label)
 WHERE r.n IS DISTINCT FROM a.n OR abs(r.total - a.total) > 1e-6 * greatest(1, abs(a.total))
 ORDER BY 1, 2, 3, 4, 5 LIMIT %(limit)s"""
+CHECK_SITES = f"""
+SELECT coalesce(r.type, a.type), coalesce(r.site, a.site), coalesce(r.hour, a.hour),
+       coalesce(r.campaign, a.campaign), coalesce(r.label, a.label), r.n, a.n, r.total, a.total
+FROM (SELECT * FROM site_hours WHERE hour >= %(since)s AND hour < %(until)s) AS r
+FULL JOIN (SELECT type, {SITE_SQL} AS site, hour, campaign, label, sum(n) AS n, sum(total) AS total
+           FROM event_hours WHERE hour >= %(since)s AND hour < %(until)s
+           GROUP BY type, site, hour, campaign, label) AS a
+  USING (type, site, hour, campaign, label)
+WHERE r.n IS DISTINCT FROM a.n OR abs(r.total - a.total) > 1e-6 * greatest(1, abs(a.total))
+ORDER BY 1, 2, 3, 4, 5 LIMIT %(limit)s"""
 CHECK_FLEET = """
 SELECT coalesce(r.type, a.type), '*', coalesce(r.hour, a.hour), coalesce(r.campaign, a.campaign),
        coalesce(r.label, a.label), r.n, a.n, r.total, a.total
@@ -191,11 +220,13 @@ ORDER BY 1, 2, 3, 4, 5 LIMIT %(limit)s"""
 
 def check(cursor: Any, since: datetime, until: datetime, limit: int = 20) -> list[str]:
     """Where the hours of [since, until) differ from a direct aggregate over ``events`` (``event_hours``) or
-    over ``event_hours`` (``fleet_hours``): a line each, at most ``limit`` per table; empty when they agree."""
+    over ``event_hours`` (``site_hours``, ``fleet_hours``): a line each, at most ``limit`` per table; empty when
+    they agree."""
     start, end = hours(since, until)
     bounds = {"since": start, "until": end, "limit": limit}
     return [f"{table} {kind} {device} {hour:%Y-%m-%d %H:00Z} campaign={campaign!r} label={label!r}: "
             f"n {held} (expected {expected}), total {total} (expected {expected_total})"
-            for table, statement in (("event_hours", CHECK_DEVICES), ("fleet_hours", CHECK_FLEET))
+            for table, statement in (("event_hours", CHECK_DEVICES), ("site_hours", CHECK_SITES),
+                                     ("fleet_hours", CHECK_FLEET))
             for kind, device, hour, campaign, label, held, expected, total, expected_total
             in cursor.execute(statement, bounds).fetchall()]
