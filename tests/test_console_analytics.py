@@ -98,8 +98,8 @@ def differences(conn: Any) -> list[str]:
 
 
 def rollup_rows(conn: Any) -> list[tuple[Any, ...]]:
-    rows = conn.execute("SELECT * FROM event_hours ORDER BY 1, 2, 3, 4, 5").fetchall()
-    rows += conn.execute("SELECT * FROM fleet_hours ORDER BY 1, 2, 3, 4").fetchall()
+    rows = [row for table in rollups.TABLES
+            for row in conn.execute(f"SELECT '{table}', * FROM {table} ORDER BY 2, 3, 4, 5").fetchall()]
     conn.commit()
     return rows
 
@@ -214,15 +214,21 @@ def test_a_recorded_scan_counts_once_in_the_funnel(url: str, conn: Any) -> None:
 
 
 def test_a_backfill_gives_what_ingest_maintained(url: str, conn: Any) -> None:
+    store = PostgresStore(url)
+    store.maintain(T0, 0)                                               # November has its partition
+    store.close()
     write(url, known_events())
+    analytics.record_scan(conn, "mall-09-screen-1", "x", None, "p9", datetime(2031, 1, 1, tzinfo=timezone.utc))
+    conn.commit()                                                       # a scan in the default partition
     maintained = rollup_rows(conn)
-    conn.execute("DROP TABLE event_hours, fleet_hours")                 # a database from before the rollups
+    assert [table for table, type_, *_ in maintained if type_ == "qr_scanned"] == list(rollups.TABLES)
+    conn.execute(f"DROP TABLE {', '.join(rollups.TABLES)}")               # a database from before the rollups
     conn.commit()
     assert analytics.backfill(conn) == []                               # nothing marked yet: no store opened
     PostgresStore(url).close()                                          # ingest (or the console) opens it
     assert rollup_rows(conn) == []
     done = analytics.backfill(conn)
-    assert len(done) == 1 and done[0].startswith("rollups backfilled from the events of 2026-11-29")
+    assert len(done) == 1 and done[0].startswith("rollups backfilled from the events stored before them")
     assert rollup_rows(conn) == maintained and differences(conn) == []
     assert analytics.backfill(conn) == []                               # once
 

@@ -261,15 +261,7 @@ def record_scan(conn: Any, device: str, campaign: str, session: str | None, phot
 
 
 def backfill(conn: Any, say: Callable[[str], None] = lambda line: None) -> list[str]:
-    """At the console's migration: the rollups of events stored before they existed (a month per transaction;
+    """At the console's migration: the rollups of the events stored before they existed (a month per transaction;
     ``conn`` with autocommit off, no transaction open); what was done."""
-    with conn.cursor() as cursor:
-        todo = rollups.pending(cursor)
-    conn.commit()
-    if todo is None:
-        return []
-    rows = rollups.backfill(conn, todo[0], todo[1] + timedelta(hours=1), say)
-    with conn.cursor() as cursor:
-        rollups.backfilled(cursor)
-    conn.commit()
-    return [f"rollups backfilled from the events of {todo[0]:%Y-%m-%d} to {todo[1]:%Y-%m-%d} ({rows:,} rows)"]
+    made = rollups.backfill(conn, say)
+    return [] if made is None else [f"rollups backfilled from the events stored before them ({made:,} rows)"]

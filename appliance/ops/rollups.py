@@ -27,8 +27,9 @@ Invariants:
   it reads, a writer still running waits at its first upsert and adds its rows after the rebuild commits.
   ``site_hours`` and ``fleet_hours`` are rebuilt from ``event_hours``.  ``check`` lists where the tables differ
   from a direct aggregate (empty when they agree).
-- Tables created in a database that already holds events are marked pending (``rollup_pending``) until
-  ``backfill`` rebuilds them; counts of months that retention dropped from ``events`` stay (they are small).
+- Tables created in a database that already holds events are marked (``rollup_backfill``, no scan of the
+  events: that is done under ingest's schema lock) until ``backfill`` rebuilds every month partition and the
+  default partition's range; counts of months that retention dropped from ``events`` stay (they are small).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from appliance.ops import partitions
 from appliance.ops.partitions import Month
 
 #: Labels and campaigns are cut to this many characters (a primary key's text must stay small).
@@ -55,8 +57,7 @@ SCHEMA = (
     "label text NOT NULL, n bigint NOT NULL, total double precision NOT NULL, "
     "PRIMARY KEY (type, hour, campaign, label))",
 )
-PENDING = ("CREATE TABLE IF NOT EXISTS rollup_pending (since timestamptz NOT NULL, until timestamptz NOT NULL, "
-           "marked_at timestamptz NOT NULL DEFAULT now())")
+MARK = "CREATE TABLE IF NOT EXISTS rollup_backfill (marked_at timestamptz NOT NULL DEFAULT now())"
 #: The session's newly inserted events, waiting for ``fold``.
 NEW = ("CREATE TEMPORARY TABLE IF NOT EXISTS events_new (device text, ts timestamptz, type text, data jsonb) "
        "ON COMMIT DELETE ROWS")
@@ -122,12 +123,12 @@ FLEET_FROM_DEVICES = ("INSERT INTO fleet_hours (type, hour, campaign, label, n, 
 
 def create_schema(cursor: Any) -> list[str]:
     """Inside the schema's transaction (under its lock): the tables; when they are new and ``events`` already
-    holds rows, a pending mark for ``backfill``.  What was done."""
+    holds rows, the mark that ``backfill`` looks for.  What was done."""
     new = cursor.execute(MISSING).fetchone()[0]
-    for statement in (*SCHEMA, PENDING):
+    for statement in (*SCHEMA, MARK):
         cursor.execute(statement)
     if new and cursor.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
-        cursor.execute("INSERT INTO rollup_pending (since, until) SELECT min(ts), max(ts) FROM events")
+        cursor.execute("INSERT INTO rollup_backfill DEFAULT VALUES")
         return [f"the rollups ({', '.join(TABLES)}) created: the events stored before need a backfill (the "
                 "console's migration runs it)"]
     return []
@@ -163,7 +164,8 @@ def rebuild(cursor: Any, since: datetime, until: datetime) -> int:
     return rows
 
 
-def backfill(conn: Any, since: datetime, until: datetime, say: Callable[[str], None] = lambda line: None) -> int:
+def rebuild_months(conn: Any, since: datetime, until: datetime,
+                   say: Callable[[str], None] = lambda line: None) -> int:
     """[since, until) rebuilt a UTC month at a time (one partition scan each), each month committed on its own so
     writers wait for one month at most; ``conn`` has autocommit off and no transaction block open.  Rows made."""
     made = 0
@@ -177,15 +179,22 @@ def backfill(conn: Any, since: datetime, until: datetime, say: Callable[[str], N
     return made
 
 
-def pending(cursor: Any) -> tuple[datetime, datetime] | None:
-    """The range of events stored before the tables existed, while no backfill has covered it."""
-    row = cursor.execute("SELECT min(since), max(until) FROM rollup_pending").fetchone()
-    return None if row[0] is None else (row[0], row[1])
-
-
-def backfilled(cursor: Any) -> None:
-    """The pending range is covered (after ``rebuild`` committed it)."""
-    cursor.execute("DELETE FROM rollup_pending")
+def backfill(conn: Any, say: Callable[[str], None] = lambda line: None) -> int | None:
+    """When the tables are marked: every month partition's range and the default partition's rebuilt
+    (``rebuild_months``), then the mark removed; rows made, None when nothing was marked."""
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM rollup_backfill)").fetchone()[0]:
+        conn.commit()
+        return None
+    months = sorted(Month.named(name) for (name,) in conn.execute(partitions.PARTITIONS).fetchall())
+    ranges = [(month.start, month.plus(1).start) for month in months]
+    first, last = conn.execute("SELECT min(ts), max(ts) FROM events_default").fetchone()
+    conn.commit()
+    if first is not None:
+        ranges.append((first, last + timedelta(hours=1)))
+    made = sum(rebuild_months(conn, since, until, say) for since, until in ranges)
+    conn.execute("DELETE FROM rollup_backfill")
+    conn.commit()
+    return made
 
 
 CHECK_DEVICES = f"""
