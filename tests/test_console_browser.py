@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from broker import Broker, wait_for
 from console_server import ConsoleServer, console_db
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 from s3server import WEED, S3Server
 
 from appliance.config import Config, PathsConfig, ShareConfig, load_config
@@ -61,6 +61,7 @@ class Environment:
     shots: Path
     published: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     scans: int = 0
+    page_errors: list[str] = field(default_factory=list)
 
     def publish(self, type: str, session: str, **data: object) -> None:
         """An event of the booth's campaign, through its fleet link to ingest (as the kiosk publishes it)."""
@@ -169,10 +170,28 @@ def log_in(page: Page, env: Environment, path: str = "/fleet") -> None:
     expect(page).to_have_url(env.console.base + path)
 
 
+def watched(env: Environment, context: BrowserContext) -> BrowserContext:
+    """``context`` with its pages' script errors and console errors (a CSP violation is one) kept in
+    ``env.page_errors``, which every test ends without (``no_page_errors``)."""
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda error: env.page_errors.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: message.type == "error" and env.page_errors.append(
+            f"{page.url}: {message.text}"))
+    context.on("page", watch)
+    return context
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors(env: Environment) -> Iterator[None]:
+    yield
+    errors, env.page_errors[:] = list(env.page_errors), []
+    assert errors == [], "the browser reported errors"
+
+
 @pytest.fixture(scope="module")
 def operator(env: Environment, browser: Browser) -> Iterator[Page]:
     """The operator's tab, logged in through the form; confirmation dialogs (reboot, push to several) accepted."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = watched(env, browser.new_context(viewport={"width": 1280, "height": 900}))
     context.set_default_timeout(PAGE_MS)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
@@ -202,7 +221,7 @@ def fleet_row(page: Page, device: str) -> Locator:
 
 def test_log_in_with_the_first_run_password_and_see_the_kiosk_online_with_its_frame_rate(
         env: Environment, browser: Browser) -> None:
-    context = browser.new_context()
+    context = watched(env, browser.new_context())
     try:
         page = context.new_page()
         page.goto(env.console.base + "/")
@@ -227,6 +246,10 @@ def test_log_in_with_the_first_run_password_and_see_the_kiosk_online_with_its_fr
             re.compile(r"^[\d.]+ fps$"))
     finally:
         context.close()
+    refusal = (f"{env.console.base}/login: Failed to load resource: the server responded with a status of 401 "
+               "(Unauthorized)")
+    assert env.page_errors.count(refusal) == 1, "Chromium reports the refused login's status"
+    env.page_errors.remove(refusal)  # the only error expected
 
 
 def test_a_screenshot_sent_from_the_screens_page_appears_on_it(env: Environment, operator: Page) -> None:
@@ -331,8 +354,8 @@ def test_a_shoppers_phone_opens_the_share_link_and_sees_the_photo_and_the_brands
     assert link.startswith(f"{env.console.base}/p/")
     photo_id = link.rsplit("/", 1)[1]
 
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                has_touch=True)
+    phone = watched(env, browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                             is_mobile=True, has_touch=True))
     try:
         shopper = phone.new_page()
         shopper.goto(link)  # "on its way" until ingest has the booth's events: the page refreshes itself
