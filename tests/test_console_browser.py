@@ -239,6 +239,13 @@ def test_log_in_with_the_first_run_password_and_see_the_kiosk_online_with_its_fr
         expect(fps).to_have_text(re.compile(r"^(?:[1-9]\d*\.\d|0\.[1-9])$"), timeout=SLOW_S * 1000)
         expect(fleet_row(page, BOOTH).locator(".pill").first).to_have_text("online")
         shot(page, env, "fleet")
+        page.get_by_label("Site").select_option("demo-station")  # the filter sends itself
+        expect(page).to_have_url(re.compile(r"site=demo-station"))
+        expect(page.locator("#screens tbody tr")).to_have_count(1)
+        expect(fleet_row(page, BOOTH)).to_have_count(1)
+        page.get_by_label("Site").select_option("demo-mall")
+        expect(fleet_row(page, KIOSK)).to_have_count(1)
+        expect(page.locator("#screens tbody tr")).to_have_count(1)
         page.get_by_role("link", name=KIOSK, exact=True).click()
         expect(page).to_have_url(f"{env.console.base}/screens/{KIOSK}")
         expect(page.get_by_role("heading", level=1)).to_contain_text(KIOSK)
