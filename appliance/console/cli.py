@@ -44,9 +44,9 @@ def schemas() -> list[Sequence[str]]:
 
 
 def routers() -> list[Any]:
-    from appliance.console import accounts, campaigns, commands, fleet, sharepage
+    from appliance.console import accounts, campaigns, commands, fleet, insights, sharepage
 
-    return [accounts.router, fleet.router, commands.router, campaigns.router, sharepage.router]
+    return [accounts.router, fleet.router, commands.router, campaigns.router, sharepage.router, insights.router]
 
 
 def first_admin(conn: Any, data_dir: Path) -> Path | None:
@@ -70,7 +70,7 @@ def first_admin(conn: Any, data_dir: Path) -> Path | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from appliance.console import commands
+    from appliance.console import analytics, commands
     from appliance.console.app import Console, create_app
     from appliance.console.db import Database
     from appliance.console.fleetlink import FleetLink
@@ -83,6 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
     console = Console(settings, db)
     try:
         db.migrate(schemas())
+        with db.connection() as conn:
+            analytics.backfill(conn, lambda line: print(f"console: {line}", file=sys.stderr, flush=True))
         with db.connection() as conn:
             created = first_admin(conn, settings.data_dir)
         if created is not None:
