@@ -30,6 +30,7 @@ SELECT 'events (heap)', sum(pg_table_size(c.oid)) FROM pg_inherits i JOIN pg_cla
 UNION ALL SELECT 'events (indexes)', sum(pg_indexes_size(c.oid)) FROM pg_inherits i JOIN pg_class c
  ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass
 UNION ALL SELECT 'event_hours', pg_total_relation_size('event_hours')
+UNION ALL SELECT 'site_hours', pg_total_relation_size('site_hours')
 UNION ALL SELECT 'fleet_hours', pg_total_relation_size('fleet_hours')"""
 
 

@@ -5,11 +5,12 @@ mixed with real events) with sessions of shoppers at ``--sites`` malls (``mall-0
 UTC, busier in the afternoon and on some screens than others; each session chooses an experience (rock paper
 scissors rounds and results, a pose game's poses and final scores, photos taken, shared, printed and scanned, a
 face fusion, an age guess) or walks away, under one of ``CAMPAIGNS`` per site (half the sites change campaign
-half-way), plus each screen's daily ``boot``.  Event data have the fields the kiosk publishes.
+half-way), plus each screen's daily ``boot``.  Event data have the fields the kiosk publishes.  Each screen also
+gets its row in the device registry (``devices``), so the fleet pages have the same thousand screens.
 
 Invariants: rows are generated inside PostgreSQL (``generate_series``), a day per statement, into each month's
 partition before it is attached (so its indexes are built once, not row by row), then the rollups are built by
-``rollups.backfill``, the same SQL that backfills a database filled before the console existed.
+``rollups.rebuild_months``, the same SQL that backfills a database filled before the console existed.
 """
 
 from __future__ import annotations
@@ -128,6 +129,35 @@ FROM (
 ) AS events"""
 
 
+#: The registry's row of each screen (``devices``, as ingest keeps it): mostly online, some with an alert, a few
+#: silent for an hour (lost).  Parameters: screens, per_site, now.
+REGISTRY = """
+INSERT INTO devices (device, status, status_session, status_final, status_at, reported, reported_at, health,
+                     health_ts, health_at, health_period_s, last_seen)
+SELECT device, jsonb_build_object('state', state, 'session', 1, 'app', '1.4.2', 'campaign_version', 3,
+                                  'alerts', CASE WHEN state = 'alert' THEN jsonb_build_array(jsonb_build_object(
+                                      'code', 'camera', 'reason', 'no frames from the camera for 30 s',
+                                      'since', seen::text)) ELSE '[]'::jsonb END),
+       1, 0, seen, jsonb_build_object('phase', 'applied', 'applied_version', 3, 'pending_version', NULL,
+                                      'progress', 1.0, 'errors', '[]'::jsonb), seen,
+       jsonb_build_object('ts', seen, 'fps', 24 + s %% 7,
+                          'temperature_c', jsonb_build_object('cpu-thermal', 48 + s %% 20),
+                          'disk_free_mb', 20000 - s * 3,
+                          'memory_mb', jsonb_build_object('rss', 900, 'available', 2500)),
+       seen, seen, 30, seen
+FROM (SELECT s, format('mall-%%s-screen-%%s', lpad(((s - 1) / %(per_site)s + 1)::text, 3, '0'),
+                       lpad(((s - 1) %% %(per_site)s + 1)::text, 2, '0')) AS device,
+             CASE WHEN s %% 97 = 0 THEN 'alert' ELSE 'ready' END AS state,
+             %(now)s::timestamptz - CASE WHEN s %% 151 = 0 THEN interval '1 hour' ELSE interval '10 seconds' END AS seen
+      FROM generate_series(1, %(screens)s) AS s) AS screens
+ON CONFLICT (device) DO NOTHING"""
+
+
+def registry(conn: Any, screens: int, per_site: int, now: datetime) -> int:
+    """Each screen's registry row (``REGISTRY``), those missing only; how many were added."""
+    return conn.execute(REGISTRY, {"screens": screens, "per_site": per_site, "now": now}).rowcount
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -179,10 +209,13 @@ def seed(url: str, screens: int, days: int, per_day: int, sites: int, end: date)
             _attach(conn.cursor(), month)
             conn.commit()
             _say(f"{month.name} attached, its indexes built ({time.monotonic() - started:,.0f} s)")
+        added = registry(conn, screens, per_site, datetime.now(timezone.utc))
+        conn.commit()
+        _say(f"{added:,} screens in the registry")
         begin, until = (datetime.combine(day, clock(), timezone.utc) for day in (first, end))
-        rollups.backfill(conn, begin, until, _say)
+        rollups.rebuild_months(conn, begin, until, _say)
         conn.autocommit = True
-        for table in (*(month.name for month in months), "event_hours", "fleet_hours"):
+        for table in (*(month.name for month in months), *rollups.TABLES, "devices"):
             conn.execute(f"VACUUM (ANALYZE) {table}")
         _say(f"vacuumed and analysed ({time.monotonic() - started:,.0f} s)")
     return total
