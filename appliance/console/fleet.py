@@ -24,6 +24,7 @@ from appliance.console import auth, charts, commands, web
 from appliance.fleet.setconfig import remote_keys
 from appliance.identity import check_device_id
 from appliance.ops.registry import DEFAULT_HEALTH_PERIOD_S, SILENT_PERIODS
+from appliance.ops.rollups import SITE_SQL
 
 router = APIRouter()
 PAGE = 100
@@ -38,8 +39,6 @@ STATE_SQL = f"""CASE
          secs => {SILENT_PERIODS} * coalesce(health_period_s, {DEFAULT_HEALTH_PERIOD_S})) THEN 'lost'
     WHEN status->>'state' = 'alert' THEN 'alert'
     ELSE 'online' END"""
-SITE_SQL = ("CASE WHEN strpos(device, '-screen-') > 0 THEN left(device, strpos(device, '-screen-') - 1) "
-            "ELSE regexp_replace(device, '-[^-]*$', '') END")
 LIST_SQL = f"""SELECT device, {STATE_SQL} AS state, status->'alerts', status->>'app', reported->'applied_version',
     reported->'pending_version', reported->>'phase', reported->'progress', reported->'errors', health->'fps',
     health->'temperature_c', health->'disk_free_mb', last_seen, coalesce(health_at, last_seen) > %(now)s - make_interval(

@@ -44,8 +44,8 @@ WITH screens AS (
                                                    THEN 1 ELSE 0 END) %% cardinality(%(campaigns)s::text[]) + 1]
                AS campaign,
            %(day)s::timestamptz + interval '8 hours' + interval '12 hours' * ((random() + random()) / 2) AS at,
-           CASE WHEN r < 0.10 THEN 'none' WHEN r < 0.40 THEN 'rps' WHEN r < 0.65 THEN 'posegame'
-                WHEN r < 0.85 THEN 'photobooth' WHEN r < 0.95 THEN 'facefusion' ELSE 'age' END AS experience,
+           CASE WHEN r < 0.10 THEN 'none' WHEN r < 0.40 THEN 'rps' WHEN r < 0.65 THEN 'pose'
+                WHEN r < 0.85 THEN 'photo' WHEN r < 0.95 THEN 'fusion' ELSE 'age' END AS experience,
            2 + floor(random() * 4)::int AS rounds, random() AS luck, random() < 0.3 AS pair,
            random() < 0.7 AS shared, random() < 0.35 AS printed, random() < 0.45 AS scanned,
            gen_random_uuid()::text AS photo
@@ -63,10 +63,10 @@ WITH screens AS (
              WHEN experience = 'rps' THEN CASE WHEN i - 3 < rounds THEN 'rps_round'
                                                WHEN i - 3 = rounds THEN CASE WHEN luck < 0.08 THEN 'rps_abandon'
                                                                              ELSE 'rps_result' END END
-             WHEN experience = 'posegame' THEN CASE WHEN i = 3 THEN 'pose_round_started'
+             WHEN experience = 'pose' THEN CASE WHEN i = 3 THEN 'pose_round_started'
                                                     WHEN i <= 8 THEN 'pose_pose' WHEN i = 9 THEN 'pose_final' END
-             WHEN experience IN ('photobooth', 'facefusion') THEN CASE
-                 WHEN i = 3 THEN CASE experience WHEN 'photobooth' THEN 'photo_taken' ELSE 'fusion_made' END
+             WHEN experience IN ('photo', 'fusion') THEN CASE
+                 WHEN i = 3 THEN CASE experience WHEN 'photo' THEN 'photo_taken' ELSE 'fusion_made' END
                  WHEN i = 4 AND shared THEN 'photo_shared'
                  WHEN i = 5 AND printed THEN CASE WHEN luck < 0.05 THEN 'print_failed' ELSE 'photo_printed' END
                  WHEN i = 6 AND shared AND scanned THEN 'qr_scanned' END

@@ -136,7 +136,7 @@ class Kiosk:
         self._problem_since: float | None = None
         self.rng = rng if rng is not None else random.Random()
         self.navigator = Navigator()
-        self.sessions = Sessions(self.events, self.navigator)
+        self.sessions = Sessions(self.events, self.navigator, lambda: self.bundle.name)
         self.world_index = 0
         #: systemd's READY/WATCHDOG/STATUS link; None when not run by systemd (see service.notify).
         self.notifier = notifier
