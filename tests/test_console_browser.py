@@ -15,11 +15,13 @@ Chromium is ``/usr/bin/chromium`` (``.ci/run`` installs it); without it the modu
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 import threading
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,3 +388,93 @@ def test_a_shoppers_phone_opens_the_share_link_and_sees_the_photo_and_the_brands
     assert scans == [(BOOTH, BOOTH_CAMPAIGN, session)], "one scan, for the booth's campaign and the visit"
     env.scans += 1  # the console's record, for the analytics below
 
+
+
+#: The booth's shoppers for the charts: each visit's experience, what its scene published, its dwell in seconds.
+VISITS: tuple[tuple[str, tuple[tuple[str, dict[str, object]], ...], float], ...] = (
+    ("rps", (("rps_round", {"outcome": "win"}), ("rps_round", {"outcome": "lose"}), ("rps_round", {"outcome": "win"}),
+             ("rps_result", {"winner": "shopper"})), 40.0),
+    ("rps", (("rps_round", {"outcome": "lose"}), ("rps_round", {"outcome": "draw"}),
+             ("rps_round", {"outcome": "lose"}), ("rps_result", {"winner": "star"})), 31.0),
+    ("rps", (("rps_round", {"outcome": "lose"}), ("rps_round", {"outcome": "lose"}),
+             ("rps_result", {"winner": "star"})), 22.0),
+    ("pose", (("pose_final", {"players": 2, "scores": {"left": 87, "right": 42}}),), 50.0),
+    ("photo", (("photo_taken", {}), ("photo_printed", {})), 20.0),
+)
+
+
+def play(env: Environment) -> None:
+    """The VISITS, published by the booth as its shoppers' events (a photo's events name a new photo id)."""
+    for experience, steps, dwell in VISITS:
+        session, photo_id = f"visit-{uuid.uuid4().hex[:8]}", new_photo_id()
+        env.publish("session_start", session)
+        env.publish("experience_chosen", session, experience=experience)
+        for type_, data in steps:
+            env.publish(type_, session, **(({"photo_id": photo_id} if type_.startswith("photo_") else {}) | data))
+        env.publish("session_end", session, dwell_s=dwell)
+
+
+def drawn(page: Page, chart: str) -> dict[str, list]:
+    """The first trace Plotly drew in the chart ``chart`` (its x and y), once it has drawn it."""
+    return page.wait_for_function(
+        "id => { const el = document.getElementById(id);"
+        " return el && el.data && el.querySelector('svg.main-svg') &&"
+        " {x: Array.from(el.data[0].x), y: Array.from(el.data[0].y)}; }", arg=chart).json_value()
+
+
+def downloaded(page: Page, chart: str, link: str = "CSV") -> list[list[str]]:
+    """The rows of the CSV that the chart's link downloads."""
+    card = page.locator("section.card").filter(has=page.locator(f"#{chart}"))
+    with page.expect_download() as download:
+        card.get_by_role("link", name=link, exact=True).click()
+    with open(download.value.path(), newline="", encoding="utf-8") as file:
+        return list(csv.reader(file))
+
+
+def test_the_analytics_charts_show_the_numbers_of_the_events_the_booth_published(
+        env: Environment, operator: Page) -> None:
+    play(env)
+    wait_for(lambda: env.rows("SELECT count(*) FROM events WHERE device = %s AND seq > 0 AND data->>'campaign' = %s",
+                              BOOTH, BOOTH_CAMPAIGN)[0][0] == len(env.published), SLOW_S,
+             "ingest storing the booth's events")
+    of = env.published
+    kinds = Counter(type_ for type_, _ in of)
+    sessions = kinds["session_start"]
+    plays = Counter(data["experience"] for type_, data in of if type_ == "experience_chosen")
+    games = Counter(data["winner"] for type_, data in of if type_ == "rps_result")
+    rounds = Counter(data["outcome"] for type_, data in of if type_ == "rps_round")
+    scores = Counter(score // 10 * 10 for type_, data in of if type_ == "pose_final"
+                     for score in data["scores"].values())
+    dwell = [data["dwell_s"] for type_, data in of if type_ == "session_end"]
+    funnel = [kinds["photo_taken"] + kinds["fusion_made"], kinds["photo_shared"], kinds["photo_printed"], env.scans]
+
+    page = operator
+    page.get_by_role("link", name="Analytics", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Analytics")
+    page.get_by_label("Campaign").select_option(BOOTH_CAMPAIGN)  # the filter sends itself
+    expect(page).to_have_url(re.compile(r"campaign=Spring\+selfie"))
+    totals = {"sessions": str(sessions), "dwell": f"{round(sum(dwell) / len(dwell))} s",
+              "plays": str(sum(plays.values())), "rps": str(kinds["rps_result"]), "pose": str(kinds["pose_final"]),
+              "photos": str(funnel[0]), "shared": str(funnel[1]), "printed": str(funnel[2]), "scanned": str(funnel[3])}
+    for name, value in totals.items():
+        expect(page.locator(f'#totals [data-total="{name}"] .n')).to_have_text(value)
+
+    per_hour, per_day = drawn(page, "sessions-per-hour"), drawn(page, "sessions-per-day")
+    assert sum(per_hour["y"]) == sum(per_day["y"]) == sessions
+    bars = drawn(page, "plays")  # horizontal: experiences on y
+    assert dict(zip(bars["y"], bars["x"], strict=True)) == plays
+    rps = drawn(page, "rps")
+    assert dict(zip(rps["x"], rps["y"], strict=True)) == {"shopper won": games["shopper"], "star won": games["star"],
+                                                          "left before the end": 0}
+    expect(page.get_by_text("Rounds, from the shoppers' side:")).to_have_text(
+        f"Rounds, from the shoppers' side: {rounds['win']} won, {rounds['lose']} lost, {rounds['draw']} drawn.")
+    bands = drawn(page, "pose-bands")
+    assert {label: n for label, n in zip(bands["x"], bands["y"], strict=True) if n} == {
+        f"{low}–{low + 9}": n for low, n in scores.items()}
+    steps = drawn(page, "funnel")  # stages on y
+    assert steps == {"x": funnel, "y": ["photos", "shared", "printed", "QR scanned"]}
+    shot(page, env, "analytics")
+
+    assert downloaded(page, "funnel") == [["step", "count"], *([step, str(n)] for step, n in zip(
+        steps["y"], funnel, strict=True))]
+    assert sorted(downloaded(page, "plays")[1:]) == sorted([name, str(n)] for name, n in plays.items())
