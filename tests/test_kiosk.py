@@ -161,6 +161,7 @@ def test_the_keyboard_walks_attract_menu_rps_to_a_result(astronaut_file: Path, c
     assert types == ["session_start", "experience_chosen", "rps_round", "rps_round", "rps_result"], types
     session = heard[0].data["session"]
     assert all(event.data["session"] == session for event in heard)
+    assert {event.data["campaign"] for event in heard} == {kiosk.bundle.name}  # sessions too: split per campaign
     assert heard[1].data["experience"] == "rps"
     assert [(e.data["shopper"], e.data["star"], e.data["typed"]) for e in heard[2:4]] == [("rock", "scissors", True)] * 2
     assert heard[-1].data["winner"] == "shopper" and heard[-1].data["score"] == {"shopper": 2, "star": 0}
