@@ -45,8 +45,9 @@ def pages(targets: dict[str, str]) -> dict[str, str]:
     return {
         "fleet": "/fleet", "fleet, a site": f"/fleet?site={site}", "fleet, online": "/fleet?state=online",
         "a screen": f"/screens/{device}", "campaigns": "/campaigns", "audit log": "/audit",
-        "analytics, fleet": "/analytics", "analytics, a campaign": f"/analytics?campaign={campaign}",
-        "analytics, a site": f"/analytics?site={site}", "analytics, a screen": f"/analytics?device={device}",
+        "analytics, fleet": "/analytics?days=30", "analytics, a campaign": f"/analytics?days=30&campaign={campaign}",
+        "analytics, a site": f"/analytics?days=30&site={site}",
+        "analytics, a screen": f"/analytics?days=30&device={device}", "analytics, fleet, 7 days": "/analytics?days=7",
     }
 
 

@@ -150,12 +150,29 @@ FROM (SELECT s, format('mall-%%s-screen-%%s', lpad(((s - 1) / %(per_site)s + 1):
              CASE WHEN s %% 97 = 0 THEN 'alert' ELSE 'ready' END AS state,
              %(now)s::timestamptz - CASE WHEN s %% 151 = 0 THEN interval '1 hour' ELSE interval '10 seconds' END AS seen
       FROM generate_series(1, %(screens)s) AS s) AS screens
-ON CONFLICT (device) DO NOTHING"""
+ON CONFLICT (device) DO UPDATE SET status = excluded.status, status_at = excluded.status_at,
+    reported = excluded.reported, reported_at = excluded.reported_at, health = excluded.health,
+    health_ts = excluded.health_ts, health_at = excluded.health_at, last_seen = excluded.last_seen"""
+
+#: Each screen's health samples of the last ``HEALTH_HOURS`` hours, one a minute (as ingest keeps them:
+#: ``eventstore.HEALTH_STEP_S``), frame rate and temperature wandering with the day.  Parameters: now.
+HEALTH_HOURS = 24
+HEALTH = f"""
+INSERT INTO health_history (device, ts, fps, temperature_c, disk_free_mb, rss_mb)
+SELECT d.device, t, 24 + (abs(hashtext(d.device)) %% 7) - 3 * sin(extract(epoch FROM t) / 7200.0) ^ 2,
+       48 + (abs(hashtext(d.device)) %% 20) + 6 * sin(extract(epoch FROM t) / 43200.0 * pi()), 20000, 900
+FROM devices AS d
+CROSS JOIN generate_series(date_trunc('minute', %(now)s::timestamptz) - interval '{HEALTH_HOURS} hours',
+                           date_trunc('minute', %(now)s::timestamptz), interval '1 minute') AS t
+ON CONFLICT DO NOTHING"""
 
 
 def registry(conn: Any, screens: int, per_site: int, now: datetime) -> int:
-    """Each screen's registry row (``REGISTRY``), those missing only; how many were added."""
-    return conn.execute(REGISTRY, {"screens": screens, "per_site": per_site, "now": now}).rowcount
+    """Each screen's registry row (``REGISTRY``), seen just before ``now``, and its health samples of the last
+    day (``HEALTH``); how many screens."""
+    count = conn.execute(REGISTRY, {"screens": screens, "per_site": per_site, "now": now}).rowcount
+    conn.execute(HEALTH, {"now": now})
+    return count
 
 
 def _say(line: str) -> None:
@@ -211,11 +228,11 @@ def seed(url: str, screens: int, days: int, per_day: int, sites: int, end: date)
             _say(f"{month.name} attached, its indexes built ({time.monotonic() - started:,.0f} s)")
         added = registry(conn, screens, per_site, datetime.now(timezone.utc))
         conn.commit()
-        _say(f"{added:,} screens in the registry")
+        _say(f"{added:,} screens in the registry, with a day of health samples")
         begin, until = (datetime.combine(day, clock(), timezone.utc) for day in (first, end))
         rollups.rebuild_months(conn, begin, until, _say)
         conn.autocommit = True
-        for table in (*(month.name for month in months), *rollups.TABLES, "devices"):
+        for table in (*(month.name for month in months), *rollups.TABLES, "devices", "health_history"):
             conn.execute(f"VACUUM (ANALYZE) {table}")
         _say(f"vacuumed and analysed ({time.monotonic() - started:,.0f} s)")
     return total
@@ -230,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-day", type=int, default=2000, help="events per screen per day (about)")
     parser.add_argument("--end", type=date.fromisoformat, default=date.today(),
                         help="the day after the last one seeded (default: today)")
+    parser.add_argument("--screens-now", action="store_true", help="on a seeded database: only bring the screens "
+                        "up to now (registry rows seen a moment ago, the last day's health samples), e.g. before "
+                        "pagebench on a database seeded days ago")
     args = parser.parse_args(argv)
+    if args.screens_now:
+        import psycopg
+
+        with psycopg.connect(args.db) as conn:
+            count = registry(conn, args.screens, -(-args.screens // args.sites), datetime.now(timezone.utc))
+        _say(f"{count:,} screens brought up to now")
+        return 0
     if not (1 <= args.sites <= args.screens <= 100_000 and 1 <= args.days <= 400 and 10 <= args.per_day <= 100_000):
         parser.error("expected 1 <= sites <= screens <= 100000, 1 <= days <= 400, 10 <= per-day <= 100000")
     started = time.monotonic()
