@@ -100,10 +100,16 @@ def booth_config(directory: Path, broker: Broker, trusted: Path, content: Path) 
                         renamed_campaign(content, directory / "content", BOOTH_CAMPAIGN))
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator[Environment]:
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium, or the module skips in one line (before anything is started)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed: apt-get install chromium")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def env(chromium: Path, tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator[Environment]:
     if not MOSQUITTO.exists():
         pytest.skip(f"{MOSQUITTO} is not installed")
     root = tmp_path_factory.mktemp("browser")
@@ -150,13 +156,13 @@ def env(tmp_path_factory: pytest.TempPathFactory, content_dir: Path) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def browser(env: Environment) -> Iterator[Browser]:
+def browser(chromium: Path, env: Environment) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])  # root: no sandbox
         try:
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
 
 
 def log_in(page: Page, env: Environment, path: str = "/fleet") -> None:
