@@ -24,7 +24,9 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -218,6 +220,12 @@ def natural_width(page: Page, image: Locator) -> int:
     return page.wait_for_function("img => img.complete && img.naturalWidth", arg=image.element_handle()).json_value()
 
 
+def choose(page: Page, label: str, value: str) -> None:
+    """Choose ``value`` in the filter menu ``label``, which sends its form itself once the page's script runs."""
+    page.wait_for_load_state("load")
+    page.get_by_label(label).select_option(value)
+
+
 def fleet_row(page: Page, device: str) -> Locator:
     return page.locator("#screens tbody tr").filter(has=page.get_by_role("link", name=device, exact=True))
 
@@ -245,11 +253,11 @@ def test_log_in_with_the_first_run_password_and_see_the_kiosk_online_with_its_fr
         expect(fps).to_have_text(re.compile(r"^(?:[1-9]\d*\.\d|0\.[1-9])$"), timeout=SLOW_S * 1000)
         expect(fleet_row(page, BOOTH).locator(".pill").first).to_have_text("online")
         shot(page, env, "fleet")
-        page.get_by_label("Site").select_option("demo-station")  # the filter sends itself
+        choose(page, "Site", "demo-station")
         expect(page).to_have_url(re.compile(r"site=demo-station"))
         expect(page.locator("#screens tbody tr")).to_have_count(1)
         expect(fleet_row(page, BOOTH)).to_have_count(1)
-        page.get_by_label("Site").select_option("demo-mall")
+        choose(page, "Site", "demo-mall")
         expect(fleet_row(page, KIOSK)).to_have_count(1)
         expect(page.locator("#screens tbody tr")).to_have_count(1)
         page.get_by_role("link", name=KIOSK, exact=True).click()
@@ -455,7 +463,7 @@ def test_the_analytics_charts_show_the_numbers_of_the_events_the_booth_published
     page = operator
     page.get_by_role("link", name="Analytics", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Analytics")
-    page.get_by_label("Campaign").select_option(BOOTH_CAMPAIGN)  # the filter sends itself
+    choose(page, "Campaign", BOOTH_CAMPAIGN)
     expect(page).to_have_url(re.compile(r"campaign=Spring\+selfie"))
     totals = {"sessions": str(sessions), "dwell": f"{round(sum(dwell) / len(dwell))} s",
               "plays": str(sum(plays.values())), "rps": str(kinds["rps_result"]), "pose": str(kinds["pose_final"]),
@@ -482,3 +490,47 @@ def test_the_analytics_charts_show_the_numbers_of_the_events_the_booth_published
     assert downloaded(page, "funnel") == [["step", "count"], *([step, str(n)] for step, n in zip(
         steps["y"], funnel, strict=True))]
     assert sorted(downloaded(page, "plays")[1:]) == sorted([name, str(n)] for name, n in plays.items())
+
+
+def test_an_operator_added_by_the_admin_logs_in_from_new_york_and_reads_times_in_that_zone(
+        env: Environment, operator: Page, browser: Browser) -> None:
+    zone = ZoneInfo("America/New_York")
+    session = f"visit-{uuid.uuid4().hex[:8]}"
+    env.publish("session_start", session)  # a session of this test's own, for the hours below
+    page = operator
+    page.get_by_role("link", name="Users", exact=True).click()
+    page.get_by_label("Name").fill("olga")
+    page.get_by_label("Role").select_option("operator")
+    page.get_by_role("button", name="Add", exact=True).click()
+    password = page.locator("code.secret").inner_text()
+    context = watched(env, browser.new_context(timezone_id=zone.key))
+    try:
+        olga = context.new_page()
+        olga.goto(env.console.base + "/fleet")
+        olga.get_by_label("User name").fill("olga")
+        olga.get_by_label("Password").fill(password)
+        olga.get_by_role("button", name="Log in").click()  # the form sends the browser's zone: her default
+        expect(olga.get_by_role("heading", name="Fleet", exact=True)).to_be_visible()
+
+        olga.get_by_role("link", name="Audit log", exact=True).click()
+        entry = olga.locator("table.data tbody tr").filter(has_text="olga").filter(has_text="user.add").first
+        added = env.rows("SELECT at FROM console_audit WHERE action = 'user.add' AND target = 'olga'")[0][0]
+        expect(entry.locator("td").first).to_have_text(added.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"))
+
+        wait_for(lambda: env.rows("SELECT 1 FROM events WHERE type = 'session_start' AND data->>'session' = %s",
+                                  session), SLOW_S, "ingest storing the session")
+        started = {ts.astimezone(zone).replace(minute=0, second=0, microsecond=0) for (ts,) in env.rows(
+            "SELECT ts FROM events WHERE device = %s AND type = 'session_start' AND data->>'campaign' = %s",
+            BOOTH, BOOTH_CAMPAIGN)}
+        olga.get_by_role("link", name="Analytics", exact=True).click()
+        choose(olga, "Campaign", BOOTH_CAMPAIGN)
+        expect(olga).to_have_url(re.compile(r"campaign=Spring\+selfie"))
+        hours = drawn(olga, "sessions-per-hour")
+        shown = [datetime.fromisoformat(x) for x, n in zip(hours["x"], hours["y"], strict=True) if n]
+        # Plotly draws a time's wall clock and drops its offset: the hours must be New York's
+        assert {hour.replace(tzinfo=zone) for hour in shown} == started
+        assert all(hour.utcoffset() == hour.astimezone(zone).utcoffset() for hour in shown)
+    finally:
+        context.close()
+    page.get_by_role("link", name="Users", exact=True).click()  # the admin sees the zone her browser gave
+    expect(page.locator("table.data tbody tr").filter(has_text="olga")).to_contain_text(zone.key)
