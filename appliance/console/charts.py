@@ -28,19 +28,30 @@ def figure(traces: Sequence[Any], title: str, **layout: Any) -> go.Figure:
     return go.Figure(data=list(traces), layout={**LAYOUT, "title": {"text": title, "x": 0.01}, **layout})
 
 
-def lines(title: str, x: Sequence[Any], series: dict[str, Sequence[Any]], unit: str = "",
-          bars: bool = False) -> go.Figure:
-    """One line (or bar group) per named series over the same ``x``."""
+def _counts_axis(values: Sequence[Any]) -> dict[str, Any]:
+    """An axis of counts: whole ticks when they are few (no "0.5 games")."""
+    numbers = [value for value in values if isinstance(value, (int, float))]
+    return {"dtick": 1, "tick0": 0} if numbers and max(numbers) <= 10 else {}
+
+
+def lines(title: str, x: Sequence[Any], series: dict[str, Sequence[Any]], unit: str = "", bars: bool = False,
+          x_range: tuple[Any, Any] | None = None) -> go.Figure:
+    """One line (or bar group) per named series over the same ``x`` (bars: counts); ``x_range`` fixes the axis."""
     trace = go.Bar if bars else go.Scatter
     extra = {} if bars else {"mode": "lines+markers", "line": {"width": 2}, "marker": {"size": 4}}
+    counts = _counts_axis([value for values in series.values() for value in values]) if bars else {}
     return figure([trace(x=list(x), y=list(values), name=name, **extra) for name, values in series.items()], title,
-                  yaxis={**LAYOUT["yaxis"], "title": {"text": unit}}, barmode="group" if bars else None)
+                  yaxis={**LAYOUT["yaxis"], "title": {"text": unit}, **counts}, barmode="group" if bars else None,
+                  xaxis={**LAYOUT["xaxis"], **({"range": list(x_range)} if x_range else {})})
 
 
 def bars(title: str, labels: Sequence[str], values: Sequence[float], horizontal: bool = False) -> go.Figure:
-    bar = go.Bar(y=list(labels), x=list(values), orientation="h") if horizontal else go.Bar(x=list(labels),
-                                                                                          y=list(values))
-    return figure([bar], title, hovermode="closest")
+    """One bar per label: counts."""
+    if horizontal:
+        return figure([go.Bar(y=list(labels), x=list(values), orientation="h")], title, hovermode="closest",
+                      xaxis={**LAYOUT["xaxis"], **_counts_axis(values)})
+    return figure([go.Bar(x=list(labels), y=list(values))], title, hovermode="closest",
+                  yaxis={**LAYOUT["yaxis"], **_counts_axis(values)})
 
 
 def funnel(title: str, stages: Sequence[str], values: Sequence[int]) -> go.Figure:

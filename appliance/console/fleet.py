@@ -143,10 +143,11 @@ def screen(request: Request, device: str, user: auth.User = Depends(web.viewer))
         recent = commands.recent(conn, device)
     chart = None
     if history:
-        times = [h[0] for h in history]
+        zone = web.zone(request)
         chart = charts.embed("health", charts.lines(
-            f"Last {HISTORY_HOURS} h", times, {"frames/s": [h[1] for h in history],
-                                               "hottest °C": [h[2] for h in history]}))
+            f"Last {HISTORY_HOURS} h", [h[0].astimezone(zone) for h in history],
+            {"frames/s": [h[1] for h in history], "hottest °C": [h[2] for h in history]},
+            x_range=((now - timedelta(hours=HISTORY_HOURS)).astimezone(zone), now.astimezone(zone))))
     return web.render(request, "screen.html", device=device, row=row, state=state, chart=chart, commands=recent,
                       settings=remote_keys(), now=now, site=site_of(device),
                       link_problem=_link_problem(console))

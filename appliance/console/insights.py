@@ -80,7 +80,7 @@ def page(request: Request, user: auth.User = Depends(web.viewer), days: int = 7,
     query = urlencode({"days": days, "campaign": campaign, "site": site, "device": device})
     return web.render(request, "analytics.html", figures=figures, totals=figures["totals"], periods=PERIODS,
                       days=days, campaign=campaign, site=site, device=device, campaigns=campaigns, sites=sites,
-                      query=query, narrow=narrow)
+                      query=query, narrow=narrow, last_day=narrow.days()[-1])
 
 
 @router.get("/analytics.csv")

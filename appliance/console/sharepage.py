@@ -345,7 +345,7 @@ def _campaigns(conn: Any) -> list[str]:
 
 
 def _editor(request: Request, user: auth.User, form: dict[str, str] | None = None, problem: str = "",
-            status_code: int = 200) -> Response:
+            status_code: int = 200, message: str = "") -> Response:
     console = request.app.state.console
     with console.db.connection() as conn:
         rows, campaigns = _rows(conn), _campaigns(conn)
@@ -353,12 +353,13 @@ def _editor(request: Request, user: auth.User, form: dict[str, str] | None = Non
     if form is None:
         form = next((row for row in rows if row["campaign"] == edit), {"campaign": edit or ""})
     return web.render(request, "share_pages.html", status_code=status_code, rows=rows, campaigns=campaigns,
-                      form=form, problem=problem, sharing=_pages(request).problem, can_edit=user.allows("operator"))
+                      form=form, problem=problem, sharing=_pages(request).problem, can_edit=user.allows("operator"),
+                      message=message)
 
 
 @router.get("/share-pages")
-def share_pages(request: Request, user: auth.User = Depends(web.viewer)) -> Response:
-    return _editor(request, user)
+def share_pages(request: Request, user: auth.User = Depends(web.viewer), saved: str = "") -> Response:
+    return _editor(request, user, message={"saved": "Saved.", "deleted": "Deleted."}.get(saved, ""))
 
 
 @router.post("/share-pages")
@@ -381,7 +382,7 @@ def save_share_page(request: Request, user: auth.User = Depends(web.operator), c
                       action.coupon, user.name))
         web.audit(conn, user, "share page saved", action.campaign or "(default)",
                   {"headline": action.headline, "link_url": action.link_url, "coupon": action.coupon})
-    return RedirectResponse("/share-pages", status_code=303)
+    return RedirectResponse("/share-pages?saved=saved", status_code=303)
 
 
 @router.post("/share-pages/delete")
@@ -391,4 +392,4 @@ def delete_share_page(request: Request, user: auth.User = Depends(web.operator),
         deleted = conn.execute("DELETE FROM share_pages WHERE campaign = %s", (campaign,)).rowcount
         if deleted:
             web.audit(conn, user, "share page deleted", campaign or "(default)")
-    return RedirectResponse("/share-pages", status_code=303)
+    return RedirectResponse("/share-pages?saved=deleted", status_code=303)
