@@ -30,6 +30,7 @@ router = APIRouter()
 PAGE = 100
 STATES = ("online", "alert", "lost", "offline", "unknown")
 HISTORY_HOURS = 24
+HISTORY_STEP = "5 minutes"
 
 #: A screen's state in SQL (the registry's rule: ``DeviceRecord.silent``), for filtering and counting.
 STATE_SQL = f"""CASE
@@ -104,11 +105,11 @@ def device_row(conn: Any, device: str) -> dict[str, Any] | None:
 
 
 def health_history(conn: Any, device: str, since: datetime) -> list[tuple[Any, ...]]:
-    """(ts, fps, hottest °C, disk free MB, memory MB) of the screen's stored health reports since ``since``."""
-    if conn.execute("SELECT to_regclass('health_history')").fetchone()[0] is None:
-        return []
-    return conn.execute("SELECT ts, fps, temperature_c, disk_free_mb, rss_mb FROM health_history "
-                        "WHERE device = %s AND ts >= %s ORDER BY ts", (device, since)).fetchall()
+    """(start, fps, hottest °C, disk free MB, memory MB) of the screen's stored health samples since ``since``,
+    averaged over ``HISTORY_STEP`` (a day is 288 points, not 1,440)."""
+    return conn.execute(f"SELECT date_bin('{HISTORY_STEP}', ts, %s) AS start, avg(fps), avg(temperature_c), "
+                        "avg(disk_free_mb), avg(rss_mb) FROM health_history WHERE device = %s AND ts >= %s "
+                        "GROUP BY start ORDER BY start", (since, device, since)).fetchall()
 
 
 @router.get("/fleet")
