@@ -36,6 +36,7 @@ from broker import (  # noqa: F401 - fixtures
     python_env,
     wait_for,
 )
+from console_server import ConsoleServer
 
 from appliance.campaigns.signing import write_keypair
 from appliance.console import pgserver
@@ -330,3 +331,22 @@ def test_the_whole_trial_serves_the_console_and_gives_the_first_run_credentials(
         trial.stop()
     assert credentials.password not in trial.console.text()  # said where it is, never the password itself
     assert "stopping console" in out.getvalue()
+
+
+def test_the_console_answers_a_database_outage_with_one_clear_page_and_recovers(cluster_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    cluster = PrivateCluster(cluster_dir)
+    console = ConsoleServer(cluster.start(), tmp_path / "console").start()
+    try:
+        client = console.client()
+        assert client.get("/fleet").status == 200
+        cluster.stop()
+        down = client.get("/fleet")
+        assert down.status == 503 and "is not reachable right now" in down.body
+        assert client.get("/healthz").status == 503
+        assert "Traceback" not in console.log.read_text()
+        cluster.start()
+        wait_for(lambda: client.get("/fleet").status == 200, 30, "the console back on its database")
+    finally:
+        console.stop()
+        cluster.stop()

@@ -17,13 +17,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from appliance.console import auth, web
 from appliance.console.db import Database
 from appliance.console.settings import ConsoleSettings
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, one_line
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -93,6 +94,22 @@ def create_app(console: Console, routers: list[Any]) -> FastAPI:
     @app.exception_handler(ApplianceError)
     async def appliance_error(request: Request, exc: ApplianceError) -> Response:
         return web.render(request, "error.html", status_code=400, message=str(exc), status=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(map(str, error['loc'][1:])) or 'request'}: {error['msg']}"
+                             for error in exc.errors())
+        return web.render(request, "error.html", status_code=400, status=400, message=f"Bad request: {problems}.")
+
+    async def database_down(request: Request, exc: Exception) -> Response:
+        log.error("%s %s: the database %s failed: %s", request.method, request.url.path, console.db.name,
+                  one_line(str(exc)))
+        return web.render(request, "error.html", status_code=503, status=503,
+                          message=f"The fleet database ({console.db.name}) is not reachable right now; the console "
+                                  "keeps trying. Try again in a moment.")
+
+    for error in console.db.errors:  # by class: answered here, not re-raised to the server as a bug would be
+        app.add_exception_handler(error, database_down)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,9 @@ Invariants:
 - ``migrate`` first opens the fleet's own tables exactly as ingest does (``PostgresStore``: events partitioned
   by month, the device registry), then runs each console module's ``SCHEMA`` (idempotent statements) under an
   advisory lock, so two console processes starting together never race on the catalogue.
-- A database that cannot be reached is one ``ApplianceError`` line naming it (its password never shown).
+- A database that cannot be reached is one ``ApplianceError`` line naming it (its password never shown); once
+  serving, a connection is checked before it is lent and a request waits at most ``POOL_WAIT_S`` for one, so
+  an outage answers quickly (``errors``: what the pages catch) and the pool recovers by itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 from appliance.errors import ApplianceError
 from appliance.ops.eventstore import PostgresStore, shown
 
+#: How long a request waits for a connection (the database down: a clear 503 soon, not a 30 s hang).
+POOL_WAIT_S = 5.0
 #: pg_advisory_xact_lock key of the console's migrations (ingest's schema has its own).
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7462310014)"
 
@@ -28,13 +32,14 @@ class Database:
         if not url.startswith(("postgresql://", "postgres://")):
             raise ApplianceError(f"the console's database must be PostgreSQL (postgresql://...), not {shown(url)}")
         import psycopg
-        from psycopg_pool import ConnectionPool
+        from psycopg_pool import ConnectionPool, PoolTimeout
 
         self.url = url
         self.name = shown(url)
-        self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False,
-                                    kwargs={"connect_timeout": 10, "application_name": "oivis-console"})
+        self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, timeout=POOL_WAIT_S,
+                                    check=ConnectionPool.check_connection,
+                                    kwargs={"connect_timeout": 5, "application_name": "oivis-console"})
+        self.errors = (psycopg.Error, PoolTimeout)
         try:
             self._pool.open(wait=True, timeout=15)
         except Exception as exc:  # noqa: BLE001 - psycopg_pool raises its own PoolTimeout with psycopg's reason logged
