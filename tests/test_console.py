@@ -173,3 +173,47 @@ def test_an_empty_fleet_says_what_to_do(tmp_path: Path) -> None:
         finally:
             console.stop()
     assert "No screen has reported yet." in page and "ingest" in page
+
+
+def test_exclusive_blocks_run_one_at_a_time_across_connections() -> None:
+    """Pushes hold one advisory lock from version allocation to publishing, so their documents reach the broker
+    in version order: the second block starts only after the first has ended (shown by the order of events)."""
+    import threading
+
+    from appliance.console.db import Database
+
+    order: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+    with console_db() as url:
+        database = Database(url)
+        try:
+            def first() -> None:
+                with database.exclusive(99):
+                    order.append("first in")
+                    inside.set()
+                    release.wait(30)
+                    order.append("first out")
+
+            def second() -> None:
+                inside.wait(30)
+                with database.exclusive(99):
+                    order.append("second in")
+
+            threads = [threading.Thread(target=first), threading.Thread(target=second)]
+            for thread in threads:
+                thread.start()
+            inside.wait(30)
+            with database.connection() as conn:  # the second waits on the lock: PostgreSQL says so
+                for _ in range(300):
+                    if conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                    ).fetchone()[0]:
+                        break
+                    conn.commit()
+                    threading.Event().wait(0.1)
+            release.set()
+            for thread in threads:
+                thread.join(30)
+        finally:
+            database.close()
+    assert order == ["first in", "first out", "second in"]

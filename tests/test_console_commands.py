@@ -110,3 +110,28 @@ def test_a_set_config_the_device_refuses_shows_its_reason(console: ConsoleServer
     fragment = wait_for(lambda: (lambda body: body if "failed" in body else None)(
         client.get(f"/screens/{DEVICE}/commands").body), 20, "the refusal")
     assert "attract_after_s" in fragment and "refused" in fragment
+
+
+def test_a_command_the_broker_refuses_is_shown_not_sent_and_audited(broker: Broker, tmp_path: Path) -> None:
+    """The console under another topic prefix, which the shipped ACL does not open to operators: the broker
+    refuses the publish, and the command is recorded as not sent, never as waiting for a reply."""
+    identity = broker.pki.service(OPERATOR)
+    with console_db() as url:
+        server = ConsoleServer(url, tmp_path / "console", "--broker", f"{broker.host}:{broker.operator_port}",
+                               "--ca", str(identity.ca), "--cert", str(identity.cert), "--key-file",
+                               str(identity.key), "--topic-prefix", "elsewhere/{device_id}").start()
+        store = PostgresStore(url)
+        store.write_devices([DeviceReport.parse(f"oivis/v1/{DEVICE}/status", b'{"state": "ready", "session": 1}',
+                                                datetime.now(timezone.utc))])
+        store.close()
+        try:
+            client = server.client()
+            wait_for(lambda: json.loads(client.get("/healthz").body)["fleet"], 20, "the console's link to the broker")
+            client.get(f"/screens/{DEVICE}")
+            refused = client.post(f"/screens/{DEVICE}/commands", {"name": "reload"})
+            assert refused.status == 400 and "reload was not sent to" in refused.body
+            fragment = client.get(f"/screens/{DEVICE}/commands").body
+            assert "not sent" in fragment and "waiting" not in fragment
+            assert "command.reload.not_sent" in client.get("/audit").body
+        finally:
+            server.stop()

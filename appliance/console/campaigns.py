@@ -46,8 +46,9 @@ from appliance.ops.serve import Unsatisfiable, requested_range
 from appliance.tomlfile import validated
 
 router = APIRouter()
-#: pg_advisory_xact_lock key of version allocation (the migrations use 7462310014).
-VERSION_LOCK = "SELECT pg_advisory_xact_lock(7462310015)"
+#: Advisory lock key held from a push's version allocation until its publishing ends (the migrations use
+#: 7462310014): pushes are serial, so the retained documents reach the broker in version order.
+PUSH_LOCK = 7462310015
 TARGETS = ("screen", "site", "all")
 ROLLOUT_EVERY_S = 3
 CHUNK = 256 * 1024
@@ -271,7 +272,7 @@ def targets(conn: Any, kind: str, device: str = "", site: str = "") -> tuple[lis
 
 
 def next_version(conn: Any, devices: list[str]) -> int:
-    """Above every version pushed by this console and every version the targets report (hold VERSION_LOCK)."""
+    """Above every version pushed by this console and every version the targets report (hold PUSH_LOCK)."""
     pushed = conn.execute("SELECT coalesce(max(version), 0) FROM console_pushes").fetchone()[0]
     reported = conn.execute(REPORTED_MAX, (devices,)).fetchone()[0] or 0
     version = max(pushed, reported) + 1
@@ -293,46 +294,46 @@ def push(console: Any, user: auth.User, upload_id: str, form: Mapping[str, Any],
     built = build(directory / row["directory"], base)
     body = scheduled(built.unsigned(), form, zone)
     kind = str(form.get("target", ""))
-    with console.db.connection() as conn:
-        devices, label = targets(conn, kind, str(form.get("device", "")), str(form.get("site", "")))
-        conn.execute(VERSION_LOCK)
-        version = next_version(conn, devices)
-        document = sign_document({"version": version, **body}, key)
-        push_id = conn.execute(
-            "INSERT INTO console_pushes (upload, version, target_kind, target, document, key_id, user_name) "
-            "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING id",
-            (upload_id, version, kind, label, json.dumps(document), document["key_id"], user.name)).fetchone()[0]
-        assets = _assets_by_path(body, base, list(built.files))
-        with conn.cursor() as cursor:
-            cursor.executemany("INSERT INTO console_push_targets (push_id, device) VALUES (%s, %s)",
-                               [(push_id, device) for device in devices])
-            cursor.executemany(
-                "INSERT INTO console_assets (upload, path, file, sha256, size) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (upload, path) DO UPDATE SET file = excluded.file, sha256 = excluded.sha256, "
-                "size = excluded.size",
-                [(upload_id, path, file.relative_to(directory).as_posix(), assets[path]["sha256"], assets[path]["size"])
-                 for path, file in built.files.items()])
-        web.audit(conn, user, "campaign.push", label, {
-            "version": version, "upload": upload_id, "campaigns": [entry["id"] for entry in body["campaigns"]],
-            "key_id": document["key_id"], "target": kind, "targets": devices})
-    failed: dict[str, str] = {}
-    acknowledged: list[str] = []
-    try:
-        pushed = push_to(client, devices, document)
-        acknowledged, failed = pushed.acknowledged, pushed.failed
-    except ApplianceError as exc:
-        failed = {device: f"not sent: {exc}" for device in devices}
-    finally:
+    with console.db.exclusive(PUSH_LOCK):
         with console.db.connection() as conn:
+            devices, label = targets(conn, kind, str(form.get("device", "")), str(form.get("site", "")))
+            version = next_version(conn, devices)
+            document = sign_document({"version": version, **body}, key)
+            push_id = conn.execute(
+                "INSERT INTO console_pushes (upload, version, target_kind, target, document, key_id, user_name) "
+                "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING id",
+                (upload_id, version, kind, label, json.dumps(document), document["key_id"], user.name)).fetchone()[0]
+            assets = _assets_by_path(body, base, list(built.files))
             with conn.cursor() as cursor:
-                cursor.executemany("UPDATE console_push_targets SET acknowledged = true WHERE push_id = %s AND "
-                                   "device = %s", [(push_id, device) for device in acknowledged])
-                unsent = {device: failed.get(device, "the push stopped before this screen")
-                          for device in devices if device not in set(acknowledged)}
-                cursor.executemany("UPDATE console_push_targets SET acknowledged = false, failure = %s "
-                                   "WHERE push_id = %s AND device = %s",
-                                   [(why, push_id, device) for device, why in unsent.items()])
-            conn.execute("UPDATE console_pushes SET finished_at = now() WHERE id = %s", (push_id,))
+                cursor.executemany("INSERT INTO console_push_targets (push_id, device) VALUES (%s, %s)",
+                                   [(push_id, device) for device in devices])
+                cursor.executemany(
+                    "INSERT INTO console_assets (upload, path, file, sha256, size) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (upload, path) DO UPDATE SET file = excluded.file, sha256 = excluded.sha256, "
+                    "size = excluded.size",
+                    [(upload_id, path, file.relative_to(directory).as_posix(), assets[path]["sha256"],
+                      assets[path]["size"]) for path, file in built.files.items()])
+            web.audit(conn, user, "campaign.push", label, {
+                "version": version, "upload": upload_id, "campaigns": [entry["id"] for entry in body["campaigns"]],
+                "key_id": document["key_id"], "target": kind, "targets": devices})
+        failed: dict[str, str] = {}
+        acknowledged: list[str] = []
+        try:
+            pushed = push_to(client, devices, document, prefix=console.settings.topic_prefix)
+            acknowledged, failed = pushed.acknowledged, pushed.failed
+        except ApplianceError as exc:
+            failed = {device: f"not sent: {exc}" for device in devices}
+        finally:
+            with console.db.connection() as conn:
+                with conn.cursor() as cursor:
+                    cursor.executemany("UPDATE console_push_targets SET acknowledged = true WHERE push_id = %s AND "
+                                       "device = %s", [(push_id, device) for device in acknowledged])
+                    unsent = {device: failed.get(device, "the push stopped before this screen")
+                              for device in devices if device not in set(acknowledged)}
+                    cursor.executemany("UPDATE console_push_targets SET acknowledged = false, failure = %s "
+                                       "WHERE push_id = %s AND device = %s",
+                                       [(why, push_id, device) for device, why in unsent.items()])
+                conn.execute("UPDATE console_pushes SET finished_at = now() WHERE id = %s", (push_id,))
     return push_id
 
 

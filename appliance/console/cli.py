@@ -30,7 +30,7 @@ def _settings(args: argparse.Namespace) -> Any:
                  "public_url": getattr(args, "public_url", None), "broker": getattr(args, "broker", None),
                  "ca_file": getattr(args, "ca", None), "cert_file": getattr(args, "cert", None),
                  "key_file": getattr(args, "key_file", None), "signing_key": getattr(args, "signing_key", None),
-                 "log_level": getattr(args, "log_level", None)}
+                 "log_level": getattr(args, "log_level", None), "topic_prefix": getattr(args, "topic_prefix", None)}
     if getattr(args, "no_tls", False):
         overrides["tls"] = False
     return load(args.config, overrides)
@@ -93,9 +93,9 @@ def _serve(args: argparse.Namespace) -> int:
         if settings.broker:
             options = BrokerOptions(settings.broker, settings.tls, settings.ca_file if settings.tls else None,
                                     settings.cert_file if settings.tls else None,
-                                    settings.key_file if settings.tls else None)
-            console.fleet = FleetLink(options, {commands.REPLIES: lambda message: commands.on_reply(
-                console, message.topic, message.payload)}).start()
+                                    settings.key_file if settings.tls else None, settings.topic_prefix)
+            console.fleet = FleetLink(options, {commands.replies(settings.topic_prefix): lambda message: (
+                commands.on_reply(console, message.topic, message.payload))}).start()
         app = create_app(console, routers())
         print(f"console: serving on http://{settings.listen} (public address {settings.public_url})",
               file=sys.stderr, flush=True)
@@ -159,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ca", type=Path, metavar="FILE", help="CA of the broker's certificate")
     serve.add_argument("--cert", type=Path, metavar="FILE", help="the console's certificate (operators' CA)")
     serve.add_argument("--key-file", type=Path, metavar="FILE", help="the console certificate's key")
+    serve.add_argument("--topic-prefix", metavar="TEMPLATE", help="the screens' [fleet] topic_prefix (default "
+                       "oivis/v1/{device_id})")
     serve.add_argument("--signing-key", type=Path, metavar="FILE", help="the operator's campaign key (mode 0600)")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
     serve.set_defaults(handler=_serve)

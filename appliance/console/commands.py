@@ -3,8 +3,10 @@
 Invariants:
 
 - Every command is recorded (``console_commands``) and audited in one transaction before it is published, so
-  nothing reaches a screen that the log does not show; it is published at QoS 1 with a message expiry
-  (``EXPIRY_S``): a screen that is away longer never finds a stale reboot waiting.
+  nothing reaches a screen that the log does not show; a publish the broker did not acknowledge marks the
+  command ``failure`` (shown as not sent, audited as ``command.<name>.not_sent``).  It is published at QoS 1
+  with a message expiry (``EXPIRY_S``): a screen that is away longer never finds a stale reboot waiting.  Topics
+  are under the screens' ``topic_prefix``.
 - A reply is matched by ``cmd_id`` and by the device of its topic (the broker binds a device's certificate to
   its own topics), so a screen can never answer another's command; only the first reply counts.
 - A screenshot's inline PNG is kept with the reply and served only to logged-in viewers, as an image/png of at
@@ -31,7 +33,7 @@ from appliance.console import auth, web
 from appliance.errors import ApplianceError
 from appliance.fleet.screenshot import INLINE_LIMIT
 from appliance.fleet.setconfig import refused_keys
-from appliance.fleet.topics import Topics
+from appliance.fleet.topics import Topics, device_of
 from appliance.identity import check_device_id
 from appliance.ops.command import parse_arguments
 
@@ -41,15 +43,19 @@ NAMES = ("screenshot", "reload", "reboot", "rollback", "set-config")
 EXPIRY_S = 300
 REPLY_LIMIT = INLINE_LIMIT * 2
 SCREENSHOT_WIDTH = 960
-#: The reply topic of every device, for the link's subscription.
-REPLIES = "oivis/v1/+/cmd-res"
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS console_commands (cmd_id uuid PRIMARY KEY, device text NOT NULL, name text NOT NULL, "
     "arguments jsonb NOT NULL, user_name text NOT NULL, sent_at timestamptz NOT NULL DEFAULT now(), "
-    "expires_at timestamptz NOT NULL, reply jsonb, replied_at timestamptz)",
+    "expires_at timestamptz NOT NULL, reply jsonb, replied_at timestamptz, failure text)",
+    "ALTER TABLE console_commands ADD COLUMN IF NOT EXISTS failure text",
     "CREATE INDEX IF NOT EXISTS console_commands_device ON console_commands (device, sent_at DESC)",
 )
+
+
+def replies(prefix: str) -> str:
+    """Every screen's reply topic under the topic prefix, for the link's subscription."""
+    return Topics.for_device("+", prefix).command_results
 
 
 def arguments_of(name: str, setting: str = "", value: str = "") -> dict[str, Any]:
@@ -82,13 +88,23 @@ def send(console: Any, user: auth.User, device: str, name: str, arguments: dict[
                      "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)",
                      (cmd_id, device, name, json.dumps(arguments), user.name, now, now + timedelta(seconds=EXPIRY_S)))
         web.audit(conn, user, f"command.{name}", device, {"cmd_id": cmd_id, **arguments})
-    client.publish(Topics.for_device(device).command(name), {"cmd_id": cmd_id, **arguments}, expiry_s=EXPIRY_S)
+    try:
+        client.publish(Topics.for_device(device, console.settings.topic_prefix).command(name),
+                       {"cmd_id": cmd_id, **arguments}, expiry_s=EXPIRY_S)
+    except ApplianceError as exc:
+        with console.db.connection() as conn:
+            conn.execute("UPDATE console_commands SET failure = %s WHERE cmd_id = %s", (str(exc), cmd_id))
+            web.audit(conn, user, f"command.{name}.not_sent", device, {"cmd_id": cmd_id, "reason": str(exc)})
+        raise ApplianceError(f"{name} was not sent to {device}: {exc}") from exc
     return cmd_id
 
 
 def on_reply(console: Any, topic: str, payload: bytes) -> None:
     """A message on ``oivis/v1/<device>/cmd-res`` (paho's thread): the reply stored with its command."""
-    device = topic.split("/")[2] if topic.count("/") == 3 else None
+    prefix = console.settings.topic_prefix
+    device = device_of(topic, prefix) if topic.endswith("/cmd-res") else None
+    if device is not None and Topics.for_device(device, prefix).command_results != topic:
+        device = None
     try:
         reply = boundedjson.loads_object(payload, "command reply", max_bytes=REPLY_LIMIT)
         cmd_id = str(uuid.UUID(str(reply.get("cmd_id"))))
@@ -108,9 +124,10 @@ def on_reply(console: Any, topic: str, payload: bytes) -> None:
 
 def recent(conn: Any, device: str, limit: int = 10) -> list[dict[str, Any]]:
     rows = conn.execute(
-        "SELECT cmd_id, name, arguments, user_name, sent_at, expires_at, replied_at, reply - 'png', reply ? 'png' "
-        "FROM console_commands WHERE device = %s ORDER BY sent_at DESC LIMIT %s", (device, limit)).fetchall()
-    keys = ("cmd_id", "name", "arguments", "user", "sent_at", "expires_at", "replied_at", "reply", "has_png")
+        "SELECT cmd_id, name, arguments, user_name, sent_at, expires_at, replied_at, reply - 'png', reply ? 'png', "
+        "failure FROM console_commands WHERE device = %s ORDER BY sent_at DESC LIMIT %s", (device, limit)).fetchall()
+    keys = ("cmd_id", "name", "arguments", "user", "sent_at", "expires_at", "replied_at", "reply", "has_png",
+            "failure")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 

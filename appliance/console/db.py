@@ -51,6 +51,19 @@ class Database:
         with self._pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def exclusive(self, key: int) -> Iterator[None]:
+        """The block runs while no other process (or thread) holds ``key``: a session advisory lock on a
+        connection of its own, held across the block's own transactions and released however it ends."""
+        with self.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                conn.commit()
+
     def migrate(self, schemas: Iterable[Sequence[str]]) -> None:
         """The fleet's tables (as ingest makes them), then every console ``SCHEMA``, in order."""
         PostgresStore(self.url).close()
