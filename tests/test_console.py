@@ -217,3 +217,21 @@ def test_exclusive_blocks_run_one_at_a_time_across_connections() -> None:
         finally:
             database.close()
     assert order == ["first in", "first out", "second in"]
+
+
+def test_the_first_run_password_file_goes_when_the_admin_chooses_a_password(tmp_path: Path) -> None:
+    with console_db() as url:
+        console = ConsoleServer(url, tmp_path / "first").start()
+        try:
+            client = console.client()
+            client.get("/account")
+            wrong = client.post("/account", {"password": "not it at all", "new_password": "a brand new secret"})
+            assert wrong.status == 400 and "The current password is wrong." in wrong.body
+            assert (console.data_dir / "first-run-password").exists()
+            client.get("/account")
+            changed = client.post("/account", {"password": console.admin_password(),
+                                               "new_password": "a brand new secret"})
+            assert changed.url.endswith("/login") and not (console.data_dir / "first-run-password").exists()
+            assert console.client(login=False).login("admin", "a brand new secret").status == 200
+        finally:
+            console.stop()

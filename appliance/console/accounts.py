@@ -9,6 +9,7 @@ loopback (the trial); ``next`` only ever leads back into the console (a path, ne
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from appliance.console import auth, web
+from appliance.console.settings import FIRST_RUN_FILE
 from appliance.errors import ApplianceError
 
 router = APIRouter()
@@ -61,6 +63,8 @@ def login(request: Request, name: str = Form(""), password: str = Form(""), logi
             token, session = auth.login(conn, name.strip().lower(), password, _client(request), console.clock())
             if session.user.timezone is None and timezone_name in available_timezones():
                 auth.update_user(conn, session.user.name, timezone_name=timezone_name)
+            auth.logout(conn, request.cookies.get(web.SESSION_COOKIE))  # the browser's earlier session, if any
+            auth.housekeeping(conn, console.clock(), console.settings.session_hours)
     except auth.LoginRefused as exc:
         return _login_page(request, _next(next), str(exc), 429 if exc.throttled else 401)
     response = RedirectResponse(_next(next), status_code=303)
@@ -100,9 +104,20 @@ def update_account(request: Request, user: auth.User = Depends(web.viewer), time
                 raise ApplianceError(f"{timezone_name!r} is not a time zone")
             auth.update_user(conn, user.name, timezone_name=timezone_name)
         if new_password:
-            auth.change_password(conn, user.name, password, new_password)
+            auth.change_password(conn, user.name, password, new_password, _client(request), console.clock())
+            _forget_first_run(console.settings.data_dir, user.name)
             return RedirectResponse("/login", status_code=303)
     return RedirectResponse("/account?message=Saved.", status_code=303)
+
+
+def _forget_first_run(data_dir: Path, name: str) -> None:
+    """The first-run password file goes once its user has chosen a password of their own."""
+    path = data_dir / FIRST_RUN_FILE
+    try:
+        if path.read_text(encoding="utf-8").split()[:1] == [name]:
+            path.unlink()
+    except OSError:
+        pass
 
 
 @router.get("/users")

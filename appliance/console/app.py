@@ -40,6 +40,14 @@ class Console:
         self.fleet = fleet
         self.clock = clock
 
+    def link_problem(self, things: str) -> str | None:
+        """Why ``things`` (commands, campaigns) cannot reach the screens now, for the page; None when they can."""
+        if self.fleet is None:
+            return f"No broker is configured: {things} cannot be sent (serve --broker HOST:PORT)."
+        if not self.fleet.connected():
+            return f"The fleet's broker is not reachable right now: {things} cannot be sent until it is back."
+        return None
+
     def session(self, token: str) -> auth.Session | None:
         with self.db.connection() as conn:
             return auth.session(conn, token, self.clock(), self.settings.session_hours)

@@ -8,10 +8,14 @@ Invariants:
 - A session is a random 256-bit token held by the browser's cookie; the database keeps only its SHA-256, so a
   copy of the database opens no session.  Each session has its own CSRF token (random, compared in constant
   time).  A session ends at logout, when its user is disabled or removed, or ``session_hours`` after its last use.
-- Logins are throttled per user name and per client address: after ``MAX_FAILURES`` failures of a name
-  (``MAX_ADDRESS_FAILURES`` from an address) within ``WINDOW_S`` further attempts are refused (even with the right password) until the window has passed; the
-  failures are kept in the database, so every console process behind a proxy shares them.  A failed login
-  never says whether the user exists.
+- Password checks (logins, and the current password when changing it) are throttled, counting failures within
+  ``WINDOW_S``: a name from one address after ``MAX_FAILURES``, a name from anywhere after ``MAX_NAME_FAILURES``,
+  an address (an office behind one NAT) after ``MAX_ADDRESS_FAILURES``; then every check of that key is refused,
+  the right password too, until the window has passed, so guessing is bounded while a stranger's five tries cannot
+  lock a user out.  The failures live in the database (every console process behind a proxy shares them), and
+  each check holds its keys' advisory locks while it counts and records, so parallel guesses are each counted.
+  A failed login never says whether the user exists.
+- ``housekeeping`` deletes sessions unused for ``session_hours`` and failures older than the window.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from appliance.errors import ApplianceError
 
 ROLES = ("viewer", "operator", "admin")
 MAX_FAILURES = 5
-#: A client address (an office behind one NAT) may fail more often than one user name.
+MAX_NAME_FAILURES = 50
 MAX_ADDRESS_FAILURES = 20
 WINDOW_S = 15 * 60
 MIN_PASSWORD = 10
@@ -139,31 +143,41 @@ def has_users(conn: Any) -> bool:
     return conn.execute("SELECT EXISTS (SELECT 1 FROM console_users)").fetchone()[0]
 
 
-def _throttle_keys(name: str, address: str) -> list[str]:
-    return [f"user:{name.lower()}", f"addr:{address}"]
+def _throttle_keys(name: str, address: str) -> dict[str, int]:
+    """Each key a password check of ``name`` from ``address`` counts under, with its limit."""
+    return {f"login:{name.lower()}@{address}": MAX_FAILURES, f"user:{name.lower()}": MAX_NAME_FAILURES,
+            f"addr:{address}": MAX_ADDRESS_FAILURES}
+
+
+def _checked(conn: Any, name: str, password: str, address: str, now: datetime) -> tuple[Any, ...]:
+    """The user's row when ``password`` is theirs, within the throttle; ``LoginRefused`` otherwise (a failure
+    is committed before it is raised, so it counts even though the caller's transaction ends in it)."""
+    keys = _throttle_keys(name, address)
+    for key in sorted(keys):
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+    since = now - timedelta(seconds=WINDOW_S)
+    failures = conn.execute("SELECT key, count(*), min(at) FROM console_login_failures WHERE key = ANY(%s) "
+                            "AND at > %s GROUP BY key", (list(keys), since)).fetchall()
+    over = [first for key, count, first in failures if count >= keys[key]]
+    if over:
+        conn.commit()
+        wait = min(over) + timedelta(seconds=WINDOW_S) - now
+        raise LoginRefused(f"Too many failed attempts: try again in {max(1, round(wait.total_seconds() / 60))} "
+                           "min.", throttled=True)
+    row = _verified(conn, name, password)
+    if row is None:
+        conn.execute("INSERT INTO console_login_failures (key, at) SELECT unnest(%s::text[]), %s", (list(keys), now))
+        conn.commit()
+        raise LoginRefused("Wrong user name or password.")
+    conn.execute("DELETE FROM console_login_failures WHERE key = %s", (next(iter(keys)),))
+    return row
 
 
 def login(conn: Any, name: str, password: str, address: str, now: datetime) -> tuple[str, Session]:
     """A new session's cookie token and the session, or ``LoginRefused``."""
-    keys = _throttle_keys(name, address)
-    since = now - timedelta(seconds=WINDOW_S)
-    failures = conn.execute("SELECT key, count(*), min(at) FROM console_login_failures WHERE key = ANY(%s) "
-                            "AND at > %s GROUP BY key", (keys, since)).fetchall()
-    over = [first for key, count, first in failures
-            if count >= (MAX_FAILURES if key == keys[0] else MAX_ADDRESS_FAILURES)]
-    if over:
-        wait = min(over) + timedelta(seconds=WINDOW_S) - now
-        minutes = max(1, round(wait.total_seconds() / 60))
-        raise LoginRefused(f"Too many failed attempts: try again in {minutes} min.", throttled=True)
-    row = _verified(conn, name, password)
-    if row is None:
-        conn.execute("INSERT INTO console_login_failures (key, at) SELECT unnest(%s::text[]), %s", (keys, now))
-        conn.execute("DELETE FROM console_login_failures WHERE at < %s", (since,))
-        conn.commit()  # the failure counts even though the caller's transaction ends in this exception
-        raise LoginRefused("Wrong user name or password.")
+    row = _checked(conn, name, password, address, now)
     if _hasher.check_needs_rehash(row[0]):
         conn.execute("UPDATE console_users SET password_hash = %s WHERE name = %s", (_hasher.hash(password), name))
-    conn.execute("DELETE FROM console_login_failures WHERE key = %s", (keys[0],))
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     conn.execute("INSERT INTO console_sessions (token_hash, name, csrf, created_at, last_used) "
                  "VALUES (%s, %s, %s, %s, %s)", (_digest(token), name, csrf, now, now))
@@ -183,10 +197,14 @@ def _verified(conn: Any, name: str, password: str) -> tuple[Any, ...] | None:
         return None
 
 
-def change_password(conn: Any, name: str, old: str, new: str) -> None:
-    """``new`` for ``old`` (checked); every session of the user ends."""
-    if _verified(conn, name, old) is None:
-        raise LoginRefused("The current password is wrong.")
+def change_password(conn: Any, name: str, old: str, new: str, address: str, now: datetime) -> None:
+    """``new`` for ``old`` (checked, throttled as a login); every session of the user ends."""
+    check_password(new)
+    try:
+        _checked(conn, name, old, address, now)
+    except LoginRefused as exc:
+        raise LoginRefused("The current password is wrong." if not exc.throttled else str(exc), exc.throttled) \
+            from None
     set_password(conn, name, new)
 
 
@@ -207,8 +225,10 @@ def logout(conn: Any, token: str | None) -> None:
         conn.execute("DELETE FROM console_sessions WHERE token_hash = %s", (_digest(token),))
 
 
-def expire_sessions(conn: Any, now: datetime, hours: float) -> None:
+def housekeeping(conn: Any, now: datetime, hours: float) -> None:
+    """Sessions unused for ``hours`` and login failures older than the window, deleted."""
     conn.execute("DELETE FROM console_sessions WHERE last_used < %s", (now - timedelta(hours=hours),))
+    conn.execute("DELETE FROM console_login_failures WHERE at < %s", (now - timedelta(seconds=WINDOW_S),))
 
 
 def same_token(expected: str, given: str | None) -> bool:

@@ -176,7 +176,7 @@ def preview(request: Request, upload_id: str, user: auth.User = Depends(web.view
     thumbs = {media["thumb"]: campaignstore.thumbnail(directory, campaign_dir, media["path"], entry["directory"])
               is not None for entry in row["summary"] for media in entry["media"]}
     return web.render(request, "campaign.html", upload=row, pushes=pushes, sites=sites, devices=devices,
-                      thumbs=thumbs, link_problem=_link_problem(console), zone=web.zone(request).key)
+                      thumbs=thumbs, link_problem=console.link_problem("campaigns"), zone=web.zone(request).key)
 
 
 @router.post("/campaigns/{upload_id}/delete")
@@ -207,11 +207,6 @@ def _directory(console: Any, upload_id: str) -> Path:
     except ApplianceError:
         raise HTTPException(404, f"No campaign upload {upload_id!r}.") from None
 
-
-def _link_problem(console: Any) -> str | None:
-    if console.fleet is None:
-        return "No broker is configured: campaigns cannot be pushed (serve --broker HOST:PORT)."
-    return None if console.fleet.connected() else "The fleet's broker is not reachable right now: pushes wait."
 
 
 # -- schedule, targets, version, push --------------------------------------------------------------------------

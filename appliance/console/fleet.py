@@ -42,9 +42,10 @@ STATE_SQL = f"""CASE
     ELSE 'online' END"""
 LIST_SQL = f"""SELECT device, {STATE_SQL} AS state, status->'alerts', status->>'app', reported->'applied_version',
     reported->'pending_version', reported->>'phase', reported->'progress', reported->'errors', health->'fps',
-    health->'temperature_c', health->'disk_free_mb', last_seen, coalesce(health_at, last_seen) > %(now)s - make_interval(
+    health->'temperature_c', health->'disk_free_mb', last_seen,
+    coalesce(health_at, last_seen) > %(now)s - make_interval(
          secs => {SILENT_PERIODS} * coalesce(health_period_s, {DEFAULT_HEALTH_PERIOD_S}))
-    FROM devices WHERE (%(site)s::text IS NULL OR device LIKE %(site)s || '-%%')"""
+    FROM devices WHERE (%(site)s::text IS NULL OR left(device, length(%(site)s) + 1) = %(site)s || '-')"""
 
 
 @dataclass(frozen=True)
@@ -151,10 +152,4 @@ def screen(request: Request, device: str, user: auth.User = Depends(web.viewer))
             x_range=((now - timedelta(hours=HISTORY_HOURS)).astimezone(zone), now.astimezone(zone))))
     return web.render(request, "screen.html", device=device, row=row, state=state, chart=chart, commands=recent,
                       settings=remote_keys(), now=now, site=site_of(device),
-                      link_problem=_link_problem(console))
-
-
-def _link_problem(console: Any) -> str | None:
-    if console.fleet is None:
-        return "No broker is configured: commands cannot be sent (serve --broker HOST:PORT)."
-    return None if console.fleet.connected() else "The fleet's broker is not reachable right now: commands wait."
+                      link_problem=console.link_problem("commands"))

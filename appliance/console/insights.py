@@ -3,7 +3,8 @@
 Invariants: every number comes from ``appliance.console.analytics`` (SQL over ingest's rollups of the events),
 never from the page; the range is the operator's whole days (``PERIODS``), hours and days in their zone; the
 filters are plain query parameters, so a view can be bookmarked and shared; each chart's CSV is the same
-query's rows (``analytics.csv_rows``) under the same filters.
+query's rows (``analytics.csv_rows``) under the same filters, a text that a spreadsheet would run as a formula
+quoted as text.
 """
 
 from __future__ import annotations
@@ -90,8 +91,13 @@ def export(request: Request, chart: str, user: auth.User = Depends(web.viewer), 
     with request.app.state.console.db.connection() as conn:
         rows = analytics.csv_rows(conn, narrow, chart)
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    csv.writer(out).writerows([[_inert(cell) for cell in row] for row in rows])
     scope = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(part for part in (campaign, site, device) if part)) or "fleet"
     name = f"oivis-{chart}-{scope}-{narrow.since.date()}-{days}d.csv"
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _inert(cell: Any) -> Any:
+    """A text cell a spreadsheet would take for a formula (labels come from screens) quoted as text."""
+    return f"'{cell}" if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell

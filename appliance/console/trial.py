@@ -292,7 +292,8 @@ class Trial:
             time.sleep(poll_s)
 
     def stop(self) -> None:
-        """Stop whatever runs, in order: console, screens, ingest (the screens' last events stored), broker, database."""
+        """Stop whatever runs, in order: console, screens, ingest (the screens' last events stored), broker,
+        database."""
         for child in [self.console, *self.screens, self.ingest]:
             if child is not None and child.running:
                 self.say(f"stopping {child.name} …")

@@ -4,7 +4,8 @@ Invariants:
 
 - ``guard`` runs before every route: it loads the request's session (or none) and refuses any request that may
   change something (not GET/HEAD/OPTIONS) without the session's CSRF token, in the form field ``csrf`` or the
-  header ``X-CSRF-Token``; a multipart body is read only with a length of at most ``MAX_BODY_BYTES``.  The only exceptions are ``PUBLIC`` paths, which change nothing a session owns (the
+  header ``X-CSRF-Token``; a multipart body is read only with a length of at most ``MAX_BODY_BYTES``.  The only
+  exceptions are ``PUBLIC`` paths, which change nothing a session owns (the
   login form carries its own double-submit token; a share page records a scan).
 - Pages need a role through ``viewer``/``operator``/``admin``: no session is a redirect to the login page
   (back to the page after it), a role too low is a 403 page; nothing of the page is computed before.
@@ -32,7 +33,7 @@ from appliance.console import auth
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Paths open without a session (and free of the session's CSRF check).
-PUBLIC = ("/login", "/p/", "/assets/", "/static/", "/healthz")
+PUBLIC = ("/login", "/p/", "/assets/", "/static/")
 #: The largest form body read (a campaign zip of at most 2 GB, with the multipart framing).
 MAX_BODY_BYTES = 2100 * 2**20
 SESSION_COOKIE = "oivis_session"
