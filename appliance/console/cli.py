@@ -87,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
             analytics.backfill(conn, lambda line: print(f"console: {line}", file=sys.stderr, flush=True))
         with db.connection() as conn:
             created = first_admin(conn, settings.data_dir)
+            commands.forget_screenshots(conn, console.clock())
         if created is not None:
             print(f"first run: user '{FIRST_ADMIN}' created; its password is in {created} (readable by this user "
                   "only): log in and change it under your account", file=sys.stderr)

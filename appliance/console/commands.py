@@ -9,8 +9,9 @@ Invariants:
   are under the screens' ``topic_prefix``.
 - A reply is matched by ``cmd_id`` and by the device of its topic (the broker binds a device's certificate to
   its own topics), so a screen can never answer another's command; only the first reply counts.
-- A screenshot's inline PNG is kept with the reply and served only to logged-in viewers, as an image/png of at
-  most ``appliance.fleet.screenshot.INLINE_LIMIT`` bytes; nothing else of a reply is interpreted.
+- A screenshot's inline PNG is kept with the reply for ``SCREENSHOT_DAYS`` (``forget_screenshots``, at the
+  console's start) and served only to logged-in viewers, as an image/png of at most
+  ``appliance.fleet.screenshot.INLINE_LIMIT`` bytes; nothing else of a reply is interpreted.
 - set-config sends only keys the device allows remotely (``appliance.fleet.setconfig``); the device checks
   again and has the last word.
 """
@@ -22,7 +23,7 @@ import binascii
 import json
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -43,6 +44,7 @@ NAMES = ("screenshot", "reload", "reboot", "rollback", "set-config")
 EXPIRY_S = 300
 REPLY_LIMIT = INLINE_LIMIT * 2
 SCREENSHOT_WIDTH = 960
+SCREENSHOT_DAYS = 30
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS console_commands (cmd_id uuid PRIMARY KEY, device text NOT NULL, name text NOT NULL, "
@@ -120,6 +122,12 @@ def on_reply(console: Any, topic: str, payload: bytes) -> None:
                          (json.dumps(reply), cmd_id, device))
     except console.db.errors as exc:
         log.error("the reply to command %s of %s could not be stored: %s", cmd_id, device, exc)
+
+
+def forget_screenshots(conn: Any, now: datetime) -> int:
+    """Screenshots older than ``SCREENSHOT_DAYS`` dropped from their replies (the rest of the reply stays)."""
+    return conn.execute("UPDATE console_commands SET reply = reply - 'png' WHERE reply ? 'png' AND replied_at < %s",
+                        (now - timedelta(days=SCREENSHOT_DAYS),)).rowcount
 
 
 def recent(conn: Any, device: str, limit: int = 10) -> list[dict[str, Any]]:
