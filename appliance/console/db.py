@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, one_line
 from appliance.ops.eventstore import PostgresStore, shown
 
 #: How long a request waits for a connection (the database down: a clear 503 soon, not a 30 s hang).
@@ -36,6 +36,11 @@ class Database:
 
         self.url = url
         self.name = shown(url)
+        try:  # psycopg's own reason (refused, no such socket, bad password) in one line, at once
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            raise ApplianceError(f"the console's database {self.name} cannot be reached: "
+                                 f"{one_line(str(exc))}") from None
         self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, timeout=POOL_WAIT_S,
                                     check=ConnectionPool.check_connection,
                                     kwargs={"connect_timeout": 5, "application_name": "oivis-console"})
