@@ -27,6 +27,7 @@ from appliance.config import Config, load_config
 from appliance.errors import ApplianceError
 from appliance.experience.api import API_VERSION, ATTRACT, MENU
 from appliance.experience.registry import Registry, installed
+from appliance.fleet import sysinfo
 from appliance.fleet.link import parse_broker
 from appliance.inference.backend import Registry as BackendRegistry
 from appliance.inference.soc import has_rknn_npu, read_soc
@@ -163,6 +164,48 @@ def check_runtime(soc: str | None, rknn_dir: Path, paths: tuple[Path, ...] = LIB
         return Check("librknnrt", FAIL, f"{path} is {have}, the models were built with toolkit {wanted}",
                      f"install librknnrt {wanted} or newer (an older one fails with 'Invalid RKNN model version')")
     return Check("librknnrt", PASS, f"{have} (models built with {wanted})")
+
+
+def check_npu_backend(config: Config, soc: str | None) -> Check:
+    """``rknn`` asked for (for all models or one lane) on a board without an RKNN NPU (RK3399, x86): every
+    model would fall back or fail to load."""
+    asked = [name for name, lane in (("[inference]", config.inference.backend), *(
+        (f"[inference.models.{model}]", lane.backend) for model, lane in config.inference.models.items()))
+        if lane == "rknn"]
+    if not asked:
+        return Check("NPU backend", SKIP, f"backend {config.inference.backend}: no model asks for the NPU")
+    if not has_rknn_npu(soc):
+        return Check("NPU backend", FAIL, f"{', '.join(asked)} backend = \"rknn\" on {soc or 'a machine'} "
+                     "without an RKNN NPU", 'set backend = "auto" (or "litert"): an RK3399 runs the models on '
+                     "its CPU cores")
+    return Check("NPU backend", PASS, f"rknn on {soc} for {', '.join(asked)}")
+
+
+def check_npu_load(soc: str | None, path: Path = sysinfo.NPU_LOAD) -> Check:
+    """Each NPU core's load, where the driver shows it (debugfs, root)."""
+    if not has_rknn_npu(soc):
+        return Check("NPU load", SKIP, "no RKNN NPU on this machine")
+    cores = sysinfo.npu_load(path)
+    if cores is None:
+        return Check("NPU load", SKIP, f"{path} not readable (run doctor as root with debugfs mounted to see it)")
+    return Check("NPU load", PASS, ", ".join(f"{core} {percent} %" for core, percent in sorted(cores.items())))
+
+
+#: Rockchip SoCs throttle their clocks from about this temperature.
+THROTTLE_C = 85.0
+
+
+def check_thermal(root: Path = sysinfo.THERMAL) -> Check:
+    """The hottest thermal zone against the throttling point: a hot enclosure slows the screen before it fails."""
+    zones = sysinfo.temperatures_c(root)
+    if not zones:
+        return Check("thermal", SKIP, f"no thermal zones in {root}")
+    hottest = max(zones, key=zones.__getitem__)
+    readings = ", ".join(f"{zone} {celsius:.0f} °C" for zone, celsius in zones.items())
+    if zones[hottest] >= THROTTLE_C:
+        return Check("thermal", FAIL, f"{hottest} at {zones[hottest]:.0f} °C, the SoC throttles ({readings})",
+                     "cool the enclosure: a heatsink on the SoC, vents or a fan; keep the screen out of direct sun")
+    return Check("thermal", PASS, readings)
 
 
 #: The CPU backends every board needs (.tflite models through LiteRT, .onnx ones through onnxruntime).
@@ -322,6 +365,9 @@ def run_checks(config: Config) -> list[Check]:
         ("display", check_display),
         ("NPU driver", lambda: check_npu(soc)),
         ("librknnrt", lambda: check_runtime(soc, Manifest.load().cache_dir / "rknn")),
+        ("NPU backend", lambda: check_npu_backend(config, soc)),
+        ("NPU load", lambda: check_npu_load(soc)),
+        ("thermal", check_thermal),
         ("backends", lambda: check_backends(BackendRegistry.discover())),
         ("models", check_models),
         ("experiences", lambda: check_experiences(installed())),

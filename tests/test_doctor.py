@@ -20,7 +20,10 @@ from appliance.doctor import (
     check_display,
     check_models,
     check_npu,
+    check_npu_backend,
+    check_npu_load,
     check_runtime,
+    check_thermal,
     format_table,
     models_toolkit_version,
 )
@@ -62,6 +65,39 @@ def test_npu_driver_and_runtime_against_the_models_toolkit(tmp_path: Path) -> No
     assert check_runtime("rk3588", models, (tmp_path / "none.so",)).status == FAIL
     assert check_runtime("rk3588", tmp_path, (runtime,)).status == FAIL  # no .rknn for this SoC
     assert check_runtime(None, models, (runtime,)).status == SKIP
+
+
+def test_an_npu_backend_asked_for_on_a_board_without_one_fails_with_the_fix() -> None:
+    assert check_npu_backend(Config(), "rk3399").status == SKIP  # auto: nothing asks for the NPU
+    everywhere = Config.model_validate({"inference": {"backend": "rknn"}})
+    refused = check_npu_backend(everywhere, "rk3399")
+    assert refused.status == FAIL and "[inference]" in refused.detail and "rk3399" in refused.detail
+    assert 'backend = "auto"' in refused.fix
+    one_lane = Config.model_validate({"inference": {"models": {"selfie_landscape": {"backend": "rknn"}}}})
+    assert "[inference.models.selfie_landscape]" in check_npu_backend(one_lane, None).detail
+    assert check_npu_backend(everywhere, "rk3588").status == PASS
+
+
+def test_npu_load_per_core_where_the_driver_shows_it(tmp_path: Path) -> None:
+    load = tmp_path / "load"
+    load.write_text("NPU load:  Core0: 12%, Core1:  0%, Core2: 57%,\n")
+    assert check_npu_load("rk3588", load) == Check("NPU load", PASS, "core0 12 %, core1 0 %, core2 57 %")
+    assert check_npu_load("rk3588", tmp_path / "absent").status == SKIP
+    assert check_npu_load("rk3399", load).status == SKIP
+
+
+def test_thermal_fails_at_the_throttling_point_naming_the_hot_zone(tmp_path: Path) -> None:
+    assert check_thermal(tmp_path).status == SKIP
+    for n, (kind, millidegrees) in enumerate((("soc-thermal", 61500), ("gpu-thermal", 58000))):
+        zone = tmp_path / f"thermal_zone{n}"
+        zone.mkdir()
+        (zone / "type").write_text(f"{kind}\n")
+        (zone / "temp").write_text(f"{millidegrees}\n")
+    assert check_thermal(tmp_path) == Check("thermal", PASS, "soc-thermal 62 °C, gpu-thermal 58 °C")
+    (tmp_path / "thermal_zone1" / "temp").write_text("87000\n")
+    hot = check_thermal(tmp_path)
+    assert hot.status == FAIL and hot.detail.startswith("gpu-thermal at 87 °C, the SoC throttles")
+    assert "heatsink" in hot.fix
 
 
 def test_the_shipped_rknn_files_record_their_toolkit_version() -> None:
