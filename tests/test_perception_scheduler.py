@@ -8,6 +8,7 @@ each runner), never faked results.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from test_hands import KIOSK_VIDEO, CountingInference, load_distance_module
 
 from appliance.config import load_config
 from appliance.errors import ApplianceError
-from appliance.inference.backend import BackendOptions, Inference
+from appliance.inference.backend import BackendOptions, Inference, Runner
 from appliance.perception.hand import GestureState
 from appliance.perception.lanes import Lane
-from appliance.perception.needs import Needs
+from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.perception.schedule import PRESENCE_RATE
 from appliance.slot import LatestSlot
@@ -132,6 +133,67 @@ def test_results_carry_increasing_frame_indices(counted: CountingInference, astr
     indices = [result.index for previous, result in zip([None, *published[:-1]], published, strict=True)
                if result is not previous]
     assert indices == sorted(set(indices)) and indices[-1] == 29 and len(indices) >= 3
+
+
+class MeetingRunner:
+    """A real runner whose first call on each lane thread, once armed, waits for the other lanes' first calls."""
+
+    def __init__(self, runner, meeting: Meeting) -> None:
+        self.runner, self.backend, self.meeting = runner, runner.backend, meeting
+
+    def run(self, inputs):
+        self.meeting.arrive()
+        return self.runner.run(inputs)
+
+
+class Meeting:
+    """Records, per lane thread, its arrival at a barrier of ``parties`` and its leaving; a barrier that a
+    sequential run could never pass (one stage would wait for the next, which has not started)."""
+
+    def __init__(self, parties: int) -> None:
+        self.armed = False
+        self.events: list[tuple[str, str]] = []
+        self._barrier = threading.Barrier(parties, timeout=30)
+        self._met: set[str] = set()
+        self._lock = threading.Lock()
+
+    def arrive(self) -> None:
+        name = threading.current_thread().name
+        with self._lock:
+            if not self.armed or name in self._met:
+                return
+            self._met.add(name)
+            self.events.append(("arrive", name))
+        self._barrier.wait()
+        with self._lock:
+            self.events.append(("leave", name))
+
+
+class MeetingInference(Inference):
+    def __init__(self, meeting: Meeting) -> None:
+        super().__init__("litert")
+        self.meeting = meeting
+
+    def load(self, model: str) -> Runner:
+        return MeetingRunner(super().load(model), self.meeting)
+
+
+def test_parallel_lanes_run_segmentation_hands_and_pose_of_a_frame_at_once(astronaut: np.ndarray) -> None:
+    """One model per lane (per NPU core on an RK3588): the three stages of a frame are all inside a model call
+    before any of them leaves it — shown by the order of events, not by timing."""
+    meeting = Meeting(parties=3)
+    perceiver = Perceiver(MeetingInference(meeting), parallel=True)
+    wanted = Needs(hands=EVERY_FRAME, pose=EVERY_FRAME)
+    try:
+        perceiver.process(Frame(astronaut, 0, captured_at=0.0), wanted)   # a person found: the next frame's boxes
+        meeting.armed = True
+        result = perceiver.process(Frame(astronaut, 1, captured_at=1 / FPS), wanted)
+    finally:
+        perceiver.close()
+    assert set(result.ran) >= {"segmentation", "hands", "pose"}
+    arrivals = [name for kind, name in meeting.events if kind == "arrive"]
+    assert sorted(arrivals) == ["lane-hands", "lane-pose", "lane-segmentation"]
+    assert [kind for kind, _ in meeting.events] == ["arrive"] * 3 + ["leave"] * 3
 
 
 def test_parallel_lanes_give_the_sequential_answers_on_a_still_scene(astronaut: np.ndarray) -> None:
