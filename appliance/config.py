@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -50,6 +51,19 @@ class SourceConfig(Section):
 
 
 CoreMask = Literal["auto", "0", "1", "2", "0_1", "0_1_2"]
+
+
+def _one_device_level(value: str) -> str:
+    from appliance.fleet.topics import check_template
+
+    try:
+        return check_template(value)
+    except ApplianceError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+#: A topic prefix template whose ``{device_id}`` is one whole level (the device's and the console's settings).
+TopicPrefix = Annotated[str, AfterValidator(_one_device_level)]
 
 
 class LaneConfig(Section):
@@ -188,16 +202,7 @@ class FleetConfig(Section):
     ca_file: Path = Field(Path("/etc/oivis/tls/ca.pem"), description="CA that signed the broker's certificate")
     cert_file: Path = Field(Path("/etc/oivis/tls/device.pem"), description="this device's certificate (CN = device_id)")
     key_file: Path = Field(Path("/etc/oivis/tls/device.key"), description="this device's private key")
-    topic_prefix: str = Field("oivis/v1/{device_id}", description="topic prefix {p} of the MQTT contract")
-
-    @field_validator("topic_prefix")
-    def _one_device_level(cls, value: str) -> str:
-        from appliance.fleet.topics import check_template
-
-        try:
-            return check_template(value)
-        except ApplianceError as exc:
-            raise ValueError(str(exc)) from exc
+    topic_prefix: TopicPrefix = Field("oivis/v1/{device_id}", description="topic prefix {p} of the MQTT contract")
     keepalive_s: int = Field(30, ge=5, le=300, description="MQTT keep-alive: how fast a dead connection is noticed")
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0, description="how long the broker keeps this device's "
                                   "session (subscriptions, queued commands) while it is offline")

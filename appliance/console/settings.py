@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from appliance.errors import ApplianceError
-from appliance.fleet.topics import DEFAULT_PREFIX, check_template
+from appliance.config import TopicPrefix
+from appliance.fleet.topics import DEFAULT_PREFIX
 from appliance.tomlfile import read_toml, validated
 
 #: Where systemd puts credentials (``LoadCredential=`` / ``LoadCredentialEncrypted=``) for the unit's process.
@@ -43,7 +43,7 @@ class ConsoleSettings(BaseModel):
     cert_file: Path = Field(Path("/etc/oivis-console/tls/console.pem"), description="the console's certificate "
                             "(operators' CA)")
     key_file: Path = Field(Path("/etc/oivis-console/tls/console.key"), description="the console's TLS key")
-    topic_prefix: str = Field(DEFAULT_PREFIX, description="the screens' [fleet] topic_prefix")
+    topic_prefix: TopicPrefix = Field(DEFAULT_PREFIX, description="the screens' [fleet] topic_prefix")
     signing_key: Path | None = Field(None, description="the operator's Ed25519 campaign key (keygen's operator.key, "
                                      "mode 0600); default: systemd's credential operator.key, else "
                                      "DATA_DIR/operator.key")
@@ -72,13 +72,6 @@ class ConsoleSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from exc
         return value
-
-    @field_validator("topic_prefix")
-    def _one_device_level(cls, value: str) -> str:
-        try:
-            return check_template(value)
-        except ApplianceError as exc:
-            raise ValueError(str(exc)) from exc
 
     @field_validator("listen", "broker")
     def _host_port(cls, value: str | None) -> str | None:
