@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from test_ingest import Database, postgres_db_fixture  # noqa: F401 - a fixture
 
 from appliance.console import analytics
 from appliance.console.analytics import Filter
@@ -20,25 +21,14 @@ from appliance.ops import rollups
 from appliance.ops.eventbatch import EventRow
 from appliance.ops.eventstore import PostgresStore
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 11, 29, 22, 10, tzinfo=timezone.utc)   # 23:10 in Paris: the next hour is another day there
 DAY = (datetime(2026, 11, 28, tzinfo=timezone.utc), datetime(2026, 12, 2, tzinfo=timezone.utc))
 
 
 @pytest.fixture(name="url")
-def url_fixture() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install -e '.[test]')")
-    try:
-        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES}: {exc}")
-    schema = f"analytics_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
+def url_fixture(postgres_db: Database) -> str:
+    """A throw-away schema on the machine's PostgreSQL (ingest's tests' fixture)."""
+    return postgres_db.url
 
 
 @pytest.fixture(name="conn")
