@@ -24,6 +24,7 @@ from urllib.parse import quote
 from appliance.console import auth
 from appliance.console.client import Client, answers
 from appliance.console.db import Database
+from appliance.console.fleet import site_of
 from appliance.console.trial import Child
 from appliance.errors import ApplianceError, command_line
 from appliance.ops.testbroker import free_port
@@ -36,8 +37,7 @@ def _targets(conn: Any) -> dict[str, str]:
                             "AND ts > now() - interval '2 days' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
     if device is None:
         raise ApplianceError("the database has no screens in its registry (seed it: python -m appliance.console.seed)")
-    site = device[0].split("-screen-")[0] if "-screen-" in device[0] else device[0].rsplit("-", 1)[0]
-    return {"device": device[0], "site": site, "campaign": (campaign[0] if campaign else None) or ""}
+    return {"device": device[0], "site": site_of(device[0]), "campaign": (campaign[0] if campaign else None) or ""}
 
 
 def pages(targets: dict[str, str]) -> dict[str, str]:

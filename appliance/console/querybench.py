@@ -18,6 +18,7 @@ from typing import Any
 
 from appliance.console import analytics
 from appliance.console.analytics import Filter
+from appliance.console.fleet import site_of
 
 QUERIES: dict[str, Callable[[Any, Filter], Any]] = {
     "sessions/hour": analytics.sessions_per_hour, "sessions/day": analytics.sessions_per_day,
@@ -59,7 +60,7 @@ def scopes(conn: Any, days: int, tz: str) -> dict[str, Filter]:
     campaign = conn.execute("SELECT campaign FROM fleet_hours WHERE type = 'session_start' AND hour >= %s "
                             "GROUP BY 1 ORDER BY sum(n) DESC LIMIT 1", (since,)).fetchone()[0]
     device = conn.execute("SELECT min(device) FROM event_hours WHERE type = 'session_start'").fetchone()[0]
-    site = device.split("-screen-")[0]
+    site = site_of(device)
     return {"fleet": Filter(since, until, tz), f"campaign {campaign}": Filter(since, until, tz, campaign=campaign),
             f"site {site}": Filter(since, until, tz, site=site), f"screen {device}": Filter(since, until, tz,
                                                                                             device=device)}
