@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from appliance.console import auth
 from appliance.console.client import Client, answers
 from appliance.console.db import Database
 from appliance.console.fleet import site_of
+from appliance.console.querybench import percentiles
 from appliance.console.trial import Child
 from appliance.errors import ApplianceError, command_line
 from appliance.ops.testbroker import free_port
@@ -62,9 +62,8 @@ def _time(client: Client, path: str, runs: int) -> dict[str, Any]:
         if run:
             samples.append(elapsed)
         size = len(answer.body.encode())
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 1),
-            "p95": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1), "kb": round(size / 1024)}
+    p50, p95 = percentiles(samples)
+    return {"p50": round(p50, 1), "p95": round(p95, 1), "kb": round(size / 1024)}
 
 
 def run(url: str, runs: int) -> dict[str, dict[str, Any]]:

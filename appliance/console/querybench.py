@@ -35,7 +35,8 @@ UNION ALL SELECT 'site_hours', pg_total_relation_size('site_hours')
 UNION ALL SELECT 'fleet_hours', pg_total_relation_size('fleet_hours')"""
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 (median) and p95 (nearest rank) of ``samples``: the figures both benchmarks print."""
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
@@ -47,7 +48,7 @@ def _time(call: Callable[[], Any], runs: int) -> tuple[float, float]:
         began = time.perf_counter()
         call()
         samples.append((time.perf_counter() - began) * 1000)
-    return _percentiles(samples)
+    return percentiles(samples)
 
 
 def scopes(conn: Any, days: int, tz: str) -> dict[str, Filter]:
