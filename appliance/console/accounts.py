@@ -134,7 +134,6 @@ def add_user(request: Request, user: auth.User = Depends(web.admin), name: str =
     with request.app.state.console.db.connection() as conn:
         auth.add_user(conn, name.strip().lower(), password, role)
         web.audit(conn, user, "user.add", name, {"role": role})
-    with request.app.state.console.db.connection() as conn:
         rows = auth.users(conn)
     # The one time the password is shown: to the admin who hands it over (never logged, never stored in clear).
     return web.render(request, "users.html", users=rows, roles=auth.ROLES, created={"name": name, "password": password})

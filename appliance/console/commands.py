@@ -104,7 +104,7 @@ def send(console: Any, user: auth.User, device: str, name: str, arguments: dict[
 def on_reply(console: Any, topic: str, payload: bytes) -> None:
     """A message on ``oivis/v1/<device>/cmd-res`` (paho's thread): the reply stored with its command."""
     prefix = console.settings.topic_prefix
-    device = device_of(topic, prefix) if topic.endswith("/cmd-res") else None
+    device = device_of(topic, prefix)
     if device is not None and Topics.for_device(device, prefix).command_results != topic:
         device = None
     try:
