@@ -98,10 +98,11 @@ def sites(conn: Any) -> list[tuple[str, int]]:
     return conn.execute(f"SELECT {SITE_SQL} AS site, count(*) FROM devices GROUP BY 1 ORDER BY 1").fetchall()
 
 
-def device_row(conn: Any, device: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT status, reported, health, health_at, health_period_s, last_seen FROM devices "
-                       "WHERE device = %s", (device,)).fetchone()
-    keys = ("status", "reported", "health", "health_at", "health_period_s", "last_seen")
+def device_row(conn: Any, device: str, now: datetime) -> dict[str, Any] | None:
+    """The screen's registry row and its state at ``now``, or None."""
+    row = conn.execute(f"SELECT status, reported, health, health_at, health_period_s, last_seen, {STATE_SQL} "
+                       "FROM devices WHERE device = %(device)s", {"device": device, "now": now}).fetchone()
+    keys = ("status", "reported", "health", "health_at", "health_period_s", "last_seen", "state")
     return None if row is None else dict(zip(keys, row, strict=True))
 
 
@@ -136,11 +137,9 @@ def screen(request: Request, device: str, user: auth.User = Depends(web.viewer))
     console = request.app.state.console
     now = console.clock()
     with console.db.connection() as conn:
-        row = device_row(conn, device)
+        row = device_row(conn, device, now)
         if row is None:
             raise HTTPException(404, f"No screen {device} has reported to this fleet.")
-        state = conn.execute(f"SELECT state FROM ({LIST_SQL}) s WHERE device = %(device)s",
-                             {"now": now, "site": None, "device": device}).fetchone()[0]
         history = health_history(conn, device, now - timedelta(hours=HISTORY_HOURS))
         recent = commands.recent(conn, device)
     chart = None
@@ -150,6 +149,6 @@ def screen(request: Request, device: str, user: auth.User = Depends(web.viewer))
             f"Last {HISTORY_HOURS} h", [h[0].astimezone(zone) for h in history],
             {"frames/s": [h[1] for h in history], "hottest °C": [h[2] for h in history]},
             x_range=((now - timedelta(hours=HISTORY_HOURS)).astimezone(zone), now.astimezone(zone))))
-    return web.render(request, "screen.html", device=device, row=row, state=state, chart=chart, commands=recent,
+    return web.render(request, "screen.html", device=device, row=row, state=row["state"], chart=chart, commands=recent,
                       settings=remote_keys(), now=now, site=site_of(device),
                       link_problem=console.link_problem("commands"))
