@@ -10,7 +10,8 @@ size), present (blit and flip through SDL's dummy driver), total (all of them).
 With ``[inference] parallel`` segmentation, hands, pose and face run at once in
 their lanes, each timed in its own thread.  ``--models`` picks what perception
 runs, as an experience's needs would (default: the default experience's,
-segmentation and hands).  The report counts the people pose found per frame
+segmentation and hands); ``--profile cpu-board`` caps them as an RK3399 would
+(perception/profile.py), e.g. under ``taskset -c 0 … --threads 1`` as that board's proxy.  The report counts the people pose found per frame
 (``people``: p50 and max) and the faces face found (``faces``), so a 2-person
 run says it was one.
 Targets live here and in the README, never in timed tests.
@@ -33,6 +34,7 @@ from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
 from appliance.perception.pipeline import DEFAULT_NEEDS, Perceiver
 from appliance.perception.pose_tracker import PoseSettings
+from appliance.perception.profile import FULL, Profile
 from appliance.render.compositor import Compositor
 from appliance.sources.base import FrameSource
 from appliance.stats import StageStats
@@ -54,6 +56,7 @@ class BenchSetup:
     parallel: bool = False
     pose: PoseSettings = PoseSettings()
     face: FaceSettings = FaceSettings()
+    profile: Profile = FULL
 
 
 def needs_of(models: str | None) -> Needs:
@@ -86,7 +89,8 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
     bundle = load_bundle(setup.content)
     if not 0 <= setup.world < len(bundle.scenes):
         raise ApplianceError(f"--world {setup.world}: the bundle has {len(bundle.scenes)} world(s)")
-    perceiver = Perceiver(setup.inference, setup.matte, setup.parallel, setup.pose, setup.face)
+    perceiver = Perceiver(setup.inference, setup.matte, setup.parallel, setup.pose, setup.face,
+                          profile=setup.profile)
     compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen, setup.limits)
     display = Display(DisplayMode.HEADLESS, setup.screen)
     stats = StageStats(window=frames)
@@ -124,6 +128,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         "backend": setup.inference.backend_summary,
         "models": [model for model in MODELS if setup.needs.wants(model)],
         "parallel": setup.parallel,
+        "profile": setup.profile.name,
         "source": setup.source.description,
         "screen": list(setup.screen),
         "stages": stats.summary(),
@@ -139,7 +144,8 @@ def _counts(per_frame: list[int]) -> dict:
 
 def format_table(result: dict) -> str:
     lines = [f"{result['frames']} frames from {result['source']} to {result['screen'][0]}x{result['screen'][1]}, "
-             f"backend {result['backend']}: {result['fps']} fps, peak RSS {result['peak_rss_mb']} MB",
+             f"backend {result['backend']}, profile {result['profile']}: {result['fps']} fps, "
+             f"peak RSS {result['peak_rss_mb']} MB",
              f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}"]
     for stage, summary in result["stages"].items():
         lines.append(f"{stage:<14}{summary['p50']:>10.2f}{summary['p95']:>10.2f}")

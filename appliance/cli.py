@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument("--backend", help="auto, litert or rknn (default: the config's)")
     bench.add_argument("--threads", type=int, help="CPU threads per model (default: the config's)")
+    bench.add_argument("--profile",
+                       help="perception profile: full, cpu-board (an RK3399's caps) or auto (default: the config's)")
     bench.add_argument("--screen", default="1920x1080", help="WxH of the composited screen")
     bench.add_argument("--world", type=int, default=0, help="which world of the content bundle")
     bench.add_argument("--models", metavar="LIST", help="comma-separated models perception runs: segmentation, "
@@ -173,7 +175,8 @@ def _bench(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     needs = needs_of(args.models)
     settings = config.inference.model_copy(update={"backend": args.backend or config.inference.backend,
-                                                   "threads": args.threads or config.inference.threads})
+                                                   "threads": args.threads or config.inference.threads,
+                                                   "profile": args.profile or config.inference.profile})
     setup = BenchSetup(
         source=open_source(args.source, paced=False, limits=config.media, demo=demo_image),
         inference=settings.inference(),
@@ -186,6 +189,7 @@ def _bench(args: argparse.Namespace) -> int:
         parallel=settings.parallel,
         pose=config.pose.settings(),
         face=config.face.settings(),
+        profile=settings.perception_profile(),
     )
     result = run_bench(setup, args.frames)
     print(json.dumps(result) if args.json else format_table(result))

@@ -100,7 +100,7 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     events = EventBus()
     audience = AudienceCounts(events.publish, config.audience.gender) if config.audience.counts else None
     perceiver = Perceiver(inference, config.segmentation.matte(), config.inference.parallel, config.pose.settings(),
-                          config.face.settings(), audience)
+                          config.face.settings(), audience, config.inference.perception_profile())
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media,
                          demo=demo_image)
     display = Display(mode, (config.display.width, config.display.height))

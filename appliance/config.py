@@ -28,10 +28,14 @@ from appliance.errors import ApplianceError
 from appliance.identity import device_id_problem
 from appliance.inference.backend import BackendOptions, Inference, LaneSettings
 from appliance.inference.manifest import Manifest
+from appliance.inference.soc import read_soc
 from appliance.media import MediaLimits
 from appliance.perception.face_tracker import FaceSettings
 from appliance.perception.matte import MatteSettings
 from appliance.perception.pose_tracker import PoseSettings, Smoothing
+from appliance.perception.profile import CHOICES as PROFILE_CHOICES
+from appliance.perception.profile import Profile
+from appliance.perception.profile import choose as choose_profile
 from appliance.tomlfile import read_toml, validated
 
 
@@ -81,6 +85,9 @@ class InferenceConfig(Section):
     parallel: bool = Field(False, description="segmentation and hands of a frame run at once, each in its own "
                            "thread (hands search where the previous frame's person was); pays with one model "
                            "per NPU core, not on a 2-core CPU")
+    profile: Literal[PROFILE_CHOICES] = Field(
+        "auto", description="what perception the board affords: full, cpu-board (hands 10/s with the lite "
+        "landmark model, pose and face 5/s, age 1/s: an RK3399) or auto (cpu-board on a board without an NPU)")
     models: dict[str, LaneConfig] = Field(default_factory=dict, description="per-model settings by manifest "
                                           "name (selfie_landscape, palm_detection_full, hand_landmark_full…)")
 
@@ -105,6 +112,10 @@ class InferenceConfig(Section):
                                     BackendOptions(lane.threads or self.threads, lane.core_mask or self.core_mask))
                  for name, lane in self.models.items()}
         return Inference(self.backend, BackendOptions(self.threads, self.core_mask), lanes=lanes)
+
+    def perception_profile(self) -> Profile:
+        """The profile ``profile`` names, ``auto`` decided by this board's SoC."""
+        return choose_profile(self.profile, read_soc())
 
 
 class DisplayConfig(Section):

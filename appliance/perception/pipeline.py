@@ -25,6 +25,8 @@ Invariants:
   track's smoothed guess (``Face.age``) from the last age run.  Gender runs only while
   ``Needs.gender`` asks (its model loads the first time it does).  Age switched off
   forgets every track's guesses.
+- The board's ``profile`` caps every need before anything is scheduled (perception/profile.py:
+  an RK3399 runs hands, pose, face and age at lower rates, hands with the lite landmark model).
 - With ``audience`` (the device's opt-in ``[audience] counts``), every frame's faces that
   carry an age go to the anonymous, k-anonymous hourly counts (``appliance.perception.audience``).
 """
@@ -50,6 +52,7 @@ from appliance.perception.lanes import Lane
 from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import MODELS, Needs
 from appliance.perception.pose_tracker import PoseSettings
+from appliance.perception.profile import FULL, Profile
 from appliance.perception.schedule import RateGate, segmentation_rate
 from appliance.perception.stages import AgeStage, FaceStage, HandStage, PoseStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
@@ -87,9 +90,11 @@ class Perceiver:
 
     def __init__(self, inference: Inference, matte: MatteSettings = MatteSettings(), parallel: bool = False,
                  pose: PoseSettings = PoseSettings(), face: FaceSettings = FaceSettings(),
-                 audience: AudienceCounts | None = None) -> None:
+                 audience: AudienceCounts | None = None, profile: Profile = FULL) -> None:
+        self.profile = profile
+        log.info("perception profile %s", profile.describe())
         self.segmentation = SegmentationStage(inference, matte=matte)
-        self.hands = HandStage(inference)
+        self.hands = HandStage(inference, landmark_model=profile.hand_landmark, search_windows=profile.search_windows)
         self._inference = inference
         self._pose_settings = pose
         self.pose: PoseStage | None = None   # loaded the first time an experience asks for pose
@@ -110,6 +115,7 @@ class Perceiver:
 
     def process(self, frame: Frame, needs: Needs = DEFAULT_NEEDS) -> Perception:
         now = frame.captured_at
+        needs = self.profile.cap(needs)
         self._switch_hands(needs.wants("hands"))
         self._switch_pose(needs.wants("pose"))
         self._switch_face(needs.wants("face"))
