@@ -33,7 +33,7 @@ PRINTER_URI ?=
 PRINTER_DRIVER ?=
 PRINT_MEDIA ?= 4x6
 
-.PHONY: technician-help ca operator-ca operator-cert keys csr sign provision package install flash doctor printer
+.PHONY: technician-help ca operator-ca operator-cert keys csr sign provision package check-arm64 arm64-host install flash doctor printer
 
 technician-help:
 	@echo "make ca                       the development fleet CA in $(CA_DIR) (kept when it exists)"
@@ -43,6 +43,8 @@ technician-help:
 	@echo "make provision DEVICE_ID=mall-01-screen-3 SITE=mall-01 BROKER=mqtt.example.net:8883 [FORCE=1]"
 	@echo "                              the device's identity bundle in $(DEVICES_DIR)/DEVICE_ID (csr + sign)"
 	@echo "make package [ARCH=arm64] [BOARD_PYTHON=3.11] [RKNN_WHEEL=path.whl] [WHEELHOUSE=dir]"
+	@echo "make check-arm64              (as root, 6-15 min) the arm64 .deb installed in a bookworm arm64 root under qemu,"
+	@echo "                              its analyze --json against this machine's (provisioning/arm64/check.sh)"
 	@echo "make flash IMAGE=os.img.xz DEVICE=/dev/sdX [YES=1]   (as root)"
 	@echo "make install HOST=user@board DEVICE_ID=... [DRY_RUN=1]"
 	@echo "make doctor [HOST=user@board]  the health checks, here or on the board"
@@ -92,6 +94,19 @@ provision: ca
 package: models content
 	$(PY) -m appliance.tools.package --arch $(ARCH) --python $(BOARD_PYTHON) --out $(DIST) \
 	    $(if $(WHEELHOUSE),--wheelhouse "$(WHEELHOUSE)") $(if $(RKNN_WHEEL),--rknn-wheel "$(RKNN_WHEEL)")
+
+# The arm64 package proven here under qemu-user emulation (provisioning/arm64/check.sh): the root is cached in
+# $(ARM64_DIR) (git-ignored), every run installs the .deb afresh and compares `analyze` with this machine's.
+ARM64_DIR ?= .arm64
+ARM64_MEDIA ?= portrait_white_bg.png thumb_up.jpg victory_closeup.jpg face_group.jpg pose_sitting.jpg
+check-arm64: ARCH = arm64
+check-arm64: arm64-host package
+	DEB="$(DIST)/oivis-appliance_$(APP_VERSION)_arm64.deb" MEDIA="$(MEDIA)" PY="$(PY)" ARM64_DIR="$(ARM64_DIR)" \
+	    ARM64_MEDIA="$(ARM64_MEDIA)" sh provisioning/arm64/check.sh
+
+arm64-host:
+	@EXTRA_PACKAGES="qemu-user-static:/usr/bin/qemu-aarch64-static binfmt-support:/usr/sbin/update-binfmts mmdebstrap:/usr/bin/mmdebstrap" \
+	    sh provisioning/check-system.sh
 
 install: $(INSTALLED)
 	@test -n "$(HOST)" -a -n "$(DEVICE_ID)" || \
