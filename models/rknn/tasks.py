@@ -1,0 +1,206 @@
+"""The NPU models judged at their task: the appliance's own pre- and post-processing around any Runner.
+
+The float models (LiteRT, the appliance's CPU backend) go over each frame the
+way the appliance does and fix what every model is asked there (``Scene``):
+the segmentation masks; the palm detector's windows (the hand search plan,
+person box from the live segmentation mask); the landmark model's regions (from
+the float palms, the close-range probe on the whole frame, and each float
+hand's next-frame tracking region).  A converted model is then run by the same
+appliance classes on exactly those inputs, so only the model differs, never
+the input it got:
+
+- segmentation: mask IoU against the float mask at the frame's size, threshold 0.5;
+- palm detection: recall of the float detections (IoU >= 0.5 in the same window)
+  and the matched boxes' corner error in box sizes;
+- hand landmarks: mean landmark distance in hand sizes (the float hand's longer
+  box side) where the float model sees a hand, and agreement on hand presence.
+
+Targets (issue 15): within 1 % of the float model (IoU, recall) and 2 % of the
+hand's size.  A pose or face model slots in as one more Task whose Scene fields
+the float pipeline fills (detector recall, landmark error in torso or face sizes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from appliance.inference.backend import Runner
+from appliance.inference.manifest import Manifest
+from appliance.inference.plugins.litert import LiteRTRunner
+from appliance.perception.hand import Hand
+from appliance.perception.hand_search import person_box, search_plan
+from appliance.perception.landmarks import MIN_PRESENCE, HandLandmarker, region_from_landmarks, region_from_palm
+from appliance.perception.palm import PalmDetector
+from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, mask_at
+from appliance.perception.ssd import Detection, SsdDetector, box_iou
+from appliance.perception.tensor import Region
+
+SEGMENTERS = ("selfie_landscape", "selfie_general")
+PALM_MODEL = "palm_detection_full"
+HAND_MODEL = "hand_landmark_full"
+#: Within target: IoU and recall at most 1 % below the float model, errors at most 2 % of the object's size.
+MAX_IOU_LOSS = 0.01
+MAX_RECALL_LOSS = 0.01
+MAX_SIZE_ERROR = 0.02
+MATCH_IOU = 0.5
+
+
+@dataclass
+class Scene:
+    """One frame and what the float models found in it (the reference every precision is judged against)."""
+
+    label: str
+    image: np.ndarray
+    masks: dict[str, np.ndarray] = field(default_factory=dict)   # model -> bool mask at the frame's size
+    windows: list[Region] = field(default_factory=list)           # palm detector windows
+    palms: list[list[Detection]] = field(default_factory=list)    # float palms, per window
+    hand_regions: list[Region] = field(default_factory=list)      # landmark model regions
+    hands: list[Hand] = field(default_factory=list)               # float hand, per region
+
+
+def person_mask(probabilities: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Person pixels at the image's size: the appliance's mask (``mask_at``) above one half."""
+    return mask_at(probabilities, (image.shape[1], image.shape[0])) >= 128
+
+
+class FloatPipeline:
+    """The appliance's float models (LiteRT); ``wrap`` may wrap each runner (e.g. to record its inputs)."""
+
+    def __init__(self, manifest: Manifest, wrap: Callable[[str, Runner], Runner] = lambda model, runner: runner,
+                 threads: int = 2) -> None:
+        self.manifest = manifest
+        models = (*SEGMENTERS, PALM_MODEL, HAND_MODEL)
+        self.runners = {m: wrap(m, LiteRTRunner(manifest.spec(m), manifest, threads)) for m in models}
+        self.segmenters = {m: PersonSegmenter(self.runners[m], manifest.spec(m)) for m in SEGMENTERS}
+        self.detector = PalmDetector(self.runners[PALM_MODEL])
+        self.landmarker = HandLandmarker(self.runners[HAND_MODEL])
+
+    def scene(self, label: str, image: np.ndarray) -> Scene:
+        scene = Scene(label, image)
+        height, width = image.shape[:2]
+        probabilities = {model: segmenter.probabilities(image) for model, segmenter in self.segmenters.items()}
+        scene.masks = {model: person_mask(p, image) for model, p in probabilities.items()}
+        person = person_box(probabilities[LIVE_MODEL], (width, height))
+        plan = search_plan((width, height), person)
+        scene.windows = [step.region for step in plan if not step.probe]
+        scene.palms = [self.detector.detect(image, window) for window in scene.windows]
+        regions = [region_from_palm(palm) for palms in scene.palms for palm in palms]
+        regions += [step.region for step in plan if step.probe]
+        hands = [self.landmarker.landmarks(image, region) for region in regions]
+        tracked = [region_from_landmarks(hand.landmarks) for hand in hands if hand.presence >= MIN_PRESENCE]
+        scene.hand_regions = regions + tracked
+        scene.hands = hands + [self.landmarker.landmarks(image, region) for region in tracked]
+        return scene
+
+
+@dataclass(frozen=True)
+class Score:
+    """One model at one precision on the evaluation scenes."""
+
+    value: float        # the headline metric (see Task.metric)
+    detail: str         # the supporting figures
+    within: bool        # within the issue's target
+
+
+class Task(Protocol):
+    model: str
+    metric: str         # what ``Score.value`` is, for the table's header
+    target: str         # the target in words
+
+    def score(self, scenes: Sequence[Scene], runner: Runner) -> Score: ...
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b)) / union if union else 1.0
+
+
+@dataclass(frozen=True)
+class MaskTask:
+    model: str
+    manifest: Manifest
+    metric: str = "mask IoU (mean)"
+    target: str = f"IoU >= {1 - MAX_IOU_LOSS:.2f}"
+
+    def score(self, scenes: Sequence[Scene], runner: Runner) -> Score:
+        segmenter = PersonSegmenter(runner, self.manifest.spec(self.model))
+        ious = [mask_iou(person_mask(segmenter.probabilities(scene.image), scene.image), scene.masks[self.model])
+                for scene in scenes]
+        mean = float(np.mean(ious))
+        worst = int(np.argmin(ious))
+        return Score(mean, f"min {ious[worst]:.4f} ({scenes[worst].label}), {len(ious)} frames",
+                     mean >= 1 - MAX_IOU_LOSS)
+
+
+@dataclass(frozen=True)
+class DetectorTask:
+    """An SSD detector on the float pipeline's windows; ``windows``/``found`` pick them from a Scene."""
+
+    model: str
+    detector: Callable[[Runner], SsdDetector]
+    windows: Callable[[Scene], list[Region]]
+    found: Callable[[Scene], list[list[Detection]]]
+    metric: str = "recall"
+    target: str = f"recall >= {1 - MAX_RECALL_LOSS:.2f}, box error <= {MAX_SIZE_ERROR:.0%} of box"
+
+    def score(self, scenes: Sequence[Scene], runner: Runner) -> Score:
+        detector = self.detector(runner)
+        expected = matched = extra = 0
+        errors = []
+        for scene in scenes:
+            for window, float_found in zip(self.windows(scene), self.found(scene), strict=True):
+                ours = detector.detect(scene.image, window)
+                boxes = np.array([d.box for d in ours]).reshape(-1, 4)
+                used: set[int] = set()
+                for reference in float_found:
+                    expected += 1
+                    overlaps = box_iou(reference.box, boxes) if len(boxes) else np.zeros(0)
+                    best = int(np.argmax(overlaps)) if len(overlaps) else -1
+                    if best < 0 or overlaps[best] < MATCH_IOU or best in used:
+                        continue
+                    used.add(best)
+                    matched += 1
+                    side = max(reference.box[2] - reference.box[0], reference.box[3] - reference.box[1])
+                    errors.append(float(np.abs(boxes[best] - reference.box).max()) / side)
+                extra += len(ours) - len(used)
+        recall = matched / expected if expected else 1.0
+        error = float(np.mean(errors)) if errors else 0.0
+        return Score(recall, f"{matched}/{expected} found, {extra} extra, box error {error:.2%} of box",
+                     recall >= 1 - MAX_RECALL_LOSS and error <= MAX_SIZE_ERROR)
+
+
+@dataclass(frozen=True)
+class HandLandmarkTask:
+    model: str = HAND_MODEL
+    metric: str = "error (hand sizes)"
+    target: str = f"error <= {MAX_SIZE_ERROR:.0%} of hand, presence agrees >= {1 - MAX_RECALL_LOSS:.0%}"
+
+    def score(self, scenes: Sequence[Scene], runner: Runner) -> Score:
+        landmarker = HandLandmarker(runner)
+        errors, agree, total = [], 0, 0
+        for scene in scenes:
+            for region, reference in zip(scene.hand_regions, scene.hands, strict=True):
+                hand = landmarker.landmarks(scene.image, region)
+                total += 1
+                agree += (hand.presence >= MIN_PRESENCE) == (reference.presence >= MIN_PRESENCE)
+                if reference.presence >= MIN_PRESENCE:
+                    _, _, w, h = reference.box
+                    distance = np.linalg.norm(hand.landmarks[:, :2] - reference.landmarks[:, :2], axis=1)
+                    errors.append(float(distance.mean()) / max(w, h))
+        error = float(np.mean(errors)) if errors else 0.0
+        worst = max(errors, default=0.0)
+        agreement = agree / total if total else 1.0
+        return Score(error, f"{len(errors)} hands, worst {worst:.2%}, presence agrees {agree}/{total}",
+                     error <= MAX_SIZE_ERROR and agreement >= 1 - MAX_RECALL_LOSS)
+
+
+def tasks(manifest: Manifest) -> dict[str, Task]:
+    """Every model the evaluator can judge, by manifest name."""
+    found: dict[str, Task] = {m: MaskTask(m, manifest) for m in SEGMENTERS}
+    found[PALM_MODEL] = DetectorTask(PALM_MODEL, PalmDetector, lambda s: s.windows, lambda s: s.palms)
+    found[HAND_MODEL] = HandLandmarkTask()
+    return found
