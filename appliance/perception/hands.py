@@ -23,8 +23,6 @@ from appliance.perception.tensor import Region
 #: The models, as named in models/manifest.toml (the full variants: kiosk-distance hands need them).
 PALM_MODEL = "palm_detection_full"
 LANDMARK_MODEL = "hand_landmark_full"
-#: Half the full landmark model's cost, for boards that run their models on the CPU (perception/profile.py).
-LITE_LANDMARK_MODEL = "hand_landmark_lite"
 #: Two hands whose landmark boxes overlap this much (of the smaller box) are one hand.
 SAME_HAND_OVERLAP = 0.5
 #: The close-range probe (landmarks on the whole frame) counts only when this sure.

@@ -26,7 +26,7 @@ Invariants:
   ``Needs.gender`` asks (its model loads the first time it does).  Age switched off
   forgets every track's guesses.
 - The board's ``profile`` caps every need before anything is scheduled (perception/profile.py:
-  an RK3399 runs hands, pose, face and age at lower rates, hands with the lite landmark model).
+  an RK3399 runs hands, pose, face and age at lower rates).
 - With ``audience`` (the device's opt-in ``[audience] counts``), every frame's faces that
   carry an age go to the anonymous, k-anonymous hourly counts (``appliance.perception.audience``).
 """
@@ -94,7 +94,7 @@ class Perceiver:
         self.profile = profile
         log.info("perception profile %s", profile.describe())
         self.segmentation = SegmentationStage(inference, matte=matte)
-        self.hands = HandStage(inference, landmark_model=profile.hand_landmark, search_windows=profile.search_windows)
+        self.hands = HandStage(inference, search_windows=profile.search_windows)
         self._inference = inference
         self._pose_settings = pose
         self.pose: PoseStage | None = None   # loaded the first time an experience asks for pose

@@ -80,10 +80,9 @@ class HandStage:
     """Palm detection and hand landmarks (the models named in hands.py), and gestures from them."""
 
 
-    def __init__(self, inference: Inference, still: bool = False, landmark_model: str = LANDMARK_MODEL,
-                 search_windows: int = 2) -> None:
+    def __init__(self, inference: Inference, still: bool = False, search_windows: int = 2) -> None:
         self.detector = PalmDetector(inference.load(PALM_MODEL))
-        self.landmarker = HandLandmarker(inference.load(landmark_model))
+        self.landmarker = HandLandmarker(inference.load(LANDMARK_MODEL))
         self.still = still
         self.tracker = None if still else HandTracker(self.detector, self.landmarker,
                                                       windows_while_lost=search_windows)
