@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 try:  # run as a script (python models/rknn/convert.py) or as a module
-    from tflite_patch import needs_patch, patch_custom_ops
+    from tflite_patch import rewrite_for_rknn
 except ImportError:  # pragma: no cover
-    from models.rknn.tflite_patch import needs_patch, patch_custom_ops
+    from models.rknn.tflite_patch import rewrite_for_rknn
 
 log = logging.getLogger("rknn.convert")
 
@@ -114,12 +114,10 @@ def build_rknn(spec: ConvertSpec) -> Any:
             spec,
         )
         with tempfile.TemporaryDirectory(prefix="rknn-convert-") as tmp:
-            source = spec.tflite
-            if needs_patch(source):
-                # MediaPipe custom ops -> builtins, else load_tflite fails (see tflite_patch).
-                source = Path(tmp) / source.name
-                count = patch_custom_ops(spec.tflite, source)
-                log.info("%s: rewrote %d MediaPipe custom op(s) to builtins", spec.model, count)
+            # Constructs load_tflite cannot take -> exact builtin equivalents (see tflite_patch).
+            source, rewrites = rewrite_for_rknn(spec.tflite, Path(tmp))
+            for what, count in rewrites.items():
+                log.info("%s: rewrote %d x %s", spec.model, count, what)
             _check(rknn.load_tflite(model=str(source)), "load_tflite", spec)
             _check(
                 rknn.build(
