@@ -4,7 +4,8 @@ Importing this module fails on machines without ``rknnlite`` (every x86 machine)
 the registry records that and skips the plugin.  A model runs here only when a
 ``.rknn`` converted for this SoC exists (models/rknn/convert.py builds them):
 ``<models>/cache/rknn/<model>-<soc>.rknn``.  Normalisation is baked into that
-file, so the NPU gets the raw uint8 NHWC image.
+file, so the NPU gets the raw uint8 NHWC image; outputs go back to the float
+model's shapes (4-D ones come back NCHW; appliance/inference/layout.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rknnlite.api import RKNNLite
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import BackendOptions
+from appliance.inference.layout import read_output_shapes, to_model_layout
 from appliance.inference.manifest import Manifest, ModelSpec
 from appliance.inference.soc import has_rknn_npu
 
@@ -42,6 +44,7 @@ class RKNNRunner:
         if core_mask not in CORE_MASKS:
             raise ApplianceError(f"unknown NPU core mask {core_mask!r} (known: {', '.join(CORE_MASKS)})")
         self.name = spec.name
+        self._output_shapes = read_output_shapes(path)
         self._rknn = RKNNLite()
         if self._rknn.load_rknn(str(path)) != 0:
             raise ApplianceError(f"RKNNLite could not load {path}")
@@ -56,7 +59,7 @@ class RKNNRunner:
         outputs = self._rknn.inference(inputs=inputs, data_format="nhwc")
         if outputs is None:
             raise ApplianceError(f"RKNN inference failed for model {self.name} (the runtime returned None)")
-        return [np.asarray(output, dtype=np.float32) for output in outputs]
+        return [np.asarray(output, dtype=np.float32) for output in to_model_layout(outputs, self._output_shapes)]
 
 
 class RKNNPlugin:
