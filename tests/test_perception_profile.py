@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_hands import CountingInference
-from test_perception_scheduler import FPS, frames
+from test_perception_scheduler import frames
 
 from appliance.config import InferenceConfig
 from appliance.errors import ApplianceError
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver
-from appliance.perception.profile import CPU_BOARD, FULL, HANDS_RATE, choose
+from appliance.perception.profile import CPU_BOARD, FULL, choose
 
 
 def test_full_changes_nothing() -> None:
@@ -22,7 +22,7 @@ def test_full_changes_nothing() -> None:
 
 def test_cpu_board_only_lowers_rates() -> None:
     capped = CPU_BOARD.cap(Needs(pose=15, face=EVERY_FRAME, age=2, gender=True))
-    assert capped == Needs(segmentation=EVERY_FRAME, hands=HANDS_RATE, pose=5, face=5, age=1, gender=True)
+    assert capped == Needs(segmentation=EVERY_FRAME, hands=EVERY_FRAME, pose=5, face=5, age=1, gender=True)
     assert CPU_BOARD.cap(Needs(hands=0, pose=2)) == Needs(hands=0, pose=2)   # off stays off, lower stays lower
 
 
@@ -44,11 +44,11 @@ def test_the_config_key_is_validated() -> None:
         InferenceConfig(profile="fast")
 
 
-def test_a_cpu_board_runs_hands_every_third_frame_with_one_search_window(astronaut: np.ndarray) -> None:
+def test_a_cpu_board_runs_pose_at_five_a_second_and_searches_one_window(astronaut: np.ndarray) -> None:
+    """On scripted 30 fps frames: segmentation and hands every frame, pose every sixth frame."""
     counted = CountingInference()
     perceiver = Perceiver(counted, profile=CPU_BOARD)
-    results = [perceiver.process(frame, Needs()) for frame in frames(astronaut, 12)]
-    assert [result.index for result in results if "hands" in result.ran] == [0, 3, 6, 9]
-    assert all("segmentation" in result.ran for result in results)
+    results = [perceiver.process(frame, Needs(pose=EVERY_FRAME)) for frame in frames(astronaut, 12)]
+    assert [result.index for result in results if "pose" in result.ran] == [0, 6]
+    assert all({"segmentation", "hands"} <= set(result.ran) for result in results)
     assert perceiver.hands.tracker.windows_while_lost == 1
-    assert FPS / HANDS_RATE == 3
