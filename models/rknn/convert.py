@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -38,6 +39,8 @@ log = logging.getLogger("rknn.convert")
 
 #: Targets we ship. rknn-toolkit2 supports more, but only these are tested.
 SUPPORTED_TARGETS = ("rk3588", "rk3576", "rk3568", "rk3566")
+#: fp16: no quantization; int8: w8a8 on the calibration set; hybrid: int8 with ``fp16_layers`` left in fp16.
+PRECISIONS = ("fp16", "int8", "hybrid")
 
 
 def rknn_normalisation(model: str) -> tuple[float, float]:
@@ -56,6 +59,24 @@ def default_paths(model: str, target: str) -> tuple[Path, Path]:
     return manifest.verified_path(model), manifest.cache_dir / "rknn" / f"{model}-{target}.rknn"
 
 
+def recorded_spec(model: str, target: str, precision: str | None = None, dataset: Path | None = None,
+                  verbose: bool = False) -> ConvertSpec:
+    """What ``make rknn-models`` builds: the model's precision and fp16 layers from precision.toml
+    (``precision`` overrides the choice, keeping the recorded hybrid layers) and the calibration list
+    ``make rknn-calibration`` wrote (unless ``dataset`` is given)."""
+    from appliance.inference.manifest import Manifest
+    from models.rknn.calibrate import dataset_list
+    from models.rknn.precision import recorded_choice
+
+    choice = recorded_choice(model)
+    precision = precision or choice.precision
+    if precision != "fp16" and dataset is None:
+        dataset = dataset_list(Manifest.load(), model)
+    tflite, _ = default_paths(model, target)
+    return ConvertSpec(model, tflite, *rknn_normalisation(model), target, precision, dataset,
+                       choice.fp16_layers if precision == "hybrid" else (), verbose)
+
+
 class ConversionError(RuntimeError):
     """A rknn-toolkit2 step returned a non-zero status."""
 
@@ -69,8 +90,9 @@ class ConvertSpec:
     mean: float
     std: float
     target: str = "rk3588"
-    quantize: bool = False
-    dataset: Path | None = None
+    precision: str = "fp16"
+    dataset: Path | None = None          # the toolkit's calibration list (int8, hybrid)
+    fp16_layers: tuple[str, ...] = ()    # hybrid: tensors (as the toolkit's quantization.cfg names them) kept fp16
     verbose: bool = False
 
     def validate(self) -> None:
@@ -81,9 +103,15 @@ class ConvertSpec:
             raise ConversionError(
                 f"{self.model}: unsupported target {self.target!r}; expected one of {SUPPORTED_TARGETS}"
             )
-        if self.quantize and (self.dataset is None or not self.dataset.is_file()):
+        if self.precision not in PRECISIONS:
+            raise ConversionError(f"{self.model}: unknown precision {self.precision!r}; expected one of {PRECISIONS}")
+        if self.precision != "fp16" and (self.dataset is None or not self.dataset.is_file()):
             # rknn-toolkit2 needs a text file listing calibration images (one path per line).
-            raise ConversionError(f"{self.model}: --quantize needs --dataset LIST (got {self.dataset})")
+            raise ConversionError(f"{self.model}: {self.precision} needs a calibration list (got {self.dataset}); "
+                                  "`make rknn-calibration` writes them")
+        if (self.precision == "hybrid") != bool(self.fp16_layers):
+            raise ConversionError(f"{self.model}: fp16_layers are for hybrid, and hybrid needs them "
+                                  f"(precision {self.precision}, {len(self.fp16_layers)} layers)")
 
 
 def _check(ret: int, step: str, spec: ConvertSpec) -> None:
@@ -119,27 +147,91 @@ def build_rknn(spec: ConvertSpec) -> Any:
             for what, count in rewrites.items():
                 log.info("%s: rewrote %d x %s", spec.model, count, what)
             _check(rknn.load_tflite(model=str(source)), "load_tflite", spec)
-            _check(
-                rknn.build(
-                    do_quantization=spec.quantize,
-                    dataset=str(spec.dataset) if spec.quantize and spec.dataset else None,
-                ),
-                "build",
-                spec,
-            )
+            rknn = _build(rknn, spec, Path(tmp))
     except BaseException:
         rknn.release()
         raise
     return rknn
 
 
+def _build(rknn: Any, spec: ConvertSpec, workdir: Path) -> Any:
+    """Build the loaded model in ``spec.precision``; returns the built object (for hybrid, a new one).
+
+    Hybrid is the toolkit's two steps: step 1 quantizes on the calibration set
+    and writes ``<model>.model/.data/.quantization.cfg`` into the working
+    directory; the cfg's ``custom_quantize_layers`` then names the fp16 tensors
+    and step 2 builds from the three files.  On success ``rknn`` is released.
+    """
+    if spec.precision != "hybrid":
+        quantize = spec.precision == "int8"
+        _check(rknn.build(do_quantization=quantize, dataset=str(spec.dataset) if quantize else None), "build", spec)
+        return rknn
+    from rknn.api import RKNN
+
+    here = Path.cwd()
+    os.chdir(workdir)  # step 1 writes its files into the working directory
+    try:
+        _check(rknn.hybrid_quantization_step1(dataset=str(spec.dataset), proposal=False),
+               "hybrid_quantization_step1", spec)
+    finally:
+        os.chdir(here)
+    configs = sorted(workdir.glob("*.quantization.cfg"))
+    if len(configs) != 1:
+        raise ConversionError(f"{spec.model}: hybrid step 1 left {len(configs)} quantization.cfg files in {workdir}")
+    stem = configs[0].name.removesuffix(".quantization.cfg")
+    _keep_fp16(configs[0], spec)
+    hybrid = RKNN(verbose=spec.verbose)
+    try:
+        _check(hybrid.hybrid_quantization_step2(model_input=str(workdir / f"{stem}.model"),
+                                                data_input=str(workdir / f"{stem}.data"),
+                                                model_quantization_cfg=str(configs[0])),
+               "hybrid_quantization_step2", spec)
+    except BaseException:
+        hybrid.release()
+        raise
+    rknn.release()
+    return hybrid
+
+
+def _keep_fp16(config: Path, spec: ConvertSpec) -> None:
+    """Name ``spec.fp16_layers`` in the step-1 config's ``custom_quantize_layers`` as float16."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    data = yaml.load(config)
+    known = data.get("quantize_parameters") or {}
+    missing = [name for name in spec.fp16_layers if name not in known]
+    if missing:
+        raise ConversionError(f"{spec.model}: fp16 layers not in the toolkit's graph (renamed by another toolkit "
+                              f"version? propose them again with models/rknn/hybrid.py): {missing}")
+    data["custom_quantize_layers"] = {name: "float16" for name in spec.fp16_layers}
+    yaml.dump(data, config)
+
+
+def float_output_shapes(model: Path) -> list[tuple[int, ...]]:
+    """The float model's output shapes, in its output order (what the appliance's post-processing reads)."""
+    if model.suffix == ".tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        return [tuple(int(n) for n in d["shape"]) for d in Interpreter(model_path=str(model)).get_output_details()]
+    if model.suffix == ".onnx":
+        import onnx
+
+        graph = onnx.load(str(model), load_external_data=False).graph
+        return [tuple(int(d.dim_value) or 1 for d in o.type.tensor_type.shape.dim) for o in graph.output]
+    raise ConversionError(f"cannot read the output shapes of {model}: neither .tflite nor .onnx")
+
+
 def convert(spec: ConvertSpec, out: Path) -> float:
-    """Build and export ``spec`` to ``out``; return the build+export time in seconds."""
+    """Build and export ``spec`` to ``out`` (and the float output shapes beside it); return the seconds taken."""
+    from appliance.inference.layout import write_output_shapes
+
     start = time.perf_counter()
     rknn = build_rknn(spec)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         _check(rknn.export_rknn(str(out)), f"export_rknn({out})", spec)
+        write_output_shapes(out, float_output_shapes(spec.tflite))
     finally:
         rknn.release()
     return time.perf_counter() - start
@@ -150,8 +242,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="a model of models/manifest.toml, e.g. selfie_landscape")
     p.add_argument("--target", default="rk3588", choices=SUPPORTED_TARGETS)
     p.add_argument("--out", type=Path, help="output .rknn path (default: models/cache/rknn/MODEL-TARGET.rknn)")
-    p.add_argument("--quantize", action="store_true", help="int8 (w8a8) instead of fp16")
-    p.add_argument("--dataset", type=Path, help="calibration list: one image path per line")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="default: the model's choice in models/rknn/precision.toml (fp16 when it has none)")
+    p.add_argument("--dataset", type=Path,
+                   help="calibration list, one image a line (default: the one `make rknn-calibration` wrote)")
+
     p.add_argument("--verbose", action="store_true", help="rknn-toolkit2 verbose logging")
     return p.parse_args(argv)
 
@@ -162,16 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from appliance.errors import ApplianceError
 
     try:
-        tflite, default_out = default_paths(args.model, args.target)
-        out = args.out or default_out
-        spec = ConvertSpec(args.model, tflite, *rknn_normalisation(args.model), args.target,
-                           args.quantize, args.dataset, args.verbose)
+        out = args.out or default_paths(args.model, args.target)[1]
+        spec = recorded_spec(args.model, args.target, args.precision, args.dataset, args.verbose)
         seconds = convert(spec, out)
     except (ConversionError, ApplianceError) as exc:
         log.error("%s", exc)
         return 1
     size_kib = out.stat().st_size / 1024
-    log.info("%s -> %s (%.0f KiB) in %.1f s", spec.model, out, size_kib, seconds)
+    log.info("%s [%s] -> %s (%.0f KiB) in %.1f s", spec.model, spec.precision, out, size_kib, seconds)
     return 0
 
 

@@ -1,0 +1,188 @@
+"""``make rknn-check``: every NPU model at every precision, judged at its task against the float model.
+
+For each evaluation frame (evaluation.txt, apart from calibration) the float
+pipeline (tasks.FloatPipeline, LiteRT) fixes what each model is asked and what
+the float model answers; each model is then built in-process at fp16, int8 and
+hybrid (convert.recorded_spec: the hybrid's fp16 layers from precision.toml),
+run on rknn-toolkit2's x86 simulator behind the appliance's Runner interface
+(simulate.SimulatorRunner) and scored by the appliance's own classes
+(tasks.Task).  One table: model x precision, the task metric, the worst
+output's mean cosine against the float model on the same inputs, within target,
+and the precision recorded for the model.  The simulator's time per inference
+is a side note only: it is x86 emulation, not the NPU's speed.
+
+Exit status 1 when a model's recorded precision misses its target (a model with
+no record is judged at fp16, what ``make rknn-models`` then builds), 2 on errors.
+The toolkit's own output goes to ``models/cache/rknn/logs/<model>-<precision>.log``.
+
+    PYTHONPATH=. .venv-rknn/bin/python models/rknn/evaluate.py --media ../shared/devset \\
+        --models palm_detection_full --precisions fp16,int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import ApplianceError
+from appliance.inference.backend import Runner
+from appliance.inference.manifest import Manifest
+from models.rknn.convert import PRECISIONS, SUPPORTED_TARGETS, ConversionError, recorded_spec
+from models.rknn.frames import FrameListError, load_frames, read_list
+from models.rknn.precision import recorded_choice
+from models.rknn.simulate import SimulationError, SimulatorRunner, cosine
+from models.rknn.tasks import FloatPipeline, Scene, tasks
+
+log = logging.getLogger("rknn.evaluate")
+
+EVALUATION_LIST = Path(__file__).resolve().with_name("evaluation.txt")
+
+
+@contextmanager
+def toolkit_output(path: Path) -> Iterator[None]:
+    """The process's stdout and stderr (where rknn-toolkit2 prints its progress) appended to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with path.open("ab") as log_file:
+            os.dup2(log_file.fileno(), 1)
+            os.dup2(log_file.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+class CosineRunner:
+    """Runs the converted model and, on the same input, the float one; keeps each output's cosine."""
+
+    def __init__(self, runner: Runner, reference: Runner) -> None:
+        self.backend = runner.backend
+        self._runner = runner
+        self._reference = reference
+        self.cosines: list[list[float]] = []
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = self._runner.run(inputs)
+        expected = self._reference.run(inputs)
+        self.cosines.append([cosine(o, e) for o, e in zip(outputs, expected, strict=True)])
+        return outputs
+
+    def worst_mean_cosine(self) -> float:
+        """The lowest, over outputs, of the mean cosine over inferences (outputs of all zeros left out)."""
+        table = np.array(self.cosines, dtype=np.float64)
+        return float(np.nanmin(np.nanmean(table, axis=0))) if table.size else float("nan")
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    precision: str
+    metric: str
+    value: float
+    detail: str
+    cosine: float
+    within: bool
+    chosen: bool
+    build_s: float
+    sim_ms: float
+
+
+def judge(model: str, precision: str, target: str, scenes: Sequence[Scene], pipeline: FloatPipeline,
+          logs: Path) -> Row | None:
+    """One model at one precision; None when there is no such build (a hybrid with no recorded layers)."""
+    task = tasks(pipeline.manifest)[model]
+    choice = recorded_choice(model)
+    spec = recorded_spec(model, target, precision)
+    if precision == "hybrid" and not spec.fp16_layers:
+        return None
+    log_path = logs / f"{model}-{precision}.log"
+    log_path.unlink(missing_ok=True)
+    with toolkit_output(log_path):
+        simulator = SimulatorRunner(spec)
+        try:
+            runner = CosineRunner(simulator, pipeline.runners[model])
+            score = task.score(scenes, runner)
+        finally:
+            simulator.release()
+    return Row(model, precision, task.metric, score.value, score.detail, runner.worst_mean_cosine(), score.within,
+               precision == choice.precision, simulator.build_seconds, 1000 * float(np.median(simulator.seconds)))
+
+
+def print_table(rows: Sequence[Row], target_text: dict[str, str]) -> None:
+    print(f"{'model':<22}{'precision':<10}{'metric':<20}{'value':>8}  {'cosine':>8}  {'within':<7}{'chosen':<7}"
+          f"{'sim ms':>7}  detail")
+    for row in rows:
+        print(f"{row.model:<22}{row.precision:<10}{row.metric:<20}{row.value:>8.4f}  {row.cosine:>8.5f}  "
+              f"{'yes' if row.within else 'NO':<7}{'<==' if row.chosen else '':<7}{row.sim_ms:>7.1f}  {row.detail}")
+    print("targets: " + "; ".join(f"{model}: {text}" for model, text in target_text.items()))
+    print("sim ms: median wall time of one inference on rknn-toolkit2's x86 simulator (not the NPU's speed)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--media", type=Path, required=True, help="the devset directory (MEDIA)")
+    p.add_argument("--frames", type=Path, default=EVALUATION_LIST)
+    p.add_argument("--models", nargs="+", required=True, help="manifest names of the NPU models")
+    p.add_argument("--precisions", default=",".join(PRECISIONS))
+    p.add_argument("--target", default="rk3588", choices=SUPPORTED_TARGETS)
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    args = p.parse_args(argv)
+    precisions = args.precisions.split(",")
+    manifest = Manifest.load()
+    known = tasks(manifest)
+    unknown = [m for m in args.models if m not in known] + [q for q in precisions if q not in PRECISIONS]
+    if unknown:
+        log.error("no task or precision for %s (models with a task: %s)", unknown, ", ".join(known))
+        return 2
+    try:
+        t0 = time.perf_counter()
+        pipeline = FloatPipeline(manifest)
+        scenes = [pipeline.scene(ref.label, image) for ref, image in load_frames(args.media, read_list(args.frames))]
+        log.info("float pipeline on %d evaluation frames: %.1f s", len(scenes), time.perf_counter() - t0)
+        rows = []
+        for model in args.models:
+            for precision in precisions:
+                t0 = time.perf_counter()
+                row = judge(model, precision, args.target, scenes, pipeline, manifest.cache_dir / "rknn" / "logs")
+                if row is None:
+                    log.info("%s: no hybrid (precision.toml records no fp16_layers)", model)
+                    continue
+                log.info("%s %s: %s %.4f (%s) in %.0f s", model, precision, row.metric, row.value, row.detail,
+                         time.perf_counter() - t0)
+                rows.append(row)
+    except (ConversionError, SimulationError, FrameListError, ApplianceError) as exc:
+        log.error("%s", exc)
+        return 2
+    print_table(rows, {m: known[m].target for m in args.models})
+    if args.json:
+        args.json.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
+    missed = [f"{model} ({recorded_choice(model).precision})" for model in args.models
+              if not any(r.model == model and r.chosen and r.within for r in rows)]
+    if missed:
+        print(f"chosen precision not judged within target: {', '.join(missed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
