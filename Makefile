@@ -14,7 +14,7 @@ MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
 DEVICE_LOCK := requirements/device.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: help setup lock models content run console test fleet-load bench bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check
+.PHONY: help setup lock models content run console test fleet-load bench bench-cpu-board bench-npu bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -24,6 +24,8 @@ help:
 	@echo "make lock     regenerate the locks from pyproject.toml (UPGRADE=1: newest versions allowed)"
 	@echo "make models   fetch the pinned model files and verify their checksums"
 	@echo "make bench    per-stage timings on BENCH_SOURCE (default: the kiosk video in OIVIS_TEST_MEDIA or ../shared/devset)"
+	@echo "make bench-cpu-board  the RK3399's proxy: bench on one core, one thread, the cpu-board profile"
+	@echo "make bench-npu       one lane per NPU core vs one lane, with a stand-in RK3588 NPU"
 	@echo "make bench-compare   segmentation speed side by side with the reference (mediapipe)"
 	@echo "make eval-hands      hand detection recall side by side with the reference, at simulated distances"
 	@echo "make eval-pose       people found and false poses on a composed, labelled multi-person set, beside the reference"
@@ -86,6 +88,16 @@ bench-source:
 
 bench: bench-source models content
 	$(PY) -m appliance bench $(BENCH_SOURCE) --frames 300
+
+# An RK3399's proxy: one core of this machine, one inference thread, the board's perception profile.
+bench-cpu-board: bench-source models content
+	taskset -c 0 $(PY) -m appliance bench $(BENCH_SOURCE) --frames 185 --threads 1 --profile cpu-board
+	taskset -c 0 $(PY) -m appliance bench $(BENCH_SOURCE) --frames 185 --threads 1 --profile cpu-board \
+	    --models segmentation,hands,pose
+
+# One lane per NPU core against one lane, with a stand-in NPU (published figures, recorded outputs).
+bench-npu: bench-source models
+	$(PY) -m appliance.tools.npubench $(BENCH_SOURCE) --frames 120
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) models/cache content/default/*.png content/default/*.mp4
