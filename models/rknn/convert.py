@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 try:  # run as a script (python models/rknn/convert.py) or as a module
-    from tflite_patch import rewrite_for_rknn
+    from load import load_model
 except ImportError:  # pragma: no cover
-    from models.rknn.tflite_patch import rewrite_for_rknn
+    from models.rknn.load import load_model
 
 log = logging.getLogger("rknn.convert")
 
@@ -43,12 +43,16 @@ SUPPORTED_TARGETS = ("rk3588", "rk3576", "rk3568", "rk3566")
 PRECISIONS = ("fp16", "int8", "hybrid")
 
 
-def rknn_normalisation(model: str) -> tuple[float, float]:
-    """The manifest's ``float = uint8 * scale + offset`` as RKNN's ``(x - mean) / std``."""
+def rknn_normalisation(model: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The manifest's ``float[c] = uint8[c] * scale + offset[c]`` as RKNN's per-channel ``(x - mean) / std``.
+
+    One value per channel in the model's channel order (RGB for every model here),
+    so per-channel models (age, gender) are baked in like the uniform ones.
+    """
     from appliance.inference.manifest import Manifest
 
-    scale, offset = Manifest.load().spec(model).normalisation
-    return -offset / scale, 1.0 / scale
+    scale, offsets = Manifest.load().spec(model).channel_normalisation
+    return tuple(-offset / scale for offset in offsets), (1.0 / scale,) * len(offsets)
 
 
 def default_paths(model: str, target: str) -> tuple[Path, Path]:
@@ -87,8 +91,8 @@ class ConvertSpec:
 
     model: str
     tflite: Path
-    mean: float
-    std: float
+    mean: tuple[float, ...]  # per channel, as rknn_normalisation gives it
+    std: tuple[float, ...]
     target: str = "rk3588"
     precision: str = "fp16"
     dataset: Path | None = None          # the toolkit's calibration list (int8, hybrid)
@@ -134,19 +138,17 @@ def build_rknn(spec: ConvertSpec) -> Any:
     try:
         _check(
             rknn.config(
-                mean_values=[[spec.mean] * 3],
-                std_values=[[spec.std] * 3],
+                mean_values=[list(spec.mean)],
+                std_values=[list(spec.std)],
                 target_platform=spec.target,
             ),
             "config",
             spec,
         )
         with tempfile.TemporaryDirectory(prefix="rknn-convert-") as tmp:
-            # Constructs load_tflite cannot take -> exact builtin equivalents (see tflite_patch).
-            source, rewrites = rewrite_for_rknn(spec.tflite, Path(tmp))
-            for what, count in rewrites.items():
-                log.info("%s: rewrote %d x %s", spec.model, count, what)
-            _check(rknn.load_tflite(model=str(source)), "load_tflite", spec)
+            # TFLite or ONNX, with exact rewrites of what the toolkit cannot take (see load.py).
+            ret, step = load_model(rknn, spec.model, spec.tflite, Path(tmp))
+            _check(ret, step, spec)
             rknn = _build(rknn, spec, Path(tmp))
     except BaseException:
         rknn.release()
@@ -246,7 +248,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="default: the model's choice in models/rknn/precision.toml (fp16 when it has none)")
     p.add_argument("--dataset", type=Path,
                    help="calibration list, one image a line (default: the one `make rknn-calibration` wrote)")
-
     p.add_argument("--verbose", action="store_true", help="rknn-toolkit2 verbose logging")
     return p.parse_args(argv)
 

@@ -239,3 +239,24 @@ def rewrite_for_rknn(src: Path, workdir: Path) -> tuple[Path, dict[str, int]]:
     dst.parent.mkdir(parents=True, exist_ok=True)
     flatbuffer_utils.write_model(model, str(dst))
     return dst, counts
+
+
+def pads_before_conv(tflite: Path) -> int:
+    """How many PAD ops feed a (depthwise) convolution in ``tflite``.
+
+    rknn-toolkit2 2.5.0 crashes fusing those (see onnx_surgery), so load.py
+    sends such models through ONNX, where the pads are folded beforehand.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(tflite))
+    ops = schema.BuiltinOperator
+    convs, pads = {ops.CONV_2D, ops.DEPTHWISE_CONV_2D}, {ops.PAD, ops.PADV2}
+    count = 0
+    for graph in model.subgraphs:
+        padded = {int(op.outputs[0]) for op in graph.operators
+                  if _builtin(model.operatorCodes[op.opcodeIndex]) in pads}
+        count += sum(1 for op in graph.operators
+                     if _builtin(model.operatorCodes[op.opcodeIndex]) in convs and int(op.inputs[0]) in padded)
+    return count
