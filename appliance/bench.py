@@ -6,7 +6,8 @@ full-resolution matte), hands (tracking, the hand search when needed, gestures),
 pose (with ``--models …,pose``: every person's landmarks, tracked, the detector
 when someone is missing), face (with ``--models …,face``: every face's mesh,
 tracked, the face detector when a face is missing), composite (the world's filter chain to the screen
-size), present (blit and flip through SDL's dummy driver), total (all of them).
+size), present (blit and flip through SDL's dummy driver), total (all of them);
+and the process's CPU time a frame (all its threads: what a board's cores must supply).
 With ``[inference] parallel`` segmentation, hands, pose and face run at once in
 their lanes, each timed in its own thread.  ``--models`` picks what perception
 runs, as an experience's needs would (default: the default experience's,
@@ -96,11 +97,11 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
     stats = StageStats(window=frames)
     people: list[int] = []
     faces: list[int] = []
-    timed_start = 0.0
+    timed_start = cpu_start = 0.0
     try:
         for index in range(WARMUP_FRAMES + frames):
             if index == WARMUP_FRAMES:
-                timed_start = time.perf_counter()
+                timed_start, cpu_start = time.perf_counter(), time.process_time()
             t0 = time.perf_counter()
             frame = setup.source.read()
             t1 = time.perf_counter()
@@ -122,9 +123,11 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         display.close()
         setup.source.close()
     elapsed = time.perf_counter() - timed_start
+    cpu = time.process_time() - cpu_start
     return {
         "frames": frames,
         "fps": round(frames / elapsed, 2),
+        "cpu_ms_per_frame": round(cpu * 1000 / frames, 2),
         "backend": setup.inference.backend_summary,
         "models": [model for model in MODELS if setup.needs.wants(model)],
         "parallel": setup.parallel,
@@ -145,7 +148,7 @@ def _counts(per_frame: list[int]) -> dict:
 def format_table(result: dict) -> str:
     lines = [f"{result['frames']} frames from {result['source']} to {result['screen'][0]}x{result['screen'][1]}, "
              f"backend {result['backend']}, profile {result['profile']}: {result['fps']} fps, "
-             f"peak RSS {result['peak_rss_mb']} MB",
+             f"{result['cpu_ms_per_frame']} ms of CPU a frame (all threads), peak RSS {result['peak_rss_mb']} MB",
              f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}"]
     for stage, summary in result["stages"].items():
         lines.append(f"{stage:<14}{summary['p50']:>10.2f}{summary['p95']:>10.2f}")

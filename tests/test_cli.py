@@ -94,6 +94,7 @@ def test_bench_json_has_the_contract_fields(astronaut_file: Path) -> None:
     for stage in STAGES:
         assert 0 < report["stages"][stage]["p50"] <= report["stages"][stage]["p95"]
     assert report["peak_rss_mb"] > 50
+    assert report["cpu_ms_per_frame"] > 0 and report["profile"] == "full"   # auto on x86: the full profile
 
 
 def test_bench_on_the_devset_video(media: Path) -> None:
