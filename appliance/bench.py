@@ -7,7 +7,9 @@ pose (with ``--models …,pose``: every person's landmarks, tracked, the detecto
 when someone is missing), face (with ``--models …,face``: every face's mesh,
 tracked, the face detector when a face is missing), composite (the world's filter chain to the screen
 size), present (blit and flip through SDL's dummy driver), total (all of them);
-and the process's CPU time a frame (all its threads: what a board's cores must supply).
+and CPU time: each stage's own thread's (``cpu_stages``, p50/p95 ms: with ``--threads 1``
+all of a model's work, so a stage's cost on a board's core scales from it, whatever else
+the machine is doing) and the process's a frame (all its threads).
 With ``[inference] parallel`` segmentation, hands, pose and face run at once in
 their lanes, each timed in its own thread.  ``--models`` picks what perception
 runs, as an experience's needs would (default: the default experience's,
@@ -95,6 +97,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
     compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen, setup.limits)
     display = Display(DisplayMode.HEADLESS, setup.screen)
     stats = StageStats(window=frames)
+    cpu_stats = StageStats(window=frames)
     people: list[int] = []
     faces: list[int] = []
     timed_start = cpu_start = 0.0
@@ -102,22 +105,24 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         for index in range(WARMUP_FRAMES + frames):
             if index == WARMUP_FRAMES:
                 timed_start, cpu_start = time.perf_counter(), time.process_time()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             frame = setup.source.read()
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.thread_time()
             perception = perceiver.process(frame, setup.needs)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.thread_time()
             image = compositor.compose(frame.image, perception.alpha, time.monotonic())
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), time.thread_time()
             display.show(image)
             display.flip()
-            t4 = time.perf_counter()
+            t4, c4 = time.perf_counter(), time.thread_time()
             if index >= WARMUP_FRAMES:
                 people.append(len(perception.poses))
                 faces.append(len(perception.faces))
                 stats.add_all({"capture": (t1 - t0) * 1000, **perception.timings_ms,
                                "composite": (t3 - t2) * 1000, "present": (t4 - t3) * 1000,
                                "total": (t4 - t0) * 1000})
+                cpu_stats.add_all({"capture": (c1 - c0) * 1000, **perception.cpu_ms,
+                                   "composite": (c3 - c2) * 1000, "present": (c4 - c3) * 1000})
     finally:
         perceiver.close()
         display.close()
@@ -135,6 +140,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         "source": setup.source.description,
         "screen": list(setup.screen),
         "stages": stats.summary(),
+        "cpu_stages": cpu_stats.summary(),
         **({"people": _counts(people)} if setup.needs.wants("pose") else {}),
         **({"faces": _counts(faces)} if setup.needs.wants("face") else {}),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -149,7 +155,9 @@ def format_table(result: dict) -> str:
     lines = [f"{result['frames']} frames from {result['source']} to {result['screen'][0]}x{result['screen'][1]}, "
              f"backend {result['backend']}, profile {result['profile']}: {result['fps']} fps, "
              f"{result['cpu_ms_per_frame']} ms of CPU a frame (all threads), peak RSS {result['peak_rss_mb']} MB",
-             f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}"]
+             f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}{'CPU p50':>10}{'CPU p95':>10}"]
     for stage, summary in result["stages"].items():
-        lines.append(f"{stage:<14}{summary['p50']:>10.2f}{summary['p95']:>10.2f}")
+        cpu = result["cpu_stages"].get(stage)
+        lines.append(f"{stage:<14}{summary['p50']:>10.2f}{summary['p95']:>10.2f}"
+                     + (f"{cpu['p50']:>10.2f}{cpu['p95']:>10.2f}" if cpu else ""))
     return "\n".join(lines)

@@ -95,6 +95,7 @@ def test_bench_json_has_the_contract_fields(astronaut_file: Path) -> None:
         assert 0 < report["stages"][stage]["p50"] <= report["stages"][stage]["p95"]
     assert report["peak_rss_mb"] > 50
     assert report["cpu_ms_per_frame"] > 0 and report["profile"] == "full"   # auto on x86: the full profile
+    assert STAGES - {"total"} <= set(report["cpu_stages"]) and report["cpu_stages"]["segmentation"]["p50"] > 0
 
 
 def test_bench_on_the_devset_video(media: Path) -> None:

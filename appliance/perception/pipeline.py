@@ -74,6 +74,7 @@ class Perception:
     alpha: np.ndarray          # uint8 person matte at the frame's size
     coverage: float            # share of the frame that is person, 0..1
     timings_ms: dict[str, float] = field(default_factory=dict)   # per model that ran on this frame
+    cpu_ms: dict[str, float] = field(default_factory=dict)       # the CPU time of its thread, per model that ran
     gestures: GestureState = NO_GESTURES
     ran: tuple[str, ...] = ()  # the models that ran on this frame (the others' answers are older)
     poses: tuple[Pose, ...] = ()  # every person's body, largest first (when pose is wanted)
@@ -137,7 +138,7 @@ class Perceiver:
         face_due = face is not None and self._gates["face"].due(needs.face, now)
         if face_due and self._lanes:
             jobs["face"] = lambda: face.run(frame.image, last, now)
-        results, timings = self._run(jobs)
+        results, timings, cpu = self._run(jobs)
         self._segmented = results.get("segmentation", last)
         later: dict[str, Callable[[], Any]] = {}
         if hands_due and not self._lanes:
@@ -149,9 +150,10 @@ class Perceiver:
         if face_due and not self._lanes:
             later["face"] = lambda: face.run(frame.image, self._segmented, now)
         if later:
-            later_results, later_timings = self._run(later)
+            later_results, later_timings, later_cpu = self._run(later)
             results.update(later_results)
             timings.update(later_timings)
+            cpu.update(later_cpu)
         if "hands" in results:
             self._gestures = results["hands"]
         if "pose" in results:
@@ -162,16 +164,17 @@ class Perceiver:
         if age is not None and self._age_on:
             if "face" in results and faces and self._gates["age"].due(needs.age, now):
                 raw = face.tracker.raw_faces
-                age_results, age_timings = self._run({"age": lambda: age.run(frame.image, raw, needs.gender)})
+                age_results, age_timings, age_cpu = self._run({"age": lambda: age.run(frame.image, raw, needs.gender)})
                 results.update(age_results)
                 timings.update(age_timings)
+                cpu.update(age_cpu)
             faces = age.attach(faces)
         if self.audience is not None:
             self.audience.see(faces if self._age_on else (), time.time())
         for name in results:
             self._gates[name].ran(now)
         ran = tuple(name for name in MODELS if name in results)
-        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran,
+        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, cpu, self._gestures, ran,
                           self._poses, faces)
 
     def close(self) -> None:
@@ -181,8 +184,9 @@ class Perceiver:
         if self.audience is not None:
             self.audience.close()
 
-    def _run(self, jobs: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dict[str, float]]:
-        """Each job's result and its ms: one after another here, or all at once in their lanes."""
+    def _run(self, jobs: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+        """Each job's result, its ms and its thread's CPU ms: one after another here, or all at once in their
+        lanes."""
         timed = {name: _timed(job) for name, job in jobs.items()}
         if not self._lanes:
             outcomes = {name: job() for name, job in timed.items()}
@@ -196,8 +200,9 @@ class Perceiver:
                     errors.append(exc)
             if errors:
                 raise errors[0]
-        return ({name: value for name, (value, _) in outcomes.items()},
-                {name: ms for name, (_, ms) in outcomes.items()})
+        return ({name: value for name, (value, _, _) in outcomes.items()},
+                {name: ms for name, (_, ms, _) in outcomes.items()},
+                {name: cpu for name, (_, _, cpu) in outcomes.items()})
 
     def _reset(self, name: str, stage: Any) -> None:
         """``stage`` forgets every track, in its own lane when lanes run (never beside a run of it); its rate
@@ -248,11 +253,13 @@ class Perceiver:
         self._age_on = wanted
 
 
-def _timed(job: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:
-    def run() -> tuple[Any, float]:
-        started = time.perf_counter()
+def _timed(job: Callable[[], Any]) -> Callable[[], tuple[Any, float, float]]:
+    """``job`` answering its value, its ms and the CPU ms of the thread it ran in (with one inference thread a
+    model, all of its CPU time; with more, the caller's share)."""
+    def run() -> tuple[Any, float, float]:
+        started, cpu_started = time.perf_counter(), time.thread_time()
         value = job()
-        return value, (time.perf_counter() - started) * 1000.0
+        return value, (time.perf_counter() - started) * 1000.0, (time.thread_time() - cpu_started) * 1000.0
     return run
 
 
