@@ -31,6 +31,7 @@ from appliance.fleet import sysinfo
 from appliance.fleet.link import parse_broker
 from appliance.inference.backend import Registry as BackendRegistry
 from appliance.inference.soc import has_rknn_npu, read_soc
+from appliance.perception.profile import choose as choose_profile
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
 NPU_VERSION = Path("/sys/kernel/debug/rknpu/version")
@@ -179,6 +180,11 @@ def check_npu_backend(config: Config, soc: str | None) -> Check:
                      "without an RKNN NPU", 'set backend = "auto" (or "litert"): an RK3399 runs the models on '
                      "its CPU cores")
     return Check("NPU backend", PASS, f"rknn on {soc} for {', '.join(asked)}")
+
+
+def check_profile(config: Config, soc: str | None) -> Check:
+    """What perception this board will run (``[inference] profile``, ``auto`` decided by its SoC)."""
+    return Check("perception", PASS, choose_profile(config.inference.profile, soc).describe())
 
 
 def check_npu_load(soc: str | None, path: Path = sysinfo.NPU_LOAD) -> Check:
@@ -367,6 +373,7 @@ def run_checks(config: Config) -> list[Check]:
         ("librknnrt", lambda: check_runtime(soc, Manifest.load().cache_dir / "rknn")),
         ("NPU backend", lambda: check_npu_backend(config, soc)),
         ("NPU load", lambda: check_npu_load(soc)),
+        ("perception", lambda: check_profile(config, soc)),
         ("thermal", check_thermal),
         ("backends", lambda: check_backends(BackendRegistry.discover())),
         ("models", check_models),

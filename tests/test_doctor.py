@@ -22,12 +22,14 @@ from appliance.doctor import (
     check_npu,
     check_npu_backend,
     check_npu_load,
+    check_profile,
     check_runtime,
     check_thermal,
     format_table,
     models_toolkit_version,
 )
 from appliance.inference.backend import Registry as BackendRegistry
+from appliance.perception.profile import FULL
 
 REPO = Path(__file__).resolve().parents[1]
 RKNN_HEADER = b"RKNN\0\0" + b"2.5.0(compiler version: 2.5.0 (74ea630ce@2026-09-29T14:54:20))" + b"\0" * 16
@@ -76,6 +78,13 @@ def test_an_npu_backend_asked_for_on_a_board_without_one_fails_with_the_fix() ->
     one_lane = Config.model_validate({"inference": {"models": {"selfie_landscape": {"backend": "rknn"}}}})
     assert "[inference.models.selfie_landscape]" in check_npu_backend(one_lane, None).detail
     assert check_npu_backend(everywhere, "rk3588").status == PASS
+
+
+def test_the_perception_row_names_the_boards_profile() -> None:
+    assert check_profile(Config(), "rk3399").detail.startswith("cpu-board: at most")
+    assert check_profile(Config(), "rk3588").detail.startswith("full: ")
+    full = Config.model_validate({"inference": {"profile": "full"}})
+    assert check_profile(full, "rk3399") == Check("perception", PASS, FULL.describe())
 
 
 def test_npu_load_per_core_where_the_driver_shows_it(tmp_path: Path) -> None:

@@ -43,9 +43,11 @@ class Profile:
                      gender=needs.gender)
 
     def describe(self) -> str:
-        """``cpu-board: at most segmentation every frame, …, pose 5/s, … (1 hand-search window(s) a frame …)``."""
-        return (f"{self.name}: at most {self.caps.describe()} ({self.search_windows} hand-search window(s) "
-                "a frame while no hand is tracked)")
+        """``cpu-board: at most …, pose 5/s, … (1 hand-search window a frame while no hand is tracked)``."""
+        uncapped = all(getattr(self.caps, model) == EVERY_FRAME for model in MODELS)
+        rates = "every model as often as the experience asks" if uncapped else f"at most {self.caps.describe()}"
+        windows = f"{self.search_windows} hand-search window{'s' if self.search_windows > 1 else ''}"
+        return f"{self.name}: {rates} ({windows} a frame while no hand is tracked)"
 
 
 FULL = Profile("full", Needs(EVERY_FRAME, EVERY_FRAME, EVERY_FRAME, EVERY_FRAME, EVERY_FRAME))
