@@ -28,10 +28,10 @@ from typing import Any
 from appliance.errors import ApplianceError
 
 try:  # run as a script from models/rknn or as a module
-    from onnx_surgery import fold_zero_pads_into_conv
+    from onnx_surgery import fold_zero_pads_into_conv, nchw_image_input
     from tflite_patch import pads_before_conv, rewrite_for_rknn
 except ImportError:  # pragma: no cover
-    from models.rknn.onnx_surgery import fold_zero_pads_into_conv
+    from models.rknn.onnx_surgery import fold_zero_pads_into_conv, nchw_image_input
     from models.rknn.tflite_patch import pads_before_conv, rewrite_for_rknn
 
 log = logging.getLogger("rknn.load")
@@ -56,7 +56,7 @@ def tflite_to_onnx(tflite: Path) -> Any:
 
 
 def onnx_inputs(model: str, proto: Any) -> tuple[list[str], list[list[int]]]:
-    """(input names, fixed sizes) for ``load_onnx``, from the manifest's input shape and layout."""
+    """(input names, fixed NCHW sizes) for ``load_onnx``: the manifest's image size, batch 1."""
     from appliance.inference.manifest import Manifest
 
     spec = Manifest.load().spec(model)
@@ -68,11 +68,16 @@ def onnx_inputs(model: str, proto: Any) -> tuple[list[str], list[list[int]]]:
         raise UnsupportedModel(f"{model}: takes any image size {spec.input_shape}; an RKNN graph is built "
                                "for one fixed size, so it stays on the CPU (onnxruntime)")
     initializers = {init.name for init in proto.graph.initializer}
-    names = [i.name for i in proto.graph.input if i.name not in initializers]
-    if len(names) != 1:
-        raise UnsupportedModel(f"{model}: expected one image input, the file has {names}")
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise UnsupportedModel(f"{model}: expected one image input, the file has {[i.name for i in inputs]}")
     n, h, w, c = spec.input_shape
-    return names, [[n, c, h, w] if spec.layout == "NCHW" else [n, h, w, c]]
+    nchw = [n, c, h, w]
+    given = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]  # 0 where the file leaves it free
+    if len(given) != 4 or any(dim not in (0, want) for dim, want in zip(given, nchw, strict=True)):
+        raise UnsupportedModel(f"{model}: input {inputs[0].name} is {given}, not NCHW {nchw}; the toolkit "
+                               "takes 4-D ONNX inputs as NCHW")
+    return [inputs[0].name], [nchw]
 
 
 def load_model(rknn: Any, model: str, source: Path, workdir: Path) -> tuple[int, str]:
@@ -81,6 +86,8 @@ def load_model(rknn: Any, model: str, source: Path, workdir: Path) -> tuple[int,
 
     if source.suffix == ".onnx":
         proto = onnx.load(str(source))
+        if nchw_image_input(proto):
+            log.info("%s: NHWC image input made NCHW (its Transpose removed)", model)
         inputs, sizes = onnx_inputs(model, proto)
         step = "load_onnx"
     else:

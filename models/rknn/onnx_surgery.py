@@ -102,3 +102,63 @@ def fold_zero_pads_into_conv(model: Any) -> int:
     for pad in dropped:
         model.graph.node.remove(pad)
     return folded
+
+
+#: ONNX ops that act on each element alone when their scale and zero point are scalars.
+_PER_TENSOR_ELEMENTWISE = ("QuantizeLinear", "DequantizeLinear")
+_NHWC_TO_NCHW = [0, 3, 1, 2]
+
+
+def nchw_image_input(model: Any) -> int:
+    """Make an NHWC image input NCHW by removing the model's own NHWC->NCHW Transpose; return 1 if done.
+
+    rknn-toolkit2 takes every 4-D ONNX input as NCHW (it reads [1, 256, 256, 3]
+    as 256 channels and rejects the 3 mean values), while the TF-exported style
+    predictor takes NHWC and transposes inside, after a per-tensor
+    QuantizeLinear.  Per-tensor (De)QuantizeLinear maps each element on its
+    own, so it commutes with any transposition: declaring the input NCHW and
+    dropping the Transpose feeds every later op the very same tensor.
+    """
+    readers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    initializers = {init.name for init in model.graph.initializer}
+    done = 0
+    for graph_input in model.graph.input:
+        if graph_input.name in initializers:
+            continue
+        dims = graph_input.type.tensor_type.shape.dim
+        if len(dims) != 4 or dims[3].dim_value != 3:
+            continue
+        name, path = graph_input.name, []
+        while len(readers.get(name, [])) == 1 and readers[name][0].op_type in _PER_TENSOR_ELEMENTWISE:
+            node = readers[name][0]
+            scales = [_constant(model, i) for i in node.input[1:]]
+            if any(s is None or s.size != 1 for s in scales):
+                break
+            path.append(node)
+            name = node.output[0]
+        nodes = readers.get(name, [])
+        if len(nodes) != 1 or nodes[0].op_type != "Transpose" or list(_attr(nodes[0], "perm", [])) != _NHWC_TO_NCHW:
+            continue
+        transpose = nodes[0]
+        if transpose.output[0] in {o.name for o in model.graph.output}:
+            continue
+        for reader in readers.get(transpose.output[0], []):
+            for k, i in enumerate(reader.input):
+                if i == transpose.output[0]:
+                    reader.input[k] = name
+        model.graph.node.remove(transpose)
+        n, h, w, c = (dims[i].dim_value or dims[i].dim_param for i in range(4))
+        for dim, value in zip(dims, (n, c, h, w), strict=True):
+            if isinstance(value, str):
+                dim.dim_param = value
+            else:
+                dim.dim_value = value
+        for node in path:  # their outputs are now NCHW: drop stale shape annotations
+            stale = [v for v in model.graph.value_info if v.name == node.output[0]]
+            for value in stale:
+                model.graph.value_info.remove(value)
+        done += 1
+    return done
