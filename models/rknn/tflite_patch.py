@@ -1,4 +1,4 @@
-"""Rewrite MediaPipe TFLite graphs into forms rknn-toolkit2 2.5.0 can convert.
+"""Rewrite MediaPipe TFLite graphs into forms rknn-toolkit2 2.5.0 can convert (and keep on the NPU).
 
 rknn-toolkit2's ``load_tflite`` first reads the model with stock TensorFlow
 (2.14: ``Interpreter.get_tensor_details``) and then converts it with tf2onnx.
@@ -12,6 +12,10 @@ the offending construct by builtins that compute exactly the same numbers:
   full-range sparse face detector store most 1x1 conv weights this way):
   TensorFlow 2.14's ``get_tensor_details`` dereferences the sparsity metadata
   of such tensors and segfaults the whole process.  See ``densify_constants``.
+
+One more rewrite is not needed to load but keeps ops on the NPU: BlazeFace's
+channel-widening PADs, three of which the toolkit would run on the CPU.  See
+``channel_pads_to_concat``.
 
 Only used offline at conversion time; the simulator check in simulate.py
 compares the result against the *original* model run by ai-edge-litert, so a
@@ -214,10 +218,54 @@ def densify_constants(model: Any, schema: Any, label: str) -> int:
     return replaced
 
 
+def channel_pads_to_concat(model: Any, schema: Any, label: str) -> int:
+    """Replace each PAD that only appends zero channels by CONCATENATION with a zero constant; return the count.
+
+    BlazeFace (face detection short range) widens its residual branches with
+    PADs of [[0, 0], [0, 0], [0, 0], [0, k]] on NHWC tensors.  The toolkit
+    places three of them on the CPU ("Unkown op target: 0" while building),
+    which would cost the board an NPU -> CPU -> NPU round trip each.
+    Concatenating a [1, H, W, k] tensor of zeros on the channel axis writes the
+    input's values followed by k zero channels, which is what a constant-0 PAD at
+    the end of the channel axis writes: the output is identical element for
+    element.
+    """
+    pad = schema.BuiltinOperator.PAD
+    concat = None
+    replaced = 0
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if _builtin(model.operatorCodes[op.opcodeIndex]) != pad or len(op.inputs) != 2:
+                continue
+            amounts_t = graph.tensors[int(op.inputs[1])]
+            data = model.buffers[amounts_t.buffer].data
+            if data is None or amounts_t.type != schema.TensorType.INT32:
+                continue
+            amounts = np.frombuffer(bytes(data), dtype=np.int32).reshape(-1, 2)
+            source, out = graph.tensors[int(op.inputs[0])], graph.tensors[int(op.outputs[0])]
+            if amounts.shape != (4, 2) or amounts[:3].any() or amounts[3, 0] or amounts[3, 1] <= 0 \
+                    or source.type != schema.TensorType.FLOAT32:
+                continue
+            if concat is None:
+                concat = _opcode_index(model, schema, schema.BuiltinOperator.CONCATENATION)
+            zeros_shape = [int(d) for d in source.shape[:3]] + [int(amounts[3, 1])]
+            zeros = _add_tensor(model, graph, schema, f"{out.name.decode()}/zero_channels", zeros_shape,
+                                schema.TensorType.FLOAT32, np.zeros(zeros_shape, np.float32).tobytes())
+            opts = schema.ConcatenationOptionsT()
+            opts.axis = 3
+            op.opcodeIndex = concat
+            op.inputs = np.array([int(op.inputs[0]), zeros], dtype=np.int32)
+            op.builtinOptionsType = schema.BuiltinOptions.ConcatenationOptions
+            op.builtinOptions = opts
+            replaced += 1
+    return replaced
+
+
 #: Every rewrite, in the order applied: name -> function(model, schema, label) -> count.
 REWRITES = {
     "custom transpose-conv -> TRANSPOSE_CONV + ADD": rewrite_custom_tconv,
     "DENSIFY of sparse constant -> dense constant": densify_constants,
+    "channel zero PAD -> CONCATENATION with zeros": channel_pads_to_concat,
 }
 
 
