@@ -30,7 +30,7 @@ from appliance.experience.registry import Registry, installed
 from appliance.fleet import sysinfo
 from appliance.fleet.link import parse_broker
 from appliance.inference.backend import Registry as BackendRegistry
-from appliance.inference.soc import has_rknn_npu, read_soc
+from appliance.inference.soc import core_mask_on, has_rknn_npu, read_soc
 from appliance.perception.profile import choose as choose_profile
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
@@ -173,6 +173,16 @@ def check_npu_backend(config: Config, soc: str | None) -> Check:
     asked = [name for name, lane in (("[inference]", config.inference.backend), *(
         (f"[inference.models.{model}]", lane.backend) for model, lane in config.inference.models.items()))
         if lane == "rknn"]
+    if has_rknn_npu(soc):
+        masks = [("[inference]", config.inference.core_mask), *(
+            (f"[inference.models.{model}]", lane.core_mask) for model, lane in config.inference.models.items()
+            if lane.core_mask)]
+        for where, mask in masks:
+            try:
+                core_mask_on(soc, mask)
+            except ApplianceError as exc:
+                return Check("NPU backend", FAIL, f"{where} {exc}", "give each model one of the board's cores "
+                             '(or core_mask = "auto")')
     if not asked:
         return Check("NPU backend", SKIP, f"backend {config.inference.backend}: no model asks for the NPU")
     if not has_rknn_npu(soc):

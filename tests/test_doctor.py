@@ -80,6 +80,14 @@ def test_an_npu_backend_asked_for_on_a_board_without_one_fails_with_the_fix() ->
     assert check_npu_backend(everywhere, "rk3588").status == PASS
 
 
+def test_a_core_mask_the_board_lacks_fails_naming_its_key() -> None:
+    third_core = Config.model_validate({"inference": {"models": {"pose_detection": {"core_mask": "2"}}}})
+    refused = check_npu_backend(third_core, "rk3576")
+    assert refused.status == FAIL and refused.detail.startswith("[inference.models.pose_detection] NPU core mask '2'")
+    assert check_npu_backend(third_core, "rk3566").status == SKIP   # one core: every model shares it
+    assert check_npu_backend(third_core, "rk3588").status == SKIP   # auto backend, a core it has
+
+
 def test_the_perception_row_names_the_boards_profile() -> None:
     assert check_profile(Config(), "rk3399").detail.startswith("cpu-board: at most")
     assert check_profile(Config(), "rk3588").detail.startswith("full: ")

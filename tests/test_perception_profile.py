@@ -12,7 +12,7 @@ from appliance.config import InferenceConfig
 from appliance.errors import ApplianceError
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver
-from appliance.perception.profile import CPU_BOARD, FULL, choose
+from appliance.perception.profile import CPU_BOARD, CPU_BOARD_LITE, FULL, choose
 
 
 def test_full_changes_nothing() -> None:
@@ -34,7 +34,7 @@ def test_auto_picks_by_the_soc(soc: str | None, expected) -> None:
 
 
 def test_an_unknown_profile_names_the_known_ones() -> None:
-    with pytest.raises(ApplianceError, match="unknown perception profile 'fast' \\(known: auto, full, cpu-board\\)"):
+    with pytest.raises(ApplianceError, match="'fast' \\(known: auto, full, cpu-board, cpu-board-lite\\)"):
         choose("fast", None)
 
 
@@ -44,11 +44,30 @@ def test_the_config_key_is_validated() -> None:
         InferenceConfig(profile="fast")
 
 
-def test_a_cpu_board_runs_pose_at_five_a_second_and_searches_one_window(astronaut: np.ndarray) -> None:
-    """On scripted 30 fps frames: segmentation and hands every frame, pose every sixth frame."""
+def test_a_cpu_board_runs_pose_at_five_a_second_in_lanes(astronaut: np.ndarray) -> None:
+    """On scripted 30 fps frames: segmentation and hands every frame (each in its own lane), pose every sixth."""
     counted = CountingInference()
     perceiver = Perceiver(counted, profile=CPU_BOARD)
-    results = [perceiver.process(frame, Needs(pose=EVERY_FRAME)) for frame in frames(astronaut, 12)]
-    assert [result.index for result in results if "pose" in result.ran] == [0, 6]
-    assert all({"segmentation", "hands"} <= set(result.ran) for result in results)
-    assert perceiver.hands.tracker.windows_while_lost == 1
+    try:
+        results = [perceiver.process(frame, Needs(pose=EVERY_FRAME)) for frame in frames(astronaut, 12)]
+        assert [result.index for result in results if "pose" in result.ran] == [0, 6]
+        assert all({"segmentation", "hands"} <= set(result.ran) for result in results)
+        assert {"segmentation", "hands", "pose"} <= set(perceiver._lanes)
+    finally:
+        perceiver.close()
+
+
+def test_with_no_hand_a_cpu_board_searches_on_five_frames_a_second() -> None:
+    """Nobody there (an empty grey wall): one palm window on every sixth frame of 30 fps."""
+    counted = CountingInference()
+    perceiver = Perceiver(counted, profile=CPU_BOARD_LITE)
+    try:
+        calls = []
+        for frame in frames(np.full((720, 1280, 3), 128, np.uint8), 12):
+            perceiver.process(frame, Needs())
+            calls.append(counted.calls("palm_detection_full"))
+    finally:
+        perceiver.close()
+    searched = [index for index, (before, after) in enumerate(zip([0, *calls], calls, strict=False)) if after > before]
+    assert searched == [0, 6]
+    assert counted.calls("hand_landmark_full") == 0   # the lite profile loads the lite landmarks only

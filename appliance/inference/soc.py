@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from appliance.errors import ApplianceError
+
 COMPATIBLE = Path("/proc/device-tree/compatible")
 
 #: SoCs with an NPU that rknn-toolkit-lite2 drives.  RK3399 has none (CPU path);
 #: RK3399Pro's older NPU needs a different, incompatible toolkit.
 RKNN_LITE2_SOCS = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562")
+#: NPU cores per SoC: models get a core each only where there are several (RK3588: three).
+NPU_CORES = {"rk3588": 3, "rk3576": 2, "rk3568": 1, "rk3566": 1, "rk3562": 1}
 
 
 def read_soc(compatible: Path = COMPATIBLE) -> str | None:
@@ -30,3 +34,15 @@ def read_soc(compatible: Path = COMPATIBLE) -> str | None:
 
 def has_rknn_npu(soc: str | None) -> bool:
     return soc in RKNN_LITE2_SOCS
+
+
+def core_mask_on(soc: str | None, mask: str) -> str:
+    """The core mask to give the runtime on ``soc``: on a one-core NPU every model shares the core (``auto``,
+    whatever the configuration asks, so one configuration serves an RK3588 and an RK3566); a mask naming a
+    core the SoC lacks is refused with the cores it has."""
+    cores = NPU_CORES.get(soc or "", 0)
+    if mask == "auto" or cores == 1:
+        return "auto"
+    if max(int(core) for core in mask.split("_")) >= cores:
+        raise ApplianceError(f"NPU core mask {mask!r}: {soc} has {cores} NPU core(s), numbered 0 to {cores - 1}")
+    return mask

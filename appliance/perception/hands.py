@@ -17,12 +17,16 @@ import numpy as np
 from appliance.perception.hand import Hand
 from appliance.perception.hand_search import SearchStep, search_plan
 from appliance.perception.landmarks import MIN_PRESENCE, HandLandmarker, region_from_landmarks, region_from_palm
+from appliance.perception.needs import EVERY_FRAME
 from appliance.perception.palm import PalmDetector
+from appliance.perception.schedule import RateGate
 from appliance.perception.tensor import Region
 
-#: The models, as named in models/manifest.toml (the full variants: kiosk-distance hands need them).
+#: The models, as named in models/manifest.toml (the full variants: kiosk-distance hands need them; a board
+#: running its models on the CPU may take the lite landmarks, perception/profile.py).
 PALM_MODEL = "palm_detection_full"
 LANDMARK_MODEL = "hand_landmark_full"
+LITE_LANDMARK_MODEL = "hand_landmark_lite"
 #: Two hands whose landmark boxes overlap this much (of the smaller box) are one hand.
 SAME_HAND_OVERLAP = 0.5
 #: The close-range probe (landmarks on the whole frame) counts only when this sure.
@@ -59,22 +63,28 @@ def _overlaps(hand: Hand, others: list[Hand], threshold: float = SAME_HAND_OVERL
 
 
 class HandTracker:
+    """``search_rate``: at most this many searches a second while no hand is tracked (a board whose CPU runs the
+    palm detector slowly searches less often instead of slowing every frame; on the capture clock)."""
+
     def __init__(self, detector: PalmDetector, landmarker: HandLandmarker, max_hands: int = 2,
-                 recheck_every: int = 12, windows_while_lost: int = 2) -> None:
+                 recheck_every: int = 12, windows_while_lost: int = 2, search_rate: float = EVERY_FRAME) -> None:
         self.detector = detector
         self.landmarker = landmarker
         self.max_hands = max_hands
         self.recheck_every = recheck_every
         self.windows_while_lost = windows_while_lost
+        self.search_rate = search_rate
         self._tracks: list[Track] = []
         self._next_id = 1
         self._step = 0
         self._since_search = 0
+        self._search_gate = RateGate()
 
     def reset(self) -> None:
         self._tracks = []
+        self._search_gate.forget()
 
-    def update(self, image: np.ndarray, person: Box | None) -> list[Hand]:
+    def update(self, image: np.ndarray, person: Box | None, captured_at: float = 0.0) -> list[Hand]:
         """The hands in this video frame (in tracking order); call once per frame, in order."""
         tracks: list[Track] = []
         for track in self._tracks:
@@ -82,8 +92,10 @@ class HandTracker:
             if hand.presence >= MIN_PRESENCE and not _overlaps(hand, [t.hand for t in tracks]):
                 tracks.append(Track(replace(hand, track_id=track.hand.track_id), region_from_landmarks(hand.landmarks)))
         self._since_search += 1
-        if len(tracks) < self.max_hands and (not tracks or self._since_search >= self.recheck_every):
+        lost_and_due = not tracks and self._search_gate.due(self.search_rate, captured_at)
+        if len(tracks) < self.max_hands and (lost_and_due or (tracks and self._since_search >= self.recheck_every)):
             self._since_search = 0
+            self._search_gate.ran(captured_at)
             tracks += self._search(image, person, [t.hand for t in tracks])
         self._tracks = tracks
         return [track.hand for track in tracks]

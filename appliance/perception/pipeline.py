@@ -95,14 +95,16 @@ class Perceiver:
         self.profile = profile
         log.info("perception profile %s", profile.describe())
         self.segmentation = SegmentationStage(inference, matte=matte)
-        self.hands = HandStage(inference, search_windows=profile.search_windows)
+        self.hands = HandStage(inference, landmark_model=profile.hand_landmark, search_windows=profile.search_windows,
+                               search_rate=profile.search_rate)
         self._inference = inference
         self._pose_settings = pose
         self.pose: PoseStage | None = None   # loaded the first time an experience asks for pose
         self._face_settings = face
         self.face: FaceStage | None = None   # loaded the first time an experience asks for face
         self.age: AgeStage | None = None     # loaded the first time an experience asks for age
-        self._lanes = {name: Lane(name).start() for name in ("segmentation", "hands")} if parallel else {}
+        self._lanes = {name: Lane(name).start() for name in ("segmentation", "hands")} \
+            if parallel or profile.lanes else {}
         self._gates = {name: RateGate() for name in MODELS}
         self._segmented: Segmented | None = None
         self._gestures = NO_GESTURES

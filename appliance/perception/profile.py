@@ -7,27 +7,35 @@ Invariants:
   to know the board, and a model the experience left off stays off.
 - ``full`` changes nothing: every model at the rate asked, two hand-search windows a
   frame while no hand is tracked.
-- ``cpu-board`` (an RK3399: no NPU, two Cortex-A72 and four A53 cores) keeps what
-  the shopper sees and plays with at full rate and trims the rest: segmentation and
-  hands every frame, one hand-search window a frame while no hand is tracked (the
-  palm detector is the dearest model of a frame), pose and face at most 5 a second,
-  age at most once a second.  Measured on the devset's kiosk video (hand frames
-  with a hand found at 1.0 / 0.6 / 0.4 / 0.3 of its size): every frame with one
-  search window 1.000 / 0.988 / 1.000 / 1.000, as with two; hands every second frame
-  0.976 / 0.476 / 0.869 / 0.869, with a false ``point`` held and the thumb missed
-  (tracking loses a moving hand over the gap, and a gesture is held over frames);
-  the lite landmark model (half the cost) 1.000 / 0.671 / 1.000 / 1.000.  So hands
-  keep every frame and the full models.
+- ``cpu-board`` (an RK3399: no NPU, two Cortex-A72 and four A53 cores, each A72
+  about 6 times slower than one core of the build machine) keeps what the games need
+  and trims the rest, every choice measured on the devset's kiosk video (hand frames
+  with a hand found at 1.0 / 0.6 / 0.4 / 0.3 of its size, and the gestures held):
+
+  - segmentation and hands every frame, each in its own lane (thread, so one A72
+    core each).  Hands every second frame instead lost the moving hand
+    (0.976 / 0.476 / 0.869 / 0.869, a false ``point`` held, the thumb missed).
+  - one hand-search window on at most 5 frames a second while no hand is tracked
+    (the palm detector is the dearest model: a search on every frame would take
+    every frame's time); a raised hand is found a frame or two later: 0.988 at every
+    size, rock and thumb-up held at every size.
+  - pose and face at most 5 a second, age at most once a second.
+- ``cpu-board-lite`` is ``cpu-board`` with the lite hand landmark model, half the full
+  one's cost (what lets one tracked hand fit a 15 fps frame on an A72, by the
+  estimate in the README), at a measured price: 0.988 / 0.617 / 0.988 / 0.988, and
+  at 0.6 of the size the rock was never held.  It is there for the operator to
+  choose; ``auto`` never picks it.
 - ``auto`` is ``cpu-board`` on a board whose SoC is known and has no RKNN NPU, and
   ``full`` everywhere else (x86 machines, NPU boards).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from appliance.errors import ApplianceError
 from appliance.inference.soc import has_rknn_npu
+from appliance.perception.hands import LANDMARK_MODEL, LITE_LANDMARK_MODEL
 from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
 
 
@@ -35,7 +43,10 @@ from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
 class Profile:
     name: str
     caps: Needs                       # the most each model may run (a rate per model)
-    search_windows: int = 2           # hand-search windows a frame while no hand is tracked
+    hand_landmark: str = LANDMARK_MODEL
+    search_windows: int = 2           # hand-search windows a frame while no hand is tracked...
+    search_rate: float = EVERY_FRAME  # ...on at most this many frames a second
+    lanes: bool = False               # each stage in its own thread (its own core), whatever [inference] parallel says
 
     def cap(self, needs: Needs) -> Needs:
         """``needs`` with no model above this profile's rate for it."""
@@ -43,17 +54,21 @@ class Profile:
                      gender=needs.gender)
 
     def describe(self) -> str:
-        """``cpu-board: at most …, pose 5/s, … (1 hand-search window a frame while no hand is tracked)``."""
+        """``cpu-board: at most …, pose 5/s, … (hand_landmark_lite; 1 hand-search window on at most 5 frames a
+        second while no hand is tracked; a lane per stage)``."""
         uncapped = all(getattr(self.caps, model) == EVERY_FRAME for model in MODELS)
         rates = "every model as often as the experience asks" if uncapped else f"at most {self.caps.describe()}"
-        windows = f"{self.search_windows} hand-search window{'s' if self.search_windows > 1 else ''}"
-        return f"{self.name}: {rates} ({windows} a frame while no hand is tracked)"
+        windows = f"{self.search_windows} hand-search window{'s' if self.search_windows > 1 else ''} on " + (
+            "every frame" if self.search_rate == EVERY_FRAME else f"at most {self.search_rate:g} frames a second")
+        lanes = "; a lane per stage" if self.lanes else ""
+        return f"{self.name}: {rates} ({self.hand_landmark}; {windows} while no hand is tracked{lanes})"
 
 
 FULL = Profile("full", Needs(EVERY_FRAME, EVERY_FRAME, EVERY_FRAME, EVERY_FRAME, EVERY_FRAME))
 CPU_BOARD = Profile("cpu-board", Needs(segmentation=EVERY_FRAME, hands=EVERY_FRAME, pose=5.0, face=5.0, age=1.0),
-                    search_windows=1)
-PROFILES = {profile.name: profile for profile in (FULL, CPU_BOARD)}
+                    search_windows=1, search_rate=5.0, lanes=True)
+CPU_BOARD_LITE = replace(CPU_BOARD, name="cpu-board-lite", hand_landmark=LITE_LANDMARK_MODEL)
+PROFILES = {profile.name: profile for profile in (FULL, CPU_BOARD, CPU_BOARD_LITE)}
 CHOICES = ("auto", *PROFILES)
 
 

@@ -35,6 +35,7 @@ from appliance.perception.hand_search import person_box
 from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, Box, HandTracker, hands_in_still
 from appliance.perception.landmarks import HandLandmarker
 from appliance.perception.matte import LiveMatte, MatteSettings
+from appliance.perception.needs import EVERY_FRAME
 from appliance.perception.palm import PalmDetector
 from appliance.perception.pose_detection import PoseDetector
 from appliance.perception.pose_landmarks import PoseLandmarker
@@ -80,25 +81,27 @@ class HandStage:
     """Palm detection and hand landmarks (the models named in hands.py), and gestures from them."""
 
 
-    def __init__(self, inference: Inference, still: bool = False, search_windows: int = 2) -> None:
+    def __init__(self, inference: Inference, still: bool = False, landmark_model: str = LANDMARK_MODEL,
+                 search_windows: int = 2, search_rate: float = EVERY_FRAME) -> None:
         self.detector = PalmDetector(inference.load(PALM_MODEL))
-        self.landmarker = HandLandmarker(inference.load(LANDMARK_MODEL))
+        self.landmarker = HandLandmarker(inference.load(landmark_model))
         self.still = still
         self.tracker = None if still else HandTracker(self.detector, self.landmarker,
-                                                      windows_while_lost=search_windows)
+                                                      windows_while_lost=search_windows, search_rate=search_rate)
         self.gestures = None if still else GestureTracker()
 
-    def find(self, image: np.ndarray, person: Box | None) -> list[Hand]:
+    def find(self, image: np.ndarray, person: Box | None, captured_at: float = 0.0) -> list[Hand]:
         """The hands in ``image``: tracked from the previous frame (live) or searched for everywhere (still)."""
         if self.tracker is None:
             return hands_in_still(self.detector, self.landmarker, image, person)
-        return self.tracker.update(image, person)
+        return self.tracker.update(image, person, captured_at)
 
     def run(self, image: np.ndarray, person: Box | None, captured_at: float) -> GestureState:
         """Live: this frame's hands and the gestures held over the last frames."""
         if self.tracker is None or self.gestures is None:
             raise ValueError("a still hand stage has no gestures over time: use find()")
-        return self.gestures.update(self.find(image, person), captured_at, (image.shape[1], image.shape[0]))
+        return self.gestures.update(self.find(image, person, captured_at), captured_at,
+                                    (image.shape[1], image.shape[0]))
 
     def reset(self) -> None:
         """Forget tracks and held gestures (hands were off): nothing stale, e.g. half a swipe, carries over."""

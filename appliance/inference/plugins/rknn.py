@@ -20,7 +20,7 @@ from appliance.errors import ApplianceError
 from appliance.inference.backend import BackendOptions
 from appliance.inference.layout import read_output_shapes, to_model_layout
 from appliance.inference.manifest import Manifest, ModelSpec
-from appliance.inference.soc import has_rknn_npu
+from appliance.inference.soc import core_mask_on, has_rknn_npu
 
 #: init_runtime(core_mask=...) values by name; one model per core is how throughput scales.
 CORE_MASKS = {
@@ -75,7 +75,7 @@ class RKNNPlugin:
         return None
 
     def load(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> RKNNRunner:
-        return RKNNRunner(spec, rknn_path(manifest, spec, options.soc), options.core_mask)
+        return RKNNRunner(spec, rknn_path(manifest, spec, options.soc), core_mask_on(options.soc, options.core_mask))
 
     def versions(self) -> dict[str, str]:
         try:
