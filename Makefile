@@ -128,7 +128,10 @@ RKNN_VENV := .venv-rknn
 RKNN_PY := $(RKNN_VENV)/bin/python
 SOC ?= rk3588
 RKNN_MODELS ?= selfie_landscape selfie_general palm_detection_full hand_landmark_full
-RKNN_CHECK_IMAGE ?= $(MEDIA)/portrait_white_bg.png
+# Calibration (int8, hybrid): what the appliance feeds each model on the frames models/rknn/calibration.txt
+# names, read from $(MEDIA) and written to models/cache/rknn/calib/ (git-ignored, with the toolkit's lists).
+RKNN_CALIBRATION := models/cache/rknn/calib/.written
+RKNN_CALIBRATION_SOURCES := models/rknn/calibration.txt models/rknn/calibrate.py models/rknn/tasks.py models/rknn/frames.py
 
 $(RKNN_VENV)/.installed:
 	test -x $(RKNN_PY) || $(PYTHON) -m venv $(RKNN_VENV)
@@ -138,15 +141,24 @@ $(RKNN_VENV)/.installed:
 	    "onnxruntime>=1.17.0" "tensorflow-cpu==2.14.0" ai-edge-litert pydantic
 	touch $@
 
-rknn-models: models $(RKNN_VENV)/.installed
+$(RKNN_CALIBRATION): $(RKNN_CALIBRATION_SOURCES) | models $(RKNN_VENV)/.installed
+	PYTHONPATH=. $(RKNN_PY) models/rknn/calibrate.py --media $(MEDIA)
+	touch $@
+
+rknn-calibration: $(RKNN_CALIBRATION)
+
+# Each model in the precision models/rknn/precision.toml records for it.
+rknn-models: models $(RKNN_VENV)/.installed $(RKNN_CALIBRATION)
 	for model in $(RKNN_MODELS); do \
 	    PYTHONPATH=. $(RKNN_PY) models/rknn/convert.py --model $$model --target $(SOC) || exit 1; \
 	done
 
-rknn-check: models $(RKNN_VENV)/.installed
-	for model in $(RKNN_MODELS); do \
-	    PYTHONPATH=. $(RKNN_PY) models/rknn/simulate.py --model $$model --target $(SOC) --image $(RKNN_CHECK_IMAGE) || exit 1; \
-	done
+# fp16, int8 and hybrid side by side, judged at the task on models/rknn/evaluation.txt's frames; fails when
+# a recorded precision misses its target.  RKNN_PRECISIONS=fp16 for a quicker look.
+RKNN_PRECISIONS ?= fp16,int8,hybrid
+rknn-check: models $(RKNN_VENV)/.installed $(RKNN_CALIBRATION)
+	PYTHONPATH=. $(RKNN_PY) models/rknn/evaluate.py --media $(MEDIA) --target $(SOC) --models $(RKNN_MODELS) \
+	    --precisions $(RKNN_PRECISIONS)
 
 # --- Side-by-side speed against the reference implementation (mediapipe 0.10.21, its own venv:
 # it needs numpy<2).  Development tooling only; the appliance never imports mediapipe.

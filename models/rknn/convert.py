@@ -41,6 +41,8 @@ log = logging.getLogger("rknn.convert")
 SUPPORTED_TARGETS = ("rk3588", "rk3576", "rk3568", "rk3566")
 #: fp16: no quantization; int8: w8a8 on the calibration set; hybrid: int8 with ``fp16_layers`` left in fp16.
 PRECISIONS = ("fp16", "int8", "hybrid")
+#: rknn-toolkit2's quantized_algorithm: how the int8 ranges are fitted to the calibration set.
+ALGORITHMS = ("normal", "mmse", "kl_divergence")
 
 
 def rknn_normalisation(model: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -78,7 +80,7 @@ def recorded_spec(model: str, target: str, precision: str | None = None, dataset
         dataset = dataset_list(Manifest.load(), model)
     tflite, _ = default_paths(model, target)
     return ConvertSpec(model, tflite, *rknn_normalisation(model), target, precision, dataset,
-                       choice.fp16_layers if precision == "hybrid" else (), verbose)
+                       choice.fp16_layers if precision == "hybrid" else (), choice.algorithm, verbose)
 
 
 class ConversionError(RuntimeError):
@@ -97,6 +99,7 @@ class ConvertSpec:
     precision: str = "fp16"
     dataset: Path | None = None          # the toolkit's calibration list (int8, hybrid)
     fp16_layers: tuple[str, ...] = ()    # hybrid: tensors (as the toolkit's quantization.cfg names them) kept fp16
+    algorithm: str = "normal"            # int8, hybrid: one of ALGORITHMS
     verbose: bool = False
 
     def validate(self) -> None:
@@ -113,6 +116,9 @@ class ConvertSpec:
             # rknn-toolkit2 needs a text file listing calibration images (one path per line).
             raise ConversionError(f"{self.model}: {self.precision} needs a calibration list (got {self.dataset}); "
                                   "`make rknn-calibration` writes them")
+        if self.algorithm not in ALGORITHMS:
+            raise ConversionError(f"{self.model}: unknown quantized algorithm {self.algorithm!r}; expected one of "
+                                  f"{ALGORITHMS}")
         if (self.precision == "hybrid") != bool(self.fp16_layers):
             raise ConversionError(f"{self.model}: fp16_layers are for hybrid, and hybrid needs them "
                                   f"(precision {self.precision}, {len(self.fp16_layers)} layers)")
@@ -141,6 +147,7 @@ def build_rknn(spec: ConvertSpec) -> Any:
                 mean_values=[list(spec.mean)],
                 std_values=[list(spec.std)],
                 target_platform=spec.target,
+                quantized_algorithm=spec.algorithm,
             ),
             "config",
             spec,

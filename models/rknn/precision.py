@@ -8,6 +8,8 @@ misses its target.  Per model (``[models.<name>]``):
 - ``fp16_layers``: the hybrid build's fp16 tensors (as rknn-toolkit2's quantization.cfg
   names them), proposed by models/rknn/hybrid.py from the toolkit's per-layer accuracy
   analysis; recorded whenever a hybrid was tried, so its row can be rebuilt;
+- ``algorithm``: rknn-toolkit2's quantized_algorithm for the int8 and hybrid builds
+  (``normal`` min/max, ``mmse``, ``kl_divergence``; default normal);
 - ``reason``: the measured figures behind the choice.
 
 Invariant: a model not in the record is built fp16 (never quantized unjudged);
@@ -32,6 +34,7 @@ class _Entry(BaseModel):
 
     precision: Literal["fp16", "int8", "hybrid"]
     fp16_layers: list[str] = []
+    algorithm: Literal["normal", "mmse", "kl_divergence"] = "normal"
     reason: str
 
     @model_validator(mode="after")
@@ -51,6 +54,7 @@ class _Record(BaseModel):
 class Choice:
     precision: str = "fp16"
     fp16_layers: tuple[str, ...] = ()
+    algorithm: str = "normal"
     reason: str = "not in precision.toml: fp16 until judged"
     recorded: bool = False
 
@@ -58,7 +62,7 @@ class Choice:
 def read_record(path: Path = RECORD) -> dict[str, Choice]:
     """Every recorded model's choice (ApplianceError naming the key and line when malformed)."""
     record = validated(_Record, read_toml(path), path)
-    return {model: Choice(entry.precision, tuple(entry.fp16_layers), entry.reason, True)
+    return {model: Choice(entry.precision, tuple(entry.fp16_layers), entry.algorithm, entry.reason, True)
             for model, entry in record.models.items()}
 
 
