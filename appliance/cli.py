@@ -174,9 +174,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     needs = needs_of(args.models)
-    settings = config.inference.model_copy(update={"backend": args.backend or config.inference.backend,
-                                                   "threads": args.threads or config.inference.threads,
-                                                   "profile": args.profile or config.inference.profile})
+    given = {"backend": args.backend, "threads": args.threads, "profile": args.profile}
+    settings = config.inference.model_copy(update={key: value for key, value in given.items() if value})
     setup = BenchSetup(
         source=open_source(args.source, paced=False, limits=config.media, demo=demo_image),
         inference=settings.inference(),

@@ -108,11 +108,15 @@ class InferenceConfig(Section):
         return handler(data)
 
     def inference(self) -> Inference:
-        """The models' loader with these settings: ``[inference]`` for every model, each lane's own keys over it."""
+        """The models' loader with these settings: ``[inference]`` for every model, each lane's own keys over it;
+        ``threads`` left out takes the profile's (one a model on a CPU board, so a lane keeps to its core)."""
+        threads = self.threads
+        if "threads" not in self.model_fields_set:
+            threads = self.perception_profile().threads or threads
         lanes = {name: LaneSettings(lane.backend or self.backend,
-                                    BackendOptions(lane.threads or self.threads, lane.core_mask or self.core_mask))
+                                    BackendOptions(lane.threads or threads, lane.core_mask or self.core_mask))
                  for name, lane in self.models.items()}
-        return Inference(self.backend, BackendOptions(self.threads, self.core_mask), lanes=lanes)
+        return Inference(self.backend, BackendOptions(threads, self.core_mask), lanes=lanes)
 
     def perception_profile(self) -> Profile:
         """The profile ``profile`` names, ``auto`` decided by this board's SoC."""

@@ -71,3 +71,11 @@ def test_with_no_hand_a_cpu_board_searches_on_five_frames_a_second() -> None:
     searched = [index for index, (before, after) in enumerate(zip([0, *calls], calls, strict=False)) if after > before]
     assert searched == [0, 6]
     assert counted.calls("hand_landmark_full") == 0   # the lite profile loads the lite landmarks only
+
+
+def test_a_cpu_board_takes_one_inference_thread_unless_the_file_says() -> None:
+    assert InferenceConfig(profile="cpu-board").inference().options.threads == 1
+    assert InferenceConfig(profile="cpu-board", threads=2).inference().options.threads == 2
+    assert InferenceConfig(profile="full").inference().options.threads == 2
+    lanes = InferenceConfig(profile="cpu-board", models={"selfie_landscape": {"core_mask": "0"}}).inference()
+    assert lanes.settings("selfie_landscape").options.threads == 1

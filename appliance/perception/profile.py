@@ -20,6 +20,8 @@ Invariants:
     every frame's time); a raised hand is found a frame or two later: 0.988 at every
     size, rock and thumb-up held at every size.
   - pose and face at most 5 a second, age at most once a second.
+  - one inference thread a model unless ``[inference] threads`` says otherwise (a
+    lane's model then stays on the lane's core instead of waiting on a little one).
 - ``cpu-board-lite`` is ``cpu-board`` with the lite hand landmark model, half the full
   one's cost (what lets one tracked hand fit a 15 fps frame on an A72, by the
   estimate in the README), at a measured price: 0.988 / 0.617 / 0.988 / 0.988, and
@@ -47,6 +49,7 @@ class Profile:
     search_windows: int = 2           # hand-search windows a frame while no hand is tracked...
     search_rate: float = EVERY_FRAME  # ...on at most this many frames a second
     lanes: bool = False               # each stage in its own thread (its own core), whatever [inference] parallel says
+    threads: int | None = None        # inference threads a model when [inference] threads is left out
 
     def cap(self, needs: Needs) -> Needs:
         """``needs`` with no model above this profile's rate for it."""
@@ -61,12 +64,13 @@ class Profile:
         windows = f"{self.search_windows} hand-search window{'s' if self.search_windows > 1 else ''} on " + (
             "every frame" if self.search_rate == EVERY_FRAME else f"at most {self.search_rate:g} frames a second")
         lanes = "; a lane per stage" if self.lanes else ""
+        lanes += f"; {self.threads} inference thread a model" if self.threads else ""
         return f"{self.name}: {rates} ({self.hand_landmark}; {windows} while no hand is tracked{lanes})"
 
 
 FULL = Profile("full", Needs(EVERY_FRAME, EVERY_FRAME, EVERY_FRAME, EVERY_FRAME, EVERY_FRAME))
 CPU_BOARD = Profile("cpu-board", Needs(segmentation=EVERY_FRAME, hands=EVERY_FRAME, pose=5.0, face=5.0, age=1.0),
-                    search_windows=1, search_rate=5.0, lanes=True)
+                    search_windows=1, search_rate=5.0, lanes=True, threads=1)
 CPU_BOARD_LITE = replace(CPU_BOARD, name="cpu-board-lite", hand_landmark=LITE_LANDMARK_MODEL)
 PROFILES = {profile.name: profile for profile in (FULL, CPU_BOARD, CPU_BOARD_LITE)}
 CHOICES = ("auto", *PROFILES)
