@@ -86,9 +86,10 @@ class InferenceConfig(Section):
                            "thread (hands search where the previous frame's person was); pays with one model "
                            "per NPU core, not on a 2-core CPU")
     profile: Literal[PROFILE_CHOICES] = Field(
-        "auto", description="what perception the board affords: full; cpu-board (a lane per stage, one "
-        "hand-search window at most 5 times a second, pose and face at most 5/s, age 1/s: an RK3399); "
-        "cpu-board-lite (cpu-board with the lite hand landmarks); auto (cpu-board on a board without an NPU)")
+        "auto", description="what perception the board affords: full; npu-board (full, a lane per stage); "
+        "cpu-board (a lane per stage, one hand-search window at most 5 times a second, pose and face at most "
+        "5/s, age 1/s: an RK3399); cpu-board-lite (cpu-board with the lite hand landmarks); auto (npu-board on "
+        "an NPU board, cpu-board on a board without one, full elsewhere)")
     models: dict[str, LaneConfig] = Field(default_factory=dict, description="per-model settings by manifest "
                                           "name (selfie_landscape, palm_detection_full, hand_landmark_full…)")
 

@@ -90,7 +90,7 @@ def test_a_core_mask_the_board_lacks_fails_naming_its_key() -> None:
 
 def test_the_perception_row_names_the_boards_profile() -> None:
     assert check_profile(Config(), "rk3399").detail.startswith("cpu-board: at most")
-    assert check_profile(Config(), "rk3588").detail.startswith("full: ")
+    assert check_profile(Config(), "rk3588").detail.startswith("npu-board: ")
     full = Config.model_validate({"inference": {"profile": "full"}})
     assert check_profile(full, "rk3399") == Check("perception", PASS, FULL.describe())
 

@@ -12,7 +12,7 @@ from appliance.config import InferenceConfig
 from appliance.errors import ApplianceError
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver
-from appliance.perception.profile import CPU_BOARD, CPU_BOARD_LITE, FULL, choose
+from appliance.perception.profile import CPU_BOARD, CPU_BOARD_LITE, FULL, NPU_BOARD, choose
 
 
 def test_full_changes_nothing() -> None:
@@ -26,15 +26,15 @@ def test_cpu_board_only_lowers_rates() -> None:
     assert CPU_BOARD.cap(Needs(hands=0, pose=2)) == Needs(hands=0, pose=2)   # off stays off, lower stays lower
 
 
-@pytest.mark.parametrize(("soc", "expected"), [("rk3399", CPU_BOARD), ("rk3588", FULL), ("rk3566", FULL),
-                                               (None, FULL)])
+@pytest.mark.parametrize(("soc", "expected"), [("rk3399", CPU_BOARD), ("rk3588", NPU_BOARD),
+                                               ("rk3566", NPU_BOARD), (None, FULL)])
 def test_auto_picks_by_the_soc(soc: str | None, expected) -> None:
     assert choose("auto", soc) is expected
     assert choose("full", "rk3399") is FULL and choose("cpu-board", None) is CPU_BOARD
 
 
 def test_an_unknown_profile_names_the_known_ones() -> None:
-    with pytest.raises(ApplianceError, match="'fast' \\(known: auto, full, cpu-board, cpu-board-lite\\)"):
+    with pytest.raises(ApplianceError, match="'fast' \\(known: auto, full, npu-board, cpu-board, cpu-board-lite\\)"):
         choose("fast", None)
 
 

@@ -27,8 +27,13 @@ Invariants:
   estimate in the README), at a measured price: 0.988 / 0.617 / 0.988 / 0.988, and
   at 0.6 of the size the rock was never held.  It is there for the operator to
   choose; ``auto`` never picks it.
-- ``auto`` is ``cpu-board`` on a board whose SoC is known and has no RKNN NPU, and
-  ``full`` everywhere else (x86 machines, NPU boards).
+- ``npu-board`` is ``full`` with a lane per stage: on an RK3588 each stage's models
+  run on their own NPU core (``[inference.models.<name>] core_mask``) and the stages'
+  CPU work (pre-processing, decoding, the matte) overlaps too, which pays even on a
+  one-core NPU (``make bench-npu``).
+- ``auto`` is ``npu-board`` on a board with an RKNN NPU, ``cpu-board`` on a board
+  whose SoC is known and has none (an RK3399), and ``full`` elsewhere (x86 machines:
+  two cores, where lanes only compete).
 """
 
 from __future__ import annotations
@@ -72,14 +77,17 @@ FULL = Profile("full", Needs(EVERY_FRAME, EVERY_FRAME, EVERY_FRAME, EVERY_FRAME,
 CPU_BOARD = Profile("cpu-board", Needs(segmentation=EVERY_FRAME, hands=EVERY_FRAME, pose=5.0, face=5.0, age=1.0),
                     search_windows=1, search_rate=5.0, lanes=True, threads=1)
 CPU_BOARD_LITE = replace(CPU_BOARD, name="cpu-board-lite", hand_landmark=LITE_LANDMARK_MODEL)
-PROFILES = {profile.name: profile for profile in (FULL, CPU_BOARD, CPU_BOARD_LITE)}
+NPU_BOARD = replace(FULL, name="npu-board", lanes=True)
+PROFILES = {profile.name: profile for profile in (FULL, NPU_BOARD, CPU_BOARD, CPU_BOARD_LITE)}
 CHOICES = ("auto", *PROFILES)
 
 
 def choose(setting: str, soc: str | None) -> Profile:
     """The profile ``[inference] profile`` names; ``auto`` picks by the board's SoC (``soc``: None off a board)."""
     if setting == "auto":
-        return CPU_BOARD if soc is not None and not has_rknn_npu(soc) else FULL
+        if has_rknn_npu(soc):
+            return NPU_BOARD
+        return FULL if soc is None else CPU_BOARD
     try:
         return PROFILES[setting]
     except KeyError:
