@@ -69,26 +69,39 @@ run_step() {
     say "$label: done in $seconds s"
 }
 
-# in_root COMMAND...: COMMAND in the arm64 root, clean environment, /proc and /dev mounted in a private
-# mount namespace (gone with the command), and the Cortex-A72 cpuinfo where qemu would show the host's.
+# in_root COMMAND...: COMMAND in the arm64 root, clean environment, /proc, /sys (the CPU lists XNNPACK's
+# cpuinfo reads) and /dev mounted in a private mount namespace (gone with the command), and the Cortex-A72
+# cpuinfo where qemu would show the host's.
 in_root() {
     unshare --mount --propagation private sh -c '
         root=$1; cpuinfo=$2; shift 2
-        mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" || exit 1
+        mount -t proc proc "$root/proc" && mount -t sysfs -o ro sysfs "$root/sys" &&
+            mount --rbind /dev "$root/dev" || exit 1
         if [ -n "$cpuinfo" ]; then mount --bind "$cpuinfo" "$root/proc/cpuinfo" || exit 1; fi
         exec chroot "$root" "$@"' in_root "$ROOT" "$(cpuinfo_file)" $CLEAN_ENV "$@"
 }
 
-# The qemu-aarch64 version as MAJOR.MINOR, and the cpuinfo file to show the guest ("" with qemu 8.2 or newer).
+# The qemu-aarch64 version as MAJOR.MINOR.
 qemu_version() { qemu-aarch64-static --version | sed -n 's/.*version \([0-9]*\.[0-9]*\).*/\1/p' | head -n 1; }
+
+# The cpuinfo to show the guest, "" with qemu 8.2 or newer: cortex-a72.cpuinfo's block for each of this
+# machine's processors (nproc --all: the count /sys/devices/system/cpu/present gives), written into $ARM64_DIR.
 cpuinfo_file() {
     version=$(qemu_version)
     major=${version%%.*} minor=${version#*.}
     if [ "$major" -gt 8 ] || { [ "$major" = 8 ] && [ "$minor" -ge 2 ]; }; then
         echo ""
-    else
-        echo "$HERE/cortex-a72.cpuinfo"
+        return
     fi
+    file="$(realpath "$ARM64_DIR")/cpuinfo"
+    processor=0
+    : > "$file"
+    while [ "$processor" -lt "$(nproc --all)" ]; do
+        sed "s/^processor.*/processor\t: $processor/" "$HERE/cortex-a72.cpuinfo" >> "$file"
+        echo >> "$file"
+        processor=$((processor + 1))
+    done
+    echo "$file"
 }
 
 # This machine's Debian bookworm entries, as sources.list lines (ARM64_SOURCES: a sources.list to use instead).
@@ -150,6 +163,7 @@ for image in $ARM64_MEDIA; do
     [ -f "$MEDIA/$image" ] || fail "no devset image $MEDIA/$image: set OIVIS_TEST_MEDIA=path/to/devset"
 done
 CHECK_START=$(date +%s)
+mkdir -p "$ARM64_DIR"
 
 # qemu-aarch64 through binfmt_misc (flag F: the interpreter is opened now, so it works inside a chroot).
 start=$(date +%s)
@@ -171,7 +185,6 @@ fi
 phase_done "binfmt qemu-aarch64" $(($(date +%s) - start))
 
 # The bootstrapped root, cached by what makes it: packages, sources, architecture, suite.
-mkdir -p "$ARM64_DIR"
 INCLUDE=$("$PY" -m appliance.tools.arm64check include) || fail "cannot read the Debian packages (requirements/debian.txt)"
 SOURCES_FILE="$ARM64_DIR/bookworm.list"
 bookworm_sources > "$SOURCES_FILE.new"
