@@ -20,6 +20,7 @@ Example (``make rknn-models SOC=rk3588`` runs this for every NPU model)::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -130,12 +131,14 @@ def _check(ret: int, step: str, spec: ConvertSpec) -> None:
         raise ConversionError(f"{spec.model}: rknn {step} failed (ret={ret}) for {spec.tflite}")
 
 
-def build_rknn(spec: ConvertSpec) -> Any:
+def build_rknn(spec: ConvertSpec, loaded_only: bool = False) -> Any:
     """Load + build the model and return the live ``RKNN`` object.
 
     The object is returned (not just exported) because the x86 simulator can
     only run a model built in the same session; a ``.rknn`` loaded from disk
     needs a real board. The caller owns the object and must ``release()`` it.
+    ``loaded_only`` stops after config and load (the toolkit's hybrid proposal
+    starts there).
     """
     from rknn.api import RKNN  # imported lazily: heavy, and only in .venv-rknn
 
@@ -156,7 +159,8 @@ def build_rknn(spec: ConvertSpec) -> Any:
             # TFLite or ONNX, with exact rewrites of what the toolkit cannot take (see load.py).
             ret, step = load_model(rknn, spec.model, spec.tflite, Path(tmp))
             _check(ret, step, spec)
-            rknn = _build(rknn, spec, Path(tmp))
+            if not loaded_only:  # loaded only: for the toolkit's hybrid proposal (hybrid.py)
+                rknn = _build(rknn, spec, Path(tmp))
     except BaseException:
         rknn.release()
         raise
@@ -203,18 +207,25 @@ def _build(rknn: Any, spec: ConvertSpec, workdir: Path) -> Any:
 
 
 def _keep_fp16(config: Path, spec: ConvertSpec) -> None:
-    """Name ``spec.fp16_layers`` in the step-1 config's ``custom_quantize_layers`` as float16."""
+    """Name ``spec.fp16_layers`` in the step-1 config's ``custom_quantize_layers`` as float16.
+
+    Only that first line is rewritten: step 2 refuses a config whose quantize
+    parameters differ from step 1's in any way, a YAML round trip's float formatting included.
+    """
     from ruamel.yaml import YAML
 
-    yaml = YAML()
-    data = yaml.load(config)
-    known = data.get("quantize_parameters") or {}
+    text = config.read_text()
+    head, sep, rest = text.partition("\n")
+    if head.strip() != "custom_quantize_layers: {}" or not sep:
+        raise ConversionError(f"{spec.model}: {config.name} does not start with an empty custom_quantize_layers "
+                              f"(rknn-toolkit2 other than 2.5.0?): {head[:80]!r}")
+    known = YAML(typ="safe").load(rest).get("quantize_parameters") or {}
     missing = [name for name in spec.fp16_layers if name not in known]
     if missing:
         raise ConversionError(f"{spec.model}: fp16 layers not in the toolkit's graph (renamed by another toolkit "
                               f"version? propose them again with models/rknn/hybrid.py): {missing}")
-    data["custom_quantize_layers"] = {name: "float16" for name in spec.fp16_layers}
-    yaml.dump(data, config)
+    layers = "".join(f"    {json.dumps(name)}: float16\n" for name in spec.fp16_layers)
+    config.write_text("custom_quantize_layers:\n" + layers + rest)
 
 
 def float_output_shapes(model: Path) -> list[tuple[int, ...]]:
