@@ -11,6 +11,12 @@ output's mean cosine against the float model on the same inputs, within target,
 and the precision recorded for the model.  The simulator's time per inference
 is a side note only: it is x86 emulation, not the NPU's speed.
 
+Each model and precision is built and judged in a process of its own: the
+toolkit numbers the tensors it creates per process, and a hybrid's fp16_layers
+only match the names of a first build.  The float pipeline's scenes are
+computed once and cached (``models/cache/rknn/eval/``, keyed by the frame list,
+the media directory, tasks.py, frames.py and the float models' checksums).
+
 Exit status 1 when a model's recorded precision misses its target (a model with
 no record is judged at fp16, what ``make rknn-models`` then builds), 2 on errors.
 The toolkit's own output goes to ``models/cache/rknn/logs/<model>-<precision>.log``.
@@ -22,10 +28,14 @@ The toolkit's own output goes to ``models/cache/rknn/logs/<model>-<precision>.lo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
+import pickle
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -145,6 +155,62 @@ def print_table(rows: Sequence[Row], target_text: dict[str, str]) -> None:
     print("sim ms: median wall time of one inference on rknn-toolkit2's x86 simulator (not the NPU's speed)")
 
 
+def scene_cache(manifest: Manifest, media: Path, frames: Path) -> Path:
+    """Where the float pipeline's scenes for these frames are kept: keyed by everything they depend on."""
+    key = hashlib.sha256()
+    key.update(str(media.resolve()).encode())
+    key.update(frames.read_bytes())
+    for source in ("tasks.py", "frames.py"):
+        key.update(Path(__file__).with_name(source).read_bytes())
+    for model in tasks(manifest):
+        key.update(manifest.spec(model).sha256.encode())
+    return manifest.cache_dir / "rknn" / "eval" / f"scenes-{key.hexdigest()[:16]}.pickle"
+
+
+def float_scenes(manifest: Manifest, media: Path, frames: Path) -> list[Scene]:
+    """The evaluation frames through the float pipeline, from the cache when it has them."""
+    cache = scene_cache(manifest, media, frames)
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    t0 = time.perf_counter()
+    pipeline = FloatPipeline(manifest)
+    scenes = [pipeline.scene(ref.label, image) for ref, image in load_frames(media, read_list(frames))]
+    log.info("float pipeline on %d evaluation frames: %.1f s (cached in %s)", len(scenes), time.perf_counter() - t0,
+             cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(pickle.dumps(scenes))
+    return scenes
+
+
+def judge_one(args: argparse.Namespace, manifest: Manifest, out: Path) -> None:
+    """The child's job: one model at one precision, its Row (or null: no such build) written to ``out``."""
+    model, precision = args.models[0], args.precisions
+    logs = manifest.cache_dir / "rknn" / "logs"
+    try:
+        row = judge(model, precision, args.target, float_scenes(manifest, args.media, args.frames),
+                    FloatPipeline(manifest), logs)
+    except Exception as exc:  # noqa: BLE001 - the toolkit raises bare ValueErrors; one build failing
+        # is a row of the table (named, never within target), not the end of it
+        log.error("%s %s failed (see %s): %s", model, precision, logs, str(exc).strip().splitlines()[-1])
+        row = Row(model, precision, tasks(manifest)[model].metric, float("nan"), "build or run failed",
+                  float("nan"), False, precision == recorded_choice(model).precision, 0.0, float("nan"))
+    out.write_text(json.dumps(asdict(row) if row else None))
+
+
+def judged_in_child(args: argparse.Namespace, model: str, precision: str) -> Row | None:
+    """``judge_one`` in a fresh process: the toolkit numbers the tensors it creates per process, so a build
+    only gets the names its hybrid fp16_layers were proposed with when nothing was built before it."""
+    with tempfile.TemporaryDirectory(prefix="rknn-evaluate-") as tmp:
+        out = Path(tmp) / "row.json"
+        subprocess.run([sys.executable, __file__, "--media", str(args.media), "--frames", str(args.frames),
+                        "--target", args.target, "--models", model, "--precisions", precision, "--one", str(out)],
+                       check=False)
+        if not out.is_file():
+            raise SimulationError(f"{model} {precision}: the evaluation process died (see the log above)")
+        data = json.loads(out.read_text())
+    return Row(**data) if data else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -154,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--precisions", default=",".join(PRECISIONS))
     p.add_argument("--target", default="rk3588", choices=SUPPORTED_TARGETS)
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # internal: judged_in_child's child
     args = p.parse_args(argv)
     precisions = args.precisions.split(",")
     manifest = Manifest.load()
@@ -163,22 +230,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("no task or precision for %s (models with a task: %s)", unknown, ", ".join(known))
         return 2
     try:
-        t0 = time.perf_counter()
-        logs = manifest.cache_dir / "rknn" / "logs"
-        pipeline = FloatPipeline(manifest)
-        scenes = [pipeline.scene(ref.label, image) for ref, image in load_frames(args.media, read_list(args.frames))]
-        log.info("float pipeline on %d evaluation frames: %.1f s", len(scenes), time.perf_counter() - t0)
+        if args.one:
+            judge_one(args, manifest, args.one)
+            return 0
+        float_scenes(manifest, args.media, args.frames)
         rows = []
         for model in args.models:
             for precision in precisions:
                 t0 = time.perf_counter()
-                try:
-                    row = judge(model, precision, args.target, scenes, pipeline, logs)
-                except Exception as exc:  # noqa: BLE001 - the toolkit raises bare ValueErrors; one build failing
-                    # is a row of the table (named, never within target), not the end of it
-                    log.error("%s %s failed (see %s): %s", model, precision, logs, str(exc).strip().splitlines()[-1])
-                    row = Row(model, precision, known[model].metric, float("nan"), "build or run failed",
-                              float("nan"), False, precision == recorded_choice(model).precision, 0.0, float("nan"))
+                row = judged_in_child(args, model, precision)
                 if row is None:
                     log.info("%s: no hybrid (precision.toml records no fp16_layers)", model)
                     continue
