@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from appliance.errors import ApplianceError
-from appliance.inference.layout import read_output_shapes, shapes_path, to_model_layout, write_output_shapes
+from appliance.inference.layout import float_output_shapes, to_model_layout
+from appliance.inference.manifest import Manifest
 
 
 def test_a_many_channel_nchw_output_is_transposed_back_to_nhwc() -> None:
@@ -47,13 +48,19 @@ def test_an_output_count_mismatch_is_an_error() -> None:
         to_model_layout([np.zeros((1, 63), np.float32)], [(1, 63), (1, 1)])
 
 
-def test_shapes_round_trip_beside_the_rknn_file(tmp_path: Path) -> None:
-    rknn = tmp_path / "pose_landmark_full-rk3588.rknn"
-    written = write_output_shapes(rknn, [(1, 195), (1, 64, 64, 39)])
-    assert written == shapes_path(rknn) == tmp_path / "pose_landmark_full-rk3588.outputs.json"
-    assert read_output_shapes(rknn) == [(1, 195), (1, 64, 64, 39)]
+def test_an_output_with_free_axes_passes_unchanged() -> None:
+    stylized = np.zeros((1, 3, 240, 320), np.float32)   # an ONNX model's NCHW output: already the runtime's layout
+    (restored,) = to_model_layout([stylized], [(1, 3, None, None)])
+    assert restored is stylized
 
 
-def test_missing_shapes_say_how_to_fix_it(tmp_path: Path) -> None:
-    with pytest.raises(ApplianceError, match="outputs.json is missing.*make rknn-models"):
-        read_output_shapes(tmp_path / "palm_detection_full-rk3588.rknn")
+def test_shapes_are_read_from_the_float_models() -> None:
+    manifest = Manifest.load()
+    assert float_output_shapes(manifest.verified_path("pose_landmark_full")) == [
+        (1, 195), (1, 1), (1, 256, 256, 1), (1, 64, 64, 39), (1, 117)]
+    assert float_output_shapes(manifest.verified_path("age")) == [(None, 81)]
+
+
+def test_a_model_of_another_format_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ApplianceError, match="neither a .tflite nor an .onnx"):
+        float_output_shapes(tmp_path / "palm_detection_full-rk3588.rknn")

@@ -3,21 +3,24 @@
 The RKNN runtimes (rknn-toolkit2's simulator and rknn-toolkit-lite2 on the
 board) hand every 4-D output back as NCHW, whatever the source model's layout;
 the appliance's post-processing expects the float model's own shapes (NHWC for
-MediaPipe's models: a (1, 64, 64, 39) heatmap arrives as (1, 39, 64, 64)).  The
-converter records the float model's output shapes beside each ``.rknn``
-(``<model>-<soc>.outputs.json``); ``to_model_layout`` puts outputs back into them.
+MediaPipe's TFLite models: a (1, 64, 64, 39) heatmap arrives as (1, 39, 64, 64)).
+The shapes are read from the float model the ``.rknn`` was converted from (the
+manifest's verified file, which every install has: ``float_output_shapes``) and
+``to_model_layout`` puts the outputs back into them.
 
-Invariants: an output leaves with exactly the recorded shape and its values in
-the float model's order; a 4-D output whose shape is the recorded one's NCHW
-form is transposed (even when it equals the recorded shape too, as when H = W = C,
-since that is what the runtime gives); any other output is only reshaped when
-its element order cannot differ (same shape, or a 4-D one whose channel axis is 1);
-anything else is an error naming both shapes.
+Invariants: an output leaves with exactly the float model's shape and its values
+in the float model's order; a 4-D output whose shape is the float shape's NCHW
+form is transposed (even when it equals the float shape too, as when H = W = C,
+since that is what the runtime gives); any other output is only reshaped, and
+only when its element order cannot differ (the same axes longer than 1, in the
+same order: (1, 1, 144, 256) for (1, 144, 256, 1), (1, 63, 1, 1) for (1, 63));
+an output whose float shape has free axes (an ONNX model's ``N``, ``h``: NCHW
+already, like the runtime) passes unchanged; anything else is an error naming
+both shapes.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,32 +28,22 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 
-Shape = tuple[int, ...]
+#: An output shape; None for an axis the model leaves free.
+Shape = tuple[int | None, ...]
 
 
-def shapes_path(rknn: Path) -> Path:
-    """Where the float model's output shapes are recorded for the ``.rknn`` file ``rknn``."""
-    return rknn.with_suffix(".outputs.json")
+def float_output_shapes(model: Path) -> list[Shape]:
+    """The output shapes of a float model file (.tflite or .onnx), in its output order."""
+    if model.suffix == ".tflite":
+        from ai_edge_litert.interpreter import Interpreter
 
+        return [tuple(int(n) for n in d["shape"]) for d in Interpreter(model_path=str(model)).get_output_details()]
+    if model.suffix == ".onnx":
+        import onnxruntime
 
-def write_output_shapes(rknn: Path, shapes: Sequence[Sequence[int]]) -> Path:
-    path = shapes_path(rknn)
-    path.write_text(json.dumps({"output_shapes": [list(map(int, shape)) for shape in shapes]}) + "\n")
-    return path
-
-
-def read_output_shapes(rknn: Path) -> list[Shape]:
-    """The recorded output shapes of the float model ``rknn`` was converted from."""
-    path = shapes_path(rknn)
-    try:
-        shapes = json.loads(path.read_text())["output_shapes"]
-        return [tuple(int(n) for n in shape) for shape in shapes]
-    except FileNotFoundError:
-        raise ApplianceError(f"{path} is missing: the output shapes of {rknn.name} are recorded when it is "
-                             "converted; convert it again with `make rknn-models`") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ApplianceError(f"{path} is not a list of output shapes ({exc}); convert {rknn.name} again "
-                             "with `make rknn-models`") from exc
+        session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        return [tuple(n if isinstance(n, int) else None for n in o.shape) for o in session.get_outputs()]
+    raise ApplianceError(f"cannot read the output shapes of {model}: neither a .tflite nor an .onnx model")
 
 
 def _nchw(shape: Shape) -> Shape:
@@ -71,7 +64,9 @@ def to_model_layout(outputs: Sequence[np.ndarray], shapes: Sequence[Shape]) -> l
     for index, (output, shape) in enumerate(zip(outputs, shapes, strict=True)):
         output = np.asarray(output)
         shape = tuple(shape)
-        if len(shape) == 4 and output.shape == _nchw(shape):
+        if None in shape:
+            restored.append(output)
+        elif len(shape) == 4 and output.shape == _nchw(shape):
             restored.append(output.transpose(0, 2, 3, 1))
         elif _spread(output.shape) == _spread(shape):
             restored.append(output.reshape(shape))

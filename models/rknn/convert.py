@@ -228,30 +228,13 @@ def _keep_fp16(config: Path, spec: ConvertSpec) -> None:
     config.write_text("custom_quantize_layers:\n" + layers + rest)
 
 
-def float_output_shapes(model: Path) -> list[tuple[int, ...]]:
-    """The float model's output shapes, in its output order (what the appliance's post-processing reads)."""
-    if model.suffix == ".tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        return [tuple(int(n) for n in d["shape"]) for d in Interpreter(model_path=str(model)).get_output_details()]
-    if model.suffix == ".onnx":
-        import onnx
-
-        graph = onnx.load(str(model), load_external_data=False).graph
-        return [tuple(int(d.dim_value) or 1 for d in o.type.tensor_type.shape.dim) for o in graph.output]
-    raise ConversionError(f"cannot read the output shapes of {model}: neither .tflite nor .onnx")
-
-
 def convert(spec: ConvertSpec, out: Path) -> float:
-    """Build and export ``spec`` to ``out`` (and the float output shapes beside it); return the seconds taken."""
-    from appliance.inference.layout import write_output_shapes
-
+    """Build and export ``spec`` to ``out``; return the build+export time in seconds."""
     start = time.perf_counter()
     rknn = build_rknn(spec)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         _check(rknn.export_rknn(str(out)), f"export_rknn({out})", spec)
-        write_output_shapes(out, float_output_shapes(spec.tflite))
     finally:
         rknn.release()
     return time.perf_counter() - start

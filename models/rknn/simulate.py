@@ -28,14 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from appliance.inference.layout import to_model_layout
+from appliance.inference.layout import float_output_shapes, to_model_layout
 from models.rknn.convert import (
     PRECISIONS,
     SUPPORTED_TARGETS,
     ConversionError,
     ConvertSpec,
     build_rknn,
-    float_output_shapes,
     recorded_spec,
 )
 

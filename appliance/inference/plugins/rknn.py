@@ -4,8 +4,8 @@ Importing this module fails on machines without ``rknnlite`` (every x86 machine)
 the registry records that and skips the plugin.  A model runs here only when a
 ``.rknn`` converted for this SoC exists (models/rknn/convert.py builds them):
 ``<models>/cache/rknn/<model>-<soc>.rknn``.  Normalisation is baked into that
-file, so the NPU gets the raw uint8 NHWC image; outputs go back to the float
-model's shapes (4-D ones come back NCHW; appliance/inference/layout.py).
+file, so the NPU gets the raw uint8 NHWC image; outputs go back to the shapes
+of the float model it was converted from (4-D ones come back NCHW; layout.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rknnlite.api import RKNNLite
 
 from appliance.errors import ApplianceError
 from appliance.inference.backend import BackendOptions
-from appliance.inference.layout import read_output_shapes, to_model_layout
+from appliance.inference.layout import Shape, float_output_shapes, to_model_layout
 from appliance.inference.manifest import Manifest, ModelSpec
 from appliance.inference.soc import core_mask_on, has_rknn_npu
 
@@ -40,11 +40,11 @@ def rknn_path(manifest: Manifest, spec: ModelSpec, soc: str) -> Path:
 class RKNNRunner:
     backend = "rknn"
 
-    def __init__(self, spec: ModelSpec, path: Path, core_mask: str) -> None:
+    def __init__(self, spec: ModelSpec, path: Path, core_mask: str, output_shapes: list[Shape]) -> None:
         if core_mask not in CORE_MASKS:
             raise ApplianceError(f"unknown NPU core mask {core_mask!r} (known: {', '.join(CORE_MASKS)})")
         self.name = spec.name
-        self._output_shapes = read_output_shapes(path)
+        self._output_shapes = output_shapes
         self._rknn = RKNNLite()
         if self._rknn.load_rknn(str(path)) != 0:
             raise ApplianceError(f"RKNNLite could not load {path}")
@@ -75,7 +75,8 @@ class RKNNPlugin:
         return None
 
     def load(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> RKNNRunner:
-        return RKNNRunner(spec, rknn_path(manifest, spec, options.soc), core_mask_on(options.soc, options.core_mask))
+        return RKNNRunner(spec, rknn_path(manifest, spec, options.soc), core_mask_on(options.soc, options.core_mask),
+                          float_output_shapes(manifest.verified_path(spec.name)))
 
     def versions(self) -> dict[str, str]:
         try:
