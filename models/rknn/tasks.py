@@ -13,11 +13,16 @@ the input it got:
 - palm detection: recall of the float detections (IoU >= 0.5 in the same window)
   and the matched boxes' corner error in box sizes;
 - hand landmarks: mean landmark distance in hand sizes (the float hand's longer
-  box side) where the float model sees a hand, and agreement on hand presence.
+  box side) where the float model sees a hand, and agreement on hand presence;
+- pose detection: as palm detection, on the pose search's windows (the whole
+  frame, the live mask's person regions' close-ups, the frame's squares);
+- pose landmarks: mean distance of the 33 body landmarks in torso lengths (mid-shoulder
+  to mid-hip of the float pose) on the regions from the float detections and the
+  float poses' next-frame regions, and agreement on presence.
 
 Targets (issue 15): within 1 % of the float model (IoU, recall) and 2 % of the
 hand's size.  A pose or face model slots in as one more Task whose Scene fields
-the float pipeline fills (detector recall, landmark error in torso or face sizes).
+the float pipeline fills (face: detector recall and mesh error in face sizes, not yet).
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ from appliance.perception.hand import Hand
 from appliance.perception.hand_search import person_box, search_plan
 from appliance.perception.landmarks import MIN_PRESENCE, HandLandmarker, region_from_landmarks, region_from_palm
 from appliance.perception.palm import PalmDetector
+from appliance.perception.pose_detection import PoseDetector
+from appliance.perception.pose_landmarks import MIN_PRESENCE as POSE_MIN_PRESENCE
+from appliance.perception.pose_landmarks import BodyEstimate, PoseLandmarker, region_from_detection
+from appliance.perception.pose_search import frame_squares, person_regions, search_windows
+from appliance.perception.pose_tracker import _torso_length as torso_length
 from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, mask_at
 from appliance.perception.ssd import Detection, SsdDetector, box_iou
 from appliance.perception.tensor import Region
@@ -42,6 +52,8 @@ from appliance.perception.tensor import Region
 SEGMENTERS = ("selfie_landscape", "selfie_general")
 PALM_MODEL = "palm_detection_full"
 HAND_MODEL = "hand_landmark_full"
+POSE_DETECTOR = "pose_detection"
+POSE_MODEL = "pose_landmark_full"
 #: Within target: IoU and recall at most 1 % below the float model, errors at most 2 % of the object's size.
 MAX_IOU_LOSS = 0.01
 MAX_RECALL_LOSS = 0.01
@@ -60,6 +72,10 @@ class Scene:
     palms: list[list[Detection]] = field(default_factory=list)    # float palms, per window
     hand_regions: list[Region] = field(default_factory=list)      # landmark model regions
     hands: list[Hand] = field(default_factory=list)               # float hand, per region
+    pose_windows: list[Region] = field(default_factory=list)      # pose detector windows
+    poses: list[list[Detection]] = field(default_factory=list)    # float pose detections, per window
+    body_regions: list[Region] = field(default_factory=list)      # pose landmark model regions
+    bodies: list[BodyEstimate] = field(default_factory=list)      # float estimate, per region
 
 
 def person_mask(probabilities: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -73,11 +89,13 @@ class FloatPipeline:
     def __init__(self, manifest: Manifest, wrap: Callable[[str, Runner], Runner] = lambda model, runner: runner,
                  threads: int = 2) -> None:
         self.manifest = manifest
-        models = (*SEGMENTERS, PALM_MODEL, HAND_MODEL)
+        models = (*SEGMENTERS, PALM_MODEL, HAND_MODEL, POSE_DETECTOR, POSE_MODEL)
         self.runners = {m: wrap(m, LiteRTRunner(manifest.spec(m), manifest, threads)) for m in models}
         self.segmenters = {m: PersonSegmenter(self.runners[m], manifest.spec(m)) for m in SEGMENTERS}
         self.detector = PalmDetector(self.runners[PALM_MODEL])
         self.landmarker = HandLandmarker(self.runners[HAND_MODEL])
+        self.pose_detector = PoseDetector(self.runners[POSE_DETECTOR])
+        self.pose_landmarker = PoseLandmarker(self.runners[POSE_MODEL])
 
     def scene(self, label: str, image: np.ndarray) -> Scene:
         scene = Scene(label, image)
@@ -94,7 +112,19 @@ class FloatPipeline:
         tracked = [region_from_landmarks(hand.landmarks) for hand in hands if hand.presence >= MIN_PRESENCE]
         scene.hand_regions = regions + tracked
         scene.hands = hands + [self.landmarker.landmarks(image, region) for region in tracked]
+        self._poses(scene, probabilities[LIVE_MODEL])
         return scene
+
+    def _poses(self, scene: Scene, probabilities: np.ndarray) -> None:
+        """The still pose search's windows (pose_tracker.poses_in_still) and the landmark model's regions."""
+        size = (scene.image.shape[1], scene.image.shape[0])
+        scene.pose_windows = search_windows(size, person_regions(probabilities, size)) + frame_squares(size)
+        scene.poses = [self.pose_detector.detect(scene.image, window) for window in scene.pose_windows]
+        regions = [region_from_detection(found) for poses in scene.poses for found in poses]
+        bodies = [self.pose_landmarker.landmarks(scene.image, region) for region in regions]
+        tracked = [body.next_region for body in bodies if body.presence >= POSE_MIN_PRESENCE]
+        scene.body_regions = regions + tracked
+        scene.bodies = bodies + [self.pose_landmarker.landmarks(scene.image, region) for region in tracked]
 
 
 @dataclass(frozen=True)
@@ -198,9 +228,36 @@ class HandLandmarkTask:
                      error <= MAX_SIZE_ERROR and agreement >= 1 - MAX_RECALL_LOSS)
 
 
+@dataclass(frozen=True)
+class PoseLandmarkTask:
+    model: str = POSE_MODEL
+    metric: str = "error (torso lengths)"
+    target: str = f"error <= {MAX_SIZE_ERROR:.0%} of torso, presence agrees >= {1 - MAX_RECALL_LOSS:.0%}"
+
+    def score(self, scenes: Sequence[Scene], runner: Runner) -> Score:
+        landmarker = PoseLandmarker(runner)
+        errors, agree, total = [], 0, 0
+        for scene in scenes:
+            for region, reference in zip(scene.body_regions, scene.bodies, strict=True):
+                body = landmarker.landmarks(scene.image, region)
+                total += 1
+                agree += (body.presence >= POSE_MIN_PRESENCE) == (reference.presence >= POSE_MIN_PRESENCE)
+                if reference.presence >= POSE_MIN_PRESENCE:
+                    ours, theirs = body.pose.landmarks[:, :2], reference.pose.landmarks[:, :2]
+                    torso = max(torso_length(reference.pose), 1.0)
+                    errors.append(float(np.linalg.norm(ours - theirs, axis=1).mean()) / torso)
+        error = float(np.mean(errors)) if errors else 0.0
+        agreement = agree / total if total else 1.0
+        return Score(error, f"{len(errors)} bodies, worst {max(errors, default=0.0):.2%}, "
+                            f"presence agrees {agree}/{total}",
+                     error <= MAX_SIZE_ERROR and agreement >= 1 - MAX_RECALL_LOSS)
+
+
 def tasks(manifest: Manifest) -> dict[str, Task]:
     """Every model the evaluator can judge, by manifest name."""
     found: dict[str, Task] = {m: MaskTask(m, manifest) for m in SEGMENTERS}
     found[PALM_MODEL] = DetectorTask(PALM_MODEL, PalmDetector, lambda s: s.windows, lambda s: s.palms)
     found[HAND_MODEL] = HandLandmarkTask()
+    found[POSE_DETECTOR] = DetectorTask(POSE_DETECTOR, PoseDetector, lambda s: s.pose_windows, lambda s: s.poses)
+    found[POSE_MODEL] = PoseLandmarkTask()
     return found
