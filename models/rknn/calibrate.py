@@ -3,10 +3,11 @@
 The frames come from calibration.txt (read from the devset directory); the
 appliance's float pipeline (tasks.FloatPipeline, LiteRT) goes over each one and
 every input tensor a model is given there is recorded: whole frames for the
-segmenters, the hand search plan's windows for the palm detector, and the
-rotated hand regions (from the float palms, the whole-frame probe and the
-float hands' tracking regions) for the landmark model.  Nothing is guessed:
-a crop is exactly the appliance's crop.
+segmenters, the hand search plan's windows for the palm detector, the rotated
+hand regions (from the float palms, the whole-frame probe and the float hands'
+tracking regions) for the hand landmark model, the pose search's windows and
+the body regions for the pose models.  Nothing is guessed: a crop is exactly
+the appliance's crop.
 
 Output (git-ignored): ``models/cache/rknn/calib/<model>/NNNN.png`` (the uint8
 RGB tensor, stored so rknn-toolkit2 reads it back as RGB) and
