@@ -10,11 +10,11 @@
 # (python -m appliance.tools.arm64check compare).
 #
 # Invariants: every command in the root runs with a clean environment (env -i: no PIP_* or proxy
-# settings of this machine leak in); /proc and /dev are mounted for it in a private mount namespace
+# settings of this machine leak in); /proc, /sys and /dev are mounted for it in a private mount namespace
 # (unshare), so nothing stays mounted under $ARM64_DIR when a step ends, fails or times out; each
 # step has a time limit and says which one ran out.  qemu-user before 8.2 shows the guest this
 # machine's x86 /proc/cpuinfo, on which LiteRT's XNNPACK crashes: there the root's /proc/cpuinfo is
-# a Cortex-A72's (cortex-a72.cpuinfo beside this script), as on a Raspberry Pi 4.
+# a Cortex-A72's (cortex-a72.cpuinfo beside this script, one block per CPU here), as on a Raspberry Pi 4.
 #
 # Needs root (mount, chroot, binfmt_misc), and qemu-user-static, binfmt-support and mmdebstrap
 # (the Makefile has check-system.sh name or install them).
