@@ -33,6 +33,7 @@ help:
 	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
 	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
 	@echo "make technician-help          provisioning, packaging, flashing, doctor"
+	@echo "sudo make check-arm64         the arm64 package installed and run under qemu, same results as here"
 	@echo "make fleet-load DEVICES=1000 SECONDS=60   simulated screens, broker, ingest, PostgreSQL on 127.0.0.1: sent/stored/lost, lag, CPU"
 
 # The development lock holds the device lock's pins and the tools' (tests, ruff, systemd-python: it
