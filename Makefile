@@ -14,7 +14,7 @@ MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
 DEVICE_LOCK := requirements/device.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: help setup lock models content run console test fleet-load bench bench-cpu-board bench-npu bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check
+.PHONY: help setup lock models content run console test fleet-load bench bench-cpu-board bench-npu bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check rknn-calibration
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -31,7 +31,7 @@ help:
 	@echo "make eval-pose       people found and false poses on a composed, labelled multi-person set, beside the reference"
 	@echo "make bench-compare-pose   pose speed, landmark agreement and jitter side by side with the reference"
 	@echo "make rknn-models SOC=rk3588   convert the NPU models (rknn-toolkit2, its own venv)"
-	@echo "make rknn-check SOC=rk3588    compare them with LiteRT in the toolkit's simulator"
+	@echo "make rknn-check SOC=rk3588    fp16/int8/hybrid judged at the task against LiteRT (toolkit's simulator)"
 	@echo "make technician-help          provisioning, packaging, flashing, doctor"
 	@echo "sudo make check-arm64         the arm64 package installed and run under qemu, same results as here"
 	@echo "make fleet-load DEVICES=1000 SECONDS=60   simulated screens, broker, ingest, PostgreSQL on 127.0.0.1: sent/stored/lost, lag, CPU"

@@ -99,7 +99,7 @@ class Track:
     smoother: OneEuroFilter = field(repr=False)
 
 
-def _torso_length(pose: Pose) -> float:
+def torso_length(pose: Pose) -> float:
     points = pose.landmarks[TORSO, :2]
     return float(np.linalg.norm((points[0] + points[1]) / 2 - (points[2] + points[3]) / 2))
 
@@ -107,7 +107,7 @@ def _torso_length(pose: Pose) -> float:
 def same_person(a: Pose, b: Pose) -> bool:
     """Whether two poses are one body: their shoulders and hips nearly coincide."""
     distance = np.linalg.norm(a.landmarks[TORSO, :2] - b.landmarks[TORSO, :2], axis=1).mean()
-    return bool(distance < SAME_PERSON * max(_torso_length(a), _torso_length(b), 1.0))
+    return bool(distance < SAME_PERSON * max(torso_length(a), torso_length(b), 1.0))
 
 
 def nested(part: Pose, body: Pose) -> bool:
@@ -141,7 +141,7 @@ def _same_detection(a: PoseDetection, b: PoseDetection) -> bool:
 def _explained(detection: PoseDetection, pose: Pose) -> bool:
     """Whether ``detection`` is ``pose``'s person seen again (their mid-hips coincide)."""
     hip = pose.landmarks[[LEFT_HIP, RIGHT_HIP], :2].mean(axis=0)
-    return bool(np.linalg.norm(detection.keypoints[HIP_KEYPOINT] - hip) < KNOWN_HIP * max(_torso_length(pose), 1.0))
+    return bool(np.linalg.norm(detection.keypoints[HIP_KEYPOINT] - hip) < KNOWN_HIP * max(torso_length(pose), 1.0))
 
 
 def _cover(pose: Pose) -> Box:

@@ -45,7 +45,7 @@ from appliance.perception.pose_detection import PoseDetector
 from appliance.perception.pose_landmarks import MIN_PRESENCE as POSE_MIN_PRESENCE
 from appliance.perception.pose_landmarks import BodyEstimate, PoseLandmarker, region_from_detection
 from appliance.perception.pose_search import frame_squares, person_regions, search_windows
-from appliance.perception.pose_tracker import _torso_length as torso_length
+from appliance.perception.pose_tracker import torso_length
 from appliance.perception.segmentation import LIVE_MODEL, PersonSegmenter, mask_at
 from appliance.perception.ssd import Detection, SsdDetector, box_iou
 from appliance.perception.tensor import Region
