@@ -5,8 +5,10 @@ appliance's float pipeline (tasks.FloatPipeline, LiteRT) goes over each one and
 every input tensor a model is given there is recorded: whole frames for the
 segmenters, the hand search plan's windows for the palm detector, the rotated
 hand regions (from the float palms, the whole-frame probe and the float hands'
-tracking regions) for the hand landmark model, the pose search's windows and
-the body regions for the pose models.  Nothing is guessed: a crop is exactly
+tracking regions) for the hand landmark models (full and lite), the pose
+search's windows and the body regions for the pose models, the still face
+search's windows for both face detectors, the face regions for the mesh model
+and the chips cut from the float meshes for age and gender.  Nothing is guessed: a crop is exactly
 the appliance's crop.
 
 Output (git-ignored): ``models/cache/rknn/calib/<model>/NNNN.png`` (the uint8
