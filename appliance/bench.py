@@ -123,19 +123,18 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
                                "total": (t4 - t0) * 1000})
                 cpu_stats.add_all({"capture": (c1 - c0) * 1000, **perception.cpu_ms,
                                    "composite": (c3 - c2) * 1000, "present": (c4 - c3) * 1000})
+        elapsed, cpu = time.perf_counter() - timed_start, time.process_time() - cpu_start
     finally:
         perceiver.close()
         display.close()
         setup.source.close()
-    elapsed = time.perf_counter() - timed_start
-    cpu = time.process_time() - cpu_start
     return {
         "frames": frames,
         "fps": round(frames / elapsed, 2),
         "cpu_ms_per_frame": round(cpu * 1000 / frames, 2),
         "backend": setup.inference.backend_summary,
         "models": [model for model in MODELS if setup.needs.wants(model)],
-        "parallel": setup.parallel,
+        "parallel": setup.parallel or setup.profile.lanes,
         "profile": setup.profile.name,
         "source": setup.source.description,
         "screen": list(setup.screen),

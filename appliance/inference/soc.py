@@ -8,10 +8,9 @@ from appliance.errors import ApplianceError
 
 COMPATIBLE = Path("/proc/device-tree/compatible")
 
-#: SoCs with an NPU that rknn-toolkit-lite2 drives.  RK3399 has none (CPU path);
-#: RK3399Pro's older NPU needs a different, incompatible toolkit.
-RKNN_LITE2_SOCS = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562")
-#: NPU cores per SoC: models get a core each only where there are several (RK3588: three).
+#: The SoCs with an NPU that rknn-toolkit-lite2 drives, and its cores (models get a core each only where
+#: there are several: RK3588, three).  RK3399 has none (CPU path); RK3399Pro's older NPU needs a different,
+#: incompatible toolkit.
 NPU_CORES = {"rk3588": 3, "rk3576": 2, "rk3568": 1, "rk3566": 1, "rk3562": 1}
 
 
@@ -33,7 +32,7 @@ def read_soc(compatible: Path = COMPATIBLE) -> str | None:
 
 
 def has_rknn_npu(soc: str | None) -> bool:
-    return soc in RKNN_LITE2_SOCS
+    return soc in NPU_CORES
 
 
 def core_mask_on(soc: str | None, mask: str) -> str:

@@ -84,7 +84,7 @@ class HandTracker:
         self._tracks = []
         self._search_gate.forget()
 
-    def update(self, image: np.ndarray, person: Box | None, captured_at: float = 0.0) -> list[Hand]:
+    def update(self, image: np.ndarray, person: Box | None, captured_at: float) -> list[Hand]:
         """The hands in this video frame (in tracking order); call once per frame, in order."""
         tracks: list[Track] = []
         for track in self._tracks:
@@ -95,7 +95,8 @@ class HandTracker:
         lost_and_due = not tracks and self._search_gate.due(self.search_rate, captured_at)
         if len(tracks) < self.max_hands and (lost_and_due or (tracks and self._since_search >= self.recheck_every)):
             self._since_search = 0
-            self._search_gate.ran(captured_at)
+            if not tracks:   # a recheck beside a tracked hand does not delay the search once it is lost
+                self._search_gate.ran(captured_at)
             tracks += self._search(image, person, [t.hand for t in tracks])
         self._tracks = tracks
         return [track.hand for track in tracks]

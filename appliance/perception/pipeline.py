@@ -74,11 +74,11 @@ class Perception:
     alpha: np.ndarray          # uint8 person matte at the frame's size
     coverage: float            # share of the frame that is person, 0..1
     timings_ms: dict[str, float] = field(default_factory=dict)   # per model that ran on this frame
-    cpu_ms: dict[str, float] = field(default_factory=dict)       # the CPU time of its thread, per model that ran
     gestures: GestureState = NO_GESTURES
     ran: tuple[str, ...] = ()  # the models that ran on this frame (the others' answers are older)
     poses: tuple[Pose, ...] = ()  # every person's body, largest first (when pose is wanted)
     faces: tuple[Face, ...] = ()  # every face's mesh, largest first (when face is wanted; Face.age: when age is)
+    cpu_ms: dict[str, float] = field(default_factory=dict)   # the CPU time of its thread, per model that ran
 
     @property
     def index(self) -> int:
@@ -176,8 +176,8 @@ class Perceiver:
         for name in results:
             self._gates[name].ran(now)
         ran = tuple(name for name in MODELS if name in results)
-        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, cpu, self._gestures, ran,
-                          self._poses, faces)
+        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran,
+                          self._poses, faces, cpu)
 
     def close(self) -> None:
         """Stop the lane threads (parallel mode); the audience's hour so far is published."""

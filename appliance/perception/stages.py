@@ -90,10 +90,13 @@ class HandStage:
                                                       windows_while_lost=search_windows, search_rate=search_rate)
         self.gestures = None if still else GestureTracker()
 
-    def find(self, image: np.ndarray, person: Box | None, captured_at: float = 0.0) -> list[Hand]:
-        """The hands in ``image``: tracked from the previous frame (live) or searched for everywhere (still)."""
+    def find(self, image: np.ndarray, person: Box | None, captured_at: float | None = None) -> list[Hand]:
+        """The hands in ``image``: tracked from the previous frame (live: ``captured_at``, the frame's capture
+        time, is required) or searched for everywhere (still)."""
         if self.tracker is None:
             return hands_in_still(self.detector, self.landmarker, image, person)
+        if captured_at is None:
+            raise ValueError("a live hand stage tracks on the capture clock: give the frame's captured_at")
         return self.tracker.update(image, person, captured_at)
 
     def run(self, image: np.ndarray, person: Box | None, captured_at: float) -> GestureState:

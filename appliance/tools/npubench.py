@@ -1,4 +1,4 @@
-"""What one model per NPU core buys on an RK3588, measured with a stand-in NPU on this machine.
+"""What one model per NPU core buys on an RK3588, estimated with a stand-in NPU on this machine.
 
 There is no NPU here, so the NPU is played by a fake backend: each model's
 inference holds its NPU core (one lock per core) for that model's NPU time and
@@ -37,7 +37,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,8 @@ from appliance.stats import StageStats
 PUBLISHED = {"rk3588": ((0.30, 433.0), (4.1, 108.6)), "rk3566": ((0.30, 197.4), (4.1, 40.6))}
 FP16_COMPUTE_FACTOR = 2.0
 CAPTURE_FPS = 30.0
+#: Frames each run perceives before its clock starts (models loaded, tracks found, caches warm).
+WARMUP_FRAMES = 5
 NEEDS = Needs(segmentation=EVERY_FRAME, hands=EVERY_FRAME, pose=EVERY_FRAME)
 
 
@@ -125,8 +127,15 @@ class StandInNpu(Inference):
         self.cores = cores
         self.times_ms = times_ms
         self.locks = {core: threading.Lock() for core in set(cores.values())}
-        self.busy_s = dict.fromkeys(self.locks, 0.0)
+        self.busy_s = dict.fromkeys(self.locks, 0.0)   # each core's held time (written under its lock)
         self.misses = 0
+        self._misses_lock = threading.Lock()
+
+    def start_timing(self) -> None:
+        """Forget the busy time so far (model loading, warm-up frames)."""
+        for core, lock in self.locks.items():
+            with lock:
+                self.busy_s[core] = 0.0
 
     def load(self, model: str) -> Runner:
         real = self.recorder.load(model)
@@ -135,7 +144,8 @@ class StandInNpu(Inference):
         def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
             outputs = self.recorder.outputs.get((model, digest(inputs)))
             if outputs is None:
-                self.misses += 1
+                with self._misses_lock:
+                    self.misses += 1
                 outputs = real.run(inputs)
             with self.locks[core]:
                 started = time.perf_counter()
@@ -163,7 +173,7 @@ def _on(core_of: tuple[int, int, int]) -> dict[str, int]:
 
 
 LAYOUTS = (
-    Layout("one lane, one core (RK3566/68; RK3588 today without lanes)", False, _on((0, 0, 0))),
+    Layout("one lane, one core (RK3566/68, or any board without lanes)", False, _on((0, 0, 0))),
     Layout("a lane per stage, one shared core (RK3566/68 with lanes)", True, _on((0, 0, 0))),
     Layout("a lane per stage, a core each (RK3588)", True, _on((0, 1, 2))),
 )
@@ -180,13 +190,22 @@ def read_frames(video: Path, count: int) -> list[Frame]:
         source.close()
 
 
-def _perceive(inference: Inference, parallel: bool, frames: list[Frame]) -> Iterator[tuple[float, dict]]:
+def _perceive(inference: Inference, parallel: bool, frames: list[Frame],
+              stats: StageStats | None = None, timing_starts: Callable[[], None] = lambda: None) -> float:
+    """``frames`` through a fresh Perceiver (models loaded, first WARMUP_FRAMES untimed); the seconds the
+    rest took, each frame's stages and whole time added to ``stats``."""
     perceiver = Perceiver(inference, parallel=parallel)
     try:
-        for frame in frames:
-            started = time.perf_counter()
+        for frame in frames[:WARMUP_FRAMES]:
+            perceiver.process(frame, NEEDS)
+        timing_starts()
+        started = time.perf_counter()
+        for frame in frames[WARMUP_FRAMES:]:
+            frame_started = time.perf_counter()
             perception = perceiver.process(frame, NEEDS)
-            yield (time.perf_counter() - started) * 1000, perception.timings_ms
+            if stats is not None:
+                stats.add_all({**perception.timings_ms, "frame": (time.perf_counter() - frame_started) * 1000})
+        return time.perf_counter() - started
     finally:
         perceiver.close()
 
@@ -196,20 +215,16 @@ def run(video: Path, count: int, soc: str = "rk3588", fp16: bool = True) -> dict
     models = [*SEGMENTATION, *HANDS, *POSE]
     gmacs = {model: macs(manifest.verified_path(model)) / 1e9 for model in models}
     times = {model: npu_ms(gmacs[model], soc, fp16) for model in models}
-    frames = read_frames(video, count)
+    frames = read_frames(video, WARMUP_FRAMES + count)
     layouts = [layout for layout in LAYOUTS if max(layout.cores.values()) < NPU_CORES[soc]]
     recorder = Recorder()
     for layout in layouts:       # the real outputs of every call each layout makes
-        for _ in _perceive(recorder, layout.parallel, frames):
-            pass
+        _perceive(recorder, layout.parallel, frames)
     rows = []
     for layout in layouts:
         npu = StandInNpu(recorder, layout.cores, times)
         stats = StageStats(window=count)
-        started = time.perf_counter()
-        for total_ms, stages in _perceive(npu, layout.parallel, frames):
-            stats.add_all({**stages, "frame": total_ms})
-        elapsed = time.perf_counter() - started
+        elapsed = _perceive(npu, layout.parallel, frames, stats, npu.start_timing)
         rows.append({"layout": layout.name, "fps": round(count / elapsed, 1), "stages": stats.summary(),
                      "npu_bound_fps": round(count / max(npu.busy_s.values()), 1),
                      "npu_busy": {f"core {core}": round(busy / elapsed, 2) for core, busy in sorted(npu.busy_s.items())},
