@@ -99,12 +99,14 @@ package: models content
 # $(ARM64_DIR) (git-ignored), every run installs the .deb afresh and compares `analyze` with this machine's.
 ARM64_DIR ?= .arm64
 ARM64_MEDIA ?= portrait_white_bg.png thumb_up.jpg victory_closeup.jpg face_group.jpg pose_sitting.jpg
-check-arm64: ARCH = arm64
-check-arm64: arm64-host package
+# Only check.sh needs root: under sudo the package (and setup, models, content) is built as the user who ran it.
+check-arm64: arm64-host
+	$(if $(SUDO_USER),sudo -u "$(SUDO_USER)" OIVIS_TEST_MEDIA="$(OIVIS_TEST_MEDIA)") $(MAKE) package ARCH=arm64
 	DEB="$(DIST)/oivis-appliance_$(APP_VERSION)_arm64.deb" MEDIA="$(MEDIA)" PY="$(PY)" ARM64_DIR="$(ARM64_DIR)" \
 	    ARM64_MEDIA="$(ARM64_MEDIA)" sh provisioning/arm64/check.sh
 
 arm64-host:
+	@[ "$$(id -u)" = 0 ] || { echo "check-arm64 needs root (binfmt_misc, mmdebstrap, mount, chroot): sudo make check-arm64" >&2; exit 2; }
 	@EXTRA_PACKAGES="qemu-user-static:/usr/bin/qemu-aarch64-static binfmt-support:/usr/sbin/update-binfmts mmdebstrap:/usr/bin/mmdebstrap" \
 	    sh provisioning/check-system.sh
 

@@ -37,7 +37,7 @@ fail() { echo "arm64: FAILED: $*" >&2; exit 1; }
 # The phases' wall times, printed at the end (and on failure, up to the failed one).
 TIMES=""
 phase_done() { TIMES="$TIMES$(printf '%-60s %5s s' "$1" "$2")\n"; }
-print_times() { [ -z "$TIMES" ] || { say "wall time per phase:"; printf "$TIMES" | sed 's/^/  /'; }; }
+print_times() { [ -z "$TIMES" ] || { say "wall time per phase:"; printf '%b' "$TIMES" | sed 's/^/  /'; }; }
 
 # run_step LABEL MINUTES STEP LIMIT: this script's STEP (below) in its own process group under `timeout`,
 # with a line every minute while it runs; a step that fails or runs out of time ends the check, naming
@@ -47,9 +47,10 @@ run_step() {
     label=$1 minutes=$2 step=$3
     start=$(date +%s) last=$start
     say "$label (at most $minutes min) ..."
+    pid=""
+    trap '[ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null; wait "$pid"; }; fail "$label: interrupted"' INT TERM HUP
     timeout --kill-after=30 "$((minutes * 60))" sh "$0" __step "$step" &
     pid=$!
-    trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; fail "$label: interrupted"' INT TERM
     while kill -0 "$pid" 2>/dev/null; do
         sleep 5
         now=$(date +%s)
@@ -60,12 +61,12 @@ run_step() {
     done
     wait "$pid"
     status=$?
-    trap - INT TERM
+    trap - INT TERM HUP
     seconds=$(($(date +%s) - start))
     phase_done "$label" "$seconds"
     if [ "$status" = 124 ] || [ "$status" = 137 ]; then
         print_times
-        fail "$label ran out of its $minutes min after $seconds s (a busy machine? raise the limit, e.g. make check-arm64 $4=$((minutes * 2)))"
+        fail "$label ran out of its $minutes min or was killed (out of memory?) after $seconds s (a busy machine? raise the limit, e.g. make check-arm64 $4=$((minutes * 2)))"
     elif [ "$status" != 0 ]; then
         print_times
         fail "$label (exit status $status; its output is above)"
@@ -168,6 +169,9 @@ for image in $ARM64_MEDIA; do
 done
 CHECK_START=$(date +%s)
 mkdir -p "$ARM64_DIR"
+case "$(realpath "$ARM64_DIR")" in
+    /|/root|/home|"$(realpath "${HOME:-/root}")") fail "ARM64_DIR=$ARM64_DIR is not a directory of its own (its root/ is removed on every run)" ;;
+esac
 
 # qemu-aarch64 through binfmt_misc (flag F: the interpreter is opened now, so it works inside a chroot).
 start=$(date +%s)
