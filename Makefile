@@ -172,8 +172,10 @@ $(REF_VENV)/.installed:
 bench-compare: bench-source models content $(REF_VENV)/.installed
 	$(PY) models/reference/compare.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python
 
+PROFILE ?= full
 eval-hands: bench-source models content $(REF_VENV)/.installed
-	$(PY) models/reference/compare_hands.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python
+	$(PY) models/reference/compare_hands.py $(BENCH_SOURCE) --reference-python $(REF_VENV)/bin/python \
+	    --profile $(PROFILE)
 
 # The labelled multi-person set is composed from the devset and scikit-image at each run (never committed).
 POSE_SET := models/cache/pose_set
