@@ -128,7 +128,9 @@ lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
 RKNN_VENV := .venv-rknn
 RKNN_PY := $(RKNN_VENV)/bin/python
 SOC ?= rk3588
-RKNN_MODELS ?= selfie_landscape selfie_general palm_detection_full hand_landmark_full
+RKNN_MODELS ?= selfie_landscape selfie_general palm_detection_full palm_detection_lite hand_landmark_full \
+    hand_landmark_lite pose_detection pose_landmark_full face_detection_short_range \
+    face_detection_full_range_sparse face_landmark age gender
 # Calibration (int8, hybrid): what the appliance feeds each model on the frames models/rknn/calibration.txt
 # names, read from $(MEDIA) and written to models/cache/rknn/calib/ (git-ignored, with the toolkit's lists).
 RKNN_CALIBRATION := models/cache/rknn/calib/.written
