@@ -7,14 +7,17 @@ Invariants:
   to know the board, and a model the experience left off stays off.
 - ``full`` changes nothing: every model at the rate asked, two hand-search windows a
   frame while no hand is tracked.
-- ``cpu-board`` (an RK3399: no NPU, two Cortex-A72 and four A53 cores, each A72
-  about 6 times slower than one core of the build machine) keeps what the games need
-  and trims the rest, every choice measured on the devset's kiosk video (hand frames
-  with a hand found at 1.0 / 0.6 / 0.4 / 0.3 of its size, and the gestures held):
+- ``cpu-board`` (an RK3399: no NPU, two Cortex-A72 and four A53 cores; the README's
+  "On the boards" estimates each A72 at about 6 times slower than one core of the
+  development machine, from published single-thread figures) keeps what the games
+  need and trims the rest, every choice measured on the devset's kiosk video with
+  ``make eval-hands PROFILE=…`` (hand frames with a hand found at 1.0 / 0.6 / 0.4 /
+  0.3 of its size, and the gestures held):
 
-  - segmentation and hands every frame, each in its own lane (thread, so one A72
-    core each).  Hands every second frame instead lost the moving hand
-    (0.976 / 0.476 / 0.869 / 0.869, a false ``point`` held, the thumb missed).
+  - segmentation and hands every frame, each in its own lane (a thread of its own,
+    so the two big cores can take one each).  Hands every second frame instead (an
+    experiment, not a profile) lost the moving hand (0.976 / 0.476 / 0.869 / 0.869,
+    a false ``point`` held, the thumb missed).
   - one hand-search window on at most 5 frames a second while no hand is tracked
     (the palm detector is the dearest model: a search on every frame would take
     every frame's time); a raised hand is found a frame or two later: 0.988 at every
@@ -22,15 +25,14 @@ Invariants:
   - pose and face at most 5 a second, age at most once a second.
   - one inference thread a model unless ``[inference] threads`` says otherwise (a
     lane's model then stays on the lane's core instead of waiting on a little one).
-- ``cpu-board-lite`` is ``cpu-board`` with the lite hand landmark model, half the full
-  one's cost (what lets one tracked hand fit a 15 fps frame on an A72, by the
-  estimate in the README), at a measured price: 0.988 / 0.617 / 0.988 / 0.988, and
-  at 0.6 of the size the rock was never held.  It is there for the operator to
-  choose; ``auto`` never picks it.
+- ``cpu-board-lite`` is ``cpu-board`` with the lite hand landmark model: the hands
+  stage at about 0.7 of the CPU time (``make bench-cpu-board``), at a measured price:
+  0.988 / 0.617 / 0.988 / 0.988, and at 0.6 of the size the rock was never held.  It
+  is there for the operator to choose; ``auto`` never picks it.
 - ``npu-board`` is ``full`` with a lane per stage: on an RK3588 each stage's models
   run on their own NPU core (``[inference.models.<name>] core_mask``) and the stages'
-  CPU work (pre-processing, decoding, the matte) overlaps too, which pays even on a
-  one-core NPU (``make bench-npu``).
+  CPU work (pre-processing, decoding, the matte) overlaps too, which should pay even
+  on a one-core NPU (estimated with a stand-in NPU: ``make bench-npu``).
 - ``auto`` is ``npu-board`` on a board with an RKNN NPU, ``cpu-board`` on a board
   whose SoC is known and has none (an RK3399), and ``full`` elsewhere (x86 machines:
   two cores, where lanes only compete).
