@@ -84,7 +84,8 @@ class InferenceConfig(Section):
     core_mask: CoreMask = Field("auto", description="NPU cores (rknn)")
     parallel: bool = Field(False, description="segmentation and hands of a frame run at once, each in its own "
                            "thread (hands search where the previous frame's person was); pays with one model "
-                           "per NPU core, not on a 2-core CPU")
+                           "per NPU core, not on a 2-core CPU (the npu-board and cpu-board profiles run lanes "
+                           "whatever this says)")
     profile: Literal[PROFILE_CHOICES] = Field(
         "auto", description="what perception the board affords: full; npu-board (full, a lane per stage); "
         "cpu-board (a lane per stage, one hand-search window at most 5 times a second, pose and face at most "
