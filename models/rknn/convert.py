@@ -181,29 +181,36 @@ def _build(rknn: Any, spec: ConvertSpec, workdir: Path) -> Any:
         return rknn
     from rknn.api import RKNN
 
-    here = Path.cwd()
-    os.chdir(workdir)  # step 1 writes its files into the working directory
-    try:
-        _check(rknn.hybrid_quantization_step1(dataset=str(spec.dataset), proposal=False),
-               "hybrid_quantization_step1", spec)
-    finally:
-        os.chdir(here)
-    configs = sorted(workdir.glob("*.quantization.cfg"))
-    if len(configs) != 1:
-        raise ConversionError(f"{spec.model}: hybrid step 1 left {len(configs)} quantization.cfg files in {workdir}")
-    stem = configs[0].name.removesuffix(".quantization.cfg")
-    _keep_fp16(configs[0], spec)
+    config = hybrid_step1(rknn, spec, workdir, proposal=False)
+    stem = config.name.removesuffix(".quantization.cfg")
+    _keep_fp16(config, spec)
     hybrid = RKNN(verbose=spec.verbose)
     try:
         _check(hybrid.hybrid_quantization_step2(model_input=str(workdir / f"{stem}.model"),
                                                 data_input=str(workdir / f"{stem}.data"),
-                                                model_quantization_cfg=str(configs[0])),
+                                                model_quantization_cfg=str(config)),
                "hybrid_quantization_step2", spec)
     except BaseException:
         hybrid.release()
         raise
     rknn.release()
     return hybrid
+
+
+def hybrid_step1(rknn: Any, spec: ConvertSpec, workdir: Path, **options: Any) -> Path:
+    """The toolkit's hybrid step 1 on ``spec``'s calibration list, run in ``workdir`` (it writes its
+    ``<model>.model/.data/.quantization.cfg`` into the working directory); returns the config's path."""
+    here = Path.cwd()
+    os.chdir(workdir)
+    try:
+        _check(rknn.hybrid_quantization_step1(dataset=str(spec.dataset), **options), "hybrid_quantization_step1",
+               spec)
+    finally:
+        os.chdir(here)
+    configs = sorted(workdir.glob("*.quantization.cfg"))
+    if len(configs) != 1:
+        raise ConversionError(f"{spec.model}: hybrid step 1 left {len(configs)} quantization.cfg files in {workdir}")
+    return configs[0]
 
 
 def _keep_fp16(config: Path, spec: ConvertSpec) -> None:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.rknn.convert import SUPPORTED_TARGETS, ConversionError, build_rknn, recorded_spec
+from models.rknn.convert import SUPPORTED_TARGETS, ConversionError, build_rknn, hybrid_step1, recorded_spec
 from models.rknn.evaluate import toolkit_output
 
 log = logging.getLogger("rknn.hybrid")
@@ -39,22 +38,13 @@ def propose(model: str, target: str, samples: int, logs: Path) -> list[str]:
     from ruamel.yaml import YAML
 
     spec = recorded_spec(model, target, "int8")
-    here = Path.cwd()
     with tempfile.TemporaryDirectory(prefix="rknn-proposal-") as tmp, toolkit_output(logs / f"{model}-proposal.log"):
         rknn = build_rknn(spec, loaded_only=True)
         try:
-            os.chdir(tmp)  # step 1 writes its files into the working directory
-            status = rknn.hybrid_quantization_step1(dataset=str(spec.dataset), proposal=True,
-                                                    proposal_dataset_size=samples)
+            path = hybrid_step1(rknn, spec, Path(tmp), proposal=True, proposal_dataset_size=samples)
         finally:
-            os.chdir(here)
             rknn.release()
-        if status != 0:
-            raise ConversionError(f"{model}: hybrid_quantization_step1(proposal=True) failed (see {logs})")
-        configs = sorted(Path(tmp).glob("*.quantization.cfg"))
-        if len(configs) != 1:
-            raise ConversionError(f"{model}: the proposal left {len(configs)} quantization.cfg files")
-        config = YAML(typ="safe").load(configs[0])
+        config = YAML(typ="safe").load(path)
     proposed = [str(name) for name in config.get("custom_quantize_layers") or {}]
     known = config.get("quantize_parameters") or {}
     dropped = [name for name in proposed if name not in known]
