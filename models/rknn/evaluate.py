@@ -146,10 +146,10 @@ def judge(model: str, precision: str, target: str, scenes: Sequence[Scene], pipe
 
 
 def print_table(rows: Sequence[Row], target_text: dict[str, str]) -> None:
-    print(f"{'model':<34}{'precision':<10}{'metric':<20}{'value':>8}  {'cosine':>8}  {'within':<7}{'chosen':<7}"
+    print(f"{'model':<34}{'precision':<10}{'metric':<22}{'value':>8}  {'cosine':>8}  {'within':<7}{'chosen':<7}"
           f"{'sim ms':>7}  detail")
     for row in rows:
-        print(f"{row.model:<34}{row.precision:<10}{row.metric:<20}{row.value:>8.4f}  {row.cosine:>8.5f}  "
+        print(f"{row.model:<34}{row.precision:<10}{row.metric:<22}{row.value:>8.4f}  {row.cosine:>8.5f}  "
               f"{'yes' if row.within else 'NO':<7}{'<==' if row.chosen else '':<7}{row.sim_ms:>7.1f}  {row.detail}")
     print("targets: " + "; ".join(f"{model}: {text}" for model, text in target_text.items()))
     print("sim ms: median wall time of one inference on rknn-toolkit2's x86 simulator (not the NPU's speed)")
