@@ -645,9 +645,10 @@ def test_two_postgresql_writers_never_lose_or_lower_stored_upto(postgres_db: Dat
         seen: list[int] = []
         done = threading.Event()
 
-        def watch() -> None:
-            while not done.is_set():
+        def watch() -> None:   # sampling, with a breath between samples: a busy loop starved the writers
+            while not done.wait(0.005):
                 seen.extend(value for (value,) in postgres_db.query("SELECT stored_upto FROM device_progress"))
+            seen.extend(value for (value,) in postgres_db.query("SELECT stored_upto FROM device_progress"))
 
         def write(store: Any, part: list[int]) -> None:
             for chunk in range(0, len(part), 7):
