@@ -191,7 +191,8 @@ def judge_one(args: argparse.Namespace, manifest: Manifest, out: Path) -> None:
                     FloatPipeline(manifest), logs)
     except Exception as exc:  # noqa: BLE001 - the toolkit raises bare ValueErrors; one build failing
         # is a row of the table (named, never within target), not the end of it
-        log.error("%s %s failed (see %s): %s", model, precision, logs, str(exc).strip().splitlines()[-1])
+        last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        log.error("%s %s failed (see %s): %s", model, precision, logs, last)
         row = Row(model, precision, tasks(manifest)[model].metric, float("nan"), "build or run failed",
                   float("nan"), False, precision == recorded_choice(model).precision, 0.0, float("nan"))
     out.write_text(json.dumps(asdict(row) if row else None))
@@ -251,7 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(rows, {m: known[m].target for m in args.models})
     if args.json:
         args.json.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
-    missed = [f"{model} ({recorded_choice(model).precision})" for model in args.models
+    judged = [model for model in args.models if recorded_choice(model).precision in precisions]
+    unjudged = sorted(set(args.models) - set(judged))
+    if unjudged:
+        print(f"not judged (their recorded precision was not asked for): {', '.join(unjudged)}")
+    missed = [f"{model} ({recorded_choice(model).precision})" for model in judged
               if not any(r.model == model and r.chosen and r.within for r in rows)]
     if missed:
         print(f"chosen precision not judged within target: {', '.join(missed)}")
