@@ -303,11 +303,16 @@ class HandLandmarkTask:
                     _, _, w, h = reference.box
                     distance = np.linalg.norm(hand.landmarks[:, :2] - reference.landmarks[:, :2], axis=1)
                     errors.append(float(distance.mean()) / max(w, h))
-        error = float(np.mean(errors)) if errors else 0.0
-        worst = max(errors, default=0.0)
-        agreement = agree / total if total else 1.0
-        return Score(error, f"{len(errors)} hands, worst {worst:.2%}, presence agrees {agree}/{total}",
-                     error <= MAX_SIZE_ERROR and agreement >= 1 - MAX_RECALL_LOSS)
+        return _landmark_score(errors, agree, total, "hands")
+
+
+def _landmark_score(errors: list[float], agree: int, total: int, what: str) -> Score:
+    """A landmark model's score: the mean of ``errors`` (each in its unit of size) within MAX_SIZE_ERROR and
+    presence agreeing on all but MAX_RECALL_LOSS of the ``total`` regions."""
+    error = float(np.mean(errors)) if errors else 0.0
+    agreement = agree / total if total else 1.0
+    return Score(error, f"{len(errors)} {what}, worst {max(errors, default=0.0):.2%}, presence agrees {agree}/{total}",
+                 error <= MAX_SIZE_ERROR and agreement >= 1 - MAX_RECALL_LOSS)
 
 
 @dataclass(frozen=True)
@@ -328,11 +333,7 @@ class PoseLandmarkTask:
                     ours, theirs = body.pose.landmarks[:, :2], reference.pose.landmarks[:, :2]
                     torso = max(torso_length(reference.pose), 1.0)
                     errors.append(float(np.linalg.norm(ours - theirs, axis=1).mean()) / torso)
-        error = float(np.mean(errors)) if errors else 0.0
-        agreement = agree / total if total else 1.0
-        return Score(error, f"{len(errors)} bodies, worst {max(errors, default=0.0):.2%}, "
-                            f"presence agrees {agree}/{total}",
-                     error <= MAX_SIZE_ERROR and agreement >= 1 - MAX_RECALL_LOSS)
+        return _landmark_score(errors, agree, total, "bodies")
 
 
 @dataclass(frozen=True)
@@ -354,11 +355,7 @@ class FaceMeshTask:
                     ours, theirs = mesh.face.landmarks[:, :2], reference.face.landmarks[:, :2]
                     unit = max(reference.face.interocular(), 1.0)
                     errors.append(float(np.linalg.norm(ours - theirs, axis=1).mean()) / unit)
-        error = float(np.mean(errors)) if errors else 0.0
-        agreement = agree / total if total else 1.0
-        return Score(error, f"{len(errors)} faces, worst {max(errors, default=0.0):.2%}, "
-                            f"presence agrees {agree}/{total}",
-                     error <= MAX_SIZE_ERROR and agreement >= 1 - MAX_RECALL_LOSS)
+        return _landmark_score(errors, agree, total, "faces")
 
 
 @dataclass(frozen=True)
