@@ -14,7 +14,8 @@ With ``[inference] parallel`` segmentation, hands, pose and face run at once in
 their lanes, each timed in its own thread.  ``--models`` picks what perception
 runs, as an experience's needs would (default: the default experience's,
 segmentation and hands); ``--profile cpu-board`` caps them as an RK3399 would
-(perception/profile.py), e.g. under ``taskset -c 0 … --threads 1`` as that board's proxy.  The report counts the people pose found per frame
+(perception/profile.py); ``--cores N`` keeps the whole frame path to N cores with N
+inference threads a model (``--cores 1``: a one-core board's proxy).  The report counts the people pose found per frame
 (``people``: p50 and max) and the faces face found (``faces``), so a 2-person
 run says it was one.
 Targets live here and in the README, never in timed tests.
@@ -22,13 +23,14 @@ Targets live here and in the README, never in timed tests.
 
 from __future__ import annotations
 
-import resource
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.content import load_bundle
 from appliance.errors import ApplianceError
+from appliance.fleet.sysinfo import process_peak_rss_mb
 from appliance.inference.backend import Inference
 from appliance.kiosk.display import Display, DisplayMode
 from appliance.media import DEFAULT_LIMITS, MediaLimits
@@ -60,6 +62,17 @@ class BenchSetup:
     pose: PoseSettings = PoseSettings()
     face: FaceSettings = FaceSettings()
     profile: Profile = FULL
+    cores: list[int] | None = None    # the CPUs the process was kept to (``--cores``), None: all it may use
+
+
+def pin_to_cores(count: int) -> list[int]:
+    """Keep this process to the first ``count`` CPUs it may use (the threads it starts from now on with it):
+    ``bench --cores 1`` is a one-core board's proxy.  Returns the CPUs kept."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= count <= len(allowed):
+        raise ApplianceError(f"--cores {count}: this process may use {len(allowed)} core(s) here")
+    os.sched_setaffinity(0, allowed[:count])
+    return allowed[:count]
 
 
 def needs_of(models: str | None) -> Needs:
@@ -136,13 +149,15 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         "models": [model for model in MODELS if setup.needs.wants(model)],
         "parallel": setup.parallel or setup.profile.lanes,
         "profile": setup.profile.name,
+        "cores": setup.cores,
+        "threads": setup.inference.options.threads,
         "source": setup.source.description,
         "screen": list(setup.screen),
         "stages": stats.summary(),
         "cpu_stages": cpu_stats.summary(),
         **({"people": _counts(people)} if setup.needs.wants("pose") else {}),
         **({"faces": _counts(faces)} if setup.needs.wants("face") else {}),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": process_peak_rss_mb(),
     }
 
 
@@ -152,7 +167,9 @@ def _counts(per_frame: list[int]) -> dict:
 
 def format_table(result: dict) -> str:
     lines = [f"{result['frames']} frames from {result['source']} to {result['screen'][0]}x{result['screen'][1]}, "
-             f"backend {result['backend']}, profile {result['profile']}: {result['fps']} fps, "
+             f"backend {result['backend']}, profile {result['profile']}, "
+             f"{'cores ' + ','.join(map(str, result['cores'])) if result['cores'] else 'all cores'}, "
+             f"{result['threads']} inference thread(s) a model: {result['fps']} fps, "
              f"{result['cpu_ms_per_frame']} ms of CPU a frame (all threads), peak RSS {result['peak_rss_mb']} MB",
              f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}{'CPU p50':>10}{'CPU p95':>10}"]
     for stage, summary in result["stages"].items():

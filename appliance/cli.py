@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument("--backend", help="auto, litert or rknn (default: the config's)")
     bench.add_argument("--threads", type=int, help="CPU threads per model (default: the config's)")
+    bench.add_argument("--cores", type=int, help="keep the whole frame path to this many CPU cores, with as many "
+                       "inference threads a model unless --threads says (1: a one-core board's proxy)")
     bench.add_argument("--profile",
                        help="perception profile: full, cpu-board (an RK3399's caps) or auto (default: the config's)")
     bench.add_argument("--screen", default="1920x1080", help="WxH of the composited screen")
@@ -167,14 +169,15 @@ def _photo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from appliance.bench import BenchSetup, format_table, needs_of, run_bench
+    from appliance.bench import BenchSetup, format_table, needs_of, pin_to_cores, run_bench
     from appliance.config import load_config
     from appliance.perception.demo import demo_image
     from appliance.sources.open import open_source
 
     config = load_config(args.config)
     needs = needs_of(args.models)
-    given = {"backend": args.backend, "threads": args.threads, "profile": args.profile}
+    cores = pin_to_cores(args.cores) if args.cores is not None else None
+    given = {"backend": args.backend, "threads": args.threads or args.cores, "profile": args.profile}
     settings = config.inference.model_copy(update={key: value for key, value in given.items() if value})
     setup = BenchSetup(
         source=open_source(args.source, paced=False, limits=config.media, demo=demo_image),
@@ -189,6 +192,7 @@ def _bench(args: argparse.Namespace) -> int:
         pose=config.pose.settings(),
         face=config.face.settings(),
         profile=settings.perception_profile(),
+        cores=cores,
     )
     result = run_bench(setup, args.frames)
     print(json.dumps(result) if args.json else format_table(result))

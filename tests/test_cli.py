@@ -98,6 +98,15 @@ def test_bench_json_has_the_contract_fields(astronaut_file: Path) -> None:
     assert STAGES - {"total"} <= set(report["cpu_stages"]) and report["cpu_stages"]["segmentation"]["p50"] > 0
 
 
+def test_bench_cores_keeps_the_frame_path_to_one_core_with_one_thread(astronaut_file: Path) -> None:
+    result = cli("bench", str(astronaut_file), "--frames", "3", "--json", "--screen", "640x360", "--cores", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cores"] == sorted(os.sched_getaffinity(0))[:1] and report["threads"] == 1
+    too_many = cli("bench", str(astronaut_file), "--frames", "1", "--cores", str(len(os.sched_getaffinity(0)) + 1))
+    assert too_many.returncode != 0 and "core(s) here" in too_many.stderr
+
+
 def test_bench_on_the_devset_video(media: Path) -> None:
     result = cli("bench", str(media / "kiosk_fist_thumbup_720p.mp4"), "--frames", "20", "--json")
     assert result.returncode == 0, result.stderr

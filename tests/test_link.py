@@ -300,6 +300,7 @@ def test_health_reports_carry_their_shape_and_expire_after_two_periods(
     assert report["stages"]["segmentation"] == {"p50": 3.0, "p95": 3.0}
     assert set(report) >= {"temperature_c", "npu_load", "memory_mb", "disk_free_mb", "uptime_s", "spool"}
     assert report["memory_mb"]["rss"] > 0 and report["disk_free_mb"] > 0
+    assert report["memory_mb"]["peak_rss"] >= report["memory_mb"]["rss"]
 
 
 def test_missing_tls_files_are_a_clear_error(tmp_path: Path) -> None:

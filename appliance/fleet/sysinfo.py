@@ -17,6 +17,7 @@ NPU_LOAD = Path("/sys/kernel/debug/rknpu/load")
 MEMINFO = Path("/proc/meminfo")
 STATM = Path("/proc/self/statm")
 UPTIME = Path("/proc/uptime")
+STATUS = Path("/proc/self/status")
 
 #: Rockchip's format: "NPU load:  Core0: 12%, Core1:  0%, Core2:  0%,"
 NPU_CORE = re.compile(r"Core(\d+):\s*(\d+)%")
@@ -57,6 +58,15 @@ def process_rss_mb(statm: Path = STATM) -> float | None:
     if len(fields) < 2:
         return None
     return round(int(fields[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def process_peak_rss_mb(status: Path = STATUS) -> float | None:
+    """The most memory this process has held at once (its peak resident set, VmHWM: the high-water mark of
+    what ``process_rss_mb`` reads), MB: what a board's RAM must fit."""
+    for line in (_read(status) or "").splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def available_memory_mb(meminfo: Path = MEMINFO) -> float | None:
