@@ -37,7 +37,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -140,8 +140,8 @@ class Perceiver:
         face_due = face is not None and self._gates["face"].due(needs.face, now)
         if face_due and self._lanes:
             jobs["face"] = lambda: face.run(frame.image, last, now)
-        results, timings, cpu = self._run(jobs)
-        self._segmented = results.get("segmentation", last)
+        done = self._run(jobs)
+        self._segmented = done["segmentation"].value if "segmentation" in done else last
         later: dict[str, Callable[[], Any]] = {}
         if hands_due and not self._lanes:
             person = self._segmented.person if self._segmented else None
@@ -151,33 +151,27 @@ class Perceiver:
             later["pose"] = lambda: pose.run(frame.image, segmented, now)
         if face_due and not self._lanes:
             later["face"] = lambda: face.run(frame.image, self._segmented, now)
-        if later:
-            later_results, later_timings, later_cpu = self._run(later)
-            results.update(later_results)
-            timings.update(later_timings)
-            cpu.update(later_cpu)
-        if "hands" in results:
-            self._gestures = results["hands"]
-        if "pose" in results:
-            self._poses = results["pose"]
-        if "face" in results:
-            self._faces = results["face"]
+        done.update(self._run(later))
+        if "hands" in done:
+            self._gestures = done["hands"].value
+        if "pose" in done:
+            self._poses = done["pose"].value
+        if "face" in done:
+            self._faces = done["face"].value
         age, faces = self.age, self._faces
         if age is not None and self._age_on:
-            if "face" in results and faces and self._gates["age"].due(needs.age, now):
+            if "face" in done and faces and self._gates["age"].due(needs.age, now):
                 raw = face.tracker.raw_faces
-                age_results, age_timings, age_cpu = self._run({"age": lambda: age.run(frame.image, raw, needs.gender)})
-                results.update(age_results)
-                timings.update(age_timings)
-                cpu.update(age_cpu)
+                done.update(self._run({"age": lambda: age.run(frame.image, raw, needs.gender)}))
             faces = age.attach(faces)
         if self.audience is not None:
             self.audience.see(faces if self._age_on else (), time.time())
-        for name in results:
+        for name in done:
             self._gates[name].ran(now)
-        ran = tuple(name for name in MODELS if name in results)
-        return Perception(frame, self._segmented.alpha, self._segmented.coverage, timings, self._gestures, ran,
-                          self._poses, faces, cpu)
+        ran = tuple(name for name in MODELS if name in done)
+        return Perception(frame, self._segmented.alpha, self._segmented.coverage,
+                          {name: job.ms for name, job in done.items()}, self._gestures, ran, self._poses, faces,
+                          {name: job.cpu_ms for name, job in done.items()})
 
     def close(self) -> None:
         """Stop the lane threads (parallel mode); the audience's hour so far is published."""
@@ -186,7 +180,7 @@ class Perceiver:
         if self.audience is not None:
             self.audience.close()
 
-    def _run(self, jobs: dict[str, Callable[[], Any]]) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    def _run(self, jobs: dict[str, Callable[[], Any]]) -> dict[str, Ran]:
         """Each job's result, its ms and its thread's CPU ms: one after another here, or all at once in their
         lanes."""
         timed = {name: _timed(job) for name, job in jobs.items()}
@@ -202,9 +196,7 @@ class Perceiver:
                     errors.append(exc)
             if errors:
                 raise errors[0]
-        return ({name: value for name, (value, _, _) in outcomes.items()},
-                {name: ms for name, (_, ms, _) in outcomes.items()},
-                {name: cpu for name, (_, _, cpu) in outcomes.items()})
+        return outcomes
 
     def _reset(self, name: str, stage: Any) -> None:
         """``stage`` forgets every track, in its own lane when lanes run (never beside a run of it); its rate
@@ -255,13 +247,20 @@ class Perceiver:
         self._age_on = wanted
 
 
-def _timed(job: Callable[[], Any]) -> Callable[[], tuple[Any, float, float]]:
-    """``job`` answering its value, its ms and the CPU ms of the thread it ran in (with one inference thread a
+class Ran(NamedTuple):
+    """A job that ran: its value, its ms and the CPU ms of the thread it ran in (with one inference thread a
     model, all of its CPU time; with more, the caller's share)."""
-    def run() -> tuple[Any, float, float]:
+
+    value: Any
+    ms: float
+    cpu_ms: float
+
+
+def _timed(job: Callable[[], Any]) -> Callable[[], Ran]:
+    def run() -> Ran:
         started, cpu_started = time.perf_counter(), time.thread_time()
         value = job()
-        return value, (time.perf_counter() - started) * 1000.0, (time.thread_time() - cpu_started) * 1000.0
+        return Ran(value, (time.perf_counter() - started) * 1000.0, (time.thread_time() - cpu_started) * 1000.0)
     return run
 
 
