@@ -167,21 +167,22 @@ def check_runtime(soc: str | None, rknn_dir: Path, paths: tuple[Path, ...] = LIB
     return Check("librknnrt", PASS, f"{have} (models built with {wanted})")
 
 
+def _by_key(config: Config, setting: str) -> list[tuple[str, str]]:
+    """``setting`` of ``[inference]`` and of each lane that sets it, each with the key it stands under."""
+    lanes = ((f"[inference.models.{model}]", getattr(lane, setting)) for model, lane in config.inference.models.items())
+    return [("[inference]", getattr(config.inference, setting)), *((key, value) for key, value in lanes if value)]
+
+
 def check_npu_backend(config: Config, soc: str | None) -> Check:
     """``rknn`` asked for (for all models or one lane) on a board without an RKNN NPU (RK3399, x86): every
     model would fall back or fail to load."""
-    asked = [name for name, lane in (("[inference]", config.inference.backend), *(
-        (f"[inference.models.{model}]", lane.backend) for model, lane in config.inference.models.items()))
-        if lane == "rknn"]
+    asked = [key for key, backend in _by_key(config, "backend") if backend == "rknn"]
     if has_rknn_npu(soc):
-        masks = [("[inference]", config.inference.core_mask), *(
-            (f"[inference.models.{model}]", lane.core_mask) for model, lane in config.inference.models.items()
-            if lane.core_mask)]
-        for where, mask in masks:
+        for key, mask in _by_key(config, "core_mask"):
             try:
                 core_mask_on(soc, mask)
             except ApplianceError as exc:
-                return Check("NPU backend", FAIL, f"{where} {exc}", "give each model one of the board's cores "
+                return Check("NPU backend", FAIL, f"{key} {exc}", "give each model one of the board's cores "
                              '(or core_mask = "auto")')
     if not asked:
         return Check("NPU backend", SKIP, f"backend {config.inference.backend}: no model asks for the NPU")
