@@ -106,7 +106,13 @@ class Recorder(Inference):
 
     def load(self, model: str) -> Runner:
         runner = super().load(model)
-        return _Wrapped(lambda inputs: self.outputs.setdefault((model, digest(inputs)), runner.run(inputs)))
+
+        def record(inputs: list[np.ndarray]) -> list[np.ndarray]:
+            key = (model, digest(inputs))
+            if key not in self.outputs:   # an input another layout already sent has its answer
+                self.outputs[key] = runner.run(inputs)
+            return self.outputs[key]
+        return _Wrapped(record)
 
 
 @dataclass
