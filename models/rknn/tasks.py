@@ -42,9 +42,9 @@ object's size (box, hand, torso, inter-ocular distance), age within 1 year.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -293,22 +293,24 @@ class HandLandmarkTask:
 
     def score(self, scenes: Sequence[Scene], runner: Runner) -> Score:
         landmarker = HandLandmarker(runner)
-        errors, agree, total = [], 0, 0
-        for scene in scenes:
-            for region, reference in zip(scene.hand_regions, self.hands(scene), strict=True):
-                hand = landmarker.landmarks(scene.image, region)
-                total += 1
-                agree += (hand.presence >= MIN_PRESENCE) == (reference.presence >= MIN_PRESENCE)
-                if reference.presence >= MIN_PRESENCE:
-                    _, _, w, h = reference.box
-                    distance = np.linalg.norm(hand.landmarks[:, :2] - reference.landmarks[:, :2], axis=1)
-                    errors.append(float(distance.mean()) / max(w, h))
-        return _landmark_score(errors, agree, total, "hands")
+        pairs = ((landmarker.landmarks(scene.image, region), reference) for scene in scenes
+                 for region, reference in zip(scene.hand_regions, self.hands(scene), strict=True))
+        return _landmark_score(pairs, MIN_PRESENCE, lambda hand: hand.landmarks,
+                               lambda hand: max(hand.box[2], hand.box[3]), "hands")
 
 
-def _landmark_score(errors: list[float], agree: int, total: int, what: str) -> Score:
-    """A landmark model's score: the mean of ``errors`` (each in its unit of size) within MAX_SIZE_ERROR and
-    presence agreeing on all but MAX_RECALL_LOSS of the ``total`` regions."""
+def _landmark_score(pairs: Iterable[tuple[Any, Any]], bar: float, points: Callable[[Any], np.ndarray],
+                    unit: Callable[[Any], float], what: str) -> Score:
+    """A landmark model's score over (its estimate, the float one) ``pairs``: presence (above ``bar``) agreeing
+    on all but MAX_RECALL_LOSS of them, and where the float model sees one, the mean distance of the ``points``
+    (x, y) in ``unit``s of the float answer's size, within MAX_SIZE_ERROR on average."""
+    errors, agree, total = [], 0, 0
+    for ours, theirs in pairs:
+        total += 1
+        agree += (ours.presence >= bar) == (theirs.presence >= bar)
+        if theirs.presence >= bar:
+            distance = np.linalg.norm(points(ours)[:, :2] - points(theirs)[:, :2], axis=1)
+            errors.append(float(distance.mean()) / unit(theirs))
     error = float(np.mean(errors)) if errors else 0.0
     agreement = agree / total if total else 1.0
     return Score(error, f"{len(errors)} {what}, worst {max(errors, default=0.0):.2%}, presence agrees {agree}/{total}",
@@ -323,17 +325,10 @@ class PoseLandmarkTask:
 
     def score(self, scenes: Sequence[Scene], runner: Runner) -> Score:
         landmarker = PoseLandmarker(runner)
-        errors, agree, total = [], 0, 0
-        for scene in scenes:
-            for region, reference in zip(scene.body_regions, scene.bodies, strict=True):
-                body = landmarker.landmarks(scene.image, region)
-                total += 1
-                agree += (body.presence >= POSE_MIN_PRESENCE) == (reference.presence >= POSE_MIN_PRESENCE)
-                if reference.presence >= POSE_MIN_PRESENCE:
-                    ours, theirs = body.pose.landmarks[:, :2], reference.pose.landmarks[:, :2]
-                    torso = max(torso_length(reference.pose), 1.0)
-                    errors.append(float(np.linalg.norm(ours - theirs, axis=1).mean()) / torso)
-        return _landmark_score(errors, agree, total, "bodies")
+        pairs = ((landmarker.landmarks(scene.image, region), reference) for scene in scenes
+                 for region, reference in zip(scene.body_regions, scene.bodies, strict=True))
+        return _landmark_score(pairs, POSE_MIN_PRESENCE, lambda body: body.pose.landmarks,
+                               lambda body: max(torso_length(body.pose), 1.0), "bodies")
 
 
 @dataclass(frozen=True)
@@ -345,17 +340,10 @@ class FaceMeshTask:
 
     def score(self, scenes: Sequence[Scene], runner: Runner) -> Score:
         landmarker = FaceLandmarker(runner)
-        errors, agree, total = [], 0, 0
-        for scene in scenes:
-            for region, reference in zip(scene.face_regions, scene.meshes, strict=True):
-                mesh = landmarker.landmarks(scene.image, region)
-                total += 1
-                agree += (mesh.presence >= FACE_MIN_PRESENCE) == (reference.presence >= FACE_MIN_PRESENCE)
-                if reference.presence >= FACE_MIN_PRESENCE:
-                    ours, theirs = mesh.face.landmarks[:, :2], reference.face.landmarks[:, :2]
-                    unit = max(reference.face.interocular(), 1.0)
-                    errors.append(float(np.linalg.norm(ours - theirs, axis=1).mean()) / unit)
-        return _landmark_score(errors, agree, total, "faces")
+        pairs = ((landmarker.landmarks(scene.image, region), reference) for scene in scenes
+                 for region, reference in zip(scene.face_regions, scene.meshes, strict=True))
+        return _landmark_score(pairs, FACE_MIN_PRESENCE, lambda mesh: mesh.face.landmarks,
+                               lambda mesh: max(mesh.face.interocular(), 1.0), "faces")
 
 
 @dataclass(frozen=True)
