@@ -1,8 +1,10 @@
-"""Scene backgrounds: a still image or a looping video, delivered at the camera's frame size.
+"""Scene backgrounds: a still image or a looping video, delivered at the size asked for.
 
-Both are cover-fitted to the size asked for and cached, so the per-frame cost of a still
-is nothing and that of a video is one decode (plus a resize only if its size differs
-from the camera's).
+``frame`` cover-fits the background to a size and caches it, so the per-frame cost of a
+still is nothing and that of a video is one decode (plus a resize only if its size
+differs from the one asked for).  ``current`` is the background as decoded, with a
+version that changes exactly when the picture does: the GPU path uploads it once per
+change and lets the GPU do the fitting.
 """
 
 from __future__ import annotations
@@ -22,12 +24,32 @@ from appliance.render.fit import cover_fit
 log = logging.getLogger(__name__)
 
 FALLBACK_BGR = (28, 18, 12)
+#: What a video that stopped decoding shows: plain dark (cover-fitting a plain image gives the same at any size).
+FALLBACK = np.full((9, 16, 3), FALLBACK_BGR, np.uint8)
 DEFAULT_FPS = 25.0
 
 
 class Background(Protocol):
     def frame(self, size: tuple[int, int], now: float) -> np.ndarray:
         """The background at ``now`` as BGR uint8 of ``size`` (w, h); read-only, may be cached."""
+
+    def current(self, now: float) -> tuple[int, np.ndarray]:
+        """(version, image): the background at ``now`` as decoded, BGR uint8, read-only; the version
+        changes whenever the image does."""
+
+
+class _Fitted:
+    """The last (version, size) asked for and its cover-fitted image."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, tuple[int, int]] | None = None
+        self._image: np.ndarray | None = None
+
+    def of(self, version: int, image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+        if self._key != (version, tuple(size)):
+            self._image = np.ascontiguousarray(cover_fit(image, size, interpolation))
+            self._key = (version, tuple(size))
+        return self._image
 
 
 def open_background(path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> Background:
@@ -42,12 +64,13 @@ class ImageBackground:
 
     def __init__(self, path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> None:
         self._image = read_image(path, limits=limits)
-        self._fitted: np.ndarray | None = None
+        self._fitted = _Fitted()
 
     def frame(self, size: tuple[int, int], now: float) -> np.ndarray:
-        if self._fitted is None or self._fitted.shape[1::-1] != tuple(size):
-            self._fitted = np.ascontiguousarray(cover_fit(self._image, size, cv2.INTER_AREA))
-        return self._fitted
+        return self._fitted.of(0, self._image, size, cv2.INTER_AREA)
+
+    def current(self, now: float) -> tuple[int, np.ndarray]:
+        return 0, self._image
 
 
 class VideoBackground:
@@ -70,22 +93,19 @@ class VideoBackground:
         self._loop_length: int | None = None
         self._start: float | None = None
         self._failed = False
-        self._fitted: tuple[int, tuple[int, int], np.ndarray] | None = None
+        self._fitted = _Fitted()
 
     def frame(self, size: tuple[int, int], now: float) -> np.ndarray:
+        version, image = self.current(now)
+        return self._fitted.of(version, image, size, cv2.INTER_LINEAR)
+
+    def current(self, now: float) -> tuple[int, np.ndarray]:
         if self._start is None:
             self._start = now
         target = int((now - self._start) * self._fps)
         if not self._failed and target > self._position:
             self._advance(target)
-        key = -1 if self._failed else self._position
-        if self._fitted is None or self._fitted[:2] != (key, tuple(size)):
-            if self._failed:
-                image = np.full((size[1], size[0], 3), FALLBACK_BGR, np.uint8)
-            else:
-                image = np.ascontiguousarray(cover_fit(self._current, size))
-            self._fitted = (key, tuple(size), image)
-        return self._fitted[2]
+        return (-1, FALLBACK) if self._failed else (self._position, self._current)
 
     def _advance(self, target: int) -> None:
         while self._position < target:

@@ -2,7 +2,13 @@
 
 mirror → background replacement (camera resolution) → fit to screen → screen layers
 (snow, then overlays in campaign order). Replacement happens before the upscale because
-it is the only full-frame blend: at 720p it costs half what it would at 1080p.
+it is the only full-frame blend: at 720p it costs half what it would at 1080p, and it
+blends only inside the box of the person's feathered matte (the background is copied
+around it).  The world alone (``compose_world``: nobody shown) is the background fitted
+straight to the screen, then the layers.
+
+This numpy compositor runs where no GPU does and is the reference the GPU path
+(appliance.render.gpu) is tested against.
 """
 
 from __future__ import annotations
@@ -55,13 +61,19 @@ class _Scratch:
         )
 
 
-def _check_inputs(frame: np.ndarray, alpha: np.ndarray | None) -> None:
+def check_inputs(frame: np.ndarray, alpha: np.ndarray | None) -> None:
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ApplianceError(f"compositor needs a BGR uint8 HxWx3 frame, got {frame.dtype} {frame.shape}")
     if alpha is not None and (alpha.dtype != np.uint8 or alpha.shape != frame.shape[:2]):
         raise ApplianceError(
             f"compositor needs a uint8 alpha of the frame's size {frame.shape[:2]}, got {alpha.dtype} {alpha.shape}"
         )
+
+
+def feather(alpha: np.ndarray, size: int, dst: np.ndarray | None = None) -> np.ndarray:
+    """The matte's edge softened over ``size`` pixels (odd; 1 leaves it as is): a box blur, the cheapest
+    feather, and it gives a monotonic linear edge ramp."""
+    return cv2.blur(alpha, (size, size), dst=dst) if size > 1 else alpha
 
 
 class Compositor:
@@ -91,7 +103,7 @@ class Compositor:
         ``now`` is a monotonic time in seconds; it drives the snow and a video background.
         Returns a new C-contiguous BGR uint8 array of ``screen_size``, owned by the caller.
         """
-        _check_inputs(frame, alpha)
+        check_inputs(frame, alpha)
         scratch = self._scratch_for(frame)
         camera = frame
         if self.scene.mirror:
@@ -102,6 +114,13 @@ class Compositor:
         canvas = cover_fit(camera, self.screen_size)
         if np.may_share_memory(canvas, camera):
             canvas = canvas.copy()
+        for layer in self._layers:
+            layer.draw(canvas, now)
+        return canvas
+
+    def compose_world(self, now: float) -> np.ndarray:
+        """The world alone at ``now`` (nobody shown): a new screen-sized BGR uint8 array owned by the caller."""
+        canvas = self._background.frame(self.screen_size, now).copy()
         for layer in self._layers:
             layer.draw(canvas, now)
         return canvas
@@ -117,10 +136,14 @@ class Compositor:
 
     def _replace_background(self, camera: np.ndarray, alpha: np.ndarray, now: float, scratch: _Scratch) -> np.ndarray:
         background = self._background.frame((camera.shape[1], camera.shape[0]), now)
-        if self._feather > 1:
-            # A box blur: the cheapest feather, and it gives a monotonic linear edge ramp.
-            alpha = cv2.blur(alpha, (self._feather, self._feather), dst=scratch.feathered)
-        # blendLinear divides by the sum of the weights, so 0..255 weights need no scaling.
-        np.copyto(scratch.weight, alpha)
-        cv2.subtract(255.0, scratch.weight, dst=scratch.weight_behind)
-        return cv2.blendLinear(camera, background, scratch.weight, scratch.weight_behind, dst=scratch.blended)
+        alpha = feather(alpha, self._feather, scratch.feathered)
+        np.copyto(scratch.blended, background)
+        x, y, width, height = cv2.boundingRect(alpha)
+        if width and height:
+            box = (slice(y, y + height), slice(x, x + width))
+            # blendLinear divides by the sum of the weights, so 0..255 weights need no scaling.
+            weight, behind = scratch.weight[box], scratch.weight_behind[box]
+            np.copyto(weight, alpha[box])
+            cv2.subtract(255.0, weight, dst=behind)
+            scratch.blended[box] = cv2.blendLinear(camera[box], background[box], weight, behind)
+        return scratch.blended

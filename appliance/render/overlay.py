@@ -94,8 +94,10 @@ class Overlay:
         screen_w, screen_h = screen_size
         left, top = max(0, -x), max(0, -y)
         right, bottom = min(width, screen_w - x), min(height, screen_h - y)
-        visible = image[top:bottom, left:right] if right > left and bottom > top else image[:0, :0]
-        self._patches = _patches(visible, (x + left, y + top))
+        #: The on-screen part of the scaled overlay (BGRA) and its top-left corner on the screen (x, y).
+        self.visible = image[top:bottom, left:right] if right > left and bottom > top else image[:0, :0]
+        self.origin = (x + left, y + top)
+        self._patches = _patches(self.visible, self.origin)
 
     def draw(self, canvas: np.ndarray, now: float) -> None:
         for patch in self._patches:

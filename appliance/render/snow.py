@@ -2,9 +2,16 @@
 
 Every flake's position is a pure function of time (seeded start, constant fall, wind and a
 gentle sway, wrapping around the screen), so the snow falls at the same speed whatever the
-frame rate and the same seed and time always give the same picture. Flakes are stamped as
-soft sprites with a "lighten" (per-pixel max) blend in one vectorised numpy pass: a few
-hundred cv2.circle calls from Python would cost more than the whole stamp.
+frame rate and the same seed and time always give the same picture.
+
+A flake is a soft white disc whose coverage (0..255) is its sprite: it is laid over the
+picture as white with that coverage as alpha (``out = dst + (255 - dst) * a / 255``, a
+"screen" blend with grey), which is exactly what a GPU's standard alpha blend does with
+a white sprite texture.  The CPU path (``draw``) stamps every flake's pixels in one
+vectorised numpy pass (a few hundred cv2.circle calls from Python would cost more than
+the whole stamp); the GPU path (appliance.render.gpu) draws ``sprites()`` at
+``flakes(now)``.  Both place a flake's sprite at its rounded centre, so they agree to
+the pixel; where two flakes overlap the CPU keeps one and the GPU blends both.
 """
 
 from __future__ import annotations
@@ -17,19 +24,16 @@ from appliance.content import SnowSpec
 
 REFERENCE_HEIGHT = 1080
 DEPTH_LAYERS = 4
-# Under a lighten blend a sprite pixel this dim only shows on near-black; dropping them
-# saves a third of the stamping work.
+# Coverage this faint barely shows even on black; dropping it saves a third of the stamping work.
 FAINTEST = 24
 
 
-def _sprite(radius: float, peak: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets (dy, dx) and 0..255 values of a soft disc's non-zero pixels."""
+def _disc(radius: float, peak: float) -> np.ndarray:
+    """A soft disc's coverage, 0..255, on a square of odd side centred on its middle pixel."""
     half = math.ceil(radius + 1.0)
     dy, dx = np.mgrid[-half : half + 1, -half : half + 1]
-    distance = np.hypot(dy, dx)
-    values = peak * np.clip((radius + 0.5 - distance) / (0.5 + 0.35 * radius), 0.0, 1.0)
-    keep = values >= FAINTEST
-    return dy[keep], dx[keep], values[keep].astype(np.uint8)
+    values = peak * np.clip((radius + 0.5 - np.hypot(dy, dx)) / (0.5 + 0.35 * radius), 0.0, 1.0)
+    return np.where(values >= FAINTEST, values, 0.0).astype(np.uint8)
 
 
 class Snow:
@@ -40,8 +44,8 @@ class Snow:
         scale = height / REFERENCE_HEIGHT
         rng = np.random.default_rng(spec.seed)
         count = spec.count
-        layer = rng.integers(0, DEPTH_LAYERS, count)
-        depth = (layer + 1) / DEPTH_LAYERS
+        self.layer = rng.integers(0, DEPTH_LAYERS, count)
+        depth = (self.layer + 1) / DEPTH_LAYERS
         self._margin = math.ceil(spec.max_radius * scale + 2.0)
         self._span = (width + 2 * self._margin, height + 2 * self._margin)
         self._size = (width, height)
@@ -52,21 +56,22 @@ class Snow:
         self._sway = rng.uniform(3.0, 12.0, count) * scale
         self._sway_rate = rng.uniform(0.4, 1.2, count) * 2 * math.pi
         self._sway_phase = rng.uniform(0, 2 * math.pi, count)
+        self._discs = [_disc((spec.min_radius + (spec.max_radius - spec.min_radius) * index / (DEPTH_LAYERS - 1))
+                             * scale, 140.0 + 115.0 * index / (DEPTH_LAYERS - 1)) for index in range(DEPTH_LAYERS)]
 
         owners, offsets_y, offsets_x, values = [], [], [], []
-        for index in range(DEPTH_LAYERS):
-            fraction = index / (DEPTH_LAYERS - 1)
-            radius = (spec.min_radius + (spec.max_radius - spec.min_radius) * fraction) * scale
-            dy, dx, v = _sprite(radius, 140.0 + 115.0 * fraction)
-            flakes = np.flatnonzero(layer == index)
-            owners.append(np.repeat(flakes, len(v)))
-            offsets_y.append(np.tile(dy, len(flakes)))
-            offsets_x.append(np.tile(dx, len(flakes)))
-            values.append(np.tile(v, len(flakes)))
+        for index, disc in enumerate(self._discs):
+            half = disc.shape[0] // 2
+            dy, dx = np.nonzero(disc)
+            flakes = np.flatnonzero(self.layer == index)
+            owners.append(np.repeat(flakes, len(dy)))
+            offsets_y.append(np.tile(dy - half, len(flakes)))
+            offsets_x.append(np.tile(dx - half, len(flakes)))
+            values.append(np.tile(disc[dy, dx], len(flakes)))
         self._owner = np.concatenate(owners)
         self._dy = np.concatenate(offsets_y)
         self._dx = np.concatenate(offsets_x)
-        self._values = np.concatenate(values)[:, None]
+        self._coverage = np.concatenate(values).astype(np.uint16)[:, None]
 
     def positions(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Flake centres (x, y) in screen pixels at time ``now`` (seconds, any epoch)."""
@@ -74,14 +79,24 @@ class Snow:
         y = self._y0 + self._fall * now
         return np.mod(x, self._span[0]) - self._margin, np.mod(y, self._span[1]) - self._margin
 
-    def draw(self, canvas: np.ndarray, now: float) -> None:
+    def flakes(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Flake centres at ``now`` rounded to whole pixels (x, y), where both paths put their sprites."""
         x, y = self.positions(now)
-        ys = np.rint(y).astype(np.intp)[self._owner] + self._dy
-        xs = np.rint(x).astype(np.intp)[self._owner] + self._dx
+        return np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
+
+    def sprites(self) -> list[np.ndarray]:
+        """Each depth layer's flake as a BGRA image: white, its coverage as alpha (``layer`` says whose is
+        whose); its centre pixel goes on the flake's centre."""
+        return [np.dstack([np.full_like(disc, 255)] * 3 + [disc]) for disc in self._discs]
+
+    def draw(self, canvas: np.ndarray, now: float) -> None:
+        x, y = self.flakes(now)
+        ys = y[self._owner] + self._dy
+        xs = x[self._owner] + self._dx
         width, height = self._size
         inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
         pixels = canvas.reshape(-1, 3)
         index = (ys * width + xs)[inside]
-        stamped = pixels[index]
-        np.maximum(stamped, self._values[inside], out=stamped)
-        pixels[index] = stamped
+        under = pixels[index].astype(np.uint16)
+        coverage = self._coverage[inside]
+        pixels[index] = under + ((255 - under) * coverage + 127) // 255
