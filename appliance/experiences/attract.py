@@ -4,6 +4,10 @@ The core shows it whenever presence says nobody is there (and while no camera
 works: then the world alone, with no call to action and no technical text in
 public; the fleet gets a ``camera`` alert).  A technician previews the worlds
 with the arrow keys.
+
+It draws no person and reads no gesture, so it asks for no model: segmentation runs for presence
+alone, at the presence rate (``appliance.perception.schedule``), and every frame only while
+somebody may be stepping in.
 """
 
 from __future__ import annotations
@@ -40,4 +44,4 @@ class AttractScene:
 
 
 experience = Experience(name="attract", api=API_VERSION, scene=AttractScene, card=lambda config: Card("Welcome"),
-                        needs=Needs(hands=0.0))
+                        needs=Needs(segmentation=0.0, hands=0.0))

@@ -11,6 +11,11 @@ class Presence:
 
     The asymmetry is deliberate: a passer-by's arm must not wake the screen, and
     a shopper who steps half out of frame must not lose their session.
+
+    Each ``update`` counts as one look: while nobody is present the perception thread segments
+    every frame once a mask may show somebody (``appliance.perception.schedule.watching``), so the
+    ``enter_frames`` counted are masks of successive frames, not one mask repeated on the frames
+    segmentation skipped at the presence rate.
     """
 
     enter: float

@@ -53,7 +53,7 @@ from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import MODELS, Needs
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.profile import FULL, Profile
-from appliance.perception.schedule import RateGate, segmentation_rate
+from appliance.perception.schedule import RateGate, segmentation_rate, watching
 from appliance.perception.stages import AgeStage, FaceStage, HandStage, PoseStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
@@ -268,7 +268,8 @@ class PerceptionThread(Worker):
     """Takes the newest captured frame, perceives what is wanted of it, publishes the result; never queues.
 
     ``want`` (from any thread, e.g. the render loop when the experience changes)
-    takes effect on the next frame perceived.
+    takes effect on the next frame perceived.  While only presence is wanted, the last result's
+    coverage may put segmentation on every frame (``schedule.watching``).
     """
 
     def __init__(self, perceiver: Perceiver, frames: LatestSlot[Frame], results: LatestSlot[Perception],
@@ -280,6 +281,7 @@ class PerceptionThread(Worker):
         self._needs: LatestSlot[Needs] = LatestSlot()
         self._needs.put(needs)
         self._seen = 0
+        self._coverage = 0.0
 
     def want(self, needs: Needs) -> None:
         self._needs.put(needs)
@@ -295,7 +297,9 @@ class PerceptionThread(Worker):
         self._seen = version
         _, needs = self._needs.latest()
         try:
-            self.results.put(self.perceiver.process(frame, needs or DEFAULT_NEEDS))
+            result = self.perceiver.process(frame, watching(needs or DEFAULT_NEEDS, self._coverage))
+            self._coverage = result.coverage
+            self.results.put(result)
             self.problem = None
         except ApplianceError as exc:
             if self.problem != str(exc):

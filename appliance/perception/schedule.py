@@ -8,15 +8,25 @@ Invariants:
   0 never runs.
 - Segmentation is never off: when no experience draws a person it still runs at
   ``PRESENCE_RATE`` for presence (the attract loop wakes on a shopper).
+- While nothing but presence is wanted (attract), a mask covering ``WATCH_COVERAGE`` or more
+  (somebody may be stepping in) puts segmentation on every frame until it falls below again
+  (``watching``): presence counts masks of successive frames, never one mask repeated on the
+  frames segmentation skipped, and a shopper is counted in within a few frames of the first mask
+  that shows them (tests/test_idle_economy.py: at most 0.3 s of capture time on a 30 fps camera).
 """
 
 from __future__ import annotations
 
-from appliance.perception.needs import EVERY_FRAME, Needs
+import dataclasses
+
+from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
 
 #: Segmentation runs at least this often (per second) for presence, whatever the experience asks.
 PRESENCE_RATE = 5.0
 TOLERANCE_S = 1 / 300
+#: A mask covering this share of the frame may be a shopper stepping in: half the default
+#: ``[kiosk] person_enter`` (0.04), so the frames presence counts in are all segmented.
+WATCH_COVERAGE = 0.02
 
 
 class RateGate:
@@ -41,3 +51,11 @@ class RateGate:
 
 def segmentation_rate(needs: Needs) -> float:
     return max(needs.segmentation, PRESENCE_RATE)
+
+
+def watching(needs: Needs, coverage: float) -> Needs:
+    """``needs``, with segmentation on every frame when nothing but presence is wanted and the last mask's
+    ``coverage`` says somebody may be stepping in."""
+    if coverage < WATCH_COVERAGE or any(needs.wants(model) for model in MODELS):
+        return needs
+    return dataclasses.replace(needs, segmentation=EVERY_FRAME)
