@@ -25,7 +25,8 @@ from appliance.experience.registry import Registry, installed
 from appliance.fleet.runtime import FleetRuntime
 from appliance.inference.backend import Inference
 from appliance.kiosk.app import Kiosk, Workers
-from appliance.kiosk.display import Display, DisplayMode
+from appliance.kiosk.display import DisplayMode
+from appliance.kiosk.gpu_display import open_display
 from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.perception.audience import AudienceCounts
 from appliance.perception.demo import demo_image
@@ -103,7 +104,7 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
                           config.face.settings(), audience, config.inference.perception_profile())
     source = open_source(config.source.uri, paced=True, camera_mode=camera_mode_from(config), limits=config.media,
                          demo=demo_image)
-    display = Display(mode, (config.display.width, config.display.height))
+    display = open_display(mode, (config.display.width, config.display.height), config.display.compositor)
     frames = LatestSlot()
     results = LatestSlot()
     workers = Workers(CaptureThread(source, frames).start(),

@@ -36,6 +36,7 @@ from appliance.perception.pose_tracker import PoseSettings, Smoothing
 from appliance.perception.profile import CHOICES as PROFILE_CHOICES
 from appliance.perception.profile import Profile
 from appliance.perception.profile import choose as choose_profile
+from appliance.render.gpu import COMPOSITORS
 from appliance.tomlfile import read_toml, validated
 
 
@@ -129,6 +130,8 @@ class DisplayConfig(Section):
     fullscreen: bool = Field(True, description="fullscreen at the display's resolution; false = window")
     width: int = Field(1920, ge=320, le=7680, description="window / headless screen width (320 to 7680)")
     height: int = Field(1080, ge=240, le=4320, description="window / headless screen height (240 to 4320)")
+    compositor: Literal[COMPOSITORS] = Field(
+        "auto", description="auto: the GPU where SDL offers a hardware renderer (never headless), else the CPU")
 
 
 class SegmentationConfig(Section):

@@ -16,6 +16,7 @@ from appliance.compose import kiosk_session
 from appliance.config import Config
 from appliance.kiosk.display import DisplayMode
 from appliance.kiosk.presence import Presence
+from appliance.render.compositor import Compositor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +41,7 @@ def test_a_person_in_front_brings_up_the_mirror_with_the_world_behind(astronaut_
         assert kiosk.display.size == (960, 540)
         assert kiosk.stats.summary()["segmentation"]["p50"] > 0
     # The astronaut (mirrored, centred) replaces the world in the middle; the world shows at the edges.
-    empty = kiosk.compositor().compose(np.zeros((512, 512, 3), np.uint8), np.zeros((512, 512), np.uint8), 0.0)
+    empty = Compositor(kiosk.world, kiosk.bundle.directory, (960, 540)).compose_world(0.0)
     empty_rgb = cv2.cvtColor(empty, cv2.COLOR_BGR2RGB)
     centre = np.abs(shot[200:340, 400:560].astype(int) - empty_rgb[200:340, 400:560]).mean()
     assert centre > 30

@@ -36,7 +36,8 @@ from appliance.events import EventBus
 from appliance.experience.api import ATTRACT, Action, Moment, Needs, Offer, screen_corners
 from appliance.experience.registry import Registry, installed
 from appliance.kiosk.context import ExperienceJobs, KioskStage, SceneContext, ScreenCanvas
-from appliance.kiosk.display import Display
+from appliance.kiosk.display import Display, ScenePainter
+from appliance.kiosk.gpu_display import RendererDisplay
 from appliance.kiosk.jobs import JobRunner
 from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.kiosk.machine import Core, Machine
@@ -48,7 +49,6 @@ from appliance.perception.body import FACE
 from appliance.perception.hand import GestureState
 from appliance.perception.pipeline import Perception, PerceptionThread
 from appliance.readiness import Readiness
-from appliance.render.compositor import Compositor
 from appliance.render.layout import Layout, head_box, landmarks_box
 from appliance.service.logging import journal_context
 from appliance.service.notify import ServiceNotifier
@@ -58,8 +58,6 @@ from appliance.stats import RateMeter, StageStats
 
 log = logging.getLogger(__name__)
 
-#: What the attract scene composites before any camera frame has arrived.
-PLACEHOLDER_FRAME_SIZE = (1280, 720)
 #: Redraw at least this often without a new frame, so snow keeps falling.
 IDLE_REDRAW_S = 1 / 30
 #: How often the campaign schedule is asked which bundle to show.
@@ -112,7 +110,7 @@ class Kiosk:
     installed experiences; ``today`` the local day, for the quarantine.
     """
 
-    def __init__(self, config: Config, display: Display, bundle: Bundle, workers: Workers,
+    def __init__(self, config: Config, display: Display | RendererDisplay, bundle: Bundle, workers: Workers,
                  backend: str, events: EventBus | None = None, rng: random.Random | None = None,
                  alerts: Alerts | None = None, registry: Registry | None = None,
                  today: Callable[[], str] = lambda: date.today().isoformat(),
@@ -148,9 +146,8 @@ class Kiosk:
         self.shown = RateMeter()
         self.overlay = False
         self.frames_shown = 0
-        self._compositors: dict[int, Compositor] = {}
+        self._painters: dict[int, ScenePainter] = {}
         self._broken: dict[int, str] = {}  # worlds of this bundle that cannot be built: shown dark, told once
-        self._empty: dict[tuple[int, int], np.ndarray] = {}
         self._images: dict[tuple[str, int], Any] = {}
         self.registry = registry if registry is not None else installed()
         self.jobs = JobRunner()
@@ -182,15 +179,15 @@ class Kiosk:
     def world(self) -> SceneSpec:
         return self.bundle.scenes[self.world_index]
 
-    def compositor(self) -> Compositor:
-        """The current world's compositor.  A world that cannot be built breaks its whole bundle: the
+    def painter(self) -> ScenePainter:
+        """The current world's painter (its compositor on this display).  A world that cannot be built breaks its whole bundle: the
         schedule is told (the campaign side falls back to the last good campaign, with an alert) and the
         next frame between sessions shows what it picks instead, so the failure shows once, not every frame."""
         if self.world_index in self._broken:
             raise ApplianceError(self._broken[self.world_index])
-        if self.world_index not in self._compositors:
+        if self.world_index not in self._painters:
             try:
-                self._compositors[self.world_index] = self._build_compositor(self.world, self.bundle)
+                self._painters[self.world_index] = self._build_painter(self.world, self.bundle)
             except ApplianceError as exc:
                 self._broken[self.world_index] = one_line(exc)
                 log.error("world %s of campaign %s cannot be shown: %s", self.world.id, self.bundle.name, exc)
@@ -198,10 +195,10 @@ class Kiosk:
                 if self.bundle_source:
                     self.bundle_source.failed(self.bundle.directory, one_line(exc))
                 raise
-        return self._compositors[self.world_index]
+        return self._painters[self.world_index]
 
-    def _build_compositor(self, scene: SceneSpec, bundle: Bundle) -> Compositor:
-        return Compositor(scene, bundle.directory, self.display.size, limits=self.config.media)
+    def _build_painter(self, scene: SceneSpec, bundle: Bundle) -> ScenePainter:
+        return self.display.painter(scene, bundle.directory, self.config.media)
 
     def follow_campaign(self, now: float) -> None:
         """Once a second, show the bundle the campaign schedule picks (called between sessions only,
@@ -218,7 +215,7 @@ class Kiosk:
             return
         try:
             bundle = load_bundle(path, self.registry)
-            compositors = {index: self._build_compositor(scene, bundle) for index, scene in enumerate(bundle.scenes)}
+            painters = {index: self._build_painter(scene, bundle) for index, scene in enumerate(bundle.scenes)}
             for _, image, _ in bundle.assets():
                 verify_media(bundle.directory / image, self.config.media)
         except ApplianceError as exc:
@@ -230,7 +227,7 @@ class Kiosk:
         log.info("showing campaign %s (%s)", bundle.name, path)
         self.bundle, self.world_index = bundle, 0
         journal_context.update(campaign=bundle.name)
-        self._compositors, self._broken = compositors, {}
+        self._painters, self._broken = painters, {}
         self._images.clear()
         moment = Moment(now, self._frame_perception)
         self.machine.switch_campaign(bundle, moment)
@@ -242,24 +239,13 @@ class Kiosk:
         self.world_index = (self.world_index + step) % len(self.bundle.scenes)
         log.info("world %s", self.world.id)
 
-    def empty_alpha(self, frame: np.ndarray) -> np.ndarray:
-        shape = frame.shape[:2]
-        if shape not in self._empty:
-            self._empty[shape] = np.zeros(shape, np.uint8)
-        return self._empty[shape]
-
     def show_composite(self, frame: np.ndarray | None, alpha: np.ndarray | None, now: float) -> np.ndarray:
-        """Composite the current world over ``frame`` (a placeholder when None), blit it and return it."""
-        if frame is None:
-            width, height = PLACEHOLDER_FRAME_SIZE
-            frame = np.zeros((height, width, 3), np.uint8)
-            alpha = self.empty_alpha(frame)
+        """Draw the current world with ``frame`` cut in by ``alpha`` (``frame`` None: the world alone) and return
+        the screen's picture (see ScenePainter)."""
         started = time.perf_counter()
-        image = self.compositor().compose(frame, alpha, now)
-        composed = time.perf_counter()
-        self.display.show(image)
-        self.stats.add("composite", (composed - started) * 1000)
-        self.stats.add("present", (time.perf_counter() - composed) * 1000)
+        painter = self.painter()
+        image = painter.paint_world(now) if frame is None else painter.paint(frame, alpha, now)
+        self.stats.add("composite", (time.perf_counter() - started) * 1000)
         return image
 
     def image(self, relative: str, height: int) -> Any:
@@ -277,12 +263,11 @@ class Kiosk:
 
     def show_perception(self, perception: Any, person: bool) -> np.ndarray:
         """The world with the person; a world that cannot be built is the campaign's failure, not the
-        experience's: the screen stays dark until the schedule's next pick is shown (``compositor``)."""
+        experience's: the screen stays dark until the schedule's next pick is shown (``painter``)."""
         try:
-            if perception is None:
+            if perception is None or not person:
                 return self.show_composite(None, None, self._now)
-            alpha = perception.alpha if person else self.empty_alpha(perception.frame.image)
-            return self.show_composite(perception.frame.image, alpha, self._now)
+            return self.show_composite(perception.frame.image, perception.alpha, self._now)
         except ApplianceError:
             width, height = self.display.size
             dark = np.full((height, width, 3), 24, np.uint8)
@@ -320,9 +305,9 @@ class Kiosk:
 
     def _screen_point(self, point: tuple[float, float], frame: tuple[int, int]) -> tuple[float, float] | None:
         """Where a camera point shows on screen in the current world; None while the world cannot be built
-        (the campaign's failure: see ``compositor``)."""
+        (the campaign's failure: see ``painter``)."""
         try:
-            return self.compositor().screen_point(point, frame)
+            return self.painter().screen_point(point, frame)
         except ApplianceError:
             return None
 
@@ -480,8 +465,10 @@ class Kiosk:
                 self.sessions.update(present, now)
             if self.overlay:
                 self._draw_overlay(moment, present, problem)
+            self._answer_screen_requests()   # before the flip: a GPU's back buffer is undefined after it
+            flipping = time.perf_counter()
             self.display.flip()
-            self._answer_screen_requests()
+            self.stats.add("present", (time.perf_counter() - flipping) * 1000)
             shown = fresh and perception is not None
             if shown:
                 self.frames_shown += 1

@@ -24,6 +24,7 @@ from appliance.experience.assets import asset_paths, own_asset
 
 if TYPE_CHECKING:
     from appliance.kiosk.display import Display
+    from appliance.kiosk.gpu_display import RendererDisplay
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ T = TypeVar("T")
 class ScreenCanvas:
     """The display's drawing methods, and nothing else of it."""
 
-    def __init__(self, display: Display) -> None:
+    def __init__(self, display: Display | RendererDisplay) -> None:
         self._display = display
 
     @property

@@ -1,4 +1,10 @@
-"""The pygame display: fullscreen on the device, a window for development, SDL's dummy driver headless."""
+"""The pygame display: fullscreen on the device, a window for development, SDL's dummy driver headless.
+
+Two displays draw the same picture: ``Display`` (here) composites on the CPU with numpy and blits to
+pygame's screen surface; ``RendererDisplay`` (appliance.kiosk.gpu_display) composites on the GPU through
+SDL's renderer.  ``open_display`` there picks one.  Both offer the same drawing methods (the experiences'
+canvas) and a ``painter`` per scene; shapes are made by the functions here for both.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,20 @@ import math
 import os
 from enum import Enum
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
+from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
+from appliance.render.compositor import Compositor
 from appliance.render.text import Typeface
 
 log = logging.getLogger(__name__)
 
 BACKDROP_PAD = (16, 8)  # a text backdrop is the line's box grown by this much (w, h), centred on it
+BACKDROP = (0, 0, 0, 150)
 
 
 class DisplayMode(Enum):
@@ -31,18 +41,121 @@ def fit_window(size: tuple[int, int], desktop: tuple[int, int], share: float = 0
     return round(size[0] * scale), round(size[1] * scale)
 
 
-class Display:
-    """Presents BGR frames; text is drawn on top through ``text`` before ``flip``."""
+class ScenePainter(Protocol):
+    """One world drawn as each frame's background, on the display that made it."""
 
-    def __init__(self, mode: DisplayMode, size: tuple[int, int]) -> None:
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float) -> np.ndarray:
+        """Draw the world with the person (``alpha``; None: the raw frame); returns the screen as a BGR image
+        (the CPU's own screen, or a reduced copy of it where the GPU composites)."""
+
+    def paint_world(self, now: float) -> np.ndarray:
+        """Draw the world alone (nobody shown); returns the screen as ``paint`` does."""
+
+    def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
+        """Where a camera point (pixels of a (w, h) frame) shows on the screen."""
+
+
+def panel_surface(pygame: Any, size: tuple[int, int], colour: tuple[int, int, int], opacity: float, radius: int,
+                  border: tuple[int, int, int] | None) -> Any:
+    """A translucent rounded card of ``size``, optionally outlined."""
+    width, height = size
+    card = pygame.Surface((width, height), pygame.SRCALPHA)
+    pygame.draw.rect(card, (*colour, round(255 * opacity)), card.get_rect(), border_radius=radius)
+    if border:
+        pygame.draw.rect(card, border, card.get_rect(), width=max(2, height // 60), border_radius=radius)
+    return card
+
+
+def spot_surface(pygame: Any, radius: int, colour: tuple[int, int, int], width: int, opacity: float) -> Any:
+    """A circle (``width`` 0: a disc) centred in a square surface of side 2 * radius + 2."""
+    size = 2 * radius + 2
+    spot = pygame.Surface((size, size), pygame.SRCALPHA)
+    pygame.draw.circle(spot, (*colour, round(255 * opacity)), (size // 2, size // 2), radius, width)
+    return spot
+
+
+def ring_surface(pygame: Any, radius: int, fraction: float, colour: tuple[int, int, int], width: int) -> Any:
+    """A progress ring filling clockwise from twelve o'clock (``fraction`` 0..1, above 0), centred in a square
+    surface of side 2 * radius + 2."""
+    # A filled band between two arcs: pygame's wide arcs leave moiré holes.
+    size = 2 * radius + 2
+    centre = size / 2
+    steps = max(2, round(72 * min(1.0, fraction)))
+    angles = [-math.pi / 2 + 2 * math.pi * min(1.0, fraction) * i / steps for i in range(steps + 1)]
+    outer = [(centre + radius * math.cos(a), centre + radius * math.sin(a)) for a in angles]
+    inner = [(centre + (radius - width) * math.cos(a), centre + (radius - width) * math.sin(a))
+             for a in reversed(angles)]
+    ring = pygame.Surface((size, size), pygame.SRCALPHA)
+    pygame.draw.polygon(ring, colour, outer + inner)
+    return ring
+
+
+def ring_steps(fraction: float) -> int:
+    """How many of the ring's 72 segments ``fraction`` fills: rings that fill the same segments look the same."""
+    return round(72 * min(1.0, fraction))
+
+
+class Screen:
+    """What both displays share: SDL's video, the typeface, images as surfaces and the window's events."""
+
+    size: tuple[int, int]
+
+    def __init__(self, mode: DisplayMode) -> None:
         if mode is DisplayMode.HEADLESS:
             os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         import pygame  # imported here so the SDL driver choice above takes effect
 
         self._pygame = pygame
+        self._type = Typeface()
         try:
             pygame.display.init()
+        except pygame.error as exc:
+            raise display_error(exc) from exc
+
+    def text_size(self, line: str, size: int, backdrop: bool = False) -> tuple[int, int]:
+        """The (w, h) box ``text`` draws for ``line`` at ``size``, its backdrop included when asked."""
+        width, height = self._type.size(line, size)
+        return (width + BACKDROP_PAD[0], height + BACKDROP_PAD[1]) if backdrop else (width, height)
+
+    def _text_boxes(self, line: str, size: int, anchor: str, position: tuple[int, int],
+                    backdrop: bool) -> tuple[Any, Any]:
+        """The line's rect with its ``anchor`` at ``position``, and what it covers (its backdrop's rect)."""
+        rect = self._pygame.Rect((0, 0), self._type.size(line, size))
+        setattr(rect, anchor, position)
+        return rect, rect.inflate(*BACKDROP_PAD) if backdrop else rect
+
+    def load_image(self, path: Path, height: int, limits: MediaLimits = DEFAULT_LIMITS):
+        """A PNG or JPEG as a pygame surface with alpha, scaled to ``height`` pixels; decoded once (through
+        appliance.media, within ``limits``), blitted often."""
+        image = read_bgra(path, limits)
+        surface = self._own(self._pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "BGRA"))
+        width = max(1, round(surface.get_width() * height / surface.get_height()))
+        return self._pygame.transform.smoothscale(surface, (width, height))
+
+    def _own(self, surface: Any) -> Any:
+        """A surface of the display's own, for one that wraps a buffer it does not own."""
+        return surface.copy()
+
+    def events(self) -> list:
+        return self._pygame.event.get()
+
+
+def display_error(exc: Exception) -> ApplianceError:
+    hint = " (no display: use --headless, or set SDL_VIDEODRIVER=kmsdrm on a board)" \
+        if "video" in str(exc).lower() or "display" in str(exc).lower() else ""
+    return ApplianceError(f"cannot open the display: {exc}{hint}")
+
+
+class Display(Screen):
+    """Presents BGR frames composited on the CPU; text is drawn on top through ``text`` before ``flip``."""
+
+    compositor = "cpu"
+
+    def __init__(self, mode: DisplayMode, size: tuple[int, int]) -> None:
+        super().__init__(mode)
+        pygame = self._pygame
+        try:
             if mode is DisplayMode.FULLSCREEN:
                 self.surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
                 pygame.mouse.set_visible(False)
@@ -51,13 +164,15 @@ class Display:
             else:
                 self.surface = pygame.display.set_mode(size)
         except pygame.error as exc:
-            hint = " (no display: use --headless, or set SDL_VIDEODRIVER=kmsdrm on a board)" \
-                if "video" in str(exc).lower() or "display" in str(exc).lower() else ""
-            raise ApplianceError(f"cannot open the display: {exc}{hint}") from exc
+            raise display_error(exc) from exc
         pygame.display.set_caption("OIVIS Edge")
         self.size: tuple[int, int] = self.surface.get_size()
-        self._type = Typeface()
-        log.info("display %s %dx%d (SDL driver %s)", mode.value, *self.size, pygame.display.get_driver())
+        log.info("display %s %dx%d (SDL driver %s), CPU compositor", mode.value, *self.size,
+                 pygame.display.get_driver())
+
+    def painter(self, scene: SceneSpec, bundle_dir: Path, limits: MediaLimits = DEFAULT_LIMITS) -> ScenePainter:
+        """``scene`` drawn by the numpy compositor (an ApplianceError naming a medium that cannot be used)."""
+        return SurfacePainter(self, Compositor(scene, bundle_dir, self.size, limits))
 
     def show(self, image: np.ndarray) -> None:
         """Blit a BGR uint8 array of exactly the display's size (no flip yet)."""
@@ -75,33 +190,21 @@ class Display:
         height, width = image.shape[:2]
         return self._pygame.image.frombuffer(np.ascontiguousarray(image).data, (width, height), "BGR")
 
-    def text_size(self, line: str, size: int, backdrop: bool = False) -> tuple[int, int]:
-        """The (w, h) box ``text`` draws for ``line`` at ``size``, its backdrop included when asked."""
-        width, height = self._type.size(line, size)
-        return (width + BACKDROP_PAD[0], height + BACKDROP_PAD[1]) if backdrop else (width, height)
-
     def text(self, line: str, position: tuple[int, int], size: int = 36,
              colour: tuple[int, int, int] = (255, 255, 255), anchor: str = "topleft",
              backdrop: bool = False) -> tuple[int, int, int, int]:
         """Draw one line with its box's ``anchor`` (a pygame.Rect attribute) at ``position``; the (x, y, w, h)
         drawn, backdrop included, in screen pixels."""
-        rect = self._pygame.Rect((0, 0), self._type.size(line, size))
-        setattr(rect, anchor, position)
-        drawn = rect.inflate(*BACKDROP_PAD) if backdrop else rect
+        rect, drawn = self._text_boxes(line, size, anchor, position, backdrop)
         if backdrop:
             shade = self._pygame.Surface(drawn.size, self._pygame.SRCALPHA)
-            shade.fill((0, 0, 0, 150))
+            shade.fill(BACKDROP)
             self.surface.blit(shade, drawn.topleft)
         self.surface.blit(self._type.surface(line, size, tuple(colour)), rect)
         return drawn.x, drawn.y, drawn.width, drawn.height
 
-    def load_image(self, path: Path, height: int, limits: MediaLimits = DEFAULT_LIMITS):
-        """A PNG or JPEG as a pygame surface with alpha, scaled to ``height`` pixels; decoded once (through
-        appliance.media, within ``limits``), blitted often."""
-        image = read_bgra(path, limits)
-        surface = self._pygame.image.frombuffer(image.data, (image.shape[1], image.shape[0]), "BGRA").convert_alpha()
-        width = max(1, round(surface.get_width() * height / surface.get_height()))
-        return self._pygame.transform.smoothscale(surface, (width, height))
+    def _own(self, surface: Any) -> Any:
+        return surface.convert_alpha()
 
     def blit(self, image, position: tuple[int, int], anchor: str = "center", angle: float = 0.0,
              scale: float = 1.0) -> None:
@@ -114,34 +217,23 @@ class Display:
               radius: int = 24, border: tuple[int, int, int] | None = None) -> None:
         """A translucent rounded card, (x, y, w, h), optionally outlined."""
         x, y, width, height = rect
-        card = self._pygame.Surface((width, height), self._pygame.SRCALPHA)
-        self._pygame.draw.rect(card, (*colour, round(255 * opacity)), card.get_rect(), border_radius=radius)
-        if border:
-            self._pygame.draw.rect(card, border, card.get_rect(), width=max(2, height // 60), border_radius=radius)
-        self.surface.blit(card, (x, y))
+        self.surface.blit(panel_surface(self._pygame, (width, height), colour, opacity, radius, border), (x, y))
 
     def circle(self, centre: tuple[int, int], radius: int, colour: tuple[int, int, int], width: int = 0,
                opacity: float = 1.0) -> None:
         if opacity >= 1.0:
             self._pygame.draw.circle(self.surface, colour, centre, radius, width)
             return
-        size = 2 * radius + 2
-        spot = self._pygame.Surface((size, size), self._pygame.SRCALPHA)
-        self._pygame.draw.circle(spot, (*colour, round(255 * opacity)), (size // 2, size // 2), radius, width)
-        self.surface.blit(spot, (centre[0] - size // 2, centre[1] - size // 2))
+        spot = spot_surface(self._pygame, radius, colour, width, opacity)
+        self.surface.blit(spot, (centre[0] - spot.get_width() // 2, centre[1] - spot.get_height() // 2))
 
     def ring(self, centre: tuple[int, int], radius: int, fraction: float, colour: tuple[int, int, int],
              width: int) -> None:
         """A progress ring filling clockwise from twelve o'clock (``fraction`` 0..1)."""
         if fraction <= 0:
             return
-        # A filled band between two arcs: pygame's wide arcs leave moiré holes.
-        steps = max(2, round(72 * min(1.0, fraction)))
-        angles = [-math.pi / 2 + 2 * math.pi * min(1.0, fraction) * i / steps for i in range(steps + 1)]
-        outer = [(centre[0] + radius * math.cos(a), centre[1] + radius * math.sin(a)) for a in angles]
-        inner = [(centre[0] + (radius - width) * math.cos(a), centre[1] + (radius - width) * math.sin(a))
-                 for a in reversed(angles)]
-        self._pygame.draw.polygon(self.surface, colour, outer + inner)
+        ring = ring_surface(self._pygame, radius, fraction, colour, width)
+        self.surface.blit(ring, (centre[0] - ring.get_width() // 2, centre[1] - ring.get_height() // 2))
 
     def snapshot(self) -> np.ndarray:
         """What the screen shows now (text and cursor included), as a BGR uint8 array."""
@@ -151,8 +243,25 @@ class Display:
     def flip(self) -> None:
         self._pygame.display.flip()
 
-    def events(self) -> list:
-        return self._pygame.event.get()
-
     def close(self) -> None:
         self._pygame.display.quit()
+
+
+class SurfacePainter:
+    """A scene composited by numpy (appliance.render.compositor) and blitted to the screen surface."""
+
+    def __init__(self, display: Display, compositor: Compositor) -> None:
+        self._display, self._compositor = display, compositor
+
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float) -> np.ndarray:
+        image = self._compositor.compose(frame, alpha, now)
+        self._display.show(image)
+        return image
+
+    def paint_world(self, now: float) -> np.ndarray:
+        image = self._compositor.compose_world(now)
+        self._display.show(image)
+        return image
+
+    def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
+        return self._compositor.screen_point(point, frame_size)

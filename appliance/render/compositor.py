@@ -1,11 +1,13 @@
 """The per-scene compositing chain, run once per displayed frame by the kiosk's render loop.
 
-mirror → background replacement (camera resolution) → fit to screen → screen layers
-(snow, then overlays in campaign order). Replacement happens before the upscale because
-it is the only full-frame blend: at 720p it costs half what it would at 1080p, and it
-blends only inside the box of the person's feathered matte (the background is copied
-around it).  The world alone (``compose_world``: nobody shown) is the background fitted
-straight to the screen, then the layers.
+crop to the screen's aspect (the part of the camera the screen shows) → mirror → background
+replacement (camera resolution) → scale to the screen → screen layers (snow, then overlays in
+campaign order). Replacement happens before the upscale because it is the only full-frame
+blend: at 720p it costs half what it would at 1080p, and it blends only inside the box of the
+person's feathered matte (the background is copied around it).  The background is fitted to
+the screen's aspect whatever the camera's, so the world is framed the same with a person in
+it and alone (``compose_world``: the background fitted straight to the screen, then the
+layers).
 
 This numpy compositor runs where no GPU does and is the reference the GPU path
 (appliance.render.gpu) is tested against.
@@ -24,7 +26,7 @@ from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.render.background import open_background
-from appliance.render.fit import cover_fit, shown_point
+from appliance.render.fit import cover_box, cover_fit, shown_point
 from appliance.render.overlay import Overlay
 from appliance.render.snow import Snow
 
@@ -36,7 +38,7 @@ class Layer(Protocol):
 
 @dataclass
 class _Scratch:
-    """Camera-sized working buffers, reused every frame: fresh multi-megabyte arrays per
+    """Working buffers of the camera's shown part, reused every frame: fresh multi-megabyte arrays per
     frame cost page faults that showed up as a third of the compositor's time."""
 
     camera: np.ndarray
@@ -104,8 +106,12 @@ class Compositor:
         Returns a new C-contiguous BGR uint8 array of ``screen_size``, owned by the caller.
         """
         check_inputs(frame, alpha)
-        scratch = self._scratch_for(frame)
-        camera = frame
+        x, y, width, height = cover_box((frame.shape[1], frame.shape[0]), self.screen_size)
+        if self.scene.mirror:   # the part shown once mirrored is the mirror image of this one
+            x = frame.shape[1] - x - width
+        shown = (slice(y, y + height), slice(x, x + width))
+        camera, alpha = frame[shown], None if alpha is None else alpha[shown]
+        scratch = self._scratch_for(camera)
         if self.scene.mirror:
             camera = cv2.flip(camera, 1, dst=scratch.camera)
             alpha = None if alpha is None else cv2.flip(alpha, 1, dst=scratch.alpha)
