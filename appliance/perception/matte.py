@@ -10,8 +10,11 @@ Three steps, each against one artefact a shopper would notice:
 - halo (a rim of the real background around the person): a steep ramp on the
   matte's transition band trims the soft edge inwards.
 The filter's coefficients are computed at the model's resolution and applied at
-twice it (a "fast guided filter"); only the final uint8 resize touches
-full-resolution pixels.
+twice it (a "fast guided filter").  Cost (live, every frame): the guide at the
+model's resolution is the model's own input (``input_guide``: the pixels the
+probabilities come from, no pass over the frame), the working one is the
+frame's grey resized (uint8 throughout), and the filter's arithmetic is done in
+place.
 """
 
 from __future__ import annotations
@@ -40,9 +43,20 @@ def ramp_table(low: float, high: float) -> np.ndarray:
 
 
 def _luminance(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Grey 0..1 float32 of the image at ``size`` (w, h): the guided filter's guide."""
-    grey = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2GRAY)
-    return grey.astype(np.float32) * np.float32(1 / 255)
+    """Grey 0..1 float32 of the BGR image at ``size`` (w, h): the guided filter's guide."""
+    return _grey(image, size).astype(np.float32) * np.float32(1 / 255)
+
+
+def _grey(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Grey 0..255 uint8 of the BGR image at ``size`` (w, h): grey first, so the resize reads a third of the
+    bytes (faster than resizing three channels, measured on 720p)."""
+    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_LINEAR)
+
+
+def input_guide(model_input: np.ndarray) -> np.ndarray:
+    """The guide at the model's resolution from the model's own input (a 1xHxWx3 uint8 RGB batch): grey
+    0..1 float32 of exactly the pixels the probabilities were computed from."""
+    return cv2.cvtColor(model_input[0], cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
 
 
 def guided_coefficients(guide: np.ndarray, source: np.ndarray, side: int, eps: float
@@ -53,11 +67,15 @@ def guided_coefficients(guide: np.ndarray, source: np.ndarray, side: int, eps: f
     window = (side, side)
     mean_i = cv2.blur(guide, window)
     mean_p = cv2.blur(source, window)
-    cov_ip = cv2.blur(guide * source, window) - mean_i * mean_p
-    var_i = cv2.blur(guide * guide, window) - mean_i * mean_i
-    a = cov_ip / (var_i + np.float32(eps))
-    b = mean_p - a * mean_i
-    return cv2.blur(a, window), cv2.blur(b, window)
+    a = cv2.blur(guide * source, window)
+    a -= mean_i * mean_p                                       # cov(I, p)
+    var_i = cv2.sqrBoxFilter(guide, -1, window)
+    var_i -= mean_i * mean_i
+    var_i += np.float32(eps)
+    a /= var_i
+    mean_i *= a
+    mean_p -= mean_i                                           # b = mean(p) - a * mean(I)
+    return cv2.blur(a, window), cv2.blur(mean_p, window)
 
 
 class LiveMatte:
@@ -78,29 +96,44 @@ class LiveMatte:
         if previous is None or previous.shape != probabilities.shape or not self.settings.smoothing:
             current = probabilities.copy()
         else:
-            certainty = np.abs(probabilities - 0.5) * 2.0
-            still = 1.0 - np.minimum(np.abs(guide - previous_guide) * self.settings.motion_gain, 1.0)
-            weight = self.settings.smoothing * (1.0 - certainty * certainty) * still
-            current = probabilities + (previous - probabilities) * weight
+            # weight = smoothing * (1 - certainty²) * still, with certainty = 2|p - 0.5| (so 1 - certainty² =
+            # 4p(1 - p)) and still = 1 - min(gain * |Δguide|, 1); in place, one buffer.
+            weight = cv2.absdiff(guide, previous_guide)
+            weight *= np.float32(-self.settings.motion_gain)
+            weight += np.float32(1)
+            np.maximum(weight, np.float32(0), out=weight)
+            weight *= probabilities
+            weight *= np.float32(1) - probabilities
+            weight *= np.float32(4 * self.settings.smoothing)
+            current = previous - probabilities
+            current *= weight
+            current += probabilities
         self._previous = current
         return current
 
     def _refine(self, image: np.ndarray, matte: np.ndarray, guide: np.ndarray) -> np.ndarray:
-        """Fast guided filter: coefficients at the model's resolution, applied at the working one."""
+        """Fast guided filter: coefficients at the model's resolution, applied at the working one; 0..255 uint8.
+
+        ``a * grey/255 + b`` scaled by 255 is ``a * grey + 255 b``: the working guide stays uint8."""
         height, width = matte.shape
         work_size = (width * self.settings.work_scale, height * self.settings.work_scale)
         radius = self.settings.refine_radius
         if not radius:
-            return cv2.resize(matte, work_size, interpolation=cv2.INTER_LINEAR)
+            return cv2.convertScaleAbs(cv2.resize(matte, work_size, interpolation=cv2.INTER_LINEAR), alpha=255.0)
         a, b = guided_coefficients(guide, matte, 2 * radius + 1, self.settings.refine_eps)
-        a_work = cv2.resize(a, work_size, interpolation=cv2.INTER_LINEAR)
-        b_work = cv2.resize(b, work_size, interpolation=cv2.INTER_LINEAR)
-        return a_work * _luminance(image, work_size) + b_work
+        b *= np.float32(255)
+        refined = cv2.resize(a, work_size, interpolation=cv2.INTER_LINEAR)
+        refined *= _grey(image, work_size)
+        refined += cv2.resize(b, work_size, interpolation=cv2.INTER_LINEAR)
+        return cv2.convertScaleAbs(refined)
 
-    def update(self, image: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        """The alpha matte (uint8, the image's size) for this frame."""
+    def update(self, image: np.ndarray, probabilities: np.ndarray, guide: np.ndarray | None = None) -> np.ndarray:
+        """The alpha matte (uint8, the image's size) for this frame.
+
+        ``guide``: the image's grey (0..1 float32) at the probabilities' size, best ``input_guide`` of the
+        model's input; None takes it from ``image``."""
         height, width = probabilities.shape
-        guide = _luminance(image, (width, height))
-        refined = self._refine(image, self._smooth(probabilities, guide), guide)
-        trimmed = cv2.LUT(cv2.convertScaleAbs(refined, alpha=255.0), self._table)
+        if guide is None:
+            guide = _luminance(image, (width, height))
+        trimmed = cv2.LUT(self._refine(image, self._smooth(probabilities, guide), guide), self._table)
         return cv2.resize(trimmed, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -22,9 +22,17 @@ class PersonSegmenter:
         self._size = spec.input_size
         self.model = spec.name
 
+    def model_input(self, image: np.ndarray) -> np.ndarray:
+        """The image as the model sees it: stretched to its input size, a 1xHxWx3 uint8 RGB batch."""
+        return full_frame_tensor(image, self._size)
+
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Person probability 0..1 (float32) at the model's output resolution."""
-        output = self._runner.run([full_frame_tensor(image, self._size)])[0]
+        return self.probabilities_of(self.model_input(image))
+
+    def probabilities_of(self, model_input: np.ndarray) -> np.ndarray:
+        """``probabilities`` from the image's ``model_input``, for a caller that uses that input too."""
+        output = self._runner.run([model_input])[0]
         return output.reshape(self._size[1], self._size[0])
 
     def mask(self, image: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from appliance.perception.hand import GestureState, Hand
 from appliance.perception.hand_search import person_box
 from appliance.perception.hands import LANDMARK_MODEL, PALM_MODEL, Box, HandTracker, hands_in_still
 from appliance.perception.landmarks import HandLandmarker
-from appliance.perception.matte import LiveMatte, MatteSettings
+from appliance.perception.matte import LiveMatte, MatteSettings, input_guide
 from appliance.perception.needs import EVERY_FRAME
 from appliance.perception.palm import PalmDetector
 from appliance.perception.pose_detection import PoseDetector
@@ -72,8 +72,10 @@ class SegmentationStage:
 
     def run(self, image: np.ndarray) -> Segmented:
         size = (image.shape[1], image.shape[0])
-        probabilities = self.segmenter.probabilities(image)
-        alpha = self.matte.update(image, probabilities) if self.matte else mask_at(probabilities, size)
+        model_input = self.segmenter.model_input(image)
+        probabilities = self.segmenter.probabilities_of(model_input)
+        alpha = (self.matte.update(image, probabilities, input_guide(model_input)) if self.matte
+                 else mask_at(probabilities, size))
         return Segmented(probabilities, alpha, coverage(probabilities), person_box(probabilities, size))
 
 

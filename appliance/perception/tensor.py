@@ -74,6 +74,13 @@ def region_tensor(image: np.ndarray, region: Region, size: tuple[int, int], repl
 
 
 def full_frame_tensor(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The whole image stretched to ``size`` (w, h), as a 1xHxWx3 uint8 RGB batch."""
+    """The whole image stretched to ``size`` (w, h), as a 1xHxWx3 uint8 RGB batch.
+
+    When the image is a whole multiple of ``size`` (720p to 256x144 is 5x), every corner-aligned sample
+    falls on a pixel (tensor pixel x is image pixel 5x), so a nearest-neighbour resize picks exactly the
+    warp's pixels, in about half its time.
+    """
     height, width = image.shape[:2]
+    if width % size[0] == 0 and height % size[1] == 0:
+        return cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_NEAREST), cv2.COLOR_BGR2RGB)[None]
     return region_tensor(image, Region(width / 2, height / 2, width, height), size)
