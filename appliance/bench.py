@@ -5,8 +5,9 @@ capture (decode the next frame), segmentation (pre-processing, inference and the
 full-resolution matte), hands (tracking, the hand search when needed, gestures),
 pose (with ``--models …,pose``: every person's landmarks, tracked, the detector
 when someone is missing), face (with ``--models …,face``: every face's mesh,
-tracked, the face detector when a face is missing), composite (the world's filter chain to the screen
-size), present (blit and flip through SDL's dummy driver), total (all of them);
+tracked, the face detector when a face is missing), composite (the world drawn on the
+display: numpy's chain and its blit, or the GPU's upload and draws; ``--compositor``), present
+(the flip: SDL's dummy driver headless, the screen with ``--on-screen``), total (all of them);
 and CPU time: each stage's own thread's (``cpu_stages``, p50/p95 ms: with ``--threads 1``
 all of a model's work, so a stage's cost on a board's core scales from it, whatever else
 the machine is doing) and the process's a frame (all its threads).
@@ -17,7 +18,9 @@ segmentation and hands); ``--profile cpu-board`` caps them as an RK3399 would
 (perception/profile.py); ``--cores N`` keeps the whole frame path to N cores with N
 inference threads a model (``--cores 1``: a one-core board's proxy).  The report counts the people pose found per frame
 (``people``: p50 and max) and the faces face found (``faces``), so a 2-person
-run says it was one.
+run says it was one.  ``--models campaign`` runs every model the campaign's experiences ask for
+and, before timing, makes one photo and its styles' samples as a kiosk's first photo does, so
+``peak_rss_mb`` is the appliance's memory with every model of the campaign loaded.
 Targets live here and in the README, never in timed tests.
 """
 
@@ -28,11 +31,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.content import load_bundle
+import numpy as np
+
+from appliance.config import Config
+from appliance.content import Bundle, load_bundle
 from appliance.errors import ApplianceError
+from appliance.experience.registry import installed
 from appliance.fleet.sysinfo import process_peak_rss_mb
 from appliance.inference.backend import Inference
-from appliance.kiosk.display import Display, DisplayMode
+from appliance.kiosk.display import DisplayMode
+from appliance.kiosk.gpu_display import open_display
+from appliance.kiosk.machine import NAVIGATION
 from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.perception.face_tracker import FaceSettings
 from appliance.perception.matte import MatteSettings
@@ -40,7 +49,9 @@ from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
 from appliance.perception.pipeline import DEFAULT_NEEDS, Perceiver
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.profile import FULL, Profile
-from appliance.render.compositor import Compositor
+from appliance.perception.still_faces import StillFaces
+from appliance.photo.compose import compose_photo
+from appliance.photo.style import sample_picture, samples, styled_photo
 from appliance.sources.base import FrameSource
 from appliance.stats import StageStats
 
@@ -63,6 +74,9 @@ class BenchSetup:
     face: FaceSettings = FaceSettings()
     profile: Profile = FULL
     cores: list[int] | None = None    # the CPUs the process was kept to (``--cores``), None: all it may use
+    compositor: str = "cpu"           # [display] compositor: auto, gpu or cpu
+    on_screen: bool = False           # a window on the screen (a board's GPU) instead of SDL's dummy driver
+    photo: Config | None = None       # make a first photo as the kiosk would, with this config (``--models campaign``)
 
 
 def pin_to_cores(count: int) -> list[int]:
@@ -75,11 +89,35 @@ def pin_to_cores(count: int) -> list[int]:
     return allowed[:count]
 
 
-def needs_of(models: str | None) -> Needs:
+def campaign_needs(bundle: Bundle) -> Needs:
+    """What perception runs for every experience ``bundle`` offers at once, with the kiosk's navigation."""
+    registry, needs = installed(), NAVIGATION
+    for name in bundle.experiences:
+        needs = needs.union(registry[name].needs_for(bundle.configs.get(name)))
+    return needs
+
+
+def first_photo(config: Config, inference: Inference, bundle: Bundle, world: str, frame: np.ndarray) -> None:
+    """What a kiosk's first photo loads, by making one as it does: the photo desk's models, every style's (its
+    samples), the still faces' (the first style given the shopper's faces back)."""
+    from appliance.compose import photo_tools
+
+    desk, styler = photo_tools(config, inference, bundle, world, StillFaces(inference, config.face.settings()))
+    photo = compose_photo(frame, desk)
+    samples(styler, sample_picture(desk.background, desk.star))
+    for name in list(styler.styles)[:1]:
+        styled_photo(photo, styler, name, desk.config.jpeg_quality, desk.config.screen_size())
+
+
+def needs_of(models: str | None, bundle: Bundle | None = None) -> Needs:
     """``--models segmentation,hands,pose@15`` as Needs: every frame each, or ``@N`` times a second (as an
-    experience may ask); None is the default experience's needs."""
+    experience may ask); None is the default experience's needs; ``campaign`` is ``bundle``'s every experience's."""
     if models is None:
         return DEFAULT_NEEDS
+    if models == "campaign":
+        if bundle is None:
+            raise ApplianceError("--models campaign: no campaign bundle to read the experiences of")
+        return campaign_needs(bundle)
     rates: dict[str, float] = {}
     for item in (item.strip() for item in models.split(",")):
         if not item:
@@ -107,25 +145,29 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         raise ApplianceError(f"--world {setup.world}: the bundle has {len(bundle.scenes)} world(s)")
     perceiver = Perceiver(setup.inference, setup.matte, setup.parallel, setup.pose, setup.face,
                           profile=setup.profile)
-    compositor = Compositor(bundle.scenes[setup.world], bundle.directory, setup.screen, setup.limits)
-    display = Display(DisplayMode.HEADLESS, setup.screen)
+    display = open_display(DisplayMode.WINDOWED if setup.on_screen else DisplayMode.HEADLESS, setup.screen,
+                           setup.compositor)
+    scene = bundle.scenes[setup.world]
     stats = StageStats(window=frames)
     cpu_stats = StageStats(window=frames)
     people: list[int] = []
     faces: list[int] = []
     timed_start = cpu_start = 0.0
     try:
+        painter = display.painter(scene, bundle.directory, setup.limits)
         for index in range(WARMUP_FRAMES + frames):
             if index == WARMUP_FRAMES:
                 timed_start, cpu_start = time.perf_counter(), time.process_time()
             t0, c0 = time.perf_counter(), time.thread_time()
             frame = setup.source.read()
             t1, c1 = time.perf_counter(), time.thread_time()
+            if index == 0 and setup.photo is not None:
+                first_photo(setup.photo, setup.inference, bundle, scene.id, frame.image)
+                t1, c1 = time.perf_counter(), time.thread_time()
             perception = perceiver.process(frame, setup.needs)
             t2, c2 = time.perf_counter(), time.thread_time()
-            image = compositor.compose(frame.image, perception.alpha, time.monotonic())
+            painter.paint(frame.image, perception.alpha, time.monotonic())
             t3, c3 = time.perf_counter(), time.thread_time()
-            display.show(image)
             display.flip()
             t4, c4 = time.perf_counter(), time.thread_time()
             if index >= WARMUP_FRAMES:
@@ -152,7 +194,9 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         "cores": setup.cores,
         "threads": setup.inference.options.threads,
         "source": setup.source.description,
-        "screen": list(setup.screen),
+        "screen": list(display.size),
+        "compositor": display.compositor,
+        "renderer": getattr(display, "renderer_name", "numpy"),
         "stages": stats.summary(),
         "cpu_stages": cpu_stats.summary(),
         **({"people": _counts(people)} if setup.needs.wants("pose") else {}),
@@ -169,7 +213,8 @@ def format_table(result: dict) -> str:
     lines = [f"{result['frames']} frames from {result['source']} to {result['screen'][0]}x{result['screen'][1]}, "
              f"backend {result['backend']}, profile {result['profile']}, "
              f"{'cores ' + ','.join(map(str, result['cores'])) if result['cores'] else 'all cores'}, "
-             f"{result['threads']} inference thread(s) a model: {result['fps']} fps, "
+             f"{result['threads']} inference thread(s) a model, {result['compositor']} compositor "
+             f"({result['renderer']}): {result['fps']} fps, "
              f"{result['cpu_ms_per_frame']} ms of CPU a frame (all threads), peak RSS {result['peak_rss_mb']} MB",
              f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}{'CPU p50':>10}{'CPU p95':>10}"]
     for stage, summary in result["stages"].items():

@@ -66,7 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--screen", default="1920x1080", help="WxH of the composited screen")
     bench.add_argument("--world", type=int, default=0, help="which world of the content bundle")
     bench.add_argument("--models", metavar="LIST", help="comma-separated models perception runs: segmentation, "
-                       "hands, pose, face (default: the default experience's, segmentation,hands)")
+                       "hands, pose, face, age (default: the default experience's, segmentation,hands); campaign: "
+                       "every model the campaign's experiences use, its first photo's included")
+    bench.add_argument("--compositor",
+                       help="where the world is composited: auto, gpu or cpu (default: the config's [display])")
+    bench.add_argument("--on-screen", action="store_true",
+                       help="draw in a window on the screen (a board's GPU) instead of SDL's dummy driver")
     bench.add_argument("--config", type=Path,
                        help="take content, segmentation settings and [media] limits from this file")
 
@@ -171,11 +176,12 @@ def _photo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from appliance.bench import BenchSetup, format_table, needs_of, pin_to_cores, run_bench
     from appliance.config import load_config
+    from appliance.content import load_bundle
     from appliance.perception.demo import demo_image
     from appliance.sources.open import open_source
 
     config = load_config(args.config)
-    needs = needs_of(args.models)
+    needs = needs_of(args.models, load_bundle(config.kiosk.content) if args.models == "campaign" else None)
     cores = pin_to_cores(args.cores) if args.cores is not None else None
     given = {"backend": args.backend, "threads": args.threads or args.cores, "profile": args.profile}
     settings = config.inference.model_copy(update={key: value for key, value in given.items() if value})
@@ -193,6 +199,9 @@ def _bench(args: argparse.Namespace) -> int:
         face=config.face.settings(),
         profile=settings.perception_profile(),
         cores=cores,
+        compositor=args.compositor or config.display.compositor,
+        on_screen=args.on_screen,
+        photo=config if args.models == "campaign" else None,
     )
     result = run_bench(setup, args.frames)
     print(json.dumps(result) if args.json else format_table(result))

@@ -129,6 +129,13 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
         display.close()
 
 
+def photo_tools(config: Config, inference: Inference, bundle: Bundle, world: str,
+                find_faces: StillFaces) -> tuple[PhotoDesk, Styler]:
+    """The photo desk of ``bundle``'s ``world`` and its campaign's styles, their models loaded."""
+    desk = PhotoDesk(bundle, inference, world, config.media, pose=config.pose.settings())
+    return desk, Styler(desk.config.styles, Path(bundle.directory), inference, config.media, find_faces)
+
+
 def photo_desk(config: Config, inference: Inference, alerts: Alerts,
                stills: Callable[[int], list[Frame]] | None = None) -> KioskKeepsakes:
     """The kiosk's photo desk: photos composed by ``appliance.photo`` for the campaign and world shown (one
@@ -144,9 +151,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
         key = (str(bundle.directory), world)
         if key not in desks:
             desks.clear()
-            desk = PhotoDesk(bundle, inference, world, config.media, pose=config.pose.settings())
-            desks[key] = desk, Styler(desk.config.styles, Path(bundle.directory), inference, config.media,
-                                      find_faces)
+            desks[key] = photo_tools(config, inference, bundle, world, find_faces)
         return desks[key]
 
     def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any, style: str | None) -> Any:

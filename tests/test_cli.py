@@ -107,6 +107,28 @@ def test_bench_cores_keeps_the_frame_path_to_one_core_with_one_thread(astronaut_
     assert too_many.returncode != 0 and "core(s) here" in too_many.stderr
 
 
+def test_bench_composites_on_the_cpu_headless_and_on_the_gpu_when_asked(astronaut_file: Path) -> None:
+    reports = {}
+    for compositor in ("auto", "gpu"):
+        result = cli("bench", str(astronaut_file), "--frames", "3", "--json", "--screen", "640x360",
+                     "--compositor", compositor)
+        assert result.returncode == 0, result.stderr
+        reports[compositor] = json.loads(result.stdout)
+    assert (reports["auto"]["compositor"], reports["auto"]["renderer"]) == ("cpu", "numpy")
+    assert (reports["gpu"]["compositor"], reports["gpu"]["renderer"]) == ("gpu", "software")
+    assert reports["gpu"]["stages"]["composite"]["p50"] > 0
+    wrong = cli("bench", str(astronaut_file), "--frames", "1", "--compositor", "metal")
+    assert wrong.returncode != 0 and "compositor 'metal'" in wrong.stderr
+
+
+def test_bench_campaign_runs_every_model_of_the_campaign_and_its_first_photo(astronaut_file: Path) -> None:
+    result = cli("bench", str(astronaut_file), "--frames", "2", "--json", "--screen", "640x360", "--models", "campaign")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["models"] == ["segmentation", "hands", "pose", "face", "age"]
+    assert report["peak_rss_mb"] > 200   # the style models of the first photo loaded beside perception's
+
+
 def test_bench_on_the_devset_video(media: Path) -> None:
     result = cli("bench", str(media / "kiosk_fist_thumbup_720p.mp4"), "--frames", "20", "--json")
     assert result.returncode == 0, result.stderr

@@ -138,7 +138,7 @@ def test_no_accelerated_renderer_falls_back_to_the_cpu(caplog: pytest.LogCapture
 
 
 def test_an_unknown_compositor_is_refused_naming_the_key() -> None:
-    with pytest.raises(ApplianceError, match=r"\[display\] compositor = 'metal'"):
+    with pytest.raises(ApplianceError, match=r"compositor 'metal' \(\[display\] compositor"):
         open_display(DisplayMode.HEADLESS, SCREEN, "metal")
 
 

@@ -69,7 +69,8 @@ def open_display(mode: DisplayMode, size: tuple[int, int], compositor: str = "au
     """The display for ``mode``: ``compositor`` "auto" is the GPU where SDL offers a hardware renderer (never
     headless), else the CPU; "gpu" and "cpu" force one (a GPU that cannot be had is then an ApplianceError)."""
     if compositor not in COMPOSITORS:
-        raise ApplianceError(f"[display] compositor = {compositor!r}: use one of {', '.join(COMPOSITORS)}")
+        raise ApplianceError(f"compositor {compositor!r} ([display] compositor, bench --compositor): use one of "
+                             f"{', '.join(COMPOSITORS)}")
     if compositor == "cpu" or (compositor == "auto" and mode is DisplayMode.HEADLESS):
         return Display(mode, size)
     try:
