@@ -49,12 +49,13 @@ from appliance.perception.hand import GestureState, Hand, HandGesture, Swipe
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perception
 
-API_VERSION = "1.4"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
+API_VERSION = "1.5"  # 1.1: Pose, LIMBS; 1.2: World.mirror, Stage.screen_point; 1.3: Context.keepsakes;
 #                      1.4: Keepsakes.notice and cancel, mask_box, FakeContext(campaign=…) publishes as the kiosk does,
 #                      [photo] styles and style_default, Keepsakes.take(style) and samples, Keepsake.style,
 #                      Face (Perception.faces with Needs.face), Keepsakes.picture and faces, Context.pixels,
 #                      Needs.age and gender, Face.age (FaceAge: a tracked face's smoothed band), Experience.needs_of,
-#                      sharpness (a box's), lab_statistics and transfer (Reinhard's colour transfer), screen_corners
+#                      sharpness (a box's), lab_statistics and transfer (Reinhard's colour transfer), screen_corners;
+#                      1.5: Experience.reads_screen (Stage.show may return None to an experience that never reads it)
 #: Names the core gives a role: ``attract`` shows while nobody is in front, ``menu`` offers the others.
 ATTRACT, MENU = "attract", "menu"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -208,7 +209,8 @@ class Stage(Protocol):
 
     def show(self, perception: Perception | None, person: bool = True) -> Any:
         """The world with the person cut in (``person=False``: the world alone) as this frame's background;
-        returns the composited screen (a BGR numpy image)."""
+        returns the composited screen (a BGR numpy image: the screen itself, or a smaller copy of it where the
+        GPU composites; None to an experience declared with ``reads_screen=False`` there, since API 1.5)."""
 
     def switch_world(self, step: int) -> None:
         """The next (+1) or previous (-1) world of the campaign."""
@@ -305,7 +307,8 @@ class Experience:
     plug-ins): "always" offers it, "with_table" when the campaign has its table, "listed" (the
     default) never — a campaign lists the experiences it wants.  ``needs_of``, when given, makes the
     needs from the validated config (a campaign switch that spares a model); ``needs_for`` is what the
-    kiosk asks for.
+    kiosk asks for.  ``reads_screen=False`` says the experience never reads what ``Stage.show`` returns:
+    where the GPU composites, the kiosk then makes no CPU copy of the screen for it (since API 1.5).
     """
 
     name: str
@@ -317,6 +320,7 @@ class Experience:
     keys: Mapping[str, str] = field(default_factory=dict)
     offered: str = "listed"
     needs_of: Callable[[Any], Needs] | None = None
+    reads_screen: bool = True
 
     def needs_for(self, config: Any) -> Needs:
         """The perception a run asks for, given the campaign's validated table."""

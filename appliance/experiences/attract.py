@@ -44,4 +44,4 @@ class AttractScene:
 
 
 experience = Experience(name="attract", api=API_VERSION, scene=AttractScene, card=lambda config: Card("Welcome"),
-                        needs=Needs(segmentation=0.0, hands=0.0))
+                        needs=Needs(segmentation=0.0, hands=0.0), reads_screen=False)

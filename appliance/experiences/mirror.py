@@ -48,4 +48,5 @@ class MirrorScene:
 
 
 experience = Experience(name="mirror", api=API_VERSION, scene=MirrorScene,
-                        card=lambda config: Card("Live mirror", "Step into our worlds", live=True), offered="always")
+                        card=lambda config: Card("Live mirror", "Step into our worlds", live=True), offered="always",
+                        reads_screen=False)

@@ -239,12 +239,14 @@ class Kiosk:
         self.world_index = (self.world_index + step) % len(self.bundle.scenes)
         log.info("world %s", self.world.id)
 
-    def show_composite(self, frame: np.ndarray | None, alpha: np.ndarray | None, now: float) -> np.ndarray:
+    def show_composite(self, frame: np.ndarray | None, alpha: np.ndarray | None, now: float) -> np.ndarray | None:
         """Draw the current world with ``frame`` cut in by ``alpha`` (``frame`` None: the world alone) and return
-        the screen's picture (see ScenePainter)."""
+        the screen's picture (see ScenePainter; None where making one would cost and the experience shown
+        declares it never reads it)."""
         started = time.perf_counter()
         painter = self.painter()
-        image = painter.paint_world(now) if frame is None else painter.paint(frame, alpha, now)
+        picture = self.current not in self.registry or self.registry[self.current].reads_screen
+        image = painter.paint_world(now, picture) if frame is None else painter.paint(frame, alpha, now, picture)
         self.stats.add("composite", (time.perf_counter() - started) * 1000)
         return image
 
@@ -261,7 +263,7 @@ class Kiosk:
 
     # -- the stage, as experiences see it (appliance.kiosk.context.StageHost) --------------------------
 
-    def show_perception(self, perception: Any, person: bool) -> np.ndarray:
+    def show_perception(self, perception: Any, person: bool) -> np.ndarray | None:
         """The world with the person; a world that cannot be built is the campaign's failure, not the
         experience's: the screen stays dark until the schedule's next pick is shown (``painter``)."""
         try:

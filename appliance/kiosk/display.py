@@ -45,11 +45,12 @@ def fit_window(size: tuple[int, int], desktop: tuple[int, int], share: float = 0
 class ScenePainter(Protocol):
     """One world drawn as each frame's background, on the display that made it."""
 
-    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float) -> np.ndarray:
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float, picture: bool = True) -> np.ndarray | None:
         """Draw the world with the person (``alpha``; None: the raw frame); returns the screen as a BGR image
-        (the CPU's own screen, or a reduced copy of it where the GPU composites)."""
+        (the CPU's own screen, or a reduced copy of it where the GPU composites, made only when ``picture``
+        asks: None otherwise)."""
 
-    def paint_world(self, now: float) -> np.ndarray:
+    def paint_world(self, now: float, picture: bool = True) -> np.ndarray | None:
         """Draw the world alone (nobody shown); returns the screen as ``paint`` does."""
 
     def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
@@ -260,12 +261,12 @@ class SurfacePainter:
     def __init__(self, display: Display, compositor: Compositor) -> None:
         self._display, self._compositor = display, compositor
 
-    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float) -> np.ndarray:
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float, picture: bool = True) -> np.ndarray:
         image = self._compositor.compose(frame, alpha, now)
         self._display.show(image)
         return image
 
-    def paint_world(self, now: float) -> np.ndarray:
+    def paint_world(self, now: float, picture: bool = True) -> np.ndarray:
         image = self._compositor.compose_world(now)
         self._display.show(image)
         return image

@@ -15,9 +15,10 @@ Invariants:
   Overlay and Snow objects' images and positions), so the two paths differ only by where
   the scaling and the rounding of the blend happen (within a few levels: see
   tests/test_gpu_compositor.py).
-- ``paint``/``paint_world`` only issue draws: the caller presents the renderer.  Each returns
-  a ``PREVIEW_SIZE`` copy of the screen composited on the CPU (Stage.show's picture of the
-  screen: a menu's live card), a few hundred microseconds instead of reading the GPU back.
+- ``paint``/``paint_world`` only issue draws: the caller presents the renderer.  Asked for a
+  ``picture``, each returns a ``PREVIEW_SIZE`` copy of the screen composited on the CPU
+  (Stage.show's picture of the screen: a menu's live card) instead of reading the GPU back; else
+  None, and the frame costs the CPU only the matte, the upload and the draw calls.
 - A missing, corrupt or oversized medium fails when the scene is built (ApplianceError
   naming the file), never in the middle of a frame, as in the numpy compositor.
 """
@@ -116,9 +117,9 @@ class TextureCompositor:
                                        (*overlay.origin, overlay.visible.shape[1], overlay.visible.shape[0])))
         self._preview = Compositor(scene, bundle_dir, PREVIEW_SIZE, limits)
 
-    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float) -> np.ndarray:
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float, picture: bool = True) -> np.ndarray | None:
         """Draw the screen for camera ``frame`` and person ``alpha`` (None: the raw frame), as
-        ``Compositor.compose`` would; returns the ``PREVIEW_SIZE`` copy."""
+        ``Compositor.compose`` would; returns the ``PREVIEW_SIZE`` copy when asked for a ``picture``."""
         check_inputs(frame, alpha)
         height, width = frame.shape[:2]
         if alpha is not None:
@@ -133,13 +134,14 @@ class TextureCompositor:
         camera.draw(srcrect=cover_box((width, height), self.screen_size), dstrect=(0, 0, *self.screen_size),
                     flip_x=self.scene.mirror)
         self._draw_layers(now)
-        return self._preview.compose(*self._small(frame, alpha), now)
+        return self._preview.compose(*self._small(frame, alpha), now) if picture else None
 
-    def paint_world(self, now: float) -> np.ndarray:
-        """Draw the world alone (nobody shown), as ``Compositor.compose_world``; returns the preview copy."""
+    def paint_world(self, now: float, picture: bool = True) -> np.ndarray | None:
+        """Draw the world alone (nobody shown), as ``Compositor.compose_world``; returns the preview copy when
+        asked for a ``picture``."""
         self._draw_background(now)
         self._draw_layers(now)
-        return self._preview.compose_world(now)
+        return self._preview.compose_world(now) if picture else None
 
     def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
         """Where a point of the camera frame (w, h) appears on the screen: mirrored like the image, then fitted."""

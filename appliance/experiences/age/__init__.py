@@ -20,4 +20,4 @@ def needs(config: AgeConfig | None) -> Needs:
 
 experience = Experience(name="age", api=API_VERSION, scene=AgeScene,
                         card=lambda config: Card("AI guesses your age", "How old do you look?", live=True),
-                        needs=needs(None), config=AgeConfig, needs_of=needs)
+                        needs=needs(None), config=AgeConfig, needs_of=needs, reads_screen=False)

@@ -16,4 +16,4 @@ def card(config: FusionConfig) -> Card:
 
 experience = Experience(name="fusion", api=API_VERSION, scene=FusionScene, card=card,
                         needs=Needs(hands=EVERY_FRAME, face=EVERY_FRAME), config=FusionConfig, keys=KEYS,
-                        offered="with_table")
+                        offered="with_table", reads_screen=False)

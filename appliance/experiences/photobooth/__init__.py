@@ -14,4 +14,5 @@ def card(config: PhotoConfig) -> Card:
 
 
 experience = Experience(name="photo", api=API_VERSION, scene=BoothScene, card=card,
-                        needs=Needs(hands=EVERY_FRAME, pose=5, face=10), config=PhotoConfig, keys=KEYS, offered="with_table")
+                        needs=Needs(hands=EVERY_FRAME, pose=5, face=10), config=PhotoConfig, keys=KEYS, offered="with_table",
+                        reads_screen=False)

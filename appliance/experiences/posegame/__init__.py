@@ -17,4 +17,4 @@ def card(config: PoseConfig) -> Card:
 
 
 experience = Experience(name="pose", api=API_VERSION, scene=PoseScene, card=card, needs=Needs(pose=POSE_RATE),
-                        config=PoseConfig, offered="with_table")
+                        config=PoseConfig, offered="with_table", reads_screen=False)

@@ -12,4 +12,4 @@ def card(config: RpsConfig) -> Card:
 
 
 experience = Experience(name="rps", api=API_VERSION, scene=RpsScene, card=card, needs=Needs(), config=RpsConfig,
-                        keys=KEYS, offered="with_table")
+                        keys=KEYS, offered="with_table", reads_screen=False)
