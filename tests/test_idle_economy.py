@@ -19,9 +19,11 @@ from appliance.experiences.attract import experience as attract
 from appliance.kiosk.presence import Presence
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver, Perception, PerceptionThread
-from appliance.perception.schedule import PRESENCE_RATE, WATCH_COVERAGE, watching
+from appliance.perception.schedule import PRESENCE_RATE, WATCH_COVERAGE, frame_wanted, watching
 from appliance.slot import LatestSlot
-from appliance.sources.base import Frame
+from appliance.sources.base import Frame, GrabbingSource
+from appliance.sources.camera import CameraSource
+from appliance.sources.capture import CaptureThread
 
 FPS = 30.0
 #: The capture time presence may take to count a shopper in: the rest of the half second is the kiosk's.
@@ -114,3 +116,111 @@ def test_watching_asks_segmentation_every_frame_only_when_presence_alone_is_want
     assert watching(attract.needs, WATCH_COVERAGE).segmentation == EVERY_FRAME
     hands = Needs(segmentation=0.0, hands=10)
     assert watching(hands, 0.5) == hands
+
+
+def test_a_frame_is_wanted_unless_only_presence_is_and_no_presence_run_is_due() -> None:
+    presence_only = attract.needs
+    assert not frame_wanted(presence_only, 0.0, 1.0, 1.1)
+    assert frame_wanted(presence_only, 0.0, 1.0, 1.0 + 1 / PRESENCE_RATE)
+    assert frame_wanted(presence_only, 0.0, None, 1.1)
+    assert frame_wanted(presence_only, WATCH_COVERAGE, 1.0, 1.1)
+    assert frame_wanted(Needs(segmentation=0.0, hands=10), 0.0, 1.0, 1.1)
+    assert frame_wanted(Needs(hands=0.0), 0.0, 1.0, 1.1)   # the person is drawn: every frame
+
+
+class ScriptedCamera:
+    """A grabbing source on the scripted clock: frame i is grabbed at i/30 s and shows ``scene(i)``."""
+
+    description = "scripted camera"
+    still_size = None
+
+    def __init__(self, scene) -> None:
+        self.scene = scene
+        self.grabbed = -1
+        self.retrieved: list[int] = []
+
+    def grab(self) -> float:
+        self.grabbed += 1
+        return self.grabbed / FPS
+
+    def retrieve(self) -> Frame:
+        self.retrieved.append(self.grabbed)
+        return Frame(self.scene(self.grabbed), self.grabbed, self.grabbed / FPS)
+
+    def read(self) -> Frame:
+        raise AssertionError("a grabbing source is read in two steps by the capture thread")
+
+    def still(self, count: int) -> list[Frame]:
+        raise AssertionError("no photo is asked for")
+
+    def reopen(self) -> None:
+        """Nothing to reopen."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_with_nobody_in_front_only_the_presence_runs_frames_are_converted_and_a_shopper_still_counts_in(
+        astronaut: np.ndarray, empty: np.ndarray) -> None:
+    arrival = 64   # four frames after the presence run on frame 60: the next one is on frame 66
+    camera = ScriptedCamera(lambda index: astronaut if index >= arrival else empty)
+    assert isinstance(camera, GrabbingSource)
+    rig = Rig(CountingInference())
+    capture = CaptureThread(camera, rig.frames, wanted=rig.thread.wanted)
+    present = []
+    for _ in range(arrival + round(FPS)):
+        version = rig.frames.latest()[0]
+        capture.step()
+        if rig.frames.latest()[0] == version:
+            continue
+        rig.thread.step()
+        _, result = rig.results.latest()
+        if "segmentation" in result.ran:
+            rig.segmented.append(result.index)
+        present.append((result.index, rig.presence.update(result.coverage, result.frame.captured_at)))
+    idle = [index for index in camera.retrieved if index < arrival]
+    assert idle == rig.segmented[:len(idle)] == list(range(0, arrival, round(FPS / PRESENCE_RATE)))
+    assert capture.skipped >= arrival - len(idle)
+    counted_in = next(index for index, here in present if here)
+    assert list(range(66, counted_in + 1)) == [index for index in camera.retrieved if 66 <= index <= counted_in]
+    assert (counted_in - arrival) / FPS <= COUNTED_IN_S
+
+
+class GrabbingV4L2:
+    """An OpenCV capture that counts its grabs and its decodes (retrieve)."""
+
+    def __init__(self) -> None:
+        self.grabs = self.decodes = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def get(self, prop: int) -> float:
+        return {3: 1280.0, 4: 720.0}.get(prop, 0.0)
+
+    def grab(self) -> bool:
+        self.grabs += 1
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray]:
+        self.decodes += 1
+        return True, np.zeros((720, 1280, 3), np.uint8)
+
+    def release(self) -> None:
+        """Nothing to release."""
+
+
+def test_a_camera_frame_nobody_wants_is_grabbed_but_never_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    device = GrabbingV4L2()
+    monkeypatch.setattr("appliance.sources.camera.camera_present", lambda index: True)
+    camera = CameraSource(0, open_capture=lambda index: device)
+    frames: LatestSlot[Frame] = LatestSlot()
+    capture = CaptureThread(camera, frames, wanted=lambda captured_at: device.grabs % 3 == 1)
+    for _ in range(6):
+        capture.step()
+    assert (device.grabs, device.decodes, capture.skipped) == (6, 2, 4)
+    _, frame = frames.latest()
+    assert frame.index == 3 and frame.image.shape == (720, 1280, 3)

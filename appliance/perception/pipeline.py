@@ -53,7 +53,7 @@ from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import MODELS, Needs
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.profile import FULL, Profile
-from appliance.perception.schedule import RateGate, segmentation_rate, watching
+from appliance.perception.schedule import RateGate, frame_wanted, segmentation_rate, watching
 from appliance.perception.stages import AgeStage, FaceStage, HandStage, PoseStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
@@ -269,7 +269,8 @@ class PerceptionThread(Worker):
 
     ``want`` (from any thread, e.g. the render loop when the experience changes)
     takes effect on the next frame perceived.  While only presence is wanted, the last result's
-    coverage may put segmentation on every frame (``schedule.watching``).
+    coverage may put segmentation on every frame (``schedule.watching``); ``wanted`` tells the capture
+    thread which frames it need not convert (``schedule.frame_wanted``).
     """
 
     def __init__(self, perceiver: Perceiver, frames: LatestSlot[Frame], results: LatestSlot[Perception],
@@ -282,9 +283,15 @@ class PerceptionThread(Worker):
         self._needs.put(needs)
         self._seen = 0
         self._coverage = 0.0
+        self._segmented_at: float | None = None
 
     def want(self, needs: Needs) -> None:
         self._needs.put(needs)
+
+    def wanted(self, captured_at: float) -> bool:
+        """Whether a frame captured at ``captured_at`` will be used (from the capture thread)."""
+        _, needs = self._needs.latest()
+        return frame_wanted(needs or DEFAULT_NEEDS, self._coverage, self._segmented_at, captured_at)
 
     def stop(self) -> None:
         super().stop()
@@ -299,6 +306,8 @@ class PerceptionThread(Worker):
         try:
             result = self.perceiver.process(frame, watching(needs or DEFAULT_NEEDS, self._coverage))
             self._coverage = result.coverage
+            if "segmentation" in result.ran:
+                self._segmented_at = frame.captured_at
             self.results.put(result)
             self.problem = None
         except ApplianceError as exc:

@@ -13,6 +13,8 @@ Invariants:
   (``watching``): presence counts masks of successive frames, never one mask repeated on the
   frames segmentation skipped, and a shopper is counted in within a few frames of the first mask
   that shows them (tests/test_idle_economy.py: at most 0.3 s of capture time on a 30 fps camera).
+- A frame is wanted (``frame_wanted``: the capture thread converts it) unless nothing but presence is
+  wanted, nobody may be stepping in, and no presence run is due on it.
 """
 
 from __future__ import annotations
@@ -59,3 +61,13 @@ def watching(needs: Needs, coverage: float) -> Needs:
     if coverage < WATCH_COVERAGE or any(needs.wants(model) for model in MODELS):
         return needs
     return dataclasses.replace(needs, segmentation=EVERY_FRAME)
+
+
+def frame_wanted(needs: Needs, coverage: float, segmented_at: float | None, captured_at: float) -> bool:
+    """Whether a frame captured at ``captured_at`` will be used, given the last mask's ``coverage`` and the
+    capture time of the frame segmentation last ran on (None: never)."""
+    if coverage >= WATCH_COVERAGE or any(needs.wants(model) for model in MODELS):
+        return True
+    gate = RateGate()
+    gate.last = segmented_at
+    return gate.due(segmentation_rate(needs), captured_at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -43,6 +43,17 @@ class FrameSource(Protocol):
     def reopen(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class GrabbingSource(FrameSource, Protocol):
+    """A source that reads a frame in two steps: ``grab`` waits for the next frame and takes it off the
+    device (returning its capture time, on the monotonic clock), ``retrieve`` converts the frame grabbed
+    last into a Frame; a frame grabbed and not retrieved costs no conversion (a camera's MJPEG decode)."""
+
+    def grab(self) -> float: ...
+
+    def retrieve(self) -> Frame: ...
 
 
 class Pacer:

@@ -2,12 +2,14 @@
 
 Invariants: the live mode is what ``read`` delivers; ``still`` switches to the still mode, drops the
 frames the sensor needs to settle, reads the photos and switches back before it returns (or raises),
-so the capture thread's next ``read`` is live again.
+so the capture thread's next ``read`` is live again.  ``grab`` then ``retrieve`` is ``read`` in two
+steps (a ``GrabbingSource``): a frame grabbed and not retrieved is never decoded.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,7 @@ class CameraSource:
         self._open_capture = open_capture
         self._capture: cv2.VideoCapture | None = None
         self._frames = 0
+        self._grabbed_at = 0.0
 
     def reopen(self) -> None:
         self.close()
@@ -86,10 +89,31 @@ class CameraSource:
             self.reopen()
         ok, image = self._capture.read()
         if not ok or image is None:
-            raise ApplianceError(f"camera /dev/video{self.index} stopped delivering frames")
+            raise self._stopped()
         frame = Frame(image, self._frames)
         self._frames += 1
         return frame
+
+    def grab(self) -> float:
+        """Take the next frame off the device without decoding it; its capture time.  Its index is used up
+        whether or not it is retrieved."""
+        if self._capture is None:
+            self.reopen()
+        if not self._capture.grab():
+            raise self._stopped()
+        self._grabbed_at = time.monotonic()
+        self._frames += 1
+        return self._grabbed_at
+
+    def retrieve(self) -> Frame:
+        """The frame grabbed last, decoded (an MJPEG camera's decode is the costly part of a frame)."""
+        ok, image = self._capture.retrieve()
+        if not ok or image is None:
+            raise self._stopped()
+        return Frame(image, self._frames - 1, self._grabbed_at)
+
+    def _stopped(self) -> ApplianceError:
+        return ApplianceError(f"camera /dev/video{self.index} stopped delivering frames")
 
     def still(self, count: int) -> list[Frame]:
         """``count`` frames in the still mode (live frames without one), then back to the live mode."""

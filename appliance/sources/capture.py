@@ -1,16 +1,22 @@
 """The capture thread: reads a source as fast as it delivers, keeps only the newest frame, and takes the
-photos other threads ask for (``still``) between two live frames, so only it ever touches the device."""
+photos other threads ask for (``still``) between two live frames, so only it ever touches the device.
+
+With ``wanted`` (the perception thread's ``wanted``) and a source that grabs apart from converting
+(``GrabbingSource``: a camera), each frame is grabbed as it comes, so the device's queue never ages,
+and converted only when ``wanted(its capture time)`` says it will be used: with nobody in front, a
+camera's frames between two presence runs are never decoded."""
 
 from __future__ import annotations
 
 import logging
 import queue
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from appliance.errors import ApplianceError
 from appliance.slot import LatestSlot
-from appliance.sources.base import Frame, FrameSource
+from appliance.sources.base import Frame, FrameSource, GrabbingSource
 from appliance.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -25,10 +31,14 @@ class CaptureThread(Worker):
     """
 
     def __init__(self, source: FrameSource, slot: LatestSlot[Frame],
-                 retry_initial: float = 0.5, retry_max: float = 5.0) -> None:
+                 retry_initial: float = 0.5, retry_max: float = 5.0,
+                 wanted: Callable[[float], bool] | None = None) -> None:
         super().__init__("capture")
         self.source = source
         self.slot = slot
+        self._wanted = wanted if isinstance(source, GrabbingSource) else None
+        #: Frames grabbed and left unconverted because nobody wanted them.
+        self.skipped = 0
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._delay = retry_initial
@@ -57,7 +67,9 @@ class CaptureThread(Worker):
     def step(self) -> None:
         try:
             self._answer_stills()
-            self.slot.put(self.source.read())
+            frame = self._next()
+            if frame is not None:
+                self.slot.put(frame)
             if self.problem:
                 log.warning("%s is back", self.source.description)
                 self.problem = None
@@ -68,6 +80,16 @@ class CaptureThread(Worker):
             self.problem = str(exc)
             self._recover(self._delay)
             self._delay = min(self._delay * 2, self._retry_max)
+
+    def _next(self) -> Frame | None:
+        """The next frame; None when it was grabbed and nobody wants it (left unconverted)."""
+        if self._wanted is None:
+            return self.source.read()
+        captured_at = self.source.grab()
+        if self._wanted(captured_at):
+            return self.source.retrieve()
+        self.skipped += 1
+        return None
 
     def _answer_stills(self) -> None:
         while True:
