@@ -55,7 +55,7 @@ def reference_round(video: Path, python: str, frames: int) -> dict:
     selfie = _json_of([python, str(Path(__file__).with_name("selfie_reference.py")), str(video),
                        "--frames", str(frames)])
     _, hand_ms = reference_hands(str(video), 1.0, python)
-    return {"segmentation": selfie["p50"], "hands": statistics.median(hand_ms[REFERENCE_WARMUP:] or hand_ms)}
+    return {"segmentation": selfie["p50"], "hands": round(statistics.median(hand_ms[REFERENCE_WARMUP:] or hand_ms), 3)}
 
 
 def our_round(video: Path, frames: int) -> dict:
