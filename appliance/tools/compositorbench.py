@@ -104,7 +104,9 @@ def one_way(args: argparse.Namespace, way: Way) -> dict:
                *(["--config", str(args.config)] if args.config else [])]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise ApplianceError(f"the {way.name} compositor's pass failed: {result.stderr.strip().splitlines()[-1:]}")
+        lines = result.stderr.strip().splitlines()
+        raise ApplianceError(lines[-1].removeprefix("error: ") if lines
+                             else f"the {way.name} compositor's pass ended with exit status {result.returncode}")
     return json.loads(result.stdout)
 
 
