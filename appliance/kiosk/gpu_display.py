@@ -84,6 +84,7 @@ def open_display(mode: DisplayMode, size: tuple[int, int], compositor: str = "au
         log.info("SDL's renderer %s rasterises on the CPU: compositing with numpy instead", display.renderer_name)
         display.close()
         return Display(mode, size)
+    log.info("GPU compositor on %s", display.renderer_name)
     return display
 
 
@@ -148,7 +149,7 @@ class RendererDisplay(Screen):
         self._pictures: dict[tuple[int, int], Streamed] = {}
         self._texts, self._shapes = _Textures(), _Textures()
         self._images: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        log.info("display %s %dx%d (SDL driver %s), GPU compositor on %s", mode.value, *self.size,
+        log.info("display %s %dx%d (SDL driver %s), SDL renderer %s", mode.value, *self.size,
                  pygame.display.get_driver(), self.renderer_name)
 
     def painter(self, scene: SceneSpec, bundle_dir: Path, limits: MediaLimits = DEFAULT_LIMITS) -> ScenePainter:
