@@ -78,7 +78,7 @@ def run_way(way: Way, recorded: list[tuple[np.ndarray, np.ndarray]], content: Pa
         process_start, started = time.process_time(), time.perf_counter()
         for index, (frame, alpha) in enumerate(recorded):
             t0, c0 = time.perf_counter(), time.thread_time()
-            painter.paint(frame, alpha, index / 30)
+            painter.paint(frame, alpha, index / 30, picture=False)   # as every experience but the menu
             t1, c1 = time.perf_counter(), time.thread_time()
             display.flip()
             t2, c2 = time.perf_counter(), time.thread_time()
