@@ -14,7 +14,7 @@ MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
 DEVICE_LOCK := requirements/device.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: help setup lock models content run console test fleet-load bench bench-cpu-board bench-npu bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check rknn-calibration
+.PHONY: help setup lock models content run console test fleet-load bench bench-cpu-board bench-npu bench-compositor bench-memory bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check rknn-calibration
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -26,6 +26,8 @@ help:
 	@echo "make bench    per-stage timings on BENCH_SOURCE (default: the kiosk video in OIVIS_TEST_MEDIA or ../shared/devset)"
 	@echo "make bench-cpu-board  the RK3399's proxy: bench on one core, one thread, the cpu-board profile"
 	@echo "make bench-npu       one lane per NPU core vs one lane, with a stand-in RK3588 NPU"
+	@echo "make bench-compositor  the CPU and GPU compositors side by side (the screen's renderer too, when there is one)"
+	@echo "make bench-memory    peak RSS with every model of the default campaign loaded and used"
 	@echo "make bench-compare   segmentation speed side by side with the reference (mediapipe)"
 	@echo "make eval-hands      hand detection recall side by side with the reference, at simulated distances"
 	@echo "make eval-pose       people found and false poses on a composed, labelled multi-person set, beside the reference"
@@ -92,9 +94,18 @@ bench: bench-source models content
 
 # An RK3399's proxy: one core of this machine, one inference thread, the board's perception profile.
 bench-cpu-board: bench-source models content
-	taskset -c 0 $(PY) -m appliance bench $(BENCH_SOURCE) --frames 185 --threads 1 --profile cpu-board
-	taskset -c 0 $(PY) -m appliance bench $(BENCH_SOURCE) --frames 185 --threads 1 --profile cpu-board \
+	$(PY) -m appliance bench $(BENCH_SOURCE) --frames 185 --cores 1 --profile cpu-board
+	$(PY) -m appliance bench $(BENCH_SOURCE) --frames 185 --cores 1 --profile cpu-board \
 	    --models segmentation,hands,pose
+
+# The CPU and GPU compositors side by side on the same frames: the GPU path on SDL's software renderer, and on
+# the screen's own renderer when there is a screen (a board's Mali; Mesa's llvmpipe under Xvfb).
+bench-compositor: bench-source models content
+	$(PY) -m appliance.tools.compositorbench $(BENCH_SOURCE) --frames 120 $(if $(DISPLAY)$(WAYLAND_DISPLAY),--on-screen)
+
+# Peak memory with every model the default campaign's experiences use, its first photo's included.
+bench-memory: bench-source models content
+	$(PY) -m appliance bench $(BENCH_SOURCE) --frames 120 --models campaign
 
 # One lane per NPU core against one lane, with a stand-in NPU (published figures, recorded outputs).
 bench-npu: bench-source models
