@@ -27,6 +27,7 @@ import numpy as np
 from appliance.boxes import mask_box
 from appliance.colour import transfer
 from appliance.errors import ApplianceError
+from appliance.memory import hand_back
 from appliance.perception.body import Pose
 from appliance.photo.desk import PhotoDesk
 from appliance.photo.harmonize import strengths, surroundings
@@ -91,8 +92,16 @@ def compose_photo(frame: np.ndarray, desk: PhotoDesk, pose: Pose | None = None, 
     """The finished photo of BGR uint8 ``frame`` (the camera's full resolution) for ``desk``'s campaign.
 
     ``pose`` is the shopper's, in ``frame``'s pixels as captured (unmirrored), when the caller has it
-    (the live perception's); ``now`` is the time the world's snow is drawn at.
+    (the live perception's); ``now`` is the time the world's snow is drawn at.  The print-size planes
+    the steps made are freed and handed back to the system before it returns.
     """
+    try:
+        return _compose(frame, desk, pose, now)
+    finally:
+        hand_back()
+
+
+def _compose(frame: np.ndarray, desk: PhotoDesk, pose: Pose | None, now: float) -> Photo:
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ApplianceError(f"a photo needs a BGR uint8 HxWx3 frame, got {frame.dtype} {frame.shape}")
     config, size = desk.config, desk.size
@@ -100,9 +109,9 @@ def compose_photo(frame: np.ndarray, desk: PhotoDesk, pose: Pose | None = None, 
     clock = _Clock()
     with clock.step("matte"):
         alpha = desk.matte.matte(frame)
-    if pose is None and desk.pose is not None and reaches_bottom(alpha):
+    if pose is None and desk.finds_pose and reaches_bottom(alpha):
         with clock.step("pose"):
-            poses = desk.pose.find(frame, None)
+            poses = desk.poses(frame)
             pose = poses[0] if poses else None
     with clock.step("layout"):
         if desk.scene.mirror:

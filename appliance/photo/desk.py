@@ -6,7 +6,10 @@ the world is the scene ``scene_id``, else the table's ``world``, else the campai
 video world gives its first frame; the world's background is held at the photo's size, the
 star's cut-out trimmed to its visible pixels; the layers (the world's snow and overlays when
 ``world_overlays``, then the frame, then the logo) are prepared for the photo's size; one-time
-library set-up (OpenCV's Lab tables) is done here too, so no photo pays for it.
+library set-up (OpenCV's Lab tables) is done here too, so no photo pays for it.  The still matte's
+model is loaded here; the still pose stage (wanted only when the shopper is cut by the frame's
+bottom and no live pose came with the frame) is loaded for that photo and released after it, its
+memory handed back (its two models are 70 MB, and perception already holds their live twins).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from appliance.errors import ApplianceError
 from appliance.experience.photo import PhotoConfig
 from appliance.inference.backend import Inference
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
+from appliance.memory import hand_back
+from appliance.perception.body import Pose
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.stages import PoseStage
 from appliance.photo.matte import StillMatte
@@ -78,4 +83,15 @@ class PhotoDesk:
             self.layers.append(Overlay(spec, directory / config.logo, self.size, limits))
         bgr(lab(self.background[:1, :1]))   # OpenCV builds its Lab tables on first use: now, not as a shopper waits
         self.matte = StillMatte(inference)
-        self.pose = PoseStage(inference, still=True, settings=pose) if find_pose else None
+        self.finds_pose = find_pose
+        self._inference, self._pose_settings = inference, pose
+
+    def poses(self, image: np.ndarray) -> list[Pose]:
+        """``image``'s people (BGR), largest first, by a still pose stage loaded for this call and released
+        after it (one call at a time, as for the desk's photos)."""
+        stage = PoseStage(self._inference, still=True, settings=self._pose_settings)
+        try:
+            return stage.find(image, None)
+        finally:
+            del stage
+            hand_back()

@@ -18,17 +18,25 @@ mouth are gone, 0.53 (0.59 at strength 0.9: given back at 0.37, then 0.76); the 
 at RESTORE_MAX).  The star is left painted: it is part of the painting, and its
 face is the campaign's drawing, not a person who must recognise themselves.
 
+Memory: a style network's activations grow with the image it paints (the built-in styles' first layer alone
+is 69 MB at a print's 896 pixels, and the run holds two such at once), so a ``Styler`` holds its models only
+for a job (``Styler.job``: the samples, one photo's painting) and releases them, and the memory they and the
+painting used is handed back to the system, when the job is done: between photos a kiosk keeps none of it.
+Loading them again costs about 0.1 s a job.
+
 Invariants: the result has the photo's size and dtype (BGR uint8); the photo itself is never changed; each
-arbitrary style's 100-number vector is computed once, when the ``Styler`` is made (a bad painting fails
-then, naming its file); one photo at a time per ``Styler`` (a lock: its runners are not shared between
-threads).
+arbitrary style's 100-number vector is computed once, when the ``Styler`` is made (a bad painting or model
+fails then, naming its file); the models are loaded at the first paint of a job and released at its end
+(a paint outside a job is a job of its own); one photo at a time per ``Styler`` (a lock: its runners are
+not shared between threads).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,8 +45,9 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.experience.photo import BUILT_IN_STYLES, ORIGINAL, PhotoStyle, Stroke
-from appliance.inference.backend import Inference
+from appliance.inference.backend import Inference, Runner
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
+from appliance.memory import hand_back
 from appliance.perception.face import Face
 from appliance.photo.compose import Photo
 
@@ -162,22 +171,57 @@ def _starts(length: int) -> list[int]:
 
 
 class Styler:
-    """The campaign's styles, ready to paint photos: the models loaded, each painting's style vector computed."""
+    """The campaign's styles, ready to paint photos: each painting's style vector computed, the models loaded
+    for each job (``job``)."""
 
     def __init__(self, styles: Sequence[PhotoStyle], directory: Path, inference: Inference,
                  limits: MediaLimits = DEFAULT_LIMITS,
                  find_faces: Callable[[np.ndarray], Sequence[Face]] | None = None) -> None:
         self.styles = {style.name: style for style in styles}
+        self._inference = inference
         self._lock = threading.Lock()
-        self._multistyle = inference.load(MULTISTYLE) if any(s.index is not None for s in styles) else None
+        self._holding = threading.Lock()
+        self._jobs = 0
+        self._runners: dict[str, Runner] = {}
         self._vectors: dict[str, np.ndarray] = {}
         painted = [style for style in styles if style.image is not None]
-        self._transform = inference.load(TRANSFORM) if painted else None
-        if painted:
-            predict = inference.load(PREDICT)
-            for style in painted:
-                self._vectors[style.name] = self._style_vector(predict, directory / style.image, limits)
+        with self.job():
+            for model in ([MULTISTYLE] if any(s.index is not None for s in styles) else []) + \
+                         ([TRANSFORM] if painted else []):
+                self._runner(model)
+            if painted:
+                predict = inference.load(PREDICT)
+                for style in painted:
+                    self._vectors[style.name] = self._style_vector(predict, directory / style.image, limits)
+                del predict
         self._faces = find_faces   # a still's faces (``StillFaces``); None: no face given back
+
+    @property
+    def loaded(self) -> list[str]:
+        """The style models held now (none between jobs)."""
+        return sorted(self._runners)
+
+    @contextmanager
+    def job(self) -> Iterator[None]:
+        """Everything painted inside is one job: the models are loaded once (at its first paint) and released,
+        their memory handed back, when the outermost job ends (jobs may nest and overlap across threads)."""
+        with self._holding:
+            self._jobs += 1
+        try:
+            yield
+        finally:
+            with self._holding:
+                self._jobs -= 1
+                if self._jobs == 0 and self._runners:
+                    self._runners.clear()
+                    hand_back()
+
+    def _runner(self, model: str) -> Runner:
+        """``model``'s runner for the job in progress, loaded at its first use (call within ``job``)."""
+        with self._holding:
+            if model not in self._runners:
+                self._runners[model] = self._inference.load(model)
+            return self._runners[model]
 
     @staticmethod
     def _style_vector(predict, path: Path, limits: MediaLimits) -> np.ndarray:
@@ -197,10 +241,11 @@ class Styler:
 
     def paint(self, image: np.ndarray, name: str, stroke: Stroke | None = None) -> np.ndarray:
         """``image`` (BGR uint8) in style ``name`` at ``stroke`` (default: the style's), at ``image``'s size,
-        laid over it at the style's strength; no face given back."""
+        laid over it at the style's strength; no face given back.  A job of its own outside one (the models
+        are released before ``apply`` looks for faces)."""
         style = self.style(name)
         stroke = stroke or style.stroke
-        with self._lock:
+        with self.job(), self._lock:
             if style.index is not None:
                 painted = self._built_in(image, style.index, STROKE_SIDES[stroke])
             else:
@@ -255,7 +300,7 @@ class Styler:
         padded = _padded(small, -(-height // 4) * 4, -(-width // 4) * 4)
         weights = np.zeros(BUILT_IN_STYLES, np.float32)
         weights[index] = 1.0
-        (output,) = self._multistyle.run([_rgb_batch(padded), weights])
+        (output,) = self._runner(MULTISTYLE).run([_rgb_batch(padded), weights])
         return _bgr(output[0].transpose(1, 2, 0)[:height, :width])
 
     def _painting(self, image: np.ndarray, vector: np.ndarray, long_side: int) -> np.ndarray:
@@ -265,10 +310,11 @@ class Styler:
         total = np.zeros(padded.shape, np.float32)
         weight = np.zeros(padded.shape[:2] + (1,), np.float32)
         window = np.outer(_window(TILE, OVERLAP), _window(TILE, OVERLAP))[:, :, None]
+        transform = self._runner(TRANSFORM)
         for top in _starts(padded.shape[0]):
             for left in _starts(padded.shape[1]):
                 tile = padded[top:top + TILE, left:left + TILE]
-                (output,) = self._transform.run([_rgb_batch(tile), vector])
+                (output,) = transform.run([_rgb_batch(tile), vector])
                 total[top:top + TILE, left:left + TILE] += output[0] * window
                 weight[top:top + TILE, left:left + TILE] += window
         return _bgr((total / weight)[:height, :width])
@@ -308,5 +354,6 @@ def sample_picture(background: np.ndarray, star: np.ndarray) -> np.ndarray:
 
 def samples(styler: Styler, picture: np.ndarray) -> dict[str, np.ndarray]:
     """Each style painted on ``picture`` at SAMPLE_STROKE (no face to give back), by name, and ``picture``
-    itself as ``Original``."""
-    return {ORIGINAL: picture, **{name: styler.paint(picture, name, SAMPLE_STROKE) for name in styler.styles}}
+    itself as ``Original``; one job."""
+    with styler.job():
+        return {ORIGINAL: picture, **{name: styler.paint(picture, name, SAMPLE_STROKE) for name in styler.styles}}
