@@ -11,12 +11,13 @@ version-14 code of 73 modules) at 500 px has 6 px modules, ~3 mm on a 1080p 43" 
 from __future__ import annotations
 
 import numpy as np
-import segno
 
 QUIET_MODULES = 4
 
 
 def qr_image(url: str, size_px: int) -> np.ndarray:
+    import segno  # here, not at import: 8 MB a kiosk that never shows a link does not pay
+
     code = segno.make_qr(url, error="m", boost_error=False)
     modules = np.array([[bool(bit) for bit in row] for row in code.matrix], dtype=bool)
     count = modules.shape[0]

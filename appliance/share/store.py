@@ -17,7 +17,8 @@ a signature, a pre-signed URL or a photo id (a photo is named by its ``links.pho
 lines of botocore (they print the Authorization header: the access key and request signatures) and of
 urllib3's connection pool (it prints each request's path: the photo id) are never emitted, whatever the
 appliance's log level;
-requests are tried once with short timeouts (the upload queue retries, with backoff).
+requests are tried once with short timeouts (the upload queue retries, with backoff); boto3 is imported by
+the first ``Store`` made (it is 20 MB of a process's memory: a kiosk that does not share never pays them).
 """
 
 from __future__ import annotations
@@ -29,11 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import quote, unquote
-
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from appliance.digest import photo_tag
 from appliance.errors import ApplianceError, one_line
@@ -91,6 +89,18 @@ def lifecycle_days(link_expiry_h: int) -> int:
     return max(1, math.ceil(link_expiry_h / 24))
 
 
+def _errors() -> ModuleType:
+    """botocore's exceptions (imported when the first ``Store`` was made: only a store's calls raise them)."""
+    import botocore.exceptions
+
+    return botocore.exceptions
+
+
+def _failed() -> tuple[type[Exception], ...]:
+    """What a storage call raises: botocore's own errors and the storage's answers."""
+    return _errors().BotoCoreError, _errors().ClientError
+
+
 class Store:
     """``device_id``'s photos (the reading methods take another ``device_id`` for the console, which writes none);
     an upload's link expires ``link_expiry_h`` after it, by ``clock`` (wall-clock seconds)."""
@@ -104,6 +114,9 @@ class Store:
         self._clock = clock
         for library in ("botocore", "boto3", "urllib3.connectionpool"):
             logging.getLogger(library).setLevel(max(logging.INFO, logging.getLogger(library).level))
+        import boto3
+        from botocore.config import Config as BotoConfig
+
         self._client = boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region,
             aws_access_key_id=keys.access_key, aws_secret_access_key=keys.secret_key,
@@ -121,7 +134,7 @@ class Store:
 
     def _failure(self, exc: Exception, doing: str) -> StorageError:
         where = self.endpoint_url or "AWS S3"
-        if isinstance(exc, ClientError):
+        if isinstance(exc, _errors().ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in _CREDENTIAL_CODES:
@@ -133,7 +146,7 @@ class Store:
                 return StorageError(f"{doing}: access denied to {self.bucket}/{PREFIX}{self.device_id}/ at {where} "
                                     "(are the credentials this device's?)")
             return StorageError(f"{doing}: the storage at {where} answered {code or status}")
-        if isinstance(exc, EndpointConnectionError):
+        if isinstance(exc, _errors().EndpointConnectionError):
             return StorageError(f"{doing}: storage unreachable at {where}", unreachable=True)
         return StorageError(f"{doing}: storage at {where} failed: {one_line(type(exc).__name__)}", unreachable=True)
 
@@ -145,7 +158,7 @@ class Store:
                 self._client.put_object(Bucket=self.bucket, Key=self.key(photo_id), Body=body,
                                         ContentType="image/jpeg", CacheControl="private, no-store",
                                         Metadata=object_metadata(self.device_id, labels or {}, expires))
-        except (BotoCoreError, ClientError) as exc:
+        except _failed() as exc:
             raise self._failure(exc, f"upload of photo {photo_tag(photo_id)}") from None
         except OSError as exc:  # the device's side, not the storage's: no retry helps
             raise ApplianceError(f"upload of photo {photo_tag(photo_id)}: cannot read its file in {path.parent}: "
@@ -164,11 +177,11 @@ class Store:
         """The photo's metadata; None when there is no such object (never uploaded, or deleted)."""
         try:
             answer = self._client.head_object(Bucket=self.bucket, Key=self.key(photo_id, device_id))
-        except ClientError as exc:
+        except _errors().ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
                 return None
             raise self._failure(exc, f"photo {photo_tag(photo_id)}") from None
-        except BotoCoreError as exc:
+        except _errors().BotoCoreError as exc:
             raise self._failure(exc, f"photo {photo_tag(photo_id)}") from None
         return read_metadata(answer.get("Metadata", {}), answer.get("LastModified"), answer.get("ContentLength", 0))
 
@@ -177,11 +190,11 @@ class Store:
         device's prefix must answer NoSuchKey (a HEAD could not tell a missing bucket from a missing key)."""
         try:
             self._client.get_object(Bucket=self.bucket, Key=f"{PREFIX}{self.device_id}/.probe")
-        except ClientError as exc:
+        except _errors().ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
                 return
             raise self._failure(exc, "storage check") from None
-        except BotoCoreError as exc:
+        except _errors().BotoCoreError as exc:
             raise self._failure(exc, "storage check") from None
 
     def ensure_lifecycle(self, link_expiry_h: int) -> tuple[dict, bool]:
@@ -197,16 +210,16 @@ class Store:
             kept = [other for other in rules if other.get("ID") != LIFECYCLE_RULE_ID]
             self._client.put_bucket_lifecycle_configuration(Bucket=self.bucket,
                                                             LifecycleConfiguration={"Rules": [*kept, rule]})
-        except (BotoCoreError, ClientError) as exc:
+        except _failed() as exc:
             raise self._failure(exc, "lifecycle rule") from None
         return rule, True
 
     def lifecycle_rules(self) -> list[dict]:
         try:
             return self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
-        except ClientError as exc:
+        except _errors().ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
                 return []
             raise self._failure(exc, "lifecycle rule") from None
-        except BotoCoreError as exc:
+        except _errors().BotoCoreError as exc:
             raise self._failure(exc, "lifecycle rule") from None
