@@ -17,7 +17,8 @@ segmentation, hands, composite and present p50s (bench's ``--compositor cpu``). 
 verdict per target uses the median over rounds: segmentation ratio at most
 ``SEGMENTATION_TARGET``, hands ratio at most ``HANDS_TARGET``, the sum at most
 ``FRAME_BUDGET_MS``.  Run with ``make bench-compare``; ``--json`` prints one JSON
-summary instead of the table.
+summary instead of the table; ``--config`` runs the appliance under a TOML
+configuration (e.g. a board's per-model [inference] threads).
 """
 
 from __future__ import annotations
@@ -58,11 +59,12 @@ def reference_round(video: Path, python: str, frames: int) -> dict:
     return {"segmentation": selfie["p50"], "hands": round(statistics.median(hand_ms[REFERENCE_WARMUP:] or hand_ms), 3)}
 
 
-def our_round(video: Path, frames: int) -> dict:
+def our_round(video: Path, frames: int, config: Path | None = None) -> dict:
     """Our p50 (ms) of each stage of the frame path, from one ``appliance bench --json`` with the CPU
-    compositor (the budget's own terms, whatever the config's [display] would pick)."""
+    compositor (the budget's own terms, whatever the config's [display] would pick), under ``config`` when
+    given (e.g. a board's [inference] threads)."""
     report = _json_of([sys.executable, "-m", "appliance", "bench", str(video), "--frames", str(frames),
-                       "--compositor", COMPOSITOR, "--json"])
+                       "--compositor", COMPOSITOR, "--json", *(["--config", str(config)] if config else [])])
     stages = report["stages"]
     missing = [stage for stage in FRAME_STAGES if stage not in stages]
     if missing:
@@ -72,13 +74,13 @@ def our_round(video: Path, frames: int) -> dict:
     return {stage: stages[stage]["p50"] for stage in FRAME_STAGES}
 
 
-def one_round(number: int, video: Path, python: str, frames: int) -> dict:
+def one_round(number: int, video: Path, python: str, frames: int, config: Path | None = None) -> dict:
     """Both sides once, the reference first in odd rounds; their p50s, ratios and our frame path's sum."""
     if number % 2:
         theirs = reference_round(video, python, frames)
-        ours = our_round(video, frames)
+        ours = our_round(video, frames, config)
     else:
-        ours = our_round(video, frames)
+        ours = our_round(video, frames, config)
         theirs = reference_round(video, python, frames)
     return {
         "round": number,
@@ -117,7 +119,7 @@ def table(result: dict) -> str:
     header = (f"{'round':<7}{'first':<11}{'seg ref':>9}{'seg ours':>10}{'ratio':>7}"
               f"{'hands ref':>11}{'hands ours':>12}{'ratio':>7}{'composite':>11}{'present':>9}{'sum':>8}")
     lines = ["p50 ms/frame; ratio = ours / reference; sum = our segmentation + hands + composite + present "
-             f"({COMPOSITOR} compositor)", header]
+             f"({COMPOSITOR} compositor; config: {result['config'] or 'defaults'})", header]
 
     def row(label: str, first: str, theirs: dict, ours: dict, seg_ratio: float, hands_ratio: float,
             frame_ms: float) -> str:
@@ -147,16 +149,18 @@ def main() -> int:
     parser.add_argument("--reference-python", required=True, help="python of the venv with mediapipe")
     parser.add_argument("--frames", type=int, default=185)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--config", type=Path, help="the appliance's TOML configuration for its bench runs "
+                        "(defaults apply without one)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary instead of the table")
     args = parser.parse_args()
     if args.frames < 1 or args.rounds < 1:
         raise SystemExit("error: --frames and --rounds must be at least 1")
     rounds = []
     for number in range(1, args.rounds + 1):
-        rounds.append(one_round(number, args.video, args.reference_python, args.frames))
+        rounds.append(one_round(number, args.video, args.reference_python, args.frames, args.config))
         if not args.json:
             print(f"round {number} of {args.rounds} done", file=sys.stderr)
-    result = summary(rounds)
+    result = {**summary(rounds), "config": str(args.config) if args.config else None}
     print(json.dumps(result) if args.json else table(result))
     return 0
 
