@@ -80,7 +80,7 @@ def test_a_written_video_plays_back_its_frames_at_its_rate(tmp_path: Path) -> No
 
 def test_the_table_gives_latency_in_frame_periods_and_the_greetings() -> None:
     result = {"mode": "greet", "source": "clip", "seconds": 50.0, "cores": 0.2, "frames_shown_per_s": 29.9,
-              "peak_rss_mb": 300.0, "greeting_ms": {"median": 310.0, "max": 420.0, "each": [300.0, 310.0, 420.0]},
+              "peak_rss_mb": 300.0, "frames_left_unconverted": 0, "greeting_ms": {"median": 310.0, "max": 420.0, "each": [300.0, 310.0, 420.0]},
               "stages_ms": {"latency": {"p50": 40.0, "p95": 60.0}},
               "latency_frame_periods": {"p50": 1.2, "p95": 1.8}}
     text = table(result)
@@ -98,3 +98,4 @@ def test_the_real_kiosk_runs_idle_for_a_second_and_reports(tmp_path: Path) -> No
     result = json.loads(done.stdout)
     assert result["mode"] == "idle" and result["cores"] > 0 and result["frames_shown_per_s"] > 0
     assert {"latency", "segmentation", "composite"} <= set(result["stages_ms"]) and result["peak_rss_mb"] > 0
+    assert result["frames_left_unconverted"] == 0   # a still is no grabbing source: every frame is read

@@ -17,7 +17,8 @@ Invariants:
   scene of every flip) and its source's read (the capture time of each shopper's first frame).
 - CPU cores are the process's CPU time (user and system, every thread) over the wall time of the
   measured window, which starts after ``--warmup`` seconds; frames shown and the kiosk's stage stats
-  (``latency`` is capture to flip) cover that window alone.
+  (``latency`` is capture to flip) cover that window alone; the camera frames left unconverted
+  (``CaptureThread.skipped``) count the whole run.
 - The videos it plays are written to a temporary folder at ``--fps`` from the frames of its inputs
   (the devset video is 25 fps: its frames are played at 30, as a 30 fps camera would give them).
 - Figures are for the README: no timed test asserts them.
@@ -235,6 +236,7 @@ def figures(watch: Watch, kiosk: Any, fps: float) -> dict[str, Any]:
     if "latency" in stages:
         result["latency_frame_periods"] = {key: round(ms * fps / 1000.0, 2) for key, ms in stages["latency"].items()}
     result["peak_rss_mb"] = process_peak_rss_mb()
+    result["frames_left_unconverted"] = kiosk.workers.capture.skipped
     return result
 
 
@@ -272,7 +274,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     lines = [f"kiosk {result['mode']}: {result['source']}",
              f"  window {result['seconds']:.1f} s: {result['cores']:.2f} cores, "
-             f"{result['frames_shown_per_s']:.1f} frames shown/s, peak RSS {result['peak_rss_mb']} MB"]
+             f"{result['frames_shown_per_s']:.1f} frames shown/s, peak RSS {result['peak_rss_mb']} MB, "
+             f"{result['frames_left_unconverted']} camera frames left unconverted in the run"]
     if "greeting_ms" in result:
         greeting = result["greeting_ms"]
         lines.append(f"  greeting: median {greeting['median']:.0f} ms, max {greeting['max']:.0f} ms over "
