@@ -14,7 +14,7 @@ MEDIA := $(or $(OIVIS_TEST_MEDIA),../shared/devset)
 DEVICE_LOCK := requirements/device.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: help setup lock models content run console test fleet-load bench bench-cpu-board bench-npu bench-compositor bench-memory bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check rknn-calibration
+.PHONY: help setup lock models content run console test fleet-load bench bench-cpu-board bench-npu bench-compositor bench-memory bench-kiosk bench-source bench-compare eval-hands eval-pose bench-compare-pose clean rknn-models rknn-check rknn-calibration
 
 help:
 	@echo "make run      bring up the kiosk (windowed; the bundled demo source when there is no camera)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-npu       one lane per NPU core vs one lane, with a stand-in RK3588 NPU"
 	@echo "make bench-compositor  the CPU and GPU compositors side by side (the screen's renderer too, when there is one)"
 	@echo "make bench-memory    peak RSS with every model of the default campaign loaded and used"
+	@echo "make bench-kiosk     the real kiosk: idle CPU, capture-to-flip latency, time to greet a shopper"
 	@echo "make bench-compare   segmentation speed side by side with the reference (mediapipe)"
 	@echo "make eval-hands      hand detection recall side by side with the reference, at simulated distances"
 	@echo "make eval-pose       people found and false poses on a composed, labelled multi-person set, beside the reference"
@@ -102,6 +103,13 @@ bench-cpu-board: bench-source models content
 # the screen's own renderer when there is a screen (a board's Mali; Mesa's llvmpipe under Xvfb).
 bench-compositor: bench-source models content
 	$(PY) -m appliance.tools.compositorbench $(BENCH_SOURCE) --frames 120 $(if $(DISPLAY)$(WAYLAND_DISPLAY),--on-screen)
+
+# The real headless kiosk: CPU with nobody in front (idle), capture-to-flip latency with somebody (live), and the
+# time from a shopper's first frame to the greeting (greet).
+bench-kiosk: bench-source models content
+	OIVIS_TEST_MEDIA=$(MEDIA) $(PY) -m appliance.tools.kioskbench idle --seconds 20
+	OIVIS_TEST_MEDIA=$(MEDIA) $(PY) -m appliance.tools.kioskbench live --seconds 20
+	OIVIS_TEST_MEDIA=$(MEDIA) $(PY) -m appliance.tools.kioskbench greet --reps 10
 
 # Peak memory with every model the default campaign's experiences use, its first photo's included.
 bench-memory: bench-source models content

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,6 @@ from appliance.content import Bundle, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
 from appliance.experience.registry import Registry, installed
-from appliance.fleet.runtime import FleetRuntime
 from appliance.inference.backend import Inference
 from appliance.kiosk.app import Kiosk, Workers
 from appliance.kiosk.display import DisplayMode
@@ -35,7 +34,6 @@ from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk, photo_config
 from appliance.photo.style import Styler, sample_picture, samples, styled_photo
-from appliance.printing import PrintService
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
 from appliance.service.status import RESTART_STATUS
@@ -45,6 +43,10 @@ from appliance.sources.base import Frame
 from appliance.sources.camera import CameraMode
 from appliance.sources.capture import CaptureThread
 from appliance.sources.open import open_source
+
+if TYPE_CHECKING:   # both imported where used: the fleet side (MQTT, TLS, signatures) and CUPS are 18 MB of memory
+    from appliance.fleet.runtime import FleetRuntime
+    from appliance.printing import PrintService
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,11 @@ def kiosk_session(config: Config, mode: DisplayMode, config_path: Path = DEFAULT
     and the link says ``offline``), then the display.
     """
     alerts = Alerts()
-    fleet = FleetRuntime(config, config_path, alerts).start() if config.fleet.broker else None
+    fleet = None
+    if config.fleet.broker:
+        from appliance.fleet.runtime import FleetRuntime
+
+        fleet = FleetRuntime(config, config_path, alerts).start()
     try:
         with _kiosk(config, mode, fleet, alerts, registry or installed()) as kiosk:
             yield kiosk
@@ -107,8 +113,8 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     display = open_display(mode, (config.display.width, config.display.height), config.display.compositor)
     frames = LatestSlot()
     results = LatestSlot()
-    workers = Workers(CaptureThread(source, frames).start(),
-                      PerceptionThread(perceiver, frames, results).start(), results)
+    perception = PerceptionThread(perceiver, frames, results)   # it tells capture which frames it will use
+    workers = Workers(CaptureThread(source, frames, wanted=perception.wanted).start(), perception.start(), results)
     keepsakes = photo_desk(config, inference, alerts,
                            stills=workers.capture.still if source.still_size is not None else None)
     keepsakes.start()   # what an earlier run queued is uploaded, followed or expired, whatever this campaign offers
@@ -167,6 +173,11 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
 
     state = config.paths.state_dir
 
+    def start_printer(outcome: Callable[[str, Any, dict[str, str | None]], None]) -> PrintService | None:
+        from appliance.printing import PrintService
+
+        return PrintService.from_config(config, alerts, state, outcome)
+
     def start_share() -> ShareService | None:
         share = ShareService.from_config(config)
         if share is None:
@@ -175,7 +186,7 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
 
     return KioskKeepsakes(compose, state / "photos", samples=paint_samples,
                           start_share=start_share,
-                          start_printer=lambda outcome: PrintService.from_config(config, alerts, state, outcome),
+                          start_printer=start_printer,
                           retention_s=config.share.retention_min * 60.0, stills=stills, find_faces=find_faces)
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 BACKDROP_PAD = (16, 8)  # a text backdrop is the line's box grown by this much (w, h), centred on it
 BACKDROP = (0, 0, 0, 150)
+CACHE_SHADES = 64
 
 
 class DisplayMode(Enum):
@@ -171,6 +172,7 @@ class Display(Screen):
         self.size: tuple[int, int] = self.surface.get_size()
         #: The screen's pixels are B, G, R, X bytes (XRGB8888): a BGR frame converts straight into them.
         self._bgrx = self.surface.get_bitsize() == 32 and self.surface.get_masks()[:3] == (0xFF0000, 0xFF00, 0xFF)
+        self._shades: dict[tuple[int, int], Any] = {}
         log.info("display %s %dx%d (SDL driver %s), CPU compositor", mode.value, *self.size,
                  pygame.display.get_driver())
 
@@ -205,14 +207,22 @@ class Display(Screen):
         drawn, backdrop included, in screen pixels."""
         rect, drawn = self._text_boxes(line, size, anchor, position, backdrop)
         if backdrop:
-            shade = self._pygame.Surface(drawn.size, self._pygame.SRCALPHA)
-            shade.fill(BACKDROP)
-            self.surface.blit(shade, drawn.topleft)
+            self.surface.blit(self._shade(drawn.size), drawn.topleft)
         self.surface.blit(self._type.surface(line, size, tuple(colour)), rect)
         return drawn.x, drawn.y, drawn.width, drawn.height
 
     def _own(self, surface: Any) -> Any:
         return surface.convert_alpha()
+
+    def _shade(self, size: tuple[int, int]) -> Any:
+        """A text backdrop of ``size``, made once per size (at most CACHE_SHADES kept)."""
+        shade = self._shades.get(size)
+        if shade is None:
+            if len(self._shades) >= CACHE_SHADES:
+                self._shades.clear()
+            shade = self._shades[size] = self._pygame.Surface(size, self._pygame.SRCALPHA)
+            shade.fill(BACKDROP)
+        return shade
 
     def blit(self, image, position: tuple[int, int], anchor: str = "center", angle: float = 0.0,
              scale: float = 1.0) -> None:
