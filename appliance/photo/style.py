@@ -153,8 +153,11 @@ def _rgb_batch(image: np.ndarray) -> np.ndarray:
 
 
 def _bgr(output: np.ndarray) -> np.ndarray:
-    """A model's HxWx3 RGB output in 0..1 as BGR uint8."""
-    return cv2.cvtColor((np.clip(output, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    """A model's HxWx3 RGB output in 0..1 as BGR uint8 (one float copy, scaled in place)."""
+    scaled = np.clip(output, 0.0, 1.0)
+    scaled *= 255.0
+    scaled += 0.5
+    return cv2.cvtColor(scaled.astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
 def _window(size: int, overlap: int) -> np.ndarray:
