@@ -24,6 +24,7 @@ from appliance.errors import ApplianceError
 from appliance.inference import plugins
 from appliance.inference.manifest import Manifest, ModelSpec
 from appliance.inference.soc import read_soc
+from appliance.memory import hand_back
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class Inference:
         options = lane.options
         plugin = self.registry.choose(spec, self.manifest, lane.backend, options)
         runner = plugin.load(spec, self.manifest, options)
+        hand_back()   # what loading freed (a parsed model, its graph rewritten) is not left under the runner
         self.chosen[model] = plugin.name
         log.info("model %s on backend %s (soc %s, %d CPU threads, NPU cores %s; %s)", model, plugin.name,
                  options.soc or "none", options.threads, options.core_mask,
