@@ -145,3 +145,44 @@ def test_an_unknown_style_and_an_unreadable_painting_are_refused_naming_them(
     (tmp_path / PAINTING).write_bytes(b"not an image")
     with pytest.raises(ApplianceError, match=PAINTING):
         Styler([STYLES[2]], tmp_path, auto)
+
+
+class CountingInference(Inference):
+    """The automatic backend, counting the models it loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+
+    def load(self, model: str):
+        self.loads.append(model)
+        return super().load(model)
+
+
+def test_the_styles_models_are_held_for_a_job_only_and_paint_the_same_when_loaded_again(
+        painting: Path, photo: Photo) -> None:
+    inference = CountingInference()
+    styler = Styler(STYLES, painting, inference)
+    assert styler.loaded == []   # checked when made, then released: between jobs a kiosk holds none
+    small = cv2.resize(photo.image, (360, 240), interpolation=cv2.INTER_AREA)
+    inference.loads.clear()
+    first = styler.paint(small, "Van Gogh", "bold")
+    assert styler.loaded == [] and inference.loads == ["multistyle26"]
+    again = styler.paint(small, "Van Gogh", "bold")
+    assert np.array_equal(first, again)   # released and loaded again: the same painting, pixel for pixel
+    inference.loads.clear()
+    with styler.job():
+        painted = samples(styler, small)
+        assert styler.loaded == ["arbitrary_style_transform", "multistyle26"]
+    assert styler.loaded == [] and sorted(inference.loads) == ["arbitrary_style_transform", "multistyle26"]
+    assert np.array_equal(painted["Van Gogh"], first)
+
+
+def test_a_still_pose_is_found_by_a_stage_loaded_for_the_call_and_released(
+        astronaut: np.ndarray, content_dir: Path) -> None:
+    inference = CountingInference()
+    desk = PhotoDesk(load_bundle(content_dir, installed()), inference)
+    assert "pose_detection" not in inference.loads   # a desk never holds the still pose stage's 70 MB
+    first, again = desk.poses(astronaut), desk.poses(astronaut)
+    assert inference.loads.count("pose_detection") == 2 and first
+    assert np.array_equal(first[0].landmarks, again[0].landmarks)

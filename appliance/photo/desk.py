@@ -85,6 +85,7 @@ class PhotoDesk:
         self.matte = StillMatte(inference)
         self.finds_pose = find_pose
         self._inference, self._pose_settings = inference, pose
+        hand_back()   # the decoded media's full-size originals, freed once resized
 
     def poses(self, image: np.ndarray) -> list[Pose]:
         """``image``'s people (BGR), largest first, by a still pose stage loaded for this call and released

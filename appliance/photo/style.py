@@ -300,10 +300,11 @@ class Styler:
     def _built_in(self, image: np.ndarray, index: int, long_side: int) -> np.ndarray:
         small = _scaled(image, long_side)
         height, width = small.shape[:2]
-        padded = _padded(small, -(-height // 4) * 4, -(-width // 4) * 4)
+        batch = _rgb_batch(_padded(small, -(-height // 4) * 4, -(-width // 4) * 4))
+        del small   # while the network runs, only its input is alive
         weights = np.zeros(BUILT_IN_STYLES, np.float32)
         weights[index] = 1.0
-        (output,) = self._runner(MULTISTYLE).run([_rgb_batch(padded), weights])
+        (output,) = self._runner(MULTISTYLE).run([batch, weights])
         return _bgr(output[0].transpose(1, 2, 0)[:height, :width])
 
     def _painting(self, image: np.ndarray, vector: np.ndarray, long_side: int) -> np.ndarray:
