@@ -186,3 +186,12 @@ def test_a_still_pose_is_found_by_a_stage_loaded_for_the_call_and_released(
     first, again = desk.poses(astronaut), desk.poses(astronaut)
     assert inference.loads.count("pose_detection") == 2 and first
     assert np.array_equal(first[0].landmarks, again[0].landmarks)
+
+
+def test_a_stills_faces_come_from_a_stage_loaded_for_the_still_and_released(astronaut: np.ndarray) -> None:
+    inference = CountingInference()
+    find_faces = StillFaces(inference)
+    assert inference.loads == []
+    first, again = find_faces(astronaut), find_faces(astronaut)
+    assert inference.loads.count("face_landmark") == 2 and len(first) == 1
+    assert first[0].box == again[0].box and np.array_equal(first[0].landmarks, again[0].landmarks)
