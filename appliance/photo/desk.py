@@ -6,10 +6,11 @@ the world is the scene ``scene_id``, else the table's ``world``, else the campai
 video world gives its first frame; the world's background is held at the photo's size, the
 star's cut-out trimmed to its visible pixels; the layers (the world's snow and overlays when
 ``world_overlays``, then the frame, then the logo) are prepared for the photo's size; one-time
-library set-up (OpenCV's Lab tables) is done here too, so no photo pays for it.  The still matte's
-model is loaded here; the still pose stage (wanted only when the shopper is cut by the frame's
-bottom and no live pose came with the frame) is loaded for that photo and released after it, its
-memory handed back (its two models are 70 MB, and perception already holds their live twins).
+library set-up (OpenCV's Lab tables) is done here too, so no photo pays for it.  The models are
+held only while a photo needs them: the still matte's for each still (``StillMatte``), the still
+pose stage (wanted only when the shopper is cut by the frame's bottom and no live pose came with
+the frame) for that photo, released after it and its memory handed back (its two models are
+70 MB, and perception already holds their live twins).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def trimmed(picture: np.ndarray, path: Path) -> np.ndarray:
 
 
 class PhotoDesk:
-    """One campaign's photo, ready to compose: models loaded, media decoded, layers sized."""
+    """One campaign's photo, ready to compose: the still matte's model checked, media decoded, layers sized."""
 
     def __init__(self, bundle: Bundle, inference: Inference, scene_id: str | None = None,
                  limits: MediaLimits = DEFAULT_LIMITS, find_pose: bool = True,
