@@ -51,7 +51,7 @@ from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.profile import FULL, Profile
 from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
-from appliance.photo.style import sample_picture, samples, styled_photo
+from appliance.photo.style import desk_and_styles, sample_picture, samples, styled_photo
 from appliance.sources.base import FrameSource
 from appliance.stats import StageStats
 
@@ -100,9 +100,8 @@ def campaign_needs(bundle: Bundle) -> Needs:
 def first_photo(config: Config, inference: Inference, bundle: Bundle, world: str, frame: np.ndarray) -> None:
     """What a kiosk's first photo loads, by making one as it does: the photo desk's models, every style's (its
     samples), the still faces' (the first style given the shopper's faces back)."""
-    from appliance.compose import photo_tools
-
-    desk, styler = photo_tools(config, inference, bundle, world, StillFaces(inference, config.face.settings()))
+    desk, styler = desk_and_styles(bundle, world, inference, config.media, config.pose.settings(),
+                                   StillFaces(inference, config.face.settings()))
     photo = compose_photo(frame, desk)
     samples(styler, sample_picture(desk.background, desk.star))
     for name in list(styler.styles)[:1]:

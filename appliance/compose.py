@@ -33,7 +33,7 @@ from appliance.perception.pipeline import Perceiver, PerceptionThread
 from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk, photo_config
-from appliance.photo.style import Styler, sample_picture, samples, styled_photo
+from appliance.photo.style import Styler, desk_and_styles, sample_picture, samples, styled_photo
 from appliance.service.notify import ServiceNotifier
 from appliance.service.signals import stop_on_signals
 from appliance.service.status import RESTART_STATUS
@@ -135,13 +135,6 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
         display.close()
 
 
-def photo_tools(config: Config, inference: Inference, bundle: Bundle, world: str,
-                find_faces: StillFaces) -> tuple[PhotoDesk, Styler]:
-    """The photo desk of ``bundle``'s ``world`` and its campaign's styles, their models loaded."""
-    desk = PhotoDesk(bundle, inference, world, config.media, pose=config.pose.settings())
-    return desk, Styler(desk.config.styles, Path(bundle.directory), inference, config.media, find_faces)
-
-
 def photo_desk(config: Config, inference: Inference, alerts: Alerts,
                stills: Callable[[int], list[Frame]] | None = None) -> KioskKeepsakes:
     """The kiosk's photo desk: photos composed by ``appliance.photo`` for the campaign and world shown (one
@@ -157,7 +150,8 @@ def photo_desk(config: Config, inference: Inference, alerts: Alerts,
         key = (str(bundle.directory), world)
         if key not in desks:
             desks.clear()
-            desks[key] = photo_tools(config, inference, bundle, world, find_faces)
+            desks[key] = desk_and_styles(bundle, world, inference, config.media, config.pose.settings(),
+                                         find_faces)
         return desks[key]
 
     def compose(bundle: Bundle, world: str, frame: np.ndarray, pose: Any, style: str | None) -> Any:

@@ -43,13 +43,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from appliance.content import Bundle
 from appliance.errors import ApplianceError
 from appliance.experience.photo import BUILT_IN_STYLES, ORIGINAL, PhotoStyle, Stroke
 from appliance.inference.backend import Inference, Runner
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_image
 from appliance.memory import hand_back
 from appliance.perception.face import Face
+from appliance.perception.pose_tracker import PoseSettings
 from appliance.photo.compose import Photo
+from appliance.photo.desk import PhotoDesk
 
 Box = tuple[int, int, int, int]
 
@@ -361,3 +364,10 @@ def samples(styler: Styler, picture: np.ndarray) -> dict[str, np.ndarray]:
     itself as ``Original``; one job."""
     with styler.job():
         return {ORIGINAL: picture, **{name: styler.paint(picture, name, SAMPLE_STROKE) for name in styler.styles}}
+
+
+def desk_and_styles(bundle: Bundle, world: str, inference: Inference, limits: MediaLimits, pose: PoseSettings,
+                    find_faces: Callable[[np.ndarray], Sequence[Face]] | None) -> tuple[PhotoDesk, Styler]:
+    """The photo desk of ``bundle``'s ``world`` and its campaign's styles (their models load for each job)."""
+    desk = PhotoDesk(bundle, inference, world, limits, pose=pose)
+    return desk, Styler(desk.config.styles, Path(bundle.directory), inference, limits, find_faces)
