@@ -100,9 +100,11 @@ bench-cpu-board: bench-source models content
 	    --models segmentation,hands,pose
 
 # The CPU and GPU compositors side by side on the same frames: the GPU path on SDL's software renderer, and on
-# the screen's own renderer when there is a screen (a board's Mali; Mesa's llvmpipe under Xvfb).
+# the screen's own renderer when there is a screen (a desktop's DISPLAY, Mesa's llvmpipe under Xvfb; on a board
+# under kmsdrm, ON_SCREEN=1 and SDL_VIDEODRIVER=kmsdrm: its Mali).
 bench-compositor: bench-source models content
-	$(PY) -m appliance.tools.compositorbench $(BENCH_SOURCE) --frames 120 $(if $(DISPLAY)$(WAYLAND_DISPLAY),--on-screen)
+	$(PY) -m appliance.tools.compositorbench $(BENCH_SOURCE) --frames 120 \
+	    $(if $(DISPLAY)$(WAYLAND_DISPLAY)$(ON_SCREEN),--on-screen)
 
 # The real headless kiosk: CPU with nobody in front (idle), capture-to-flip latency with somebody (live), and the
 # time from a shopper's first frame to the greeting (greet).

@@ -53,6 +53,7 @@ from appliance.perception.profile import FULL, Profile
 from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
 from appliance.photo.style import desk_and_styles, sample_picture, samples, styled_photo
+from appliance.render.gpu import NO_PICTURE
 from appliance.sources.base import FrameSource
 from appliance.stats import StageStats
 
@@ -166,7 +167,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
                 t1, c1 = time.perf_counter(), time.thread_time()
             perception = perceiver.process(frame, setup.needs)
             t2, c2 = time.perf_counter(), time.thread_time()
-            painter.paint(frame.image, perception.alpha, time.monotonic(), picture=False)   # as most experiences
+            painter.paint(frame.image, perception.alpha, time.monotonic(), NO_PICTURE)   # as most experiences
             t3, c3 = time.perf_counter(), time.thread_time()
             display.flip()
             t4, c4 = time.perf_counter(), time.thread_time()

@@ -36,7 +36,6 @@ from appliance.perception.pose_tracker import PoseSettings, Smoothing
 from appliance.perception.profile import CHOICES as PROFILE_CHOICES
 from appliance.perception.profile import Profile
 from appliance.perception.profile import choose as choose_profile
-from appliance.render.gpu import COMPOSITORS
 from appliance.tomlfile import read_toml, validated
 
 
@@ -124,6 +123,10 @@ class InferenceConfig(Section):
     def perception_profile(self) -> Profile:
         """The profile ``profile`` names, ``auto`` decided by this board's SoC."""
         return choose_profile(self.profile, read_soc())
+
+
+#: Where the kiosk composites (``[display] compositor``): auto picks the GPU where SDL offers a hardware renderer.
+COMPOSITORS = ("auto", "gpu", "cpu")
 
 
 class DisplayConfig(Section):

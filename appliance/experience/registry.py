@@ -34,13 +34,22 @@ GROUP = "oivis.experiences"
 OWN_DISTRIBUTION = "oivis-appliance"
 
 
-def api_problem(declared: object) -> str | None:
-    """Why an experience written for API ``declared`` cannot run here, or None."""
-    ours = tuple(int(part) for part in API_VERSION.split("."))
+def declared_api(declared: object) -> tuple[int, int] | None:
+    """(major, minor) of the API an experience declares, or None when it is not "major.minor"."""
     try:
         major, minor = (int(part) for part in str(declared).split("."))
     except ValueError:
+        return None
+    return major, minor
+
+
+def api_problem(declared: object) -> str | None:
+    """Why an experience written for API ``declared`` cannot run here, or None."""
+    ours = declared_api(API_VERSION)
+    version = declared_api(declared)
+    if version is None:
         return f"declares API {declared!r}, not major.minor (this kiosk runs API {API_VERSION})"
+    major, minor = version
     if major != ours[0] or minor > ours[1]:
         return f"needs experience API {major}.{minor}; this kiosk runs {API_VERSION}"
     return None

@@ -33,8 +33,8 @@ from appliance.config import Config
 from appliance.content import Bundle, SceneSpec, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.events import EventBus
-from appliance.experience.api import ATTRACT, Action, Moment, Needs, Offer, screen_corners
-from appliance.experience.registry import Registry, installed
+from appliance.experience.api import ATTRACT, Action, Experience, Moment, Needs, Offer, screen_corners
+from appliance.experience.registry import Registry, declared_api, installed
 from appliance.kiosk.context import ExperienceJobs, KioskStage, SceneContext, ScreenCanvas
 from appliance.kiosk.display import Display, ScenePainter
 from appliance.kiosk.gpu_display import RendererDisplay
@@ -49,6 +49,7 @@ from appliance.perception.body import FACE
 from appliance.perception.hand import GestureState
 from appliance.perception.pipeline import Perception, PerceptionThread
 from appliance.readiness import Readiness
+from appliance.render.gpu import NO_PICTURE, PREVIEW, SCREEN
 from appliance.render.layout import Layout, head_box, landmarks_box
 from appliance.service.logging import journal_context
 from appliance.service.notify import ServiceNotifier
@@ -89,6 +90,14 @@ KEY_ACTIONS = {
     "backspace": Action.BACK,
 }
 NO_GESTURES = GestureState()
+
+
+def picture_for(experience: Experience | None) -> str:
+    """What ``experience`` gets back from Stage.show where the GPU composites: the screen itself when written
+    before API 1.5 (its contract then), a preview copy when it reads the screen, else nothing."""
+    if experience is None or not experience.reads_screen:
+        return NO_PICTURE
+    return PREVIEW if (declared_api(experience.api) or (0, 0)) >= (1, 5) else SCREEN
 
 
 @dataclass
@@ -245,10 +254,13 @@ class Kiosk:
         declares it never reads it)."""
         started = time.perf_counter()
         painter = self.painter()
-        picture = self.current not in self.registry or self.registry[self.current].reads_screen
+        picture = self._picture_wanted()
         image = painter.paint_world(now, picture) if frame is None else painter.paint(frame, alpha, now, picture)
         self.stats.add("composite", (time.perf_counter() - started) * 1000)
         return image
+
+    def _picture_wanted(self) -> str:
+        return picture_for(self.registry[self.current] if self.current in self.registry else None)
 
     def image(self, relative: str, height: int) -> Any:
         """A bundle image as a display surface of ``height`` pixels, decoded once per size."""

@@ -22,6 +22,7 @@ from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
 from appliance.render.compositor import Compositor
+from appliance.render.gpu import SCREEN
 from appliance.render.text import Typeface
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,13 @@ def fit_window(size: tuple[int, int], desktop: tuple[int, int], share: float = 0
 class ScenePainter(Protocol):
     """One world drawn as each frame's background, on the display that made it."""
 
-    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float, picture: bool = True) -> np.ndarray | None:
-        """Draw the world with the person (``alpha``; None: the raw frame); returns the screen as a BGR image
-        (the CPU's own screen, or a reduced copy of it where the GPU composites, made only when ``picture``
-        asks: None otherwise)."""
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float,
+              picture: str = SCREEN) -> np.ndarray | None:
+        """Draw the world with the person (``alpha``; None: the raw frame); returns the screen as a BGR image:
+        the CPU's own screen whatever ``picture`` says; where the GPU composites, what ``picture`` asks
+        (appliance.render.gpu: SCREEN read back, a PREVIEW copy, or None for NO_PICTURE)."""
 
-    def paint_world(self, now: float, picture: bool = True) -> np.ndarray | None:
+    def paint_world(self, now: float, picture: str = SCREEN) -> np.ndarray | None:
         """Draw the world alone (nobody shown); returns the screen as ``paint`` does."""
 
     def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
@@ -271,12 +273,12 @@ class SurfacePainter:
     def __init__(self, display: Display, compositor: Compositor) -> None:
         self._display, self._compositor = display, compositor
 
-    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float, picture: bool = True) -> np.ndarray:
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float, picture: str = SCREEN) -> np.ndarray:
         image = self._compositor.compose(frame, alpha, now)
         self._display.show(image)
         return image
 
-    def paint_world(self, now: float, picture: bool = True) -> np.ndarray:
+    def paint_world(self, now: float, picture: str = SCREEN) -> np.ndarray:
         image = self._compositor.compose_world(now)
         self._display.show(image)
         return image

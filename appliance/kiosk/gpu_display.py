@@ -13,9 +13,14 @@ Invariants:
 - Every frame draws the whole screen: a painter (or ``show``) first, then the
   experience's drawing in call order.  ``snapshot`` reads the frame drawn so far, so the
   kiosk takes it before ``flip``.
-- Textures for text, shapes and pictures are made once and cached (at most
-  ``CACHE_TEXTURES`` of each kind, the least recently used dropped); an image loaded with
-  ``load_image`` keeps its texture for as long as the image lives.
+- Textures for text and shapes are made once and cached (at most ``CACHE_TEXTURES`` of
+  each kind, the least recently used dropped); an image loaded with ``load_image`` keeps
+  its texture for as long as the image lives; a picture (a numpy thumbnail) is uploaded
+  at each call into a texture kept per size.
+- ``close`` releases every painter's textures, then the caches', then the renderer, then
+  the window: SDL must destroy them in that order.
+- A hardware renderer presents in step with the screen's refresh (vsync: no tearing of the
+  falling snow); ``SDL_RENDER_DRIVER`` (opengles2, opengl) picks its driver as SDL's hint does.
 - ``open_display`` puts the GPU path where SDL gives a hardware-accelerated renderer and
   the CPU display elsewhere: no accelerated renderer, or a GL driver that rasterises on
   the CPU (llvmpipe, softpipe), which would do numpy's per-pixel work more slowly.
@@ -37,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.config import COMPOSITORS
 from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.kiosk.display import (
@@ -53,7 +59,7 @@ from appliance.kiosk.display import (
     spot_surface,
 )
 from appliance.media import DEFAULT_LIMITS, MediaLimits
-from appliance.render.gpu import BLEND, COMPOSITORS, OPAQUE, Streamed, TextureCompositor
+from appliance.render.gpu import BLEND, OPAQUE, Streamed, TextureCompositor, read_screen
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,7 @@ SDL_RENDERER_ACCELERATED = 0x2
 GL_RENDERER = 0x1F01
 #: GL renderers that rasterise on the CPU (Mesa's and Google's): "accelerated" to SDL, not to a board's budget.
 CPU_RASTERISERS = ("llvmpipe", "softpipe", "swrast", "swiftshader", "software rasterizer")
-_GL_LIBRARIES = {"opengl": ("libGL.so.1",), "opengles2": ("libGLESv2.so.2", "libGLESv2.so")}
+_GL_LIBRARIES = {"opengl": ("libGL.so.1",), "opengles2": ("libGLESv2.so.2", "libGLESv2.so", "libmali.so.1")}
 
 
 def open_display(mode: DisplayMode, size: tuple[int, int], compositor: str = "auto") -> Display | RendererDisplay:
@@ -132,13 +138,19 @@ class RendererDisplay(Screen):
         if software:
             self._renderer = Renderer(self._window, accelerated=0)
         else:
-            for index, driver in enumerate(get_drivers()):
+            hinted = os.environ.get("SDL_RENDER_DRIVER", "").lower()
+            drivers = sorted(enumerate(get_drivers()), key=lambda found: found[1].name.lower() != hinted)
+            for index, driver in drivers:
                 if driver.flags & SDL_RENDERER_ACCELERATED:
                     try:
-                        self._renderer = Renderer(self._window, index=index, accelerated=1)
+                        self._renderer = Renderer(self._window, index=index, accelerated=1, vsync=True)
                     except sdl_error:
                         continue
-                    self.renderer_name = f"{driver.name} ({_gl_renderer(driver.name) or 'GL renderer unknown'})"
+                    gl_name = _gl_renderer(driver.name)
+                    if gl_name is None:
+                        log.warning("SDL's %s renderer does not say which GL driver runs it; taking it for a GPU",
+                                    driver.name)
+                    self.renderer_name = f"{driver.name} ({gl_name or 'GL renderer unknown'})"
                     break
         if self._renderer is None:
             self._window.destroy()
@@ -149,12 +161,15 @@ class RendererDisplay(Screen):
         self._pictures: dict[tuple[int, int], Streamed] = {}
         self._texts, self._shapes = _Textures(), _Textures()
         self._images: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._painters: weakref.WeakSet[TextureCompositor] = weakref.WeakSet()
         log.info("display %s %dx%d (SDL driver %s), SDL renderer %s", mode.value, *self.size,
                  pygame.display.get_driver(), self.renderer_name)
 
     def painter(self, scene: SceneSpec, bundle_dir: Path, limits: MediaLimits = DEFAULT_LIMITS) -> ScenePainter:
         """``scene`` drawn from textures (an ApplianceError naming a medium that cannot be used)."""
-        return TextureCompositor(scene, bundle_dir, self._renderer, self.size, limits)
+        painter = TextureCompositor(scene, bundle_dir, self._renderer, self.size, limits)
+        self._painters.add(painter)
+        return painter
 
     def show(self, image: np.ndarray) -> None:
         """Draw a BGR uint8 array of exactly the display's size over the whole screen (no flip yet)."""
@@ -234,17 +249,17 @@ class RendererDisplay(Screen):
 
     def snapshot(self) -> np.ndarray:
         """What the frame drawn so far shows (text and cursor included), as a BGR uint8 array."""
-        rgb = self._pygame.surfarray.array3d(self._renderer.to_surface()).swapaxes(0, 1)
-        return np.ascontiguousarray(rgb[:, :, ::-1])
+        return read_screen(self._renderer)
 
     def flip(self) -> None:
         self._renderer.present()
 
     def close(self) -> None:
+        for painter in list(self._painters):
+            painter.release()
         self._texts, self._shapes, self._pictures = _Textures(), _Textures(), {}
         self._images.clear()
-        self._screen = None
-        self._renderer = None
+        self._screen = self._renderer = None
         self._window.destroy()
         self._pygame.display.quit()
 

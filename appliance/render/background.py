@@ -37,6 +37,9 @@ class Background(Protocol):
         """(version, image): the background at ``now`` as decoded, BGR uint8, read-only; the version
         changes whenever the image does."""
 
+    def poster(self) -> np.ndarray:
+        """The image last decoded (a video's first frame before it plays), without moving playback."""
+
 
 class _Fitted:
     """The last (version, size) asked for and its cover-fitted image."""
@@ -72,6 +75,9 @@ class ImageBackground:
     def current(self, now: float) -> tuple[int, np.ndarray]:
         return 0, self._image
 
+    def poster(self) -> np.ndarray:
+        return self._image
+
 
 class VideoBackground:
     """A video that loops forever, its frame chosen by wall-clock time at the video's own fps.
@@ -106,6 +112,9 @@ class VideoBackground:
         if not self._failed and target > self._position:
             self._advance(target)
         return (-1, FALLBACK) if self._failed else (self._position, self._current)
+
+    def poster(self) -> np.ndarray:
+        return FALLBACK if self._failed else self._current
 
     def _advance(self, target: int) -> None:
         while self._position < target:

@@ -25,7 +25,7 @@ import numpy as np
 from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits
-from appliance.render.background import open_background
+from appliance.render.background import Background, open_background
 from appliance.render.fit import cover_box, cover_fit, shown_point
 from appliance.render.overlay import Overlay
 from appliance.render.snow import Snow
@@ -86,14 +86,15 @@ class Compositor:
     """
 
     def __init__(self, scene: SceneSpec, bundle_dir: Path, screen_size: tuple[int, int],
-                 limits: MediaLimits = DEFAULT_LIMITS) -> None:
+                 limits: MediaLimits = DEFAULT_LIMITS, background: Background | None = None) -> None:
         width, height = screen_size
         if width <= 0 or height <= 0:
             raise ApplianceError(f"screen size must be positive, got {screen_size}")
         self.scene = scene
         self.screen_size = (int(width), int(height))
         bundle_dir = Path(bundle_dir)
-        self._background = open_background(bundle_dir / scene.background, limits)
+        # ``background``: the scene's, already open (one decode shared with the GPU path's preview)
+        self._background = background or open_background(bundle_dir / scene.background, limits)
         self._feather = 2 * scene.feather_px + 1
         self._layers: list[Layer] = [Snow(scene.snow, self.screen_size)] if scene.snow else []
         self._layers += [Overlay(spec, bundle_dir / spec.image, self.screen_size, limits) for spec in scene.overlays]

@@ -9,18 +9,23 @@ Invariants:
 
 - One upload per camera frame: the frame with its feathered matte as alpha (BGRA at the
   camera's size); mirroring, cropping and scaling to the screen happen on the GPU.  The
-  background is uploaded once per change (a still once, a video once per new frame) at
-  its decoded size.  Snow sprites and overlays are uploaded once, when the scene is built.
+  background is uploaded once per change (a still once, a video once per new frame), at its
+  decoded size when that is no larger than the screen (the GPU fits it), else fitted to the
+  screen on the CPU first, so no texture is larger than the screen.  Snow sprites and
+  overlays are uploaded once.
 - Overlays and snow are prepared exactly as the numpy compositor prepares them (the same
   Overlay and Snow objects' images and positions), so the two paths differ only by where
   the scaling and the rounding of the blend happen (within a few levels: see
   tests/test_gpu_compositor.py).
-- ``paint``/``paint_world`` only issue draws: the caller presents the renderer.  Asked for a
-  ``picture``, each returns a ``PREVIEW_SIZE`` copy of the screen composited on the CPU
-  (Stage.show's picture of the screen: a menu's live card) instead of reading the GPU back; else
-  None, and the frame costs the CPU only the matte, the upload and the draw calls.
-- A missing, corrupt or oversized medium fails when the scene is built (ApplianceError
-  naming the file), never in the middle of a frame, as in the numpy compositor.
+- ``paint``/``paint_world`` only issue draws: the caller presents the renderer.  What they
+  return is the ``picture`` asked for (Stage.show's picture of the screen): ``SCREEN``, the
+  screen read back from the GPU (an experience written before API 1.5 gets the screen itself);
+  ``PREVIEW``, a quarter-size copy composited on the CPU (the menu's live card); ``NO_PICTURE``,
+  None: the frame then costs the CPU only the matte, the upload and the draw calls.
+- A missing, corrupt or oversized medium, or one the GPU cannot hold, fails when the scene is
+  built (ApplianceError naming the file), never in the middle of a frame, as in the numpy
+  compositor; a texture the GPU refuses later (its memory full) is an ApplianceError too.
+- ``release`` drops every texture before the display closes the renderer and its window.
 """
 
 from __future__ import annotations
@@ -36,24 +41,31 @@ from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.render.background import open_background
 from appliance.render.compositor import Compositor, check_inputs, feather
-from appliance.render.fit import cover_box, shown_point
+from appliance.render.fit import cover_box, cover_fit, shown_point
 from appliance.render.overlay import Overlay
 from appliance.render.snow import Snow
 
-#: The size of the screen's copy that ``paint`` returns (Stage.show's picture of the screen).
-PREVIEW_SIZE = (480, 270)
 BLEND = 1   # SDL_BLENDMODE_BLEND: dst = src * a + dst * (1 - a)
 OPAQUE = 0  # SDL_BLENDMODE_NONE
-#: Where the kiosk composites (``[display] compositor``): auto picks the GPU where SDL offers a hardware renderer.
-COMPOSITORS = ("auto", "gpu", "cpu")
+#: What ``paint`` returns (see the module's invariants); the CPU path returns its screen for any of them.
+SCREEN, PREVIEW, NO_PICTURE = "screen", "preview", "none"
+
+
+def preview_size(screen: tuple[int, int]) -> tuple[int, int]:
+    """The size of the screen's quarter-size copy: the screen's aspect kept."""
+    return max(1, screen[0] // 4), max(1, screen[1] // 4)
 
 
 def texture_of(renderer: Any, image: np.ndarray, streaming: bool = False) -> Any:
-    """A texture holding a BGRA uint8 image (or BGR: made opaque), blended with its alpha."""
+    """A texture holding a BGRA uint8 image (or BGR: made opaque), blended with its alpha; an ApplianceError
+    when the GPU refuses it."""
     from pygame._sdl2.video import Texture
 
     bgra = _bgra(image)
-    texture = Texture(renderer, (bgra.shape[1], bgra.shape[0]), streaming=streaming)
+    try:
+        texture = Texture(renderer, (bgra.shape[1], bgra.shape[0]), streaming=streaming)
+    except Exception as exc:  # pygame._sdl2's error, or pygame.error: SDL refused the texture
+        raise ApplianceError(f"the GPU cannot hold a {bgra.shape[1]}x{bgra.shape[0]} texture: {exc}") from exc
     upload(texture, bgra)
     texture.blend_mode = BLEND
     return texture
@@ -63,7 +75,18 @@ def upload(texture: Any, bgra: np.ndarray) -> None:
     """Copy a C-contiguous BGRA uint8 image of the texture's size into it (its ARGB8888 is BGRA in memory)."""
     import pygame
 
-    texture.update(pygame.image.frombuffer(bgra.data, (bgra.shape[1], bgra.shape[0]), "BGRA"))
+    try:
+        texture.update(pygame.image.frombuffer(bgra.data, (bgra.shape[1], bgra.shape[0]), "BGRA"))
+    except Exception as exc:  # pygame._sdl2's error, or pygame.error: SDL could not upload
+        raise ApplianceError(f"the GPU refused a {bgra.shape[1]}x{bgra.shape[0]} upload: {exc}") from exc
+
+
+def read_screen(renderer: Any) -> np.ndarray:
+    """What the renderer's target holds now, as a BGR uint8 array (a read back from the GPU: slow)."""
+    import pygame
+
+    rgb = pygame.surfarray.array3d(renderer.to_surface()).swapaxes(0, 1)
+    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 def _bgra(image: np.ndarray) -> np.ndarray:
@@ -113,13 +136,30 @@ class TextureCompositor:
         for spec in scene.overlays:
             overlay = Overlay(spec, bundle_dir / spec.image, self.screen_size, limits)
             if overlay.visible.size:
-                self._overlays.append((texture_of(renderer, overlay.visible),
-                                       (*overlay.origin, overlay.visible.shape[1], overlay.visible.shape[0])))
-        self._preview = Compositor(scene, bundle_dir, PREVIEW_SIZE, limits)
+                try:
+                    texture = texture_of(renderer, overlay.visible)
+                except ApplianceError as exc:
+                    raise ApplianceError(f"{bundle_dir / spec.image}: {exc}") from exc
+                self._overlays.append((texture, (*overlay.origin, *overlay.visible.shape[1::-1])))
+        try:   # uploaded now (playback not started): a background the GPU cannot hold fails here
+            poster = self._background.poster()
+            if self._outgrows(poster):
+                poster = np.ascontiguousarray(cover_fit(poster, self.screen_size, cv2.INTER_AREA))
+            self._background_texture.show(None, poster)
+        except ApplianceError as exc:
+            raise ApplianceError(f"{bundle_dir / scene.background}: {exc}") from exc
+        self._preview = Compositor(scene, bundle_dir, preview_size(self.screen_size), limits,
+                                   background=self._background)
 
-    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float, picture: bool = True) -> np.ndarray | None:
+    def release(self) -> None:
+        """Drop every texture and the renderer (the display closes them next); the painter is unusable after."""
+        self._background_texture = self._camera = self._renderer = None
+        self._sprites, self._overlays = [], []
+
+    def paint(self, frame: np.ndarray, alpha: np.ndarray | None, now: float,
+              picture: str = SCREEN) -> np.ndarray | None:
         """Draw the screen for camera ``frame`` and person ``alpha`` (None: the raw frame), as
-        ``Compositor.compose`` would; returns the ``PREVIEW_SIZE`` copy when asked for a ``picture``."""
+        ``Compositor.compose`` would; returns the ``picture`` asked for (see the module's invariants)."""
         check_inputs(frame, alpha)
         height, width = frame.shape[:2]
         if alpha is not None:
@@ -134,25 +174,38 @@ class TextureCompositor:
         camera.draw(srcrect=cover_box((width, height), self.screen_size), dstrect=(0, 0, *self.screen_size),
                     flip_x=self.scene.mirror)
         self._draw_layers(now)
-        return self._preview.compose(*self._small(frame, alpha), now) if picture else None
+        if picture == PREVIEW:
+            return self._preview.compose(*self._small(frame, alpha), now)
+        return read_screen(self._renderer) if picture == SCREEN else None
 
-    def paint_world(self, now: float, picture: bool = True) -> np.ndarray | None:
-        """Draw the world alone (nobody shown), as ``Compositor.compose_world``; returns the preview copy when
-        asked for a ``picture``."""
+    def paint_world(self, now: float, picture: str = SCREEN) -> np.ndarray | None:
+        """Draw the world alone (nobody shown), as ``Compositor.compose_world``; returns the ``picture`` asked
+        for."""
         self._draw_background(now)
         self._draw_layers(now)
-        return self._preview.compose_world(now) if picture else None
+        if picture == PREVIEW:
+            return self._preview.compose_world(now)
+        return read_screen(self._renderer) if picture == SCREEN else None
 
     def screen_point(self, point: tuple[float, float], frame_size: tuple[int, int]) -> tuple[float, float]:
         """Where a point of the camera frame (w, h) appears on the screen: mirrored like the image, then fitted."""
         return shown_point(point, frame_size, self.screen_size, self.scene.mirror)
 
     def _draw_background(self, now: float) -> None:
+        texture, crop = self._background_drawn(now)
+        texture.draw(srcrect=crop, dstrect=(0, 0, *self.screen_size))
+
+    def _background_drawn(self, now: float) -> tuple[Any, tuple[int, int, int, int]]:
+        """The background's texture at ``now`` (uploaded when it changed) and the part of it the screen shows."""
         version, image = self._background.current(now)
+        if self._outgrows(image):   # fitted on the CPU once a version: no texture outgrows the screen
+            image = self._background.frame(self.screen_size, now)
         texture = self._background_texture.show(version, image)
         texture.blend_mode = OPAQUE
-        texture.draw(srcrect=cover_box((image.shape[1], image.shape[0]), self.screen_size),
-                     dstrect=(0, 0, *self.screen_size))
+        return texture, cover_box((image.shape[1], image.shape[0]), self.screen_size)
+
+    def _outgrows(self, image: np.ndarray) -> bool:
+        return image.shape[1] > self.screen_size[0] or image.shape[0] > self.screen_size[1]
 
     def _draw_layers(self, now: float) -> None:
         if self._snow is not None:
@@ -167,7 +220,8 @@ class TextureCompositor:
     def _small(self, frame: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The frame and matte at about the preview's scale, for its CPU composite."""
         height, width = frame.shape[:2]
-        scale = min(1.0, max(PREVIEW_SIZE[0] / width, PREVIEW_SIZE[1] / height))
+        small_w, small_h = preview_size(self.screen_size)
+        scale = min(1.0, max(small_w / width, small_h / height))
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
         return small, None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)

@@ -33,7 +33,9 @@ from appliance.content import load_bundle
 from appliance.errors import ApplianceError
 from appliance.kiosk.display import DisplayMode
 from appliance.kiosk.gpu_display import open_display
+from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.perception.stages import SegmentationStage
+from appliance.render.gpu import NO_PICTURE
 from appliance.sources.open import open_source
 from appliance.stats import StageStats
 
@@ -66,19 +68,19 @@ def record(source_uri: str, frames: int, config_path: Path | None) -> list[tuple
 
 
 def run_way(way: Way, recorded: list[tuple[np.ndarray, np.ndarray]], content: Path, world: int,
-            screen: tuple[int, int]) -> dict:
+            screen: tuple[int, int], limits: MediaLimits = DEFAULT_LIMITS) -> dict:
     """One pass of ``way`` over the recorded frames: its per-frame timings."""
     bundle = load_bundle(content)
     display = open_display(way.mode, screen, way.compositor)
     stats, cpu = StageStats(window=len(recorded)), StageStats(window=len(recorded))
     try:
-        painter = display.painter(bundle.scenes[world], bundle.directory)
+        painter = display.painter(bundle.scenes[world], bundle.directory, limits)
         painter.paint(*recorded[0], 0.0)   # textures made, caches filled
         display.flip()
         process_start, started = time.process_time(), time.perf_counter()
         for index, (frame, alpha) in enumerate(recorded):
             t0, c0 = time.perf_counter(), time.thread_time()
-            painter.paint(frame, alpha, index / 30, picture=False)   # as every experience but the menu
+            painter.paint(frame, alpha, index / 30, NO_PICTURE)   # as every experience but the menu
             t1, c1 = time.perf_counter(), time.thread_time()
             display.flip()
             t2, c2 = time.perf_counter(), time.thread_time()
@@ -133,9 +135,9 @@ def compare(args: argparse.Namespace, ways: list[Way]) -> dict:
 def format_table(result: dict) -> str:
     lines = [f"{result['frames']} frames, {result['rounds']} rounds, medians of each round's p50 (ms); "
              "render thread's CPU in brackets; cpu a frame = every thread's",
-             f"{'compositor':<14}{'renderer':<44}{'composite':>16}{'present':>16}{'cpu a frame':>13}"]
+             f"{'compositor':<14}{'renderer':<44}{'screen':>11}{'composite':>16}{'present':>16}{'cpu a frame':>13}"]
     for name, way in result["ways"].items():
-        lines.append(f"{name:<14}{way['renderer'][:43]:<44}"
+        lines.append(f"{name:<14}{way['renderer'][:43]:<44}{'x'.join(map(str, way['size'])):>11}"
                      f"{way['composite_p50_ms']:>7.2f} ({way['composite_cpu_p50_ms']:>5.2f})"
                      f"{way['present_p50_ms']:>8.2f} ({way['present_cpu_p50_ms']:>5.2f})"
                      f"{way['process_cpu_ms_per_frame']:>13.2f}")
@@ -160,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ApplianceError("--frames and --rounds must be at least 1")
         if args.only:
             recorded = record(args.source, args.frames, args.config)
-            print(json.dumps(run_way(WAYS[args.only], recorded, load_config(args.config).kiosk.content, args.world,
-                                     (width, height))))
+            config = load_config(args.config)
+            print(json.dumps(run_way(WAYS[args.only], recorded, config.kiosk.content, args.world, (width, height),
+                                     config.media)))
             return 0
         result = compare(args, [WAYS["cpu"], WAYS["gpu-software"]] + ([WAYS["gpu-screen"]] if args.on_screen else []))
     except (ApplianceError, ValueError) as exc:
