@@ -30,6 +30,7 @@ from appliance.kiosk.keepsakes import KioskKeepsakes
 from appliance.perception.audience import AudienceCounts
 from appliance.perception.demo import demo_image
 from appliance.perception.pipeline import Perceiver, PerceptionThread
+from appliance.perception.schedule import watch_coverage
 from appliance.perception.still_faces import StillFaces
 from appliance.photo.compose import compose_photo
 from appliance.photo.desk import PhotoDesk, photo_config
@@ -113,7 +114,8 @@ def _kiosk(config: Config, mode: DisplayMode, fleet: FleetRuntime | None, alerts
     display = open_display(mode, (config.display.width, config.display.height), config.display.compositor)
     frames = LatestSlot()
     results = LatestSlot()
-    perception = PerceptionThread(perceiver, frames, results)   # it tells capture which frames it will use
+    # It tells capture which frames it will use, and watches for a shopper at half the coverage that wakes the screen.
+    perception = PerceptionThread(perceiver, frames, results, watch=watch_coverage(config.kiosk.person_enter))
     workers = Workers(CaptureThread(source, frames, wanted=perception.wanted).start(), perception.start(), results)
     keepsakes = photo_desk(config, inference, alerts,
                            stills=workers.capture.still if source.still_size is not None else None)

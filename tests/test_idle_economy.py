@@ -19,7 +19,7 @@ from appliance.experiences.attract import experience as attract
 from appliance.kiosk.presence import Presence
 from appliance.perception.needs import EVERY_FRAME, Needs
 from appliance.perception.pipeline import Perceiver, Perception, PerceptionThread
-from appliance.perception.schedule import PRESENCE_RATE, WATCH_COVERAGE, frame_wanted, watching
+from appliance.perception.schedule import PRESENCE_RATE, WATCH_COVERAGE, frame_wanted, watch_coverage, watching
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame, GrabbingSource
 from appliance.sources.camera import CameraSource
@@ -116,6 +116,14 @@ def test_watching_asks_segmentation_every_frame_only_when_presence_alone_is_want
     assert watching(attract.needs, WATCH_COVERAGE).segmentation == EVERY_FRAME
     hands = Needs(segmentation=0.0, hands=10)
     assert watching(hands, 0.5) == hands
+
+
+def test_a_kiosk_that_wakes_on_less_watches_for_less() -> None:
+    assert watch_coverage(0.04) == WATCH_COVERAGE and watch_coverage(0.5) == WATCH_COVERAGE
+    assert watch_coverage(0.01) == 0.005   # half what wakes it: the frames presence counts are all segmented
+    assert watching(attract.needs, 0.006, watch_coverage(0.01)).segmentation == EVERY_FRAME
+    assert not frame_wanted(attract.needs, 0.004, 1.0, 1.1, watch_coverage(0.01))
+    assert frame_wanted(attract.needs, 0.006, 1.0, 1.1, watch_coverage(0.01))
 
 
 def test_a_frame_is_wanted_unless_only_presence_is_and_no_presence_run_is_due() -> None:

@@ -53,7 +53,7 @@ from appliance.perception.matte import MatteSettings
 from appliance.perception.needs import MODELS, Needs
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.perception.profile import FULL, Profile
-from appliance.perception.schedule import RateGate, frame_wanted, segmentation_rate, watching
+from appliance.perception.schedule import WATCH_COVERAGE, RateGate, frame_wanted, segmentation_rate, watching
 from appliance.perception.stages import AgeStage, FaceStage, HandStage, PoseStage, SegmentationStage, Segmented
 from appliance.slot import LatestSlot
 from appliance.sources.base import Frame
@@ -274,8 +274,9 @@ class PerceptionThread(Worker):
     """
 
     def __init__(self, perceiver: Perceiver, frames: LatestSlot[Frame], results: LatestSlot[Perception],
-                 needs: Needs = DEFAULT_NEEDS) -> None:
+                 needs: Needs = DEFAULT_NEEDS, watch: float = WATCH_COVERAGE) -> None:
         super().__init__("perception")
+        self._watch = watch   # the coverage that puts segmentation on every frame (schedule.watch_coverage)
         self.perceiver = perceiver
         self.frames = frames
         self.results = results
@@ -291,7 +292,7 @@ class PerceptionThread(Worker):
     def wanted(self, captured_at: float) -> bool:
         """Whether a frame captured at ``captured_at`` will be used (from the capture thread)."""
         _, needs = self._needs.latest()
-        return frame_wanted(needs or DEFAULT_NEEDS, self._coverage, self._segmented_at, captured_at)
+        return frame_wanted(needs or DEFAULT_NEEDS, self._coverage, self._segmented_at, captured_at, self._watch)
 
     def stop(self) -> None:
         super().stop()
@@ -304,7 +305,7 @@ class PerceptionThread(Worker):
         self._seen = version
         _, needs = self._needs.latest()
         try:
-            result = self.perceiver.process(frame, watching(needs or DEFAULT_NEEDS, self._coverage))
+            result = self.perceiver.process(frame, watching(needs or DEFAULT_NEEDS, self._coverage, self._watch))
             self._coverage = result.coverage
             if "segmentation" in result.ran:
                 self._segmented_at = frame.captured_at

@@ -27,8 +27,14 @@ from appliance.perception.needs import EVERY_FRAME, MODELS, Needs
 PRESENCE_RATE = 5.0
 TOLERANCE_S = 1 / 300
 #: A mask covering this share of the frame may be a shopper stepping in: half the default
-#: ``[kiosk] person_enter`` (0.04), so the frames presence counts in are all segmented.
+#: ``[kiosk] person_enter`` (0.04), so the frames presence counts in are all segmented
+#: (``watch_coverage`` gives it for another person_enter).
 WATCH_COVERAGE = 0.02
+
+
+def watch_coverage(person_enter: float) -> float:
+    """The coverage that puts segmentation on every frame for a kiosk waking at ``person_enter``: at most half."""
+    return min(WATCH_COVERAGE, person_enter / 2)
 
 
 class RateGate:
@@ -55,18 +61,19 @@ def segmentation_rate(needs: Needs) -> float:
     return max(needs.segmentation, PRESENCE_RATE)
 
 
-def watching(needs: Needs, coverage: float) -> Needs:
+def watching(needs: Needs, coverage: float, watch: float = WATCH_COVERAGE) -> Needs:
     """``needs``, with segmentation on every frame when nothing but presence is wanted and the last mask's
     ``coverage`` says somebody may be stepping in."""
-    if coverage < WATCH_COVERAGE or any(needs.wants(model) for model in MODELS):
+    if coverage < watch or any(needs.wants(model) for model in MODELS):
         return needs
     return dataclasses.replace(needs, segmentation=EVERY_FRAME)
 
 
-def frame_wanted(needs: Needs, coverage: float, segmented_at: float | None, captured_at: float) -> bool:
+def frame_wanted(needs: Needs, coverage: float, segmented_at: float | None, captured_at: float,
+                 watch: float = WATCH_COVERAGE) -> bool:
     """Whether a frame captured at ``captured_at`` will be used, given the last mask's ``coverage`` and the
     capture time of the frame segmentation last ran on (None: never)."""
-    if coverage >= WATCH_COVERAGE or any(needs.wants(model) for model in MODELS):
+    if coverage >= watch or any(needs.wants(model) for model in MODELS):
         return True
     gate = RateGate()
     gate.last = segmented_at
