@@ -123,12 +123,26 @@ class Screen:
         width, height = self._type.size(line, size)
         return (width + BACKDROP_PAD[0], height + BACKDROP_PAD[1]) if backdrop else (width, height)
 
-    def _text_boxes(self, line: str, size: int, anchor: str, position: tuple[int, int],
-                    backdrop: bool) -> tuple[Any, Any]:
-        """The line's rect with its ``anchor`` at ``position``, and what it covers (its backdrop's rect)."""
+    def text(self, line: str, position: tuple[int, int], size: int = 36,
+             colour: tuple[int, int, int] = (255, 255, 255), anchor: str = "topleft",
+             backdrop: bool = False) -> tuple[int, int, int, int]:
+        """Draw one line with its box's ``anchor`` (a pygame.Rect attribute) at ``position``; the (x, y, w, h)
+        drawn, backdrop included, in screen pixels."""
         rect = self._pygame.Rect((0, 0), self._type.size(line, size))
         setattr(rect, anchor, position)
-        return rect, rect.inflate(*BACKDROP_PAD) if backdrop else rect
+        drawn = rect.inflate(*BACKDROP_PAD) if backdrop else rect
+        if backdrop:
+            self._shade(drawn)
+        self._line(line, size, tuple(colour), rect)
+        return drawn.x, drawn.y, drawn.width, drawn.height
+
+    def _shade(self, rect: Any) -> None:
+        """Darken ``rect`` as a text backdrop (BACKDROP)."""
+        raise NotImplementedError
+
+    def _line(self, line: str, size: int, colour: tuple[int, int, int], rect: Any) -> None:
+        """Draw ``line`` set at ``size`` in ``colour`` into ``rect`` (its box)."""
+        raise NotImplementedError
 
     def load_image(self, path: Path, height: int, limits: MediaLimits = DEFAULT_LIMITS):
         """A PNG or JPEG as a pygame surface with alpha, scaled to ``height`` pixels; decoded once (through
@@ -202,29 +216,21 @@ class Display(Screen):
         height, width = image.shape[:2]
         return self._pygame.image.frombuffer(np.ascontiguousarray(image).data, (width, height), "BGR")
 
-    def text(self, line: str, position: tuple[int, int], size: int = 36,
-             colour: tuple[int, int, int] = (255, 255, 255), anchor: str = "topleft",
-             backdrop: bool = False) -> tuple[int, int, int, int]:
-        """Draw one line with its box's ``anchor`` (a pygame.Rect attribute) at ``position``; the (x, y, w, h)
-        drawn, backdrop included, in screen pixels."""
-        rect, drawn = self._text_boxes(line, size, anchor, position, backdrop)
-        if backdrop:
-            self.surface.blit(self._shade(drawn.size), drawn.topleft)
-        self.surface.blit(self._type.surface(line, size, tuple(colour)), rect)
-        return drawn.x, drawn.y, drawn.width, drawn.height
-
-    def _own(self, surface: Any) -> Any:
-        return surface.convert_alpha()
-
-    def _shade(self, size: tuple[int, int]) -> Any:
-        """A text backdrop of ``size``, made once per size (at most CACHE_SHADES kept)."""
-        shade = self._shades.get(size)
+    def _shade(self, rect: Any) -> None:
+        """A backdrop surface made once per size (at most CACHE_SHADES kept)."""
+        shade = self._shades.get(rect.size)
         if shade is None:
             if len(self._shades) >= CACHE_SHADES:
                 self._shades.clear()
-            shade = self._shades[size] = self._pygame.Surface(size, self._pygame.SRCALPHA)
+            shade = self._shades[rect.size] = self._pygame.Surface(rect.size, self._pygame.SRCALPHA)
             shade.fill(BACKDROP)
-        return shade
+        self.surface.blit(shade, rect.topleft)
+
+    def _line(self, line: str, size: int, colour: tuple[int, int, int], rect: Any) -> None:
+        self.surface.blit(self._type.surface(line, size, colour), rect)
+
+    def _own(self, surface: Any) -> Any:
+        return surface.convert_alpha()
 
     def blit(self, image, position: tuple[int, int], anchor: str = "center", angle: float = 0.0,
              scale: float = 1.0) -> None:

@@ -192,20 +192,14 @@ class RendererDisplay(Screen):
         setattr(rect, anchor, position)
         streamed.show(None, image).draw(dstrect=rect)
 
-    def text(self, line: str, position: tuple[int, int], size: int = 36,
-             colour: tuple[int, int, int] = (255, 255, 255), anchor: str = "topleft",
-             backdrop: bool = False) -> tuple[int, int, int, int]:
-        """Draw one line with its box's ``anchor`` (a pygame.Rect attribute) at ``position``; the (x, y, w, h)
-        drawn, backdrop included, in screen pixels."""
-        rect, drawn = self._text_boxes(line, size, anchor, position, backdrop)
-        if backdrop:
-            self._renderer.draw_blend_mode = BLEND
-            self._renderer.draw_color = BACKDROP
-            self._renderer.fill_rect(drawn)
-        colour = tuple(colour)
+    def _shade(self, rect: Any) -> None:
+        self._renderer.draw_blend_mode = BLEND
+        self._renderer.draw_color = BACKDROP
+        self._renderer.fill_rect(rect)
+
+    def _line(self, line: str, size: int, colour: tuple[int, int, int], rect: Any) -> None:
         self._texts.get((line, size, colour), lambda: self._texture(self._type.surface(line, size, colour))).draw(
             dstrect=rect)
-        return drawn.x, drawn.y, drawn.width, drawn.height
 
     def blit(self, image, position: tuple[int, int], anchor: str = "center", angle: float = 0.0,
              scale: float = 1.0) -> None:
