@@ -209,8 +209,9 @@ class Stage(Protocol):
 
     def show(self, perception: Perception | None, person: bool = True) -> Any:
         """The world with the person cut in (``person=False``: the world alone) as this frame's background;
-        returns the composited screen (a BGR numpy image: the screen itself, or a smaller copy of it where the
-        GPU composites; None to an experience declared with ``reads_screen=False`` there, since API 1.5)."""
+        returns the composited screen (a BGR numpy image: the screen itself; where the GPU composites, an
+        experience declaring API 1.5 or later gets a quarter-size copy of it, and None when it declared
+        ``reads_screen=False``)."""
 
     def switch_world(self, step: int) -> None:
         """The next (+1) or previous (-1) world of the campaign."""
