@@ -1,14 +1,8 @@
-"""CPU backend: LiteRT (TensorFlow Lite) with XNNPACK — x86 machines and RK3399 boards.
-
-The model file is mapped into memory; XNNPACK reads its weights through once, packing them, and then
-(when loaded, and again after the first run, which reads some back) the file's pages are dropped from the
-resident set (``memory.drop_file_pages``: 2-6 MB a model; what a run reads again is read from the file).
-"""
+"""CPU backend: LiteRT (TensorFlow Lite) with XNNPACK — x86 machines and RK3399 boards."""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -16,7 +10,6 @@ from ai_edge_litert.interpreter import Interpreter
 from appliance.errors import ApplianceError
 from appliance.inference.backend import BackendOptions
 from appliance.inference.manifest import Manifest, ModelSpec
-from appliance.memory import drop_file_pages
 
 
 class LiteRTRunner:
@@ -35,8 +28,6 @@ class LiteRTRunner:
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
         self._scale, self._offset = spec.normalisation
         self.name = spec.name
-        drop_file_pages(path)
-        self._path: Path | None = path   # until the first run has read what it needs of the file
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
@@ -50,9 +41,6 @@ class LiteRTRunner:
                 target += np.float32(self._offset)
             del target  # the interpreter refuses to run while a view of its buffers is alive
         self._interpreter.invoke()
-        if self._path is not None:
-            drop_file_pages(self._path)
-            self._path = None
         return [self._interpreter.get_tensor(index) for index in self._outputs]
 
 
