@@ -133,18 +133,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_config(args: argparse.Namespace):
-    """The configuration ``run`` starts with: the file (or the defaults), the command line's overrides,
-    and every check of ``preflight`` passed."""
-    from appliance.config import DEFAULT_CONFIG_PATH, load_config
-    from appliance.preflight import require
+    """The configuration ``run`` starts with (``preflight.run_config``), from the command line's arguments."""
+    from appliance.preflight import run_config
 
-    path = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
-    config = load_config(path)
-    if args.source:
-        config = config.model_copy(update={"source": config.source.model_copy(update={"uri": args.source})})
-    if args.backend:
-        config = config.model_copy(update={"inference": config.inference.model_copy(update={"backend": args.backend})})
-    return require(config, path)
+    return run_config(args.config, args.source, args.backend)
 
 
 def _analyze(args: argparse.Namespace) -> int:

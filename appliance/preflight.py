@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 
-from appliance.config import Config
+from appliance.config import DEFAULT_CONFIG_PATH, Config, load_config
 from appliance.content import VIDEO_SUFFIXES, load_bundle
 from appliance.errors import ApplianceError, one_line
 from appliance.media import open_video, read_image
@@ -132,3 +132,15 @@ def require(config: Config, path: Path | None) -> Config:
         line = line_of(lines, location)
         messages.append(f"{key_path(location)}: {problem}" + (f" (line {line})" if line else ""))
     raise InvalidFile(path if path is not None else "the configuration", messages)
+
+
+def run_config(path: Path | None, source: str | None = None, backend: str | None = None) -> Config:
+    """The configuration ``run`` starts with: the file (``path``, else the device's own when it has one, else
+    the defaults), the command line's ``source`` and ``backend`` over it, and every check above passed."""
+    path = path or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+    config = load_config(path)
+    if source:
+        config = config.model_copy(update={"source": config.source.model_copy(update={"uri": source})})
+    if backend:
+        config = config.model_copy(update={"inference": config.inference.model_copy(update={"backend": backend})})
+    return require(config, path)

@@ -44,6 +44,8 @@ import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError
+from appliance.media import read_image
+from appliance.preflight import run_config
 
 MODES = ("idle", "live", "greet")
 #: The empty scene served with nobody in front: a world background of the default campaign (no person in it).
@@ -144,10 +146,7 @@ def video_frames(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
 
 
 def still(path: Path, size: tuple[int, int]) -> np.ndarray:
-    image = cv2.imread(str(path))
-    if image is None:
-        raise ApplianceError(f"cannot read image {path}")
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(read_image(path), size, interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -207,17 +206,6 @@ def run_watched(config: Any, warmup_s: float, done: Callable[[Watch, float], boo
         return watch, kiosk
 
 
-def load_run_config(path: Path | None, source: str) -> Any:
-    """The configuration ``run --source SOURCE`` starts with (the file or the defaults, then preflight)."""
-    from appliance.config import DEFAULT_CONFIG_PATH, load_config
-    from appliance.preflight import require
-
-    path = path or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
-    config = load_config(path)
-    config = config.model_copy(update={"source": config.source.model_copy(update={"uri": source})})
-    return require(config, path)
-
-
 def person_video(args: argparse.Namespace) -> Path:
     if args.video:
         return Path(args.video)
@@ -252,7 +240,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 itertools.repeat(still(Path(args.empty), size), round(args.empty_s * args.fps)),
                 itertools.islice(person, round(args.person_s * args.fps)))
             total = write_video(Path(folder) / "source.avi", frames, args.fps)
-        config = load_run_config(Path(args.config) if args.config else None, uri)
+        config = run_config(Path(args.config) if args.config else None, uri)   # as run --source would
         result: dict[str, Any] = {"mode": args.mode, "source": uri if args.mode == "idle" else
                                   f"{args.video or PERSON_VIDEO} at {args.fps:g} fps"}
         if args.mode != "greet":
