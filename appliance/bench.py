@@ -197,7 +197,7 @@ def run_bench(setup: BenchSetup, frames: int) -> dict:
         "source": setup.source.description,
         "screen": list(display.size),
         "compositor": display.compositor,
-        "renderer": getattr(display, "renderer_name", "numpy"),
+        "renderer": display.renderer_name,
         "stages": stats.summary(),
         "cpu_stages": cpu_stats.summary(),
         **({"people": _counts(people)} if setup.needs.wants("pose") else {}),

@@ -254,13 +254,10 @@ class Kiosk:
         declares it never reads it)."""
         started = time.perf_counter()
         painter = self.painter()
-        picture = self._picture_wanted()
+        picture = picture_for(self.registry[self.current] if self.current in self.registry else None)
         image = painter.paint_world(now, picture) if frame is None else painter.paint(frame, alpha, now, picture)
         self.stats.add("composite", (time.perf_counter() - started) * 1000)
         return image
-
-    def _picture_wanted(self) -> str:
-        return picture_for(self.registry[self.current] if self.current in self.registry else None)
 
     def image(self, relative: str, height: int) -> Any:
         """A bundle image as a display surface of ``height`` pixels, decoded once per size."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import OrderedDict
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +24,7 @@ from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits, read_bgra
 from appliance.render.compositor import Compositor
-from appliance.render.gpu import SCREEN
+from appliance.render.gpu import SCREEN, surface_bgr
 from appliance.render.text import Typeface
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ def ring_surface(pygame: Any, radius: int, fraction: float, colour: tuple[int, i
     # A filled band between two arcs: pygame's wide arcs leave moiré holes.
     size = 2 * radius + 2
     centre = size / 2
-    steps = max(2, round(72 * min(1.0, fraction)))
+    steps = max(2, ring_steps(fraction))
     angles = [-math.pi / 2 + 2 * math.pi * min(1.0, fraction) * i / steps for i in range(steps + 1)]
     outer = [(centre + radius * math.cos(a), centre + radius * math.sin(a)) for a in angles]
     inner = [(centre + (radius - width) * math.cos(a), centre + (radius - width) * math.sin(a))
@@ -98,6 +100,27 @@ def ring_surface(pygame: Any, radius: int, fraction: float, colour: tuple[int, i
 def ring_steps(fraction: float) -> int:
     """How many of the ring's 72 segments ``fraction`` fills: rings that fill the same segments look the same."""
     return round(72 * min(1.0, fraction))
+
+
+class Cache:
+    """Values by key, each made on first use, at most ``limit`` of them (the least recently used dropped)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._values: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = make()
+            if len(self._values) > self._limit:
+                self._values.popitem(last=False)
+        else:
+            self._values.move_to_end(key)
+        return value
+
+    def clear(self) -> None:
+        self._values.clear()
 
 
 class Screen:
@@ -170,6 +193,7 @@ class Display(Screen):
     """Presents BGR frames composited on the CPU; text is drawn on top through ``text`` before ``flip``."""
 
     compositor = "cpu"
+    renderer_name = "numpy"
 
     def __init__(self, mode: DisplayMode, size: tuple[int, int]) -> None:
         super().__init__(mode)
@@ -188,7 +212,7 @@ class Display(Screen):
         self.size: tuple[int, int] = self.surface.get_size()
         #: The screen's pixels are B, G, R, X bytes (XRGB8888): a BGR frame converts straight into them.
         self._bgrx = self.surface.get_bitsize() == 32 and self.surface.get_masks()[:3] == (0xFF0000, 0xFF00, 0xFF)
-        self._shades: dict[tuple[int, int], Any] = {}
+        self._shades = Cache(CACHE_SHADES)
         log.info("display %s %dx%d (SDL driver %s), CPU compositor", mode.value, *self.size,
                  pygame.display.get_driver())
 
@@ -218,13 +242,12 @@ class Display(Screen):
 
     def _shade(self, rect: Any) -> None:
         """A backdrop surface made once per size (at most CACHE_SHADES kept)."""
-        shade = self._shades.get(rect.size)
-        if shade is None:
-            if len(self._shades) >= CACHE_SHADES:
-                self._shades.clear()
-            shade = self._shades[rect.size] = self._pygame.Surface(rect.size, self._pygame.SRCALPHA)
-            shade.fill(BACKDROP)
-        self.surface.blit(shade, rect.topleft)
+        self.surface.blit(self._shades.get(rect.size, lambda: self._backdrop(rect.size)), rect.topleft)
+
+    def _backdrop(self, size: tuple[int, int]) -> Any:
+        shade = self._pygame.Surface(size, self._pygame.SRCALPHA)
+        shade.fill(BACKDROP)
+        return shade
 
     def _line(self, line: str, size: int, colour: tuple[int, int, int], rect: Any) -> None:
         self.surface.blit(self._type.surface(line, size, colour), rect)
@@ -263,8 +286,7 @@ class Display(Screen):
 
     def snapshot(self) -> np.ndarray:
         """What the screen shows now (text and cursor included), as a BGR uint8 array."""
-        rgb = self._pygame.surfarray.array3d(self.surface).swapaxes(0, 1)
-        return np.ascontiguousarray(rgb[:, :, ::-1])
+        return surface_bgr(self.surface)
 
     def flip(self) -> None:
         self._pygame.display.flip()

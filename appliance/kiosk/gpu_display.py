@@ -35,8 +35,6 @@ import logging
 import math
 import os
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +45,7 @@ from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.kiosk.display import (
     BACKDROP,
+    Cache,
     Display,
     DisplayMode,
     ScenePainter,
@@ -92,23 +91,6 @@ def open_display(mode: DisplayMode, size: tuple[int, int], compositor: str = "au
         return Display(mode, size)
     log.info("GPU compositor on %s", display.renderer_name)
     return display
-
-
-class _Textures:
-    """Textures by key, made on first use, at most CACHE_TEXTURES (the least recently used dropped)."""
-
-    def __init__(self) -> None:
-        self._textures: OrderedDict[Any, Any] = OrderedDict()
-
-    def get(self, key: Any, make: Callable[[], Any]) -> Any:
-        texture = self._textures.get(key)
-        if texture is None:
-            texture = self._textures[key] = make()
-            if len(self._textures) > CACHE_TEXTURES:
-                self._textures.popitem(last=False)
-        else:
-            self._textures.move_to_end(key)
-        return texture
 
 
 class RendererDisplay(Screen):
@@ -158,8 +140,7 @@ class RendererDisplay(Screen):
         self.rasterises_on_cpu = software or any(name in self.renderer_name.lower() for name in CPU_RASTERISERS)
         self.size: tuple[int, int] = tuple(self._renderer.get_viewport().size)
         self._screen = Streamed(self._renderer)
-        self._pictures: dict[tuple[int, int], Streamed] = {}
-        self._texts, self._shapes = _Textures(), _Textures()
+        self._pictures, self._texts, self._shapes = Cache(CACHE_TEXTURES), Cache(CACHE_TEXTURES), Cache(CACHE_TEXTURES)
         self._images: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._painters: weakref.WeakSet[TextureCompositor] = weakref.WeakSet()
         log.info("display %s %dx%d (SDL driver %s), SDL renderer %s", mode.value, *self.size,
@@ -183,11 +164,7 @@ class RendererDisplay(Screen):
     def picture(self, image: np.ndarray, position: tuple[int, int], anchor: str = "center") -> None:
         """Draw a BGR uint8 array of any size (a thumbnail) at ``position``."""
         height, width = image.shape[:2]
-        streamed = self._pictures.get((width, height))
-        if streamed is None:
-            if len(self._pictures) >= CACHE_TEXTURES:
-                self._pictures.clear()
-            streamed = self._pictures[(width, height)] = Streamed(self._renderer)
+        streamed = self._pictures.get((width, height), lambda: Streamed(self._renderer))
         rect = self._pygame.Rect(0, 0, width, height)
         setattr(rect, anchor, position)
         streamed.show(None, image).draw(dstrect=rect)
@@ -251,7 +228,8 @@ class RendererDisplay(Screen):
     def close(self) -> None:
         for painter in list(self._painters):
             painter.release()
-        self._texts, self._shapes, self._pictures = _Textures(), _Textures(), {}
+        for cache in (self._pictures, self._texts, self._shapes):
+            cache.clear()
         self._images.clear()
         self._screen = self._renderer = None
         self._window.destroy()

@@ -81,12 +81,17 @@ def upload(texture: Any, bgra: np.ndarray) -> None:
         raise ApplianceError(f"the GPU refused a {bgra.shape[1]}x{bgra.shape[0]} upload: {exc}") from exc
 
 
-def read_screen(renderer: Any) -> np.ndarray:
-    """What the renderer's target holds now, as a BGR uint8 array (a read back from the GPU: slow)."""
+def surface_bgr(surface: Any) -> np.ndarray:
+    """A pygame surface's pixels as a new BGR uint8 array."""
     import pygame
 
-    rgb = pygame.surfarray.array3d(renderer.to_surface()).swapaxes(0, 1)
+    rgb = pygame.surfarray.array3d(surface).swapaxes(0, 1)
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def read_screen(renderer: Any) -> np.ndarray:
+    """What the renderer's target holds now, as a BGR uint8 array (a read back from the GPU: slow)."""
+    return surface_bgr(renderer.to_surface())
 
 
 def _bgra(image: np.ndarray) -> np.ndarray:
@@ -127,7 +132,8 @@ class TextureCompositor:
         self._background = open_background(bundle_dir / scene.background, limits)
         self._background_texture = Streamed(renderer)
         self._camera = Streamed(renderer)
-        self._bgra: np.ndarray | None = None
+        self._bgra: np.ndarray | None = None       # the camera's upload, reused (as the numpy chain's scratch)
+        self._feathered: np.ndarray | None = None
         self._feather = 2 * scene.feather_px + 1
         self._snow = Snow(scene.snow, self.screen_size) if scene.snow else None
         self._sprites = [(texture_of(renderer, sprite), sprite.shape[0])
@@ -166,9 +172,10 @@ class TextureCompositor:
             self._draw_background(now)
         if self._bgra is None or self._bgra.shape[:2] != (height, width):
             self._bgra = np.empty((height, width, 4), np.uint8)
+            self._feathered = np.empty((height, width), np.uint8)
         cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA, dst=self._bgra)
         if alpha is not None:
-            self._bgra[..., 3] = feather(alpha, self._feather)
+            self._bgra[..., 3] = feather(alpha, self._feather, self._feathered)
         camera = self._camera.show(None, self._bgra)
         camera.blend_mode = OPAQUE if alpha is None else BLEND
         camera.draw(srcrect=cover_box((width, height), self.screen_size), dstrect=(0, 0, *self.screen_size),

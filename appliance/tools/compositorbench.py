@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -88,15 +89,11 @@ def run_way(way: Way, recorded: list[tuple[np.ndarray, np.ndarray]], content: Pa
             cpu.add_all({"composite": (c1 - c0) * 1000, "present": (c2 - c1) * 1000})
         process_ms = (time.process_time() - process_start) * 1000 / len(recorded)
         wall_ms = (time.perf_counter() - started) * 1000 / len(recorded)
-        return {"renderer": getattr(display, "renderer_name", "numpy"), "size": list(display.size),
+        return {"renderer": display.renderer_name, "size": list(display.size),
                 "stages": stats.summary(), "cpu_stages": cpu.summary(), "process_cpu_ms": process_ms,
                 "wall_ms": wall_ms}
     finally:
         display.close()
-
-
-def median(values: list[float]) -> float:
-    return float(np.median(values))
 
 
 def one_way(args: argparse.Namespace, way: Way) -> dict:
@@ -122,12 +119,12 @@ def compare(args: argparse.Namespace, ways: list[Way]) -> dict:
     for name, results in runs.items():
         summary[name] = {
             "renderer": results[0]["renderer"], "size": results[0]["size"],
-            **{f"{stage}_p50_ms": median([r["stages"][stage]["p50"] for r in results])
+            **{f"{stage}_p50_ms": statistics.median([r["stages"][stage]["p50"] for r in results])
                for stage in ("composite", "present")},
-            **{f"{stage}_cpu_p50_ms": median([r["cpu_stages"][stage]["p50"] for r in results])
+            **{f"{stage}_cpu_p50_ms": statistics.median([r["cpu_stages"][stage]["p50"] for r in results])
                for stage in ("composite", "present")},
-            "process_cpu_ms_per_frame": median([r["process_cpu_ms"] for r in results]),
-            "wall_ms_per_frame": median([r["wall_ms"] for r in results]),
+            "process_cpu_ms_per_frame": statistics.median([r["process_cpu_ms"] for r in results]),
+            "wall_ms_per_frame": statistics.median([r["wall_ms"] for r in results]),
         }
     return {"frames": args.frames, "rounds": args.rounds, "screen": args.screen, "ways": summary}
 
