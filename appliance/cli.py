@@ -98,14 +98,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _screen(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise ApplianceError(f"--screen {text!r}: use WIDTHxHEIGHT, e.g. 1920x1080") from None
-    return width, height
-
-
 def _run(args: argparse.Namespace) -> int:
     from appliance.compose import run_kiosk
     from appliance.config import DEFAULT_CONFIG_PATH
@@ -169,6 +161,7 @@ def _bench(args: argparse.Namespace) -> int:
     from appliance.bench import BenchSetup, format_table, needs_of, pin_to_cores, run_bench
     from appliance.config import load_config
     from appliance.content import load_bundle
+    from appliance.kiosk.display import screen_size
     from appliance.perception.demo import demo_image
     from appliance.sources.open import open_source
 
@@ -182,7 +175,7 @@ def _bench(args: argparse.Namespace) -> int:
         inference=settings.inference(),
         content=config.kiosk.content,
         world=args.world,
-        screen=_screen(args.screen),
+        screen=screen_size(args.screen),
         matte=config.segmentation.matte(),
         limits=config.media,
         needs=needs,

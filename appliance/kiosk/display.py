@@ -46,6 +46,15 @@ def fit_window(size: tuple[int, int], desktop: tuple[int, int], share: float = 0
     return round(size[0] * scale), round(size[1] * scale)
 
 
+def screen_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (a ``--screen`` option's text) as (width, height)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ApplianceError(f"--screen {text!r}: use WIDTHxHEIGHT, e.g. 1920x1080") from None
+    return width, height
+
+
 class ScenePainter(Protocol):
     """One world drawn as each frame's background, on the display that made it."""
 

@@ -31,8 +31,8 @@ import numpy as np
 
 from appliance.config import load_config
 from appliance.content import load_bundle
-from appliance.errors import ApplianceError
-from appliance.kiosk.display import DisplayMode
+from appliance.errors import ApplianceError, command_line
+from appliance.kiosk.display import DisplayMode, screen_size
 from appliance.kiosk.gpu_display import open_display
 from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.perception.stages import SegmentationStage
@@ -141,6 +141,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="a video or image (any source uri bench takes)")
@@ -153,20 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", choices=WAYS, help=argparse.SUPPRESS)   # one pass, in this process (JSON)
     args = parser.parse_args(argv)
-    try:
-        width, height = (int(part) for part in args.screen.lower().split("x"))
-        if args.frames < 1 or args.rounds < 1:
-            raise ApplianceError("--frames and --rounds must be at least 1")
-        if args.only:
-            recorded = record(args.source, args.frames, args.config)
-            config = load_config(args.config)
-            print(json.dumps(run_way(WAYS[args.only], recorded, config.kiosk.content, args.world, (width, height),
-                                     config.media)))
-            return 0
-        result = compare(args, [WAYS["cpu"], WAYS["gpu-software"]] + ([WAYS["gpu-screen"]] if args.on_screen else []))
-    except (ApplianceError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    screen = screen_size(args.screen)
+    if args.frames < 1 or args.rounds < 1:
+        raise ApplianceError("--frames and --rounds must be at least 1")
+    if args.only:
+        recorded = record(args.source, args.frames, args.config)
+        config = load_config(args.config)
+        print(json.dumps(run_way(WAYS[args.only], recorded, config.kiosk.content, args.world, screen, config.media)))
+        return 0
+    result = compare(args, [WAYS["cpu"], WAYS["gpu-software"]] + ([WAYS["gpu-screen"]] if args.on_screen else []))
     print(json.dumps(result) if args.json else format_table(result))
     return 0
 

@@ -43,7 +43,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, command_line
 from appliance.media import read_image
 from appliance.preflight import run_config
 
@@ -276,6 +276,7 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.tools.kioskbench", description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=MODES)
@@ -290,11 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--person-s", type=float, default=3.0, help="seconds the shopper stays (greet)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        result = bench(args)
-    except ApplianceError as exc:
-        print(f"kioskbench: {exc}", file=sys.stderr)
-        return 1
+    result = bench(args)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
 

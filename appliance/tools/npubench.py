@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import ApplianceError
+from appliance.errors import command_line
 from appliance.inference.backend import Inference, Runner
 from appliance.inference.manifest import Manifest
 from appliance.inference.soc import NPU_CORES
@@ -254,6 +254,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.tools.npubench", description=__doc__.splitlines()[0])
     parser.add_argument("video", type=Path, help="a video with a person and a hand (the devset's kiosk video)")
@@ -262,11 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="INT8 times (default: fp16, twice the compute)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        report = run(args.video, args.frames, args.soc, not args.int8)
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    report = run(args.video, args.frames, args.soc, not args.int8)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 
