@@ -24,6 +24,8 @@ Invariants:
   device order, so two writers cannot deadlock on them) after inserting its events
   and before reading seqs, so the last writer to take the lock sees every event
   committed before it, and a writer that takes it earlier leaves the rest to that one.
+  Several workers may open one new SQLite file at the same moment: each waits up to
+  ``BUSY_TIMEOUT_S`` for the others, the switch to WAL included.
   The walk reads only above the stored value, through the (device, seq) index, and
   stops at the first seq that is neither stored nor gone.
 - The ``devices`` table is the device registry (``appliance.ops.registry``): one row per
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,6 +63,9 @@ from appliance.ops.eventbatch import EventRow, Quarantined
 from appliance.ops.registry import DeviceRecord, DeviceReport, health_sample
 
 DEFAULT_URL = "sqlite:///oivis-events.db"
+#: How long a SQLite connection waits for another writer (other workers, ``maintain``) before it fails.
+BUSY_TIMEOUT_S = 30
+WAL_RETRY_S = 0.02
 #: PostgreSQL keeps a screen's health figures this long, a sample per ``HEALTH_STEP_S`` (the console's charts).
 HEALTH_HISTORY_DAYS = 30
 HEALTH_STEP_S = 55
@@ -210,6 +216,21 @@ def _devices(rows: Iterable[EventRow], quarantined: Iterable[Quarantined]) -> se
     return {row.device for row in rows} | {q.device for q in quarantined if q.device is not None and q.seq is not None}
 
 
+def _write_ahead(db: sqlite3.Connection, deadline: float) -> None:
+    """Switch ``db`` to WAL, waiting for another connection switching it at the same moment.
+
+    SQLite answers a journal-mode change it cannot lock at once with "database is locked" without
+    calling the busy handler, so two ingest workers starting on one new file would lose one of them."""
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(WAL_RETRY_S)
+
+
 def advance(upto: int, gone: Sequence[tuple[int, int]], seqs_above: Callable[[int], list[int]]) -> int:
     """The highest n >= ``upto`` such that every seq ``upto``+1..n is in a ``gone`` range (first, last) or
     stored; ``seqs_above(n)`` answers the stored seqs above n, distinct and ascending, at most SEQ_CHUNK."""
@@ -277,8 +298,8 @@ class SqliteStore:
         self.name = f"sqlite:///{path}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)  # transactions by hand
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)  # transactions by hand
+            _write_ahead(self._db, time.monotonic() + BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA synchronous=FULL")  # WAL's default (NORMAL) may lose the last commits
             with self._transaction():
                 for statement in self.SCHEMA:
