@@ -522,7 +522,9 @@ def test_ingest_workers_share_the_load_through_a_shared_subscription(broker: Bro
     try:
         for worker in workers:
             wait_for(lambda worker=worker: worker.said(r"ingesting \$share/ingest/oivis/v1/\+/events .* as "
-                                                       r"oivis-ingest-\d"), 20, "each worker to subscribe")
+                                                       r"oivis-ingest-\d") or worker.process.poll() is not None,
+                     20, "each worker to subscribe")
+            assert worker.process.poll() is None, "\n".join(worker.err)
         sender = DeviceClient(broker)
         for n in range(1, 41):
             sender.publish(batch(event(n)))
