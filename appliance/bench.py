@@ -20,8 +20,8 @@ inference threads a model (``--cores 1``: a one-core board's proxy).  The report
 (``people``: p50 and max) and the faces face found (``faces``), so a 2-person
 run says it was one.  ``--models campaign`` runs every model the campaign's experiences ask for
 and, on the last warm-up frame (every perception model loaded), makes one photo and its styles'
-samples as a kiosk's first photo does, so ``peak_rss_mb`` is the appliance's memory with every
-model of the campaign loaded and a photo being painted.
+samples as a kiosk's first photo does and paints it in each style, so ``peak_rss_mb`` is the
+appliance's memory with every model of the campaign loaded and its costliest style being painted.
 Targets live here and in the README, never in timed tests.
 """
 
@@ -100,13 +100,14 @@ def campaign_needs(bundle: Bundle) -> Needs:
 
 
 def first_photo(config: Config, inference: Inference, bundle: Bundle, world: str, frame: np.ndarray) -> None:
-    """What a kiosk's first photo loads, by making one as it does: the photo desk's models, every style's (its
-    samples), the still faces' (the first style given the shopper's faces back)."""
+    """What a kiosk's photos load, by making one as it does: the photo desk's models, every style's (its
+    samples), the still faces'; the photo is painted in every style the campaign offers, one after another as
+    shoppers may pick them, so the peak includes the costliest (the finest stroke paints the largest image)."""
     desk, styler = desk_and_styles(bundle, world, inference, config.media, config.pose.settings(),
                                    StillFaces(inference, config.face.settings()))
     photo = compose_photo(frame, desk)
     samples(styler, sample_picture(desk.background, desk.star))
-    for name in list(styler.styles)[:1]:
+    for name in styler.styles:
         styled_photo(photo, styler, name, desk.config.jpeg_quality, desk.config.screen_size())
 
 
