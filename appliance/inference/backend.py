@@ -15,8 +15,9 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from appliance.inference.soc import read_soc
 from appliance.memory import hand_back
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class Runner(Protocol):
@@ -35,6 +37,18 @@ class Runner(Protocol):
     backend: str
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+#: One part of a model cut in parts: the tensors it starts from, the tensors it ends at.
+Part = tuple[Sequence[str], Sequence[str]]
+
+
+class PartsRunner(Runner, Protocol):
+    """A model cut into parts (``Inference.load_parts``): ``run`` runs it whole, ``run_part`` one part, fed
+    by tensor name (the image as uint8 NHWC RGB, the rest float32; feeds a part does not take are left out).
+    A part keeps the memory its runs took for its next run until one is run with ``release``."""
+
+    def run_part(self, part: int, feeds: Mapping[str, np.ndarray], release: bool = False) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -153,11 +167,24 @@ class Inference:
         return self.lanes.get(model) or LaneSettings(self.wanted, self.options)
 
     def load(self, model: str) -> Runner:
+        return self._load(model, lambda plugin, spec, options: plugin.load(spec, self.manifest, options))
+
+    def load_parts(self, model: str, parts: Sequence[Part]) -> PartsRunner:
+        """``model`` cut into ``parts`` (each: the tensors it starts from, those it ends at), each run on its own,
+        where its backend can cut a graph (onnx); an ApplianceError where it cannot."""
+        def cut(plugin: BackendPlugin, spec: ModelSpec, options: BackendOptions) -> PartsRunner:
+            load_parts = getattr(plugin, "load_parts", None)
+            if load_parts is None:
+                raise ApplianceError(f"backend {plugin.name} cannot cut model {model} into parts")
+            return load_parts(spec, self.manifest, options, parts)
+        return self._load(model, cut)
+
+    def _load(self, model: str, load: Callable[[BackendPlugin, ModelSpec, BackendOptions], R]) -> R:
         spec = self.manifest.spec(model)
         lane = self.settings(model)
         options = lane.options
         plugin = self.registry.choose(spec, self.manifest, lane.backend, options)
-        runner = plugin.load(spec, self.manifest, options)
+        runner = load(plugin, spec, options)
         hand_back()   # what loading freed (a parsed model, its graph rewritten) is not left under the runner
         self.chosen[model] = plugin.name
         log.info("model %s on backend %s (soc %s, %d CPU threads, NPU cores %s; %s)", model, plugin.name,

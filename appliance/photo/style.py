@@ -22,7 +22,9 @@ Memory: a style network's activations grow with the image it paints (the built-i
 is 69 MB at a print's 896 pixels, and the run holds two such at once), so a ``Styler`` holds its models only
 for a job (``Styler.job``: the samples, one photo's painting) and releases them, and the memory they and the
 painting used is handed back to the system, when the job is done: between photos a kiosk keeps none of it.
-Loading them again costs about 0.1 s a job.
+Loading them again costs about 0.1 s a job.  An image of more than WHOLE_MAX_PIXELS (fine strokes: 1440
+pixels) is painted in strips (appliance/photo/stylenet.py), the same painting for about the transient of a
+medium stroke's whole run (measured at 1440x960: 148 MB against 418, in 1.4 times the time).
 
 Invariants: the result has the photo's size and dtype (BGR uint8); the photo itself is never changed; each
 arbitrary style's 100-number vector is computed once, when the ``Styler`` is made (a bad painting or model
@@ -53,12 +55,16 @@ from appliance.perception.face import Face
 from appliance.perception.pose_tracker import PoseSettings
 from appliance.photo.compose import Photo
 from appliance.photo.desk import PhotoDesk
+from appliance.photo.stylenet import MODEL as MULTISTYLE
+from appliance.photo.stylenet import StripedStyles
 
 Box = tuple[int, int, int, int]
 
-MULTISTYLE, PREDICT, TRANSFORM = "multistyle26", "arbitrary_style_predict", "arbitrary_style_transform"
+PREDICT, TRANSFORM = "arbitrary_style_predict", "arbitrary_style_transform"
 #: The long side the built-in styles see the photo at, per stroke size (measured on a 1800x1200 print).
 STROKE_SIDES: dict[str, int] = {"fine": 1440, "medium": 896, "bold": 512}
+#: Above this many pixels the built-in styles paint in strips (fine strokes; medium's 896x597 runs whole).
+WHOLE_MAX_PIXELS = 600_000
 #: The long side the campaign's painting style sees the photo at (in TILE-pixel tiles), per stroke size.
 TILE_SIDES: dict[str, int] = {"fine": 1152, "medium": 768, "bold": 384}
 TILE, OVERLAP = 384, 64
@@ -189,6 +195,7 @@ class Styler:
         self._holding = threading.Lock()
         self._jobs = 0
         self._runners: dict[str, Runner] = {}
+        self._striped: StripedStyles | None = None
         self._vectors: dict[str, np.ndarray] = {}
         painted = [style for style in styles if style.image is not None]
         with self.job():
@@ -204,8 +211,8 @@ class Styler:
 
     @property
     def loaded(self) -> list[str]:
-        """The style models held now (none between jobs)."""
-        return sorted(self._runners)
+        """The style models held now (none between jobs); the built-in styles cut in strips as ``...:strips``."""
+        return sorted([*self._runners, *([f"{MULTISTYLE}:strips"] if self._striped else [])])
 
     @contextmanager
     def job(self) -> Iterator[None]:
@@ -218,8 +225,9 @@ class Styler:
         finally:
             with self._holding:
                 self._jobs -= 1
-                if self._jobs == 0 and self._runners:
+                if self._jobs == 0 and (self._runners or self._striped):
                     self._runners.clear()
+                    self._striped = None
                     hand_back()
 
     def _runner(self, model: str) -> Runner:
@@ -228,6 +236,13 @@ class Styler:
             if model not in self._runners:
                 self._runners[model] = self._inference.load(model)
             return self._runners[model]
+
+    def _strips(self) -> StripedStyles:
+        """The built-in styles cut for painting in strips, for the job in progress (call within ``job``)."""
+        with self._holding:
+            if self._striped is None:
+                self._striped = StripedStyles(self._inference)
+            return self._striped
 
     @staticmethod
     def _style_vector(predict, path: Path, limits: MediaLimits) -> np.ndarray:
@@ -307,7 +322,10 @@ class Styler:
         del small   # while the network runs, only its input is alive
         weights = np.zeros(BUILT_IN_STYLES, np.float32)
         weights[index] = 1.0
-        (output,) = self._runner(MULTISTYLE).run([batch, weights])
+        if batch.shape[1] * batch.shape[2] > WHOLE_MAX_PIXELS:
+            output = self._strips().paint(batch, weights)
+        else:
+            (output,) = self._runner(MULTISTYLE).run([batch, weights])
         return _bgr(output[0].transpose(1, 2, 0)[:height, :width])
 
     def _painting(self, image: np.ndarray, vector: np.ndarray, long_side: int) -> np.ndarray:

@@ -12,17 +12,23 @@ as a pattern is planned and kept per size and holds every activation at once (th
 print's 896 pixels: 430 MB against 157 MB allocated as the run goes, and faster), and its
 arena gives back what a run took when the run ends.  The image is normalised straight into the
 one float32 tensor the model takes (no float copies of it in between).
+
+Parts (``OnnxParts``): the model cut between named tensors, each part a model of its own (``onnx``'s
+extractor) with its own session, so a caller can run a network piece by piece (the built-in styles in
+strips: appliance/photo/stylenet.py).  A part is fed only the inputs it declares; the model's image
+input is normalised as above, every other feed passes in float32.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import onnxruntime
 
 from appliance.errors import ApplianceError
-from appliance.inference.backend import BackendOptions
+from appliance.inference.backend import BackendOptions, Part
 from appliance.inference.manifest import ExtraInput, Manifest, ModelSpec
 
 
@@ -33,19 +39,12 @@ class OnnxRunner:
 
     def __init__(self, spec: ModelSpec, manifest: Manifest, threads: int) -> None:
         path = manifest.verified_path(spec.name)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        any_size = 0 in spec.input_shape
-        options.enable_mem_pattern = not any_size
+        self._threads = threads
+        self._any_size = 0 in spec.input_shape
         self._run_options = onnxruntime.RunOptions()
-        if any_size:
+        if self._any_size:
             self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        try:
-            self._session = onnxruntime.InferenceSession(str(path), sess_options=options,
-                                                         providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            raise ApplianceError(f"onnxruntime could not load model {spec.name} from {path}: {exc}") from exc
+        self._session = self._open(spec.name, str(path))
         extras = {extra.name: extra for extra in spec.extra_inputs}
         names = [given.name for given in self._session.get_inputs()]
         unknown = set(extras) - set(names)
@@ -58,6 +57,18 @@ class OnnxRunner:
         self._nchw = spec.layout == "NCHW"
         self._shape = spec.input_shape
         self.name = spec.name
+
+    def _open(self, name: str, model: str | bytes) -> onnxruntime.InferenceSession:
+        """A CPU session for ``model`` (a path or a serialised model), with this runner's memory settings."""
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        options.enable_mem_pattern = not self._any_size
+        try:
+            return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            where = f" from {model}" if isinstance(model, str) else ""
+            raise ApplianceError(f"onnxruntime could not load model {name}{where}: {exc}") from exc
 
     def _image(self, image: np.ndarray) -> np.ndarray:
         fits = image.ndim == 4 and all(want in (0, got) for want, got in zip(self._shape, image.shape, strict=True))
@@ -90,6 +101,44 @@ class OnnxRunner:
         return [np.asarray(output, np.float32) for output in self._session.run(None, feeds, self._run_options)]
 
 
+class OnnxParts(OnnxRunner):
+    """A model cut into parts (backend.PartsRunner): each part a session of its own, the whole model one more."""
+
+    def __init__(self, spec: ModelSpec, manifest: Manifest, threads: int, parts: Sequence[Part]) -> None:
+        super().__init__(spec, manifest, threads)
+        import onnx  # only a cut needs it
+        from onnx.utils import Extractor
+
+        model = onnx.load(str(manifest.verified_path(spec.name)))
+        described = {value.name for value in (*model.graph.input, *model.graph.output, *model.graph.value_info)}
+        produced = {name for node in model.graph.node for name in node.output} | described
+        for name in sorted({name for inputs, outputs in parts for name in (*inputs, *outputs)}):
+            if name not in produced:
+                raise ApplianceError(f"model {spec.name} has no tensor {name!r} to cut at")
+            if name not in described:   # a cut needs each end's type; this network's shapes are all dynamic
+                model.graph.value_info.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        extractor = Extractor(model)
+        self._parts = []
+        for inputs, outputs in parts:
+            session = self._open(f"{spec.name} ({', '.join(inputs)} to {', '.join(outputs)})",
+                                 extractor.extract_model(list(inputs), list(outputs)).SerializeToString())
+            self._parts.append((session, [given.name for given in session.get_inputs()]))
+        self._image_input = next(name for name, extra in self._inputs if extra is None)
+
+    def run_part(self, part: int, feeds: Mapping[str, np.ndarray], release: bool = False) -> list[np.ndarray]:
+        session, names = self._parts[part]
+        missing = [name for name in names if name not in feeds]
+        if missing:
+            raise ApplianceError(f"model {self.name} part {part} needs {', '.join(missing)}")
+        given = {name: self._image(feeds[name]) if name == self._image_input else np.asarray(feeds[name], np.float32)
+                 for name in names}
+        # The arena gives back what the runs took only when asked (``release``): shrinking it after every one
+        # of a pass's strips leaves the heap in holes the next strip's tensors do not fit (14 MB more resident
+        # a strip, measured), while each run reusing the last one's memory keeps the pass at one strip's worth.
+        options = self._run_options if release and self._any_size else None
+        return [np.asarray(output, np.float32) for output in session.run(None, given, options)]
+
+
 class OnnxPlugin:
     name = "onnx"
     priority = 5
@@ -101,6 +150,10 @@ class OnnxPlugin:
 
     def load(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions) -> OnnxRunner:
         return OnnxRunner(spec, manifest, options.threads)
+
+    def load_parts(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions,
+                   parts: Sequence[Part]) -> OnnxParts:
+        return OnnxParts(spec, manifest, options.threads, parts)
 
     def versions(self) -> dict[str, str]:
         try:
