@@ -218,10 +218,13 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, server:
     raise AssertionError(f"{what} within {timeout:.0f} s{server.log_tail(15)}")
 
 
-def ended(desk: PrintService, photo_id: str) -> Callable[[], bool]:
+def ended(desk: PrintService, photo_id: str, outcomes: list | None = None) -> Callable[[], bool]:
+    """The request's status has ended and, given the listener's ``outcomes``, its outcome was handed over
+    (the desk records the status first, then hands it over: a moment apart)."""
     def check() -> bool:
         status = desk.status(photo_id)
-        return status is not None and status.ended
+        told = outcomes is None or any(outcome[0] == photo_id for outcome in outcomes)
+        return status is not None and status.ended and told
     return check
 
 
@@ -231,7 +234,7 @@ def test_a_photo_comes_out_of_cups_pdf_at_4x6_inches_and_300_dpi(cups_server: Cu
     desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes)
     try:
         desk.submit("p1", photo, LABELS)
-        wait_for(ended(desk, "p1"), 60, "the photo was not printed", cups_server)
+        wait_for(ended(desk, "p1", outcomes), 60, "the photo was not printed", cups_server)
         assert desk.status("p1") == PrintStatus("printed", PRINTED)
         assert outcomes == [("p1", PrintStatus("printed", PRINTED), LABELS)]
         assert desk.printer_ok and alerts.current() == []
@@ -265,9 +268,9 @@ def test_the_daily_limit_refuses_with_a_clear_status(cups_server: Cups, tmp_path
     desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes, daily_limit=1)
     try:
         desk.submit("first", photo, LABELS)
-        wait_for(ended(desk, "first"), 60, "the first photo was not printed", cups_server)
+        wait_for(ended(desk, "first", outcomes), 60, "the first photo was not printed", cups_server)
         desk.submit("second", photo, LABELS)
-        wait_for(ended(desk, "second"), 10, "the second photo was not refused", cups_server)
+        wait_for(ended(desk, "second", outcomes), 10, "the second photo was not refused", cups_server)
     finally:
         desk.stop()
     assert desk.status("first").state == "printed"
@@ -297,7 +300,7 @@ def test_a_paused_queue_says_so_raises_the_alert_and_prints_once_enabled(cups_se
         time.sleep(1.5)
         assert cups_server.pdfs() == [] and desk.status("p1").screen == ATTENTION, "printed while paused"
         cups_server.run("cupsenable", cups_server.queue)
-        wait_for(ended(desk, "p1"), 60, "the held job was not printed after cupsenable", cups_server)
+        wait_for(ended(desk, "p1", outcomes), 60, "the held job was not printed after cupsenable", cups_server)
         assert desk.status("p1").state == "printed"
         wait_for(lambda: alerts.current() == [], 5, "the alert stayed up", cups_server)
         assert desk.printer_ok
@@ -321,7 +324,7 @@ def test_a_job_that_never_prints_is_cancelled_at_the_deadline(cups_server: Cups,
     desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes, queue="unanswered", job_timeout_s=4)
     try:
         desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
-        wait_for(ended(desk, "p1"), 20, "the stuck job did not end", cups_server)
+        wait_for(ended(desk, "p1", outcomes), 20, "the stuck job did not end", cups_server)
         status = desk.status("p1")
         assert (status.state, status.screen) == ("failed", ATTENTION)
         assert status.reason.startswith("a job was not printed within 4 s: ")
@@ -355,7 +358,7 @@ def test_a_vanished_printer_is_reported_and_nothing_crashes(cups_server: Cups, t
             ("printer", f"printer {cups_server.queue} is gone from CUPS")]
         desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
         assert desk.status("p1").screen == ATTENTION
-        wait_for(ended(desk, "p1"), 15, "the photo for a missing printer never ended", cups_server)
+        wait_for(ended(desk, "p1", outcomes), 15, "the photo for a missing printer never ended", cups_server)
         assert (desk.status("p1").state, desk.status("p1").screen) == ("failed", ATTENTION)
         assert desk.counter.printed("spring") == 0, "a page was counted that was never sent"
         cups_server.add_pdf_queue()
@@ -382,7 +385,7 @@ def test_a_request_whose_page_count_cannot_be_written_fails_once(cups_server: Cu
     desk = desk_for(cups_server, tmp_path / "state", alerts, outcomes)
     try:
         desk.submit("p1", make_photo(tmp_path / "photo.jpg"), LABELS)
-        wait_for(ended(desk, "p1"), 10, "the request did not end", cups_server)
+        wait_for(ended(desk, "p1", outcomes), 10, "the request did not end", cups_server)
         status = desk.status("p1")
         assert (status.state, status.screen) == ("failed", ATTENTION)
         assert status.reason.startswith(f"cannot write {pages}: ")
