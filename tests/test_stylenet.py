@@ -43,8 +43,10 @@ def weights_of(*mix: tuple[int, float]) -> np.ndarray:
 
 @pytest.mark.parametrize(("width", "height", "mix"), [
     (1440, 960, ((10, 1.0),)),            # a print at fine strokes, landscape: 30 strips in the first segment
-    (1012, 1440, ((19, 1.0),)),           # portrait, the last strips shorter than the others
-    (224, 100, ((5, 0.5), (17, 0.5))),    # fewer rows than one strip, a mix of two styles
+    (1440, 1080, ((19, 1.0),)),           # every segment's last strip shorter than the others
+    (1012, 1440, ((19, 1.0),)),           # portrait
+    (224, 100, ((5, 0.5), (17, 0.5))),    # a few strips, a mix of two styles
+    (64, 20, ((0, 1.0),)),                # fewer rows than one strip: every segment runs whole
 ])
 def test_strips_paint_what_the_whole_network_paints(auto: Inference, striped: StripedStyles, astronaut: np.ndarray,
                                                     width: int, height: int, mix) -> None:

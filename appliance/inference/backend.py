@@ -17,7 +17,7 @@ import logging
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import numpy as np
 
@@ -43,10 +43,13 @@ class Runner(Protocol):
 Part = tuple[Sequence[str], Sequence[str]]
 
 
-class PartsRunner(Runner, Protocol):
-    """A model cut into parts (``Inference.load_parts``): ``run`` runs it whole, ``run_part`` one part, fed
-    by tensor name (the image as uint8 NHWC RGB, the rest float32; feeds a part does not take are left out).
-    A part keeps the memory its runs took for its next run until one is run with ``release``."""
+class PartsRunner(Protocol):
+    """A model cut into parts (``Inference.load_parts``): ``run_part`` runs one, fed by tensor name (the image
+    as uint8 NHWC RGB, an extra input checked, any other tensor float32; feeds it does not take are left out).
+    A part keeps the working memory of its runs for the next until a run with ``release`` ends; its session
+    holds what it holds until the runner goes."""
+
+    backend: str
 
     def run_part(self, part: int, feeds: Mapping[str, np.ndarray], release: bool = False) -> list[np.ndarray]: ...
 
@@ -73,6 +76,13 @@ class BackendPlugin(Protocol):
 
     def versions(self) -> dict[str, str]:
         """Runtime/driver versions worth logging at start."""
+
+
+class PartsPlugin(BackendPlugin, Protocol):
+    """A plugin that can also cut a model between named tensors (``Inference.load_parts``)."""
+
+    def load_parts(self, spec: ModelSpec, manifest: Manifest, options: BackendOptions,
+                   parts: Sequence[Part]) -> PartsRunner: ...
 
 
 @dataclass
@@ -173,10 +183,9 @@ class Inference:
         """``model`` cut into ``parts`` (each: the tensors it starts from, those it ends at), each run on its own,
         where its backend can cut a graph (onnx); an ApplianceError where it cannot."""
         def cut(plugin: BackendPlugin, spec: ModelSpec, options: BackendOptions) -> PartsRunner:
-            load_parts = getattr(plugin, "load_parts", None)
-            if load_parts is None:
+            if not hasattr(plugin, "load_parts"):
                 raise ApplianceError(f"backend {plugin.name} cannot cut model {model} into parts")
-            return load_parts(spec, self.manifest, options, parts)
+            return cast(PartsPlugin, plugin).load_parts(spec, self.manifest, options, parts)
         return self._load(model, cut)
 
     def _load(self, model: str, load: Callable[[BackendPlugin, ModelSpec, BackendOptions], R]) -> R:

@@ -223,12 +223,15 @@ def _write_ahead(db: sqlite3.Connection, deadline: float) -> None:
     calling the busy handler, so two ingest workers starting on one new file would lose one of them."""
     while True:
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if str(exc) != "database is locked" or time.monotonic() > deadline:
                 raise
-        time.sleep(WAL_RETRY_S)
+            time.sleep(WAL_RETRY_S)
+            continue
+        if mode != "wal":   # the writers' ordering above relies on it
+            raise sqlite3.OperationalError(f"journal mode is {mode}, WAL is needed")
+        return
 
 
 def advance(upto: int, gone: Sequence[tuple[int, int]], seqs_above: Callable[[int], list[int]]) -> int:

@@ -20,8 +20,8 @@ run whole (a quarter of the size in both directions).  What is held: the half-si
 Invariants: the painting equals the whole network's within float rounding (the statistics are summed in
 float64; the tests compare both on a photograph); a segment's strips and margins are multiples of the
 strides it contains (the image's sides are multiples of STRIDE: the caller pads them); statistics are fed
-with the shape the norm's ``ReduceMean`` gives (1, C, 1, 1); each part's memory is given back after its
-last strip.
+with the shape the norm's ``ReduceMean`` gives (1, C, 1, 1); each part releases its working memory after
+its last strip (the sessions keep theirs until the caller drops this object: about 70 MB after a print).
 """
 
 from __future__ import annotations
@@ -71,32 +71,33 @@ class Segment:
     norms: tuple[str, ...]   # the layers whose norm it applies, in order
     output: str
     rows: int                # a strip's height, in source rows
-    halo: int                # source rows read beyond each side of a strip (more than its receptive field)
+    halo: int                # source rows read beyond each side of a strip: its receptive field, rounded up
+                             # to the stride it contains (a narrower one fails tests/test_stylenet.py)
 
-    def passes(self) -> list[str]:
-        """The layers whose statistics need a pass over the strips: those whose raw output is not the source."""
-        return [layer for layer in self.norms if _conv(layer) != self.source]
-
-    def parts(self) -> list[Part]:
-        """One part per pass (its layer's raw output, the norms before it fed), then the segment's output."""
+    def parts(self) -> list[tuple[str | None, Part]]:
+        """The parts it runs, each with the layer whose statistics it is the pass for (None: the segment's
+        output).  A norm applied to the source itself needs no pass: the source is held, and summed."""
         fed: list[str] = []
-        parts: list[Part] = []
+        parts: list[tuple[str | None, Part]] = []
         for layer in self.norms:
-            if layer in self.passes():
-                parts.append(((self.source, WEIGHTS, *fed), (_conv(layer),)))
+            if _conv(layer) != self.source:
+                parts.append((layer, ((self.source, WEIGHTS, *fed), (_conv(layer),))))
             fed.extend(_stats(layer))
-        parts.append(((self.source, WEIGHTS, *fed), (self.output,)))
+        parts.append((None, ((self.source, WEIGHTS, *fed), (self.output,))))
         return parts
 
 
-#: The chain, image to painting.  A margin covers the receptive field in source rows (the first: 9x9 then
-#: 3x3 at stride 2, 5 rows) and keeps a stride's alignment; strips hold about 32 full-size rows.
+#: A strip as high as any image: the segment runs whole.
+WHOLE = 1 << 30
+#: The chain, image to painting; strips hold about 32 full-size rows.  Receptive fields in source rows: the
+#: first segment 9x9 then 3x3 at stride 2 (5, aligned to 6), the next 3x3 at stride 2 (1, aligned to 2), the
+#: expanding ones a 3x3 after a 2x nearest resize (1) and a 9x9 (4); the last is pointwise.
 SEGMENTS = (
-    Segment(IMAGE, ("contract.0",), _conv("contract.1"), rows=32, halo=8),
+    Segment(IMAGE, ("contract.0",), _conv("contract.1"), rows=32, halo=6),
     Segment(_conv("contract.1"), ("contract.1",), _conv("contract.2"), rows=16, halo=2),
-    Segment(_conv("contract.2"), (), "/Add_5_output_0", rows=1 << 30, halo=0),   # whole, its norms its own
-    Segment("/Add_5_output_0", (), _conv("expand.0"), rows=8, halo=2),
-    Segment(_conv("expand.0"), ("expand.0",), _conv("expand.1"), rows=16, halo=2),
+    Segment(_conv("contract.2"), (), "/Add_5_output_0", rows=WHOLE, halo=0),   # its norms computed inside
+    Segment("/Add_5_output_0", (), _conv("expand.0"), rows=8, halo=1),
+    Segment(_conv("expand.0"), ("expand.0",), _conv("expand.1"), rows=16, halo=1),
     Segment(_conv("expand.1"), ("expand.1",), _conv("expand.2"), rows=32, halo=4),
     Segment(_conv("expand.2"), ("expand.2",), PAINTING, rows=64, halo=0),
 )
@@ -106,40 +107,44 @@ class StripedStyles:
     """``multistyle26`` cut for painting in strips (``paint``); loaded with ``Inference.load_parts``."""
 
     def __init__(self, inference: Inference) -> None:
-        self._parts: list[range] = []
+        #: per segment: the part index of each layer's statistics pass, and of its output
+        self._indices: list[tuple[dict[str, int], int]] = []
         every: list[Part] = []
         for segment in SEGMENTS:
-            parts = segment.parts()
-            self._parts.append(range(len(every), len(every) + len(parts)))
-            every.extend(parts)
+            passes: dict[str, int] = {}
+            for layer, part in segment.parts():
+                if layer is not None:
+                    passes[layer] = len(every)
+                every.append(part)
+            self._indices.append((passes, len(every) - 1))
         self._runner: PartsRunner = inference.load_parts(MODEL, every)
 
     def paint(self, batch: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The painting (1, 3, H, W, 0..1) of ``batch`` (uint8 NHWC RGB, H and W multiples of STRIDE) in the
         style mix ``weights``: what the whole network gives."""
         height, width = batch.shape[1:3]
-        if height % STRIDE or width % STRIDE:
+        if not height or not width or height % STRIDE or width % STRIDE:
             raise ApplianceError(f"{MODEL} paints in strips an image whose sides are multiples of {STRIDE}, "
                                  f"got {width}x{height}")
         held = batch
-        for segment, parts in zip(SEGMENTS, self._parts, strict=True):
-            held = self._segment(segment, parts, held, weights)
+        for segment, (passes, final) in zip(SEGMENTS, self._indices, strict=True):
+            held = self._segment(segment, passes, final, held, weights)
             hand_back()   # the tensor before, and what the parts' runs freed
         return held
 
-    def _segment(self, segment: Segment, parts: range, source: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def _segment(self, segment: Segment, passes: dict[str, int], final: int, source: np.ndarray,
+                 weights: np.ndarray) -> np.ndarray:
         feeds = {WEIGHTS: weights}
-        passes = iter(parts[:-1])
         for layer in segment.norms:
-            if layer in segment.passes():
-                mean, variance = _moments(strip for _, _, strip in self._strips(segment, next(passes), source, feeds))
-            else:   # the source itself, summed a strip's rows at a time (no whole float64 or squared copy)
+            if layer in passes:
+                mean, variance = _moments(strip for _, _, strip in self._strips(segment, passes[layer], source, feeds))
+            else:   # the source itself (a held NCHW tensor), a strip's rows at a time: no whole float64 copy
                 mean, variance = _moments(source[:, :, top:top + segment.rows]
                                           for top in range(0, source.shape[2], segment.rows))
             mean_name, variance_name = _stats(layer)
             feeds[mean_name] = mean.astype(np.float32).reshape(1, -1, 1, 1)
             feeds[variance_name] = variance.astype(np.float32).reshape(1, -1, 1, 1)
-        strips = self._strips(segment, parts[-1], source, feeds)
+        strips = self._strips(segment, final, source, feeds)
         first = next(strips)   # a source has rows (the image's sides are checked in paint)
         scale = first[2].shape[2] / (first[1] - first[0])   # the output's rows per source row
         output = np.empty((1, first[2].shape[1], round(_rows(segment, source) * scale), first[2].shape[3]),
@@ -151,8 +156,8 @@ class StripedStyles:
     def _strips(self, segment: Segment, part: int, source: np.ndarray, feeds: dict[str, np.ndarray]
                 ) -> Iterator[tuple[int, int, np.ndarray]]:
         """Part ``part``'s output (NCHW), strip by strip from the top: the source rows a strip owns (top, bottom)
-        and its output's rows for them.  The part's memory is given back after the last strip (each strip
-        reuses the one before's)."""
+        and its output's rows for them.  Each strip reuses the working memory of the one before; the last
+        releases it."""
         rows = _rows(segment, source)
         for top in range(0, rows, segment.rows):
             bottom = min(rows, top + segment.rows)
