@@ -36,11 +36,12 @@ from appliance.inference.manifest import Manifest, ModelSpec
 
 class _OnnxModel:
     """What every session of one manifest model shares: its threads and memory settings, and how its inputs
-    are fed (``_feed``: the image normalised, an extra input checked, any other tensor as float32)."""
+    are fed (``_feed``: an extra input checked, the model's own other inputs taken as images and normalised,
+    any other tensor as float32).  A subclass sets ``_images``, the names of the model's image inputs."""
 
     backend = "onnx"
 
-    def __init__(self, spec: ModelSpec, threads: int, images: Sequence[str]) -> None:
+    def __init__(self, spec: ModelSpec, threads: int) -> None:
         self.name = spec.name
         self._threads = threads
         self._any_size = 0 in spec.input_shape
@@ -48,7 +49,7 @@ class _OnnxModel:
         if self._any_size:
             self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._extras = {extra.name: extra for extra in spec.extra_inputs}
-        self._images = [name for name in images if name not in self._extras]
+        self._images: list[str] = []
         scale, offsets = spec.channel_normalisation
         self._scale = np.float32(scale)
         self._offsets = np.asarray(offsets, np.float32)
@@ -100,7 +101,7 @@ class OnnxRunner(_OnnxModel):
 
     def __init__(self, spec: ModelSpec, manifest: Manifest, threads: int) -> None:
         path = manifest.verified_path(spec.name)
-        super().__init__(spec, threads, ())
+        super().__init__(spec, threads)
         self._session = self._open(f"model {spec.name}", str(path))
         names = [given.name for given in self._session.get_inputs()]
         unknown = set(self._extras) - set(names)
@@ -146,7 +147,8 @@ class OnnxParts(_OnnxModel):
     def __init__(self, spec: ModelSpec, manifest: Manifest, threads: int, parts: Sequence[Part]) -> None:
         cut = tuple((tuple(inputs), tuple(outputs)) for inputs, outputs in parts)
         images, serialised = _cut(str(manifest.verified_path(spec.name)), spec.sha256, cut)
-        super().__init__(spec, threads, images)
+        super().__init__(spec, threads)
+        self._images = [name for name in images if name not in self._extras]
         self._parts = []
         for (inputs, outputs), model in zip(cut, serialised, strict=True):
             session = self._open(f"model {spec.name} from {', '.join(inputs)} to {', '.join(outputs)}", model)
