@@ -9,8 +9,8 @@ two or three such at once: about 400 MB.
 
 Here the model is cut (``Inference.load_parts``) at the convolutions' raw outputs into a chain of
 ``SEGMENTS``.  Each runs in strips of its source's rows, each strip read with a margin (``Segment.halo``)
-wider than the segment's receptive field, so a strip's rows are those the whole image would give (its
-reflected edge stays in the margin), and its output is held whole for the next.  A segment that starts at
+of the segment's receptive field, rounded up to its stride, so a strip's rows are those the whole image
+would give (its reflected edge stays in the margin), and its output is held whole for the next.  A segment that starts at
 a raw convolution output normalises it first, with statistics summed over the held tensor; the first one
 starts at the image and contains the first norm, whose statistics need a pass of their own over the strips
 (the first convolution alone), so that convolution runs twice and every other once.  The residual blocks
