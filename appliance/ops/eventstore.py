@@ -24,8 +24,6 @@ Invariants:
   device order, so two writers cannot deadlock on them) after inserting its events
   and before reading seqs, so the last writer to take the lock sees every event
   committed before it, and a writer that takes it earlier leaves the rest to that one.
-  Several workers may open one new SQLite file at the same moment: each waits up to
-  ``BUSY_TIMEOUT_S`` for the others, the switch to WAL included.
   The walk reads only above the stored value, through the (device, seq) index, and
   stops at the first seq that is neither stored nor gone.
 - The ``devices`` table is the device registry (``appliance.ops.registry``): one row per
@@ -42,6 +40,8 @@ Invariants:
   transaction that stores the rows: only the rows the INSERT actually added (``RETURNING`` into the session's
   ``events_new``) are counted, so a redelivery never counts twice; their row locks are taken after the
   inserts, in key order, and before the progress rows' (see rollups for why that cannot deadlock).
+- Several ingest workers may open one new SQLite file at the same moment: each waits up to
+  ``BUSY_TIMEOUT_S`` for the others, its switch to WAL included, and fails if WAL cannot be had.
 """
 
 from __future__ import annotations
