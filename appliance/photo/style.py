@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -60,6 +61,7 @@ from appliance.photo.stylenet import MODEL as MULTISTYLE
 from appliance.photo.stylenet import StripedStyles
 
 Box = tuple[int, int, int, int]
+T = TypeVar("T")
 
 PREDICT, TRANSFORM = "arbitrary_style_predict", "arbitrary_style_transform"
 #: The long side the built-in styles see the photo at, per stroke size (measured on a 1800x1200 print).
@@ -195,8 +197,7 @@ class Styler:
         self._lock = threading.Lock()
         self._holding = threading.Lock()
         self._jobs = 0
-        self._runners: dict[str, Runner] = {}
-        self._striped: StripedStyles | None = None
+        self._held: dict[str, Runner | StripedStyles] = {}   # the job's models, by name
         self._vectors: dict[str, np.ndarray] = {}
         painted = [style for style in styles if style.image is not None]
         with self.job():
@@ -213,7 +214,7 @@ class Styler:
     @property
     def loaded(self) -> list[str]:
         """The style models held now (none between jobs); the built-in styles cut in strips as ``...:strips``."""
-        return sorted([*self._runners, *([f"{MULTISTYLE}:strips"] if self._striped else [])])
+        return sorted(self._held)
 
     @contextmanager
     def job(self) -> Iterator[None]:
@@ -226,24 +227,23 @@ class Styler:
         finally:
             with self._holding:
                 self._jobs -= 1
-                if self._jobs == 0 and (self._runners or self._striped):
-                    self._runners.clear()
-                    self._striped = None
+                if self._jobs == 0 and self._held:
+                    self._held.clear()
                     hand_back()
 
     def _runner(self, model: str) -> Runner:
         """``model``'s runner for the job in progress, loaded at its first use (call within ``job``)."""
-        with self._holding:
-            if model not in self._runners:
-                self._runners[model] = self._inference.load(model)
-            return self._runners[model]
+        return self._hold(model, lambda: self._inference.load(model))
 
     def _striped_styles(self) -> StripedStyles:
         """The built-in styles cut for painting in strips, for the job in progress (call within ``job``)."""
+        return self._hold(f"{MULTISTYLE}:strips", lambda: StripedStyles(self._inference))
+
+    def _hold(self, name: str, load: Callable[[], T]) -> T:
         with self._holding:
-            if self._striped is None:
-                self._striped = StripedStyles(self._inference)
-            return self._striped
+            if name not in self._held:
+                self._held[name] = load()
+            return self._held[name]
 
     @staticmethod
     def _style_vector(predict, path: Path, limits: MediaLimits) -> np.ndarray:
