@@ -61,10 +61,15 @@ def segmentation_rate(needs: Needs) -> float:
     return max(needs.segmentation, PRESENCE_RATE)
 
 
+def _presence_only(needs: Needs) -> bool:
+    """Nothing but presence is wanted: segmentation for presence alone, no model at any rate."""
+    return not any(needs.wants(model) for model in MODELS)
+
+
 def watching(needs: Needs, coverage: float, watch: float = WATCH_COVERAGE) -> Needs:
     """``needs``, with segmentation on every frame when nothing but presence is wanted and the last mask's
     ``coverage`` says somebody may be stepping in."""
-    if coverage < watch or any(needs.wants(model) for model in MODELS):
+    if coverage < watch or not _presence_only(needs):
         return needs
     return dataclasses.replace(needs, segmentation=EVERY_FRAME)
 
@@ -73,7 +78,7 @@ def frame_wanted(needs: Needs, coverage: float, segmented_at: float | None, capt
                  watch: float = WATCH_COVERAGE) -> bool:
     """Whether a frame captured at ``captured_at`` will be used, given the last mask's ``coverage`` and the
     capture time of the frame segmentation last ran on (None: never)."""
-    if coverage >= watch or any(needs.wants(model) for model in MODELS):
+    if coverage >= watch or not _presence_only(needs):
         return True
     gate = RateGate()
     gate.last = segmented_at
