@@ -191,6 +191,13 @@ class Screen:
     def events(self) -> list:
         return self._pygame.event.get()
 
+    def _screen_sized(self, image: np.ndarray) -> tuple[int, int]:
+        """``image``'s (height, width), once it is exactly the display's size (what ``show`` takes)."""
+        height, width = image.shape[:2]
+        if (width, height) != self.size:
+            raise ApplianceError(f"frame {width}x{height} does not match the display {self.size[0]}x{self.size[1]}")
+        return height, width
+
 
 def display_error(exc: Exception) -> ApplianceError:
     hint = " (no display: use --headless, or set SDL_VIDEODRIVER=kmsdrm on a board)" \
@@ -231,9 +238,7 @@ class Display(Screen):
 
     def show(self, image: np.ndarray) -> None:
         """Blit a BGR uint8 array of exactly the display's size (no flip yet)."""
-        height, width = image.shape[:2]
-        if (width, height) != self.size:
-            raise ApplianceError(f"frame {width}x{height} does not match the display {self.size[0]}x{self.size[1]}")
+        height, width = self._screen_sized(image)
         if self._bgrx:   # straight into the screen's own pixels: a quarter of what blit's conversion costs
             pixels = np.frombuffer(self.surface.get_buffer(), np.uint8).reshape(height, -1, 4)[:, :width]
             cv2.cvtColor(image, cv2.COLOR_BGR2BGRA, dst=pixels)

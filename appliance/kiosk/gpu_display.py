@@ -154,9 +154,7 @@ class RendererDisplay(Screen):
 
     def show(self, image: np.ndarray) -> None:
         """Draw a BGR uint8 array of exactly the display's size over the whole screen (no flip yet)."""
-        height, width = image.shape[:2]
-        if (width, height) != self.size:
-            raise ApplianceError(f"frame {width}x{height} does not match the display {self.size[0]}x{self.size[1]}")
+        height, width = self._screen_sized(image)
         texture = self._screen.show(None, image)
         texture.blend_mode = OPAQUE
         texture.draw(dstrect=(0, 0, width, height))
