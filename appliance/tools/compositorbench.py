@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.config import load_config
+from appliance.config import Config, load_config
 from appliance.content import load_bundle
 from appliance.errors import ApplianceError, command_line
 from appliance.kiosk.display import DisplayMode, screen_size
@@ -53,9 +53,8 @@ WAYS = {"cpu": Way("cpu", DisplayMode.HEADLESS, "cpu"),
         "gpu-screen": Way("gpu-screen", DisplayMode.WINDOWED, "gpu")}
 
 
-def record(source_uri: str, frames: int, config_path: Path | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``frames`` frames of the source with their real mattes."""
-    config = load_config(config_path)
+def record(source_uri: str, frames: int, config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``frames`` frames of the source with their real mattes (``config``'s matte, inference and limits)."""
     source = open_source(source_uri, paced=False, limits=config.media)
     stage = SegmentationStage(config.inference.inference(), matte=config.segmentation.matte())
     try:
@@ -158,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames < 1 or args.rounds < 1:
         raise ApplianceError("--frames and --rounds must be at least 1")
     if args.only:
-        recorded = record(args.source, args.frames, args.config)
         config = load_config(args.config)
+        recorded = record(args.source, args.frames, config)
         print(json.dumps(run_way(WAYS[args.only], recorded, config.kiosk.content, args.world, screen, config.media)))
         return 0
     result = compare(args, [WAYS["cpu"], WAYS["gpu-software"]] + ([WAYS["gpu-screen"]] if args.on_screen else []))
