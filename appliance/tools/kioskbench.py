@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError, command_line
-from appliance.media import read_image
+from appliance.media import open_video, read_image
 from appliance.preflight import run_config
 
 MODES = ("idle", "live", "greet")
@@ -133,11 +133,9 @@ def write_video(path: Path, frames: Iterator[np.ndarray], fps: float) -> int:
 def video_frames(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
     """The frames of the video at ``path`` at ``size`` (width, height), one at a time (held together, they
     would raise the peak memory measured)."""
-    capture = cv2.VideoCapture(str(path))
+    capture, image = open_video(path)
     try:
-        ok, image = capture.read()
-        if not ok:
-            raise ApplianceError(f"cannot read video {path}")
+        ok = True
         while ok:
             yield cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             ok, image = capture.read()
