@@ -72,6 +72,14 @@ def check_inputs(frame: np.ndarray, alpha: np.ndarray | None) -> None:
         )
 
 
+def checked_screen(screen_size: tuple[int, int]) -> tuple[int, int]:
+    """``screen_size`` (w, h) as ints, once both are positive (a compositor is built for it)."""
+    width, height = screen_size
+    if width <= 0 or height <= 0:
+        raise ApplianceError(f"screen size must be positive, got {screen_size}")
+    return int(width), int(height)
+
+
 def feather(alpha: np.ndarray, size: int, dst: np.ndarray | None = None) -> np.ndarray:
     """The matte's edge softened over ``size`` pixels (odd; 1 leaves it as is): a box blur, the cheapest
     feather, and it gives a monotonic linear edge ramp."""
@@ -87,11 +95,8 @@ class Compositor:
 
     def __init__(self, scene: SceneSpec, bundle_dir: Path, screen_size: tuple[int, int],
                  limits: MediaLimits = DEFAULT_LIMITS, background: Background | None = None) -> None:
-        width, height = screen_size
-        if width <= 0 or height <= 0:
-            raise ApplianceError(f"screen size must be positive, got {screen_size}")
         self.scene = scene
-        self.screen_size = (int(width), int(height))
+        self.screen_size = checked_screen(screen_size)
         bundle_dir = Path(bundle_dir)
         # ``background``: the scene's, already open (one decode shared with the GPU path's preview)
         self._background = background or open_background(bundle_dir / scene.background, limits)

@@ -40,7 +40,7 @@ from appliance.content import SceneSpec
 from appliance.errors import ApplianceError
 from appliance.media import DEFAULT_LIMITS, MediaLimits
 from appliance.render.background import open_background
-from appliance.render.compositor import Compositor, check_inputs, feather
+from appliance.render.compositor import Compositor, check_inputs, checked_screen, feather
 from appliance.render.fit import cover_box, cover_fit, shown_point
 from appliance.render.overlay import Overlay
 from appliance.render.snow import Snow
@@ -122,12 +122,9 @@ class TextureCompositor:
 
     def __init__(self, scene: SceneSpec, bundle_dir: Path, renderer: Any, screen_size: tuple[int, int],
                  limits: MediaLimits = DEFAULT_LIMITS) -> None:
-        width, height = screen_size
-        if width <= 0 or height <= 0:
-            raise ApplianceError(f"screen size must be positive, got {screen_size}")
         bundle_dir = Path(bundle_dir)
         self.scene = scene
-        self.screen_size = (int(width), int(height))
+        self.screen_size = checked_screen(screen_size)
         self._renderer = renderer
         self._background = open_background(bundle_dir / scene.background, limits)
         self._background_texture = Streamed(renderer)
